@@ -1,0 +1,89 @@
+/**
+ * Named anomaly counters for malformed, truncated or unusual packets (Zeek's "weird" idea).
+ *
+ * Names are snake_case and double as metric labels. The packet path increments by numeric id
+ * (`anomalies.inc(A.truncated_ipv4_header)`), which is an array store, not a Map lookup.
+ */
+export const ANOMALY_NAMES = [
+  // Link layer
+  'truncated_ethernet_header',
+  'truncated_vlan_header',
+  'vlan_stack_too_deep',
+  'truncated_mpls_header',
+  'mpls_stack_too_deep',
+  'truncated_pppoe_header',
+  'truncated_sll_header',
+  'truncated_null_header',
+  'unknown_null_family',
+  // Snaplen: captured bytes shorter than the wire length (counted apart from malformed packets)
+  'snaplen_truncated',
+  // IPv4
+  'truncated_ipv4_header',
+  'bad_ip_version',
+  'bad_ipv4_header_length',
+  'bad_ipv4_total_length',
+  'ipv4_total_length_exceeds_frame',
+  // IPv6
+  'truncated_ipv6_header',
+  'truncated_ipv6_extension_header',
+  'ipv6_extension_chain_too_long',
+  'bad_ipv6_payload_length',
+  'ipv6_payload_length_exceeds_frame',
+  // Fragments
+  'fragment_without_first',
+  'fragment_cache_full',
+  // Transport
+  'truncated_tcp_header',
+  'bad_tcp_header_length',
+  'truncated_udp_header',
+  'bad_udp_length',
+  'truncated_sctp_header',
+  'truncated_icmp_header',
+  // Tunnels
+  'truncated_gre_header',
+  'truncated_vxlan_header',
+  'truncated_geneve_header',
+  'truncated_gtp_header',
+  'tunnel_too_deep',
+  // Other
+  'non_ip_packet',
+] as const
+
+export type AnomalyName = (typeof ANOMALY_NAMES)[number]
+
+/** Numeric id of each anomaly name: `A.truncated_ipv4_header`. */
+export const A: { readonly [K in AnomalyName]: number } = Object.fromEntries(
+  ANOMALY_NAMES.map((n, i) => [n, i]),
+) as { [K in AnomalyName]: number }
+
+export class Anomalies {
+  readonly counts = new Float64Array(ANOMALY_NAMES.length)
+
+  inc(id: number): void {
+    this.counts[id]! += 1
+  }
+
+  get(name: AnomalyName): number {
+    return this.counts[A[name]]!
+  }
+
+  /** Non-zero counters by name, in declaration order. */
+  toObject(): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (let i = 0; i < ANOMALY_NAMES.length; i++) {
+      const c = this.counts[i]!
+      if (c > 0) out[ANOMALY_NAMES[i]!] = c
+    }
+    return out
+  }
+
+  /** Total of the malformed-packet counters (everything except snaplen and non-IP). */
+  malformedTotal(): number {
+    let t = 0
+    for (let i = 0; i < ANOMALY_NAMES.length; i++) {
+      const n = ANOMALY_NAMES[i]!
+      if (n !== 'snaplen_truncated' && n !== 'non_ip_packet') t += this.counts[i]!
+    }
+    return t
+  }
+}
