@@ -1,0 +1,73 @@
+/**
+ * The seam between the flow cache and what a flow record carries (ipfixprobe's process-plugin idea).
+ *
+ * A feature keeps its own per-flow state in typed arrays indexed by flow id, is told about every packet
+ * of the flows it serves, and writes its information elements into the exported record. Field groups
+ * (`core`, `l2`, `tunnel`, later `npm`, `dns`, ...) are features; a disabled group is simply not in the
+ * list, so it costs nothing on the packet path.
+ */
+import type { PacketInfo } from '../decode/packet.js'
+import type { RecordWriter } from '../ipfix/record-writer.js'
+
+/** Packet direction relative to the flow's initiator. */
+export const enum Dir {
+  Forward = 0, // initiator → responder
+  Reverse = 1, // responder → initiator
+}
+
+/** Why a flow record was exported: IANA flowEndReason (RFC 5102 §5.11.3). */
+export const enum EndReason {
+  IdleTimeout = 1,
+  ActiveTimeout = 2,
+  EndOfFlow = 3,
+  ForcedEnd = 4,
+  LackOfResources = 5,
+}
+
+export const END_REASON_NAMES: Readonly<Record<number, string>> = {
+  1: 'idleTimeout',
+  2: 'activeTimeout',
+  3: 'endOfFlow',
+  4: 'forcedEnd',
+  5: 'lackOfResources',
+}
+
+/** Read-only facts about a flow that the cache owns and features may use when writing a record. */
+export interface FlowView {
+  /** Flow start and end (first and last packet) in µs since the epoch. */
+  startUs(id: number): number
+  endUs(id: number): number
+  endReason(id: number): number
+  ipVersion(id: number): number
+  protocol(id: number): number
+  /** Writes the initiator's (dir 0) or responder's (dir 1) address words into `out`; returns ipVersion. */
+  address(id: number, dir: Dir, out: Uint32Array): number
+  port(id: number, dir: Dir): number
+  vlanId(id: number): number
+  innerVlanId(id: number): number
+  tunnelType(id: number): number
+  tunnelId(id: number): number
+}
+
+export type FieldList = ReadonlyArray<readonly [name: string, length?: number]>
+
+export interface FlowFeature {
+  /** Field-group name as the operator selects it (`--fields core,l2`). */
+  readonly name: string
+  /** Information elements this feature writes, in order, for IPv4 or IPv6 records. */
+  fields(ipVersion: 4 | 6): FieldList
+  /** Upper bound of the bytes the variable-length fields of `write` add (0 or absent for fixed fields). */
+  readonly varLengthBound?: number
+  /** Make per-flow arrays hold at least `capacity` flows, keeping the first `used` entries. */
+  resize(capacity: number, used: number): void
+  /** A new flow starts with packet `p`, which travels in direction `dir` (a SYN/ACK seen first is Reverse). */
+  onCreate(id: number, p: PacketInfo, dir: Dir, tsUs: number, ifIndex: number): void
+  /** Every packet of the flow, the first one included (after onCreate). */
+  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void
+  /** Counters restart after an active-timeout export; the flow itself goes on. */
+  onReset(id: number): void
+  /** The initiator turned out to be the other side (a SYN seen late): swap per-direction state. */
+  onSwap(id: number): void
+  /** Write this feature's fields for flow `id`. */
+  write(id: number, flow: FlowView, w: RecordWriter): void
+}

@@ -1,0 +1,169 @@
+/**
+ * Field group `core` (always on): the L3/L4 key, counters and times of every biflow record.
+ *
+ * Elements per RFC 7012 and the IANA registry; reverse counterparts per RFC 5103 (PEN 29305). Byte counts
+ * are IP-level (octetDeltaCount counts IP total length), tcpControlBits uses the 1-octet reduced size that
+ * every peer decodes (RFC 7125 §3; pmacct misreads 2 octets).
+ */
+import type { PacketInfo } from '../../decode/packet.js'
+import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { resized, swapEntries } from '../../util/typed-arrays.js'
+import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+
+const V4_FIELDS: FieldList = [
+  ['flowStartMilliseconds'],
+  ['flowEndMilliseconds'],
+  ['sourceIPv4Address'],
+  ['destinationIPv4Address'],
+  ['sourceTransportPort'],
+  ['destinationTransportPort'],
+  ['protocolIdentifier'],
+  ['ipVersion'],
+  ['octetDeltaCount'],
+  ['packetDeltaCount'],
+  ['reverseOctetDeltaCount'],
+  ['reversePacketDeltaCount'],
+  ['tcpControlBits', 1],
+  ['reverseTcpControlBits', 1],
+  ['ipClassOfService'],
+  ['reverseIpClassOfService'],
+  ['minimumTTL'],
+  ['maximumTTL'],
+  ['reverseMinimumTTL'],
+  ['reverseMaximumTTL'],
+  ['icmpTypeCodeIPv4'],
+  ['reverseIcmpTypeCodeIPv4'],
+  ['flowEndReason'],
+  ['biflowDirection'],
+]
+
+const V6_FIELDS: FieldList = V4_FIELDS.map(([name, len]) => {
+  const v6 = name
+    .replace('IPv4Address', 'IPv6Address')
+    .replace('icmpTypeCodeIPv4', 'icmpTypeCodeIPv6')
+    .replace('IcmpTypeCodeIPv4', 'IcmpTypeCodeIPv6')
+  return len === undefined ? ([v6] as const) : ([v6, len] as const)
+})
+
+const BIFLOW_INITIATOR = 1 // biflowDirection: the source is the initiator (RFC 5103 §6.3)
+
+export class CoreFields implements FlowFeature {
+  readonly name = 'core'
+  /** octets fwd, octets rev, packets fwd, packets rev. */
+  private counts = new Float64Array(0)
+  /** tcpControlBits fwd, rev. */
+  private tcpFlags = new Uint16Array(0)
+  /** ICMP type·256+code of the first ICMP packet per direction. */
+  private icmp = new Uint16Array(0)
+  /** TOS of the first packet per direction. */
+  private tos = new Uint8Array(0)
+  /** min TTL fwd, max TTL fwd, min TTL rev, max TTL rev. */
+  private ttl = new Uint8Array(0)
+  /** Bit 0: a forward packet was seen, bit 1: a reverse packet. */
+  private seen = new Uint8Array(0)
+  private readonly addr = new Uint32Array(4)
+
+  /** Totals over all packets accounted (for the summary and accounting checks). */
+  packets = 0
+  octets = 0
+
+  fields(ipVersion: 4 | 6): FieldList {
+    return ipVersion === 4 ? V4_FIELDS : V6_FIELDS
+  }
+
+  resize(capacity: number, used: number): void {
+    this.counts = resized(this.counts, capacity * 4, used * 4)
+    this.tcpFlags = resized(this.tcpFlags, capacity * 2, used * 2)
+    this.icmp = resized(this.icmp, capacity * 2, used * 2)
+    this.tos = resized(this.tos, capacity * 2, used * 2)
+    this.ttl = resized(this.ttl, capacity * 4, used * 4)
+    this.seen = resized(this.seen, capacity, used)
+  }
+
+  onCreate(id: number): void {
+    this.onReset(id)
+    this.icmp[id * 2] = 0
+    this.icmp[id * 2 + 1] = 0
+    this.tos[id * 2] = 0
+    this.tos[id * 2 + 1] = 0
+    this.seen[id] = 0
+  }
+
+  onPacket(id: number, p: PacketInfo, dir: Dir): void {
+    const len = p.ipLength
+    this.packets++
+    this.octets += len
+    const c = id * 4 + dir
+    this.counts[c]! += len
+    this.counts[c + 2]! += 1
+    const d2 = id * 2 + dir
+    this.tcpFlags[d2]! |= p.tcpFlags
+    const ttl = p.ttl
+    const t = id * 4 + dir * 2
+    if (ttl < this.ttl[t]!) this.ttl[t] = ttl
+    if (ttl > this.ttl[t + 1]!) this.ttl[t + 1] = ttl
+    const bit = 1 << dir
+    if ((this.seen[id]! & bit) === 0) {
+      this.seen[id]! |= bit
+      this.tos[d2] = p.tos
+      if ((p.protocol === 1 || p.protocol === 58) && !(p.isFragment && p.fragOffset > 0)) {
+        this.icmp[d2] = (p.icmpType << 8) | p.icmpCode
+      }
+    }
+  }
+
+  onReset(id: number): void {
+    const c = id * 4
+    this.counts[c] = this.counts[c + 1] = this.counts[c + 2] = this.counts[c + 3] = 0
+    this.tcpFlags[id * 2] = this.tcpFlags[id * 2 + 1] = 0
+    this.ttl[c] = 255
+    this.ttl[c + 1] = 0
+    this.ttl[c + 2] = 255
+    this.ttl[c + 3] = 0
+  }
+
+  onSwap(id: number): void {
+    swapEntries(this.counts, id * 4, id * 4 + 1)
+    swapEntries(this.counts, id * 4 + 2, id * 4 + 3)
+    swapEntries(this.tcpFlags, id * 2, id * 2 + 1)
+    swapEntries(this.icmp, id * 2, id * 2 + 1)
+    swapEntries(this.tos, id * 2, id * 2 + 1)
+    swapEntries(this.ttl, id * 4, id * 4 + 2)
+    swapEntries(this.ttl, id * 4 + 1, id * 4 + 3)
+    const s = this.seen[id]!
+    this.seen[id] = ((s & 1) << 1) | ((s >> 1) & 1)
+  }
+
+  write(id: number, flow: FlowView, w: RecordWriter): void {
+    w.dateTimeMs(Math.floor(flow.startUs(id) / 1000))
+    w.dateTimeMs(Math.floor(flow.endUs(id) / 1000))
+    const v = flow.address(id, Dir.Forward, this.addr)
+    if (v === 4) w.ipv4(this.addr[0]!)
+    else w.ipv6(this.addr)
+    flow.address(id, Dir.Reverse, this.addr)
+    if (v === 4) w.ipv4(this.addr[0]!)
+    else w.ipv6(this.addr)
+    w.u16(flow.port(id, Dir.Forward))
+    w.u16(flow.port(id, Dir.Reverse))
+    w.u8(flow.protocol(id))
+    w.u8(v)
+    const c = id * 4
+    w.u64(this.counts[c]!)
+    w.u64(this.counts[c + 2]!)
+    w.u64(this.counts[c + 1]!)
+    w.u64(this.counts[c + 3]!)
+    w.u8(this.tcpFlags[id * 2]! & 0xff)
+    w.u8(this.tcpFlags[id * 2 + 1]! & 0xff)
+    w.u8(this.tos[id * 2]!)
+    w.u8(this.tos[id * 2 + 1]!)
+    const seen = this.seen[id]!
+    w.u8(seen & 1 ? this.ttl[c]! : 0)
+    w.u8(seen & 1 ? this.ttl[c + 1]! : 0)
+    w.u8(seen & 2 ? this.ttl[c + 2]! : 0)
+    w.u8(seen & 2 ? this.ttl[c + 3]! : 0)
+    w.u16(this.icmp[id * 2]!)
+    w.u16(this.icmp[id * 2 + 1]!)
+    w.u8(flow.endReason(id))
+    w.u8(BIFLOW_INITIATOR)
+  }
+}
