@@ -1,0 +1,412 @@
+/**
+ * IPFIX Exporting Process (RFC 7011): packs data records into messages of at most maxMessageSize octets
+ * (§10.3.3), keeps one Sequence Number per destination session (§3.1), sends templates before data and
+ * refreshes them over UDP (§8, §8.4), and sends the §4.1–§4.3 statistics options records.
+ *
+ * Each message body is built once and shared by all destinations; each destination gets its own 16-octet
+ * header. Templates always travel in template-only messages, which do not advance the Sequence Number.
+ */
+import { BufferWriter, MessageBuilder, messageHeader, type RecordWriter } from './record-writer.js'
+import { Template } from './template.js'
+import type { Transport } from './transport.js'
+
+export interface ExporterOptions {
+  observationDomainId: number
+  /** Whole IPFIX message; for UDP 1472 on a 1500-octet IPv4 link, 1452 over IPv6. */
+  maxMessageSize: number
+  /** UDP: periodic template resend (RFC 6728 default 600 s). */
+  templateRefreshSeconds: number
+  /** UDP: also resend templates after this many data messages (0 = off). */
+  templateRefreshMessages: number
+  /** Period of the statistics options records (default 60 s). */
+  statsIntervalSeconds: number
+  /** Scope of the Exporting Process Reliability Statistics; defaults to process.pid. */
+  exportingProcessId?: number
+  /** Seconds (float): packet time offline, wall clock live. Drives Export Time, refreshes and stats. */
+  now(): number
+  meteringStats?(): {
+    ignoredPackets: number
+    ignoredOctets: number
+    firstIgnoredMs: number
+    lastIgnoredMs: number
+  }
+}
+
+export interface ExporterStats {
+  /** Data messages (template-only messages are not counted here), counted once whatever the destinations. */
+  messages: number
+  /** Data records sent, incl. options data records. */
+  records: number
+  /** Octets of the data messages, incl. headers. */
+  octets: number
+  /** Template-only messages sent, summed over destinations. */
+  templateSends: number
+  /** Records dropped because they could not fit an empty message (never fragmented). */
+  droppedRecords: number
+}
+
+/** Template IDs the exporter uses for its own statistics options templates (RFC 7011 §4). */
+export const STATS_TEMPLATE_IDS = {
+  meteringStatistics: 65533,
+  exportingReliability: 65534,
+  meteringReliability: 65535,
+} as const
+
+/** A partly filled message is sent once its first record is this old (seconds of now()). */
+const MAX_MESSAGE_AGE = 1
+const TWO32 = 0x1_0000_0000
+
+interface Destination {
+  readonly t: Transport
+  seq: number
+  needTemplates: boolean
+  lastTemplates: number
+  messagesSinceTemplates: number
+}
+
+export class IpfixExporter {
+  readonly stats: ExporterStats = { messages: 0, records: 0, octets: 0, templateSends: 0, droppedRecords: 0 }
+  private readonly opts: ExporterOptions
+  private readonly dests: Destination[]
+  private readonly msg: MessageBuilder
+  /** Records whose maxLength exceeds the message budget are written here first and copied if they fit. */
+  private readonly scratch: BufferWriter
+  private readonly budget: number
+  private readonly templates = new Map<number, Template>()
+  private templateBodies: Uint8Array[] | undefined
+  private readonly statsTemplates: Template[]
+  private cur: Template | undefined
+  private inScratch = false
+  private recordStart = 0
+  private messageStart = 0
+  private started = false
+  private closed = false
+  private lastStats = 0
+  private flowRecords = 0
+  private readonly notSent = { flows: 0, packets: 0, octets: 0, firstMs: 0, lastMs: 0 }
+
+  constructor(opts: ExporterOptions, destinations: Transport[]) {
+    const size = opts.maxMessageSize
+    if (!Number.isInteger(size) || size < 64 || size > 65535)
+      throw new Error(`maxMessageSize ${size} outside 64..65535 (RFC 7011 §3.1)`)
+    this.opts = opts
+    this.budget = size - 16 - 4
+    this.msg = new MessageBuilder(size)
+    this.scratch = new BufferWriter(65535 + 3)
+    this.dests = destinations.map((t) => {
+      const d: Destination = { t, seq: 0, needTemplates: true, lastTemplates: 0, messagesSinceTemplates: 0 }
+      t.onNewSession(() => {
+        d.seq = 0
+        d.needTemplates = true
+      })
+      return d
+    })
+    const ids = STATS_TEMPLATE_IDS
+    this.statsTemplates = [
+      Template.fromNames(
+        ids.meteringStatistics,
+        [
+          ['observationDomainId'],
+          ['exportedMessageTotalCount'],
+          ['exportedFlowRecordTotalCount'],
+          ['exportedOctetTotalCount'],
+        ],
+        1,
+      ),
+      Template.fromNames(
+        ids.exportingReliability,
+        [
+          ['exportingProcessId'],
+          ['notSentFlowTotalCount'],
+          ['notSentPacketTotalCount'],
+          ['notSentOctetTotalCount'],
+          ['observationTimeMilliseconds'],
+          ['observationTimeMilliseconds'],
+        ],
+        1,
+      ),
+    ]
+    if (opts.meteringStats)
+      this.statsTemplates.push(
+        Template.fromNames(
+          ids.meteringReliability,
+          [
+            ['observationDomainId'],
+            ['ignoredPacketTotalCount'],
+            ['ignoredOctetTotalCount'],
+            ['observationTimeMilliseconds'],
+            ['observationTimeMilliseconds'],
+          ],
+          1,
+        ),
+      )
+    for (const t of this.statsTemplates) this.templates.set(t.id, t)
+  }
+
+  /** Adds (or, with a different layout on the same ID, replaces) a template; it is sent before its data. */
+  addTemplate(t: Template): void {
+    const old = this.templates.get(t.id)
+    if (old === t || (old !== undefined && old.sameLayout(t) && !this.statsTemplates.includes(old))) {
+      this.templates.set(t.id, t)
+      return
+    }
+    if (old !== undefined && this.statsTemplates.includes(old))
+      throw new Error(`template id ${t.id} is reserved for the exporter's statistics options templates`)
+    if (t.recordBytes.byteLength + 4 > this.budget)
+      throw new Error(`template ${t.id} (${t.recordBytes.byteLength} octets) does not fit a message`)
+    // Data already packed for the old layout must leave before the new definition.
+    if (old !== undefined) this.flush()
+    this.templates.set(t.id, t)
+    this.templateBodies = undefined
+    for (const d of this.dests) d.needTemplates = true
+  }
+
+  beginRecord(t: Template, maxLength: number): RecordWriter {
+    if (this.cur !== undefined) this.abandonRecord()
+    this.start()
+    if (this.templates.get(t.id) !== t) throw new Error(`template ${t.id} was not added to the exporter`)
+    if (maxLength > this.budget) {
+      this.scratch.pos = 0
+      this.scratch.overflow = false
+      this.inScratch = true
+      this.cur = t
+      return this.scratch
+    }
+    if (this.msg.free(t.id) < maxLength) this.flush()
+    if (this.msg.records === 0) this.messageStart = this.opts.now()
+    this.msg.openSet(t.id)
+    this.recordStart = this.msg.w.pos
+    this.inScratch = false
+    this.cur = t
+    return this.msg.w
+  }
+
+  endRecord(): void {
+    const t = this.cur
+    if (t === undefined) return
+    this.cur = undefined
+    if (this.inScratch) {
+      const s = this.scratch
+      const len = s.pos
+      if (s.overflow || len > this.budget) {
+        this.drop()
+        return
+      }
+      this.checkLength(t, len)
+      if (this.msg.free(t.id) < len) this.flush()
+      if (this.msg.records === 0) this.messageStart = this.opts.now()
+      this.msg.openSet(t.id)
+      s.buf.copy(this.msg.w.buf, this.msg.w.pos, 0, len)
+      this.msg.w.pos += len
+    } else {
+      const w = this.msg.w
+      if (w.overflow) {
+        this.abandonDirect()
+        this.drop()
+        return
+      }
+      const len = w.pos - this.recordStart
+      if (!this.lengthOk(t, len)) {
+        this.abandonDirect()
+        this.checkLength(t, len)
+      }
+    }
+    this.msg.records++
+    if (!t.isOptions) this.flowRecords++
+  }
+
+  /**
+   * Accounts for flow records the caller could not export (e.g. flow cache overflow), reported in the
+   * Exporting Process Reliability Statistics (RFC 7011 §4.3).
+   */
+  reportNotSent(flows: number, packets: number, octets: number, timeMs = this.opts.now() * 1000): void {
+    const n = this.notSent
+    if (n.flows === 0 && n.packets === 0) n.firstMs = timeMs
+    n.flows += flows
+    n.packets += packets
+    n.octets += octets
+    n.lastMs = timeMs
+  }
+
+  tick(): void {
+    if (this.closed || this.cur !== undefined) return
+    this.start()
+    const now = this.opts.now()
+    for (const d of this.dests) if (this.templatesDue(d, now)) this.sendTemplates(d, now)
+    if (now - this.lastStats >= this.opts.statsIntervalSeconds) {
+      this.lastStats = now
+      this.writeStats()
+    }
+    if (this.msg.records > 0 && Math.abs(now - this.messageStart) >= MAX_MESSAGE_AGE) this.flush()
+  }
+
+  flush(): void {
+    if (this.cur !== undefined) return
+    const n = this.msg.records
+    if (n === 0) {
+      this.msg.reset()
+      return
+    }
+    const body = this.msg.takeBody()
+    this.msg.reset()
+    const now = this.opts.now()
+    const exportTime = Math.floor(now)
+    for (const d of this.dests) {
+      if (this.templatesDue(d, now)) this.sendTemplates(d, now)
+      this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
+      d.seq = (d.seq + n) % TWO32
+      d.messagesSinceTemplates++
+    }
+    this.stats.messages++
+    this.stats.records += n
+    this.stats.octets += 16 + body.byteLength
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    if (this.cur !== undefined) this.abandonRecord()
+    this.start()
+    this.writeStats()
+    this.flush()
+    const now = this.opts.now()
+    for (const d of this.dests) if (d.needTemplates) this.sendTemplates(d, now)
+    this.closed = true
+    await Promise.all(
+      this.dests.map(async (d) => {
+        try {
+          await d.t.close()
+        } catch {
+          d.t.stats.errors++
+        }
+      }),
+    )
+  }
+
+  /** Sequence Number the next message to destination `i` will carry (for tests and metrics). */
+  sequenceOf(i: number): number {
+    return this.dests[i]?.seq ?? 0
+  }
+
+  // --- internals
+
+  private start(): void {
+    if (this.started) return
+    this.started = true
+    this.lastStats = this.opts.now()
+    this.writeStats()
+  }
+
+  private lengthOk(t: Template, len: number): boolean {
+    return t.hasVariableLength ? len >= t.minRecordLength : len === t.fixedLength
+  }
+
+  private checkLength(t: Template, len: number): void {
+    if (this.lengthOk(t, len)) return
+    const want = t.hasVariableLength ? `at least ${t.minRecordLength}` : `${t.fixedLength}`
+    throw new Error(`record for template ${t.id} is ${len} octets, expected ${want}`)
+  }
+
+  private drop(): void {
+    this.stats.droppedRecords++
+    this.reportNotSent(1, 0, 0)
+  }
+
+  private abandonDirect(): void {
+    const w = this.msg.w
+    w.pos = this.recordStart
+    w.overflow = false
+  }
+
+  private abandonRecord(): void {
+    if (!this.inScratch) this.abandonDirect()
+    this.cur = undefined
+    this.drop()
+  }
+
+  private templatesDue(d: Destination, now: number): boolean {
+    if (d.needTemplates) return true
+    if (d.t.periodicTemplates !== true) return false
+    const n = this.opts.templateRefreshMessages
+    return (
+      now - d.lastTemplates >= this.opts.templateRefreshSeconds || (n > 0 && d.messagesSinceTemplates >= n)
+    )
+  }
+
+  private sendTemplates(d: Destination, now: number): void {
+    this.templateBodies ??= this.buildTemplateBodies()
+    const exportTime = Math.floor(now)
+    for (const body of this.templateBodies) {
+      this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
+      this.stats.templateSends++
+    }
+    d.needTemplates = false
+    d.lastTemplates = now
+    d.messagesSinceTemplates = 0
+  }
+
+  /** Template Set(s) of all data templates, then each options template in its own Set (pmacct quirk). */
+  private buildTemplateBodies(): Uint8Array[] {
+    const b = new MessageBuilder(this.opts.maxMessageSize)
+    const bodies: Uint8Array[] = []
+    const put = (setId: number, t: Template): void => {
+      const n = t.recordBytes.byteLength
+      if (b.free(setId) < n) {
+        bodies.push(b.takeBody())
+        b.reset()
+      }
+      b.openSet(setId)
+      b.w.bytes(t.recordBytes)
+    }
+    const all = [...this.templates.values()]
+    for (const t of all) if (!t.isOptions) put(2, t)
+    for (const t of all)
+      if (t.isOptions) {
+        b.closeSet()
+        put(3, t)
+      }
+    if (!b.isEmpty) bodies.push(b.takeBody())
+    return bodies
+  }
+
+  private sendTo(d: Destination, chunks: Uint8Array[]): void {
+    try {
+      d.t.send(chunks)
+    } catch {
+      d.t.stats.errors++
+    }
+  }
+
+  private writeStats(): void {
+    const o = this.opts
+    const [metering, exporting, ignored] = this.statsTemplates
+    if (metering !== undefined) {
+      const w = this.beginRecord(metering, metering.fixedLength)
+      w.u32(o.observationDomainId)
+      w.u64(this.stats.messages)
+      w.u64(this.flowRecords)
+      w.u64(this.stats.octets)
+      this.endRecord()
+    }
+    if (exporting !== undefined) {
+      const n = this.notSent
+      const w = this.beginRecord(exporting, exporting.fixedLength)
+      w.u32(o.exportingProcessId ?? process.pid)
+      w.u64(n.flows)
+      w.u64(n.packets)
+      w.u64(n.octets)
+      w.dateTimeMs(Math.max(0, Math.floor(n.firstMs)))
+      w.dateTimeMs(Math.max(0, Math.floor(n.lastMs)))
+      this.endRecord()
+    }
+    if (ignored !== undefined && o.meteringStats) {
+      const m = o.meteringStats()
+      const w = this.beginRecord(ignored, ignored.fixedLength)
+      w.u32(o.observationDomainId)
+      w.u64(m.ignoredPackets)
+      w.u64(m.ignoredOctets)
+      w.dateTimeMs(Math.max(0, Math.floor(m.firstIgnoredMs)))
+      w.dateTimeMs(Math.max(0, Math.floor(m.lastIgnoredMs)))
+      this.endRecord()
+    }
+  }
+}
