@@ -1,0 +1,52 @@
+/**
+ * IPFIX File Format (RFC 5655 §6): messages back to back in one file, as ipfixDump reads it.
+ * Writes go through a WriteStream in order; close() waits until everything is on disk.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { chunksLength, type Transport, type TransportStats } from './transport.js'
+
+export class FileTransport implements Transport {
+  readonly name: string
+  readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
+  private stream: WriteStream | undefined
+
+  constructor(readonly path: string) {
+    this.name = `file://${path}`
+  }
+
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = createWriteStream(this.path)
+      s.once('open', () => {
+        s.on('error', () => {
+          this.stats.errors++
+        })
+        resolve()
+      })
+      s.once('error', reject)
+      this.stream = s
+    })
+  }
+
+  send(message: Uint8Array[]): void {
+    const s = this.stream
+    if (s === undefined || s.destroyed) {
+      this.stats.dropped++
+      return
+    }
+    for (const c of message) s.write(c)
+    this.stats.messages++
+    this.stats.octets += chunksLength(message)
+  }
+
+  onNewSession(_cb: () => void): void {
+    // One file is one session.
+  }
+
+  close(): Promise<void> {
+    const s = this.stream
+    this.stream = undefined
+    if (s === undefined || s.destroyed) return Promise.resolve()
+    return new Promise((resolve) => s.end(() => resolve()))
+  }
+}

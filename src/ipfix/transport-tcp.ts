@@ -1,0 +1,194 @@
+/**
+ * IPFIX over TCP (RFC 7011 §10.4): messages back to back on one connection, framed by the header Length
+ * (§10.4.3). The exporter initiates the connection and reconnects after it ends (§10.4.4).
+ *
+ * Session boundary: when a connection ends, everything not yet written is dropped (and counted), and
+ * onNewSession callbacks run at once, so whatever the exporter sends afterwards (templates first, Sequence
+ * Number from 0) is queued for the next connection. Messages sent before the first connection are queued
+ * for it the same way. The queue is bounded in octets; beyond it messages are dropped and counted, and
+ * because the exporter already numbered them, the collector sees the loss as a sequence gap (§10.4.1).
+ *
+ * Reconnect policy (documented deviation): exponential backoff from reconnectInitialMs (default 1 s) doubling
+ * to reconnectMaxMs (default 60 s). RFC 7011 §10.4.4 says a default configuration MUST NOT try more than once
+ * per minute; we retry faster at first so short collector restarts lose little data, and reach the
+ * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour.
+ */
+import net from 'node:net'
+import { chunksLength, type Transport, type TransportStats } from './transport.js'
+
+export interface TcpTransportOptions {
+  reconnectInitialMs?: number
+  reconnectMaxMs?: number
+  /** Cap on octets queued while disconnected or while the socket is not draining. Default 8 MiB. */
+  maxQueueBytes?: number
+  /** Give up a connection attempt after this long (ms). Default 10 000. */
+  connectTimeoutMs?: number
+}
+
+export class TcpTransport implements Transport {
+  readonly name: string
+  readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
+  /** Successful connections so far. */
+  connections = 0
+  private readonly initialMs: number
+  private readonly maxMs: number
+  private readonly maxQueue: number
+  private readonly connectTimeout: number
+  private socket: net.Socket | undefined
+  private connected = false
+  /** The socket's write() returned false; wait for 'drain' before writing more. */
+  private blocked = false
+  private queue: Uint8Array[][] = []
+  private queueBytes = 0
+  private failures = 0
+  private timer: NodeJS.Timeout | undefined
+  private closing = false
+  private readonly sessionCbs: (() => void)[] = []
+  private firstAttempt: (() => void) | undefined
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    opts: TcpTransportOptions = {},
+  ) {
+    this.name = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.initialMs = opts.reconnectInitialMs ?? 1000
+    this.maxMs = opts.reconnectMaxMs ?? 60_000
+    this.maxQueue = opts.maxQueueBytes ?? 8 * 1024 * 1024
+    this.connectTimeout = opts.connectTimeoutMs ?? 10_000
+  }
+
+  get isConnected(): boolean {
+    return this.connected
+  }
+
+  /** Resolves after the first connection attempt, successful or not; retries continue in the background. */
+  open(): Promise<void> {
+    return new Promise((resolve) => {
+      this.firstAttempt = resolve
+      this.connect()
+    })
+  }
+
+  private connect(): void {
+    this.timer = undefined
+    if (this.closing) return
+    const s = net.createConnection({ host: this.host, port: this.port })
+    this.socket = s
+    s.setNoDelay(true)
+    s.setTimeout(this.connectTimeout, () => {
+      if (!this.connected) s.destroy(new Error('connect timeout'))
+    })
+    s.on('connect', () => {
+      s.setTimeout(0)
+      this.connected = true
+      this.blocked = false
+      this.failures = 0
+      this.connections++
+      this.firstAttempt?.()
+      this.firstAttempt = undefined
+      this.drain()
+    })
+    s.on('drain', () => {
+      this.blocked = false
+      this.drain()
+    })
+    s.on('error', () => {
+      this.stats.errors++
+    })
+    s.on('close', () => this.onClose(s))
+    // The collector does not talk back (RFC 7011 §10.4); discard anything it sends.
+    s.on('data', () => {})
+  }
+
+  private onClose(s: net.Socket): void {
+    if (this.socket !== s) return
+    const wasConnected = this.connected
+    this.socket = undefined
+    this.connected = false
+    this.blocked = false
+    this.firstAttempt?.()
+    this.firstAttempt = undefined
+    if (wasConnected) {
+      // The session is over: what it did not write is lost, and the next session starts afresh.
+      this.stats.dropped += this.queue.length
+      this.queue = []
+      this.queueBytes = 0
+      for (const cb of this.sessionCbs) cb()
+    }
+    if (this.closing) return
+    const delay = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.failures, 30))
+    this.failures++
+    this.timer = setTimeout(() => this.connect(), wasConnected ? Math.min(delay, this.initialMs) : delay)
+    this.timer.unref()
+  }
+
+  private drain(): void {
+    const s = this.socket
+    while (this.connected && !this.blocked && s !== undefined && this.queue.length > 0) {
+      const m = this.queue.shift()
+      if (m === undefined) break
+      this.queueBytes -= chunksLength(m)
+      this.write(s, m)
+    }
+  }
+
+  private write(s: net.Socket, m: Uint8Array[]): void {
+    let ok = true
+    for (const c of m) ok = s.write(c)
+    if (!ok) this.blocked = true
+    this.stats.messages++
+    this.stats.octets += chunksLength(m)
+  }
+
+  send(message: Uint8Array[]): void {
+    const s = this.socket
+    if (this.connected && !this.blocked && this.queue.length === 0 && s !== undefined) {
+      this.write(s, message)
+      return
+    }
+    const n = chunksLength(message)
+    if (this.closing || this.queueBytes + n > this.maxQueue) {
+      this.stats.dropped++
+      return
+    }
+    this.queue.push(message)
+    this.queueBytes += n
+  }
+
+  onNewSession(cb: () => void): void {
+    this.sessionCbs.push(cb)
+  }
+
+  /** Writes what is queued if connected, then ends the connection (FIN) and stops reconnecting. */
+  async close(): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    const s = this.socket
+    if (s === undefined) {
+      this.stats.dropped += this.queue.length
+      this.queue = []
+      return
+    }
+    if (!this.connected) {
+      this.stats.dropped += this.queue.length
+      this.queue = []
+      s.destroy()
+      return
+    }
+    for (const m of this.queue) this.write(s, m)
+    this.queue = []
+    this.queueBytes = 0
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => s.destroy(), 10_000)
+      t.unref()
+      s.once('close', () => {
+        clearTimeout(t)
+        resolve()
+      })
+      s.end()
+    })
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * IPFIX over UDP (RFC 7011 §10.3): one datagram per message, an IPv4 or IPv6 socket by the resolved
+ * address family. The host may be a name: it is resolved at open and again periodically (asynchronously,
+ * keeping the old address if resolution fails). Templates are refreshed by the exporter (§8.4).
+ */
+import dgram from 'node:dgram'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { chunksLength, type Transport, type TransportStats } from './transport.js'
+
+export interface UdpTransportOptions {
+  /** Re-resolve a host name this often (ms); 0 = never. Default 60 000. */
+  resolveIntervalMs?: number
+  /** Resolver, replaceable in tests. Default: dns.lookup (getaddrinfo, honours /etc/hosts). */
+  resolve?: (host: string) => Promise<{ address: string; family: number }>
+}
+
+const defaultResolve = async (host: string): Promise<{ address: string; family: number }> => {
+  const r = await lookup(host)
+  return { address: r.address, family: r.family }
+}
+
+export class UdpTransport implements Transport {
+  readonly name: string
+  readonly periodicTemplates = true
+  readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
+  /** Resolver failures (the previous address is kept). */
+  resolveErrors = 0
+  private socket: dgram.Socket | undefined
+  private family = 0
+  private address = ''
+  private timer: NodeJS.Timeout | undefined
+  private pending = 0
+  private idle: (() => void) | undefined
+  private readonly resolve: (host: string) => Promise<{ address: string; family: number }>
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    private readonly opts: UdpTransportOptions = {},
+  ) {
+    this.name = `udp://${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.resolve = opts.resolve ?? defaultResolve
+  }
+
+  /** The address datagrams currently go to. */
+  get remoteAddress(): string {
+    return this.address
+  }
+
+  async open(): Promise<void> {
+    const fam = isIP(this.host)
+    if (fam !== 0) this.setAddress(this.host, fam)
+    else {
+      const r = await this.resolve(this.host)
+      this.setAddress(r.address, r.family)
+      const every = this.opts.resolveIntervalMs ?? 60_000
+      if (every > 0) {
+        this.timer = setInterval(() => void this.reResolve(), every)
+        this.timer.unref()
+      }
+    }
+  }
+
+  private async reResolve(): Promise<void> {
+    try {
+      const r = await this.resolve(this.host)
+      if (r.address !== this.address) this.setAddress(r.address, r.family)
+    } catch {
+      this.resolveErrors++
+    }
+  }
+
+  private setAddress(address: string, family: number): void {
+    this.address = address
+    if (this.socket !== undefined && family === this.family) return
+    const old = this.socket
+    const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4')
+    s.on('error', () => {
+      this.stats.errors++
+    })
+    s.unref()
+    this.socket = s
+    this.family = family
+    if (old !== undefined) old.close()
+  }
+
+  send(message: Uint8Array[]): void {
+    const s = this.socket
+    if (s === undefined) {
+      this.stats.dropped++
+      return
+    }
+    const n = chunksLength(message)
+    this.stats.messages++
+    this.stats.octets += n
+    try {
+      this.pending++
+      s.send(message, this.port, this.address, (err) => {
+        if (err) this.stats.errors++
+        if (--this.pending === 0) this.idle?.()
+      })
+    } catch {
+      this.stats.errors++
+    }
+  }
+
+  onNewSession(_cb: () => void): void {
+    // A UDP exporter has one session for its lifetime; the exporter refreshes templates periodically.
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    const s = this.socket
+    this.socket = undefined
+    if (s === undefined) return
+    // Let queued datagrams leave before closing the socket.
+    if (this.pending > 0) await new Promise<void>((resolve) => (this.idle = resolve))
+    this.idle = undefined
+    await new Promise<void>((resolve) => s.close(() => resolve()))
+  }
+}
