@@ -12,6 +12,7 @@ export const ANOMALY_NAMES = [
   'truncated_mpls_header',
   'mpls_stack_too_deep',
   'truncated_pppoe_header',
+  'truncated_llc_header',
   'truncated_sll_header',
   'truncated_null_header',
   'unknown_null_family',
@@ -23,12 +24,16 @@ export const ANOMALY_NAMES = [
   'bad_ipv4_header_length',
   'bad_ipv4_total_length',
   'ipv4_total_length_exceeds_frame',
+  // Total length 0: segmentation offload (TSO/GSO) capture; the frame length is used instead
+  'ipv4_total_length_zero',
   // IPv6
   'truncated_ipv6_header',
   'truncated_ipv6_extension_header',
   'ipv6_extension_chain_too_long',
   'bad_ipv6_payload_length',
   'ipv6_payload_length_exceeds_frame',
+  // Payload length 0 without a Jumbo Payload option (RFC 2675), e.g. offload captures: frame length used
+  'ipv6_zero_payload_length',
   // Fragments
   'fragment_without_first',
   'fragment_cache_full',
@@ -44,6 +49,10 @@ export const ANOMALY_NAMES = [
   'truncated_vxlan_header',
   'truncated_geneve_header',
   'truncated_gtp_header',
+  'bad_gtp_extension_header',
+  'truncated_teredo_header',
+  'truncated_erspan_header',
+  'truncated_ppp_header',
   'tunnel_too_deep',
   // Other
   'non_ip_packet',

@@ -53,6 +53,8 @@ export class PacketInfo {
   // Tunnel (outermost tunnel that was removed)
   tunnel: Tunnel = Tunnel.None
   tunnelId = 0
+  /** Number of tunnel encapsulations removed (0 when the packet was not tunnelled). */
+  tunnelCount = 0
 
   // IP (innermost)
   ipVersion = 0
@@ -81,6 +83,8 @@ export class PacketInfo {
   tcpSeq = 0
   tcpAck = 0
   tcpWindow = 0
+  /** UDP length field (header + data), 0 when not UDP. */
+  udpLength = 0
   /** ICMP/ICMPv6 type and code (valid when protocol is 1 or 58 and not a later fragment). */
   icmpType = 0
   icmpCode = 0
@@ -100,7 +104,7 @@ export class PacketInfo {
     this.mplsTopLabel = this.mplsLabels = 0
     this.l3Offset = 0
     this.tunnel = Tunnel.None
-    this.tunnelId = 0
+    this.tunnelId = this.tunnelCount = 0
     this.ipVersion = 0
     this.src.fill(0)
     this.dst.fill(0)
@@ -108,8 +112,52 @@ export class PacketInfo {
     this.isFragment = this.moreFragments = false
     this.fragOffset = 0
     this.srcPort = this.dstPort = 0
-    this.tcpFlags = this.tcpSeq = this.tcpAck = this.tcpWindow = 0
+    this.tcpFlags = this.tcpSeq = this.tcpAck = this.tcpWindow = this.udpLength = 0
     this.icmpType = this.icmpCode = 0
     this.l4Offset = this.payloadOffset = this.payloadCaptured = this.payloadLength = 0
+  }
+
+  /** Copy every field from `o` (used by the decoder to restore the outer packet when an inner one is malformed). */
+  copyFrom(o: PacketInfo): void {
+    this.hasEthernet = o.hasEthernet
+    this.srcMacHi = o.srcMacHi
+    this.srcMacLo = o.srcMacLo
+    this.dstMacHi = o.dstMacHi
+    this.dstMacLo = o.dstMacLo
+    this.etherType = o.etherType
+    this.vlanId = o.vlanId
+    this.innerVlanId = o.innerVlanId
+    this.vlanPcp = o.vlanPcp
+    this.mplsTopLabel = o.mplsTopLabel
+    this.mplsLabels = o.mplsLabels
+    this.l3Offset = o.l3Offset
+    this.tunnel = o.tunnel
+    this.tunnelId = o.tunnelId
+    this.tunnelCount = o.tunnelCount
+    this.ipVersion = o.ipVersion
+    this.src.set(o.src)
+    this.dst.set(o.dst)
+    this.ipLength = o.ipLength
+    this.ttl = o.ttl
+    this.tos = o.tos
+    this.ipId = o.ipId
+    this.flowLabel = o.flowLabel
+    this.protocol = o.protocol
+    this.isFragment = o.isFragment
+    this.fragOffset = o.fragOffset
+    this.moreFragments = o.moreFragments
+    this.srcPort = o.srcPort
+    this.dstPort = o.dstPort
+    this.tcpFlags = o.tcpFlags
+    this.tcpSeq = o.tcpSeq
+    this.tcpAck = o.tcpAck
+    this.tcpWindow = o.tcpWindow
+    this.udpLength = o.udpLength
+    this.icmpType = o.icmpType
+    this.icmpCode = o.icmpCode
+    this.l4Offset = o.l4Offset
+    this.payloadOffset = o.payloadOffset
+    this.payloadCaptured = o.payloadCaptured
+    this.payloadLength = o.payloadLength
   }
 }
