@@ -18,10 +18,12 @@ export interface ExporterOptions {
   templateRefreshSeconds: number
   /** UDP: also resend templates after this many data messages (0 = off). */
   templateRefreshMessages: number
-  /** Period of the statistics options records (default 60 s). */
+  /** Period of the statistics options records (default 60 s); 0 disables them (and their templates). */
   statsIntervalSeconds: number
   /** Scope of the Exporting Process Reliability Statistics; defaults to process.pid. */
   exportingProcessId?: number
+  /** Sequence Number of the first message of each session (tests of the 2^32 wrap); default 0. */
+  initialSequence?: number
   /** Seconds (float): packet time offline, wall clock live. Drives Export Time, refreshes and stats. */
   now(): number
   meteringStats?(): {
@@ -94,9 +96,10 @@ export class IpfixExporter {
     this.msg = new MessageBuilder(size)
     this.scratch = new BufferWriter(65535 + 3)
     this.dests = destinations.map((t) => {
-      const d: Destination = { t, seq: 0, needTemplates: true, lastTemplates: 0, messagesSinceTemplates: 0 }
+      const seq0 = (opts.initialSequence ?? 0) >>> 0
+      const d: Destination = { t, seq: seq0, needTemplates: true, lastTemplates: 0, messagesSinceTemplates: 0 }
       t.onNewSession(() => {
-        d.seq = 0
+        d.seq = seq0
         d.needTemplates = true
       })
       return d
@@ -140,6 +143,7 @@ export class IpfixExporter {
           1,
         ),
       )
+    if (opts.statsIntervalSeconds <= 0) this.statsTemplates.length = 0
     for (const t of this.statsTemplates) this.templates.set(t.id, t)
   }
 
@@ -233,7 +237,8 @@ export class IpfixExporter {
     this.start()
     const now = this.opts.now()
     for (const d of this.dests) if (this.templatesDue(d, now)) this.sendTemplates(d, now)
-    if (now - this.lastStats >= this.opts.statsIntervalSeconds) {
+    const every = this.opts.statsIntervalSeconds
+    if (every > 0 && now - this.lastStats >= every) {
       this.lastStats = now
       this.writeStats()
     }
