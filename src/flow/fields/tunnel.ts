@@ -27,7 +27,7 @@ export class TunnelFields implements FlowFeature {
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
     // Written as two u32 words: the type octet on top, the 24-bit id below.
-    if (flow.tunnelType(id) === Tunnel.Vxlan) {
+    if (flow.tunnelType(id) === (Tunnel.Vxlan as number)) {
       w.u32(SEGMENT_VXLAN << 24)
       w.u32(flow.tunnelId(id) & 0xffffff)
     } else {

@@ -1,0 +1,14 @@
+/** The `flowtel` command line: one subcommand per file in ./commands. */
+import { Command } from 'commander'
+import { probeCommand } from './commands/probe.js'
+import { demoCommand } from './commands/demo.js'
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('flowtel')
+    .description('Flowtel: flow meter, IPFIX exporter and collector')
+    .version('0.1.0')
+    .showHelpAfterError()
+  program.addCommand(probeCommand())
+  program.addCommand(demoCommand())
+  await program.parseAsync(argv)
+}

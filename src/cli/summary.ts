@@ -1,0 +1,32 @@
+/** Renders the probe's end-of-run summary as aligned text for a terminal or a log. */
+import type { ProbeSummary } from '../probe/probe.js'
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US')
+}
+
+function section(title: string, entries: Record<string, number>): string[] {
+  const keys = Object.keys(entries)
+  if (keys.length === 0) return [`${title}: none`]
+  const width = Math.max(...keys.map((k) => k.length))
+  return [`${title}:`, ...keys.map((k) => `  ${k.padEnd(width)}  ${fmt(entries[k]!)}`)]
+}
+
+export function formatSummary(s: ProbeSummary): string {
+  const rate = s.seconds > 0 ? s.packets / s.seconds : 0
+  const lines = [
+    `packets            ${fmt(s.packets)} (${fmt(s.ipPackets)} IP, ${fmt(s.nonIpPackets)} non-IP, ${fmt(
+      s.malformedPackets,
+    )} malformed, ${fmt(s.unsupportedLinkTypePackets)} unsupported link type)`,
+    `bytes              ${fmt(s.capturedBytes)} captured, ${fmt(s.ipBytes)} IP-level in flows`,
+    `flows              ${fmt(s.flows)} (peak ${fmt(s.peakActiveFlows)} active)`,
+    `export             ${fmt(s.export.messages)} messages, ${fmt(s.export.records)} records, ${fmt(
+      s.export.octets,
+    )} octets, ${fmt(s.export.templateSends)} template sends, ${fmt(s.export.droppedRecords)} dropped`,
+    `time               ${s.seconds.toFixed(2)} s (${fmt(Math.round(rate))} packets/s)`,
+    ...section('end reasons', s.endReasons),
+    ...section('anomalies', s.anomalies),
+    ...section('capture format errors', s.formatErrors),
+  ]
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,55 @@
+/**
+ * The registry of field groups the operator can select with `--fields`. A new group is one file in this
+ * folder plus one line here. `core` is always on; the order here is the order of fields in the template.
+ */
+import type { FlowFeature } from '../feature.js'
+import { CoreFields } from './core.js'
+import { L2Fields } from './l2.js'
+import { TunnelFields } from './tunnel.js'
+
+interface GroupEntry {
+  readonly create: () => FlowFeature
+  readonly description: string
+  /** On unless the operator names groups explicitly. */
+  readonly defaultOn: boolean
+}
+
+export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
+  core: {
+    create: () => new CoreFields(),
+    description: 'L3/L4 key, counters, times, TCP flags, TTL',
+    defaultOn: true,
+  },
+  l2: {
+    create: () => new L2Fields(),
+    description: 'MAC addresses, VLAN and QinQ ids, ingress interface',
+    defaultOn: true,
+  },
+  tunnel: {
+    create: () => new TunnelFields(),
+    description: 'VXLAN segment (layer2SegmentId)',
+    defaultOn: true,
+  },
+}
+
+/**
+ * Resolve a `--fields` list ('all', 'default' or group names, comma separated) into feature instances,
+ * `core` first. Throws a clear error for an unknown group.
+ */
+export function createFieldGroups(spec: readonly string[] | undefined): FlowFeature[] {
+  const names = new Set<string>(['core'])
+  const requested = spec === undefined || spec.length === 0 ? ['default'] : spec
+  for (const raw of requested) {
+    const name = raw.trim()
+    if (name === '') continue
+    if (name === 'all') Object.keys(FIELD_GROUPS).forEach((n) => names.add(n))
+    else if (name === 'default') {
+      for (const [n, g] of Object.entries(FIELD_GROUPS)) if (g.defaultOn) names.add(n)
+    } else if (name in FIELD_GROUPS) names.add(name)
+    else
+      throw new Error(`unknown field group '${name}' (known: ${Object.keys(FIELD_GROUPS).join(', ')}, all)`)
+  }
+  return Object.entries(FIELD_GROUPS)
+    .filter(([n]) => names.has(n))
+    .map(([, g]) => g.create())
+}
