@@ -97,7 +97,13 @@ export class IpfixExporter {
     this.scratch = new BufferWriter(65535 + 3)
     this.dests = destinations.map((t) => {
       const seq0 = (opts.initialSequence ?? 0) >>> 0
-      const d: Destination = { t, seq: seq0, needTemplates: true, lastTemplates: 0, messagesSinceTemplates: 0 }
+      const d: Destination = {
+        t,
+        seq: seq0,
+        needTemplates: true,
+        lastTemplates: 0,
+        messagesSinceTemplates: 0,
+      }
       t.onNewSession(() => {
         d.seq = seq0
         d.needTemplates = true

@@ -57,7 +57,7 @@ export function headerOf(m: Uint8Array): HeaderInfo {
 export function splitMessages(b: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = []
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength)
-  for (let p = 0; p + 16 <= b.byteLength; ) {
+  for (let p = 0; p + 16 <= b.byteLength;) {
     const len = v.getUint16(p + 2)
     if (len < 16) break
     out.push(b.subarray(p, p + len))
