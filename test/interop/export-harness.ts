@@ -659,6 +659,8 @@ export function ipfixDumpProblems(r: IpfixDumpResult): string[] {
 }
 
 export interface IpfixDumpRecord {
+  /** Index of the message (0-based, file order) the record came in. */
+  readonly message: number
   readonly templateId: number
   /** Element name -> value text as ipfixDump prints it (reverse IEs keep their `reverse` names). */
   readonly fields: ReadonlyMap<string, string>
@@ -668,15 +670,23 @@ export interface IpfixDumpDecode {
   /** Template ids that are Options Templates (scope count > 0). */
   readonly optionsTemplates: ReadonlySet<number>
   readonly records: readonly IpfixDumpRecord[]
+  /** Header Sequence Number of each message, in file order. */
+  readonly sequences: readonly number[]
 }
 
 /** Parses the default (`--templates --data`) text output of ipfixDump into templates and data records. */
 export function parseIpfixDumpText(text: string): IpfixDumpDecode {
   const optionsTemplates = new Set<number>()
   const records: IpfixDumpRecord[] = []
+  const sequences: number[] = []
   let mode: 'none' | 'template' | 'data' = 'none'
-  let current: { templateId: number; fields: Map<string, string> } | undefined
+  let current: { message: number; templateId: number; fields: Map<string, string> } | undefined
   for (const line of text.split('\n')) {
+    const seq = /sequence number:\s*(\d+)/.exec(line)
+    if (seq) {
+      sequences.push(Number(seq[1]))
+      continue
+    }
     if (line.startsWith('--- template record') || line.startsWith('--- options template record')) {
       mode = 'template'
       continue
@@ -696,7 +706,7 @@ export function parseIpfixDumpText(text: string): IpfixDumpDecode {
     } else if (mode === 'data') {
       const h = /^\s*count:\s*\d+\s+tid:\s*(\d+)/.exec(line)
       if (h) {
-        current = { templateId: Number(h[1]), fields: new Map() }
+        current = { message: sequences.length - 1, templateId: Number(h[1]), fields: new Map() }
         records.push(current)
         continue
       }
@@ -704,7 +714,35 @@ export function parseIpfixDumpText(text: string): IpfixDumpDecode {
       if (f && current && f[2] !== undefined) current.fields.set(f[2], f[3] ?? '')
     }
   }
-  return { optionsTemplates, records }
+  return { optionsTemplates, records, sequences }
+}
+
+/**
+ * The Sequence Errors nfcapd 1.7 will report for a correct stream. Its check (nfdump ipfix.c, Process_IPFIX
+ * and Process_ipfix_data) advances the expected number only per record of a *flow* data set: Options Data
+ * Records, which RFC 7011 section 3.1 counts like any Data Record, do not advance it, so every message that
+ * follows options records (after the first flow record) is reported as a sequence failure.
+ */
+export function nfcapdExpectedSequenceErrors(d: IpfixDumpDecode): number {
+  const flowRecordsPerMessage = new Array<number>(d.sequences.length).fill(0)
+  for (const r of d.records) {
+    if (!d.optionsTemplates.has(r.templateId) && r.message >= 0) {
+      flowRecordsPerMessage[r.message] = (flowRecordsPerMessage[r.message] ?? 0) + 1
+    }
+  }
+  let expected = 0
+  let seenFlowData = false
+  let errors = 0
+  d.sequences.forEach((seq, i) => {
+    if (seq !== expected) {
+      if (seenFlowData) errors++
+      expected = seq
+    }
+    const n = flowRecordsPerMessage[i] ?? 0
+    expected = (expected + n) >>> 0
+    if (n > 0) seenFlowData = true
+  })
+  return errors
 }
 
 // ---------------------------------------------------------------------------------------------------------
