@@ -203,19 +203,20 @@ function unavailable(tool: Tool): string | undefined {
 // Output parsing
 
 /**
- * Reads the probe's end-of-run summary (stderr). Accepts "peak active flows: N" / "active flows (peak): N"
- * style lines and "records: N"; absent figures are left out.
+ * Reads the probe's end-of-run summary (stderr): "flows  N (peak M active)" and "export  N messages, N records"
+ * (other spellings of the peak are accepted too); absent figures are left out.
  */
 function parseFlowtelSummary(text: string): Facts {
   const out: Facts = {}
   const peak =
+    /\(peak ([\d,_]+) active\)/i.exec(text) ??
     /peak[\s_-]*active[\s_-]*flows?\D{0,12}?([\d,_]+)/i.exec(text) ??
     /active[\s_-]*flows?[^\n]{0,20}?peak\D{0,12}?([\d,_]+)/i.exec(text) ??
     /peak[\s_-]*(?:flows?|cache)\D{0,12}?([\d,_]+)/i.exec(text)
   if (peak?.[1] !== undefined) out.peakActiveFlows = digits(peak[1])
   const flows = /^\s*flows\D{0,12}?([\d,_]+)/im.exec(text)
   if (flows?.[1] !== undefined) out.flows = digits(flows[1])
-  const records = /records\D{0,12}?([\d,_]+)/i.exec(text)
+  const records = /([\d,_]+) records/i.exec(text)
   if (records?.[1] !== undefined) out.records = digits(records[1])
   return out
 }
