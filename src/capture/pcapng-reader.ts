@@ -137,13 +137,13 @@ export class PcapngParser implements RecordParser {
         countFormatError(stats, 'bad_block_length')
         return this.finish(ParseStatus.Stop, pos)
       }
+      if (blockLen > this.maxRecord && blockLen <= avail + fileLeft) {
+        countFormatError(stats, 'record_too_large')
+        return this.finish(ParseStatus.Stop, pos)
+      }
       if (blockLen > avail) {
         if (blockLen > avail + fileLeft) {
           countFormatError(stats, 'truncated_record')
-          return this.finish(ParseStatus.Stop, pos)
-        }
-        if (blockLen > this.maxRecord) {
-          countFormatError(stats, 'record_too_large')
           return this.finish(ParseStatus.Stop, pos)
         }
         this.need = blockLen
