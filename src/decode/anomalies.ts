@@ -13,6 +13,9 @@ export const ANOMALY_NAMES = [
   'mpls_stack_too_deep',
   'truncated_pppoe_header',
   'truncated_llc_header',
+  'truncated_nsh_header',
+  // Ethernet/NSH headers nested too deeply (pseudowires, NSH, tunnels)
+  'encapsulation_too_deep',
   'truncated_sll_header',
   'truncated_null_header',
   'unknown_null_family',

@@ -131,6 +131,20 @@ describe('link types', () => {
     expect(decodeBytes(hex('02 00'), { linkType: 0 }).anomalies).toEqual({ truncated_null_header: 1 })
   })
 
+  it('decodes PPP (9), PPP in HDLC framing (50) and Cisco HDLC (104)', () => {
+    const ppp = decodeBytes(concat(hex('ff 03 00 21'), tcpSyn()), { linkType: 9 })
+    expect([ppp.r, ppp.info.dstPort]).toEqual([DecodeResult.Ip, 80])
+    const pfc = decodeBytes(concat(hex('57'), tcp6()), { linkType: 9 })
+    expect([pfc.r, pfc.info.ipVersion]).toEqual([DecodeResult.Ip, 6])
+    const m = decodeBytes(concat(hex('ff 03 02 81'), mpls([17], tcpSyn())), { linkType: 50 })
+    expect([m.info.mplsTopLabel, m.info.dstPort]).toEqual([17, 80])
+    const chdlc = decodeBytes(concat(hex('0f 00 08 00'), tcpSyn()), { linkType: 104 })
+    expect(chdlc.info.dstPort).toBe(80)
+    const lcp = decodeBytes(concat(hex('ff 03 c0 21'), new Uint8Array(8)), { linkType: 9 })
+    expect([lcp.r, lcp.info.etherType]).toEqual([DecodeResult.NonIp, ETH.PPP])
+    expect(decodeBytes(hex('ff 03 00'), { linkType: 9 }).anomalies).toEqual({ truncated_ppp_header: 1 })
+  })
+
   it('returns UnsupportedLinkType without counting an anomaly', () => {
     const d = decodeBytes(tcpSyn(), { linkType: 127 })
     expect(d.r).toBe(DecodeResult.UnsupportedLinkType)
@@ -234,6 +248,28 @@ describe('layer 2', () => {
     expect(deep.anomalies).toEqual({ mpls_stack_too_deep: 1 })
     const cut = decodeBytes(eth({ type: ETH.MPLS }, mpls([5, 6], tcpSyn())).subarray(0, 20))
     expect(cut.anomalies).toEqual({ truncated_mpls_header: 1 })
+  })
+
+  it('decodes NSH (RFC 8300) and Cisco MetaData shims', () => {
+    // NSH base header: length 6 words (24 bytes), MD type 1, next protocol 1 (IPv4); 16 bytes of context.
+    const nshHdr = concat(hex('0f c6 01 01  00 00 01 ff'), new Uint8Array(16))
+    const d = decodeBytes(eth({ type: 0x894f }, concat(nshHdr, tcpSyn())))
+    expect([d.r, d.info.dstPort, d.info.l3Offset - d.base]).toEqual([DecodeResult.Ip, 80, 38])
+    const ethIn = concat(hex('0f c2 01 03  00 00 01 ff'), eth({}, tcp6()))
+    expect(decodeBytes(eth({ type: 0x894f }, ethIn)).info.dstPort).toBe(443)
+    expect(decodeBytes(eth({ type: 0x894f }, hex('0f c6 01 01'))).anomalies).toEqual({
+      truncated_nsh_header: 1,
+    })
+    const cmd = decodeBytes(eth({ type: 0x8909 }, concat(hex('01 01 00 01 00 10 08 00'), tcpSyn())))
+    expect([cmd.r, cmd.info.dstPort]).toEqual([DecodeResult.Ip, 80])
+  })
+
+  it('bounds nested Ethernet headers (pseudowires in pseudowires)', () => {
+    let p = eth({}, tcpSyn())
+    for (let i = 0; i < 8; i++) p = eth({ type: ETH.MPLS }, mpls([i + 16], concat(hex('00000000'), p)))
+    const d = decodeBytes(p)
+    expect(d.r).toBe(DecodeResult.Malformed)
+    expect(d.anomalies).toEqual({ encapsulation_too_deep: 1 })
   })
 
   it('decodes PPPoE sessions carrying IPv4 and IPv6, and non-IP PPP as NonIp', () => {

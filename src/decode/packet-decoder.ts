@@ -37,6 +37,9 @@ const enum LinkType {
   Ipv4 = 228, // Raw IPv4
   Ipv6 = 229, // Raw IPv6
   LinuxSll2 = 276, // Linux "cooked" capture v2
+  Ppp = 9, // PPP (RFC 1661), optional address/control bytes, protocol field
+  PppHdlc = 50, // PPP in HDLC-like framing (RFC 1662), or Cisco HDLC when the first byte is 0x0f/0x8f
+  CHdlc = 104, // Cisco HDLC: address(1) control(1) EtherType(2)
 }
 
 /** Address families of the NULL/LOOP header. */
@@ -64,12 +67,33 @@ const enum EtherType {
   QinQOld = 0x9100, // Pre-standard QinQ service tag
   TransparentEthernet = 0x6558, // Transparent Ethernet Bridging (NVGRE, Geneve)
   Erspan3 = 0x22eb, // ERSPAN type III
+  Nsh = 0x894f, // Network Service Header (RFC 8300)
+  CiscoMetaData = 0x8909, // Cisco MetaData (SGT tag): ver(1) len(1) opt(2) SGT(2) EtherType(2)
 }
 
 /** PPP protocol numbers (RFC 1661, IANA PPP DLL protocol numbers). */
 const enum PppProto {
   Ipv4 = 0x0021, // Internet Protocol version 4
   Ipv6 = 0x0057, // Internet Protocol version 6
+  MplsUnicast = 0x0281, // MPLS unicast (RFC 3032)
+  MplsMulticast = 0x0283, // MPLS multicast
+}
+
+/** NSH next-protocol values (RFC 8300 section 11.2.5). */
+const enum NshNext {
+  Ipv4 = 1, // IPv4
+  Ipv6 = 2, // IPv6
+  Ethernet = 3, // Ethernet
+  Mpls = 5, // MPLS
+}
+
+/** Inner-packet kinds for tunnel(); EtherTypes (>= 0x600) are passed through as they are. */
+const enum Inner {
+  GuessIp = 0, // IPv4 or IPv6 by the version nibble
+  Ethernet = 1, // An Ethernet frame
+  Ppp = 2, // A PPP frame (RFC 1661/1662)
+  Ipv4 = 4, // IPv4
+  Ipv6 = 6, // IPv6
 }
 
 /** IP protocol numbers (IANA). */
@@ -138,6 +162,8 @@ const MAX_MPLS_LABELS = 16
 const MAX_IPV6_EXT_HEADERS = 16
 const MAX_TUNNEL_DEPTH = 4
 const MAX_GTP_EXT_HEADERS = 8
+/** Ethernet/NSH headers per packet (pseudowires, NSH and tunnels nest them; bounds the recursion). */
+const MAX_L2_HEADERS = 8
 
 export interface PacketDecoderOptions {
   /** Maximum number of first fragments remembered (default 65536). */
@@ -158,6 +184,7 @@ export class PacketDecoder {
   /** origlen - caplen, bytes on the wire beyond the captured range. */
   private wireExtra = 0
   private depth = 0
+  private l2Headers = 0
   private vlanSeen = false
   /** Saved outer packet per tunnel level, restored when the inner packet is malformed. */
   private readonly saves: PacketInfo[] = []
@@ -189,6 +216,7 @@ export class PacketDecoder {
     this.out = out
     this.tsUs = tsUs
     this.depth = 0
+    this.l2Headers = 0
     this.vlanSeen = false
     // Clamp to the buffer so a bad caller cannot make a DataView getter throw.
     let end = offset + caplen
@@ -216,6 +244,21 @@ export class PacketDecoder {
         break
       case LinkType.Ipv6:
         r = this.ipv6(offset, end)
+        break
+      case LinkType.Ppp:
+        r = this.ppp(offset, end)
+        break
+      case LinkType.PppHdlc:
+      case LinkType.CHdlc:
+        if (end - offset >= 1 && (view.getUint8(offset) & 0x7f) === 0x0f) {
+          if (end - offset < 4) {
+            this.truncated(A.truncated_ppp_header)
+            return DecodeResult.Malformed
+          }
+          r = this.etherPayload(view.getUint16(offset + 2), offset + 4, end)
+        } else {
+          r = this.ppp(offset, end)
+        }
         break
       case LinkType.LinuxSll:
         if (end - offset < Len.Sll) {
@@ -297,6 +340,10 @@ export class PacketDecoder {
     }
     const v = this.v
     const out = this.out
+    if (++this.l2Headers > MAX_L2_HEADERS) {
+      this.anomalies.inc(A.encapsulation_too_deep)
+      return DecodeResult.Malformed
+    }
     if (!out.hasEthernet) {
       // MACs come from the outermost Ethernet header (not a tunnel's or pseudowire's inner one).
       out.hasEthernet = true
@@ -374,6 +421,23 @@ export class PacketDecoder {
         case EtherType.PppoeSession:
           if (tags > 0) this.vlanSeen = true
           return this.pppoe(p, end)
+        case EtherType.Nsh:
+          if (tags > 0) this.vlanSeen = true
+          return this.nsh(p, end)
+        case EtherType.CiscoMetaData:
+          // Counted with the VLAN tags: it is another fixed-size shim with an EtherType at its end.
+          if (tags >= MAX_VLAN_TAGS) {
+            this.anomalies.inc(A.vlan_stack_too_deep)
+            return DecodeResult.Malformed
+          }
+          if (end - p < 8) {
+            this.truncated(A.truncated_vlan_header)
+            return DecodeResult.Malformed
+          }
+          tags++
+          type = v.getUint16(p + 6)
+          p += 8
+          continue
         default:
           if (tags > 0) this.vlanSeen = true
           out.etherType = type
@@ -434,6 +498,69 @@ export class PacketDecoder {
       return DecodeResult.Malformed
     }
     return this.pppProto(this.v.getUint16(p + Len.Pppoe), p + Len.Pppoe + 2, end, EtherType.PppoeSession)
+  }
+
+  /** Network Service Header (RFC 8300): base header with the total length in 4-byte words, then next protocol. */
+  private nsh(p: number, end: number): DecodeResult {
+    const v = this.v
+    if (++this.l2Headers > MAX_L2_HEADERS) {
+      this.anomalies.inc(A.encapsulation_too_deep)
+      return DecodeResult.Malformed
+    }
+    if (end - p < 8) {
+      this.truncated(A.truncated_nsh_header)
+      return DecodeResult.Malformed
+    }
+    // Ver(2) O(1) U(1) TTL(6) Length(6) | Rsvd(4) MD type(4) | Next protocol(8), then service path(4), metadata.
+    const hl = (v.getUint16(p) & 0x3f) << 2
+    if (hl < 8 || end - p < hl) {
+      this.truncated(A.truncated_nsh_header)
+      return DecodeResult.Malformed
+    }
+    const q = p + hl
+    switch (v.getUint8(p + 3)) {
+      case NshNext.Ipv4:
+        return this.ipv4(q, end)
+      case NshNext.Ipv6:
+        return this.ipv6(q, end)
+      case NshNext.Ethernet:
+        return this.ethernet(q, end)
+      case NshNext.Mpls:
+        return this.mpls(EtherType.MplsUnicast, q, end)
+      default:
+        this.out.etherType = EtherType.Nsh
+        this.out.l3Offset = p
+        return DecodeResult.NonIp
+    }
+  }
+
+  /** A PPP frame (RFC 1661/1662): optional 0xff 0x03, protocol in 1 byte when compressed (odd first byte). */
+  private ppp(p: number, end: number): DecodeResult {
+    const v = this.v
+    if (end - p >= 2 && v.getUint16(p) === 0xff03) p += 2
+    if (p >= end) {
+      this.truncated(A.truncated_ppp_header)
+      return DecodeResult.Malformed
+    }
+    let proto = v.getUint8(p)
+    if ((proto & 1) === 0) {
+      if (end - p < 2) {
+        this.truncated(A.truncated_ppp_header)
+        return DecodeResult.Malformed
+      }
+      proto = v.getUint16(p)
+      p += 2
+    } else {
+      p += 1
+    }
+    if (proto === PppProto.MplsUnicast || proto === PppProto.MplsMulticast) {
+      return this.mpls(
+        proto === PppProto.MplsUnicast ? EtherType.MplsUnicast : EtherType.MplsMulticast,
+        p,
+        end,
+      )
+    }
+    return this.pppProto(proto, p, end, EtherType.Ppp)
   }
 
   private pppProto(proto: number, p: number, end: number, etherType: number): DecodeResult {
@@ -748,11 +875,11 @@ export class PacketDecoder {
       case IpProto.IpInIp:
         this.setPayload(p, ipEnd, announcedEnd)
         if (!tunnels) return DecodeResult.Ip
-        return this.tunnel(Tunnel.IpInIp, 0, 4, p, ipEnd)
+        return this.tunnel(Tunnel.IpInIp, 0, Inner.Ipv4, p, ipEnd)
       case IpProto.Ipv6:
         this.setPayload(p, ipEnd, announcedEnd)
         if (!tunnels) return DecodeResult.Ip
-        return this.tunnel(Tunnel.Ip6In4, 0, 6, p, ipEnd)
+        return this.tunnel(Tunnel.Ip6In4, 0, Inner.Ipv6, p, ipEnd)
       case IpProto.Gre:
         this.setPayload(p, ipEnd, announcedEnd)
         if (!tunnels) return DecodeResult.Ip
@@ -799,16 +926,19 @@ export class PacketDecoder {
     out.l4Offset = out.payloadOffset = out.payloadCaptured = out.payloadLength = 0
     let r: DecodeResult
     switch (kind) {
-      case 4:
+      case Inner.Ipv4:
         r = this.ipv4(p, end)
         break
-      case 6:
+      case Inner.Ipv6:
         r = this.ipv6(p, end)
         break
-      case 1:
+      case Inner.Ethernet:
         r = this.ethernet(p, end)
         break
-      case 0:
+      case Inner.Ppp:
+        r = this.ppp(p, end)
+        break
+      case Inner.GuessIp:
         r = this.rawIp(p, end)
         break
       default:
@@ -826,7 +956,7 @@ export class PacketDecoder {
       return DecodeResult.Ip
     }
     if ((this.v.getUint8(p) & 0x08) === 0) return DecodeResult.Ip // Not VXLAN: VNI flag clear
-    return this.tunnel(Tunnel.Vxlan, this.v.getUint32(p + 4) >>> 8, 1, p + Len.Vxlan, end)
+    return this.tunnel(Tunnel.Vxlan, this.v.getUint32(p + 4) >>> 8, Inner.Ethernet, p + Len.Vxlan, end)
   }
 
   /** Geneve (RFC 8926): ver(2) optlen(6) O C rsvd(6) protocol(16) VNI(24) rsvd(8), options, payload. */
@@ -846,7 +976,7 @@ export class PacketDecoder {
     const proto = v.getUint16(p + 2)
     const vni = v.getUint32(p + 4) >>> 8
     if (proto < EtherType.MinEtherType) return DecodeResult.Ip // Not an EtherType: nothing to decode
-    const kind = proto === EtherType.TransparentEthernet ? 1 : proto
+    const kind = proto === EtherType.TransparentEthernet ? Inner.Ethernet : proto
     return this.tunnel(Tunnel.Geneve, vni, kind, p + hl, end)
   }
 
@@ -874,27 +1004,7 @@ export class PacketDecoder {
       }
       const callId = v.getUint16(p + 6)
       if (!s || v.getUint16(p + 4) === 0) return DecodeResult.Ip // Acknowledgement only, no payload
-      // PPP: optional address/control 0xff 0x03, protocol in 1 byte when compressed (odd first byte).
-      let q = p + hl
-      if (end - q >= 2 && v.getUint16(q) === 0xff03) q += 2
-      if (q >= end) {
-        this.truncated(A.truncated_ppp_header)
-        return DecodeResult.Ip
-      }
-      let pppProto = v.getUint8(q)
-      if ((pppProto & 1) === 0) {
-        if (end - q < 2) {
-          this.truncated(A.truncated_ppp_header)
-          return DecodeResult.Ip
-        }
-        pppProto = v.getUint16(q)
-        q += 2
-      } else {
-        q += 1
-      }
-      if (pppProto === PppProto.Ipv4) return this.tunnel(Tunnel.Gre, callId, 4, q, end)
-      if (pppProto === PppProto.Ipv6) return this.tunnel(Tunnel.Gre, callId, 6, q, end)
-      return DecodeResult.Ip
+      return this.tunnel(Tunnel.Gre, callId, Inner.Ppp, p + hl, end)
     }
     if (version !== 0 || (flags & 0x4000) !== 0) return DecodeResult.Ip // Routing present (RFC 1701): not decoded
     const hl = Len.Gre + (c ? 4 : 0) + (k ? 4 : 0) + (s ? 4 : 0)
@@ -906,15 +1016,15 @@ export class PacketDecoder {
     const q = p + hl
     switch (proto) {
       case EtherType.TransparentEthernet:
-        return this.tunnel(Tunnel.Gre, key, 1, q, end)
+        return this.tunnel(Tunnel.Gre, key, Inner.Ethernet, q, end)
       case EtherType.Erspan2:
         // ERSPAN type I has no ERSPAN header and no GRE sequence number; type II has both.
-        if (!s) return this.tunnel(Tunnel.Gre, key, 1, q, end)
+        if (!s) return this.tunnel(Tunnel.Gre, key, Inner.Ethernet, q, end)
         if (end - q < Len.Erspan2) {
           this.truncated(A.truncated_erspan_header)
           return DecodeResult.Ip
         }
-        return this.tunnel(Tunnel.Gre, key, 1, q + Len.Erspan2, end)
+        return this.tunnel(Tunnel.Gre, key, Inner.Ethernet, q + Len.Erspan2, end)
       case EtherType.Erspan3: {
         if (end - q < Len.Erspan3) {
           this.truncated(A.truncated_erspan_header)
@@ -926,12 +1036,12 @@ export class PacketDecoder {
           this.truncated(A.truncated_erspan_header)
           return DecodeResult.Ip
         }
-        return this.tunnel(Tunnel.Gre, key, 1, q + eh, end)
+        return this.tunnel(Tunnel.Gre, key, Inner.Ethernet, q + eh, end)
       }
       case EtherType.Ipv4:
-        return this.tunnel(Tunnel.Gre, key, 4, q, end)
+        return this.tunnel(Tunnel.Gre, key, Inner.Ipv4, q, end)
       case EtherType.Ipv6:
-        return this.tunnel(Tunnel.Gre, key, 6, q, end)
+        return this.tunnel(Tunnel.Gre, key, Inner.Ipv6, q, end)
       case EtherType.MplsUnicast:
       case EtherType.MplsMulticast:
         return this.tunnel(Tunnel.Gre, key, proto, q, end)
@@ -984,7 +1094,7 @@ export class PacketDecoder {
       }
     }
     if (q >= end) return DecodeResult.Ip // G-PDU without payload
-    return this.tunnel(Tunnel.GtpU, teid, 0, q, end)
+    return this.tunnel(Tunnel.GtpU, teid, Inner.GuessIp, q, end)
   }
 
   /** Teredo (RFC 4380): optional authentication and origin indications, then IPv6. */
@@ -1014,6 +1124,6 @@ export class PacketDecoder {
     }
     // Only treat it as Teredo when a whole IPv6 header follows; other traffic on port 3544 stays as it is.
     if (end - q < Len.Ipv6 || v.getUint8(q) >> 4 !== 6) return DecodeResult.Ip
-    return this.tunnel(Tunnel.Teredo, 0, 6, q, end)
+    return this.tunnel(Tunnel.Teredo, 0, Inner.Ipv6, q, end)
   }
 }
