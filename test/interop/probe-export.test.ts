@@ -18,6 +18,8 @@ import {
   removeDir,
   replayDatagrams,
   tsharkExpertLines,
+  tsharkFields,
+  tsharkJson,
   tsharkRecords,
   writeIpfixFile,
   writePcap,
@@ -283,11 +285,17 @@ describe.skipIf(missingPeers.length > 0 || missingSoftflowd.length > 0)(
       expect(s.packets + s.revPackets).toBe(161)
     })
 
-    it('tshark decodes the synthesized pcap, and its records equal ipfixDump records', () => {
+    it('tshark decodes the synthesized pcap, and its records equal ipfixDump records', async () => {
       // softflowd's sequence numbers are off by its own message (standards.md 6.5); nothing else may show.
       const unexpected = d.expert.filter((l) => !/^frame \d+: Unexpected flow sequence[^|]*$/.test(l))
       expect(unexpected).toEqual([])
       expect(sorted(d.tshark.map(fromTshark))).toEqual(sorted(flowRecords(d.decode)))
+      // The field and JSON helpers see one IPFIX frame per datagram.
+      const pcap = path.join(dir, 'export.pcap')
+      const rows = await tsharkFields(pcap, d.port, ['frame.number', 'cflow.od_id', 'cflow.sequence'])
+      expect(rows.map((r) => r[1])).toEqual(d.datagrams.map(() => ['0']))
+      expect(rows.map((r) => Number(r[2]?.[0]))).toEqual(d.datagrams.map((dg) => dg.data.readUInt32BE(8)))
+      expect(await tsharkJson(pcap, d.port)).toHaveLength(d.datagrams.length)
     })
 
     it('the gates are not vacuous: a set length below 4 is reported by ipfixDump and tshark', async () => {
