@@ -5,7 +5,7 @@ export type NumericArray = Float64Array | Uint32Array | Int32Array | Uint16Array
 /** A copy of `a` resized to `size` entries, keeping its first `used` entries (the rest zero). */
 export function resized<T extends NumericArray>(a: T, size: number, used: number): T {
   const b = new (a.constructor as new (n: number) => T)(size)
-  b.set(a.subarray(0, Math.min(used, size)) as unknown as ArrayLike<number>)
+  b.set(a.subarray(0, Math.min(used, size)))
   return b
 }
 

@@ -1,0 +1,56 @@
+// Runs the probe in-process over captures and returns its summary and the exported flow records as JSON
+// objects (decoded from the IPFIX stream by the JSON transport, exactly as `--json` writes them).
+import { Writable } from 'node:stream'
+import { JsonTransport } from '../../src/ipfix/transport-json.js'
+import {
+  DEFAULT_PROBE_OPTIONS,
+  runProbe,
+  type ProbeOptions,
+  type ProbeSummary,
+} from '../../src/probe/probe.js'
+import type { Transport } from '../../src/ipfix/transport.js'
+
+export type JsonRecord = Record<string, unknown>
+
+export interface ProbeRun {
+  summary: ProbeSummary
+  records: JsonRecord[]
+}
+
+export async function probeRecords(
+  reads: string[],
+  overrides: Partial<ProbeOptions> = {},
+  extraTransports: Transport[] = [],
+): Promise<ProbeRun> {
+  const lines: string[] = []
+  let partial = ''
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const text = partial + chunk.toString('utf8')
+      const parts = text.split('\n')
+      partial = parts.pop() ?? ''
+      lines.push(...parts.filter((l) => l !== ''))
+      cb()
+    },
+  })
+  const json = new JsonTransport('memory', { stream })
+  const summary = await runProbe({
+    ...DEFAULT_PROBE_OPTIONS,
+    destinations: [],
+    ...overrides,
+    reads,
+    extraTransports: [json, ...extraTransports],
+  })
+  if (partial !== '') lines.push(partial)
+  return { summary, records: lines.map((l) => JSON.parse(l) as JsonRecord) }
+}
+
+/** Sum of a numeric field over records (missing = 0). */
+export function total(records: readonly JsonRecord[], field: string): number {
+  let n = 0
+  for (const r of records) {
+    const v = r[field]
+    if (typeof v === 'number') n += v
+  }
+  return n
+}
