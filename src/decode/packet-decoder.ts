@@ -836,7 +836,8 @@ export class PacketDecoder {
         const ulen = v.getUint16(p + 4)
         out.udpLength = ulen
         let dataEnd = announcedEnd
-        if (proto === IpProto.Udp) {
+        // A first fragment's UDP length covers the whole datagram, beyond this packet.
+        if (proto === IpProto.Udp && !out.isFragment) {
           if (ulen < Len.Udp || ulen > announcedEnd - p) this.anomalies.inc(A.bad_udp_length)
           else dataEnd = p + ulen
         }
@@ -1042,11 +1043,18 @@ export class PacketDecoder {
         return this.tunnel(Tunnel.Gre, key, Inner.Ipv4, q, end)
       case EtherType.Ipv6:
         return this.tunnel(Tunnel.Gre, key, Inner.Ipv6, q, end)
-      case EtherType.MplsUnicast:
-      case EtherType.MplsMulticast:
-        return this.tunnel(Tunnel.Gre, key, proto, q, end)
+      case EtherType.CiscoMetaData:
+        // Over GRE the EtherType comes first: type(2) ver(1) len(1) opt(2) SGT(2) (as Wireshark's CMD dissector).
+        if (end - q < 8) {
+          this.truncated(A.truncated_gre_header)
+          return DecodeResult.Ip
+        }
+        if (v.getUint16(q) < EtherType.MinEtherType) return DecodeResult.Ip
+        return this.tunnel(Tunnel.Gre, key, v.getUint16(q), q + 8, end)
       default:
-        return DecodeResult.Ip
+        // MPLS, VLAN, ...: dispatched like an Ethernet payload; non-IP keeps the outer packet.
+        if (proto < EtherType.MinEtherType) return DecodeResult.Ip
+        return this.tunnel(Tunnel.Gre, key, proto, q, end)
     }
   }
 
