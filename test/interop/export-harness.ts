@@ -598,6 +598,30 @@ export async function tsharkFields(
     .map((l) => l.split('\t').map((cell) => (cell === '' ? [] : cell.split(';'))))
 }
 
+/**
+ * Ground truth for a traffic capture: number of IP packets and their IP-level octets (IPv4 total length,
+ * IPv6 payload length + 40, outermost header only; RFC 7012 octetDeltaCount), as tshark decodes them.
+ */
+export async function captureIpTotals(capture: string): Promise<{ packets: number; octets: number }> {
+  const args = ['tshark', '-n', '-r', capture, '-T', 'fields', '-E', 'occurrence=f', '-e', 'ip.len']
+  args.push('-e', 'ipv6.plen')
+  const r = await runCommand(args)
+  if (r.code !== 0) throw new Error(`tshark failed (${r.code}): ${r.stderr}`)
+  let packets = 0
+  let octets = 0
+  for (const line of r.stdout.split('\n')) {
+    const [v4 = '', v6 = ''] = line.split('\t')
+    if (v4 !== '') {
+      packets++
+      octets += Number(v4)
+    } else if (v6 !== '') {
+      packets++
+      octets += Number(v6) + 40
+    }
+  }
+  return { packets, octets }
+}
+
 /** `-T json -j cflow` parsed (an array of frames). */
 export async function tsharkJson(pcap: string, port: number): Promise<unknown[]> {
   const r = await runCommand([...tsharkBaseArgs(pcap, port), '-T', 'json', '-j', 'cflow'])

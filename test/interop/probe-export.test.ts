@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   captureExport,
+  captureIpTotals,
   collectWithNfcapd,
   ipfixDump,
   ipfixDumpProblems,
@@ -343,6 +344,8 @@ const probeBuilt = existsSync(path.join(repo, 'dist/cli/main.js'))
 
 interface ProbeRun {
   run: RunResult
+  /** IP packets and IP-level octets of the input capture, from tshark. */
+  truth: { packets: number; octets: number }
   json: unknown[]
   views: FlowView[]
   d: Decoded
@@ -383,7 +386,8 @@ describe.skipIf(missingPeers.length > 0)('probe IPFIX export interop', () => {
           }
           const lines = existsSync(jsonFile) ? (await readFile(jsonFile, 'utf8')).split('\n') : []
           const json = lines.filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown)
-          p = { run: r.run, json, views: json.map(fromJson), d: await decodeAll(dir, r.datagrams, r.port) }
+          const d = await decodeAll(dir, r.datagrams, r.port)
+          p = { run: r.run, truth: await captureIpTotals(capture), json, views: json.map(fromJson), d }
         } catch (e) {
           setupError = e
         }
@@ -408,6 +412,12 @@ describe.skipIf(missingPeers.length > 0)('probe IPFIX export interop', () => {
             true,
           )
         }
+      })
+
+      it('the records account for every IP packet and octet of the capture (tshark on the input)', () => {
+        const { truth, views } = probe()
+        const s = sums(views)
+        expect({ packets: s.packets + s.revPackets, octets: s.octets + s.revOctets }).toEqual(truth)
       })
 
       it('every datagram is one IPFIX message whose header length matches', () => {
