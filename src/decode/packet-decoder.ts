@@ -40,6 +40,17 @@ const enum LinkType {
   Ppp = 9, // PPP (RFC 1661), optional address/control bytes, protocol field
   PppHdlc = 50, // PPP in HDLC-like framing (RFC 1662), or Cisco HDLC when the first byte is 0x0f/0x8f
   CHdlc = 104, // Cisco HDLC: address(1) control(1) EtherType(2)
+  ArcnetLinux = 129, // Linux ARCNET: source(1) destination(1) offset(2), then the ARCNET protocol id
+}
+
+/** ARCNET protocol ids (RFC 1051 and RFC 1201 framing). */
+const enum Arcnet {
+  Ip1051 = 240, // RFC 1051 IP: payload right after the protocol id
+  Arp1051 = 241, // RFC 1051 ARP
+  Ip1201 = 212, // RFC 1201 IP: split flag(1) sequence(2) before the payload
+  Arp1201 = 213, // RFC 1201 ARP
+  Ipv6 = 196, // RFC 2497 IPv6, RFC 1201 framing
+  ExceptionFlag = 0xff, // RFC 1201 exception packet: 4 filler octets and a repeated header follow
 }
 
 /** Address families of the NULL/LOOP header. */
@@ -288,6 +299,9 @@ export class PacketDecoder {
         r = this.nullFamily(family, offset + Len.NullHdr, end)
         break
       }
+      case LinkType.ArcnetLinux:
+        r = this.arcnetLinux(offset, end)
+        break
       default:
         return DecodeResult.UnsupportedLinkType
     }
@@ -313,6 +327,40 @@ export class PacketDecoder {
         this.anomalies.inc(A.unknown_null_family)
         this.out.etherType = 0
         this.out.l3Offset = p
+        return DecodeResult.NonIp
+    }
+  }
+
+  /** Linux ARCNET (LINKTYPE_ARCNET_LINUX): 4-byte header, protocol id, then RFC 1051 or RFC 1201 framing. */
+  private arcnetLinux(p: number, end: number): DecodeResult {
+    if (end - p < 5) {
+      this.truncated(A.truncated_arcnet_header)
+      return DecodeResult.Malformed
+    }
+    const v = this.v
+    const proto = v.getUint8(p + 4)
+    let q = p + 5
+    if (proto === Arcnet.Ip1201 || proto === Arcnet.Arp1201 || proto === Arcnet.Ipv6) {
+      if (end - q < 3) {
+        this.truncated(A.truncated_arcnet_header)
+        return DecodeResult.Malformed
+      }
+      // An exception packet repeats protocol id, split flag and sequence after 4 filler octets.
+      q += v.getUint8(q) === Arcnet.ExceptionFlag ? 3 + 4 : 3
+      if (q > end) {
+        this.truncated(A.truncated_arcnet_header)
+        return DecodeResult.Malformed
+      }
+    }
+    switch (proto) {
+      case Arcnet.Ip1051:
+      case Arcnet.Ip1201:
+        return this.ipv4(q, end)
+      case Arcnet.Ipv6:
+        return this.ipv6(q, end)
+      default:
+        this.out.etherType = proto === Arcnet.Arp1051 || proto === Arcnet.Arp1201 ? EtherType.Arp : 0
+        this.out.l3Offset = q
         return DecodeResult.NonIp
     }
   }
