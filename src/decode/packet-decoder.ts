@@ -223,6 +223,7 @@ export class PacketDecoder {
     out: PacketInfo,
   ): DecodeResult {
     out.reset()
+    out.buf = buf
     this.v = view
     this.out = out
     this.tsUs = tsUs

@@ -27,6 +27,8 @@ export const enum DecodeResult {
   UnsupportedLinkType = 3,
 }
 
+const EMPTY = new Uint8Array(0)
+
 export class PacketInfo {
   // Link layer
   /** True when the packet had an Ethernet header (MACs are valid). */
@@ -49,6 +51,11 @@ export class PacketInfo {
   mplsLabels = 0
   /** Offset of the L3 header inside the batch buffer (valid for NonIp too, e.g. the ARP body). */
   l3Offset = 0
+  /**
+   * The batch buffer the offsets point into (set by decode()), so features can read bounded bytes of the
+   * packet, e.g. TCP options in [l4Offset + 20, payloadOffset) or the first payload bytes.
+   */
+  buf: Uint8Array = EMPTY
 
   // Tunnel (outermost tunnel that was removed)
   tunnel: Tunnel = Tunnel.None
@@ -106,8 +113,11 @@ export class PacketInfo {
     this.tunnel = Tunnel.None
     this.tunnelId = this.tunnelCount = 0
     this.ipVersion = 0
-    this.src.fill(0)
-    this.dst.fill(0)
+    // Explicit stores: TypedArray.fill has call overhead that shows on the packet path.
+    const src = this.src
+    const dst = this.dst
+    src[0] = src[1] = src[2] = src[3] = 0
+    dst[0] = dst[1] = dst[2] = dst[3] = 0
     this.ipLength = this.ttl = this.tos = this.ipId = this.flowLabel = this.protocol = 0
     this.isFragment = this.moreFragments = false
     this.fragOffset = 0
@@ -131,6 +141,7 @@ export class PacketInfo {
     this.mplsTopLabel = o.mplsTopLabel
     this.mplsLabels = o.mplsLabels
     this.l3Offset = o.l3Offset
+    this.buf = o.buf
     this.tunnel = o.tunnel
     this.tunnelId = o.tunnelId
     this.tunnelCount = o.tunnelCount
