@@ -27,7 +27,6 @@ export class UdpTransport implements Transport {
   /** Resolver failures (the previous address is kept). */
   resolveErrors = 0
   private socket: dgram.Socket | undefined
-  private family = 0
   private address = ''
   private timer: NodeJS.Timeout | undefined
   private pending = 0
@@ -50,10 +49,10 @@ export class UdpTransport implements Transport {
 
   async open(): Promise<void> {
     const fam = isIP(this.host)
-    if (fam !== 0) this.setAddress(this.host, fam)
+    if (fam !== 0) await this.setAddress(this.host, fam)
     else {
       const r = await this.resolve(this.host)
-      this.setAddress(r.address, r.family)
+      await this.setAddress(r.address, r.family)
       const every = this.opts.resolveIntervalMs ?? 60_000
       if (every > 0) {
         this.timer = setInterval(() => void this.reResolve(), every)
@@ -65,23 +64,36 @@ export class UdpTransport implements Transport {
   private async reResolve(): Promise<void> {
     try {
       const r = await this.resolve(this.host)
-      if (r.address !== this.address) this.setAddress(r.address, r.family)
+      if (r.address !== this.address) await this.setAddress(r.address, r.family)
     } catch {
       this.resolveErrors++
     }
   }
 
-  private setAddress(address: string, family: number): void {
-    this.address = address
-    if (this.socket !== undefined && family === this.family) return
-    const old = this.socket
+  /**
+   * Switch to a new destination. The socket is connected (send() then skips the per-datagram address
+   * lookup and route selection); it replaces the old one only once connected, so no datagram is lost.
+   */
+  private async setAddress(address: string, family: number): Promise<void> {
     const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4')
     s.on('error', () => {
       this.stats.errors++
     })
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: Error): void => {
+        s.close()
+        reject(new Error(`${this.name}: cannot use ${address}: ${err.message}`))
+      }
+      s.once('error', failed)
+      s.connect(this.port, address, () => {
+        s.off('error', failed)
+        resolve()
+      })
+    })
     s.unref()
+    const old = this.socket
     this.socket = s
-    this.family = family
+    this.address = address
     if (old !== undefined) old.close()
   }
 
@@ -96,7 +108,7 @@ export class UdpTransport implements Transport {
     this.stats.octets += n
     try {
       this.pending++
-      s.send(message, this.port, this.address, (err) => {
+      s.send(message, (err) => {
         if (err) this.stats.errors++
         if (--this.pending === 0) this.idle?.()
       })
