@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import { probeCommand } from './commands/probe.js'
 import { demoCommand } from './commands/demo.js'
+import { collectCommand } from './commands/collect.js'
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('flowtel')
@@ -10,5 +11,6 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
   program.addCommand(probeCommand())
   program.addCommand(demoCommand())
+  program.addCommand(collectCommand())
   await program.parseAsync(argv)
 }

@@ -313,62 +313,77 @@ export class IpfixDecoder {
   }
 
   private value(bytes: Uint8Array, view: DataView, p: number, len: number, type: IeDataType): FieldValue {
-    switch (type) {
-      case 'unsigned8':
-      case 'unsigned16':
-      case 'unsigned32':
-      case 'dateTimeSeconds':
-        return readUnsigned(view, p, len)
-      case 'signed8':
-      case 'signed16':
-      case 'signed32':
-        return len === 0 ? 0 : readSigned(view, p, len)
-      case 'unsigned64':
-        return readUnsignedBig(view, p, len)
-      case 'signed64':
-        return len === 0 ? 0n : BigInt.asIntN(len * 8, readUnsignedBig(view, p, len))
-      case 'float32':
-        return len === 4 ? view.getFloat32(p) : 0
-      case 'float64':
-        return len === 8 ? view.getFloat64(p) : len === 4 ? view.getFloat32(p) : 0
-      case 'boolean': {
-        if (len === 0) return null
-        const b = view.getUint8(p)
-        if (b === 1 || b === 2) return b === 1
-        this.count('invalid_boolean')
+    return decodeValue(bytes, view, p, len, type, (name) => this.count(name))
+  }
+}
+
+/**
+ * Decodes one field value of `type` from bytes[p, p + len) (the caller has checked the range). Never throws;
+ * ill-formed booleans and UTF-8 give null and call `count` with the counter name. Shared with the collector.
+ */
+export function decodeValue(
+  bytes: Uint8Array,
+  view: DataView,
+  p: number,
+  len: number,
+  type: IeDataType,
+  count: (name: string) => void,
+): FieldValue {
+  switch (type) {
+    case 'unsigned8':
+    case 'unsigned16':
+    case 'unsigned32':
+    case 'dateTimeSeconds':
+      return readUnsigned(view, p, len)
+    case 'signed8':
+    case 'signed16':
+    case 'signed32':
+      return len === 0 ? 0 : readSigned(view, p, len)
+    case 'unsigned64':
+      return readUnsignedBig(view, p, len)
+    case 'signed64':
+      return len === 0 ? 0n : BigInt.asIntN(len * 8, readUnsignedBig(view, p, len))
+    case 'float32':
+      return len === 4 ? view.getFloat32(p) : 0
+    case 'float64':
+      return len === 8 ? view.getFloat64(p) : len === 4 ? view.getFloat32(p) : 0
+    case 'boolean': {
+      if (len === 0) return null
+      const b = view.getUint8(p)
+      if (b === 1 || b === 2) return b === 1
+      count('invalid_boolean')
+      return null
+    }
+    case 'macAddress':
+      return len === 6 ? macText(view, p) : null
+    case 'ipv4Address':
+      return len === 4 ? ipv4Text(view.getUint32(p)) : null
+    case 'ipv6Address':
+      return len === 16 ? ipv6Text(view, p) : null
+    case 'dateTimeMilliseconds':
+      return readUnsignedBig(view, p, len)
+    case 'dateTimeMicroseconds':
+    case 'dateTimeNanoseconds': {
+      if (len !== 8) return null
+      const sec = BigInt(view.getUint32(p))
+      let frac = view.getUint32(p + 4)
+      // RFC 7011 §6.1.9: the low 11 bits of a microsecond fraction MUST be ignored.
+      if (type === 'dateTimeMicroseconds') frac = (frac & ~0x7ff) >>> 0
+      const ns = (BigInt(frac) * 1_000_000_000n) >> 32n
+      return (sec - NTP_UNIX_OFFSET) * 1_000_000_000n + ns
+    }
+    case 'string':
+      try {
+        return utf8.decode(bytes.subarray(p, p + len))
+      } catch {
+        count('invalid_utf8')
         return null
       }
-      case 'macAddress':
-        return len === 6 ? macText(view, p) : null
-      case 'ipv4Address':
-        return len === 4 ? ipv4Text(view.getUint32(p)) : null
-      case 'ipv6Address':
-        return len === 16 ? ipv6Text(view, p) : null
-      case 'dateTimeMilliseconds':
-        return readUnsignedBig(view, p, len)
-      case 'dateTimeMicroseconds':
-      case 'dateTimeNanoseconds': {
-        if (len !== 8) return null
-        const sec = BigInt(view.getUint32(p))
-        let frac = view.getUint32(p + 4)
-        // RFC 7011 §6.1.9: the low 11 bits of a microsecond fraction MUST be ignored.
-        if (type === 'dateTimeMicroseconds') frac = (frac & ~0x7ff) >>> 0
-        const ns = (BigInt(frac) * 1_000_000_000n) >> 32n
-        return (sec - NTP_UNIX_OFFSET) * 1_000_000_000n + ns
-      }
-      case 'string':
-        try {
-          return utf8.decode(bytes.subarray(p, p + len))
-        } catch {
-          this.count('invalid_utf8')
-          return null
-        }
-      case 'octetArray':
-      case 'basicList':
-      case 'subTemplateList':
-      case 'subTemplateMultiList':
-        return bytes.slice(p, p + len) // a copy: never pin the datagram
-    }
+    case 'octetArray':
+    case 'basicList':
+    case 'subTemplateList':
+    case 'subTemplateMultiList':
+      return bytes.slice(p, p + len) // a copy: never pin the datagram
   }
 }
 

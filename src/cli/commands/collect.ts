@@ -1,0 +1,130 @@
+/**
+ * `flowtel collect`: the flow collector (IPFIX RFC 7011, NetFlow v9 RFC 3954, NetFlow v5). Offline, `--read`
+ * decodes capture files (UDP/TCP payloads on any port) and raw export files (RFC 5655 IPFIX files) as one
+ * stream, in order, and prints one JSON line per data record with the probe's element names (recordToJson).
+ * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
+ */
+import { Command } from 'commander'
+import { createWriteStream } from 'node:fs'
+import type { Writable } from 'node:stream'
+import { recordToJson } from '../../ipfix/decoder.js'
+import {
+  FlowCollector,
+  type CollectedRecord,
+  type DecodeOutput,
+  type TemplateEvent,
+} from '../../collector/decode-message.js'
+import { OfflineReader } from '../../collector/offline-reader.js'
+import { collect, intOption } from '../options.js'
+
+interface CollectFlags {
+  read?: string[]
+  json: string
+  events: boolean
+  meta: boolean
+  templates?: string
+  templateLifetime: number
+  summary: boolean
+}
+
+/** The JSON object written for one record: its elements, plus `@`-prefixed metadata with --meta. */
+export function recordLine(r: CollectedRecord, meta: boolean): Record<string, unknown> {
+  const o = recordToJson(r)
+  if (!meta) return o
+  return {
+    '@version': r.version,
+    '@exporter': r.exporter,
+    '@domain': r.odid,
+    '@template': r.templateId,
+    '@exportTime': r.exportTime,
+    ...o,
+  }
+}
+
+function eventLine(e: TemplateEvent): Record<string, unknown> {
+  return { '@event': e.event, ...e }
+}
+
+export function collectCommand(): Command {
+  return new Command('collect')
+    .description('collect IPFIX, NetFlow v9 and v5 exports; offline from capture or IPFIX files with --read')
+    .option(
+      '-r, --read <file>',
+      'pcap/pcapng capture or raw export file (repeatable; one stream, in order)',
+      collect,
+    )
+    .option('--json <file|->', 'write one JSON line per data record to a file or stdout', '-')
+    .option('--events', 'also write template events and options data records into the JSON stream', false)
+    .option('--meta', 'add @version, @exporter, @domain, @template and @exportTime to each line', false)
+    .option('--templates <file>', 'load templates from this JSON file first, and save them there at the end')
+    .option(
+      '--template-lifetime <s>',
+      'UDP template lifetime in seconds (0: never expire)',
+      intOption('--template-lifetime', 0, 86400 * 365),
+      1800,
+    )
+    .option('--no-summary', 'do not print the counters to stderr at the end')
+    .action(async (flags: CollectFlags) => {
+      if (flags.read === undefined || flags.read.length === 0) {
+        throw new Error('flowtel collect: give --read FILE (live listeners are not implemented yet)')
+      }
+      const col = new FlowCollector({ templates: { lifetimeMs: flags.templateLifetime * 1000 } })
+      if (flags.templates !== undefined) col.templates.loadFile(flags.templates)
+      const out: Writable = flags.json === '-' ? process.stdout : createWriteStream(flags.json)
+      let text = ''
+      let side = ''
+      let records = 0
+      const flush = async (): Promise<void> => {
+        if (text !== '') {
+          const t = text
+          text = ''
+          if (!out.write(t)) await new Promise((r) => out.once('drain', r))
+        }
+        if (side !== '') {
+          process.stderr.write(side)
+          side = ''
+        }
+      }
+      const sink = (o: DecodeOutput): void => {
+        for (const e of o.events) {
+          const line = JSON.stringify(eventLine(e)) + '\n'
+          if (flags.events) text += line
+          else side += line
+        }
+        for (const r of o.records) {
+          if (r.isOptions) {
+            const line = JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
+            if (flags.events) text += line
+            else side += line
+            continue
+          }
+          text += JSON.stringify(recordLine(r, flags.meta)) + '\n'
+          records++
+        }
+      }
+      const reader = new OfflineReader(col, sink)
+      // Flush between files so output does not pile up in memory.
+      for (const f of flags.read) {
+        await reader.read([f])
+        await flush()
+      }
+      await flush()
+      if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
+      if (out !== process.stdout) await new Promise<void>((r) => out.end(r))
+      if (flags.summary) {
+        const summary = {
+          '@event': 'summary',
+          records,
+          input: reader.stats,
+          counters: col.allCounters(),
+          pending: { sets: col.pending.size, bytes: col.pending.bytes },
+          sequence: Object.fromEntries(
+            [...col.sessions.values()].flatMap((s) =>
+              [...s.sequences].map(([k, t]) => [`${s.id} ${k}`, t.stats]),
+            ),
+          ),
+        }
+        process.stderr.write(JSON.stringify(summary) + '\n')
+      }
+    })
+}

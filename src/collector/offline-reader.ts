@@ -1,0 +1,231 @@
+/**
+ * Offline input for the collector: capture files (pcap/pcapng) whose UDP and TCP payloads on any port are
+ * taken as flow export (UDP: one datagram per payload; TCP: per-connection streams framed by the IPFIX header
+ * Length, RFC 7011 §10.4.3), and raw export files: IPFIX messages back to back (RFC 5655 layout, split by the
+ * Length field), NetFlow v5 datagrams back to back (24 + 48·count), or one NetFlow v9 / sFlow datagram. Several
+ * files are one stream, in order. Time is the capture time (monotonic), so template lifetimes and pending ages
+ * follow the capture, not the wall clock.
+ */
+import { open, readFile } from 'node:fs/promises'
+import { detectCaptureFormat, openCaptureFiles } from '../capture/file-source.js'
+import { Anomalies } from '../decode/anomalies.js'
+import { PacketDecoder } from '../decode/packet-decoder.js'
+import { DecodeResult, PacketInfo } from '../decode/packet.js'
+import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
+import type { DecodeOutput, FlowCollector } from './decode-message.js'
+import { FILE_SESSION, type SessionKey } from './session.js'
+import { TcpFramer } from './tcp-framer.js'
+
+const PROTO_TCP = 6
+const PROTO_UDP = 17
+/** Raw export files larger than this are refused (they are read whole). */
+const MAX_RAW_FILE = 256 * 1024 * 1024
+
+export interface OfflineStats {
+  files: number
+  packets: number
+  datagrams: number
+  tcpMessages: number
+  /** Packets that carried no UDP/TCP payload, fragments, and other skipped input, by reason. */
+  skipped: Record<string, number>
+}
+
+export type OutputSink = (out: DecodeOutput) => void
+
+interface TcpStream {
+  framer: TcpFramer
+  nextSeq: number | undefined
+}
+
+export class OfflineReader {
+  readonly stats: OfflineStats = { files: 0, packets: 0, datagrams: 0, tcpMessages: 0, skipped: {} }
+  private now = 0
+  private readonly tcp = new Map<string, TcpStream>()
+  private readonly anomalies = new Anomalies()
+  private readonly pkt = new PacketDecoder(this.anomalies)
+  private readonly info = new PacketInfo()
+
+  constructor(
+    private readonly collector: FlowCollector,
+    private readonly sink: OutputSink,
+  ) {}
+
+  private skip(reason: string): void {
+    this.stats.skipped[reason] = (this.stats.skipped[reason] ?? 0) + 1
+  }
+
+  /** Reads the files in order as one stream. Rejects only for unreadable paths. */
+  async read(paths: readonly string[]): Promise<void> {
+    for (const path of paths) {
+      this.stats.files++
+      const fh = await open(path, 'r')
+      const head = new Uint8Array(12)
+      let n: number
+      try {
+        n = (await fh.read(head, 0, 12, 0)).bytesRead
+      } finally {
+        await fh.close()
+      }
+      if (detectCaptureFormat(head.subarray(0, n)) !== null) await this.readCapture(path)
+      else await this.readRaw(path)
+    }
+  }
+
+  private async readCapture(path: string): Promise<void> {
+    const src = await openCaptureFiles([path])
+    try {
+      for await (const b of src.batches()) {
+        for (let i = 0; i < b.count; i++) {
+          this.stats.packets++
+          const ts = (b.tsUs[i] ?? 0) / 1000
+          if (ts > this.now) this.now = ts
+          const r = this.pkt.decode(
+            b.buf,
+            b.view,
+            b.offset[i] ?? 0,
+            b.caplen[i] ?? 0,
+            b.origlen[i] ?? 0,
+            b.linkType[i] ?? 0,
+            b.tsUs[i] ?? 0,
+            this.info,
+          )
+          if (r !== DecodeResult.Ip) {
+            this.skip('not_ip')
+            continue
+          }
+          this.packet(b.buf)
+        }
+      }
+    } finally {
+      await src.close()
+    }
+    for (const [name, n] of src.stats.formatErrors)
+      this.stats.skipped[`capture_${name}`] = (this.stats.skipped[`capture_${name}`] ?? 0) + n
+  }
+
+  private packet(buf: Uint8Array): void {
+    const p = this.info
+    if (p.protocol !== PROTO_UDP && p.protocol !== PROTO_TCP) {
+      this.skip('not_udp_tcp')
+      return
+    }
+    if (p.isFragment) {
+      this.skip('ip_fragment') // flow export datagrams are not reassembled (yet)
+      return
+    }
+    if (p.payloadCaptured === 0) {
+      if (p.protocol === PROTO_UDP) this.skip('empty_payload')
+      return
+    }
+    const payload = buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
+    const key: SessionKey = {
+      exporterAddress: addrText(p.ipVersion, p.src),
+      exporterPort: p.srcPort,
+      collectorAddress: addrText(p.ipVersion, p.dst),
+      collectorPort: p.dstPort,
+      protocol: p.protocol === PROTO_UDP ? 'udp' : 'tcp',
+    }
+    if (p.protocol === PROTO_UDP) {
+      this.stats.datagrams++
+      this.sink(this.collector.decode(payload, key, this.now))
+      return
+    }
+    this.tcpSegment(key, p.tcpSeq, payload)
+  }
+
+  private tcpSegment(key: SessionKey, seq: number, payload: Uint8Array): void {
+    const id = `${key.exporterAddress}:${key.exporterPort}>${key.collectorAddress}:${key.collectorPort}`
+    let s = this.tcp.get(id)
+    if (s === undefined) {
+      s = { framer: new TcpFramer(), nextSeq: undefined }
+      this.tcp.set(id, s)
+    }
+    if (s.framer.fault !== undefined) return
+    if (s.nextSeq !== undefined) {
+      const d = (seq - s.nextSeq + 2 ** 32) % 2 ** 32
+      if (d >= 2 ** 31) {
+        this.skip('tcp_retransmission') // old data (retransmitted): already consumed
+        return
+      }
+      if (d > 0) {
+        this.skip('tcp_gap') // lost bytes in the capture: the stream cannot be framed any more
+        s.framer = new TcpFramer()
+        s.framer.fault = 'tcp_gap'
+        return
+      }
+    }
+    s.nextSeq = (seq + payload.byteLength) % 2 ** 32
+    const msgs = s.framer.push(payload)
+    for (const m of msgs) {
+      this.stats.tcpMessages++
+      this.sink(this.collector.decode(m, key, this.now))
+    }
+    if (s.framer.fault !== undefined) this.skip(s.framer.fault)
+  }
+
+  private async readRaw(path: string): Promise<void> {
+    const data = await readFile(path)
+    if (data.byteLength > MAX_RAW_FILE) {
+      this.skip('raw_file_too_large')
+      return
+    }
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    for (const m of splitRaw(bytes, (r) => this.skip(r))) {
+      this.stats.datagrams++
+      this.sink(this.collector.decode(m, FILE_SESSION, this.now))
+    }
+  }
+}
+
+/** Splits a raw export file into messages (see the file comment); `skip` counts what cannot be used. */
+export function splitRaw(bytes: Uint8Array, skip: (reason: string) => void): Uint8Array[] {
+  const out: Uint8Array[] = []
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (bytes.byteLength < 4) {
+    if (bytes.byteLength > 0) skip('raw_short_file')
+    return out
+  }
+  const version = view.getUint16(0)
+  if (version === 10) {
+    let p = 0
+    while (bytes.byteLength - p >= 4) {
+      const len = view.getUint16(p + 2)
+      if (view.getUint16(p) !== 10 || len < 16) {
+        out.push(bytes.subarray(p)) // let the decoder count what is wrong with it
+        return out
+      }
+      if (len > bytes.byteLength - p) {
+        out.push(bytes.subarray(p)) // truncated: decoded as such (counted)
+        return out
+      }
+      out.push(bytes.subarray(p, p + len))
+      p += len
+    }
+    if (p < bytes.byteLength) skip('raw_trailing_bytes')
+    return out
+  }
+  if (version === 5) {
+    let p = 0
+    while (bytes.byteLength - p >= 24) {
+      const count = view.getUint16(p + 2)
+      const len = 24 + 48 * count
+      if (view.getUint16(p) !== 5 || count === 0 || len > bytes.byteLength - p) {
+        out.push(bytes.subarray(p))
+        return out
+      }
+      out.push(bytes.subarray(p, p + len))
+      p += len
+    }
+    if (p < bytes.byteLength) out.push(bytes.subarray(p))
+    return out
+  }
+  out.push(bytes) // NetFlow v9, sFlow, or unknown: the file is one datagram
+  return out
+}
+
+function addrText(version: number, a: Uint32Array): string {
+  if (version === 4) return ipv4Text(a[0] ?? 0)
+  const v = new DataView(new ArrayBuffer(16))
+  for (let i = 0; i < 4; i++) v.setUint32(i * 4, a[i] ?? 0)
+  return ipv6Text(v, 0)
+}

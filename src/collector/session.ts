@@ -1,0 +1,173 @@
+/**
+ * Transport sessions and sequence accounting (RFC 7011 §8, §10.3.2, §11.6; RFC 3954 §5.1; NetFlow v5).
+ *
+ * A transport session is (exporter address, exporter port, collector address, collector port, protocol):
+ * templates never cross sessions (RFC 7011 §8). Sequence numbers are tracked per (session, observation
+ * domain) modulo 2^32: a forward gap counts lost records, a backward step counts reordered (or duplicated)
+ * records, and data is never dropped for it. A jump further than the configured windows does not move the
+ * expectation at once (an attacker must not blind the check, §11.6): it is resynchronised only when the next
+ * message continues from the jump (an exporter restart), and counted as a reset.
+ */
+
+export type TransportProtocol = 'udp' | 'tcp' | 'file'
+
+export interface SessionKey {
+  readonly exporterAddress: string
+  readonly exporterPort: number
+  readonly collectorAddress: string
+  readonly collectorPort: number
+  readonly protocol: TransportProtocol
+}
+
+/** Stable text id of a session, used as a map key and in persisted template files. */
+export function sessionId(s: SessionKey): string {
+  return `${s.protocol}:${s.exporterAddress}:${s.exporterPort}>${s.collectorAddress}:${s.collectorPort}`
+}
+
+/** The session offline reads use: one file stream, as one exporter. */
+export const FILE_SESSION: SessionKey = {
+  exporterAddress: '0.0.0.0',
+  exporterPort: 0,
+  collectorAddress: '0.0.0.0',
+  collectorPort: 0,
+  protocol: 'file',
+}
+
+export interface SequenceOptions {
+  /** Forward gaps above this many units are suspect (a restart or an attack), not loss. Default 2^24. */
+  maxGap?: number
+  /** Backward steps up to this many units are reordering; further back is a suspect jump. Default 2^16. */
+  reorderWindow?: number
+}
+
+export interface SequenceStats {
+  /** Messages seen. */
+  messages: number
+  /** Units (records, or packets for NetFlow v9) the sequence numbers say were sent and never arrived. */
+  lost: number
+  /** Units that arrived after later ones (late, or duplicated). */
+  reordered: number
+  /** Messages whose sequence number was behind the expectation. */
+  reorderedMessages: number
+  /** Messages that started a gap. */
+  gapEvents: number
+  /** Suspect jumps (beyond the windows) seen, and how many were confirmed as a restart (resync). */
+  jumps: number
+  resets: number
+  /** Messages whose own unit count is unknown (data waiting for a template): the next gap is not loss. */
+  unverifiable: number
+}
+
+const TWO32 = 2 ** 32
+
+/** Sequence state of one (session, observation domain). */
+export class SequenceTracker {
+  readonly stats: SequenceStats = {
+    messages: 0,
+    lost: 0,
+    reordered: 0,
+    reorderedMessages: 0,
+    gapEvents: 0,
+    jumps: 0,
+    resets: 0,
+    unverifiable: 0,
+  }
+  private expected: number | undefined
+  /** Where the message after a suspect jump would start, if the jump is real. */
+  private candidate: number | undefined
+  /** The last message had an unknown unit count: `expected` is a lower bound. */
+  private loose = false
+  private readonly maxGap: number
+  private readonly window: number
+
+  constructor(opts: SequenceOptions = {}) {
+    this.maxGap = opts.maxGap ?? 2 ** 24
+    this.window = opts.reorderWindow ?? 2 ** 16
+  }
+
+  /** The sequence number the next in-order message should carry (undefined before the first). */
+  get next(): number | undefined {
+    return this.expected
+  }
+
+  /**
+   * One message with sequence number `seq` that carries `units` units (records; packets for NetFlow v9);
+   * `units` undefined when not known yet (data sets waiting for their template).
+   */
+  observe(seq: number, units: number | undefined): void {
+    const s = this.stats
+    s.messages++
+    seq = seq >>> 0
+    if (units === undefined) s.unverifiable++
+    const n = units ?? 0
+    const exp = this.expected
+    if (exp === undefined) {
+      this.accept(seq, n, units === undefined)
+      return
+    }
+    const d = (seq - exp + TWO32) % TWO32
+    if (d === 0) {
+      this.accept(seq, n, units === undefined)
+      return
+    }
+    if (d < TWO32 / 2) {
+      // Ahead of the expectation.
+      if (this.loose) {
+        this.accept(seq, n, units === undefined) // the previous message's records fill the gap
+        return
+      }
+      if (d <= this.maxGap) {
+        s.lost += d
+        s.gapEvents++
+        this.accept(seq, n, units === undefined)
+        return
+      }
+    } else {
+      const back = TWO32 - d
+      if (back <= this.window) {
+        s.reordered += n
+        s.reorderedMessages++
+        return // a late message: the expectation stays
+      }
+    }
+    // A jump beyond the windows: confirmed only when the next message continues from it.
+    if (this.candidate === seq) {
+      s.resets++
+      this.accept(seq, n, units === undefined)
+      return
+    }
+    s.jumps++
+    this.candidate = (seq + n) % TWO32
+  }
+
+  private accept(seq: number, n: number, loose: boolean): void {
+    this.expected = (seq + n) % TWO32
+    this.candidate = undefined
+    this.loose = loose
+  }
+}
+
+/** Per-session state held by the collector: sequence trackers per observation domain, last activity. */
+export class TransportSession {
+  readonly id: string
+  readonly sequences = new Map<string, SequenceTracker>()
+  lastSeen = 0
+
+  constructor(
+    readonly key: SessionKey,
+    private readonly seqOpts: SequenceOptions = {},
+  ) {
+    this.id = sessionId(key)
+  }
+
+  /** The tracker for one domain: `kind` separates IPFIX, NetFlow v9 and v5 numbering (different units). */
+  sequence(kind: string, domain: number): SequenceTracker {
+    const k = `${kind}/${domain}`
+    let t = this.sequences.get(k)
+    if (t === undefined) {
+      t = new SequenceTracker(this.seqOpts)
+      this.sequences.set(k, t)
+    }
+    return t
+  }
+}

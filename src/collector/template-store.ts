@@ -1,0 +1,270 @@
+/**
+ * Template state per RFC 7011 §8 (and RFC 3954 §7 for NetFlow v9): keyed by (transport session, version,
+ * observation domain, template id); templates and options templates share one id space, the last definition
+ * wins. Over UDP a different definition replaces the old one at once (§8.4) and templates expire after a
+ * configurable lifetime (RFC 6728 templateLifeTime, default 1800 s); over TCP they can be withdrawn (§8.1) and
+ * all die with the session. The store is bounded (total, per session): the least recently defined template
+ * is evicted when full, and every limit hit is counted (§11.4). Templates can be saved to and loaded from a
+ * JSON file, so a restarted collector decodes at once.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import {
+  sameLayout,
+  templateFromSpecs,
+  type CollectorTemplate,
+  type Counter,
+  type FieldSpecTuple,
+} from './data-set.js'
+import type { TransportProtocol } from './session.js'
+
+export interface TemplateStoreOptions {
+  /** UDP template lifetime in ms (0 = never expire). Default 1 800 000 (RFC 6728). */
+  lifetimeMs?: number
+  /** Total templates over all sessions. Default 65 536. */
+  maxTemplates?: number
+  /** Templates per session. Default 8 192. */
+  maxPerSession?: number
+}
+
+export type SetResult = 'added' | 'updated' | 'unchanged' | 'rejected'
+
+interface Entry {
+  readonly session: string
+  readonly protocol: TransportProtocol
+  readonly domain: number
+  template: CollectorTemplate
+  receivedAt: number
+}
+
+interface PersistedTemplate {
+  session: string
+  protocol: TransportProtocol
+  version: 9 | 10
+  domain: number
+  id: number
+  scopeCount: number
+  fields: FieldSpecTuple[]
+  receivedAt: number
+}
+
+export function templateKey(session: string, version: number, domain: number, id: number): string {
+  return `${session}|${version}|${domain}|${id}`
+}
+
+export class TemplateStore {
+  readonly counters: Record<string, number> = {}
+  private readonly map = new Map<string, Entry>()
+  private readonly perSession = new Map<string, number>()
+  readonly lifetimeMs: number
+  private readonly maxTemplates: number
+  private readonly maxPerSession: number
+
+  constructor(opts: TemplateStoreOptions = {}) {
+    this.lifetimeMs = opts.lifetimeMs ?? 1_800_000
+    this.maxTemplates = opts.maxTemplates ?? 65_536
+    this.maxPerSession = opts.maxPerSession ?? 8192
+  }
+
+  readonly count: Counter = (name, n = 1) => {
+    this.counters[name] = (this.counters[name] ?? 0) + n
+  }
+
+  get size(): number {
+    return this.map.size
+  }
+
+  /** Defines (or refreshes) a template; the result says what changed. */
+  set(
+    session: string,
+    protocol: TransportProtocol,
+    domain: number,
+    t: CollectorTemplate,
+    now: number,
+  ): SetResult {
+    const key = templateKey(session, t.version, domain, t.id)
+    const old = this.map.get(key)
+    if (old !== undefined) {
+      this.map.delete(key) // re-inserted last: the map's order is least recently defined first
+      const same = sameLayout(old.template, t)
+      old.template = t
+      old.receivedAt = now
+      this.map.set(key, old)
+      if (same) return 'unchanged'
+      this.count(protocol === 'tcp' ? 'template_redefined_tcp' : 'template_redefined')
+      return 'updated'
+    }
+    const inSession = this.perSession.get(session) ?? 0
+    if (inSession >= this.maxPerSession) {
+      this.count('template_limit_session')
+      return 'rejected'
+    }
+    if (this.map.size >= this.maxTemplates) {
+      const oldest = this.map.keys().next()
+      if (!oldest.done) {
+        this.remove(oldest.value)
+        this.count('template_evicted')
+      }
+    }
+    this.map.set(key, { session, protocol, domain, template: t, receivedAt: now })
+    this.perSession.set(session, inSession + 1)
+    return 'added'
+  }
+
+  /** The live template, or undefined (an expired UDP template is removed and counted). */
+  get(
+    session: string,
+    version: number,
+    domain: number,
+    id: number,
+    now: number,
+  ): CollectorTemplate | undefined {
+    const key = templateKey(session, version, domain, id)
+    const e = this.map.get(key)
+    if (e === undefined) return undefined
+    if (e.protocol === 'udp' && this.lifetimeMs > 0 && now - e.receivedAt > this.lifetimeMs) {
+      this.remove(key)
+      this.count('template_expired')
+      return undefined
+    }
+    return e.template
+  }
+
+  /** Withdraws one template (RFC 7011 §8.1); `options` must match its kind. False when unknown. */
+  withdraw(session: string, version: number, domain: number, id: number, options: boolean): boolean {
+    const key = templateKey(session, version, domain, id)
+    const e = this.map.get(key)
+    if (e === undefined || e.template.scopeCount > 0 !== options) {
+      this.count('withdrawal_unknown')
+      return false
+    }
+    this.remove(key)
+    this.count('withdrawal')
+    return true
+  }
+
+  /** All (Options) Templates Withdrawal for one domain of a session (RFC 7011 §8.1). */
+  withdrawAll(session: string, version: number, domain: number, options: boolean): number {
+    let n = 0
+    for (const [k, e] of this.map)
+      if (
+        e.session === session &&
+        e.domain === domain &&
+        e.template.version === version &&
+        e.template.scopeCount > 0 === options
+      ) {
+        this.remove(k)
+        n++
+      }
+    this.count('withdrawal_all')
+    return n
+  }
+
+  /** Every template of a session goes (the end of a TCP session, §8.1). */
+  dropSession(session: string): number {
+    let n = 0
+    for (const [k, e] of this.map)
+      if (e.session === session) {
+        this.remove(k)
+        n++
+      }
+    return n
+  }
+
+  /** Removes UDP templates older than the lifetime; returns how many. */
+  expire(now: number): number {
+    if (this.lifetimeMs <= 0) return 0
+    let n = 0
+    for (const [k, e] of this.map)
+      if (e.protocol === 'udp' && now - e.receivedAt > this.lifetimeMs) {
+        this.remove(k)
+        n++
+      }
+    if (n > 0) this.count('template_expired', n)
+    return n
+  }
+
+  private remove(key: string): void {
+    const e = this.map.get(key)
+    if (e === undefined) return
+    this.map.delete(key)
+    const n = (this.perSession.get(e.session) ?? 1) - 1
+    if (n <= 0) this.perSession.delete(e.session)
+    else this.perSession.set(e.session, n)
+  }
+
+  /** The templates as plain JSON (definitions by [pen, id, length]; names are resolved again on load). */
+  toJSON(): { version: 1; templates: PersistedTemplate[] } {
+    const templates: PersistedTemplate[] = []
+    for (const e of this.map.values()) {
+      const t = e.template
+      templates.push({
+        session: e.session,
+        protocol: e.protocol,
+        version: t.version,
+        domain: e.domain,
+        id: t.id,
+        scopeCount: t.scopeCount,
+        fields: t.fields.map((f) => [f.pen, f.id, f.length] as const),
+        receivedAt: e.receivedAt,
+      })
+    }
+    return { version: 1, templates }
+  }
+
+  /** Loads templates saved by toJSON; bad entries are skipped and counted. Returns how many were loaded. */
+  load(data: unknown): number {
+    if (
+      typeof data !== 'object' ||
+      data === null ||
+      !Array.isArray((data as { templates?: unknown }).templates)
+    ) {
+      this.count('persist_bad_file')
+      return 0
+    }
+    let n = 0
+    for (const raw of (data as { templates: unknown[] }).templates) {
+      const p = raw as Partial<PersistedTemplate>
+      const ok =
+        typeof p.session === 'string' &&
+        (p.protocol === 'udp' || p.protocol === 'tcp' || p.protocol === 'file') &&
+        (p.version === 9 || p.version === 10) &&
+        Number.isInteger(p.domain) &&
+        Number.isInteger(p.id) &&
+        Number.isInteger(p.scopeCount) &&
+        Array.isArray(p.fields) &&
+        p.fields.every(
+          (f) => Array.isArray(f) && f.length === 3 && f.every((x) => Number.isInteger(x) && x >= 0),
+        )
+      if (!ok) {
+        this.count('persist_bad_entry')
+        continue
+      }
+      const t = templateFromSpecs(p.version!, p.id!, p.scopeCount!, p.fields!, this.count)
+      if (this.set(p.session!, p.protocol!, p.domain!, t, p.receivedAt ?? 0) !== 'rejected') n++
+    }
+    return n
+  }
+
+  /** Writes the templates to `path` atomically (a temporary file renamed over it). */
+  saveFile(path: string): void {
+    const tmp = `${path}.tmp-${process.pid}`
+    writeFileSync(tmp, JSON.stringify(this.toJSON()))
+    renameSync(tmp, path)
+  }
+
+  /** Loads `path` if it exists and parses; returns the number of templates loaded. */
+  loadFile(path: string): number {
+    let text: string
+    try {
+      text = readFileSync(path, 'utf8')
+    } catch {
+      return 0
+    }
+    try {
+      return this.load(JSON.parse(text))
+    } catch {
+      this.count('persist_bad_file')
+      return 0
+    }
+  }
+}
