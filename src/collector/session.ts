@@ -5,8 +5,9 @@
  * templates never cross sessions (RFC 7011 §8). Sequence numbers are tracked per (session, observation
  * domain) modulo 2^32: a forward gap counts lost records, a backward step counts reordered (or duplicated)
  * records, and data is never dropped for it. A jump further than the configured windows does not move the
- * expectation at once (an attacker must not blind the check, §11.6): it is resynchronised only when the next
- * message continues from the jump (an exporter restart), and counted as a reset.
+ * expectation at once (an attacker must not blind the check, §11.6): it is resynchronised only when several
+ * messages in a row continue from the jump (an exporter restart, also one that restarts behind the
+ * expectation), and counted as a reset.
  */
 
 export type TransportProtocol = 'udp' | 'tcp' | 'file'
@@ -38,6 +39,8 @@ export interface SequenceOptions {
   maxGap?: number
   /** Backward steps up to this many units are reordering; further back is a suspect jump. Default 2^16. */
   reorderWindow?: number
+  /** Consecutive messages continuing each other off the expectation that mean a restart. Default 3. */
+  resyncAfter?: number
 }
 
 export interface SequenceStats {
@@ -73,8 +76,12 @@ export class SequenceTracker {
     unverifiable: 0,
   }
   private expected: number | undefined
-  /** Where the message after a suspect jump would start, if the jump is real. */
+  /** Where the next message of a chain of off-expectation messages would start. */
   private candidate: number | undefined
+  private chainMessages = 0
+  private chainUnits = 0
+  private chainBackward = 0
+  private readonly resyncAfter: number
   /** The last message had an unknown unit count: `expected` is a lower bound. */
   private loose = false
   private readonly maxGap: number
@@ -83,6 +90,7 @@ export class SequenceTracker {
   constructor(opts: SequenceOptions = {}) {
     this.maxGap = opts.maxGap ?? 2 ** 24
     this.window = opts.reorderWindow ?? 2 ** 16
+    this.resyncAfter = opts.resyncAfter ?? 3
   }
 
   /** The sequence number the next in-order message should carry (undefined before the first). */
@@ -127,22 +135,43 @@ export class SequenceTracker {
       if (back <= this.window) {
         s.reordered += n
         s.reorderedMessages++
-        return // a late message: the expectation stays
+        this.chain(seq, n, true) // a late message: the expectation stays, unless a restart chain forms
+        return
       }
     }
-    // A jump beyond the windows: confirmed only when the next message continues from it.
+    this.chain(seq, n, false)
+  }
+
+  /**
+   * A message off the expectation (behind it, or beyond the windows). Messages that continue each other form
+   * a chain; a chain of `resyncAfter` messages is an exporter restart: resynchronise, and take back the
+   * reordering counted for it.
+   */
+  private chain(seq: number, n: number, backward: boolean): void {
+    const s = this.stats
     if (this.candidate === seq) {
-      s.resets++
-      this.accept(seq, n, units === undefined)
-      return
+      this.chainMessages++
+      if (backward) this.chainUnits += n
+    } else {
+      this.chainMessages = 1
+      this.chainUnits = backward ? n : 0
+      this.chainBackward = 0
+      if (!backward) s.jumps++
     }
-    s.jumps++
+    if (backward) this.chainBackward++
     this.candidate = (seq + n) % TWO32
+    if (this.chainMessages >= this.resyncAfter) {
+      s.resets++
+      s.reordered -= this.chainUnits
+      s.reorderedMessages -= this.chainBackward
+      this.accept(seq, n, false)
+    }
   }
 
   private accept(seq: number, n: number, loose: boolean): void {
     this.expected = (seq + n) % TWO32
     this.candidate = undefined
+    this.chainMessages = 0
     this.loose = loose
   }
 }

@@ -1,0 +1,335 @@
+// RFC 7011 §8 template rules, data before its template (§8, §9.3), sequence accounting (§10.3.2, §11.6),
+// template persistence, TCP framing and the standards §5.3 malformed-input contract, for the collector.
+import fc from 'fast-check'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { recordToJson } from '../ipfix/decoder.js'
+import { hex } from '../ipfix/testing.js'
+import { FlowCollector } from './decode-message.js'
+import { SequenceTracker, type SessionKey } from './session.js'
+import { TcpFramer } from './tcp-framer.js'
+
+const UDP: SessionKey = {
+  exporterAddress: '192.0.2.1',
+  exporterPort: 40000,
+  collectorAddress: '192.0.2.2',
+  collectorPort: 4739,
+  protocol: 'udp',
+}
+const TCP: SessionKey = { ...UDP, protocol: 'tcp' }
+const NOW = 1_700_000_000_000
+
+const h16 = (n: number): string => n.toString(16).padStart(4, '0')
+const h32 = (n: number): string => n.toString(16).padStart(8, '0')
+
+/** An IPFIX message: header (export time 1 700 000 000) + sets given as hex. */
+function msg(seq: number, odid: number, ...sets: string[]): Uint8Array {
+  const body = hex(sets.join(''))
+  return hex(
+    `000a ${h16(16 + body.byteLength)} 6553f100 ${h32(seq)} ${h32(odid)}` + Buffer.from(body).toString('hex'),
+  )
+}
+const set = (id: number, body: string): string => {
+  const b = hex(body)
+  return `${h16(id)} ${h16(4 + b.byteLength)} ${Buffer.from(b).toString('hex')}`
+}
+/** Template `id`: sourceIPv4Address(8) + octetDeltaCount(1) as 4 octets. */
+const T_ADDR_BYTES = (id: number): string => set(2, `${h16(id)} 0002  0008 0004  0001 0004`)
+/** Template `id`: destinationTransportPort(11) only. */
+const T_PORT = (id: number): string => set(2, `${h16(id)} 0001  000b 0002`)
+const D_ADDR_BYTES = (id: number, ...recs: Array<[string, number]>): string =>
+  set(id, recs.map(([a, n]) => Buffer.from(a.split('.').map(Number)).toString('hex') + h32(n)).join(''))
+const WITHDRAW = (id: number): string => set(2, `${h16(id)} 0000`)
+
+describe('RFC 7011 §8 template state', () => {
+  it('keys templates by session and observation domain (no cross-talk, §5.3 #22, #23)', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_ADDR_BYTES(256)), UDP, NOW)
+    col.decode(msg(0, 2, T_PORT(256)), UDP, NOW)
+    const other = { ...UDP, exporterPort: 40001 }
+    col.decode(msg(0, 1, T_PORT(256)), other, NOW)
+    const a = col.decode(msg(0, 1, D_ADDR_BYTES(256, ['10.0.0.1', 5])), UDP, NOW).records
+    expect(a.map(recordToJson)).toEqual([{ sourceIPv4Address: '10.0.0.1', octetDeltaCount: 5 }])
+    const b = col.decode(msg(0, 2, set(256, '0035')), UDP, NOW).records
+    expect(b.map(recordToJson)).toEqual([{ destinationTransportPort: 53 }])
+    const c = col.decode(msg(0, 1, set(256, '01bb')), other, NOW).records
+    expect(c.map(recordToJson)).toEqual([{ destinationTransportPort: 443 }])
+  })
+
+  it('UDP: a redefinition replaces at once; withdrawals are ignored and counted (§8.4, §5.3 #13, #25)', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_ADDR_BYTES(256)), UDP, NOW)
+    const out = col.decode(msg(0, 1, T_PORT(256), set(256, '0050')), UDP, NOW)
+    expect(out.events[0]?.status).toBe('updated')
+    expect(out.records.map(recordToJson)).toEqual([{ destinationTransportPort: 80 }])
+    col.decode(msg(1, 1, WITHDRAW(256)), UDP, NOW)
+    expect(col.allCounters()['udp_withdrawal_ignored']).toBe(1)
+    expect(col.decode(msg(1, 1, set(256, '0050')), UDP, NOW).records).toHaveLength(1)
+  })
+
+  it('UDP: templates expire after the configured lifetime', () => {
+    const col = new FlowCollector({ templates: { lifetimeMs: 60_000 } })
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    expect(col.decode(msg(0, 1, set(256, '0050')), UDP, NOW + 59_000).records).toHaveLength(1)
+    expect(col.decode(msg(1, 1, set(256, '0050')), UDP, NOW + 61_000).records).toHaveLength(0)
+    expect(col.allCounters()['template_expired']).toBe(1)
+  })
+
+  it('TCP: withdrawals apply in message order; All Templates Withdrawal only hits its domain (§8.1, #26)', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256), T_PORT(257)), TCP, NOW)
+    col.decode(msg(0, 2, T_PORT(256)), TCP, NOW)
+    // Data, withdrawal, data in one message: the first set decodes, the second waits.
+    const out = col.decode(msg(0, 1, set(256, '0001'), WITHDRAW(256), set(256, '0002')), TCP, NOW)
+    expect(out.records).toHaveLength(1)
+    expect(out.events.map((e) => e.event)).toEqual(['withdrawal'])
+    col.decode(msg(1, 1, WITHDRAW(999)), TCP, NOW)
+    expect(col.allCounters()['withdrawal_unknown']).toBe(1)
+    col.decode(msg(1, 1, set(2, '0002 0000')), TCP, NOW) // all templates of domain 1
+    expect(col.decode(msg(1, 1, set(257, '0003')), TCP, NOW).records).toHaveLength(0)
+    expect(col.decode(msg(0, 2, set(256, '0004')), TCP, NOW).records).toHaveLength(1)
+    // The end of the session withdraws everything else.
+    col.endSession(col.sessions.keys().next().value!)
+    expect(col.templates.size).toBe(0)
+  })
+
+  it('templates and options templates share one id space: the last definition wins (#24)', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    // Options template 256: scope observationDomainId(149) 4, field exportedMessageTotalCount(41) 8.
+    col.decode(msg(0, 1, set(3, '0100 0002 0001  0095 0004  0029 0008')), UDP, NOW)
+    const r = col.decode(msg(0, 1, set(256, '00000001 0000000000000009')), UDP, NOW).records
+    expect(r[0]?.isOptions).toBe(true)
+    expect(recordToJson(r[0]!)).toEqual({ observationDomainId: 1, exportedMessageTotalCount: 9 })
+  })
+
+  it('is bounded: the least recently defined template is evicted and counted (#20, #21)', () => {
+    const col = new FlowCollector({ templates: { maxTemplates: 4, maxPerSession: 3 } })
+    for (let id = 256; id < 260; id++) col.decode(msg(0, 1, T_PORT(id)), UDP, NOW)
+    expect(col.templates.size).toBe(3)
+    expect(col.allCounters()['template_limit_session']).toBe(1)
+    for (let port = 1; port <= 3; port++)
+      col.decode(msg(0, 1, T_PORT(256)), { ...UDP, exporterPort: port }, NOW)
+    expect(col.templates.size).toBe(4)
+    expect(col.allCounters()['template_evicted']).toBe(2)
+  })
+
+  it('rejects bad template records but keeps the other sets (#12, #16)', () => {
+    const col = new FlowCollector()
+    const out = col.decode(
+      msg(
+        0,
+        1,
+        set(2, '00ff 0001 000b 0002'), // template id 255
+        set(3, '0101 0001 0000 000b 0002'), // scope count 0
+        T_PORT(258),
+        set(258, '0016'),
+      ),
+      UDP,
+      NOW,
+    )
+    expect(out.records.map(recordToJson)).toEqual([{ destinationTransportPort: 22 }])
+    expect(col.allCounters()['template_bad_id']).toBe(1)
+    expect(col.allCounters()['template_bad_scope_count']).toBe(1)
+  })
+
+  it('keeps an unknown enterprise element as hex under (PEN, id)', () => {
+    const col = new FlowCollector()
+    const out = col.decode(
+      msg(0, 1, set(2, '0100 0001  8123 0003 0001e240'), set(256, 'abcdef')), // PEN 123456, id 0x123
+      UDP,
+      NOW,
+    )
+    expect(recordToJson(out.records[0]!)).toEqual({ '123456.291': 'abcdef' })
+  })
+})
+
+describe('data before its template (RFC 7011 §8, §9.3)', () => {
+  it('decodes waiting data sets once the template arrives, in arrival order', () => {
+    const col = new FlowCollector()
+    const early = col.decode(msg(0, 1, D_ADDR_BYTES(256, ['10.0.0.1', 1], ['10.0.0.2', 2])), UDP, NOW)
+    expect(early.records).toHaveLength(0)
+    expect(col.pending.size).toBe(1)
+    col.decode(msg(2, 1, D_ADDR_BYTES(256, ['10.0.0.3', 3])), UDP, NOW + 10)
+    const late = col.decode(msg(3, 1, T_ADDR_BYTES(256)), UDP, NOW + 20)
+    expect(late.records.map((r) => [recordToJson(r), r.deferred, r.sequence])).toEqual([
+      [{ sourceIPv4Address: '10.0.0.1', octetDeltaCount: 1 }, true, 0],
+      [{ sourceIPv4Address: '10.0.0.2', octetDeltaCount: 2 }, true, 0],
+      [{ sourceIPv4Address: '10.0.0.3', octetDeltaCount: 3 }, true, 2],
+    ])
+    expect(col.pending.size).toBe(0)
+    expect(col.allCounters()['pending_decoded']).toBe(2)
+    // The template is learnt: later data decodes directly.
+    expect(col.decode(msg(3, 1, D_ADDR_BYTES(256, ['10.0.0.4', 4])), UDP, NOW).records[0]?.deferred).toBe(
+      false,
+    )
+  })
+
+  it('does the same for NetFlow v9, with the times of the message the data came in', () => {
+    const col = new FlowCollector()
+    const header = (seq: number): string => `0009 0001 00002710 6553f100 ${h32(seq)} 00000000`
+    col.decode(hex(header(1) + '0100 0008 00000fa0'), UDP, NOW) // FIRST_SWITCHED 4000
+    const out = col.decode(hex(header(2) + '0000 000c 0100 0001 0016 0004'), UDP, NOW)
+    expect(recordToJson(out.records[0]!)).toEqual({
+      flowStartSysUpTime: 4000,
+      flowStartMilliseconds: new Date(1_700_000_000_000 - 6000).toISOString(),
+    })
+  })
+
+  it('is bounded by count, bytes and age, and counts what it drops', () => {
+    const col = new FlowCollector({ pending: { maxSets: 2, maxBytes: 1000, maxAgeMs: 1000 } })
+    for (let i = 0; i < 3; i++) col.decode(msg(i, 1, set(256 + i, '0001')), UDP, NOW)
+    expect(col.pending.size).toBe(2)
+    expect(col.allCounters()['pending_evicted']).toBe(1)
+    col.expire(NOW + 1001)
+    expect(col.pending.size).toBe(0)
+    expect(col.allCounters()['pending_expired']).toBe(2)
+    col.decode(msg(9, 1, set(300, '00'.repeat(1200))), UDP, NOW)
+    expect(col.allCounters()['pending_rejected']).toBe(1)
+  })
+})
+
+describe('sequence accounting (RFC 7011 §10.3.2, §11.6)', () => {
+  it('counts lost records, reordering, and handles the 2^32 wrap', () => {
+    const t = new SequenceTracker()
+    t.observe(3, 1)
+    t.observe(10, 2) // expected 4: 6 lost
+    expect(t.stats.lost).toBe(6)
+    t.observe(5, 1) // late
+    expect(t.stats.reordered).toBe(1)
+    expect(t.next).toBe(12)
+    const w = new SequenceTracker()
+    w.observe(0xffffffff, 1)
+    w.observe(0, 5) // wrapped: no gap (§5.3 #43)
+    w.observe(5, 1)
+    expect(w.stats.lost).toBe(0)
+    expect(w.stats.gapEvents).toBe(0)
+  })
+
+  it('does not blindly follow one far jump, but follows a restart that continues (#44, #45)', () => {
+    const t = new SequenceTracker()
+    t.observe(1000, 10)
+    t.observe(3_000_000_000, 10) // far future: suspect
+    expect(t.next).toBe(1010)
+    t.observe(1010, 10) // normal numbers go on: no loss, no reordering
+    expect(t.stats).toMatchObject({ lost: 0, reordered: 0, jumps: 1, resets: 0 })
+    t.observe(0, 5) // exporter restart: looks late at first
+    t.observe(5, 5)
+    t.observe(10, 5) // three messages continue each other: a restart, resync
+    expect(t.stats).toMatchObject({ lost: 0, reordered: 0, reorderedMessages: 0, resets: 1 })
+    expect(t.next).toBe(15)
+    t.observe(2_000_000_000, 1) // far jumps that go on are followed after three messages too
+    t.observe(2_000_000_001, 1)
+    t.observe(2_000_000_002, 1)
+    expect(t.stats.resets).toBe(2)
+    expect(t.next).toBe(2_000_000_003)
+  })
+
+  it('does not count the records of data waiting for a template as lost', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256), set(256, '0001')), UDP, NOW)
+    col.decode(msg(1, 1, set(257, '00010002')), UDP, NOW) // unknown count
+    col.decode(msg(3, 1, set(256, '0001')), UDP, NOW)
+    col.decode(msg(9, 1, set(256, '0001')), UDP, NOW) // 5 lost
+    const s = col.sessions.values().next().value!.sequence('ipfix', 1).stats
+    expect(s).toMatchObject({ lost: 5, unverifiable: 1, gapEvents: 1 })
+  })
+})
+
+describe('template persistence', () => {
+  it('a restarted collector decodes with the templates saved before', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-tpl-'))
+    try {
+      const file = join(dir, 'templates.json')
+      const a = new FlowCollector()
+      a.decode(msg(0, 1, T_ADDR_BYTES(256), set(3, '0101 0002 0001  0095 0004  0029 0008')), UDP, NOW)
+      a.decode(hex(`0009 0001 00002710 6553f100 00000001 00000007 0000 000c 0102 0001 9c40 0004`), UDP, NOW)
+      a.templates.saveFile(file)
+      const b = new FlowCollector()
+      expect(b.templates.loadFile(file)).toBe(3)
+      const r = b.decode(msg(1, 1, D_ADDR_BYTES(256, ['10.1.1.1', 7])), UDP, NOW).records
+      expect(r.map(recordToJson)).toEqual([{ sourceIPv4Address: '10.1.1.1', octetDeltaCount: 7 }])
+      const v9 = b.decode(hex(`0009 0001 00002710 6553f100 00000002 00000007 0102 0008 6a6f686e`), UDP, NOW)
+      expect(v9.records[0]?.fields[0]).toMatchObject({ pen: 4294967295, id: 7232, value: 'john' })
+      expect(b.templates.loadFile(join(dir, 'missing.json'))).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('TCP framing (RFC 7011 §10.4.3)', () => {
+  it('frames messages by the header Length across arbitrary chunk boundaries', () => {
+    const m1 = msg(0, 1, T_PORT(256))
+    const m2 = msg(0, 1, set(256, '0050'))
+    const stream = new Uint8Array([...m1, ...m2])
+    for (let cut = 1; cut < stream.byteLength; cut++) {
+      const f = new TcpFramer()
+      const got = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))]
+      expect(got.map((m) => m.byteLength)).toEqual([m1.byteLength, m2.byteLength])
+    }
+    const bad = new TcpFramer()
+    expect(bad.push(hex('0005 0001 00000000'))).toEqual([])
+    expect(bad.fault).toBe('tcp_not_ipfix')
+  })
+})
+
+describe('malformed input (standards §5.3)', () => {
+  it('counts faults, never loops, and decodes the good messages around them', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    const bad = [
+      hex('000a'), // #1 short
+      hex('000b 0010 00000000 00000000 00000001'), // #2 version 11
+      hex('000a 000c 00000000 00000000 00000001'), // #3 length < 16
+      hex('000a ffff 00000000 00000000 00000001'), // #4 length > datagram
+      msg(0, 1, '0100 0000'), // #7 set length 0
+      msg(0, 1, '0100 0002 0000'), // #7 set length 2
+      msg(0, 1, '0100 0040 0050'), // #9 set beyond the message
+      msg(0, 1, set(2, '0101 ffff 000b 0002')), // #14 field count 65535
+      msg(0, 1, set(2, '0101 0001 800b 0002 0000')), // #15 PEN cut short
+    ]
+    for (const b of bad) {
+      const out = col.decode(b, UDP, NOW)
+      expect(out.records).toHaveLength(0)
+    }
+    const c = col.allCounters()
+    expect(c['malformed_messages']).toBe(7)
+    expect(c['template_truncated']).toBe(2)
+    const good = col.decode(msg(1, 1, set(256, '0050'), set(256, '0051')), UDP, NOW)
+    expect(good.records).toHaveLength(2)
+    // Trailing bytes after Length are tolerated (#5); header-only messages are fine (#6).
+    const trailing = new Uint8Array([...msg(2, 1, set(256, '0050')), 0, 0])
+    expect(col.decode(trailing, UDP, NOW).records).toHaveLength(1)
+    expect(col.decode(msg(3, 1), UDP, NOW).error).toBeUndefined()
+    // 16 000 empty sets in one message: bounded (#8).
+    const empties = msg(3, 1, '0100 0004'.repeat(16000))
+    expect(col.decode(empties, UDP, NOW).error).toBeUndefined()
+  })
+
+  it('never throws on random or mutated input (fast-check)', () => {
+    const seed = [
+      msg(0, 1, T_ADDR_BYTES(256), D_ADDR_BYTES(256, ['10.0.0.1', 1])),
+      hex('0009 0002 00002710 6553f100 00000007 0000002a 0000 000c 0100 0001 0008 0004 0100 0008 0a000001'),
+      hex('0005 0001' + '00'.repeat(20) + '00'.repeat(48)),
+    ]
+    const col = new FlowCollector({ pending: { maxSets: 100 } })
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: seed.length - 1 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+        fc.nat(),
+        (which, flips, cut) => {
+          const b = seed[which]!.slice()
+          for (const [at, v] of flips) b[at % b.byteLength] = v
+          const m = b.subarray(0, b.byteLength - (cut % 8))
+          expect(() => col.decode(m, UDP, NOW)).not.toThrow()
+        },
+      ),
+      { numRuns: 2000 },
+    )
+    expect(col.allCounters()['exception']).toBeUndefined()
+  })
+})
