@@ -146,21 +146,27 @@ export class FlowCache implements FlowView {
     for (let i = 0; i < features.length; i++) features[i]!.onPacket(id, p, dir, tsUs)
   }
 
-  /** Export flows whose timeouts have passed at packet time `nowUs`. */
+  /**
+   * Export flows whose timeouts have passed at packet time `nowUs`, earliest due first across the three
+   * lists (ties: end of flow, idle, active), so records leave in the order their timeouts fell due.
+   */
   expireDue(nowUs: number): void {
     const inactiveUs = this.opts.inactiveTimeout * 1e6
     const activeUs = this.opts.activeTimeout * 1e6
     const lingerUs = this.opts.tcpEndLinger * 1e6
-    while (this.cHead !== NIL && this.closeUs[this.cHead]! + lingerUs <= nowUs) {
-      this.expire(this.cHead, EndReason.EndOfFlow)
-    }
-    while (this.iHead !== NIL && this.lastUs[this.iHead]! + inactiveUs <= nowUs) {
-      const id = this.iHead
-      if ((this.flags[id]! & F_PENDING) !== 0) this.remove(id)
-      else this.expire(id, EndReason.IdleTimeout)
-    }
-    while (this.aHead !== NIL && this.startUs_[this.aHead]! + activeUs <= nowUs) {
-      this.exportActive(this.aHead)
+    for (;;) {
+      const c = this.cHead
+      const i = this.iHead
+      const a = this.aHead
+      const cDue = c !== NIL ? this.closeUs[c]! + lingerUs : Infinity
+      const iDue = i !== NIL ? this.lastUs[i]! + inactiveUs : Infinity
+      const aDue = a !== NIL ? this.startUs_[a]! + activeUs : Infinity
+      if (cDue <= nowUs && cDue <= iDue && cDue <= aDue) this.expire(c, EndReason.EndOfFlow)
+      else if (iDue <= nowUs && iDue <= aDue) {
+        if ((this.flags[i]! & F_PENDING) !== 0) this.remove(i)
+        else this.expire(i, EndReason.IdleTimeout)
+      } else if (aDue <= nowUs) this.exportActive(a)
+      else return
     }
   }
 

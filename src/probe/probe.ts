@@ -3,7 +3,9 @@
  *
  * Work goes batch by batch; per packet it is one decode into a reused PacketInfo and one cache update.
  * All timing (timeouts, export times, template refresh) follows packet time, so the same files always
- * give the same records. Expiry runs whenever packet time crosses the next whole second.
+ * give the same records. Expiry runs whenever packet time advances (so a timeout takes effect at exactly
+ * its due packet time); the exporter's tick (refresh, statistics, message age) whenever it crosses the
+ * next whole second.
  */
 import { openCaptureFiles } from '../capture/file-source.js'
 import type { CaptureSource } from '../capture/batch.js'
@@ -12,9 +14,11 @@ import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { EndReason, END_REASON_NAMES } from '../flow/feature.js'
 import { CoreFields } from '../flow/fields/core.js'
+import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { createFieldGroups } from '../flow/fields/index.js'
 import { DEFAULT_CACHE_OPTIONS, FlowCache } from '../flow/flow-cache.js'
 import { FlowRecords } from '../flow/flow-records.js'
+import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
 import { createTransports, type Destination } from './destinations.js'
@@ -80,7 +84,10 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
   const anomalies = new Anomalies()
   const decoder = new PacketDecoder(anomalies)
-  const features = createFieldGroups(opts.fields)
+  const groups = createFieldGroups(opts.fields)
+  // Flow features go to the cache; the `arp` group records ARP packets on its own (see fields/arp.ts).
+  const features = groups.filter((f) => !(f instanceof ArpFields))
+  const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
   const core = features.find((f): f is CoreFields => f instanceof CoreFields)
   if (!core) throw new Error('the core field group is missing')
 
@@ -96,6 +103,9 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       templateRefreshSeconds: opts.templateRefreshSeconds,
       templateRefreshMessages: opts.templateRefreshMessages,
       statsIntervalSeconds: opts.statsIntervalSeconds,
+      // RFC 5610: announce the Flowmon/Flowtel elements the templates use (none with the default groups).
+      rfc5610: true,
+      describeElement,
       now: () => nowUs / 1e6,
       meteringStats: () => ({
         ignoredPackets: malformed + unsupported,
@@ -107,6 +117,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     transports,
   )
   const records = new FlowRecords(features, exporter)
+  const arp = arpGroup?.attach(exporter)
   const cache = new FlowCache(
     {
       activeTimeout: opts.activeTimeout,
@@ -139,8 +150,10 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
         const ts = tsUs[i]!
         if (ts > nowUs) {
           nowUs = ts
+          // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
+          // time is counted (a few comparisons when nothing is due). The exporter ticks once a second.
+          cache.expireDue(nowUs)
           if (nowUs >= nextExpiryUs) {
-            cache.expireDue(nowUs)
             exporter.tick()
             nextExpiryUs = (Math.floor(nowUs / 1e6) + 1) * 1e6
           }
@@ -151,6 +164,8 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
           cache.update(pkt, ts, ifIndex[i]!)
         } else if (r === DecodeResult.NonIp) {
           nonIp++
+          if (arp !== undefined && pkt.etherType === ETHERTYPE_ARP)
+            arp.record(pkt, offset[i]! + caplen[i]!, ts, ifIndex[i]!)
         } else {
           if (r === DecodeResult.Malformed) malformed++
           else {
