@@ -896,8 +896,11 @@ export class PacketDecoder {
           const sport = out.srcPort
           const q = p + Len.Udp
           const qEnd = dataEnd < ipEnd ? dataEnd : ipEnd
+          // Either port, as Wireshark does: a tunnel endpoint may answer from the well-known port. The
+          // header checks in vxlan()/geneve() leave non-tunnel traffic on these ports as it is.
           if (dport === UdpPort.Vxlan || dport === UdpPort.VxlanLinux) return this.vxlan(q, qEnd)
-          if (dport === UdpPort.Geneve) return this.geneve(q, qEnd)
+          if (dport === UdpPort.Geneve || sport === UdpPort.Geneve) return this.geneve(q, qEnd)
+          if (sport === UdpPort.Vxlan || sport === UdpPort.VxlanLinux) return this.vxlan(q, qEnd)
           if (dport === UdpPort.GtpU || sport === UdpPort.GtpU) return this.gtpU(q, qEnd)
           if (dport === UdpPort.Teredo || sport === UdpPort.Teredo) return this.teredo(q, qEnd)
         }
