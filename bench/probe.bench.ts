@@ -4,7 +4,7 @@
 // npm run bench                      full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench -- --quick           one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800).
+// BENCH_TOOLS=flowtel,flowtel-held,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800).
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -74,6 +74,28 @@ const tools: readonly Tool[] = [
     parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
   },
   {
+    // Memory per flow: no flow expires before the end, so the cache holds every flow of the capture.
+    name: 'flowtel probe (all flows held)',
+    binary: process.execPath,
+    sink: true,
+    argv: (f, port) => [
+      process.execPath,
+      flowtelBin,
+      'probe',
+      '--read',
+      f,
+      '--collector',
+      `127.0.0.1:${port}`,
+      '--inactive-timeout',
+      '86400',
+      '--active-timeout',
+      '86400',
+      '--max-flows',
+      '4000000',
+    ],
+    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
+  },
+  {
     name: 'softflowd (8192 flows)',
     binary: 'softflowd',
     sink: true,
@@ -114,6 +136,7 @@ const tools: readonly Tool[] = [
 
 const toolKeys = new Map<string, string>([
   ['flowtel probe', 'flowtel'],
+  ['flowtel probe (all flows held)', 'flowtel-held'],
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
   ['nfpcapd -w DIR', 'nfpcapd'],
@@ -350,16 +373,18 @@ function printReport(info: CaptureInfo, results: readonly Result[], baselineRss:
     table(
       ['reference', 'packets/s ratio', 'CPU-time ratio', 'peak RSS ratio'],
       rows
-        .filter((r) => r !== ft && r.ok)
+        .filter((r) => r !== ft && r.ok && !r.name.startsWith('flowtel'))
         .map((r) => [r.name, ratio(ft.pps, r.pps), ratio(ft.cpuS, r.cpuS), ratio(ft.rss, r.rss)]),
     ),
   )
-  if (Number.isFinite(ft.peak) && ft.peak > 0) {
+  for (const r of [ft, rows.find((x) => x.name === 'flowtel probe (all flows held)')]) {
+    if (r === undefined || !r.ok || !Number.isFinite(r.peak) || r.peak <= 0) continue
     console.log(
-      `\nflowtel peak active flows: ${si(ft.peak)}; peak RSS per active flow: ${fixed(ft.rss / ft.peak, 0)} bytes` +
-        ` (${fixed((ft.rss - baselineRss) / ft.peak, 0)} bytes above the ${mib(baselineRss)} of 'flowtel probe --help')`,
+      `\n${r.name}: peak active flows ${si(r.peak)}; peak RSS per active flow ${fixed(r.rss / r.peak, 0)} bytes` +
+        ` (${fixed((r.rss - baselineRss) / r.peak, 0)} bytes above the ${mib(baselineRss)} of 'flowtel probe --help')`,
     )
-  } else {
+  }
+  if (!Number.isFinite(ft.peak) || ft.peak <= 0) {
     console.log('\nflowtel did not print a peak active flow count; RSS per flow not computed.')
   }
 }
