@@ -94,7 +94,8 @@ function libfds(file: string, filter?: (id: number) => boolean): Table {
     rows.push(row(id, name, type, tag(rec, 'dataSemantics'), tag(rec, 'units')))
   }
   if (split !== null) {
-    const bit = 1 << Number(split[1] ?? '14')
+    // libfds counts the bit from 1 over the 16-bit field id (enterprise bit = 16): 15 = id bit 14 (+16384).
+    const bit = 1 << (Number(split[1] ?? '15') - 1)
     for (const r of [...rows]) {
       const rid = r[0] | bit
       if (rid > 32767 || seen.has(rid)) continue

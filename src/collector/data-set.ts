@@ -5,7 +5,8 @@
  * as (2^32-1, type - 32768), never as an enterprise bit (standards §4). Unknown elements decode as octetArray
  * under `<pen>.<id>` (RFC 5153 §5.1). A field whose length its type does not allow is decoded leniently
  * (wider integers as integers, anything else as octets) and counted, rather than losing the template.
- * Each set is read through a bounded range [p, end); nothing here throws for bad input.
+ * Trailing NUL padding of strings is removed. Each set is read through a bounded range [p, end); nothing here
+ * throws for bad input.
  */
 import { decodeValue, type DecodedField } from '../ipfix/decoder.js'
 import { VARLEN, isLegalLength, lookupElement, type IeDataType } from '../ipfix/elements.js'
@@ -138,13 +139,10 @@ export function decodeRecords(
         count('partial_record')
         break records
       }
-      fields.push({
-        pen: f.pen,
-        id: f.id,
-        name: f.name,
-        type: f.type,
-        value: decodeValue(bytes, view, q, len, f.type, countValue),
-      })
+      let value = decodeValue(bytes, view, q, len, f.type, countValue)
+      // Fixed-length strings arrive NUL-padded (Cisco, NetScaler, ASA): the padding is not part of the value.
+      if (typeof value === 'string' && value.endsWith('\0')) value = value.replace(/\0+$/, '')
+      fields.push({ pen: f.pen, id: f.id, name: f.name, type: f.type, value })
       q += len
     }
     out.push(fields)

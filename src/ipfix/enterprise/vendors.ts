@@ -13,6 +13,7 @@ import { NETFLOW_TYPE_ELEMENTS } from './netflow-types.js'
 import { NETGAUZE_VENDOR_ELEMENTS } from './netgauze-vendors.js'
 import { NETSCALER_ELEMENTS } from './netscaler.js'
 import { NPROBE_ELEMENTS } from './nprobe.js'
+import { PALOALTO_ELEMENTS } from './paloalto.js'
 import type { EnterpriseTable } from './types.js'
 import { VMWARE_ELEMENTS } from './vmware.js'
 
@@ -32,6 +33,7 @@ export const VENDOR_TABLES: readonly EnterpriseTable[] = [
   ...NETGAUZE_VENDOR_ELEMENTS,
   ...NPROBE_ELEMENTS,
   ...NETFLOW_TYPE_ELEMENTS,
+  ...PALOALTO_ELEMENTS,
 ]
 
 let registered = false
