@@ -5,7 +5,11 @@
  *
  * Each message body is built once and shared by all destinations; each destination gets its own 16-octet
  * header. Templates always travel in template-only messages, which do not advance the Sequence Number.
+ *
+ * With `rfc5610`, the enterprise elements the data templates use (not RFC 5103 reverse ones) are announced
+ * in RFC 5610 §3 Information Element Type Records, sent right after the templates, every time they are sent.
  */
+import { REVERSE_PEN, lookupElement, type IeDataType } from './elements.js'
 import { BufferWriter, MessageBuilder, messageHeader, type RecordWriter } from './record-writer.js'
 import { Template } from './template.js'
 import type { Transport } from './transport.js'
@@ -26,6 +30,10 @@ export interface ExporterOptions {
   initialSequence?: number
   /** Seconds (float): packet time offline, wall clock live. Drives Export Time, refreshes and stats. */
   now(): number
+  /** RFC 5610: announce the enterprise elements of the data templates with the templates. */
+  rfc5610?: boolean
+  /** informationElementDescription for an announced element (omitted when undefined). */
+  describeElement?(pen: number, id: number): string | undefined
   meteringStats?(): {
     ignoredPackets: number
     ignoredOctets: number
@@ -54,6 +62,65 @@ export const STATS_TEMPLATE_IDS = {
   meteringReliability: 65535,
 } as const
 
+/** Options Template ID of the RFC 5610 Information Element Type Records. */
+export const RFC5610_TEMPLATE_ID = 65532
+
+// RFC 5610 §3.1-3.3 codes (IANA "IPFIX Information Element Data Types", "... Semantics", "... Units").
+const DATA_TYPE_CODES: Readonly<Record<IeDataType, number>> = {
+  octetArray: 0,
+  unsigned8: 1,
+  unsigned16: 2,
+  unsigned32: 3,
+  unsigned64: 4,
+  signed8: 5,
+  signed16: 6,
+  signed32: 7,
+  signed64: 8,
+  float32: 9,
+  float64: 10,
+  boolean: 11,
+  macAddress: 12,
+  string: 13,
+  dateTimeSeconds: 14,
+  dateTimeMilliseconds: 15,
+  dateTimeMicroseconds: 16,
+  dateTimeNanoseconds: 17,
+  ipv4Address: 18,
+  ipv6Address: 19,
+  basicList: 20,
+  subTemplateList: 21,
+  subTemplateMultiList: 22,
+}
+const SEMANTICS_CODES: Readonly<Record<string, number>> = {
+  default: 0,
+  quantity: 1,
+  totalCounter: 2,
+  deltaCounter: 3,
+  identifier: 4,
+  flags: 5,
+  list: 6,
+  snmpCounter: 7,
+  snmpGauge: 8,
+}
+const UNITS_CODES: Readonly<Record<string, number>> = {
+  none: 0,
+  bits: 1,
+  octets: 2,
+  packets: 3,
+  flows: 4,
+  seconds: 5,
+  milliseconds: 6,
+  microseconds: 7,
+  nanoseconds: 8,
+  '4-octet words': 9,
+  messages: 10,
+  hops: 11,
+  entries: 12,
+  frames: 13,
+  ports: 14,
+  inferred: 15,
+}
+
 /** A partly filled message is sent once its first record is this old (seconds of now()). */
 const MAX_MESSAGE_AGE = 1
 const TWO32 = 0x1_0000_0000
@@ -76,6 +143,9 @@ export class IpfixExporter {
   private readonly budget: number
   private readonly templates = new Map<number, Template>()
   private templateBodies: Uint8Array[] | undefined
+  /** RFC 5610 data messages (body and record count), rebuilt with the template bodies. */
+  private infoBodies: { body: Uint8Array; records: number }[] = []
+  private readonly infoTemplate: Template | undefined
   private readonly statsTemplates: Template[]
   private cur: Template | undefined
   private inScratch = false
@@ -151,6 +221,20 @@ export class IpfixExporter {
       )
     if (opts.statsIntervalSeconds <= 0) this.statsTemplates.length = 0
     for (const t of this.statsTemplates) this.templates.set(t.id, t)
+    if (opts.rfc5610 === true)
+      this.infoTemplate = Template.fromNames(
+        RFC5610_TEMPLATE_ID,
+        [
+          ['privateEnterpriseNumber'],
+          ['informationElementId'],
+          ['informationElementDataType'],
+          ['informationElementSemantics'],
+          ['informationElementUnits'],
+          ['informationElementName'],
+          ['informationElementDescription'],
+        ],
+        2,
+      )
   }
 
   /** Adds (or, with a different layout on the same ID, replaces) a template; it is sent before its data. */
@@ -160,7 +244,7 @@ export class IpfixExporter {
       this.templates.set(t.id, t)
       return
     }
-    if (old !== undefined && this.statsTemplates.includes(old))
+    if (old !== undefined && (this.statsTemplates.includes(old) || old === this.infoTemplate))
       throw new Error(`template id ${t.id} is reserved for the exporter's statistics options templates`)
     if (t.recordBytes.byteLength + 4 > this.budget)
       throw new Error(`template ${t.id} (${t.recordBytes.byteLength} octets) does not fit a message`)
@@ -350,6 +434,12 @@ export class IpfixExporter {
       this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
       this.stats.templateSends++
     }
+    // RFC 5610 records are data records (they advance the Sequence Number); counted as template sends.
+    for (const { body, records } of this.infoBodies) {
+      this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
+      d.seq = (d.seq + records) % TWO32
+      this.stats.templateSends++
+    }
     d.needTemplates = false
     d.lastTemplates = now
     d.messagesSinceTemplates = 0
@@ -357,6 +447,7 @@ export class IpfixExporter {
 
   /** Template Set(s) of all data templates, then each options template in its own Set (pmacct quirk). */
   private buildTemplateBodies(): Uint8Array[] {
+    this.buildInfoBodies()
     const b = new MessageBuilder(this.opts.maxMessageSize)
     const bodies: Uint8Array[] = []
     const put = (setId: number, t: Template): void => {
@@ -377,6 +468,51 @@ export class IpfixExporter {
       }
     if (!b.isEmpty) bodies.push(b.takeBody())
     return bodies
+  }
+
+  /** RFC 5610 records for every enterprise element of the data templates; adds or drops their template. */
+  private buildInfoBodies(): void {
+    this.infoBodies = []
+    const it = this.infoTemplate
+    if (it === undefined) return
+    const seen = new Set<number>()
+    const defs = []
+    for (const t of this.templates.values()) {
+      if (t.isOptions) continue
+      for (const f of t.fields) {
+        if (f.pen === 0 || f.pen === REVERSE_PEN) continue
+        const k = f.pen * 65536 + f.id
+        if (seen.has(k)) continue
+        seen.add(k)
+        const def = lookupElement(f.pen, f.id)
+        if (def !== undefined) defs.push(def)
+      }
+    }
+    if (defs.length === 0) {
+      this.templates.delete(it.id)
+      return
+    }
+    this.templates.set(it.id, it)
+    const b = new MessageBuilder(this.opts.maxMessageSize)
+    for (const def of defs) {
+      const desc = this.opts.describeElement?.(def.pen, def.id) ?? ''
+      const len = 4 + 2 + 1 + 1 + 2 + 3 + Buffer.byteLength(def.name) + 3 + Buffer.byteLength(desc)
+      if (b.free(it.id) < len && b.records > 0) {
+        this.infoBodies.push({ records: b.records, body: b.takeBody() })
+        b.reset()
+      }
+      b.openSet(it.id)
+      const w = b.w
+      w.u32(def.pen)
+      w.u16(def.id)
+      w.u8(DATA_TYPE_CODES[def.type])
+      w.u8(SEMANTICS_CODES[def.semantics ?? 'default'] ?? 0)
+      w.u16(UNITS_CODES[def.units ?? 'none'] ?? 0)
+      w.string(def.name)
+      w.string(desc)
+      b.records++
+    }
+    if (b.records > 0) this.infoBodies.push({ records: b.records, body: b.takeBody() })
   }
 
   private sendTo(d: Destination, chunks: Uint8Array[]): void {

@@ -1,0 +1,317 @@
+/**
+ * Flowtel's own enterprise Information Elements (RFC 7012 §4 "enterprise-specific"), for measurements that
+ * neither IANA nor Flowmon (PEN 39499, ./flowmon.ts) defines: the handshake RTT split, continuous RTT,
+ * per-direction retransmission / out-of-order / jitter / delay, SYN options and ARP fields.
+ *
+ * FLOWTEL_PEN is a PLACEHOLDER: 32473 is the PEN RFC 5612 reserves for documentation and examples. Replace it
+ * once Flowtel has its own Private Enterprise Number from IANA; the ids below stay. The exporter announces
+ * every element of this table that a template uses in RFC 5610 options records (name, type, semantics,
+ * units, description), so a collector can decode them without configuration.
+ */
+import { registerElements, type ElementDef, type IeDataType } from '../elements.js'
+import { registerFlowmonElements } from './flowmon.js'
+
+/** Placeholder (RFC 5612 documentation PEN) until one is registered for Flowtel. */
+export const FLOWTEL_PEN = 32473
+
+type Semantics = 'quantity' | 'deltaCounter' | 'identifier' | 'flags' | 'default'
+type Row = readonly [
+  id: number,
+  name: string,
+  type: IeDataType,
+  semantics: Semantics,
+  units: string,
+  description: string,
+]
+
+const US = 'microseconds'
+
+export const FLOWTEL_ELEMENTS: readonly Row[] = [
+  // npm: handshake RTT split (as seen from the probe)
+  [1, 'flowtelTcpRttServer', 'unsigned32', 'quantity', US, 'TCP handshake RTT, server part: SYN to SYN/ACK'],
+  [2, 'flowtelTcpRttClient', 'unsigned32', 'quantity', US, 'TCP handshake RTT, client part: SYN/ACK to ACK'],
+  // npm: continuous RTT from data/ACK pairs; "server" = data from the initiator acked by the responder
+  [
+    3,
+    'flowtelTcpRttServerMin',
+    'unsigned32',
+    'quantity',
+    US,
+    'Min RTT probe-server-probe from initiator data and its ACK',
+  ],
+  [
+    4,
+    'flowtelTcpRttServerMean',
+    'unsigned32',
+    'quantity',
+    US,
+    'Mean RTT probe-server-probe from initiator data and its ACK',
+  ],
+  [
+    5,
+    'flowtelTcpRttServerMax',
+    'unsigned32',
+    'quantity',
+    US,
+    'Max RTT probe-server-probe from initiator data and its ACK',
+  ],
+  [6, 'flowtelTcpRttServerCount', 'unsigned32', 'deltaCounter', 'none', 'RTT samples probe-server-probe'],
+  [
+    7,
+    'flowtelTcpRttClientMin',
+    'unsigned32',
+    'quantity',
+    US,
+    'Min RTT probe-client-probe from responder data and its ACK',
+  ],
+  [
+    8,
+    'flowtelTcpRttClientMean',
+    'unsigned32',
+    'quantity',
+    US,
+    'Mean RTT probe-client-probe from responder data and its ACK',
+  ],
+  [
+    9,
+    'flowtelTcpRttClientMax',
+    'unsigned32',
+    'quantity',
+    US,
+    'Max RTT probe-client-probe from responder data and its ACK',
+  ],
+  [10, 'flowtelTcpRttClientCount', 'unsigned32', 'deltaCounter', 'none', 'RTT samples probe-client-probe'],
+  // npm: server response time (mean is Flowmon npmServerResponseTime)
+  [
+    11,
+    'flowtelSrtMin',
+    'unsigned32',
+    'quantity',
+    US,
+    'Min server response time: end of request to first response byte',
+  ],
+  [
+    12,
+    'flowtelSrtMax',
+    'unsigned32',
+    'quantity',
+    US,
+    'Max server response time: end of request to first response byte',
+  ],
+  [13, 'flowtelSrtCount', 'unsigned32', 'deltaCounter', 'none', 'Request/response exchanges measured'],
+  // npm: retransmissions and out-of-order per direction (Wireshark tcp.analysis semantics)
+  [
+    14,
+    'flowtelRetransPackets',
+    'unsigned32',
+    'deltaCounter',
+    'packets',
+    'Retransmitted segments, initiator to responder',
+  ],
+  [
+    15,
+    'flowtelRetransOctets',
+    'unsigned64',
+    'deltaCounter',
+    'octets',
+    'TCP payload octets retransmitted, initiator to responder',
+  ],
+  [
+    16,
+    'flowtelReverseRetransPackets',
+    'unsigned32',
+    'deltaCounter',
+    'packets',
+    'Retransmitted segments, responder to initiator',
+  ],
+  [
+    17,
+    'flowtelReverseRetransOctets',
+    'unsigned64',
+    'deltaCounter',
+    'octets',
+    'TCP payload octets retransmitted, responder to initiator',
+  ],
+  [
+    18,
+    'flowtelOutOfOrderPackets',
+    'unsigned32',
+    'deltaCounter',
+    'packets',
+    'Out-of-order segments, initiator to responder',
+  ],
+  [
+    19,
+    'flowtelOutOfOrderOctets',
+    'unsigned64',
+    'deltaCounter',
+    'octets',
+    'TCP payload octets out of order, initiator to responder',
+  ],
+  [
+    20,
+    'flowtelReverseOutOfOrderPackets',
+    'unsigned32',
+    'deltaCounter',
+    'packets',
+    'Out-of-order segments, responder to initiator',
+  ],
+  [
+    21,
+    'flowtelReverseOutOfOrderOctets',
+    'unsigned64',
+    'deltaCounter',
+    'octets',
+    'TCP payload octets out of order, responder to initiator',
+  ],
+  // npm: jitter and inter-arrival delay of the responder's packets (the initiator's are Flowmon npmJitter*/npmDelay*)
+  [
+    22,
+    'flowtelReverseJitterDev',
+    'unsigned32',
+    'quantity',
+    US,
+    'Std deviation of |D|, responder to initiator',
+  ],
+  [
+    23,
+    'flowtelReverseJitterAvg',
+    'unsigned32',
+    'quantity',
+    US,
+    'RFC 3550 interarrival jitter J, responder to initiator',
+  ],
+  [
+    24,
+    'flowtelReverseJitterMin',
+    'unsigned32',
+    'quantity',
+    US,
+    'Min |D| (inter-arrival difference), responder to initiator',
+  ],
+  [
+    25,
+    'flowtelReverseJitterMax',
+    'unsigned32',
+    'quantity',
+    US,
+    'Max |D| (inter-arrival difference), responder to initiator',
+  ],
+  [
+    26,
+    'flowtelReverseDelayDev',
+    'unsigned32',
+    'quantity',
+    US,
+    'Std deviation of inter-arrival time, responder to initiator',
+  ],
+  [
+    27,
+    'flowtelReverseDelayAvg',
+    'unsigned32',
+    'quantity',
+    US,
+    'Mean inter-arrival time, responder to initiator',
+  ],
+  [
+    28,
+    'flowtelReverseDelayMin',
+    'unsigned32',
+    'quantity',
+    US,
+    'Min inter-arrival time, responder to initiator',
+  ],
+  [
+    29,
+    'flowtelReverseDelayMax',
+    'unsigned32',
+    'quantity',
+    US,
+    'Max inter-arrival time, responder to initiator',
+  ],
+  // tcpext: SYN and SYN/ACK facts
+  [30, 'flowtelTcpMss', 'unsigned16', 'quantity', 'octets', 'MSS option of the SYN (0: absent)'],
+  [31, 'flowtelReverseTcpMss', 'unsigned16', 'quantity', 'octets', 'MSS option of the SYN/ACK (0: absent)'],
+  [
+    32,
+    'flowtelTcpWindowScale',
+    'unsigned8',
+    'quantity',
+    'none',
+    'Window scale shift of the SYN (255: absent)',
+  ],
+  [
+    33,
+    'flowtelReverseTcpWindowScale',
+    'unsigned8',
+    'quantity',
+    'none',
+    'Window scale shift of the SYN/ACK (255: absent)',
+  ],
+  [34, 'flowtelTcpSackPermitted', 'boolean', 'default', 'none', 'SACK-permitted option in the SYN'],
+  [
+    35,
+    'flowtelReverseTcpSackPermitted',
+    'boolean',
+    'default',
+    'none',
+    'SACK-permitted option in the SYN/ACK',
+  ],
+  [
+    36,
+    'flowtelTcpInitialWindow',
+    'unsigned16',
+    'quantity',
+    'octets',
+    'Window field of the SYN (unscaled; 0: no SYN seen)',
+  ],
+  [
+    37,
+    'flowtelReverseTcpInitialWindow',
+    'unsigned16',
+    'quantity',
+    'octets',
+    'Window field of the SYN/ACK (unscaled; 0: none seen)',
+  ],
+  [
+    38,
+    'flowtelTcpSynAckTtl',
+    'unsigned8',
+    'quantity',
+    'hops',
+    'IP TTL / hop limit of the SYN/ACK (0: none seen)',
+  ],
+  // arp: one record per ARP packet
+  [40, 'flowtelArpSenderMac', 'macAddress', 'default', 'none', 'ARP sender hardware address'],
+  [41, 'flowtelArpSenderIPv4', 'ipv4Address', 'default', 'none', 'ARP sender protocol address'],
+  [42, 'flowtelArpTargetMac', 'macAddress', 'default', 'none', 'ARP target hardware address'],
+  [43, 'flowtelArpTargetIPv4', 'ipv4Address', 'default', 'none', 'ARP target protocol address'],
+]
+
+const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))
+
+export function flowtelElementDefs(): ElementDef[] {
+  return FLOWTEL_ELEMENTS.map(([id, name, type, semantics, units]) => ({
+    pen: FLOWTEL_PEN,
+    id,
+    name,
+    type,
+    semantics,
+    units,
+  }))
+}
+
+/** Description of a Flowtel element for RFC 5610 informationElementDescription; undefined for others. */
+export function describeElement(pen: number, id: number): string | undefined {
+  return pen === FLOWTEL_PEN ? DESCRIPTIONS.get(id) : undefined
+}
+
+let registered = false
+
+/** Registers the Flowmon and Flowtel enterprise elements (idempotent); call before building templates. */
+export function registerEnterpriseElements(): void {
+  registerFlowmonElements()
+  if (registered) return
+  registered = true
+  registerElements(flowtelElementDefs())
+}
