@@ -2,9 +2,13 @@
  * The registry of field groups the operator can select with `--fields`. A new group is one file in this
  * folder plus one line here. `core` is always on; the order here is the order of fields in the template.
  */
+import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import type { FlowFeature } from '../feature.js'
+import { ArpFields } from './arp.js'
 import { CoreFields } from './core.js'
 import { L2Fields } from './l2.js'
+import { NpmFields } from './npm.js'
+import { TcpExtFields } from './tcpext.js'
 import { TunnelFields } from './tunnel.js'
 
 interface GroupEntry {
@@ -30,6 +34,21 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
     description: 'VXLAN segment (layer2SegmentId)',
     defaultOn: true,
   },
+  npm: {
+    create: () => new NpmFields(),
+    description: 'RTT, SRT, retransmissions, out-of-order, jitter/delay',
+    defaultOn: false,
+  },
+  tcpext: {
+    create: () => new TcpExtFields(),
+    description: 'SYN TTL/size, initial windows, MSS, window scale, SACK, TCP options',
+    defaultOn: false,
+  },
+  arp: {
+    create: () => new ArpFields(),
+    description: 'one record per ARP packet (opcode, hardware type, sender/target MAC and IP)',
+    defaultOn: false,
+  },
 }
 
 /**
@@ -37,6 +56,8 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
  * `core` first. Throws a clear error for an unknown group.
  */
 export function createFieldGroups(spec: readonly string[] | undefined): FlowFeature[] {
+  // Flowmon and Flowtel element names must resolve before any template is built.
+  registerEnterpriseElements()
   const names = new Set<string>(['core'])
   const requested = spec === undefined || spec.length === 0 ? ['default'] : spec
   for (const raw of requested) {
