@@ -1,0 +1,97 @@
+// Conformance of IPFIX over UDP to a real loopback collector (RFC 7011 §10.3): every datagram's message fits
+// the MTU minus the IPv4 (28) or IPv6 (48) and UDP headers (§10.3.3), messages are well packed, every record
+// arrives exactly once, export over IPv6 works, and IPv4 and IPv6 flows use their own templates.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  decodeStream,
+  flowRecords,
+  isTemplateOnly,
+  runToUdp,
+  S,
+  setsOf,
+  T0,
+  tempDir,
+  udpPacket,
+  workload,
+  writeCapture,
+} from './harness.js'
+
+const FLOWS = 3000
+
+let dir = ''
+let cleanup: () => Promise<void> = () => Promise.resolve()
+let burst = '' // FLOWS flows (every 3rd IPv6) in the first second, all idle-expired at once at 10 s
+beforeAll(async () => {
+  ;({ dir, cleanup } = await tempDir())
+  const marker = udpPacket({ ip: '203.0.113.99', port: 7 }, { ip: '203.0.113.98', port: 7 }, T0 + 10 * S)
+  burst = await writeCapture(dir, 'burst.pcap', [...workload(FLOWS, 1, 3), marker])
+})
+afterAll(() => cleanup())
+
+const cases = [
+  ['127.0.0.1', 28, [576, 1280, 1500, 9000]],
+  ['::1', 48, [1280, 1500, 4000, 9000]],
+] as const
+
+describe.each(cases)('export to %s', (host, overhead, mtus) => {
+  it.each(mtus)('mtu %i: messages fit, are well packed, and carry every record once', async (mtu) => {
+    const { messages, summary } = await runToUdp([burst], host, { mtu, inactiveTimeout: 5 })
+    const budget = mtu - overhead
+    const { msgs, decoder } = decodeStream(messages)
+    expect(decoder.counters).toEqual({})
+    expect(summary.export.droppedRecords).toBe(0)
+    let maxRecord = 0
+    for (const m of messages) {
+      expect(m.byteLength).toBeLessThanOrEqual(budget)
+      expect(new DataView(m.buffer, m.byteOffset).getUint16(2)).toBe(m.byteLength)
+      for (const s of setsOf(m)) for (const t of s.templates) maxRecord = Math.max(maxRecord, t.recordLength)
+    }
+    expect(maxRecord).toBeGreaterThan(50)
+    // Well packed: a data message leaves early only when the next record (and a Set header) would not fit,
+    // except the first (statistics at start-up), the burst's last and the final statistics.
+    const data = messages.filter((m) => !isTemplateOnly(m))
+    const underfull = data.filter((m) => m.byteLength + maxRecord + 4 <= budget)
+    expect(underfull.length).toBeLessThanOrEqual(3)
+    const dataOctets = data.reduce((n, m) => n + m.byteLength, 0)
+    expect(data.length).toBeLessThanOrEqual(Math.ceil(dataOctets / (budget - maxRecord - 4)) + 3)
+    // Every flow exactly once: each workload flow has its own source port.
+    const flows = flowRecords(msgs)
+    const ports = flows.map((r) => r.sourceTransportPort as number).filter((p) => p >= 10000)
+    expect(ports).toHaveLength(FLOWS)
+    expect(new Set(ports).size).toBe(FLOWS)
+    expect(flows).toHaveLength(FLOWS + 2) // plus the clock and the marker
+    expect(summary.export.records).toBe(msgs.reduce((n, m) => n + m.records.length, 0))
+  })
+})
+
+describe('IPv4 and IPv6 flows in one stream', () => {
+  it('uses one template per IP version, over IPv6 transport', async () => {
+    const { messages } = await runToUdp([burst], '::1', { inactiveTimeout: 5 })
+    const { msgs, decoder } = decodeStream(messages)
+    expect(decoder.counters).toEqual({})
+    const templates = new Map<number, number>()
+    for (const m of messages)
+      for (const s of setsOf(m))
+        if (s.setId === 2) for (const t of s.templates) templates.set(t.id, t.recordLength)
+    expect([...templates.keys()].sort()).toEqual([256, 257])
+    expect(templates.get(257)! - templates.get(256)!).toBe(2 * 12) // two addresses, 16 instead of 4 octets
+    const recs = msgs.flatMap((m) => m.records.filter((r) => !r.isOptions))
+    const v4 = recs.filter((r) => r.templateId === 256)
+    const v6 = recs.filter((r) => r.templateId === 257)
+    expect(v4.length + v6.length).toBe(recs.length)
+    expect(v6).toHaveLength(FLOWS / 3)
+    for (const r of v4) {
+      expect(r.json).toHaveProperty('sourceIPv4Address')
+      expect(r.json).not.toHaveProperty('sourceIPv6Address')
+      expect(r.json.ipVersion).toBe(4)
+    }
+    for (const r of v6) {
+      expect(r.json).toHaveProperty('sourceIPv6Address')
+      expect(r.json).not.toHaveProperty('sourceIPv4Address')
+      expect(r.json.ipVersion).toBe(6)
+      expect(String(r.json.sourceIPv6Address)).toMatch(/^2001:db8:1::/)
+    }
+    // Both kinds share Data Sets' messages (one stream, one sequence).
+    expect(msgs.some((m) => m.header.sets.includes(256) && m.header.sets.includes(257))).toBe(true)
+  })
+})
