@@ -14,6 +14,7 @@ import { NETGAUZE_VENDOR_ELEMENTS } from './netgauze-vendors.js'
 import { NETSCALER_ELEMENTS } from './netscaler.js'
 import { NPROBE_ELEMENTS } from './nprobe.js'
 import { PALOALTO_ELEMENTS } from './paloalto.js'
+import { SFLOW_ELEMENTS } from './sflow.js'
 import type { EnterpriseTable } from './types.js'
 import { VMWARE_ELEMENTS } from './vmware.js'
 
@@ -34,6 +35,7 @@ export const VENDOR_TABLES: readonly EnterpriseTable[] = [
   ...NPROBE_ELEMENTS,
   ...NETFLOW_TYPE_ELEMENTS,
   ...PALOALTO_ELEMENTS,
+  ...SFLOW_ELEMENTS,
 ]
 
 let registered = false
