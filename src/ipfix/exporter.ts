@@ -230,6 +230,9 @@ export class IpfixExporter {
           ['informationElementDataType'],
           ['informationElementSemantics'],
           ['informationElementUnits'],
+          // libfixbuf only learns from records that carry the range too (0..0: no range given).
+          ['informationElementRangeBegin'],
+          ['informationElementRangeEnd'],
           ['informationElementName'],
           ['informationElementDescription'],
         ],
@@ -430,14 +433,24 @@ export class IpfixExporter {
   private sendTemplates(d: Destination, now: number): void {
     this.templateBodies ??= this.buildTemplateBodies()
     const exportTime = Math.floor(now)
-    for (const body of this.templateBodies) {
+    // RFC 5610 first (its options template, then its records, which are data records and advance the
+    // Sequence Number; counted as template sends), so a collector knows the elements before the templates
+    // that use them: libfixbuf binds a template's elements when the template arrives.
+    if (this.infoBodies.length > 0 && this.infoTemplate !== undefined) {
+      const t = new MessageBuilder(this.opts.maxMessageSize)
+      t.openSet(3)
+      t.w.bytes(this.infoTemplate.recordBytes)
+      const body = t.takeBody()
       this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
       this.stats.templateSends++
     }
-    // RFC 5610 records are data records (they advance the Sequence Number); counted as template sends.
     for (const { body, records } of this.infoBodies) {
       this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
       d.seq = (d.seq + records) % TWO32
+      this.stats.templateSends++
+    }
+    for (const body of this.templateBodies) {
+      this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
       this.stats.templateSends++
     }
     d.needTemplates = false
@@ -462,7 +475,7 @@ export class IpfixExporter {
     const all = [...this.templates.values()]
     for (const t of all) if (!t.isOptions) put(2, t)
     for (const t of all)
-      if (t.isOptions) {
+      if (t.isOptions && t !== this.infoTemplate) {
         b.closeSet()
         put(3, t)
       }
@@ -496,7 +509,7 @@ export class IpfixExporter {
     const b = new MessageBuilder(this.opts.maxMessageSize)
     for (const def of defs) {
       const desc = this.opts.describeElement?.(def.pen, def.id) ?? ''
-      const len = 4 + 2 + 1 + 1 + 2 + 3 + Buffer.byteLength(def.name) + 3 + Buffer.byteLength(desc)
+      const len = 4 + 2 + 1 + 1 + 2 + 16 + 3 + Buffer.byteLength(def.name) + 3 + Buffer.byteLength(desc)
       if (b.free(it.id) < len && b.records > 0) {
         this.infoBodies.push({ records: b.records, body: b.takeBody() })
         b.reset()
@@ -508,6 +521,8 @@ export class IpfixExporter {
       w.u8(DATA_TYPE_CODES[def.type])
       w.u8(SEMANTICS_CODES[def.semantics ?? 'default'] ?? 0)
       w.u16(UNITS_CODES[def.units ?? 'none'] ?? 0)
+      w.u64(0)
+      w.u64(0)
       w.string(def.name)
       w.string(desc)
       b.records++
