@@ -260,10 +260,17 @@ export function isTemplateOnly(m: Uint8Array): boolean {
 
 /**
  * A mixed workload: `flows` short biflows (UDP request/response or a TCP handshake with FIN), their starts
- * spread over `seconds`, every `v6Every`-th one over IPv6, plus a clock flow so packet time moves
- * steadily. Each flow has its own source port (10000 + i) so records can be matched to flows.
+ * spread over `seconds`, every `v6Every`-th one over IPv6, plus a clock flow (one packet every `clockUs`
+ * until `clockSeconds`) so packet time moves steadily. Each flow has its own source port (10000 + i) so
+ * records can be matched to flows.
  */
-export function workload(flows: number, seconds: number, v6Every = 0): BuilderPacket[] {
+export function workload(
+  flows: number,
+  seconds: number,
+  v6Every = 0,
+  clockUs = 250_000,
+  clockSeconds = seconds,
+): BuilderPacket[] {
   const out: BuilderPacket[] = []
   for (let i = 0; i < flows; i++) {
     const t = T0 + Math.floor((i * seconds * S) / flows)
@@ -285,6 +292,6 @@ export function workload(flows: number, seconds: number, v6Every = 0): BuilderPa
   }
   const c1 = { ip: '10.250.0.1', port: 1111 }
   const c2 = { ip: '10.250.0.2', port: 2222 }
-  for (let t = 0; t <= seconds * S; t += 250_000) out.push(udpPacket(c1, c2, T0 + t))
+  for (let t = 0; t <= clockSeconds * S; t += clockUs) out.push(udpPacket(c1, c2, T0 + t))
   return out
 }
