@@ -14,11 +14,13 @@ import {
   type DecodeOutput,
   type TemplateEvent,
 } from '../../collector/decode-message.js'
+import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
 import { collect, intOption } from '../options.js'
 
 interface CollectFlags {
   read?: string[]
+  listen?: string[]
   json: string
   events: boolean
   meta: boolean
@@ -41,6 +43,8 @@ export function recordLine(r: CollectedRecord, meta: boolean): Record<string, un
   }
 }
 
+const hostText = (h: string): string => (h.includes(':') ? `[${h}]` : h)
+
 function eventLine(e: TemplateEvent): Record<string, unknown> {
   return { '@event': e.event, ...e }
 }
@@ -51,6 +55,11 @@ export function collectCommand(): Command {
     .option(
       '-r, --read <file>',
       'pcap/pcapng capture or raw export file (repeatable; one stream, in order)',
+      collect,
+    )
+    .option(
+      '-l, --listen <url>',
+      'listen on udp://HOST:PORT or tcp://HOST:PORT ([::] is IPv6 and IPv4; repeatable)',
       collect,
     )
     .option('--json <file|->', 'write one JSON line per data record to a file or stdout', '-')
@@ -65,9 +74,10 @@ export function collectCommand(): Command {
     )
     .option('--no-summary', 'do not print the counters to stderr at the end')
     .action(async (flags: CollectFlags) => {
-      if (flags.read === undefined || flags.read.length === 0) {
-        throw new Error('flowtel collect: give --read FILE (live listeners are not implemented yet)')
-      }
+      const reads = flags.read ?? []
+      const listens = (flags.listen ?? []).map(parseListen)
+      if (reads.length === 0 && listens.length === 0)
+        throw new Error('flowtel collect: give --read FILE or --listen udp://HOST:PORT')
       const col = new FlowCollector({ templates: { lifetimeMs: flags.templateLifetime * 1000 } })
       if (flags.templates !== undefined) col.templates.loadFile(flags.templates)
       const out: Writable = flags.json === '-' ? process.stdout : createWriteStream(flags.json)
@@ -104,11 +114,34 @@ export function collectCommand(): Command {
       }
       const reader = new OfflineReader(col, sink)
       // Flush between files so output does not pile up in memory.
-      for (const f of flags.read) {
+      for (const f of reads) {
         await reader.read([f])
         await flush()
       }
       await flush()
+      if (listens.length > 0) {
+        const listeners: Listener[] = []
+        for (const a of listens)
+          listeners.push(
+            await listen(a, col, (o) => {
+              sink(o)
+              void flush()
+            }),
+          )
+        for (const l of listeners)
+          process.stderr.write(
+            `flowtel collect: listening on ${l.address.protocol}://${hostText(l.address.host)}:${l.port}\n`,
+          )
+        const timer = setInterval(() => col.expire(), 10_000)
+        await new Promise<void>((resolve) => {
+          const stop = (): void => resolve()
+          process.once('SIGINT', stop)
+          process.once('SIGTERM', stop)
+        })
+        clearInterval(timer)
+        for (const l of listeners) await l.close()
+        await flush()
+      }
       if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
       if (out !== process.stdout) await new Promise<void>((r) => out.end(r))
       if (flags.summary) {

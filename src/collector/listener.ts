@@ -1,0 +1,141 @@
+/**
+ * Live listeners for the collector: UDP (RFC 7011 §10.3; NetFlow v9/v5 and sFlow on the same socket, the
+ * version read from each datagram) and TCP (§10.4: messages framed by the IPFIX Length, all templates of a
+ * connection withdrawn when it ends, §8.1). Addresses are `udp://HOST:PORT` / `tcp://HOST:PORT`, with IPv6 in
+ * brackets; `[::]` listens on IPv6 and IPv4 (dual stack). Socket errors are counted, never thrown (standards
+ * §5.2); a TCP connection that cannot be framed is closed (§9.1). Buffered TCP bytes are bounded by the framer.
+ */
+import { createSocket, type Socket } from 'node:dgram'
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
+import type { DecodeOutput, FlowCollector } from './decode-message.js'
+import { sessionId, type SessionKey } from './session.js'
+import { TcpFramer } from './tcp-framer.js'
+
+export interface ListenAddress {
+  readonly protocol: 'udp' | 'tcp'
+  readonly host: string
+  readonly port: number
+}
+
+/** Parses `udp://0.0.0.0:4739`, `tcp://[::1]:4739`; throws an Error naming the input when malformed. */
+export function parseListen(url: string): ListenAddress {
+  const m = /^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d{1,5})$/.exec(url.trim())
+  const port = Number(m?.[3])
+  if (m === null || !(port >= 0 && port <= 65535))
+    throw new Error(
+      `bad listen address "${url}": expected udp://HOST:PORT or tcp://HOST:PORT ([v6] in brackets)`,
+    )
+  const host = (m[2] ?? '').replace(/^\[(.*)\]$/, '$1')
+  return { protocol: m[1] as 'udp' | 'tcp', host, port }
+}
+
+/** IPv4-mapped IPv6 addresses (dual-stack sockets) as plain IPv4. */
+function plain(addr: string): string {
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr
+}
+
+export type ListenerSink = (out: DecodeOutput) => void
+
+export interface Listener {
+  readonly address: ListenAddress
+  /** The port actually bound (useful with port 0). */
+  readonly port: number
+  readonly counters: Record<string, number>
+  close(): Promise<void>
+}
+
+export async function listen(
+  addr: ListenAddress,
+  collector: FlowCollector,
+  sink: ListenerSink,
+): Promise<Listener> {
+  return addr.protocol === 'udp' ? listenUdp(addr, collector, sink) : listenTcp(addr, collector, sink)
+}
+
+async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
+  const v6 = addr.host.includes(':')
+  const sock: Socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: false, reuseAddr: false })
+  const counters: Record<string, number> = {}
+  const count = (n: string): void => {
+    counters[n] = (counters[n] ?? 0) + 1
+  }
+  sock.on('error', () => count('socket_errors'))
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject)
+    sock.bind(addr.port, addr.host, () => {
+      sock.off('error', reject)
+      resolve()
+    })
+  })
+  const local = sock.address()
+  sock.on('message', (msg, rinfo) => {
+    count('datagrams')
+    const key: SessionKey = {
+      exporterAddress: plain(rinfo.address),
+      exporterPort: rinfo.port,
+      collectorAddress: plain(local.address),
+      collectorPort: local.port,
+      protocol: 'udp',
+    }
+    sink(col.decode(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), key))
+  })
+  return {
+    address: addr,
+    port: local.port,
+    counters,
+    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+  }
+}
+
+async function listenTcp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
+  const counters: Record<string, number> = {}
+  const count = (n: string): void => {
+    counters[n] = (counters[n] ?? 0) + 1
+  }
+  const conns = new Set<TcpSocket>()
+  const server: Server = createServer((c) => {
+    conns.add(c)
+    count('connections')
+    const key: SessionKey = {
+      exporterAddress: plain(c.remoteAddress ?? ''),
+      exporterPort: c.remotePort ?? 0,
+      collectorAddress: plain(c.localAddress ?? ''),
+      collectorPort: c.localPort ?? 0,
+      protocol: 'tcp',
+    }
+    const framer = new TcpFramer()
+    c.on('data', (chunk: Buffer) => {
+      for (const m of framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
+        sink(col.decode(m, key))
+      if (framer.fault !== undefined) {
+        count(framer.fault)
+        c.destroy()
+      }
+    })
+    c.on('error', () => count('socket_errors'))
+    c.on('close', () => {
+      conns.delete(c)
+      if (framer.buffered > 0) count('tcp_partial_message_at_close')
+      col.endSession(sessionId(key)) // the end of a TCP session withdraws its templates (§8.1)
+    })
+  })
+  server.on('error', () => count('socket_errors'))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port: addr.port, host: addr.host, ipv6Only: false }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const a = server.address()
+  return {
+    address: addr,
+    port: typeof a === 'object' && a !== null ? a.port : addr.port,
+    counters,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of conns) c.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
