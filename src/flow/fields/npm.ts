@@ -289,8 +289,9 @@ export class NpmFields implements FlowFeature {
         fa[f + F_SYNACK_T] = ts
         fa[f + F_RTT_SERVER] = ts - fa[f + F_SYN_T]!
       }
-    } else if (syn === ACK && fa[f + F_SYN_T]! > 0 && fa[f + F_RTT] === 0) {
-      fa[f + F_RTT] = ts - fa[f + F_SYN_T]! || 1e-3
+    } else if (syn === ACK && fa[f + F_SYN_T]! > 0 && fa[f + F_RTT] === 0 && ts > fa[f + F_SYN_T]!) {
+      // A zero span leaves the RTT unset, as Wireshark's nstime_is_zero(ts_first_rtt) does.
+      fa[f + F_RTT] = ts - fa[f + F_SYN_T]!
     }
 
     // Sequence analysis, rule by rule as Wireshark's tcp_analyze_sequence_number().
@@ -333,8 +334,10 @@ export class NpmFields implements FlowFeature {
       const rtt = fa[f + F_RTT]!
       const thres = rtt > 0 ? rtt : OOO_DEFAULT_US
       const end = (seq + seglen + ((fl & (SYN | FIN)) !== 0 ? 1 : 0)) >>> 0
-      // tshark 4.0 order: fast retransmission, out-of-order, spurious retransmission, retransmission.
-      if (
+      // tshark 4.0 order: spurious retransmission, fast retransmission, out-of-order, retransmission.
+      if (seglen > 0 && lastackRev !== 0 && !lt(lastackRev, (seq + seglen) >>> 0)) {
+        kind = 1 // spurious retransmission (tshark flags it tcp.analysis.retransmission too)
+      } else if (
         notAdvanced &&
         ua[ur + U_DUPACKS]! >= 2 &&
         lastackRev === seq &&
@@ -343,8 +346,6 @@ export class NpmFields implements FlowFeature {
         kind = 1 // fast retransmission (tshark also flags it tcp.analysis.retransmission)
       } else if (notAdvanced && since(ts, da[df + D_NEXTSEQ_T]!) < thres && nextseq !== end) {
         kind = 2
-      } else if (seglen > 0 && lastackRev !== 0 && !lt(lastackRev, (seq + seglen) >>> 0)) {
-        kind = 1 // spurious retransmission (tshark flags it tcp.analysis.retransmission too)
       } else if (notAdvanced) {
         kind = 1
       }
