@@ -26,8 +26,10 @@ export interface CollectorTemplate {
   readonly id: number
   /** 9 (NetFlow v9) or 10 (IPFIX): separate namespaces within one session and domain. */
   readonly version: 9 | 10
-  /** Number of leading scope fields; > 0 marks an options template. */
+  /** Number of leading scope fields. */
   readonly scopeCount: number
+  /** An options template (IPFIX: scope count > 0; NetFlow v9: an Options Template FlowSet, even scope-less). */
+  readonly options: boolean
   readonly fields: readonly FieldDef[]
   /** Smallest record (variable-length fields count 1). */
   readonly minLength: number
@@ -160,6 +162,7 @@ export function templateFromSpecs(
   scopeCount: number,
   specs: readonly FieldSpecTuple[],
   count: Counter,
+  options = scopeCount > 0,
 ): CollectorTemplate {
   const fields = specs.map(([pen, eid, len]) =>
     pen === V9_SCOPE_PEN
@@ -168,11 +171,12 @@ export function templateFromSpecs(
         ? resolveV9Field(eid, len, count)
         : resolveIpfixField(pen, eid, len, count),
   )
-  return { id, version, scopeCount, fields, minLength: minRecordLength(fields) }
+  return { id, version, scopeCount, options, fields, minLength: minRecordLength(fields) }
 }
 
 export function sameLayout(a: CollectorTemplate, b: CollectorTemplate): boolean {
-  if (a.scopeCount !== b.scopeCount || a.fields.length !== b.fields.length) return false
+  if (a.scopeCount !== b.scopeCount || a.options !== b.options || a.fields.length !== b.fields.length)
+    return false
   return a.fields.every((f, i) => {
     const g = b.fields[i]
     return g !== undefined && f.id === g.id && f.pen === g.pen && f.length === g.length

@@ -178,7 +178,7 @@ export class FlowCollector {
   ): void {
     const status = this.templates.set(ctx.session, protocol, ctx.domain, t, now)
     out.events.push({
-      event: t.scopeCount > 0 ? 'options-template' : 'template',
+      event: t.options ? 'options-template' : 'template',
       version: t.version,
       exporter: ctx.exporter,
       domain: ctx.domain,
@@ -262,7 +262,7 @@ export class FlowCollector {
         exporter: ctx.exporter,
         odid: ctx.domain,
         templateId: t.id,
-        isOptions: t.scopeCount > 0,
+        isOptions: t.options,
         scopeCount: t.scopeCount,
         fields,
         exportTime: ctx.exportTime,

@@ -135,6 +135,7 @@ function templateSet(
       id: tid,
       version: 10,
       scopeCount: scope,
+      options,
       fields,
       minLength: minRecordLength(fields),
     }

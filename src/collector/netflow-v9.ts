@@ -90,6 +90,7 @@ function templateFlowSet(
       id: tid,
       version: 9,
       scopeCount: 0,
+      options: false,
       fields,
       minLength: minRecordLength(fields),
     }
@@ -141,6 +142,7 @@ function optionsFlowSet(
       id: tid,
       version: 9,
       scopeCount,
+      options: true,
       fields,
       minLength: minRecordLength(fields),
     }

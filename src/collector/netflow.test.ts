@@ -245,3 +245,20 @@ describe('NetFlow v5', () => {
     expect(splitRaw(two, () => {})).toHaveLength(2)
   })
 })
+
+describe('NetFlow v9 options templates without scope', () => {
+  it('are still options templates (Juniper SRX sends scope length 0; RFC 5153 §10.1)', () => {
+    const col = new FlowCollector()
+    const out = col.decode(
+      hex(`0009 0001 00002710 6553f100 00000001 00000000
+        0001 0010 0102 0000 0004 0022 0004 0000   # options template 258: no scope, SAMPLING_INTERVAL
+        0102 0008 00000400                        # data: 1024`),
+      UDP,
+      NOW,
+    )
+    expect(out.events[0]?.event).toBe('options-template')
+    expect(out.records[0]?.isOptions).toBe(true)
+    expect(json(out.records[0])).toEqual({ samplingInterval: 1024 })
+    expect(col.allCounters()['v9_options_zero_scope']).toBe(1)
+  })
+})

@@ -43,6 +43,7 @@ interface PersistedTemplate {
   domain: number
   id: number
   scopeCount: number
+  options?: boolean
   fields: FieldSpecTuple[]
   receivedAt: number
 }
@@ -133,7 +134,7 @@ export class TemplateStore {
   withdraw(session: string, version: number, domain: number, id: number, options: boolean): boolean {
     const key = templateKey(session, version, domain, id)
     const e = this.map.get(key)
-    if (e === undefined || e.template.scopeCount > 0 !== options) {
+    if (e === undefined || e.template.options !== options) {
       this.count('withdrawal_unknown')
       return false
     }
@@ -150,7 +151,7 @@ export class TemplateStore {
         e.session === session &&
         e.domain === domain &&
         e.template.version === version &&
-        e.template.scopeCount > 0 === options
+        e.template.options === options
       ) {
         this.remove(k)
         n++
@@ -204,6 +205,7 @@ export class TemplateStore {
         domain: e.domain,
         id: t.id,
         scopeCount: t.scopeCount,
+        options: t.options,
         fields: t.fields.map((f) => [f.pen, f.id, f.length] as const),
         receivedAt: e.receivedAt,
       })
@@ -239,7 +241,14 @@ export class TemplateStore {
         this.count('persist_bad_entry')
         continue
       }
-      const t = templateFromSpecs(p.version!, p.id!, p.scopeCount!, p.fields!, this.count)
+      const t = templateFromSpecs(
+        p.version!,
+        p.id!,
+        p.scopeCount!,
+        p.fields!,
+        this.count,
+        typeof p.options === 'boolean' ? p.options : p.scopeCount! > 0,
+      )
       if (this.set(p.session!, p.protocol!, p.domain!, t, p.receivedAt ?? 0) !== 'rejected') n++
     }
     return n
