@@ -7,6 +7,7 @@
  * its due packet time); the exporter's tick (refresh, statistics, message age) whenever it crosses the
  * next whole second.
  */
+import { isIP } from 'node:net'
 import { openCaptureFiles } from '../capture/file-source.js'
 import type { CaptureSource } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
@@ -21,6 +22,7 @@ import { FlowRecords } from '../flow/flow-records.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
+import { UdpTransport } from '../ipfix/transport-udp.js'
 import { createTransports, type Destination } from './destinations.js'
 
 export interface ProbeOptions {
@@ -95,7 +97,11 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
   if (transports.length === 0) throw new Error('no destination: give a collector or a JSON output')
   await Promise.all(transports.map((t) => t.open()))
-  const ipv6Transport = opts.destinations.some((d) => d.kind !== 'json' && d.host.includes(':'))
+  // The UDP budget (RFC 7011 §10.3.3) depends on the address family actually used: an IPv6 literal, or a
+  // host name that resolved to an IPv6 address when the transport opened.
+  const ipv6Transport =
+    opts.destinations.some((d) => d.kind !== 'json' && d.host.includes(':')) ||
+    transports.some((t) => t instanceof UdpTransport && isIP(t.remoteAddress) === 6)
   const exporter = new IpfixExporter(
     {
       observationDomainId: opts.observationDomainId,
