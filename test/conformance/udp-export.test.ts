@@ -2,6 +2,8 @@
 // the MTU minus the IPv4 (28) or IPv6 (48) and UDP headers (§10.3.3), messages are well packed, every record
 // arrives exactly once, export over IPv6 works, and IPv4 and IPv6 flows use their own templates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { UdpTransport } from '../../src/ipfix/transport-udp.js'
+import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../src/probe/probe.js'
 import {
   decodeStream,
   flowRecords,
@@ -9,6 +11,7 @@ import {
   runToUdp,
   S,
   setsOf,
+  startUdpCollector,
   T0,
   tempDir,
   udpPacket,
@@ -97,5 +100,34 @@ describe('IPv4 and IPv6 flows in one stream', () => {
     }
     // Both kinds share Data Sets' messages (one stream, one sequence).
     expect(msgs.some((m) => m.header.sets.includes(256) && m.header.sets.includes(257))).toBe(true)
+  })
+})
+
+describe('a collector given by host name', () => {
+  it('uses the IPv6 budget (mtu - 48) when the name resolves to an IPv6 address', async () => {
+    const collector = await startUdpCollector('::1')
+    try {
+      const resolve = (): Promise<{ address: string; family: number }> =>
+        Promise.resolve({ address: '::1', family: 6 })
+      const t = new UdpTransport('collector.example', collector.port, { resolve, resolveIntervalMs: 0 })
+      const mtu = 1439 // IPv4 budget 1411 fits the workload's 1392-octet messages, the IPv6 budget 1391 does not
+      const summary = await runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        inactiveTimeout: 1,
+        mtu,
+        reads: [burst],
+        destinations: [],
+        extraTransports: [t],
+      })
+      await collector.waitForCount(summary.export.messages + summary.export.templateSends)
+      expect(Math.max(...collector.datagrams.map((d) => d.byteLength))).toBeLessThanOrEqual(mtu - 48)
+      expect(flowRecords(decodeStream(collector.datagrams).msgs)).toHaveLength(FLOWS + 2)
+      // Packed exactly as for the IPv6 literal.
+      const literal = await runToUdp([burst], '::1', { inactiveTimeout: 1, mtu })
+      const hex = (ms: readonly Uint8Array[]): string[] => ms.map((m) => Buffer.from(m).toString('hex'))
+      expect(hex(collector.datagrams)).toEqual(hex(literal.messages))
+    } finally {
+      await collector.close()
+    }
   })
 })
