@@ -170,12 +170,16 @@ export class FlowCache implements FlowView {
     }
   }
 
-  /** Export every flow (end of input or shutdown), oldest first. */
+  /**
+   * Export every flow (end of input or shutdown), oldest first. A TCP flow that already saw FIN from both
+   * sides or an RST ended by itself and keeps endOfFlow; the others get `reason`.
+   */
   flushAll(reason: EndReason = EndReason.ForcedEnd): void {
     while (this.iHead !== NIL) {
       const id = this.iHead
-      if ((this.flags[id]! & F_PENDING) !== 0) this.remove(id)
-      else this.expire(id, reason)
+      const f = this.flags[id]!
+      if ((f & F_PENDING) !== 0) this.remove(id)
+      else this.expire(id, (f & F_CLOSING) !== 0 ? EndReason.EndOfFlow : reason)
     }
   }
 

@@ -81,6 +81,19 @@ export interface ProbeSummary {
   seconds: number
 }
 
+/** Open the captures, turning a missing path into a short message that names it. */
+async function openCaptures(paths: string[]): Promise<CaptureSource> {
+  try {
+    return await openCaptureFiles(paths)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ENOENT' && typeof e.path === 'string')
+      throw new Error(`${e.path}: no such file or folder`)
+    if (e.code === 'EACCES' && typeof e.path === 'string') throw new Error(`${e.path}: permission denied`)
+    throw err
+  }
+}
+
 /** Run the probe over capture files to the end, flushing every flow. */
 export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
@@ -94,9 +107,17 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   if (!core) throw new Error('the core field group is missing')
 
   let nowUs = 0
+  const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
+  if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
+  // Open the input first, so a bad path leaves no empty output file behind.
+  const source: CaptureSource = await openCaptures(opts.reads)
   const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
-  if (transports.length === 0) throw new Error('no destination: give a collector or a JSON output')
-  await Promise.all(transports.map((t) => t.open()))
+  try {
+    await Promise.all(transports.map((t) => t.open()))
+  } catch (err) {
+    await source.close()
+    throw err
+  }
   // The UDP budget (RFC 7011 §10.3.3) depends on the address family actually used: an IPv6 literal, or a
   // host name that resolved to an IPv6 address when the transport opened.
   const ipv6Transport =
@@ -146,7 +167,6 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   let nextExpiryUs = 0
   let lastProgress = 0
 
-  const source: CaptureSource = await openCaptureFiles(opts.reads)
   try {
     const pkt = new PacketInfo()
     for await (const batch of source.batches()) {

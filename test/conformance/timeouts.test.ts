@@ -182,9 +182,10 @@ describe('end of flow (flowEndReason 3)', () => {
   }
 
   it('exports after FIN both ways plus the linger, with the final ACK in the record', async () => {
-    // Closing at 3.01, linger 2 s: due at 5.01.
+    // Closing at 3.01, linger 2 s: due at 5.01. A flow that closed keeps endOfFlow even when the input
+    // ends before its linger does (the linger's exact timing is covered in src/flow/flow-cache.test.ts).
     for (const [end, reason] of [
-      [5.009999, 4],
+      [5.009999, 3],
       [5.01, 3],
     ] as const) {
       const { records } = await run([...finExchange(2, client), ...clock(0.3, end), marker(end)], {
