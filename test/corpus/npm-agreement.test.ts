@@ -12,7 +12,10 @@ import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
 const hasTshark = spawnSync('tshark', ['--version']).error === undefined
-const DIRS = ['tcp-metrics', 'http', 'tls', 'mysql', 'postgres', 'smb', 'email', 'ipv6', 'vlan']
+// NPM_AGREEMENT_DIRS=mixed,tunnels,... sweeps other folders (mixed/ alone takes several minutes).
+const DIRS = (
+  process.env['NPM_AGREEMENT_DIRS'] ?? 'tcp-metrics,http,tls,mysql,postgres,smb,email,ipv6,vlan'
+).split(',')
 
 interface Counts {
   retrans: number
@@ -61,6 +64,8 @@ function tshark(file: string): { dirs: Map<string, Counts>; rtt: Map<string, num
       'tcp.analysis.initial_rtt',
       '-e',
       'tcp.stream',
+      '-e',
+      'frame.protocols',
     ],
     { encoding: 'utf8', maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'ignore'] },
   )
@@ -69,9 +74,12 @@ function tshark(file: string): { dirs: Map<string, Counts>; rtt: Map<string, num
   const streamSeen = new Set<string>()
   for (const line of out.split('\n')) {
     if (line === '') continue
-    const [s4, s6, d4, d6, sp, dp, re, fast, ooo, irtt, stream] = line.split('\t')
-    const src = s6 !== undefined && s6 !== '' && (s4 === '' || s4 === undefined) ? s6 : (s4 ?? '')
-    const dst = d6 !== undefined && d6 !== '' && (d4 === '' || d4 === undefined) ? d6 : (d4 ?? '')
+    const [s4, s6, d4, d6, sp, dp, re, fast, ooo, irtt, stream, protos] = line.split('\t')
+    // The innermost IP header keys our flows: IPv6 when ipv6 comes after the last ip in the chain (6in4).
+    const chain = `:${protos ?? ''}:`
+    const inner6 = chain.lastIndexOf(':ipv6:') > chain.lastIndexOf(':ip:')
+    const src = (inner6 ? s6 : s4) ?? ''
+    const dst = (inner6 ? d6 : d4) ?? ''
     if (src === '' || sp === undefined || sp === '' || dp === undefined) continue
     const k = dkey(src, Number(sp), dst, Number(dp))
     let c = dirs.get(k)
