@@ -176,33 +176,39 @@ export class NpmFields implements FlowFeature {
   }
 
   onCreate(id: number): void {
+    const ua = this.u
+    const da = this.d
     for (let dir = 0; dir < 2; dir++) {
       const k = id * 2 + dir
       const u = k * U
-      this.u[u + U_NEXTSEQ] = 0
-      this.u[u + U_LASTACK] = 0
-      this.u[u + U_SAMPLE_ACK] = 0
-      this.u[u + U_WINDOW] = NONE
-      this.u[u + U_DUPACKS] = 0
+      ua[u + U_NEXTSEQ] = 0
+      ua[u + U_LASTACK] = 0
+      ua[u + U_SAMPLE_ACK] = 0
+      ua[u + U_WINDOW] = NONE
+      ua[u + U_DUPACKS] = 0
       this.b[k] = 0
+      // Plain loops: TypedArray.fill on a few slots costs more than the stores (profiled).
       const d = k * D
-      this.d.fill(0, d, d + D)
-      this.d[d + D_LAST_PKT] = -1
-      this.d[d + D_LAST_IAT] = -1
+      for (let i = 0; i < D_RTT_MIN; i++) da[d + i] = 0
+      da[d + D_LAST_PKT] = -1
+      da[d + D_LAST_IAT] = -1
     }
-    this.f.fill(0, id * F, id * F + F)
+    const fa = this.f
+    const f = id * F
+    for (let i = 0; i < F; i++) fa[f + i] = 0
     this.s[id] = 0
     this.dnsId[id] = 0
     this.onReset(id)
   }
 
   onReset(id: number): void {
+    const da = this.d
     for (let dir = 0; dir < 2; dir++) {
       const d = (id * 2 + dir) * D
-      this.d.fill(0, d + D_RTT_MIN, d + D)
-      this.d[d + D_RTT_MIN] = Infinity
-      this.d[d + D_IAT_MIN] = Infinity
-      this.d[d + D_JIT_MIN] = Infinity
+      for (let i = D_RTT_MIN; i < D; i++) da[d + i] = 0
+      da[d + D_RTT_MIN] = Infinity
+      da[d + D_IAT_MIN] = Infinity
+      da[d + D_JIT_MIN] = Infinity
     }
     const f = id * F
     this.f[f + F_SRT_MIN] = Infinity
