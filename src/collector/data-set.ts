@@ -80,7 +80,10 @@ export function resolveV9Field(type: number, length: number, count: Counter): Fi
 export const V9_SCOPE_PEN = 4294967293
 const V9_SCOPE_NAMES = ['', 'scopeSystem', 'scopeInterface', 'scopeLineCard', 'scopeCache', 'scopeTemplate']
 
-/** A NetFlow v9 scope field (1 System, 2 Interface, 3 Line Card, 4 Cache, 5 Template): unsigned when it fits. */
+/**
+ * A NetFlow v9 scope field (1 System, 2 Interface, 3 Line Card, 4 Cache, 5 Template). System is opaque (an
+ * address or an id, by vendor) and kept as octets; the others are unsigned numbers when they fit.
+ */
 export function resolveV9Scope(type: number, length: number): FieldDef {
   const name = V9_SCOPE_NAMES[type] ?? `scope${type}`
   const t: IeDataType = length === 0 || length > 8 ? 'octetArray' : length > 4 ? 'unsigned64' : 'unsigned32'

@@ -37,6 +37,11 @@ interface TcpStream {
   nextSeq: number | undefined
 }
 
+export interface OfflineOptions {
+  /** Each raw export file is its own transport session (default: all raw files are one session). */
+  sessionPerFile?: boolean
+}
+
 export class OfflineReader {
   readonly stats: OfflineStats = { files: 0, packets: 0, datagrams: 0, tcpMessages: 0, skipped: {} }
   private now = 0
@@ -48,6 +53,7 @@ export class OfflineReader {
   constructor(
     private readonly collector: FlowCollector,
     private readonly sink: OutputSink,
+    private readonly opts: OfflineOptions = {},
   ) {}
 
   private skip(reason: string): void {
@@ -170,9 +176,11 @@ export class OfflineReader {
       return
     }
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    const key =
+      this.opts.sessionPerFile === true ? { ...FILE_SESSION, exporterPort: this.stats.files } : FILE_SESSION
     for (const m of splitRaw(bytes, (r) => this.skip(r))) {
       this.stats.datagrams++
-      this.sink(this.collector.decode(m, FILE_SESSION, this.now))
+      this.sink(this.collector.decode(m, key, this.now))
     }
   }
 }

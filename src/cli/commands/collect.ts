@@ -26,6 +26,7 @@ interface CollectFlags {
   meta: boolean
   templates?: string
   templateLifetime: number
+  sessionPerFile: boolean
   summary: boolean
 }
 
@@ -72,6 +73,7 @@ export function collectCommand(): Command {
       intOption('--template-lifetime', 0, 86400 * 365),
       1800,
     )
+    .option('--session-per-file', 'treat each raw export file as its own exporter session', false)
     .option('--no-summary', 'do not print the counters to stderr at the end')
     .action(async (flags: CollectFlags) => {
       const reads = flags.read ?? []
@@ -112,7 +114,7 @@ export function collectCommand(): Command {
           records++
         }
       }
-      const reader = new OfflineReader(col, sink)
+      const reader = new OfflineReader(col, sink, { sessionPerFile: flags.sessionPerFile })
       // Flush between files so output does not pile up in memory.
       for (const f of reads) {
         await reader.read([f])
