@@ -333,3 +333,35 @@ describe('malformed input (standards §5.3)', () => {
     expect(col.allCounters()['exception']).toBeUndefined()
   })
 })
+
+describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
+  it('keeps sessions, templates and pending data bounded under a flood, and counts what it drops', () => {
+    const col = new FlowCollector({
+      maxSessions: 100,
+      templates: { maxTemplates: 500, maxPerSession: 50 },
+      pending: { maxSets: 200, maxBytes: 64 * 1024 },
+    })
+    for (let i = 0; i < 10_000; i++) {
+      const key = { ...UDP, exporterPort: 1024 + (i % 1000) }
+      const id = 256 + (i % 300)
+      col.decode(msg(i, i % 7, T_PORT(id), set(id + 1000, '0001000200030004')), key, NOW)
+    }
+    expect(col.sessions.size).toBeLessThanOrEqual(100)
+    expect(col.templates.size).toBeLessThanOrEqual(500)
+    expect(col.pending.size).toBeLessThanOrEqual(200)
+    expect(col.pending.bytes).toBeLessThanOrEqual(64 * 1024)
+    const c = col.allCounters()
+    expect(c['session_evicted']).toBeGreaterThan(0)
+    // Pending sets leave by eviction or with their evicted session; none stays unaccounted.
+    expect((c['pending_evicted'] ?? 0) + (c['pending_session_closed'] ?? 0)).toBeGreaterThan(0)
+    expect(c['pending_added']).toBe(
+      col.pending.size +
+        (c['pending_evicted'] ?? 0) +
+        (c['pending_session_closed'] ?? 0) +
+        (c['pending_decoded'] ?? 0),
+    )
+    // A legitimate exporter still works afterwards.
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    expect(col.decode(msg(1, 1, set(256, '0050')), UDP, NOW).records).toHaveLength(1)
+  })
+})
