@@ -4,7 +4,7 @@
 // npm run bench                      full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench -- --quick           one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,flowtel-held,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800).
+// BENCH_TOOLS=flowtel,flowtel-held,fields-core,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800).
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -73,6 +73,24 @@ const tools: readonly Tool[] = [
     ],
     parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
   },
+  // Field-group cost (issue 3): the same run with `--fields` set, compared with `core` alone below.
+  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'all'].map((fields): Tool => ({
+    name: `flowtel --fields ${fields}`,
+    binary: process.execPath,
+    sink: true,
+    argv: (f, port) => [
+      process.execPath,
+      flowtelBin,
+      'probe',
+      '--read',
+      f,
+      '--collector',
+      `127.0.0.1:${port}`,
+      '--fields',
+      fields,
+    ],
+    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
+  })),
   {
     // Memory per flow: no flow expires before the end, so the cache holds every flow of the capture.
     name: 'flowtel probe (all flows held)',
@@ -137,6 +155,10 @@ const tools: readonly Tool[] = [
 const toolKeys = new Map<string, string>([
   ['flowtel probe', 'flowtel'],
   ['flowtel probe (all flows held)', 'flowtel-held'],
+  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'all'].map((g): [string, string] => [
+    `flowtel --fields ${g}`,
+    `fields-${g.replace(/,/g, '+')}`,
+  ]),
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
   ['nfpcapd -w DIR', 'nfpcapd'],
@@ -363,6 +385,21 @@ function printReport(info: CaptureInfo, results: readonly Result[], baselineRss:
       ]),
     ),
   )
+  const coreOnly = rows.find((x) => x.name === 'flowtel --fields core')
+  const groupRows = rows.filter((x) => x.name.startsWith('flowtel --fields ') && x.ok)
+  if (coreOnly?.ok && groupRows.length > 1) {
+    console.log('\nfield-group cost (packets per CPU-second relative to --fields core):')
+    console.log(
+      table(
+        ['fields', 'pkts/CPU-s', 'relative to core'],
+        groupRows.map((x) => [
+          x.name.slice('flowtel --fields '.length),
+          si(info.packets / x.cpuS),
+          `${fixed((100 * coreOnly.cpuS) / x.cpuS, 0)}%`,
+        ]),
+      ),
+    )
+  }
   const ft = rows.find((r) => r.name === 'flowtel probe')
   if (!ft?.ok) {
     console.log(`\nflowtel: ${ft?.note || 'not run'}; no ratios.`)
