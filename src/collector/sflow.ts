@@ -4,7 +4,8 @@
  * header record (0:1) is decoded by the probe's PacketDecoder (Ethernet, IPv4, IPv6), extended switch data
  * (0:1001) gives VLANs, and the counts are scaled by the sampling rate (packetDeltaCount = rate, octetDeltaCount
  * = IP length × rate). Counter samples (0:2, expanded 0:4) with generic (0:1) and Ethernet (0:2) interface
- * counters become interface-counter records. Unknown sample and record formats are skipped by their length
+ * counters (and the port name, 0:1005, as interfaceName) become interface-counter records; sampled IPv4/IPv6
+ * data (0:3, 0:4) is used when an agent sends it instead of a header. Unknown sample and record formats are skipped by their length
  * and counted. Datagram sequence numbers are accounted per (agent, sub-agent), sample sequence numbers per
  * source id, and sampling-pool drops are reported in every flow record (ignoredPacketTotalCount).
  * Every read is bounded by the enclosing sample or record length; nothing throws for bad input.
@@ -208,6 +209,23 @@ function flowRecords(col: FlowCollector, s: Cursor, fields: DecodedField[], rate
         const v6 = nh?.includes(':') === true
         fields.push(iana(v6 ? 29 : 9, sm), iana(v6 ? 30 : 13, dm))
       }
+    } else if (format === 3 && r.has(32)) {
+      // Sampled IPv4: length, protocol, src, dst, src port, dst port, TCP flags, ToS.
+      const len = r.u32()
+      const proto = r.u32()
+      const src = ipv4Text(r.u32())
+      const dst = ipv4Text(r.u32())
+      fields.push(iana(224, BigInt(len)), iana(4, proto), iana(8, src), iana(12, dst))
+      fields.push(iana(7, r.u32()), iana(11, r.u32()), iana(6, r.u32()), iana(5, r.u32()))
+    } else if (format === 4 && r.has(56)) {
+      // Sampled IPv6: length, protocol, src, dst, src port, dst port, TCP flags, priority.
+      const len = r.u32()
+      const proto = r.u32()
+      const src = ipv6Text(r.v, r.p)
+      const dst = ipv6Text(r.v, r.p + 16)
+      r.p += 32
+      fields.push(iana(224, BigInt(len)), iana(4, proto), iana(27, src), iana(28, dst))
+      fields.push(iana(7, r.u32()), iana(11, r.u32()), iana(6, r.u32()), iana(5, r.u32()))
     } else col.count('sflow_unknown_flow_record')
   }
   return true
@@ -289,6 +307,15 @@ function counterRecords(col: FlowCollector, s: Cursor, fields: DecodedField[]): 
       for (let id = 101; id <= 119; id++) fields.push(sf(id, wide.has(id) ? r.u64() : r.u32()))
     } else if (format === 2 && r.has(52)) {
       for (let id = 201; id <= 213; id++) fields.push(sf(id, r.u32()))
+    } else if (format === 1005 && r.has(4)) {
+      // Port name: a string of at most 255 octets (sFlow host/port extensions).
+      const n = r.u32()
+      if (n <= 255 && r.has(n)) {
+        const name = new TextDecoder('utf-8', { fatal: false }).decode(
+          new Uint8Array(r.v.buffer, r.v.byteOffset + r.p, n),
+        )
+        fields.push(iana(82, name))
+      } else col.count('sflow_bad_port_name')
     } else col.count('sflow_unknown_counter_record')
   }
 }

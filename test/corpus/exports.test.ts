@@ -228,6 +228,7 @@ const ALIASES: Record<string, string[]> = {
   seq_number: ['sflowSampleSequence', '@sequence'],
   agent_ip: ['exporterIPv4Address', 'exporterIPv6Address'],
   agent_subid: ['sflowSubAgentId'],
+  port_name: ['interfaceName'],
   sys_uptime: ['sflowUptime'],
   interface: ['ifIndex'],
   interface_type: ['ifType'],
