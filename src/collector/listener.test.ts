@@ -70,3 +70,27 @@ describe('listeners', () => {
     }
   })
 })
+
+describe('TCP limits (standards §5.3 #46)', () => {
+  it('refuses connections beyond the cap and closes idle ones', async () => {
+    const col = new FlowCollector()
+    const l = await listen({ protocol: 'tcp', host: '127.0.0.1', port: 0 }, col, () => {}, {
+      maxConnections: 1,
+      idleTimeoutMs: 100,
+    })
+    try {
+      const a = connect(l.port, '127.0.0.1')
+      a.on('error', () => {})
+      await new Promise<void>((r) => a.once('connect', () => r()))
+      await waitFor(() => (l.counters['connections'] ?? 0) === 1)
+      const b = connect(l.port, '127.0.0.1')
+      b.on('error', () => {})
+      await waitFor(() => (l.counters['tcp_connections_refused'] ?? 0) === 1)
+      await waitFor(() => (l.counters['tcp_idle_closed'] ?? 0) === 1)
+      a.destroy()
+      b.destroy()
+    } finally {
+      await l.close()
+    }
+  })
+})

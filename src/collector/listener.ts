@@ -3,7 +3,8 @@
  * version read from each datagram) and TCP (§10.4: messages framed by the IPFIX Length, all templates of a
  * connection withdrawn when it ends, §8.1). Addresses are `udp://HOST:PORT` / `tcp://HOST:PORT`, with IPv6 in
  * brackets; `[::]` listens on IPv6 and IPv4 (dual stack). Socket errors are counted, never thrown (standards
- * §5.2); a TCP connection that cannot be framed is closed (§9.1). Buffered TCP bytes are bounded by the framer.
+ * §5.2); a TCP connection that cannot be framed is closed (§9.1). Buffered TCP bytes are bounded by the framer
+ * (one message, at most 65535 octets); connections are capped and idle ones closed (standards §5.3 #46).
  */
 import { createSocket, type Socket } from 'node:dgram'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
@@ -44,12 +45,20 @@ export interface Listener {
   close(): Promise<void>
 }
 
+export interface ListenOptions {
+  /** TCP: connections kept at most; more are refused and counted (standards §5.3 #46). Default 1024. */
+  maxConnections?: number
+  /** TCP: a connection idle this long is closed (ms). Default 600 000. */
+  idleTimeoutMs?: number
+}
+
 export async function listen(
   addr: ListenAddress,
   collector: FlowCollector,
   sink: ListenerSink,
+  opts: ListenOptions = {},
 ): Promise<Listener> {
-  return addr.protocol === 'udp' ? listenUdp(addr, collector, sink) : listenTcp(addr, collector, sink)
+  return addr.protocol === 'udp' ? listenUdp(addr, collector, sink) : listenTcp(addr, collector, sink, opts)
 }
 
 async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
@@ -87,15 +96,32 @@ async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: Listener
   }
 }
 
-async function listenTcp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
+async function listenTcp(
+  addr: ListenAddress,
+  col: FlowCollector,
+  sink: ListenerSink,
+  opts: ListenOptions,
+): Promise<Listener> {
+  const maxConnections = opts.maxConnections ?? 1024
+  const idleMs = opts.idleTimeoutMs ?? 600_000
   const counters: Record<string, number> = {}
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1
   }
   const conns = new Set<TcpSocket>()
   const server: Server = createServer((c) => {
+    if (conns.size >= maxConnections) {
+      count('tcp_connections_refused')
+      c.on('error', () => count('socket_errors'))
+      c.destroy()
+      return
+    }
     conns.add(c)
     count('connections')
+    c.setTimeout(idleMs, () => {
+      count('tcp_idle_closed')
+      c.destroy()
+    })
     const key: SessionKey = {
       exporterAddress: plain(c.remoteAddress ?? ''),
       exporterPort: c.remotePort ?? 0,

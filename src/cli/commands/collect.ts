@@ -134,7 +134,18 @@ export function collectCommand(): Command {
           process.stderr.write(
             `flowtel collect: listening on ${l.address.protocol}://${hostText(l.address.host)}:${l.port}\n`,
           )
-        const timer = setInterval(() => col.expire(), 10_000)
+        // Expire templates and pending data; save templates now and then, so a crash loses little.
+        let ticks = 0
+        const timer = setInterval(() => {
+          col.expire()
+          if (flags.templates !== undefined && ++ticks % 6 === 0) {
+            try {
+              col.templates.saveFile(flags.templates)
+            } catch (e) {
+              process.stderr.write(`flowtel collect: cannot save templates: ${String(e)}\n`)
+            }
+          }
+        }, 10_000)
         await new Promise<void>((resolve) => {
           const stop = (): void => resolve()
           process.once('SIGINT', stop)
