@@ -345,19 +345,31 @@ export class IpfixExporter {
       this.msg.reset()
       return
     }
-    const body = this.msg.takeBody()
-    this.msg.reset()
+    // The body already follows a reserved 16-octet header in the message buffer: each destination gets
+    // one copy of header + body as a single chunk (one allocation, no chunk list to gather).
+    this.msg.closeSet()
+    const w = this.msg.w
+    const size = w.pos
     const now = this.opts.now()
     const exportTime = Math.floor(now)
     for (const d of this.dests) {
       if (this.templatesDue(d, now)) this.sendTemplates(d, now)
-      this.sendTo(d, [messageHeader(body.byteLength, exportTime, d.seq, this.opts.observationDomainId), body])
+      const v = w.view
+      v.setUint16(0, 10)
+      v.setUint16(2, size)
+      v.setUint32(4, exportTime >>> 0)
+      v.setUint32(8, d.seq >>> 0)
+      v.setUint32(12, this.opts.observationDomainId >>> 0)
+      const out = Buffer.allocUnsafe(size)
+      w.buf.copy(out, 0, 0, size)
+      this.sendTo(d, [out])
       d.seq = (d.seq + n) % TWO32
       d.messagesSinceTemplates++
     }
+    this.msg.reset()
     this.stats.messages++
     this.stats.records += n
-    this.stats.octets += 16 + body.byteLength
+    this.stats.octets += size
   }
 
   async close(): Promise<void> {
