@@ -16,6 +16,7 @@ import {
 } from '../../collector/decode-message.js'
 import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
+import { basicListToJson } from '../../collector/structured.js'
 import { collect, intOption } from '../options.js'
 
 interface CollectFlags {
@@ -33,6 +34,12 @@ interface CollectFlags {
 /** The JSON object written for one record: its elements, plus `@`-prefixed metadata with --meta. */
 export function recordLine(r: CollectedRecord, meta: boolean): Record<string, unknown> {
   const o = recordToJson(r)
+  // RFC 6313 basicLists as JSON lists instead of hex (a malformed list stays hex).
+  for (const f of r.fields)
+    if (f.type === 'basicList' && f.value instanceof Uint8Array && !Array.isArray(o[f.name])) {
+      const list = basicListToJson(f.value, () => {})
+      if (list !== undefined) o[f.name] = list
+    }
   if (!meta) return o
   return {
     '@version': r.version,
