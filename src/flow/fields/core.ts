@@ -6,7 +6,7 @@
  * every peer decodes (RFC 7125 §3; pmacct misreads 2 octets).
  */
 import type { PacketInfo } from '../../decode/packet.js'
-import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import { resized, swapEntries } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
@@ -44,6 +44,19 @@ const V6_FIELDS: FieldList = V4_FIELDS.map(([name, len]) => {
     .replace('IcmpTypeCodeIPv4', 'IcmpTypeCodeIPv6')
   return len === undefined ? ([v6] as const) : ([v6, len] as const)
 })
+
+/** Octets of a core record (all fields fixed-length). */
+const V4_LENGTH = 76
+const V6_LENGTH = 100
+const TWO32 = 0x1_0000_0000
+
+/** Non-negative safe integer as 8 octets at `p`; returns the next position. */
+function putU64(view: DataView, p: number, v: number): number {
+  const hi = v >= TWO32 ? Math.floor(v / TWO32) : 0
+  view.setUint32(p, hi)
+  view.setUint32(p + 4, v - hi * TWO32)
+  return p + 8
+}
 
 const BIFLOW_INITIATOR = 1 // biflowDirection: the source is the initiator (RFC 5103 §6.3)
 
@@ -135,6 +148,78 @@ export class CoreFields implements FlowFeature {
   }
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
+    if (w instanceof BufferWriter) {
+      const v = flow.ipVersion(id)
+      const len = v === 4 ? V4_LENGTH : V6_LENGTH
+      if (w.pos + len <= w.limit) {
+        this.writeDirect(id, flow, w, v)
+        return
+      }
+    }
+    this.writeChecked(id, flow, w)
+  }
+
+  /**
+   * The same record as writeChecked, written straight into the buffer after one bounds check for the
+   * whole (fixed-length) record.
+   */
+  private writeDirect(id: number, flow: FlowView, w: BufferWriter, v: number): void {
+    const view = w.view
+    let p = w.pos
+    p = putU64(view, p, Math.floor(flow.startUs(id) / 1000))
+    p = putU64(view, p, Math.floor(flow.endUs(id) / 1000))
+    const a = this.addr
+    flow.address(id, Dir.Forward, a)
+    if (v === 4) {
+      view.setUint32(p, a[0]!)
+      p += 4
+    } else {
+      view.setUint32(p, a[0]!)
+      view.setUint32(p + 4, a[1]!)
+      view.setUint32(p + 8, a[2]!)
+      view.setUint32(p + 12, a[3]!)
+      p += 16
+    }
+    flow.address(id, Dir.Reverse, a)
+    if (v === 4) {
+      view.setUint32(p, a[0]!)
+      p += 4
+    } else {
+      view.setUint32(p, a[0]!)
+      view.setUint32(p + 4, a[1]!)
+      view.setUint32(p + 8, a[2]!)
+      view.setUint32(p + 12, a[3]!)
+      p += 16
+    }
+    view.setUint16(p, flow.port(id, Dir.Forward))
+    view.setUint16(p + 2, flow.port(id, Dir.Reverse))
+    view.setUint8(p + 4, flow.protocol(id))
+    view.setUint8(p + 5, v)
+    p += 6
+    const c = id * 4
+    const counts = this.counts
+    p = putU64(view, p, counts[c]!)
+    p = putU64(view, p, counts[c + 2]!)
+    p = putU64(view, p, counts[c + 1]!)
+    p = putU64(view, p, counts[c + 3]!)
+    view.setUint8(p, this.tcpFlags[id * 2]! & 0xff)
+    view.setUint8(p + 1, this.tcpFlags[id * 2 + 1]! & 0xff)
+    view.setUint8(p + 2, this.tos[id * 2]!)
+    view.setUint8(p + 3, this.tos[id * 2 + 1]!)
+    const seen = this.seen[id]!
+    const ttl = this.ttl
+    view.setUint8(p + 4, seen & 1 ? ttl[c]! : 0)
+    view.setUint8(p + 5, seen & 1 ? ttl[c + 1]! : 0)
+    view.setUint8(p + 6, seen & 2 ? ttl[c + 2]! : 0)
+    view.setUint8(p + 7, seen & 2 ? ttl[c + 3]! : 0)
+    view.setUint16(p + 8, this.icmp[id * 2]!)
+    view.setUint16(p + 10, this.icmp[id * 2 + 1]!)
+    view.setUint8(p + 12, flow.endReason(id))
+    view.setUint8(p + 13, BIFLOW_INITIATOR)
+    w.pos = p + 14
+  }
+
+  private writeChecked(id: number, flow: FlowView, w: RecordWriter): void {
     w.dateTimeMs(Math.floor(flow.startUs(id) / 1000))
     w.dateTimeMs(Math.floor(flow.endUs(id) / 1000))
     const v = flow.address(id, Dir.Forward, this.addr)

@@ -6,7 +6,7 @@
  * part of the flow key. ingressInterface (10) is the pcapng interface id or the OS ifindex.
  */
 import type { PacketInfo } from '../../decode/packet.js'
-import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
@@ -17,6 +17,9 @@ const FIELDS: FieldList = [
   ['dot1qCustomerVlanId'],
   ['ingressInterface'],
 ]
+
+/** Octets of the fields above. */
+const RECORD_LENGTH = 20
 
 export class L2Fields implements FlowFeature {
   readonly name = 'l2'
@@ -61,6 +64,21 @@ export class L2Fields implements FlowFeature {
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
     const m = id * 4
+    if (w instanceof BufferWriter && w.pos + RECORD_LENGTH <= w.limit) {
+      // One bounds check for the whole fixed-length group.
+      const view = w.view
+      const p = w.pos
+      const macs = this.macs
+      view.setUint16(p, macs[m]!)
+      view.setUint32(p + 2, macs[m + 1]!)
+      view.setUint16(p + 6, macs[m + 2]!)
+      view.setUint32(p + 8, macs[m + 3]!)
+      view.setUint16(p + 12, flow.vlanId(id))
+      view.setUint16(p + 14, flow.innerVlanId(id))
+      view.setUint32(p + 16, this.ifIndex[id]!)
+      w.pos = p + RECORD_LENGTH
+      return
+    }
     w.mac(this.macs[m]!, this.macs[m + 1]!)
     w.mac(this.macs[m + 2]!, this.macs[m + 3]!)
     w.u16(flow.vlanId(id))
