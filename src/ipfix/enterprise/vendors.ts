@@ -1,13 +1,14 @@
 /**
- * Registers the generated vendor dictionaries (RFC 7012 §4 enterprise-specific Information Elements; RFC 5153
- * §5.1 local dictionary) with the element table. Idempotent. A name already taken by another element (IANA,
- * another vendor, Flowtel) is registered as `<name>@<pen>`, so element names stay unique and IANA names keep
- * meaning the IANA element.
+ * Registers the vendor dictionaries (RFC 7012 §4 enterprise-specific Information Elements; RFC 5153 §5.1 local
+ * dictionary) with the element table: the hand-kept Flowmon and Flowtel tables of flowtel.ts first, then the
+ * generated ones. Idempotent. A name already taken by another element (IANA, another vendor, Flowtel) is
+ * registered as `<name>@<pen>`, so element names stay unique and IANA names keep meaning the IANA element.
  */
 import { elementByName, registerElements, type ElementDef } from '../elements.js'
 import { CERT_ELEMENTS } from './cert.js'
 import { CESNET_ELEMENTS } from './cesnet.js'
 import { CISCO_ELEMENTS } from './cisco.js'
+import { registerEnterpriseElements } from './flowtel.js'
 import { MUNI_ELEMENTS } from './muni.js'
 import { NETFLOW_TYPE_ELEMENTS } from './netflow-types.js'
 import { NETGAUZE_VENDOR_ELEMENTS } from './netgauze-vendors.js'
@@ -48,9 +49,11 @@ function nameOwner(name: string): ElementDef | undefined {
   }
 }
 
+/** Registers Flowmon and Flowtel (flowtel.ts) first, then the generated vendor tables. Idempotent. */
 export function registerVendorElements(): void {
   if (registered) return
   registered = true
+  registerEnterpriseElements()
   for (const t of VENDOR_TABLES) {
     const defs: ElementDef[] = []
     for (const [id, name, type, semantics, units] of t.rows) {
