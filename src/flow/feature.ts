@@ -58,6 +58,10 @@ export interface FlowFeature {
   fields(ipVersion: 4 | 6): FieldList
   /** Upper bound of the bytes the variable-length fields of `write` add (0 or absent for fixed fields). */
   readonly varLengthBound?: number
+  /** True when onPacket does nothing: the cache then leaves the feature out of the per-packet loop. */
+  readonly noPacketWork?: boolean
+  /** True when onCreate, onReset and onSwap do nothing (no per-flow state): the cache skips those calls. */
+  readonly noFlowState?: boolean
   /** Make per-flow arrays hold at least `capacity` flows, keeping the first `used` entries. */
   resize(capacity: number, used: number): void
   /** A new flow starts with packet `p`, which travels in direction `dir` (a SYN/ACK seen first is Reverse). */

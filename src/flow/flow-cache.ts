@@ -69,6 +69,14 @@ export interface CacheCounters {
 export class FlowCache implements FlowView {
   private readonly opts: FlowCacheOptions
   private readonly features: readonly FlowFeature[]
+  /** The features told about every packet, and those with per-flow state (create, reset, swap). */
+  private readonly packetFeatures: readonly FlowFeature[]
+  private readonly stateFeatures: readonly FlowFeature[]
+  /**
+   * No flow is due before this packet time (a lower bound of the three list heads' due times), so
+   * expireDue returns at once for earlier times. Reset to 0 whenever a head or its due time may move earlier.
+   */
+  private nextDueUs = 0
   private readonly onExpire: ExpireHandler
 
   private capacity = 0
@@ -113,6 +121,8 @@ export class FlowCache implements FlowView {
     if (!(opts.maxFlows >= 1)) throw new Error(`maxFlows must be at least 1 (got ${opts.maxFlows})`)
     this.opts = opts
     this.features = features
+    this.packetFeatures = features.filter((f) => f.noPacketWork !== true)
+    this.stateFeatures = features.filter((f) => f.noFlowState !== true)
     this.onExpire = onExpire
     this.grow(Math.min(opts.initialCapacity ?? 4096, opts.maxFlows))
   }
@@ -142,7 +152,7 @@ export class FlowCache implements FlowView {
     const f = this.flags[id]!
     let dir: Dir = ((f & F_INITIATOR_IS_A) !== 0) === aToB ? Dir.Forward : Dir.Reverse
     if (p.protocol === TCP) dir = this.tcpState(id, p, dir, tsUs)
-    const features = this.features
+    const features = this.packetFeatures
     for (let i = 0; i < features.length; i++) features[i]!.onPacket(id, p, dir, tsUs)
   }
 
@@ -151,6 +161,7 @@ export class FlowCache implements FlowView {
    * lists (ties: end of flow, idle, active), so records leave in the order their timeouts fell due.
    */
   expireDue(nowUs: number): void {
+    if (nowUs < this.nextDueUs) return
     const inactiveUs = this.opts.inactiveTimeout * 1e6
     const activeUs = this.opts.activeTimeout * 1e6
     const lingerUs = this.opts.tcpEndLinger * 1e6
@@ -166,7 +177,10 @@ export class FlowCache implements FlowView {
         if ((this.flags[i]! & F_PENDING) !== 0) this.remove(i)
         else this.expire(i, EndReason.IdleTimeout)
       } else if (aDue <= nowUs) this.exportActive(a)
-      else return
+      else {
+        this.nextDueUs = Math.min(cDue, iDue, aDue)
+        return
+      }
     }
   }
 
@@ -238,7 +252,7 @@ export class FlowCache implements FlowView {
       if (dir === Dir.Reverse) {
         // The SYN sender is the initiator (RFC 5103 §5): turn the flow around.
         f ^= F_INITIATOR_IS_A
-        for (let i = 0; i < this.features.length; i++) this.features[i]!.onSwap(id)
+        for (let i = 0; i < this.stateFeatures.length; i++) this.stateFeatures[i]!.onSwap(id)
         this.counters.directionSwaps++
         dir = Dir.Forward
       }
@@ -299,7 +313,8 @@ export class FlowCache implements FlowView {
     this.counters.activeFlows = this.count
     if (this.count > this.counters.peakActiveFlows) this.counters.peakActiveFlows = this.count
     const dir = initiatorIsA === aToB ? Dir.Forward : Dir.Reverse
-    for (let i = 0; i < this.features.length; i++) this.features[i]!.onCreate(id, p, dir, tsUs, ifIndex)
+    for (let i = 0; i < this.stateFeatures.length; i++)
+      this.stateFeatures[i]!.onCreate(id, p, dir, tsUs, ifIndex)
     return id
   }
 
@@ -310,9 +325,13 @@ export class FlowCache implements FlowView {
       this.flags[id] = f & ~F_PENDING
       this.startUs_[id] = tsUs
       this.lastUs[id] = tsUs
+      this.nextDueUs = 0 // its idle timeout may have moved earlier
       this.aAppend(id)
     } else {
-      if (tsUs < this.startUs_[id]!) this.startUs_[id] = tsUs
+      if (tsUs < this.startUs_[id]!) {
+        this.startUs_[id] = tsUs
+        this.nextDueUs = 0 // the active timeout of this flow (maybe the head) moved earlier
+      }
       if (tsUs > this.lastUs[id]!) this.lastUs[id] = tsUs
     }
     // Move to the idle list's tail.
@@ -337,7 +356,7 @@ export class FlowCache implements FlowView {
     this.onExpire(id, this)
     this.aUnlink(id)
     this.flags[id] = this.flags[id]! | F_PENDING
-    for (let i = 0; i < this.features.length; i++) this.features[i]!.onReset(id)
+    for (let i = 0; i < this.stateFeatures.length; i++) this.stateFeatures[i]!.onReset(id)
   }
 
   private remove(id: number): void {
@@ -444,14 +463,20 @@ export class FlowCache implements FlowView {
     this.iPrev[id] = this.iTail
     this.iNext[id] = NIL
     if (this.iTail !== NIL) this.iNext[this.iTail] = id
-    else this.iHead = id
+    else {
+      this.iHead = id
+      this.nextDueUs = 0
+    }
     this.iTail = id
   }
   private iUnlink(id: number): void {
     const p = this.iPrev[id]!
     const n = this.iNext[id]!
     if (p !== NIL) this.iNext[p] = n
-    else this.iHead = n
+    else {
+      this.iHead = n
+      this.nextDueUs = 0
+    }
     if (n !== NIL) this.iPrev[n] = p
     else this.iTail = p
     this.iPrev[id] = NIL
@@ -461,14 +486,20 @@ export class FlowCache implements FlowView {
     this.aPrev[id] = this.aTail
     this.aNext[id] = NIL
     if (this.aTail !== NIL) this.aNext[this.aTail] = id
-    else this.aHead = id
+    else {
+      this.aHead = id
+      this.nextDueUs = 0
+    }
     this.aTail = id
   }
   private aUnlink(id: number): void {
     const p = this.aPrev[id]!
     const n = this.aNext[id]!
     if (p !== NIL) this.aNext[p] = n
-    else this.aHead = n
+    else {
+      this.aHead = n
+      this.nextDueUs = 0
+    }
     if (n !== NIL) this.aPrev[n] = p
     else this.aTail = p
     this.aPrev[id] = NIL
@@ -478,14 +509,20 @@ export class FlowCache implements FlowView {
     this.cPrev[id] = this.cTail
     this.cNext[id] = NIL
     if (this.cTail !== NIL) this.cNext[this.cTail] = id
-    else this.cHead = id
+    else {
+      this.cHead = id
+      this.nextDueUs = 0
+    }
     this.cTail = id
   }
   private cUnlink(id: number): void {
     const p = this.cPrev[id]!
     const n = this.cNext[id]!
     if (p !== NIL) this.cNext[p] = n
-    else this.cHead = n
+    else {
+      this.cHead = n
+      this.nextDueUs = 0
+    }
     if (n !== NIL) this.cPrev[n] = p
     else this.cTail = p
     this.cPrev[id] = NIL

@@ -23,6 +23,7 @@ const RECORD_LENGTH = 20
 
 export class L2Fields implements FlowFeature {
   readonly name = 'l2'
+  readonly noPacketWork = true
   /** Initiator MAC hi16, lo32, responder MAC hi16, lo32. */
   private macs = new Uint32Array(0)
   private ifIndex = new Uint32Array(0)

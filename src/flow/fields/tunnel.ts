@@ -15,6 +15,8 @@ const SEGMENT_VXLAN = 0x01
 
 export class TunnelFields implements FlowFeature {
   readonly name = 'tunnel'
+  readonly noPacketWork = true
+  readonly noFlowState = true
 
   fields(): FieldList {
     return FIELDS
