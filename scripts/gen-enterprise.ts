@@ -15,37 +15,14 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { IE_DATA_TYPES } from '../src/ipfix/data-types.js'
 import { IANA_ELEMENTS } from '../src/ipfix/iana-elements.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const ref = resolve(process.argv[2] ?? resolve(repoRoot, '../shared/reference'))
 const outDir = resolve(repoRoot, 'src/ipfix/enterprise')
 
-const KNOWN_TYPES = new Set([
-  'octetArray',
-  'unsigned8',
-  'unsigned16',
-  'unsigned32',
-  'unsigned64',
-  'signed8',
-  'signed16',
-  'signed32',
-  'signed64',
-  'float32',
-  'float64',
-  'boolean',
-  'macAddress',
-  'string',
-  'dateTimeSeconds',
-  'dateTimeMilliseconds',
-  'dateTimeMicroseconds',
-  'dateTimeNanoseconds',
-  'ipv4Address',
-  'ipv6Address',
-  'basicList',
-  'subTemplateList',
-  'subTemplateMultiList',
-])
+const KNOWN_TYPES = new Set<string>(IE_DATA_TYPES)
 const TYPE_FIX: Record<string, string> = { ipv6address: 'ipv6Address', ipv4address: 'ipv4Address' }
 
 type Row = [number, string, string, string?, string?]

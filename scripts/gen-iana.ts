@@ -10,36 +10,13 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { IE_DATA_TYPES } from '../src/ipfix/data-types.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const input = resolve(process.argv[2] ?? resolve(repoRoot, '../shared/reference/iana/ipfix.xml'))
 const output = resolve(repoRoot, 'src/ipfix/iana-elements.ts')
 
-const KNOWN_TYPES = new Set([
-  'octetArray',
-  'unsigned8',
-  'unsigned16',
-  'unsigned32',
-  'unsigned64',
-  'signed8',
-  'signed16',
-  'signed32',
-  'signed64',
-  'float32',
-  'float64',
-  'boolean',
-  'macAddress',
-  'string',
-  'dateTimeSeconds',
-  'dateTimeMilliseconds',
-  'dateTimeMicroseconds',
-  'dateTimeNanoseconds',
-  'ipv4Address',
-  'ipv6Address',
-  'basicList',
-  'subTemplateList',
-  'subTemplateMultiList',
-])
+const KNOWN_TYPES = new Set<string>(IE_DATA_TYPES)
 
 const xml = readFileSync(input, 'utf8')
 const start = xml.indexOf('<registry id="ipfix-information-elements">')

@@ -5,30 +5,8 @@
  */
 import { IANA_ELEMENTS } from './iana-elements.js'
 
-export type IeDataType =
-  | 'octetArray'
-  | 'unsigned8'
-  | 'unsigned16'
-  | 'unsigned32'
-  | 'unsigned64'
-  | 'signed8'
-  | 'signed16'
-  | 'signed32'
-  | 'signed64'
-  | 'float32'
-  | 'float64'
-  | 'boolean'
-  | 'macAddress'
-  | 'string'
-  | 'dateTimeSeconds'
-  | 'dateTimeMilliseconds'
-  | 'dateTimeMicroseconds'
-  | 'dateTimeNanoseconds'
-  | 'ipv4Address'
-  | 'ipv6Address'
-  | 'basicList'
-  | 'subTemplateList'
-  | 'subTemplateMultiList'
+export { IE_DATA_TYPES, type IeDataType } from './data-types.js'
+import type { IeDataType } from './data-types.js'
 
 export interface ElementDef {
   readonly pen: number

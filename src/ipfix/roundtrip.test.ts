@@ -1,38 +1,14 @@
 // Writer → decoder round trips for every IPFIX data type (RFC 7011 §6.1, reduced size §6.2, varlen §7).
 import { describe, expect, it } from 'vitest'
 import { IpfixDecoder, recordToJson, type DecodedRecord } from './decoder.js'
-import { registerElements, type IeDataType } from './elements.js'
+import { IE_DATA_TYPES, registerElements, type IeDataType } from './elements.js'
 import { IpfixExporter } from './exporter.js'
 import type { RecordWriter } from './record-writer.js'
 import { Template } from './template.js'
 import { MemoryTransport } from './testing.js'
 
 const PEN = 32473 // RFC 5612 documentation PEN
-const types: IeDataType[] = [
-  'octetArray',
-  'unsigned8',
-  'unsigned16',
-  'unsigned32',
-  'unsigned64',
-  'signed8',
-  'signed16',
-  'signed32',
-  'signed64',
-  'float32',
-  'float64',
-  'boolean',
-  'macAddress',
-  'string',
-  'dateTimeSeconds',
-  'dateTimeMilliseconds',
-  'dateTimeMicroseconds',
-  'dateTimeNanoseconds',
-  'ipv4Address',
-  'ipv6Address',
-  'basicList',
-  'subTemplateList',
-  'subTemplateMultiList',
-]
+const types: readonly IeDataType[] = IE_DATA_TYPES
 const nameOf = (t: IeDataType): string => 'rt' + t.charAt(0).toUpperCase() + t.slice(1)
 registerElements(types.map((type, i) => ({ pen: PEN, id: i + 1, name: nameOf(type), type })))
 
