@@ -49,13 +49,39 @@ export interface FlowView {
   tunnelId(id: number): number
 }
 
+/**
+ * Which optional fields a record carries (bit set): fields that are always zero for most flows have their
+ * own templates, so the common record is smaller.
+ */
+export const enum RecordKind {
+  Plain = 0,
+  /** A tunnelled flow (tunnelType not None): the `tunnel` group's layer2SegmentId. */
+  Tunnel = 1,
+  /** An ICMP or ICMPv6 flow: the per-direction ICMP type and code. */
+  Icmp = 2,
+}
+
+/** Kinds as a number of templates per IP version. */
+export const RECORD_KINDS = 4
+
+/** The record kind of flow `id`. */
+export function recordKind(id: number, flow: FlowView): number {
+  const proto = flow.protocol(id)
+  return (
+    (flow.tunnelType(id) !== 0 ? RecordKind.Tunnel : 0) | (proto === 1 || proto === 58 ? RecordKind.Icmp : 0)
+  )
+}
+
 export type FieldList = ReadonlyArray<readonly [name: string, length?: number]>
 
 export interface FlowFeature {
   /** Field-group name as the operator selects it (`--fields core,l2`). */
   readonly name: string
-  /** Information elements this feature writes, in order, for IPv4 or IPv6 records. */
-  fields(ipVersion: 4 | 6): FieldList
+  /**
+   * Information elements this feature writes, in order, for IPv4 or IPv6 records of a kind (RecordKind
+   * bits); `write` must write exactly these for a flow of that kind (see recordKind).
+   */
+  fields(ipVersion: 4 | 6, kind: number): FieldList
   /** Upper bound of the bytes the variable-length fields of `write` add (0 or absent for fixed fields). */
   readonly varLengthBound?: number
   /** True when onPacket does nothing: the cache then leaves the feature out of the per-packet loop. */

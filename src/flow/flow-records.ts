@@ -1,44 +1,79 @@
 /**
- * Turns flows leaving the cache into IPFIX data records: one template per IP version, built from the
- * enabled field groups in order, and each group writing its own fields (RFC 7011 §3.4.1, §3.4.3).
+ * Turns flows leaving the cache into IPFIX data records: one template per IP version and record kind
+ * (tunnelled or not, ICMP or not: see RecordKind), built from the enabled field groups in order, and each
+ * group writing its own fields (RFC 7011 §3.4.1, §3.4.3).
+ *
+ * The plain IPv4 and IPv6 templates (256, 257) are announced from the start; a kind's template is added
+ * to the exporter when its first record leaves (the exporter sends it before that record's message).
+ * Kinds that would give the same fields as a smaller kind (e.g. tunnelled flows without the `tunnel`
+ * group) use that kind's template.
  */
 import { Template } from '../ipfix/template.js'
 import type { IpfixExporter } from '../ipfix/exporter.js'
-import type { FlowFeature, FlowView } from './feature.js'
+import { RECORD_KINDS, recordKind, type FieldList, type FlowFeature, type FlowView } from './feature.js'
 
-/** Template IDs of flow records; options templates use IDs from 400 up (see the exporter). */
+/** Template IDs of flow records: 256 + 2·kind + (IPv6 ? 1 : 0); options templates use IDs from 400 up. */
 export const TEMPLATE_ID_IPV4 = 256
 export const TEMPLATE_ID_IPV6 = 257
+
+/** Template ID of the records of IP version `v` and record kind `kind`. */
+export function flowTemplateId(v: 4 | 6, kind: number): number {
+  return TEMPLATE_ID_IPV4 + 2 * kind + (v === 6 ? 1 : 0)
+}
+
+const sameFields = (a: FieldList, b: FieldList): boolean =>
+  a.length === b.length && a.every(([n, l], i) => b[i]?.[0] === n && b[i]?.[1] === l)
 
 export class FlowRecords {
   readonly v4: Template
   readonly v6: Template
-  private readonly v4Max: number
-  private readonly v6Max: number
+  /** Per slot 2·kind + (IPv6 ? 1 : 0): the template and its record length bound, once added. */
+  private readonly templates: (Template | undefined)[] = []
+  private readonly maxLengths: number[] = []
+  /** The kind whose template a kind uses (itself, or a smaller kind with the same fields). */
+  private readonly kindUsed: number[] = []
+  private readonly varBound: number
 
   constructor(
     private readonly features: readonly FlowFeature[],
     private readonly exporter: IpfixExporter,
   ) {
-    this.v4 = Template.fromNames(
-      TEMPLATE_ID_IPV4,
-      features.flatMap((f) => f.fields(4)),
+    this.varBound = features.reduce((n, f) => n + (f.varLengthBound ?? 0), 0)
+    const fieldsOf = (v: 4 | 6, kind: number): FieldList => features.flatMap((f) => f.fields(v, kind))
+    for (let kind = 0; kind < RECORD_KINDS; kind++) {
+      let used = kind
+      // The smallest kind (fewest bits) with the same fields for both IP versions.
+      for (let k = 0; k < kind; k++) {
+        if ((k & kind) !== k) continue
+        if (sameFields(fieldsOf(4, k), fieldsOf(4, kind)) && sameFields(fieldsOf(6, k), fieldsOf(6, kind))) {
+          used = k
+          break
+        }
+      }
+      this.kindUsed.push(used)
+    }
+    this.v4 = this.add(0)
+    this.v6 = this.add(1)
+  }
+
+  private add(slot: number): Template {
+    const v6 = (slot & 1) === 1
+    const kind = slot >> 1
+    const t = Template.fromNames(
+      flowTemplateId(v6 ? 6 : 4, kind),
+      this.features.flatMap((f) => f.fields(v6 ? 6 : 4, kind)),
     )
-    this.v6 = Template.fromNames(
-      TEMPLATE_ID_IPV6,
-      features.flatMap((f) => f.fields(6)),
-    )
-    const varBound = features.reduce((n, f) => n + (f.varLengthBound ?? 0), 0)
-    this.v4Max = this.v4.fixedLength + varBound
-    this.v6Max = this.v6.fixedLength + varBound
-    exporter.addTemplate(this.v4)
-    exporter.addTemplate(this.v6)
+    this.templates[slot] = t
+    this.maxLengths[slot] = t.fixedLength + this.varBound
+    this.exporter.addTemplate(t)
+    return t
   }
 
   /** The cache's expire handler: write flow `id` as one record. */
   readonly write = (id: number, flow: FlowView): void => {
-    const v6 = flow.ipVersion(id) === 6
-    const w = this.exporter.beginRecord(v6 ? this.v6 : this.v4, v6 ? this.v6Max : this.v4Max)
+    const slot = 2 * this.kindUsed[recordKind(id, flow)]! + (flow.ipVersion(id) === 6 ? 1 : 0)
+    const t = this.templates[slot] ?? this.add(slot)
+    const w = this.exporter.beginRecord(t, this.maxLengths[slot]!)
     const features = this.features
     for (let i = 0; i < features.length; i++) features[i]!.write(id, flow, w)
     this.exporter.endRecord()

@@ -3,12 +3,13 @@
  *
  * Elements per RFC 7012 and the IANA registry; reverse counterparts per RFC 5103 (PEN 29305). Byte counts
  * are IP-level (octetDeltaCount counts IP total length), tcpControlBits uses the 1-octet reduced size that
- * every peer decodes (RFC 7125 §3; pmacct misreads 2 octets).
+ * every peer decodes (RFC 7125 §3; pmacct misreads 2 octets). The ICMP type/code pair is only in the
+ * templates of ICMP and ICMPv6 flows (RecordKind.Icmp), as softflowd does.
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import { resized, swapEntries } from '../../util/typed-arrays.js'
-import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { Dir, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
 const V4_FIELDS: FieldList = [
   ['flowStartMilliseconds'],
@@ -45,7 +46,12 @@ const V6_FIELDS: FieldList = V4_FIELDS.map(([name, len]) => {
   return len === undefined ? ([v6] as const) : ([v6, len] as const)
 })
 
-/** Octets of a core record (all fields fixed-length). */
+/** Without the ICMP type/code pair: records of flows other than ICMP/ICMPv6 (where both are always 0). */
+const withoutIcmp = (fields: FieldList): FieldList => fields.filter(([name]) => !/icmpTypeCode/i.test(name))
+const V4_FIELDS_NO_ICMP = withoutIcmp(V4_FIELDS)
+const V6_FIELDS_NO_ICMP = withoutIcmp(V6_FIELDS)
+
+/** Octets of a core record (all fields fixed-length), ICMP type/code (4 octets) included. */
 const V4_LENGTH = 76
 const V6_LENGTH = 100
 const TWO32 = 0x1_0000_0000
@@ -80,8 +86,9 @@ export class CoreFields implements FlowFeature {
   packets = 0
   octets = 0
 
-  fields(ipVersion: 4 | 6): FieldList {
-    return ipVersion === 4 ? V4_FIELDS : V6_FIELDS
+  fields(ipVersion: 4 | 6, kind: number): FieldList {
+    if ((kind & RecordKind.Icmp) !== 0) return ipVersion === 4 ? V4_FIELDS : V6_FIELDS
+    return ipVersion === 4 ? V4_FIELDS_NO_ICMP : V6_FIELDS_NO_ICMP
   }
 
   resize(capacity: number, used: number): void {
@@ -150,7 +157,7 @@ export class CoreFields implements FlowFeature {
   write(id: number, flow: FlowView, w: RecordWriter): void {
     if (w instanceof BufferWriter) {
       const v = flow.ipVersion(id)
-      const len = v === 4 ? V4_LENGTH : V6_LENGTH
+      const len = v === 4 ? V4_LENGTH : V6_LENGTH // an upper bound without ICMP
       if (w.pos + len <= w.limit) {
         this.writeDirect(id, flow, w, v)
         return
@@ -212,11 +219,16 @@ export class CoreFields implements FlowFeature {
     view.setUint8(p + 5, seen & 1 ? ttl[c + 1]! : 0)
     view.setUint8(p + 6, seen & 2 ? ttl[c + 2]! : 0)
     view.setUint8(p + 7, seen & 2 ? ttl[c + 3]! : 0)
-    view.setUint16(p + 8, this.icmp[id * 2]!)
-    view.setUint16(p + 10, this.icmp[id * 2 + 1]!)
-    view.setUint8(p + 12, flow.endReason(id))
-    view.setUint8(p + 13, BIFLOW_INITIATOR)
-    w.pos = p + 14
+    p += 8
+    const proto = flow.protocol(id)
+    if (proto === 1 || proto === 58) {
+      view.setUint16(p, this.icmp[id * 2]!)
+      view.setUint16(p + 2, this.icmp[id * 2 + 1]!)
+      p += 4
+    }
+    view.setUint8(p, flow.endReason(id))
+    view.setUint8(p + 1, BIFLOW_INITIATOR)
+    w.pos = p + 2
   }
 
   private writeChecked(id: number, flow: FlowView, w: RecordWriter): void {
@@ -246,8 +258,11 @@ export class CoreFields implements FlowFeature {
     w.u8(seen & 1 ? this.ttl[c + 1]! : 0)
     w.u8(seen & 2 ? this.ttl[c + 2]! : 0)
     w.u8(seen & 2 ? this.ttl[c + 3]! : 0)
-    w.u16(this.icmp[id * 2]!)
-    w.u16(this.icmp[id * 2 + 1]!)
+    const proto = flow.protocol(id)
+    if (proto === 1 || proto === 58) {
+      w.u16(this.icmp[id * 2]!)
+      w.u16(this.icmp[id * 2 + 1]!)
+    }
     w.u8(flow.endReason(id))
     w.u8(BIFLOW_INITIATOR)
   }

@@ -1,5 +1,5 @@
 /**
- * Field group `tunnel`: the overlay segment of tunnelled flows.
+ * Field group `tunnel`: the overlay segment of tunnelled flows (only in the templates of tunnelled flows).
  *
  * layer2SegmentId (IANA 351, unsigned64): the most significant octet is the encapsulation type
  * (0x01 VXLAN) and the low 24 bits the segment id, per the IANA registry. Other tunnels (Geneve, GTP-U,
@@ -7,7 +7,7 @@
  */
 import { Tunnel } from '../../decode/packet.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { FieldList, FlowFeature, FlowView } from '../feature.js'
+import { RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
 const FIELDS: FieldList = [['layer2SegmentId']]
 
@@ -18,8 +18,8 @@ export class TunnelFields implements FlowFeature {
   readonly noPacketWork = true
   readonly noFlowState = true
 
-  fields(): FieldList {
-    return FIELDS
+  fields(_ipVersion: 4 | 6, kind: number): FieldList {
+    return (kind & RecordKind.Tunnel) !== 0 ? FIELDS : []
   }
   resize(): void {}
   onCreate(): void {}
@@ -28,8 +28,11 @@ export class TunnelFields implements FlowFeature {
   onSwap(): void {}
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
-    // Written as two u32 words: the type octet on top, the 24-bit id below.
-    if (flow.tunnelType(id) === (Tunnel.Vxlan as number)) {
+    // Only tunnelled flows carry the field (RecordKind.Tunnel); written as two u32 words: the type octet
+    // on top, the 24-bit id below.
+    const type = flow.tunnelType(id)
+    if (type === (Tunnel.None as number)) return
+    if (type === (Tunnel.Vxlan as number)) {
       w.u32(SEGMENT_VXLAN << 24)
       w.u32(flow.tunnelId(id) & 0xffffff)
     } else {
