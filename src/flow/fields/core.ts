@@ -8,7 +8,7 @@
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
-import { resized, swapEntries } from '../../util/typed-arrays.js'
+import { swapEntries } from '../../util/typed-arrays.js'
 import { Dir, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
 const V4_FIELDS: FieldList = [
@@ -66,20 +66,27 @@ function putU64(view: DataView, p: number, v: number): number {
 
 const BIFLOW_INITIATOR = 1 // biflowDirection: the source is the initiator (RFC 5103 §6.3)
 
+/**
+ * Per-flow state, interleaved: one 64-octet slot per flow (one cache line), so a packet or a record
+ * touches one line instead of one per array. Indices below are in units of each view.
+ */
+const SLOT = 64
+/** Float64 (8 per slot): octets fwd, octets rev, packets fwd, packets rev. */
+const F_COUNTS = 0
+/** Uint16 (32 per slot): tcpControlBits fwd, rev; ICMP type·256+code of the first ICMP packet fwd, rev. */
+const H_TCP_FLAGS = 16
+const H_ICMP = 18
+/** Uint8 (64 per slot): TOS of the first packet fwd, rev; min TTL fwd, max fwd, min rev, max rev; seen. */
+const B_TOS = 40
+const B_TTL = 42
+/** Bit 0: a forward packet was seen, bit 1: a reverse packet. */
+const B_SEEN = 46
+
 export class CoreFields implements FlowFeature {
   readonly name = 'core'
-  /** octets fwd, octets rev, packets fwd, packets rev. */
-  private counts = new Float64Array(0)
-  /** tcpControlBits fwd, rev. */
-  private tcpFlags = new Uint16Array(0)
-  /** ICMP type·256+code of the first ICMP packet per direction. */
-  private icmp = new Uint16Array(0)
-  /** TOS of the first packet per direction. */
-  private tos = new Uint8Array(0)
-  /** min TTL fwd, max TTL fwd, min TTL rev, max TTL rev. */
-  private ttl = new Uint8Array(0)
-  /** Bit 0: a forward packet was seen, bit 1: a reverse packet. */
-  private seen = new Uint8Array(0)
+  private f64 = new Float64Array(0)
+  private u16 = new Uint16Array(0)
+  private u8 = new Uint8Array(0)
   private readonly addr = new Uint32Array(4)
 
   /** Totals over all packets accounted (for the summary and accounting checks). */
@@ -92,66 +99,79 @@ export class CoreFields implements FlowFeature {
   }
 
   resize(capacity: number, used: number): void {
-    this.counts = resized(this.counts, capacity * 4, used * 4)
-    this.tcpFlags = resized(this.tcpFlags, capacity * 2, used * 2)
-    this.icmp = resized(this.icmp, capacity * 2, used * 2)
-    this.tos = resized(this.tos, capacity * 2, used * 2)
-    this.ttl = resized(this.ttl, capacity * 4, used * 4)
-    this.seen = resized(this.seen, capacity, used)
+    const buf = new ArrayBuffer(capacity * SLOT)
+    const u8 = new Uint8Array(buf)
+    u8.set(this.u8.subarray(0, Math.min(used, capacity) * SLOT))
+    this.u8 = u8
+    this.u16 = new Uint16Array(buf)
+    this.f64 = new Float64Array(buf)
   }
 
   onCreate(id: number): void {
     this.onReset(id)
-    this.icmp[id * 2] = 0
-    this.icmp[id * 2 + 1] = 0
-    this.tos[id * 2] = 0
-    this.tos[id * 2 + 1] = 0
-    this.seen[id] = 0
+    const h = id * (SLOT / 2)
+    this.u16[h + H_ICMP] = 0
+    this.u16[h + H_ICMP + 1] = 0
+    const b = id * SLOT
+    this.u8[b + B_TOS] = 0
+    this.u8[b + B_TOS + 1] = 0
+    this.u8[b + B_SEEN] = 0
   }
 
   onPacket(id: number, p: PacketInfo, dir: Dir): void {
     const len = p.ipLength
     this.packets++
     this.octets += len
-    const c = id * 4 + dir
-    this.counts[c]! += len
-    this.counts[c + 2]! += 1
-    const d2 = id * 2 + dir
-    this.tcpFlags[d2]! |= p.tcpFlags
+    const f64 = this.f64
+    const c = id * (SLOT / 8) + F_COUNTS + dir
+    f64[c]! += len
+    f64[c + 2]! += 1
+    const u16 = this.u16
+    const h = id * (SLOT / 2) + dir
+    u16[h + H_TCP_FLAGS]! |= p.tcpFlags
+    const u8 = this.u8
+    const b = id * SLOT
     const ttl = p.ttl
-    const t = id * 4 + dir * 2
-    if (ttl < this.ttl[t]!) this.ttl[t] = ttl
-    if (ttl > this.ttl[t + 1]!) this.ttl[t + 1] = ttl
+    const t = b + B_TTL + dir * 2
+    if (ttl < u8[t]!) u8[t] = ttl
+    if (ttl > u8[t + 1]!) u8[t + 1] = ttl
     const bit = 1 << dir
-    if ((this.seen[id]! & bit) === 0) {
-      this.seen[id]! |= bit
-      this.tos[d2] = p.tos
+    const seen = u8[b + B_SEEN]!
+    if ((seen & bit) === 0) {
+      u8[b + B_SEEN] = seen | bit
+      u8[b + B_TOS + dir] = p.tos
       if ((p.protocol === 1 || p.protocol === 58) && !(p.isFragment && p.fragOffset > 0)) {
-        this.icmp[d2] = (p.icmpType << 8) | p.icmpCode
+        u16[h + H_ICMP] = (p.icmpType << 8) | p.icmpCode
       }
     }
   }
 
   onReset(id: number): void {
-    const c = id * 4
-    this.counts[c] = this.counts[c + 1] = this.counts[c + 2] = this.counts[c + 3] = 0
-    this.tcpFlags[id * 2] = this.tcpFlags[id * 2 + 1] = 0
-    this.ttl[c] = 255
-    this.ttl[c + 1] = 0
-    this.ttl[c + 2] = 255
-    this.ttl[c + 3] = 0
+    const c = id * (SLOT / 8) + F_COUNTS
+    const f64 = this.f64
+    f64[c] = f64[c + 1] = f64[c + 2] = f64[c + 3] = 0
+    const h = id * (SLOT / 2)
+    this.u16[h + H_TCP_FLAGS] = this.u16[h + H_TCP_FLAGS + 1] = 0
+    const t = id * SLOT + B_TTL
+    this.u8[t] = 255
+    this.u8[t + 1] = 0
+    this.u8[t + 2] = 255
+    this.u8[t + 3] = 0
   }
 
   onSwap(id: number): void {
-    swapEntries(this.counts, id * 4, id * 4 + 1)
-    swapEntries(this.counts, id * 4 + 2, id * 4 + 3)
-    swapEntries(this.tcpFlags, id * 2, id * 2 + 1)
-    swapEntries(this.icmp, id * 2, id * 2 + 1)
-    swapEntries(this.tos, id * 2, id * 2 + 1)
-    swapEntries(this.ttl, id * 4, id * 4 + 2)
-    swapEntries(this.ttl, id * 4 + 1, id * 4 + 3)
-    const s = this.seen[id]!
-    this.seen[id] = ((s & 1) << 1) | ((s >> 1) & 1)
+    const c = id * (SLOT / 8) + F_COUNTS
+    swapEntries(this.f64, c, c + 1)
+    swapEntries(this.f64, c + 2, c + 3)
+    const h = id * (SLOT / 2)
+    swapEntries(this.u16, h + H_TCP_FLAGS, h + H_TCP_FLAGS + 1)
+    swapEntries(this.u16, h + H_ICMP, h + H_ICMP + 1)
+    const b = id * SLOT
+    swapEntries(this.u8, b + B_TOS, b + B_TOS + 1)
+    swapEntries(this.u8, b + B_TTL, b + B_TTL + 2)
+    swapEntries(this.u8, b + B_TTL + 1, b + B_TTL + 3)
+    const s = this.u8[b + B_SEEN]!
+    this.u8[b + B_SEEN] = ((s & 1) << 1) | ((s >> 1) & 1)
   }
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
@@ -203,27 +223,31 @@ export class CoreFields implements FlowFeature {
     view.setUint8(p + 4, flow.protocol(id))
     view.setUint8(p + 5, v)
     p += 6
-    const c = id * 4
-    const counts = this.counts
-    p = putU64(view, p, counts[c]!)
-    p = putU64(view, p, counts[c + 2]!)
-    p = putU64(view, p, counts[c + 1]!)
-    p = putU64(view, p, counts[c + 3]!)
-    view.setUint8(p, this.tcpFlags[id * 2]! & 0xff)
-    view.setUint8(p + 1, this.tcpFlags[id * 2 + 1]! & 0xff)
-    view.setUint8(p + 2, this.tos[id * 2]!)
-    view.setUint8(p + 3, this.tos[id * 2 + 1]!)
-    const seen = this.seen[id]!
-    const ttl = this.ttl
-    view.setUint8(p + 4, seen & 1 ? ttl[c]! : 0)
-    view.setUint8(p + 5, seen & 1 ? ttl[c + 1]! : 0)
-    view.setUint8(p + 6, seen & 2 ? ttl[c + 2]! : 0)
-    view.setUint8(p + 7, seen & 2 ? ttl[c + 3]! : 0)
+    const f64 = this.f64
+    const c = id * (SLOT / 8) + F_COUNTS
+    p = putU64(view, p, f64[c]!)
+    p = putU64(view, p, f64[c + 2]!)
+    p = putU64(view, p, f64[c + 1]!)
+    p = putU64(view, p, f64[c + 3]!)
+    const u16 = this.u16
+    const h = id * (SLOT / 2)
+    view.setUint8(p, u16[h + H_TCP_FLAGS]! & 0xff)
+    view.setUint8(p + 1, u16[h + H_TCP_FLAGS + 1]! & 0xff)
+    const u8 = this.u8
+    const b = id * SLOT
+    view.setUint8(p + 2, u8[b + B_TOS]!)
+    view.setUint8(p + 3, u8[b + B_TOS + 1]!)
+    const seen = u8[b + B_SEEN]!
+    const t = b + B_TTL
+    view.setUint8(p + 4, seen & 1 ? u8[t]! : 0)
+    view.setUint8(p + 5, seen & 1 ? u8[t + 1]! : 0)
+    view.setUint8(p + 6, seen & 2 ? u8[t + 2]! : 0)
+    view.setUint8(p + 7, seen & 2 ? u8[t + 3]! : 0)
     p += 8
     const proto = flow.protocol(id)
     if (proto === 1 || proto === 58) {
-      view.setUint16(p, this.icmp[id * 2]!)
-      view.setUint16(p + 2, this.icmp[id * 2 + 1]!)
+      view.setUint16(p, u16[h + H_ICMP]!)
+      view.setUint16(p + 2, u16[h + H_ICMP + 1]!)
       p += 4
     }
     view.setUint8(p, flow.endReason(id))
@@ -244,24 +268,27 @@ export class CoreFields implements FlowFeature {
     w.u16(flow.port(id, Dir.Reverse))
     w.u8(flow.protocol(id))
     w.u8(v)
-    const c = id * 4
-    w.u64(this.counts[c]!)
-    w.u64(this.counts[c + 2]!)
-    w.u64(this.counts[c + 1]!)
-    w.u64(this.counts[c + 3]!)
-    w.u8(this.tcpFlags[id * 2]! & 0xff)
-    w.u8(this.tcpFlags[id * 2 + 1]! & 0xff)
-    w.u8(this.tos[id * 2]!)
-    w.u8(this.tos[id * 2 + 1]!)
-    const seen = this.seen[id]!
-    w.u8(seen & 1 ? this.ttl[c]! : 0)
-    w.u8(seen & 1 ? this.ttl[c + 1]! : 0)
-    w.u8(seen & 2 ? this.ttl[c + 2]! : 0)
-    w.u8(seen & 2 ? this.ttl[c + 3]! : 0)
+    const c = id * (SLOT / 8) + F_COUNTS
+    w.u64(this.f64[c]!)
+    w.u64(this.f64[c + 2]!)
+    w.u64(this.f64[c + 1]!)
+    w.u64(this.f64[c + 3]!)
+    const h = id * (SLOT / 2)
+    w.u8(this.u16[h + H_TCP_FLAGS]! & 0xff)
+    w.u8(this.u16[h + H_TCP_FLAGS + 1]! & 0xff)
+    const b = id * SLOT
+    w.u8(this.u8[b + B_TOS]!)
+    w.u8(this.u8[b + B_TOS + 1]!)
+    const seen = this.u8[b + B_SEEN]!
+    const t = b + B_TTL
+    w.u8(seen & 1 ? this.u8[t]! : 0)
+    w.u8(seen & 1 ? this.u8[t + 1]! : 0)
+    w.u8(seen & 2 ? this.u8[t + 2]! : 0)
+    w.u8(seen & 2 ? this.u8[t + 3]! : 0)
     const proto = flow.protocol(id)
     if (proto === 1 || proto === 58) {
-      w.u16(this.icmp[id * 2]!)
-      w.u16(this.icmp[id * 2 + 1]!)
+      w.u16(this.u16[h + H_ICMP]!)
+      w.u16(this.u16[h + H_ICMP + 1]!)
     }
     w.u8(flow.endReason(id))
     w.u8(BIFLOW_INITIATOR)
