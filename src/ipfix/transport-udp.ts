@@ -97,6 +97,12 @@ export class UdpTransport implements Transport {
     if (old !== undefined) old.close()
   }
 
+  /** Send callback, one for all datagrams (no closure per datagram). */
+  private readonly sent = (err: Error | null): void => {
+    if (err) this.stats.errors++
+    if (--this.pending === 0) this.idle?.()
+  }
+
   send(message: Uint8Array[]): void {
     const s = this.socket
     if (s === undefined) {
@@ -108,10 +114,7 @@ export class UdpTransport implements Transport {
     this.stats.octets += n
     try {
       this.pending++
-      s.send(message, (err) => {
-        if (err) this.stats.errors++
-        if (--this.pending === 0) this.idle?.()
-      })
+      s.send(message, this.sent)
     } catch {
       this.stats.errors++
     }
