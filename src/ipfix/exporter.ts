@@ -148,6 +148,8 @@ export class IpfixExporter {
   private readonly infoTemplate: Template | undefined
   private readonly statsTemplates: Template[]
   private cur: Template | undefined
+  /** The last template beginRecord found added (saves a Map lookup per record; cleared by addTemplate). */
+  private checked: Template | undefined
   private inScratch = false
   private recordStart = 0
   private messageStart = 0
@@ -242,6 +244,7 @@ export class IpfixExporter {
 
   /** Adds (or, with a different layout on the same ID, replaces) a template; it is sent before its data. */
   addTemplate(t: Template): void {
+    this.checked = undefined
     const old = this.templates.get(t.id)
     if (old === t || (old !== undefined && old.sameLayout(t) && !this.statsTemplates.includes(old))) {
       this.templates.set(t.id, t)
@@ -261,7 +264,10 @@ export class IpfixExporter {
   beginRecord(t: Template, maxLength: number): RecordWriter {
     if (this.cur !== undefined) this.abandonRecord()
     this.start()
-    if (this.templates.get(t.id) !== t) throw new Error(`template ${t.id} was not added to the exporter`)
+    if (t !== this.checked) {
+      if (this.templates.get(t.id) !== t) throw new Error(`template ${t.id} was not added to the exporter`)
+      this.checked = t
+    }
     if (maxLength > this.budget) {
       this.scratch.pos = 0
       this.scratch.overflow = false
@@ -515,6 +521,7 @@ export class IpfixExporter {
     }
     if (defs.length === 0) {
       this.templates.delete(it.id)
+      this.checked = undefined
       return
     }
     this.templates.set(it.id, it)
