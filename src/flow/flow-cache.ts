@@ -372,14 +372,18 @@ export class FlowCache implements FlowView {
     this.counters.activeFlows = this.count
   }
 
+  // The index holds (id, hash) pairs per slot, so probing and backward-shift deletion compare hashes
+  // without touching the per-flow arrays (one cache line per few slots instead of one per flow).
   private find(key: Uint32Array, h: number): number {
     const mask = this.indexMask
     const keys = this.keys
+    const index = this.index
+    const hs = h | 0
     let slot = h & mask
     while (true) {
-      const id = this.index[slot]!
+      const id = index[slot * 2]!
       if (id === NIL) return NIL
-      if (this.hashes[id] === h) {
+      if (index[slot * 2 + 1] === hs) {
         const base = id * KEY_WORDS
         let same = true
         for (let i = 0; i < KEY_WORDS; i++) {
@@ -396,9 +400,11 @@ export class FlowCache implements FlowView {
 
   private insertIndex(id: number, h: number): void {
     const mask = this.indexMask
+    const index = this.index
     let slot = h & mask
-    while (this.index[slot] !== NIL) slot = (slot + 1) & mask
-    this.index[slot] = id
+    while (index[slot * 2] !== NIL) slot = (slot + 1) & mask
+    index[slot * 2] = id
+    index[slot * 2 + 1] = h | 0
   }
 
   /** Linear-probing deletion by backward shift (no tombstones, so lookups never degrade). */
@@ -406,22 +412,24 @@ export class FlowCache implements FlowView {
     const mask = this.indexMask
     const index = this.index
     let slot = this.hashes[id]! & mask
-    while (index[slot] !== id) slot = (slot + 1) & mask
+    while (index[slot * 2] !== id) slot = (slot + 1) & mask
     let hole = slot
     let next = (hole + 1) & mask
     while (true) {
-      const other = index[next]!
+      const other = index[next * 2]!
       if (other === NIL) break
-      const home = this.hashes[other]! & mask
+      const otherHash = index[next * 2 + 1]!
+      const home = otherHash & mask
       // Move `other` into the hole if its home slot is not cyclically within (hole, next].
       const inRange = hole <= next ? home > hole && home <= next : home > hole || home <= next
       if (!inRange) {
-        index[hole] = other
+        index[hole * 2] = other
+        index[hole * 2 + 1] = otherHash
         hole = next
       }
       next = (next + 1) & mask
     }
-    index[hole] = NIL
+    index[hole * 2] = NIL
   }
 
   private grow(capacity: number): void {
@@ -444,8 +452,8 @@ export class FlowCache implements FlowView {
     // Index: at most half full.
     let size = 16
     while (size < capacity * 2) size *= 2
-    if (size !== this.index.length) {
-      this.index = new Int32Array(size).fill(NIL)
+    if (size * 2 !== this.index.length) {
+      this.index = new Int32Array(size * 2).fill(NIL)
       this.indexMask = size - 1
       for (let id = 0; id < used; id++) {
         if (this.isLive(id)) this.insertIndex(id, this.hashes[id]!)
