@@ -13,12 +13,13 @@ import type { CaptureSource } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
-import { EndReason, END_REASON_NAMES } from '../flow/feature.js'
+import { EndReason, END_REASON_NAMES, type FlowView } from '../flow/feature.js'
 import { CoreFields } from '../flow/fields/core.js'
 import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { createFieldGroups } from '../flow/fields/index.js'
 import { DEFAULT_CACHE_OPTIONS, FlowCache } from '../flow/flow-cache.js'
 import { FlowRecords } from '../flow/flow-records.js'
+import { isTransactionGroup } from '../flow/fields/l7-transactions.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
@@ -145,6 +146,17 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   )
   const records = new FlowRecords(features, exporter)
   const arp = arpGroup?.attach(exporter)
+  // L7 groups write one record per transaction (see fields/l7-transactions.ts): the open ones of a flow
+  // leave just before its last record, so the record's transaction count includes them.
+  const txGroups = features.filter(isTransactionGroup)
+  for (const g of txGroups) g.attach(exporter)
+  const onExpire =
+    txGroups.length === 0
+      ? records.write
+      : (id: number, flow: FlowView): void => {
+          for (const g of txGroups) g.beforeExport(id, flow)
+          records.write(id, flow)
+        }
   const cache = new FlowCache(
     {
       activeTimeout: opts.activeTimeout,
@@ -153,7 +165,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       maxFlows: opts.maxFlows,
     },
     features,
-    records.write,
+    onExpire,
   )
 
   let packets = 0
@@ -218,6 +230,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
     cache.flushAll(EndReason.ForcedEnd)
+    for (const g of txGroups) g.finishAll()
   } finally {
     await exporter.close()
     await source.close()

@@ -6,6 +6,8 @@ import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import type { FlowFeature } from '../feature.js'
 import { ArpFields } from './arp.js'
 import { CoreFields } from './core.js'
+import { DnsFields } from './dns.js'
+import { HttpFields } from './http.js'
 import { L2Fields } from './l2.js'
 import { NpmFields } from './npm.js'
 import { TcpExtFields } from './tcpext.js'
@@ -47,6 +49,16 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
   arp: {
     create: () => new ArpFields(),
     description: 'one record per ARP packet (opcode, hardware type, sender/target MAC and IP)',
+    defaultOn: false,
+  },
+  dns: {
+    create: () => new DnsFields(),
+    description: 'one record per DNS transaction (query, type, rcode, answers), UDP/TCP/mDNS/LLMNR',
+    defaultOn: false,
+  },
+  http: {
+    create: () => new HttpFields(),
+    description: 'one record per HTTP/1.x transaction (method, host, target, status, user agent, ...)',
     defaultOn: false,
   },
 }

@@ -286,6 +286,46 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
   [41, 'flowtelArpSenderIPv4', 'ipv4Address', 'default', 'none', 'ARP sender protocol address'],
   [42, 'flowtelArpTargetMac', 'macAddress', 'default', 'none', 'ARP target hardware address'],
   [43, 'flowtelArpTargetIPv4', 'ipv4Address', 'default', 'none', 'ARP target protocol address'],
+  // dns, http: transactions (one record per transaction, see src/flow/fields/l7-transactions.ts)
+  [
+    50,
+    'flowtelDnsTransactions',
+    'unsigned32',
+    'deltaCounter',
+    'none',
+    'DNS transaction records of this flow',
+  ],
+  [
+    51,
+    'flowtelHttpTransactions',
+    'unsigned32',
+    'deltaCounter',
+    'none',
+    'HTTP transaction records of this flow',
+  ],
+  [52, 'flowtelDnsResponseTime', 'unsigned32', 'quantity', US, 'DNS query to response time (0: none)'],
+  [53, 'flowtelDnsAnswers', 'string', 'default', 'none', 'DNS answer data as text, comma separated'],
+  [54, 'flowtelDnsAnswerTtls', 'string', 'default', 'none', 'DNS answer TTLs (seconds), comma separated'],
+  [55, 'flowtelHttpServer', 'string', 'default', 'none', 'HTTP Server response header'],
+  [56, 'flowtelHttpLocation', 'string', 'default', 'none', 'HTTP Location response header'],
+  [57, 'flowtelHttpXForwardedFor', 'string', 'default', 'none', 'HTTP X-Forwarded-For request header'],
+  [
+    58,
+    'flowtelHttpContentLength',
+    'unsigned64',
+    'quantity',
+    'octets',
+    'HTTP Content-Length of the response (of the request without one)',
+  ],
+  [59, 'flowtelHttpResponseTime', 'unsigned32', 'quantity', US, 'HTTP request head to response head time'],
+  [
+    60,
+    'flowtelHttpUpgrade',
+    'string',
+    'default',
+    'none',
+    'Protocol switched to: websocket, h2c, h2 (preface), connect',
+  ],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))

@@ -1,0 +1,194 @@
+/**
+ * Shared machinery of the L7 field groups (`dns`, `http`): an L7 engine (src/l7/engine.ts) per group and
+ * the transaction records it produces.
+ *
+ * Transactions, decision (a): every transaction (a DNS query and its response, an HTTP request and its
+ * response) becomes one IPFIX record of its own template, linked to its flow by the flow key
+ * (sourceIPv4/IPv6Address, destination..., ports, protocolIdentifier, initiator first, as in the flow
+ * record) and by flowStartMilliseconds, the start of the connection (the first record of the flow when an
+ * active timeout splits it; observationTimeMilliseconds then falls inside one of its records). Why not
+ * lists on the flow record (RFC 6313 basicList): keep-alive and pipelined HTTP or a long-lived DNS socket
+ * carry hundreds of transactions, which would not fit one record or one message, and per-transaction
+ * records leave as soon as the response head is parsed, instead of waiting for the flow's timeout. The
+ * flow record itself carries the number of transaction records written for it (flowtelDnsTransactions /
+ * flowtelHttpTransactions), so a collector knows how many to expect. This is the same choice the `arp`
+ * group made for ARP packets (src/flow/fields/arp.ts).
+ *
+ * Record timing: a transaction is written when it completes (during the packet that completes it), and the
+ * open ones when the flow ends (`beforeExport`, just before its last record) or the run ends (`finishAll`).
+ * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP.
+ *
+ * Cost when off: the group is not in the feature list. When on, flows that no parser claims cost one
+ * status byte test per packet after their first payload packets (see src/l7/engine.ts).
+ */
+import type { PacketInfo } from '../../decode/packet.js'
+import type { IpfixExporter } from '../../ipfix/exporter.js'
+import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { Template } from '../../ipfix/template.js'
+import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import type { AnyL7Parser } from '../../l7/parser.js'
+import { resized } from '../../util/typed-arrays.js'
+import { EndReason, type Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+
+/** String octets per transaction record, shared among its string fields (see clipAll). */
+const STRING_BUDGET = 1000
+
+const KEY_V4: FieldList = [
+  ['flowStartMilliseconds'],
+  ['observationTimeMilliseconds'],
+  ['sourceIPv4Address'],
+  ['destinationIPv4Address'],
+  ['sourceTransportPort'],
+  ['destinationTransportPort'],
+  ['protocolIdentifier'],
+]
+const KEY_V6: FieldList = [
+  ['flowStartMilliseconds'],
+  ['observationTimeMilliseconds'],
+  ['sourceIPv6Address'],
+  ['destinationIPv6Address'],
+  ['sourceTransportPort'],
+  ['destinationTransportPort'],
+  ['protocolIdentifier'],
+]
+
+/** A transaction as the group hands it on (tests and the scorer use this without an exporter). */
+export interface TransactionEvent<Tx> {
+  key: FlowKey
+  tx: Tx
+  tsUs: number
+}
+
+/**
+ * Shortens strings so that together they take at most `budget` UTF-8 octets: short ones stay whole, the
+ * long ones share the rest equally.
+ */
+export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
+  const lens = strings.map((s) => Buffer.byteLength(s, 'utf8'))
+  const order = lens.map((_, i) => i).sort((a, b) => lens[a]! - lens[b]!)
+  const out = strings.slice()
+  let left = budget
+  let n = strings.length
+  for (const i of order) {
+    const share = Math.floor(left / n)
+    const len = lens[i]!
+    if (len > share) {
+      // Cut at a character boundary (Buffer#toString drops a split multi-octet sequence into U+FFFD).
+      let s = Buffer.from(strings[i]!, 'utf8').subarray(0, share).toString('utf8')
+      while (Buffer.byteLength(s, 'utf8') > share) s = s.slice(0, -1)
+      out[i] = s
+      left -= Buffer.byteLength(s, 'utf8')
+    } else left -= len
+    n--
+  }
+  return out
+}
+
+export function isTransactionGroup(f: FlowFeature): f is TransactionGroup<unknown> {
+  return f instanceof TransactionGroup
+}
+
+export abstract class TransactionGroup<Tx> implements FlowFeature {
+  abstract readonly name: string
+  readonly varLengthBound = 0
+  readonly engine: L7Engine<Tx>
+  /** Transactions written per flow since its last record (for the flow record's count field). */
+  private count = new Uint32Array(0)
+  private templates: [Template, Template] | undefined
+  private exporter: IpfixExporter | undefined
+  /** Set by tests and the scorer: receives every transaction (also when an exporter is attached). */
+  listener: ((e: TransactionEvent<Tx>) => void) | undefined
+  /** Transaction records written. */
+  records = 0
+
+  protected abstract readonly countField: string
+  protected abstract readonly txFields: FieldList
+  protected abstract readonly templateIds: readonly [v4: number, v6: number]
+  /** Writes the protocol fields of `tx` (after the key fields), in txFields order. */
+  protected abstract writeTx(tx: Tx, w: RecordWriter): void
+  /** Capture time the record is stamped with (the request's, or the response's without a request). */
+  protected abstract txTimeUs(tx: Tx, tsUs: number): number
+
+  constructor(parser: AnyL7Parser, opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {
+    this.engine = new L7Engine<Tx>([parser], (key, tx, tsUs) => this.onTx(key, tx, tsUs), opts)
+  }
+
+  fields(): FieldList {
+    return [[this.countField]]
+  }
+
+  /** Adds the transaction templates to the exporter; transactions are then written as records. */
+  attach(exporter: IpfixExporter): void {
+    const t4 = Template.fromNames(this.templateIds[0], [...KEY_V4, ...this.txFields])
+    const t6 = Template.fromNames(this.templateIds[1], [...KEY_V6, ...this.txFields])
+    exporter.addTemplate(t4)
+    exporter.addTemplate(t6)
+    this.templates = [t4, t6]
+    this.exporter = exporter
+  }
+
+  resize(capacity: number, used: number): void {
+    this.count = resized(this.count, capacity, used)
+    this.engine.resize(capacity, used)
+  }
+
+  onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
+    // A flow id is reused only after its flow left; a flow removed without a record (after an active
+    // timeout, idle) still has to emit its open transactions.
+    this.engine.end(id)
+    this.count[id] = 0
+    this.engine.onCreate(id, tsUs)
+  }
+
+  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
+    this.engine.onPacket(id, p, dir as number, tsUs)
+  }
+
+  onReset(id: number): void {
+    this.count[id] = 0
+  }
+
+  onSwap(id: number): void {
+    this.engine.onSwap(id)
+  }
+
+  write(id: number, _flow: FlowView, w: RecordWriter): void {
+    w.u32(this.count[id]!)
+  }
+
+  /** Called before the flow's record is written: on its last record, emit the open transactions. */
+  beforeExport(id: number, flow: FlowView): void {
+    if (flow.endReason(id) === (EndReason.ActiveTimeout as number)) return
+    this.engine.end(id)
+  }
+
+  /** End of the run: flows removed without a last record still emit their open transactions. */
+  finishAll(): void {
+    this.engine.endAll()
+  }
+
+  private onTx(key: FlowKey, tx: Tx, tsUs: number): void {
+    if (key.flowId >= 0 && key.flowId < this.count.length) this.count[key.flowId]! += 1
+    this.listener?.({ key, tx, tsUs })
+    const ex = this.exporter
+    const ts = this.templates
+    if (ex === undefined || ts === undefined) return
+    const t = key.ipVersion === 6 ? ts[1] : ts[0]
+    const w = ex.beginRecord(t, t.fixedLength + STRING_BUDGET + 3 * this.txFields.length + 64)
+    w.dateTimeMs(Math.floor(key.startUs / 1000))
+    w.dateTimeMs(Math.floor(this.txTimeUs(tx, tsUs) / 1000))
+    if (key.ipVersion === 6) {
+      w.ipv6(key.src)
+      w.ipv6(key.dst)
+    } else {
+      w.ipv4(key.src[0]!)
+      w.ipv4(key.dst[0]!)
+    }
+    w.u16(key.srcPort)
+    w.u16(key.dstPort)
+    w.u8(key.protocol)
+    this.writeTx(tx, w)
+    ex.endRecord()
+    this.records++
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * @module l7/dns
+ * DNS messages (RFC 1035 §4; AAAA RFC 3596, SRV RFC 2782, EDNS RFC 6891), over UDP (one message per
+ * datagram) and TCP (RFC 1035 §4.2.2 / RFC 7766: each message behind a 2-octet length), including mDNS
+ * (RFC 6762, port 5353: the top bit of a question class is "unicast response", of an RR class "cache
+ * flush") and LLMNR (RFC 4795, port 5355, same header layout).
+ *
+ * A transaction is a query and the response with the same ID (Zeek's dns.log pairing); a response without
+ * a query and a query without a response are transactions too. At most MAX_PENDING queries wait per flow;
+ * beyond that the oldest leaves unanswered. Answer data is rendered as Zeek's dns.log renders it, so the
+ * scorer can compare: addresses, names (CNAME/NS/PTR, MX exchange, SRV target, SOA mname), "TXT <len> <s>".
+ *
+ * Compression pointers (§4.1.4) are followed with a jump budget; loops and pointers beyond the message are
+ * counted (`dns_pointer_loop`, `dns_pointer_out_of_range`) and end the name.
+ */
+import {
+  incomplete,
+  L7Dir,
+  OK,
+  type L7Context,
+  type L7Parser,
+  type L7Transport,
+  type ParseResult,
+} from './parser.js'
+
+export interface DnsAnswer {
+  name: string
+  type: number
+  class: number
+  ttl: number
+  /** Rendered data ('' for types not rendered). */
+  data: string
+}
+
+export interface DnsTx {
+  id: number
+  /** Header flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode) of the response, else of the query. */
+  flags: number
+  /** Response code; -1 without a response. */
+  rcode: number
+  qname: string
+  /** Question type and class; -1 when there was no question. */
+  qtype: number
+  qclass: number
+  qdcount: number
+  ancount: number
+  nscount: number
+  arcount: number
+  answers: DnsAnswer[]
+  /** Capture times (µs) of the query and the response; 0 when absent. */
+  queryUs: number
+  responseUs: number
+  /** The query travelled initiator → responder (false: responder → initiator, or no query). */
+  queryToServer: boolean
+}
+
+export interface DnsState {
+  tcp: boolean
+  pending: DnsTx[]
+}
+
+export const DNS_PORTS = [53, 5353, 5355] as const
+const MAX_PENDING = 32
+/** Answers kept per message (the section counts still say how many there were). */
+const MAX_ANSWERS = 64
+const MAX_JUMPS = 32
+
+/** Reading position and anomaly sink while parsing one message. */
+interface Cursor {
+  msg: Uint8Array
+  pos: number
+  anomaly: (name: string) => void
+}
+
+class Truncated extends Error {}
+const TRUNCATED = new Truncated('truncated')
+
+function u16(m: Uint8Array, o: number): number {
+  if (o + 2 > m.byteLength) throw TRUNCATED
+  return (m[o]! << 8) | m[o + 1]!
+}
+function u32(m: Uint8Array, o: number): number {
+  if (o + 4 > m.byteLength) throw TRUNCATED
+  return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0
+}
+
+/** Escape a label byte the way Zeek prints names: printable ASCII as is, others as \xNN. */
+function labelText(m: Uint8Array, start: number, len: number): string {
+  let s = ''
+  for (let i = start; i < start + len; i++) {
+    const c = m[i]!
+    s += c > 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0')
+  }
+  return s
+}
+
+/** Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). */
+export function readName(c: Cursor): string {
+  const m = c.msg
+  let pos = c.pos
+  let jumps = 0
+  let after = -1
+  let name = ''
+  let total = 0
+  for (;;) {
+    if (pos >= m.byteLength) throw TRUNCATED
+    const len = m[pos]!
+    if (len === 0) {
+      pos++
+      break
+    }
+    const kind = len & 0xc0
+    if (kind === 0xc0) {
+      if (pos + 2 > m.byteLength) throw TRUNCATED
+      const target = ((len & 0x3f) << 8) | m[pos + 1]!
+      if (after < 0) after = pos + 2
+      if (target >= m.byteLength) {
+        c.anomaly('dns_pointer_out_of_range')
+        break
+      }
+      if (++jumps > MAX_JUMPS || target === pos) {
+        c.anomaly('dns_pointer_loop')
+        break
+      }
+      pos = target
+      continue
+    }
+    if (kind !== 0) {
+      // 0x40 / 0x80: extended label types (RFC 6891 §5 obsoletes them).
+      c.anomaly('dns_bad_label_type')
+      throw TRUNCATED
+    }
+    if (pos + 1 + len > m.byteLength) throw TRUNCATED
+    total += len + 1
+    if (total > 255) {
+      c.anomaly('dns_name_too_long')
+      break
+    }
+    name += (name === '' ? '' : '.') + labelText(m, pos + 1, len)
+    pos += 1 + len
+  }
+  c.pos = after >= 0 ? after : pos
+  return name
+}
+
+/** IPv6 text as inet_ntop writes it (RFC 5952: longest run of two or more zero groups as ::). */
+export function ipv6Text(m: Uint8Array, o: number): string {
+  const g: number[] = []
+  for (let i = 0; i < 8; i++) g.push((m[o + 2 * i]! << 8) | m[o + 2 * i + 1]!)
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && g[j] === 0) j++
+    if (j - i > bestLen) {
+      best = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':')
+  if (best < 0) return hex(g)
+  return hex(g.slice(0, best)) + '::' + hex(g.slice(best + bestLen))
+}
+
+function rdataText(c: Cursor, type: number, start: number, len: number): string {
+  const m = c.msg
+  const end = start + len
+  const at = (o: number): Cursor => ({ msg: m, pos: o, anomaly: c.anomaly })
+  switch (type) {
+    case 1: // A
+      return len === 4 ? `${m[start]}.${m[start + 1]}.${m[start + 2]}.${m[start + 3]}` : ''
+    case 28: // AAAA
+      return len === 16 ? ipv6Text(m, start) : ''
+    case 2: // NS
+    case 5: // CNAME
+    case 12: // PTR
+    case 6: // SOA: Zeek logs the primary name server (mname)
+      return readName(at(start))
+    case 15: // MX: preference, exchange
+      return readName(at(start + 2))
+    case 33: // SRV: priority, weight, port, target
+      return readName(at(start + 6))
+    case 16: {
+      // TXT: character-strings, each "TXT <len> <text>" as Zeek prints them.
+      const parts: string[] = []
+      let p = start
+      while (p < end) {
+        const n = m[p]!
+        if (p + 1 + n > end) {
+          c.anomaly('dns_bad_txt')
+          break
+        }
+        parts.push(`TXT ${n} ${Buffer.from(m.subarray(p + 1, p + 1 + n)).toString('latin1')}`)
+        p += 1 + n
+      }
+      return parts.join(' ')
+    }
+    case 48: // DNSKEY: flags, protocol, algorithm
+      return len >= 4 ? `DNSKEY ${m[start + 3]}` : ''
+    case 46: // RRSIG: type covered ... signer name at offset 18
+      return len >= 18 ? `RRSIG ${u16(m, start)} ${readName(at(start + 18))}` : ''
+    default:
+      return ''
+  }
+}
+
+/** Parses one complete DNS message; returns undefined (after counting) when it is malformed. */
+export function parseMessage(
+  msg: Uint8Array,
+  anomaly: (name: string) => void,
+  mdns = false,
+): DnsMessage | undefined {
+  const c: Cursor = { msg, pos: 12, anomaly }
+  try {
+    if (msg.byteLength < 12) throw TRUNCATED
+    const out: DnsMessage = {
+      id: u16(msg, 0),
+      flags: u16(msg, 2),
+      qdcount: u16(msg, 4),
+      ancount: u16(msg, 6),
+      nscount: u16(msg, 8),
+      arcount: u16(msg, 10),
+      qname: '',
+      qtype: -1,
+      qclass: -1,
+      answers: [],
+    }
+    for (let i = 0; i < out.qdcount; i++) {
+      const name = readName(c)
+      const type = u16(msg, c.pos)
+      const cls = u16(msg, c.pos + 2)
+      c.pos += 4
+      if (i === 0) {
+        out.qname = name
+        out.qtype = type
+        out.qclass = mdns ? cls & 0x7fff : cls
+      }
+    }
+    for (let i = 0; i < out.ancount; i++) {
+      const name = readName(c)
+      const type = u16(msg, c.pos)
+      const cls = u16(msg, c.pos + 2)
+      const ttl = u32(msg, c.pos + 4)
+      const rdlen = u16(msg, c.pos + 8)
+      const start = c.pos + 10
+      if (start + rdlen > msg.byteLength) throw TRUNCATED
+      c.pos = start + rdlen
+      if (out.answers.length < MAX_ANSWERS) {
+        out.answers.push({
+          name,
+          type,
+          class: mdns ? cls & 0x7fff : cls,
+          ttl,
+          data: rdataText(c, type, start, rdlen),
+        })
+      }
+    }
+    return out
+  } catch (e) {
+    if (!(e instanceof Truncated)) throw e
+    anomaly('dns_truncated_message')
+    return undefined
+  }
+}
+
+export interface DnsMessage {
+  id: number
+  flags: number
+  qdcount: number
+  ancount: number
+  nscount: number
+  arcount: number
+  qname: string
+  qtype: number
+  qclass: number
+  answers: DnsAnswer[]
+}
+
+/** Plausible DNS header and question section at the start of `m` (UDP datagram or TCP message body). */
+function plausible(m: Uint8Array): boolean {
+  if (m.byteLength < 12) return false
+  const flags = (m[2]! << 8) | m[3]!
+  const opcode = (flags >> 11) & 0xf
+  if (opcode > 6 || opcode === 3) return false
+  const qd = (m[4]! << 8) | m[5]!
+  const an = (m[6]! << 8) | m[7]!
+  const ns = (m[8]! << 8) | m[9]!
+  const ar = (m[10]! << 8) | m[11]!
+  const qr = (flags & 0x8000) !== 0
+  if (qd > 8 || an > 512 || ns > 512 || ar > 512) return false
+  if (qd === 0 && !(qr && an > 0) && opcode !== 5) return false
+  if (!qr && an > 8) return false
+  let bad = false
+  const c: Cursor = {
+    msg: m,
+    pos: 12,
+    anomaly: () => {
+      bad = true
+    },
+  }
+  try {
+    for (let i = 0; i < qd; i++) {
+      readName(c)
+      const cls = u16(m, c.pos + 2) & 0x7fff
+      if (cls !== 1 && cls !== 3 && cls !== 4 && cls !== 254 && cls !== 255) return false
+      c.pos += 4
+    }
+    if (qd === 0) {
+      readName(c)
+      u16(m, c.pos + 2)
+    }
+  } catch {
+    // A question cut by the capture (or by a TCP segment boundary) still counts as plausible.
+    return !bad && c.pos > 12
+  }
+  return !bad
+}
+
+function newTx(): DnsTx {
+  return {
+    id: 0,
+    flags: 0,
+    rcode: -1,
+    qname: '',
+    qtype: -1,
+    qclass: -1,
+    qdcount: 0,
+    ancount: 0,
+    nscount: 0,
+    arcount: 0,
+    answers: [],
+    queryUs: 0,
+    responseUs: 0,
+    queryToServer: false,
+  }
+}
+
+function fillFrom(tx: DnsTx, m: DnsMessage): void {
+  tx.id = m.id
+  tx.flags = m.flags
+  tx.qdcount = m.qdcount
+  tx.ancount = m.ancount
+  tx.nscount = m.nscount
+  tx.arcount = m.arcount
+  if (m.qdcount > 0) tx.qname = m.qname
+  tx.answers = m.answers
+}
+
+/** Pairs one parsed message with the pending queries and emits complete transactions. */
+function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>): void {
+  const response = (m.flags & 0x8000) !== 0
+  if (!response) {
+    if (s.pending.length >= MAX_PENDING) {
+      ctx.anomaly('dns_too_many_pending')
+      ctx.emit(s.pending.shift()!)
+    }
+    const tx = newTx()
+    fillFrom(tx, m)
+    tx.qtype = m.qtype
+    tx.qclass = m.qclass
+    tx.queryUs = ctx.tsUs
+    tx.queryToServer = dir === L7Dir.ToServer
+    s.pending.push(tx)
+    return
+  }
+  const i = s.pending.findIndex((t) => t.id === m.id)
+  let tx: DnsTx
+  if (i >= 0) {
+    tx = s.pending[i]!
+    s.pending.splice(i, 1)
+  } else {
+    tx = newTx()
+  }
+  fillFrom(tx, m)
+  tx.rcode = m.flags & 0xf
+  tx.responseUs = ctx.tsUs
+  ctx.emit(tx)
+}
+
+export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readonly number[] } = {
+  name: 'dns',
+  transports: ['udp', 'tcp'],
+  ports: DNS_PORTS,
+  mdnsPorts: [5353],
+
+  probe(bytes: Uint8Array, _dir: L7Dir, transport: L7Transport): boolean {
+    if (transport === 'udp') return plausible(bytes)
+    if (bytes.byteLength < 14) return false
+    const len = (bytes[0]! << 8) | bytes[1]!
+    return len >= 12 && plausible(bytes.subarray(2, 2 + len))
+  },
+
+  newState(transport: L7Transport): DnsState {
+    return { tcp: transport === 'tcp', pending: [] }
+  },
+
+  parse(s: DnsState, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<DnsTx>): ParseResult {
+    const anomaly = (n: string): void => ctx.anomaly(n)
+    if (!s.tcp) {
+      const m = parseMessage(bytes, anomaly, true)
+      if (m !== undefined) onMessage(s, dir, m, ctx)
+      return OK
+    }
+    let p = 0
+    while (p < bytes.byteLength) {
+      if (p + 2 > bytes.byteLength) return incomplete(p, 2)
+      const len = (bytes[p]! << 8) | bytes[p + 1]!
+      if (p + 2 + len > bytes.byteLength) return incomplete(p, 2 + len)
+      const m = parseMessage(bytes.subarray(p + 2, p + 2 + len), anomaly)
+      if (m !== undefined) onMessage(s, dir, m, ctx)
+      p += 2 + len
+    }
+    return OK
+  },
+
+  gap(s: DnsState, _dir: L7Dir, _size: number, ctx: L7Context<DnsTx>): void {
+    // TCP framing is lost after a gap; the engine drops the buffered partial message. Count it.
+    if (s.tcp) ctx.anomaly('dns_tcp_gap')
+  },
+
+  wantsMore(): boolean {
+    return true
+  },
+
+  finish(s: DnsState, ctx: L7Context<DnsTx>): void {
+    for (const tx of s.pending) ctx.emit(tx)
+    s.pending = []
+  },
+}

@@ -1,0 +1,421 @@
+/**
+ * @module l7/http
+ * HTTP/1.0 and HTTP/1.1 messages (RFC 9110 semantics, RFC 9112 message syntax): request line, status line
+ * and the header fields operators ask for (Host, User-Agent, Content-Type, Content-Length, Referer,
+ * Location, Server, X-Forwarded-For). Bodies are skipped by length (Content-Length, chunked
+ * Transfer-Encoding per RFC 9112 §7.1, or until close for a response without either), never parsed.
+ *
+ * A transaction is a request and its response; responses are matched to requests in order (pipelining,
+ * RFC 9112 §9.3.2), interim 1xx responses other than 101 are skipped. The transaction leaves when the
+ * response head is complete; requests without a response leave when the flow ends (at most MAX_PENDING
+ * wait). After a 101 (WebSocket or h2c upgrade), a successful CONNECT or the HTTP/2 connection preface
+ * (RFC 9113 §3.4) the parser needs no more bytes.
+ *
+ * After a TCP gap inside a body the body count absorbs it; a gap elsewhere makes the direction resync at
+ * the next line that starts a request (a method) or a response ("HTTP/1.").
+ */
+import { headerBlockEnd, latin1, lineEnd, startsWith } from './text.js'
+import {
+  incomplete,
+  L7Dir,
+  OK,
+  parseError,
+  type L7Context,
+  type L7Parser,
+  type ParseResult,
+} from './parser.js'
+
+export interface HttpTx {
+  method: string
+  target: string
+  /** "HTTP/1.1" as in the request line (the response's when there was no request). */
+  version: string
+  host: string
+  userAgent: string
+  referer: string
+  xForwardedFor: string
+  /** Response status (-1 without a response) and reason phrase. */
+  status: number
+  reason: string
+  server: string
+  location: string
+  /** Content-Type and Content-Length of the response (of the request when there was no response). */
+  contentType: string
+  contentLength: number
+  requestUs: number
+  responseUs: number
+  /** 'websocket', 'h2c', 'h2' (prior knowledge preface), 'connect' or ''. */
+  upgrade: string
+}
+
+const enum Mode {
+  Head = 0, // expecting a start line and headers
+  Length = 1, // skipping `remaining` body bytes
+  ChunkSize = 2, // expecting a chunk-size line
+  ChunkData = 3, // skipping chunk data plus its CRLF (`remaining`)
+  Trailers = 4, // expecting trailer lines up to the empty line
+  UntilClose = 5, // response body delimited by the end of the connection
+  Resync = 6, // after a gap: looking for the next start line
+  Done = 7, // tunnel, HTTP/2 or unrecoverable: no more parsing
+}
+
+interface Side {
+  mode: Mode
+  remaining: number
+}
+
+export interface HttpState {
+  sides: [Side, Side]
+  /** Requests waiting for their response, oldest first. */
+  pending: HttpTx[]
+  /** Methods of pending requests whose response has no body (HEAD) are tracked on the tx. */
+  done: boolean
+}
+
+const MAX_PENDING = 32
+/** A header block longer than this is abandoned (Zeek and Suricata use similar limits). */
+const MAX_HEAD = 16 * 1024
+
+export const HTTP_METHODS = [
+  'GET',
+  'POST',
+  'HEAD',
+  'PUT',
+  'DELETE',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+  'PATCH',
+  'PROPFIND',
+  'PROPPATCH',
+  'MKCOL',
+  'COPY',
+  'MOVE',
+  'LOCK',
+  'UNLOCK',
+  'SEARCH',
+  'REPORT',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'M-SEARCH',
+] as const
+
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+
+function isMethodStart(m: Uint8Array, o: number): boolean {
+  for (const meth of HTTP_METHODS) if (startsWith(m, o, meth) && m[o + meth.length] === 0x20) return true
+  return false
+}
+
+function isResponseStart(m: Uint8Array, o: number): boolean {
+  return startsWith(m, o, 'HTTP/1.') || startsWith(m, o, 'HTTP/0.9')
+}
+
+function newTx(): HttpTx {
+  return {
+    method: '',
+    target: '',
+    version: '',
+    host: '',
+    userAgent: '',
+    referer: '',
+    xForwardedFor: '',
+    status: -1,
+    reason: '',
+    server: '',
+    location: '',
+    contentType: '',
+    contentLength: -1,
+    requestUs: 0,
+    responseUs: 0,
+    upgrade: '',
+  }
+}
+
+interface Head {
+  start: string
+  fields: Map<string, string>
+}
+
+/** Splits a complete header block [0, end) into its start line and fields (lower-case names, first wins). */
+function parseHead(m: Uint8Array, end: number, ctx: L7Context<HttpTx>): Head {
+  const fields = new Map<string, string>()
+  let p = 0
+  let e = lineEnd(m, p, end)
+  const start = latin1(m, 0, e > 0 && m[e - 1] === 0x0d ? e - 1 : e).trim()
+  p = e + 1
+  while (p < end) {
+    e = lineEnd(m, p, end)
+    if (e < 0) break
+    const stop = e > p && m[e - 1] === 0x0d ? e - 1 : e
+    if (stop > p) {
+      const line = latin1(m, p, stop)
+      const colon = line.indexOf(':')
+      if (colon <= 0) ctx.anomaly('http_bad_header_line')
+      else {
+        const name = line.slice(0, colon).trim().toLowerCase()
+        if (!fields.has(name)) fields.set(name, line.slice(colon + 1).trim())
+      }
+    }
+    p = e + 1
+  }
+  return { start, fields }
+}
+
+/** Sets the body mode of `side` from the message's framing fields (RFC 9112 §6.3). */
+function bodyMode(side: Side, f: Map<string, string>, isResponse: boolean, ctx: L7Context<HttpTx>): void {
+  const te = f.get('transfer-encoding')
+  if (te !== undefined && /chunked\s*$/i.test(te)) {
+    side.mode = Mode.ChunkSize
+    return
+  }
+  const cl = f.get('content-length')
+  if (cl !== undefined) {
+    const n = /^\d{1,15}$/.test(cl) ? Number(cl) : NaN
+    if (Number.isNaN(n)) {
+      ctx.anomaly('http_bad_content_length')
+      side.mode = isResponse ? Mode.UntilClose : Mode.Head
+      return
+    }
+    side.mode = n > 0 ? Mode.Length : Mode.Head
+    side.remaining = n
+    return
+  }
+  side.mode = isResponse ? Mode.UntilClose : Mode.Head
+}
+
+function onRequest(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<HttpTx>): void {
+  const h = parseHead(m, end, ctx)
+  const side = s.sides[L7Dir.ToServer]
+  const parts = h.start.split(' ')
+  const tx = newTx()
+  tx.method = parts[0] ?? ''
+  tx.target = parts.length >= 3 ? parts.slice(1, -1).join(' ') : (parts[1] ?? '')
+  tx.version = parts.length >= 3 ? (parts[parts.length - 1] ?? '') : 'HTTP/0.9'
+  if (parts.length < 2) ctx.anomaly('http_bad_request_line')
+  const f = h.fields
+  tx.host = f.get('host') ?? ''
+  tx.userAgent = f.get('user-agent') ?? ''
+  tx.referer = f.get('referer') ?? ''
+  tx.xForwardedFor = f.get('x-forwarded-for') ?? ''
+  tx.contentType = f.get('content-type') ?? ''
+  const cl = f.get('content-length')
+  if (cl !== undefined && /^\d{1,15}$/.test(cl)) tx.contentLength = Number(cl)
+  const up = (f.get('upgrade') ?? '').toLowerCase()
+  if (up.includes('websocket')) tx.upgrade = 'websocket'
+  else if (up.includes('h2c')) tx.upgrade = 'h2c'
+  tx.requestUs = ctx.tsUs
+  bodyMode(side, f, false, ctx)
+  if (s.pending.length >= MAX_PENDING) {
+    ctx.anomaly('http_too_many_pending')
+    ctx.emit(s.pending.shift()!)
+  }
+  s.pending.push(tx)
+}
+
+function onResponse(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<HttpTx>): void {
+  const h = parseHead(m, end, ctx)
+  const side = s.sides[L7Dir.ToClient]
+  const sp1 = h.start.indexOf(' ')
+  const version = sp1 < 0 ? h.start : h.start.slice(0, sp1)
+  const rest = sp1 < 0 ? '' : h.start.slice(sp1 + 1)
+  const sp2 = rest.indexOf(' ')
+  const code = sp2 < 0 ? rest : rest.slice(0, sp2)
+  const status = /^\d{3}$/.test(code) ? Number(code) : -1
+  if (status < 0) ctx.anomaly('http_bad_status_line')
+  const f = h.fields
+  if (status >= 100 && status < 200 && status !== 101) {
+    // Interim response (100 Continue, 103 Early Hints): the final one follows.
+    side.mode = Mode.Head
+    return
+  }
+  const tx = s.pending.shift() ?? newTx()
+  if (tx.version === '') tx.version = version
+  tx.status = status
+  tx.reason = sp2 < 0 ? '' : rest.slice(sp2 + 1)
+  tx.server = f.get('server') ?? ''
+  tx.location = f.get('location') ?? ''
+  const ct = f.get('content-type')
+  if (ct !== undefined) tx.contentType = ct
+  const cl = f.get('content-length')
+  tx.contentLength = cl !== undefined && /^\d{1,15}$/.test(cl) ? Number(cl) : -1
+  tx.responseUs = ctx.tsUs
+  if (status === 101) {
+    if (tx.upgrade === '')
+      tx.upgrade = (f.get('upgrade') ?? '').toLowerCase().includes('h2c') ? 'h2c' : 'websocket'
+    s.done = true
+  } else if (tx.method === 'CONNECT' && status >= 200 && status < 300) {
+    tx.upgrade = 'connect'
+    s.done = true
+  } else if (tx.method === 'HEAD' || status === 204 || status === 304) {
+    side.mode = Mode.Head
+  } else {
+    bodyMode(side, f, true, ctx)
+  }
+  ctx.emit(tx)
+}
+
+/** Skips body bytes and parses heads of one direction. */
+function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpTx>): ParseResult {
+  const side = s.sides[dir]
+  let p = 0
+  const n = m.byteLength
+  while (p < n) {
+    if (s.done) return OK
+    switch (side.mode) {
+      case Mode.Done:
+      case Mode.UntilClose:
+        return OK
+      case Mode.Length: {
+        const k = Math.min(side.remaining, n - p)
+        side.remaining -= k
+        p += k
+        if (side.remaining === 0) side.mode = Mode.Head
+        break
+      }
+      case Mode.ChunkData: {
+        const k = Math.min(side.remaining, n - p)
+        side.remaining -= k
+        p += k
+        if (side.remaining === 0) side.mode = Mode.ChunkSize
+        break
+      }
+      case Mode.ChunkSize: {
+        const e = lineEnd(m, p)
+        if (e < 0) {
+          if (n - p > 1024) return parseError('http_bad_chunk_size')
+          return incomplete(p, n - p + 1)
+        }
+        const line = latin1(m, p, e).trim()
+        p = e + 1
+        if (line === '') break // the CRLF after chunk data when the sender split it oddly
+        const hex = /^[0-9a-fA-F]{1,12}/.exec(line)
+        if (hex === null) {
+          ctx.anomaly('http_bad_chunk_size')
+          side.mode = Mode.Resync
+          break
+        }
+        const size = parseInt(hex[0], 16)
+        if (size === 0) side.mode = Mode.Trailers
+        else {
+          side.mode = Mode.ChunkData
+          side.remaining = size + 2
+        }
+        break
+      }
+      case Mode.Trailers: {
+        const e = lineEnd(m, p)
+        if (e < 0) return incomplete(p, n - p + 1)
+        const empty = e === p || (e === p + 1 && m[p] === 0x0d)
+        p = e + 1
+        if (empty) side.mode = Mode.Head
+        break
+      }
+      case Mode.Resync: {
+        // Find a line start that begins a message of this direction.
+        let found = -1
+        for (let i = p; i < n; i++) {
+          if (i > 0 && m[i - 1] !== 0x0a) continue
+          if (dir === L7Dir.ToServer ? isMethodStart(m, i) : isResponseStart(m, i)) {
+            found = i
+            break
+          }
+        }
+        if (found < 0) return n - p > 16 ? incomplete(n - 16, 17) : incomplete(p, 17)
+        p = found
+        side.mode = Mode.Head
+        break
+      }
+      case Mode.Head: {
+        // Stray CRLFs between messages are allowed (RFC 9112 §2.2).
+        if (m[p] === 0x0d || m[p] === 0x0a) {
+          p++
+          break
+        }
+        if (dir === L7Dir.ToServer && m[p] === 0x50 && n - p < H2_PREFACE.length) {
+          if (startsWith(H2_BYTES, 0, latin1(m, p, n))) return incomplete(p, H2_PREFACE.length)
+        }
+        if (dir === L7Dir.ToServer && startsWith(m, p, H2_PREFACE)) {
+          const tx = newTx()
+          tx.version = 'HTTP/2'
+          tx.upgrade = 'h2'
+          tx.requestUs = ctx.tsUs
+          ctx.emit(tx)
+          s.done = true
+          return OK
+        }
+        const end = headerBlockEnd(m, p)
+        if (end < 0) {
+          if (n - p > MAX_HEAD) {
+            ctx.anomaly('http_header_too_long')
+            side.mode = Mode.Resync
+            p = n
+            break
+          }
+          return incomplete(p, n - p + 1)
+        }
+        const head = m.subarray(p, end)
+        const ok = dir === L7Dir.ToServer ? isMethodStart(m, p) : isResponseStart(m, p)
+        if (!ok) {
+          ctx.anomaly(dir === L7Dir.ToServer ? 'http_bad_request_line' : 'http_bad_status_line')
+          side.mode = Mode.Resync
+          p = end
+          break
+        }
+        if (dir === L7Dir.ToServer) onRequest(s, head, head.byteLength, ctx)
+        else onResponse(s, head, head.byteLength, ctx)
+        p = end
+        break
+      }
+    }
+  }
+  return OK
+}
+
+const H2_BYTES = Uint8Array.from(H2_PREFACE, (c) => c.charCodeAt(0))
+
+export const httpParser: L7Parser<HttpState, HttpTx> = {
+  name: 'http',
+  transports: ['tcp'],
+  ports: [80, 8080, 8000, 8008, 8888, 3128],
+
+  probe(bytes: Uint8Array, dir: L7Dir): boolean {
+    if (dir === L7Dir.ToServer) return isMethodStart(bytes, 0) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
+    return isResponseStart(bytes, 0) && bytes.byteLength >= 12
+  },
+
+  newState(): HttpState {
+    return {
+      sides: [
+        { mode: Mode.Head, remaining: 0 },
+        { mode: Mode.Head, remaining: 0 },
+      ],
+      pending: [],
+      done: false,
+    }
+  },
+
+  parse(s: HttpState, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<HttpTx>): ParseResult {
+    return parseSide(s, dir, bytes, ctx)
+  },
+
+  gap(s: HttpState, dir: L7Dir, size: number, ctx: L7Context<HttpTx>): void {
+    const side = s.sides[dir]
+    if ((side.mode === Mode.Length || side.mode === Mode.ChunkData) && side.remaining > size) {
+      side.remaining -= size
+      return
+    }
+    if (side.mode === Mode.UntilClose || side.mode === Mode.Done) return
+    ctx.anomaly('http_gap_resync')
+    side.mode = Mode.Resync
+  },
+
+  wantsMore(s: HttpState): boolean {
+    return !s.done
+  },
+
+  finish(s: HttpState, ctx: L7Context<HttpTx>): void {
+    for (const tx of s.pending) ctx.emit(tx)
+    s.pending = []
+  },
+}

@@ -1,0 +1,69 @@
+/**
+ * @module l7/parser
+ * The one parser interface every L7 protocol implements (see docs: architecture "L7 seam"), after Suricata's
+ * `RustParser` (probe_ts / parse / get_tx) and Zeek's analyzer split: a parser knows nothing about flows,
+ * caches or IPFIX, so it can be tested from bytes alone.
+ *
+ * - Selection is by content: `probe()` looks at the first payload of a flow (either direction, since a
+ *   capture may start mid-stream); `ports` are only a hint that orders the candidates.
+ * - TCP parsers get the reassembled byte stream of one direction (src/l7/reassembly.ts); UDP parsers get
+ *   one datagram per call. A TCP parser returns `incomplete` with `consumed <= len < consumed + needed`
+ *   (Suricata's AppLayerResult) and is called again once at least `needed` more bytes follow the consumed ones.
+ * - Transactions (a DNS query and its response, an HTTP request and its response) leave through
+ *   `ctx.emit`, each one as soon as it is complete; `finish` emits what is left when the flow ends.
+ * - Malformed input never throws out of a parser: it is counted with `ctx.anomaly(name)` (snake_case names
+ *   that double as metric labels) and, if the parser cannot go on, `error` stops L7 work on the flow.
+ */
+
+/** Direction of a byte stream relative to the flow initiator (same values as flow `Dir`). */
+export const enum L7Dir {
+  ToServer = 0, // initiator → responder
+  ToClient = 1, // responder → initiator
+}
+
+export type L7Transport = 'tcp' | 'udp'
+
+export type ParseResult =
+  | { readonly kind: 'ok' } // all input consumed
+  | { readonly kind: 'incomplete'; readonly consumed: number; readonly needed: number }
+  | { readonly kind: 'error'; readonly anomaly: string } // stop parsing this flow
+
+export const OK: ParseResult = { kind: 'ok' }
+
+export function incomplete(consumed: number, needed: number): ParseResult {
+  return { kind: 'incomplete', consumed, needed: needed < 1 ? 1 : needed }
+}
+
+export function parseError(anomaly: string): ParseResult {
+  return { kind: 'error', anomaly }
+}
+
+/** What a parser may do besides returning: emit transactions and count anomalies. */
+export interface L7Context<Tx> {
+  /** Capture time of the packet being parsed (µs since the epoch). */
+  readonly tsUs: number
+  emit(tx: Tx): void
+  anomaly(name: string): void
+}
+
+export interface L7Parser<State, Tx> {
+  /** IANA-style protocol name: 'dns', 'http'. */
+  readonly name: string
+  readonly transports: readonly L7Transport[]
+  /** Well-known ports: candidates whose port matches are probed first. probe() decides. */
+  readonly ports: readonly number[]
+  /** True when `bytes` (the start of a flow's payload in direction `dir`) looks like this protocol. */
+  probe(bytes: Uint8Array, dir: L7Dir, transport: L7Transport): boolean
+  newState(transport: L7Transport): State
+  parse(state: State, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<Tx>): ParseResult
+  /** `size` bytes of direction `dir` were lost (TCP): resynchronise or give up. */
+  gap?(state: State, dir: L7Dir, size: number, ctx: L7Context<Tx>): void
+  /** False once the parser needs no more bytes (reassembly then stops for the flow). */
+  wantsMore(state: State): boolean
+  /** The flow ends: emit the transactions still open (queries without a response...). */
+  finish(state: State, ctx: L7Context<Tx>): void
+}
+
+/** An L7 parser of any state and transaction type (the registry's element type). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyL7Parser = L7Parser<any, any>

@@ -1,0 +1,13 @@
+/**
+ * @module l7/registry
+ * The L7 parsers the probe knows, one line per protocol (Suricata's availableDecoders). Adding a protocol
+ * is one file in src/l7 plus one line here; the field group that exports it lives in src/flow/fields.
+ */
+import { dnsParser } from './dns.js'
+import { httpParser } from './http.js'
+import type { AnyL7Parser } from './parser.js'
+
+export const L7_PARSERS: Readonly<Record<string, AnyL7Parser>> = {
+  dns: dnsParser,
+  http: httpParser,
+}
