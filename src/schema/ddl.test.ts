@@ -1,0 +1,61 @@
+// The column table and the DDL generated from it: DuckDB runs it (twice), ClickHouse is checked as text.
+import { DuckDBInstance } from '@duckdb/node-api'
+import { describe, expect, it } from 'vitest'
+import { COLUMNS, COLUMN_BY_IE } from './columns.js'
+import { clickhouseCreateTable, duckdbAddColumns, duckdbCreateTable } from './ddl.js'
+import { cidrRange, ipKey } from './ip-key.js'
+
+describe('column table', () => {
+  it('has unique column names and elements', () => {
+    expect(new Set(COLUMNS.map((c) => c.name)).size).toBe(COLUMNS.length)
+    const ies = COLUMNS.flatMap((c) => c.ies)
+    expect(new Set(ies).size).toBe(ies.length)
+    expect(COLUMN_BY_IE.get('reverseOctetDeltaCount')?.name).toBe('rev_bytes')
+    expect(COLUMN_BY_IE.get('npnRoundTripTime')?.name).toBe('npn_round_trip_time')
+  })
+})
+
+describe('DDL', () => {
+  it('DuckDB runs the table and the column upgrade, twice', async () => {
+    const db = await DuckDBInstance.create(':memory:')
+    const c = await db.connect()
+    for (let i = 0; i < 2; i++) {
+      await c.run(duckdbCreateTable())
+      for (const s of duckdbAddColumns()) await c.run(s)
+    }
+    const r = await c.runAndReadAll('DESCRIBE flows')
+    expect(r.getRowObjectsJS().map((x) => x.column_name)).toEqual(COLUMNS.map((x) => x.name))
+    c.closeSync()
+  })
+
+  it('ClickHouse 18.16 gets only plain types, modern servers the newer forms', () => {
+    const plain = clickhouseCreateTable({ modern: false })
+    expect(plain).toMatch(/^CREATE TABLE IF NOT EXISTS flows \(/)
+    expect(plain).toContain('  src_ip_key FixedString(16)')
+    expect(plain).toContain('  time_start UInt64')
+    expect(plain).not.toMatch(/LowCardinality|DateTime64|IPv6|CODEC|TTL|Bool\b/)
+    expect(plain).toContain('ENGINE = MergeTree()')
+    const modern = clickhouseCreateTable({ modern: true, ttlDays: 30 })
+    expect(modern).toContain('  src_ip_key IPv6')
+    expect(modern).toContain('  time_start DateTime64(6)')
+    expect(modern).toContain('  exporter LowCardinality(String)')
+    expect(modern).toContain('TTL toDateTime(time_received) + INTERVAL 30 DAY')
+  })
+})
+
+describe('ip keys', () => {
+  it('maps IPv4 into IPv4-mapped IPv6 and parses IPv6 forms', () => {
+    expect(ipKey('10.0.0.1')).toBe(0xffff0a000001n)
+    expect(ipKey('::ffff:10.0.0.1')).toBe(0xffff0a000001n)
+    expect(ipKey('2001:db8::1')).toBe(0x20010db8000000000000000000000001n)
+    expect(ipKey('::')).toBe(0n)
+    expect(ipKey('1.2.3')).toBeUndefined()
+    expect(ipKey('300.1.1.1')).toBeUndefined()
+  })
+  it('turns prefixes into ranges', () => {
+    expect(cidrRange('10.0.0.0/8')).toEqual({ lo: 0xffff0a000000n, hi: 0xffff0affffffn })
+    expect(cidrRange('10.1.2.3/8')).toEqual({ lo: 0xffff0a000000n, hi: 0xffff0affffffn })
+    expect(cidrRange('2001:db8::/32')?.lo).toBe(0x20010db8n << 96n)
+    expect(cidrRange('10.0.0.0/33')).toBeUndefined()
+  })
+})

@@ -1,0 +1,234 @@
+/**
+ * The embedded flow store: DuckDB (`@duckdb/node-api`) in one file, `./data/flowtel.duckdb` by default.
+ *
+ * - Migrations are named steps recorded in `flowtel_migrations`, each run once; after them every column of
+ *   the column table is added if missing (ADD COLUMN IF NOT EXISTS), so `migrate()` is idempotent and an
+ *   older file is upgraded in place.
+ * - Inserts go through DuckDB's appender (one per batch, flushed and closed before insert resolves).
+ * - Retention (retain): by age, rows whose time_received is older than maxAgeMs; by size, at most maxRows
+ *   rows, the oldest by time_received deleted first. Rows, not bytes: DuckDB does not give the file space of
+ *   deleted rows back until a later checkpoint, so a row cap is what can be enforced exactly (bytes per stored
+ *   flow is reported by the benchmark).
+ * - All statements on the connection run one after another.
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import {
+  BOOLEAN,
+  DuckDBInstance,
+  DuckDBTimestampValue,
+  UBIGINT,
+  UHUGEINT,
+  VARCHAR,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api'
+import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
+import { duckdbAddColumns, duckdbCreateTable } from '../schema/ddl.js'
+import { compileQuery, type FlowQuery, type ParamType } from '../query/sql.js'
+import type { RowValue } from './normalize.js'
+import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
+
+export const DEFAULT_DUCKDB_PATH = './data/flowtel.duckdb'
+
+/** Named, ordered migration steps; a step never changes once released (add a new one instead). */
+const MIGRATIONS: ReadonlyArray<{ name: string; sql: () => string[] }> = [
+  { name: '0001_flows', sql: () => [duckdbCreateTable()] },
+]
+
+const PARAM_TYPES: Record<ParamType, DuckDBType | undefined> = {
+  UBIGINT,
+  UHUGEINT,
+  VARCHAR,
+  BOOLEAN,
+  TIMESTAMP: undefined,
+}
+
+type Appender = (a: DuckDBAppender, v: RowValue) => void
+
+function appenderFor(c: Column): Appender {
+  const num =
+    (f: (a: DuckDBAppender, n: number) => void): Appender =>
+    (a, v) =>
+      typeof v === 'number' ? f(a, v) : typeof v === 'bigint' ? f(a, Number(v)) : a.appendNull()
+  switch (c.kind) {
+    case 'u8':
+      return num((a, n) => a.appendUTinyInt(n))
+    case 'u16':
+      return num((a, n) => a.appendUSmallInt(n))
+    case 'u32':
+      return num((a, n) => a.appendUInteger(n))
+    case 'u64':
+      return (a, v) =>
+        typeof v === 'bigint' || typeof v === 'number' ? a.appendUBigInt(BigInt(v)) : a.appendNull()
+    case 'ipkey':
+      return (a, v) => (typeof v === 'bigint' ? a.appendUHugeInt(v) : a.appendNull())
+    case 'bool':
+      return (a, v) => (typeof v === 'boolean' ? a.appendBoolean(v) : a.appendNull())
+    case 'time':
+      return (a, v) =>
+        typeof v === 'bigint' ? a.appendTimestamp(new DuckDBTimestampValue(v)) : a.appendNull()
+    case 'text':
+    case 'json':
+      return (a, v) => (typeof v === 'string' ? a.appendVarchar(v) : a.appendNull())
+  }
+}
+
+/** A value read back: timestamps as bigint µs, plain JS values otherwise. */
+function fromDuck(v: DuckDBValue): RowValue {
+  if (v === null || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string') return v
+  if (typeof v === 'boolean') return v
+  if (v instanceof DuckDBTimestampValue) return v.micros
+  return String(v)
+}
+
+export class DuckDbStore implements FlowStore {
+  private chain: Promise<unknown> = Promise.resolve()
+  private readonly appenders = COLUMNS.map(appenderFor)
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+    readonly path: string,
+  ) {}
+
+  /** Opens (creating) the file; `:memory:` for a store without one. Call migrate() before use. */
+  static async open(path: string = DEFAULT_DUCKDB_PATH): Promise<DuckDbStore> {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    const instance = await DuckDBInstance.create(path)
+    const conn = await instance.connect()
+    return new DuckDbStore(instance, conn, path)
+  }
+
+  /** Runs `f` after every earlier operation (one connection, one statement at a time). */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(f)
+    this.chain = p.catch(() => {})
+    return p
+  }
+
+  migrate(): Promise<void> {
+    return this.serial(async () => {
+      await this.conn.run(
+        'CREATE TABLE IF NOT EXISTS flowtel_migrations (name VARCHAR PRIMARY KEY, applied TIMESTAMP DEFAULT current_timestamp)',
+      )
+      const done = new Set(
+        (await this.conn.runAndReadAll('SELECT name FROM flowtel_migrations'))
+          .getRowObjectsJS()
+          .map((r) => r.name as string),
+      )
+      for (const m of MIGRATIONS) {
+        if (done.has(m.name)) continue
+        await this.conn.run('BEGIN TRANSACTION')
+        try {
+          for (const s of m.sql()) await this.conn.run(s)
+          await this.conn.run('INSERT INTO flowtel_migrations (name) VALUES ($1)', [m.name])
+          await this.conn.run('COMMIT')
+        } catch (e) {
+          await this.conn.run('ROLLBACK')
+          throw e
+        }
+      }
+      for (const s of duckdbAddColumns()) await this.conn.run(s)
+    })
+  }
+
+  /** Names of the applied migration steps, in order. */
+  migrations(): Promise<string[]> {
+    return this.serial(async () =>
+      (await this.conn.runAndReadAll('SELECT name FROM flowtel_migrations ORDER BY name'))
+        .getRowObjectsJS()
+        .map((r) => r.name as string),
+    )
+  }
+
+  insert(batch: ColumnBatch): Promise<void> {
+    return this.serial(async () => {
+      if (batch.length === 0) return
+      const a = await this.conn.createAppender(FLOWS_TABLE)
+      try {
+        const cols = COLUMNS.map((c) => batch.columns[c.name])
+        for (let i = 0; i < batch.length; i++) {
+          for (let j = 0; j < COLUMNS.length; j++) this.appenders[j]!(a, cols[j]?.[i] ?? null)
+          a.endRow()
+        }
+        a.flushSync()
+      } finally {
+        a.closeSync()
+      }
+    })
+  }
+
+  query(q: FlowQuery): Promise<QueryResult> {
+    const { sql, params } = compileQuery(q)
+    return this.sql(
+      sql,
+      params.map((p) => p.value),
+      params.map((p) => PARAM_TYPES[p.type]),
+    )
+  }
+
+  /** Runs one statement with bound values; rows come back with timestamps as µs. */
+  sql(text: string, values: DuckDBValue[] = [], types?: (DuckDBType | undefined)[]): Promise<QueryResult> {
+    return this.serial(async () => {
+      const r = await this.conn.runAndReadAll(text, values, types as DuckDBType[] | undefined)
+      const columns = r.columnNames()
+      const rows = r.getRowObjects().map((o) => {
+        const row: Record<string, RowValue> = {}
+        for (const c of columns) row[c] = fromDuck(o[c] ?? null)
+        return row
+      })
+      return { columns, rows }
+    })
+  }
+
+  retain(policy: RetentionPolicy, nowMs = Date.now()): Promise<number> {
+    return this.serial(async () => {
+      let deleted = 0
+      if ((policy.maxAgeMs ?? 0) > 0) {
+        const cutoff = BigInt(Math.floor(nowMs - (policy.maxAgeMs ?? 0))) * 1000n
+        const r = await this.conn.run(
+          `DELETE FROM ${FLOWS_TABLE} WHERE time_received < make_timestamp($1::BIGINT)`,
+          [cutoff],
+        )
+        deleted += r.rowsChanged
+      }
+      const max = Math.floor(policy.maxRows ?? 0)
+      if (max > 0) {
+        const r = await this.conn.run(
+          `DELETE FROM ${FLOWS_TABLE} WHERE rowid IN (SELECT rowid FROM ${FLOWS_TABLE} ` +
+            `ORDER BY time_received DESC, rowid DESC OFFSET ${max})`,
+        )
+        deleted += r.rowsChanged
+      }
+      return deleted
+    })
+  }
+
+  count(): Promise<number> {
+    return this.serial(async () => {
+      const r = await this.conn.runAndReadAll(`SELECT count(*) AS n FROM ${FLOWS_TABLE}`)
+      return Number(r.getRowObjectsJS()[0]?.n ?? 0)
+    })
+  }
+
+  close(): Promise<void> {
+    return this.serial(async () => {
+      // A checkpoint writes the WAL into the file, so the file alone holds everything.
+      await this.conn.run('CHECKPOINT')
+      this.conn.closeSync()
+      this.instance.closeSync()
+    })
+  }
+}
+
+/** `duckdb:PATH` (or `duckdb:` / `duckdb` for the default path) → the path; throws for other stores. */
+export function parseStoreUrl(url: string): { kind: 'duckdb'; path: string } {
+  const m = /^duckdb(?::(.*))?$/.exec(url.trim())
+  if (m === null)
+    throw new Error(`unsupported store "${url}": expected duckdb:PATH (clickhouse: comes later)`)
+  const path = m[1] ?? ''
+  return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path }
+}

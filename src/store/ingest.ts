@@ -1,0 +1,32 @@
+/**
+ * Glue between the collector and a store: opens a store from its URL (migrated, behind a BatchWriter) and
+ * turns the collector's decode output into rows. Options data records are not flow rows and are skipped.
+ */
+import type { DecodeOutput } from '../collector/decode-message.js'
+import { COLUMNS } from '../schema/columns.js'
+import { DuckDbStore, parseStoreUrl } from './duckdb.js'
+import { normalize } from './normalize.js'
+import { BatchWriter, type BatchWriterOptions } from './store.js'
+
+export async function openStoreWriter(url: string, opts: BatchWriterOptions = {}): Promise<BatchWriter> {
+  const { path } = parseStoreUrl(url)
+  const store = await DuckDbStore.open(path)
+  await store.migrate()
+  return new BatchWriter(
+    store,
+    COLUMNS.map((c) => c.name),
+    opts,
+  )
+}
+
+/** A collector sink that appends every flow record to the writer; returns how many it took. */
+export function storeRecords(writer: BatchWriter, o: DecodeOutput, nowMs = Date.now()): number {
+  const received = BigInt(nowMs) * 1000n
+  let n = 0
+  for (const r of o.records) {
+    if (r.isOptions) continue
+    writer.add(normalize(r, received))
+    n++
+  }
+  return n
+}

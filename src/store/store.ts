@@ -1,0 +1,140 @@
+/**
+ * The flow store interface every backend implements (DuckDB embedded now, ClickHouse later), and the batch
+ * writer in front of it: rows are built by column, appended in batches flushed on a size or a time trigger,
+ * and on close, so nothing the collector accepted is lost at shutdown.
+ */
+import type { FlowRow, RowValue } from './normalize.js'
+import type { FlowQuery } from '../query/sql.js'
+
+/** Rows held by column: `columns[name][i]` is row i's value. */
+export interface ColumnBatch {
+  length: number
+  readonly columns: Record<string, RowValue[]>
+}
+
+export interface RetentionPolicy {
+  /** Rows whose time_received is older than this many ms are deleted (0 or absent: keep). */
+  maxAgeMs?: number
+  /** At most this many rows are kept; the oldest by time_received go first (0 or absent: no limit). */
+  maxRows?: number
+}
+
+export interface QueryResult {
+  readonly columns: string[]
+  readonly rows: Record<string, RowValue>[]
+}
+
+export interface FlowStore {
+  /** Creates or upgrades the schema; safe to run any number of times. */
+  migrate(): Promise<void>
+  /** Appends a batch; resolves once the rows are stored. */
+  insert(batch: ColumnBatch): Promise<void>
+  query(q: FlowQuery): Promise<QueryResult>
+  /** Applies a retention policy now; resolves to the number of rows deleted. */
+  retain(policy: RetentionPolicy): Promise<number>
+  count(): Promise<number>
+  close(): Promise<void>
+}
+
+export function emptyBatch(): ColumnBatch {
+  return { length: 0, columns: {} }
+}
+
+/** Appends one row to a batch (columns absent from the row get null). */
+export function pushRow(batch: ColumnBatch, row: FlowRow, names: readonly string[]): void {
+  for (const n of names)
+    (batch.columns[n] ??= new Array<RowValue>(batch.length).fill(null)).push(row[n] ?? null)
+  batch.length++
+}
+
+export interface BatchWriterOptions {
+  /** Flush when this many rows wait. Default 10 000. */
+  maxRows?: number
+  /** Flush rows older than this (ms). Default 1000. */
+  maxDelayMs?: number
+  /** Called when a flush fails (the rows are kept and retried with the next flush). */
+  onError?: (e: unknown) => void
+}
+
+/**
+ * Buffers rows for a store. `add` is synchronous; flushes run one at a time in order. `close` flushes the
+ * rest, waits for it and closes the store.
+ */
+export class BatchWriter {
+  private batch: ColumnBatch = emptyBatch()
+  private timer: NodeJS.Timeout | undefined
+  private chain: Promise<void> = Promise.resolve()
+  private readonly maxRows: number
+  private readonly maxDelayMs: number
+  readonly stats = { rows: 0, flushes: 0, errors: 0 }
+
+  constructor(
+    readonly store: FlowStore,
+    private readonly names: readonly string[],
+    private readonly opts: BatchWriterOptions = {},
+  ) {
+    this.maxRows = opts.maxRows ?? 10_000
+    this.maxDelayMs = opts.maxDelayMs ?? 1000
+  }
+
+  /** Rows accepted but not yet stored. */
+  get pending(): number {
+    return this.batch.length
+  }
+
+  add(row: FlowRow): void {
+    pushRow(this.batch, row, this.names)
+    if (this.batch.length >= this.maxRows) this.kick()
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.kick(), this.maxDelayMs)
+      this.timer.unref()
+    }
+  }
+
+  /** A flush in the background: a failure is reported through onError and retried with the next flush. */
+  private kick(): void {
+    this.flush().catch(() => {})
+  }
+
+  /** Writes what is buffered; resolves when it (and every earlier flush) is stored. */
+  flush(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    const batch = this.batch
+    if (batch.length > 0) {
+      this.batch = emptyBatch()
+      this.chain = this.chain.then(async () => {
+        try {
+          await this.store.insert(batch)
+          this.stats.rows += batch.length
+          this.stats.flushes++
+        } catch (e) {
+          this.stats.errors++
+          this.opts.onError?.(e)
+          // Keep the rows: put them in front of what arrived since, for the next flush.
+          const rest = this.batch
+          this.batch = emptyBatch()
+          for (let i = 0; i < batch.length; i++) pushRow(this.batch, rowAt(batch, i), this.names)
+          for (let i = 0; i < rest.length; i++) pushRow(this.batch, rowAt(rest, i), this.names)
+          throw e
+        }
+      })
+      const done = this.chain
+      this.chain = done.catch(() => {})
+      return done
+    }
+    return this.chain
+  }
+
+  /** Flushes everything and closes the store. */
+  async close(): Promise<void> {
+    await this.flush()
+    await this.store.close()
+  }
+}
+
+function rowAt(b: ColumnBatch, i: number): FlowRow {
+  const row: FlowRow = {}
+  for (const [n, vs] of Object.entries(b.columns)) row[n] = vs[i] ?? null
+  return row
+}
