@@ -118,7 +118,7 @@ class Compiler {
         return `${col.name} GLOB ${this.bind(e.pattern, 'VARCHAR')}`
       }
       case 'flags':
-        return `(coalesce(tcp_flags, 0) | coalesce(rev_tcp_flags, 0)) & ${e.mask} = ${e.mask}`
+        return `((coalesce(tcp_flags, 0) | coalesce(rev_tcp_flags, 0)) & ${e.mask}) = ${e.mask}`
     }
   }
 
