@@ -1,0 +1,174 @@
+// DNS parser (RFC 1035): header, question and answer rendering per type, compression pointers (loops and
+// out-of-range pointers counted), query/response pairing, TCP framing split at every byte, content probing,
+// and fast-check fuzzing (malformed input only produces counted anomalies).
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { Driver, ascii, dnsMessage, dnsName, feedSplit, tcpFrame } from '../../test/helpers/l7.js'
+import { dnsParser, parseMessage, type DnsTx } from './dns.js'
+import { L7Dir } from './parser.js'
+
+const PTR_Q = [0xc0, 12] // pointer to the question name at offset 12
+
+const query = dnsMessage({ id: 0x1234, flags: 0x0100, questions: [{ name: 'www.example.com', type: 1 }] })
+const response = dnsMessage({
+  id: 0x1234,
+  flags: 0x8180,
+  questions: [{ name: 'www.example.com', type: 1 }],
+  answers: [
+    { name: PTR_Q, type: 5, ttl: 60, data: dnsName('web.example.net') },
+    { name: dnsName('web.example.net'), type: 1, ttl: 30, data: [192, 0, 2, 7] },
+    { name: PTR_Q, type: 28, data: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1] },
+  ],
+  authority: [{ name: PTR_Q, type: 2, data: dnsName('ns1.example.com') }],
+})
+
+describe('dns parser', () => {
+  it('parses header, question and answers of each type as Zeek renders them', () => {
+    const an: string[] = []
+    const rr = (type: number, data: number[]): string =>
+      parseMessage(
+        dnsMessage({
+          id: 1,
+          flags: 0x8180,
+          questions: [{ name: 'a.test', type }],
+          answers: [{ name: PTR_Q, type, data }],
+        }),
+        (n) => an.push(n),
+      )!.answers[0]!.data
+    expect(rr(1, [10, 1, 2, 3])).toBe('10.1.2.3')
+    expect(rr(28, [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x02, 0, 0xde, 0xff, 0xfe, 0xad, 0xbe, 0xef])).toBe(
+      'fe80::200:deff:fead:beef',
+    )
+    expect(rr(5, dnsName('b.test'))).toBe('b.test')
+    expect(rr(2, dnsName('ns.test'))).toBe('ns.test')
+    expect(rr(12, dnsName('host.test'))).toBe('host.test')
+    expect(rr(15, [0, 10, ...dnsName('mx.test')])).toBe('mx.test')
+    expect(rr(33, [0, 1, 0, 2, 0x13, 0xc4, ...dnsName('sip.test')])).toBe('sip.test')
+    expect(rr(6, [...dnsName('ns.test'), ...dnsName('admin.test'), ...new Array<number>(20).fill(0)])).toBe(
+      'ns.test',
+    )
+    expect(rr(16, [3, 0x61, 0x62, 0x63, 1, 0x64])).toBe('TXT 3 abc TXT 1 d')
+    expect(rr(1, [1, 2, 3])).toBe('') // bad A length: not rendered
+    expect(an).toEqual([])
+  })
+
+  it('pairs a query and its response into one transaction with counts, rcode and timing', () => {
+    const d = new Driver<DnsTx>(dnsParser, 'udp')
+    d.ctx.tsUs = 1000
+    d.feed(L7Dir.ToServer, query)
+    expect(d.ctx.txs).toHaveLength(0)
+    d.ctx.tsUs = 1500
+    d.feed(L7Dir.ToClient, response)
+    const [tx] = d.finish()
+    expect(tx).toMatchObject({
+      id: 0x1234,
+      flags: 0x8180,
+      rcode: 0,
+      qname: 'www.example.com',
+      qtype: 1,
+      qclass: 1,
+      qdcount: 1,
+      ancount: 3,
+      nscount: 1,
+      arcount: 0,
+      queryUs: 1000,
+      responseUs: 1500,
+      queryToServer: true,
+    })
+    expect(tx!.answers.map((a) => a.data)).toEqual(['web.example.net', '192.0.2.7', '2001:db8::1'])
+    expect(tx!.answers.map((a) => a.ttl)).toEqual([60, 30, 300])
+  })
+
+  it('keeps every transaction on one socket and emits unanswered queries at the end', () => {
+    const d = new Driver<DnsTx>(dnsParser, 'udp')
+    for (let id = 1; id <= 5; id++)
+      d.feed(L7Dir.ToServer, dnsMessage({ id, flags: 0x0100, questions: [{ name: `q${id}.test`, type: 1 }] }))
+    d.feed(L7Dir.ToClient, dnsMessage({ id: 3, flags: 0x8183, questions: [{ name: 'q3.test', type: 1 }] }))
+    const txs = d.finish()
+    expect(txs.map((t) => t.qname)).toEqual(['q3.test', 'q1.test', 'q2.test', 'q4.test', 'q5.test'])
+    expect(txs[0]!.rcode).toBe(3)
+    expect(txs[1]!.rcode).toBe(-1)
+  })
+
+  it('counts compression loops and out-of-range pointers instead of following them', () => {
+    const an: string[] = []
+    // The question name points at itself.
+    const loop = Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1])
+    expect(parseMessage(loop, (n) => an.push(n))?.qname).toBe('')
+    // Two names pointing at each other.
+    const pingPong = Uint8Array.from([
+      0, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0xc0, 18, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1,
+    ])
+    parseMessage(pingPong, (n) => an.push(n))
+    const out = Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc3, 0xff, 0, 1, 0, 1])
+    parseMessage(out, (n) => an.push(n))
+    expect(an).toEqual([
+      'dns_pointer_loop',
+      'dns_pointer_loop',
+      'dns_pointer_loop',
+      'dns_pointer_out_of_range',
+    ])
+  })
+
+  it('counts truncated messages', () => {
+    const an: string[] = []
+    const m = parseMessage(response.subarray(0, 70), (n) => an.push(n))
+    expect(m?.qname).toBe('www.example.com')
+    expect(m?.answers.map((a) => a.data)).toEqual(['web.example.net'])
+    expect(parseMessage(response.subarray(0, 11), (n) => an.push(n))).toBeUndefined()
+    expect(an).toEqual(['dns_truncated_message', 'dns_truncated_message'])
+  })
+
+  it('gives the same transactions for TCP messages cut at every byte boundary', () => {
+    const msgs = [
+      [L7Dir.ToServer, tcpFrame(query)],
+      [L7Dir.ToClient, tcpFrame(response)],
+    ] as const
+    const whole = feedSplit<DnsTx>(dnsParser, msgs, Infinity)
+    expect(whole.txs).toHaveLength(1)
+    for (let cut = 0; cut <= tcpFrame(response).byteLength; cut++) {
+      const r = feedSplit<DnsTx>(dnsParser, msgs, cut)
+      expect(r).toEqual(whole)
+    }
+    // Two messages in one segment, then byte by byte.
+    const d = new Driver<DnsTx>(dnsParser)
+    const both = new Uint8Array([...tcpFrame(query), ...tcpFrame(query)])
+    for (const b of both) d.feed(L7Dir.ToServer, Uint8Array.of(b))
+    expect(d.finish()).toHaveLength(2)
+  })
+
+  it('probes by content: DNS on any port, not random bytes or HTTP on port 53', () => {
+    expect(dnsParser.probe(query, L7Dir.ToServer, 'udp')).toBe(true)
+    expect(dnsParser.probe(response, L7Dir.ToClient, 'udp')).toBe(true)
+    expect(dnsParser.probe(tcpFrame(query), L7Dir.ToServer, 'tcp')).toBe(true)
+    expect(dnsParser.probe(ascii('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), L7Dir.ToServer, 'udp')).toBe(false)
+    expect(dnsParser.probe(ascii('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(dnsParser.probe(new Uint8Array(40), L7Dir.ToServer, 'udp')).toBe(false)
+  })
+
+  it('fuzz: arbitrary and mutated input only produces counted anomalies', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 600 }),
+          fc
+            .tuple(fc.nat(response.byteLength - 1), fc.uint8Array({ minLength: 1, maxLength: 8 }))
+            .map(([at, bytes]) => {
+              const m = response.slice()
+              m.set(bytes.subarray(0, m.byteLength - at), at)
+              return m
+            }),
+        ),
+        fc.boolean(),
+        (bytes, tcp) => {
+          const d = new Driver<DnsTx>(dnsParser, tcp ? 'tcp' : 'udp')
+          d.feed(L7Dir.ToServer, bytes)
+          d.feed(L7Dir.ToClient, bytes)
+          d.finish()
+          for (const a of d.ctx.anomalies) expect(a).toMatch(/^dns_[a-z_]+$/)
+        },
+      ),
+      { seed: 42, numRuns: 2000 },
+    )
+  })
+})

@@ -1,0 +1,173 @@
+// HTTP/1.x parser (RFC 9112): request/response fields, bodies skipped by Content-Length and chunked
+// coding, pipelining and keep-alive (every transaction kept), HEAD/1xx/204, WebSocket and HTTP/2
+// recognition, resync after a gap, messages cut at every byte boundary, probing, and fast-check fuzzing.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
+import { httpParser, type HttpState, type HttpTx } from './http.js'
+import { L7Dir } from './parser.js'
+
+const REQ = ascii(
+  'POST /api/v1/items?x=1 HTTP/1.1\r\nHost: shop.example:8080\r\nUser-Agent: curl/8.0\r\n' +
+    'Referer: http://a.example/\r\nX-Forwarded-For: 198.51.100.7\r\nContent-Type: application/json\r\n' +
+    'Content-Length: 11\r\n\r\n{"a":"b  "}',
+)
+const RESP_CHUNKED = ascii(
+  'HTTP/1.1 201 Created\r\nServer: nginx\r\nLocation: /api/v1/items/9\r\nContent-Type: text/plain\r\n' +
+    'Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n',
+)
+const GET = ascii('GET /next HTTP/1.1\r\nHost: shop.example\r\n\r\n')
+const RESP_LEN = ascii('HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nContent-Type: text/html\r\n\r\nnope!')
+
+const run = (msgs: ReadonlyArray<readonly [L7Dir, Uint8Array]>): HttpTx[] => {
+  const d = new Driver<HttpTx>(httpParser)
+  for (const [dir, m] of msgs) d.feed(dir, m)
+  expect(d.ctx.anomalies).toEqual([])
+  return d.finish()
+}
+
+describe('http parser', () => {
+  it('extracts request and response fields and skips bodies', () => {
+    const txs = run([
+      [L7Dir.ToServer, REQ],
+      [L7Dir.ToClient, RESP_CHUNKED],
+      [L7Dir.ToServer, GET],
+      [L7Dir.ToClient, RESP_LEN],
+    ])
+    expect(txs).toHaveLength(2)
+    expect(txs[0]).toMatchObject({
+      method: 'POST',
+      target: '/api/v1/items?x=1',
+      version: 'HTTP/1.1',
+      host: 'shop.example:8080',
+      userAgent: 'curl/8.0',
+      referer: 'http://a.example/',
+      xForwardedFor: '198.51.100.7',
+      status: 201,
+      reason: 'Created',
+      server: 'nginx',
+      location: '/api/v1/items/9',
+      contentType: 'text/plain',
+    })
+    expect(txs[1]).toMatchObject({
+      method: 'GET',
+      target: '/next',
+      status: 404,
+      reason: 'Not Found',
+      contentLength: 5,
+    })
+  })
+
+  it('matches pipelined requests to responses in order, HEAD and 1xx included', () => {
+    const head = ascii('HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n')
+    const headResp = ascii('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n') // no body after HEAD
+    const cont = ascii('HTTP/1.1 100 Continue\r\n\r\n')
+    const txs = run([
+      [L7Dir.ToServer, new Uint8Array([...head, ...GET, ...REQ])],
+      [L7Dir.ToClient, new Uint8Array([...headResp, ...RESP_LEN, ...cont, ...RESP_CHUNKED])],
+    ])
+    expect(txs.map((t) => [t.method, t.status])).toEqual([
+      ['HEAD', 200],
+      ['GET', 404],
+      ['POST', 201],
+    ])
+  })
+
+  it('emits requests without a response at the end', () => {
+    expect(run([[L7Dir.ToServer, GET]]).map((t) => t.status)).toEqual([-1])
+  })
+
+  it('recognises WebSocket upgrades and the HTTP/2 preface, then needs no more bytes', () => {
+    const d = new Driver<HttpTx>(httpParser)
+    d.feed(
+      L7Dir.ToServer,
+      ascii('GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+    )
+    d.feed(
+      L7Dir.ToClient,
+      ascii('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello'),
+    )
+    expect(httpParser.wantsMore(d.state as HttpState)).toBe(false)
+    expect(d.finish()[0]).toMatchObject({ status: 101, upgrade: 'websocket' })
+    const h2 = new Driver<HttpTx>(httpParser)
+    h2.feed(L7Dir.ToServer, ascii('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0'))
+    expect(httpParser.wantsMore(h2.state as HttpState)).toBe(false)
+    expect(h2.finish()[0]).toMatchObject({ version: 'HTTP/2', upgrade: 'h2' })
+  })
+
+  it('absorbs a gap inside a body and resyncs after a gap in a head', () => {
+    const d = new Driver<HttpTx>(httpParser)
+    d.feed(L7Dir.ToServer, GET)
+    d.feed(L7Dir.ToClient, ascii('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789'))
+    httpParser.gap!(d.state as HttpState, L7Dir.ToClient, 50, d.ctx)
+    d.feed(L7Dir.ToClient, new Uint8Array(40))
+    d.feed(L7Dir.ToServer, GET)
+    d.feed(L7Dir.ToClient, RESP_LEN)
+    expect(d.ctx.anomalies).toEqual([])
+    httpParser.gap!(d.state as HttpState, L7Dir.ToServer, 10, d.ctx)
+    d.feed(L7Dir.ToServer, ascii('garbage after the gap\r\n'))
+    d.feed(L7Dir.ToServer, GET)
+    d.feed(L7Dir.ToClient, RESP_LEN)
+    expect(d.finish().map((t) => t.status)).toEqual([200, 404, 404])
+    expect(d.ctx.anomalies).toEqual(['http_gap_resync'])
+  })
+
+  it('gives the same transactions for messages cut at every byte boundary', () => {
+    const msgs = [
+      [L7Dir.ToServer, REQ],
+      [L7Dir.ToClient, RESP_CHUNKED],
+      [L7Dir.ToServer, GET],
+      [L7Dir.ToClient, RESP_LEN],
+    ] as const
+    const whole = feedSplit<HttpTx>(httpParser, msgs, Infinity)
+    expect(whole.txs).toHaveLength(2)
+    for (let cut = 0; cut <= RESP_CHUNKED.byteLength; cut++)
+      expect(feedSplit(httpParser, msgs, cut)).toEqual(whole)
+    const d = new Driver<HttpTx>(httpParser)
+    for (const [dir, m] of msgs) for (const b of m) d.feed(dir, Uint8Array.of(b))
+    expect(d.finish()).toEqual(whole.txs)
+  })
+
+  it('probes by content, not port', () => {
+    expect(httpParser.probe(GET, L7Dir.ToServer, 'tcp')).toBe(true)
+    expect(httpParser.probe(RESP_LEN, L7Dir.ToClient, 'tcp')).toBe(true)
+    expect(httpParser.probe(ascii('SSH-2.0-OpenSSH_9.0\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(httpParser.probe(ascii('\x16\x03\x01\x02\x00\x01'), L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(httpParser.probe(ascii('GETTING / HTTP/1.1'), L7Dir.ToServer, 'tcp')).toBe(false)
+  })
+
+  it('fuzz: arbitrary and mutated input only produces counted anomalies', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(L7Dir.ToServer, L7Dir.ToClient),
+            fc.oneof(
+              fc.uint8Array({ maxLength: 300 }),
+              fc.constantFrom(REQ, RESP_CHUNKED, GET, RESP_LEN),
+              fc
+                .tuple(
+                  fc.constantFrom(REQ, RESP_CHUNKED),
+                  fc.nat(200),
+                  fc.uint8Array({ minLength: 1, maxLength: 6 }),
+                )
+                .map(([m, at, b]) => {
+                  const c = m.slice()
+                  c.set(b.subarray(0, Math.max(0, c.byteLength - (at % c.byteLength))), at % c.byteLength)
+                  return c
+                }),
+            ),
+          ),
+          { maxLength: 8 },
+        ),
+        (msgs) => {
+          const d = new Driver<HttpTx>(httpParser)
+          for (const [dir, m] of msgs) d.feed(dir, m)
+          d.finish()
+          for (const a of d.ctx.anomalies) expect(a).toMatch(/^http_[a-z_]+$/)
+        },
+      ),
+      { seed: 7, numRuns: 1500 },
+    )
+  })
+})
