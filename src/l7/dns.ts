@@ -209,27 +209,30 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
   }
 }
 
-/** Parses one complete DNS message; returns undefined (after counting) when it is malformed. */
+/** Parses one DNS message; a truncated one gives what precedes the cut (counted), under 12 octets nothing. */
 export function parseMessage(
   msg: Uint8Array,
   anomaly: (name: string) => void,
   mdns = false,
 ): DnsMessage | undefined {
   const c: Cursor = { msg, pos: 12, anomaly }
+  if (msg.byteLength < 12) {
+    anomaly('dns_truncated_message')
+    return undefined
+  }
+  const out: DnsMessage = {
+    id: u16(msg, 0),
+    flags: u16(msg, 2),
+    qdcount: u16(msg, 4),
+    ancount: u16(msg, 6),
+    nscount: u16(msg, 8),
+    arcount: u16(msg, 10),
+    qname: '',
+    qtype: -1,
+    qclass: -1,
+    answers: [],
+  }
   try {
-    if (msg.byteLength < 12) throw TRUNCATED
-    const out: DnsMessage = {
-      id: u16(msg, 0),
-      flags: u16(msg, 2),
-      qdcount: u16(msg, 4),
-      ancount: u16(msg, 6),
-      nscount: u16(msg, 8),
-      arcount: u16(msg, 10),
-      qname: '',
-      qtype: -1,
-      qclass: -1,
-      answers: [],
-    }
     for (let i = 0; i < out.qdcount; i++) {
       const name = readName(c)
       const type = u16(msg, c.pos)
@@ -263,8 +266,9 @@ export function parseMessage(
     return out
   } catch (e) {
     if (!(e instanceof Truncated)) throw e
+    // What was parsed before the cut (header, question, first answers) is kept.
     anomaly('dns_truncated_message')
-    return undefined
+    return out
   }
 }
 
