@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { probeCommand } from './commands/probe.js'
 import { demoCommand } from './commands/demo.js'
 import { collectCommand } from './commands/collect.js'
+import { queryCommand } from './commands/query.js'
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('flowtel')
@@ -12,5 +13,6 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(probeCommand())
   program.addCommand(demoCommand())
   program.addCommand(collectCommand())
+  program.addCommand(queryCommand())
   await program.parseAsync(argv)
 }

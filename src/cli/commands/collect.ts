@@ -3,6 +3,8 @@
  * decodes capture files (UDP/TCP payloads on any port) and raw export files (RFC 5655 IPFIX files) as one
  * stream, in order, and prints one JSON line per data record with the probe's element names (recordToJson).
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
+ * With --store duckdb:PATH the flow records are stored too (batched; flushed at the end, on SIGINT/SIGTERM and
+ * by the batch triggers), and retention by age and row count runs at start and every minute while listening.
  */
 import { Command } from 'commander'
 import { createWriteStream } from 'node:fs'
@@ -17,12 +19,19 @@ import {
 import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
 import { basicListToJson } from '../../collector/structured.js'
+import { openStoreWriter, storeRecords } from '../../store/ingest.js'
+import type { BatchWriter, RetentionPolicy } from '../../store/store.js'
 import { collect, intOption } from '../options.js'
 
 interface CollectFlags {
   read?: string[]
   listen?: string[]
-  json: string
+  json?: string
+  store?: string | true
+  batchRows: number
+  batchDelay: number
+  retentionAge?: number
+  retentionRows?: number
   events: boolean
   meta: boolean
   templates?: string
@@ -70,7 +79,33 @@ export function collectCommand(): Command {
       'listen on udp://HOST:PORT or tcp://HOST:PORT ([::] is IPv6 and IPv4; repeatable)',
       collect,
     )
-    .option('--json <file|->', 'write one JSON line per data record to a file or stdout', '-')
+    .option(
+      '--json <file|->',
+      'write one JSON line per data record to a file or stdout (default: - without --store)',
+    )
+    .option('--store [url]', 'store flow records: duckdb:PATH (default duckdb:./data/flowtel.duckdb)')
+    .option(
+      '--batch-rows <n>',
+      'store: flush after this many rows',
+      intOption('--batch-rows', 1, 1_000_000),
+      10_000,
+    )
+    .option(
+      '--batch-delay <ms>',
+      'store: flush rows older than this',
+      intOption('--batch-delay', 1, 600_000),
+      1000,
+    )
+    .option(
+      '--retention-age <s>',
+      'store: delete rows received more than this many seconds ago',
+      intOption('--retention-age', 1, 2 ** 31),
+    )
+    .option(
+      '--retention-rows <n>',
+      'store: keep at most this many rows (oldest deleted first)',
+      intOption('--retention-rows', 1, 2 ** 53),
+    )
     .option('--events', 'also write template events and options data records into the JSON stream', false)
     .option('--meta', 'add @version, @exporter, @domain, @template and @exportTime to each line', false)
     .option('--templates <file>', 'load templates from this JSON file first, and save them there at the end')
@@ -89,12 +124,37 @@ export function collectCommand(): Command {
         throw new Error('flowtel collect: give --read FILE or --listen udp://HOST:PORT')
       const col = new FlowCollector({ templates: { lifetimeMs: flags.templateLifetime * 1000 } })
       if (flags.templates !== undefined) col.templates.loadFile(flags.templates)
-      const out: Writable = flags.json === '-' ? process.stdout : createWriteStream(flags.json)
+      const jsonPath = flags.json ?? (flags.store === undefined ? '-' : undefined)
+      const out: Writable | undefined =
+        jsonPath === undefined ? undefined : jsonPath === '-' ? process.stdout : createWriteStream(jsonPath)
+      let writer: BatchWriter | undefined
+      let stored = 0
+      const retention: RetentionPolicy = {
+        ...(flags.retentionAge !== undefined ? { maxAgeMs: flags.retentionAge * 1000 } : {}),
+        ...(flags.retentionRows !== undefined ? { maxRows: flags.retentionRows } : {}),
+      }
+      const retain = async (): Promise<void> => {
+        if (writer === undefined || (retention.maxAgeMs === undefined && retention.maxRows === undefined))
+          return
+        await writer.flush()
+        const n = await writer.store.retain(retention)
+        if (n > 0) process.stderr.write(`flowtel collect: retention deleted ${n} rows\n`)
+      }
+      if (flags.store !== undefined) {
+        writer = await openStoreWriter(flags.store === true ? 'duckdb:' : flags.store, {
+          maxRows: flags.batchRows,
+          maxDelayMs: flags.batchDelay,
+          onError: (e) =>
+            process.stderr.write(`flowtel collect: store write failed (kept, retrying): ${String(e)}\n`),
+        })
+        await retain()
+      }
       let text = ''
       let side = ''
       let records = 0
       const flush = async (): Promise<void> => {
-        if (text !== '') {
+        if (text !== '' && out === undefined) text = ''
+        if (text !== '' && out !== undefined) {
           const t = text
           text = ''
           if (!out.write(t)) await new Promise((r) => out.once('drain', r))
@@ -105,6 +165,15 @@ export function collectCommand(): Command {
         }
       }
       const sink = (o: DecodeOutput): void => {
+        if (writer !== undefined) stored += storeRecords(writer, o)
+        if (out === undefined) {
+          for (const r of o.records) if (!r.isOptions) records++
+          for (const e of o.events) side += JSON.stringify(eventLine(e)) + '\n'
+          for (const r of o.records)
+            if (r.isOptions)
+              side += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
+          return
+        }
         for (const e of o.events) {
           const line = JSON.stringify(eventLine(e)) + '\n'
           if (flags.events) text += line
@@ -145,7 +214,10 @@ export function collectCommand(): Command {
         let ticks = 0
         const timer = setInterval(() => {
           col.expire()
-          if (flags.templates !== undefined && ++ticks % 6 === 0) {
+          // Once a minute: retention, and the templates file.
+          if (++ticks % 6 !== 0) return
+          retain().catch((e) => process.stderr.write(`flowtel collect: retention failed: ${String(e)}\n`))
+          if (flags.templates !== undefined) {
             try {
               col.templates.saveFile(flags.templates)
             } catch (e) {
@@ -163,11 +235,14 @@ export function collectCommand(): Command {
         await flush()
       }
       if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
-      if (out !== process.stdout) await new Promise<void>((r) => out.end(r))
+      // Everything accepted is stored before the process ends (SIGTERM included: the listeners stopped above).
+      if (writer !== undefined) await writer.close()
+      if (out !== undefined && out !== process.stdout) await new Promise<void>((r) => out.end(r))
       if (flags.summary) {
         const summary = {
           '@event': 'summary',
           records,
+          ...(writer !== undefined ? { stored, store: writer.stats } : {}),
           input: reader.stats,
           counters: col.allCounters(),
           pending: { sets: col.pending.size, bytes: col.pending.bytes },

@@ -1,0 +1,109 @@
+// `flowtel collect --read ... --store duckdb:PATH` then `flowtel query` on that file: top-N, filters, formats,
+// time arguments and a filter error with its position.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { bundledCaptures } from './demo.js'
+import { runProbe, DEFAULT_PROBE_OPTIONS } from '../../probe/probe.js'
+import { collectCommand } from './collect.js'
+import { parseTime, queryCommand } from './query.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'flowtel-query-'))
+const db = join(dir, 'flows.duckdb')
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+async function run(args: string[]): Promise<string> {
+  let out = ''
+  const w = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+    out += String(s)
+    return true
+  })
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+  try {
+    await queryCommand().parseAsync(args, { from: 'user' })
+  } finally {
+    w.mockRestore()
+    e.mockRestore()
+  }
+  return out
+}
+
+beforeAll(async () => {
+  const ipfix = join(dir, 'flows.ipfix')
+  await runProbe({
+    ...DEFAULT_PROBE_OPTIONS,
+    reads: [bundledCaptures()],
+    destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
+  })
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+  try {
+    await collectCommand().parseAsync(['--read', ipfix, '--store', `duckdb:${db}`, '--no-summary'], {
+      from: 'user',
+    })
+  } finally {
+    e.mockRestore()
+  }
+})
+
+describe('flowtel query', () => {
+  it('ranks the top talkers from the store', async () => {
+    const out = await run(['--store', `duckdb:${db}`, '--top', 'srcip,dstport', '--by', 'bytes', '-n', '3'])
+    const lines = out.trim().split('\n')
+    expect(lines[0]).toMatch(/^src_addr\s+dst_port\s+flows\s+packets\s+bytes$/)
+    expect(lines).toHaveLength(4)
+    const bytes = lines.slice(1).map((l) => Number(l.trim().split(/\s+/).at(-1)))
+    expect([...bytes].sort((a, b) => b - a)).toEqual(bytes)
+  })
+
+  it('filters and writes JSON lines and CSV', async () => {
+    const json = await run([
+      '--store',
+      `duckdb:${db}`,
+      '-f',
+      'proto udp and port 53',
+      '--format',
+      'json',
+      '-n',
+      '100',
+    ])
+    const rows = json
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(rows.length).toBeGreaterThan(0)
+    for (const r of rows) {
+      expect(r.proto).toBe(17)
+      expect([r.src_port, r.dst_port]).toContain(53)
+      expect(r.time_start).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/)
+    }
+    const csv = await run([
+      '--store',
+      `duckdb:${db}`,
+      '-f',
+      'proto udp and port 53',
+      '--format',
+      'csv',
+      '-n',
+      '100',
+    ])
+    expect(csv.split('\n')[0]).toBe(
+      'time_start,time_end,src_addr,src_port,dst_addr,dst_port,proto,packets,rev_packets,bytes,rev_bytes',
+    )
+    expect(csv.trim().split('\n')).toHaveLength(rows.length + 1)
+  })
+
+  it('reports a bad filter with its position', async () => {
+    await expect(run(['--store', `duckdb:${db}`, '-f', 'src ip 1.2.3.4; drop table flows'])).rejects.toThrow(
+      /unexpected character ";" at position 15/,
+    )
+  })
+
+  it('parses time arguments', () => {
+    expect(parseTime('2024-01-02', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2)) * 1000n)
+    expect(parseTime('2024/01/02.03:04:05', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4, 5)) * 1000n)
+    expect(parseTime('1700000000', 'x')).toBe(1_700_000_000_000_000n)
+    expect(parseTime('2h', 'x', 10_000_000)).toBe(BigInt(10_000_000 - 7_200_000) * 1000n)
+    expect(() => parseTime('yesterday', '--since')).toThrow(/--since: expected/)
+  })
+})

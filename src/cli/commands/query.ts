@@ -1,0 +1,145 @@
+/**
+ * `flowtel query`: reads flows back from a store. `--filter` takes the nfdump-like language of
+ * query/filter.ts; `--top FIELD[,FIELD] --by bytes|packets|flows` ranks groups (both directions counted);
+ * without --top the matching flows are listed. `--since/--until` take ISO 8601 times, seconds since 1970, or
+ * a duration ago (`90s`, `15m`, `2h`, `7d`). Output as an aligned table, JSON lines or CSV.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { valueToJson } from '../../ipfix/decoder.js'
+import { parseFilter } from '../../query/filter.js'
+import type { FlowQuery, TopMetric } from '../../query/sql.js'
+import { COLUMN_BY_NAME } from '../../schema/columns.js'
+import { DuckDbStore, parseStoreUrl } from '../../store/duckdb.js'
+import type { RowValue } from '../../store/normalize.js'
+import type { QueryResult } from '../../store/store.js'
+import { intOption } from '../options.js'
+
+interface QueryFlags {
+  store: string
+  filter?: string
+  top?: string
+  by: TopMetric
+  since?: bigint
+  until?: bigint
+  limit?: number
+  format: 'table' | 'json' | 'csv'
+}
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }
+
+/** A time argument → µs since 1970; throws InvalidArgumentError naming the option. */
+export function parseTime(value: string, name: string, nowMs = Date.now()): bigint {
+  const v = value.trim()
+  const ago = /^(\d+)([smhdw])$/.exec(v)
+  if (ago !== null)
+    return BigInt(Math.round(nowMs - Number(ago[1]) * (UNITS[ago[2] ?? 's'] ?? 1) * 1000)) * 1000n
+  if (/^\d{9,11}$/.test(v)) return BigInt(v) * 1_000_000n
+  // nfdump's 2024/01/31.10:00:00 and plain ISO dates; without a zone, UTC.
+  const iso = v.replace(
+    /^(\d{4})\/(\d{2})\/(\d{2})(?:\.(.*))?$/,
+    (_m, y: string, mo: string, d: string, t?: string) =>
+      t !== undefined ? `${y}-${mo}-${d}T${t}` : `${y}-${mo}-${d}`,
+  )
+  const zoned = /T.*(Z|[+-]\d{2}:?\d{2})$/.test(iso) || !iso.includes('T') ? iso : `${iso}Z`
+  const ms = Date.parse(zoned)
+  if (!Number.isFinite(ms))
+    throw new InvalidArgumentError(
+      `${name}: expected an ISO time, seconds since 1970 or a duration like 2h, got "${value}"`,
+    )
+  return BigInt(ms) * 1000n
+}
+
+/** One value as text for table and CSV output. */
+export function cellText(column: string, v: RowValue): string {
+  if (v === null) return ''
+  if (COLUMN_BY_NAME.get(column)?.kind === 'time' && typeof v === 'bigint')
+    return String(valueToJson('dateTimeMicroseconds', v * 1000n)).replace(/000Z$/, 'Z')
+  return String(v)
+}
+
+function jsonValue(column: string, v: RowValue): unknown {
+  if (typeof v === 'bigint') {
+    if (COLUMN_BY_NAME.get(column)?.kind === 'time') return cellText(column, v)
+    return valueToJson('unsigned64', v)
+  }
+  return v
+}
+
+const NUMERIC = new Set(['flows', 'packets', 'bytes'])
+
+export function formatResult(r: QueryResult, format: 'table' | 'json' | 'csv'): string {
+  if (format === 'json')
+    return (
+      r.rows
+        .map((row) =>
+          JSON.stringify(Object.fromEntries(r.columns.map((c) => [c, jsonValue(c, row[c] ?? null)]))),
+        )
+        .join('\n') + (r.rows.length > 0 ? '\n' : '')
+    )
+  const cells = r.rows.map((row) => r.columns.map((c) => cellText(c, row[c] ?? null)))
+  if (format === 'csv') {
+    const q = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s)
+    return [r.columns, ...cells].map((line) => line.map(q).join(',')).join('\n') + '\n'
+  }
+  const right = r.columns.map(
+    (c) => NUMERIC.has(c) || ['u8', 'u16', 'u32', 'u64'].includes(COLUMN_BY_NAME.get(c)?.kind ?? ''),
+  )
+  const widths = r.columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)))
+  const line = (row: string[]): string =>
+    row
+      .map((s, i) => (right[i] === true ? s.padStart(widths[i]!) : s.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
+  return [line(r.columns), ...cells.map(line)].join('\n') + '\n'
+}
+
+export function queryCommand(): Command {
+  return new Command('query')
+    .description('query stored flows: filter, top-N, time window')
+    .option('--store <url>', 'the store: duckdb:PATH', 'duckdb:')
+    .option(
+      '-f, --filter <expr>',
+      'nfdump-like filter, e.g. "src ip 10.0.0.1 and dst port 443 and proto tcp"',
+    )
+    .option('--top <fields>', 'rank groups of these fields (comma separated, e.g. srcip,dstport)')
+    .addOption(
+      new Option('--by <metric>', 'rank --top groups by')
+        .choices(['bytes', 'packets', 'flows'])
+        .default('bytes'),
+    )
+    .option(
+      '--since <time>',
+      'flows starting at or after (ISO time, epoch seconds, or 2h = two hours ago)',
+      (v) => parseTime(v, '--since'),
+    )
+    .option('--until <time>', 'flows starting before', (v) => parseTime(v, '--until'))
+    .option(
+      '-n, --limit <n>',
+      'rows at most (default 10 with --top, else 20)',
+      intOption('--limit', 1, 10_000_000),
+    )
+    .addOption(
+      new Option('--format <fmt>', 'output format').choices(['table', 'json', 'csv']).default('table'),
+    )
+    .action(async (flags: QueryFlags) => {
+      const { path } = parseStoreUrl(flags.store)
+      const q: FlowQuery = { by: flags.by }
+      // Parse before opening the store, so a bad filter fails fast with its position.
+      if (flags.filter !== undefined) q.filter = parseFilter(flags.filter)
+      if (flags.top !== undefined)
+        q.top = flags.top
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      if (flags.since !== undefined) q.since = flags.since
+      if (flags.until !== undefined) q.until = flags.until
+      if (flags.limit !== undefined) q.limit = flags.limit
+      const store = await DuckDbStore.open(path)
+      try {
+        await store.migrate()
+        process.stdout.write(formatResult(await store.query(q), flags.format))
+      } finally {
+        await store.close()
+      }
+    })
+}
