@@ -202,6 +202,8 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
     }
     case 48: // DNSKEY: flags, protocol, algorithm
       return len >= 4 ? `DNSKEY ${m[start + 3]}` : ''
+    case 65534: // BIND 9 private type: key signing state (Zeek names it)
+      return 'BIND9 signing signal'
     case 46: // RRSIG: type covered ... signer name at offset 18
       return len >= 18 ? `RRSIG ${u16(m, start)} ${readName(at(start + 18))}` : ''
     default:
@@ -372,13 +374,18 @@ function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>
     s.pending.push(tx)
     return
   }
-  const i = s.pending.findIndex((t) => t.id === m.id)
+  // The response names what it answers: its question, or (mDNS, RFC 6762 §6: no question section) its first
+  // answer. A response about another name is not the answer to a pending query with the same ID (mDNS
+  // uses ID 0 throughout), as Zeek pairs them.
+  const about = (m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')).toLowerCase()
+  const i = s.pending.findIndex((t) => t.id === m.id && (about === '' || t.qname.toLowerCase() === about))
   let tx: DnsTx
   if (i >= 0) {
     tx = s.pending[i]!
     s.pending.splice(i, 1)
   } else {
     tx = newTx()
+    tx.qname = about === '' ? '' : m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')
   }
   fillFrom(tx, m)
   tx.rcode = m.flags & 0xf

@@ -133,7 +133,11 @@ describe('http parser', () => {
     expect(httpParser.probe(RESP_LEN, L7Dir.ToClient, 'tcp')).toBe(true)
     expect(httpParser.probe(ascii('SSH-2.0-OpenSSH_9.0\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
     expect(httpParser.probe(ascii('\x16\x03\x01\x02\x00\x01'), L7Dir.ToServer, 'tcp')).toBe(false)
-    expect(httpParser.probe(ascii('GETTING / HTTP/1.1'), L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(httpParser.probe(ascii('HELLO there, not a request\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(httpParser.probe(ascii('get / HTTP/1.1\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
+    // Extension methods (RFC 9110 §9.1) with an origin-form target or an HTTP version.
+    expect(httpParser.probe(ascii('CCM_POST / HTTP/1.\n'), L7Dir.ToServer, 'tcp')).toBe(true)
+    expect(httpParser.probe(ascii('BREW coffee://pot HTTP/1.1\r\n'), L7Dir.ToServer, 'tcp')).toBe(true)
   })
 
   it('fuzz: arbitrary and mutated input only produces counted anomalies', () => {

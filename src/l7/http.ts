@@ -107,6 +107,30 @@ function isMethodStart(m: Uint8Array, o: number): boolean {
   return false
 }
 
+/** RFC 9110 §5.6.2 tchar, upper-case letters only for methods (extension methods such as CCM_POST). */
+function isMethodChar(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2d || c === 0x2e
+}
+
+/** Any method token (1 to 32 characters) followed by a space: accepted once a flow is known to be HTTP. */
+function isTokenMethodStart(m: Uint8Array, o: number): boolean {
+  let i = o
+  while (i < m.byteLength && i - o < 33 && isMethodChar(m[i]!)) i++
+  return i > o && i - o <= 32 && m[i] === 0x20
+}
+
+/** A request line for probing: a known method, or an extension method with a "/" target or " HTTP/1.". */
+function isRequestForProbe(m: Uint8Array): boolean {
+  if (isMethodStart(m, 0)) return true
+  if (!isTokenMethodStart(m, 0)) return false
+  // An origin-form or asterisk target right after the method ("CCM_POST /x", a simple request too).
+  const sp = m.indexOf(0x20)
+  if (m[sp + 1] === 0x2f || m[sp + 1] === 0x2a) return true
+  const e = lineEnd(m, 0, Math.min(m.byteLength, 8192))
+  const line = latin1(m, 0, e < 0 ? Math.min(m.byteLength, 8192) : e)
+  return / HTTP\/1\./.test(line)
+}
+
 function isResponseStart(m: Uint8Array, o: number): boolean {
   return startsWith(m, o, 'HTTP/1.') || startsWith(m, o, 'HTTP/0.9')
 }
@@ -190,8 +214,18 @@ function onRequest(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<Http
   const parts = h.start.split(' ')
   const tx = newTx()
   tx.method = parts[0] ?? ''
-  tx.target = parts.length >= 3 ? parts.slice(1, -1).join(' ') : (parts[1] ?? '')
-  tx.version = parts.length >= 3 ? (parts[parts.length - 1] ?? '') : 'HTTP/0.9'
+  const last = parts[parts.length - 1] ?? ''
+  if (parts.length >= 3) {
+    tx.target = parts.slice(1, -1).join(' ')
+    tx.version = last
+  } else if (parts.length === 2 && last.startsWith('HTTP/')) {
+    // "OPTIONS HTTP/1.1": no target.
+    tx.version = last
+  } else {
+    // RFC 1945 simple request (HTTP/0.9): the response is the body alone, up to the close.
+    tx.target = parts[1] ?? ''
+    tx.version = 'HTTP/0.9'
+  }
   if (parts.length < 2) ctx.anomaly('http_bad_request_line')
   const f = h.fields
   tx.host = f.get('host') ?? ''
@@ -289,8 +323,9 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
         const line = latin1(m, p, e).trim()
         p = e + 1
         if (line === '') break // the CRLF after chunk data when the sender split it oddly
-        const hex = /^[0-9a-fA-F]{1,12}/.exec(line)
-        if (hex === null) {
+        const hex = /^[0-9a-fA-F]+/.exec(line)
+        if (hex === null || hex[0].replace(/^0+/, '').length > 12) {
+          // Not a size, or one no real body has (and 2^64 wrap-around is a smuggling trick): resync.
           ctx.anomaly('http_bad_chunk_size')
           side.mode = Mode.Resync
           break
@@ -316,7 +351,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
         let found = -1
         for (let i = p; i < n; i++) {
           if (i > 0 && m[i - 1] !== 0x0a) continue
-          if (dir === L7Dir.ToServer ? isMethodStart(m, i) : isResponseStart(m, i)) {
+          if (dir === L7Dir.ToServer ? isTokenMethodStart(m, i) : isResponseStart(m, i)) {
             found = i
             break
           }
@@ -331,6 +366,14 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
         if (m[p] === 0x0d || m[p] === 0x0a) {
           p++
           break
+        }
+        if (dir === L7Dir.ToClient && s.pending[0]?.version === 'HTTP/0.9') {
+          // The answer to a simple request has no status line or headers (RFC 1945 §4.1).
+          const tx = s.pending.shift()!
+          tx.responseUs = ctx.tsUs
+          ctx.emit(tx)
+          side.mode = Mode.UntilClose
+          return OK
         }
         if (dir === L7Dir.ToServer && m[p] === 0x50 && n - p < H2_PREFACE.length) {
           if (startsWith(H2_BYTES, 0, latin1(m, p, n))) return incomplete(p, H2_PREFACE.length)
@@ -355,7 +398,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
           return incomplete(p, n - p + 1)
         }
         const head = m.subarray(p, end)
-        const ok = dir === L7Dir.ToServer ? isMethodStart(m, p) : isResponseStart(m, p)
+        const ok = dir === L7Dir.ToServer ? isTokenMethodStart(m, p) : isResponseStart(m, p)
         if (!ok) {
           ctx.anomaly(dir === L7Dir.ToServer ? 'http_bad_request_line' : 'http_bad_status_line')
           side.mode = Mode.Resync
@@ -380,7 +423,7 @@ export const httpParser: L7Parser<HttpState, HttpTx> = {
   ports: [80, 8080, 8000, 8008, 8888, 3128],
 
   probe(bytes: Uint8Array, dir: L7Dir): boolean {
-    if (dir === L7Dir.ToServer) return isMethodStart(bytes, 0) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
+    if (dir === L7Dir.ToServer) return isRequestForProbe(bytes) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
     return isResponseStart(bytes, 0) && bytes.byteLength >= 12
   },
 
