@@ -31,6 +31,8 @@ export interface FlowQuery {
   limit?: number
   /** Without top: every column instead of the summary ones. */
   allColumns?: boolean
+  /** Without top: list the flows with the most bytes (both directions) first instead of in time order. */
+  orderBy?: 'time' | 'bytes'
 }
 
 /** The virtual fields: both directions added. */
@@ -168,6 +170,10 @@ export function compileQuery(q: FlowQuery): CompiledSql {
     return { sql, params: c.params }
   }
   const select = q.allColumns === true ? COLUMNS.map((x) => x.name).join(', ') : SUMMARY_COLUMNS.join(', ')
-  const sql = `SELECT ${select} FROM ${FLOWS_TABLE}${whereSql} ORDER BY time_start, src_addr, dst_addr LIMIT ${limit}`
+  const order =
+    q.orderBy === 'bytes'
+      ? `${VIRTUAL.total_bytes} DESC, time_start, src_addr, dst_addr`
+      : 'time_start, src_addr, dst_addr'
+  const sql = `SELECT ${select} FROM ${FLOWS_TABLE}${whereSql} ORDER BY ${order} LIMIT ${limit}`
   return { sql, params: c.params }
 }

@@ -1,13 +1,18 @@
 /**
- * `flowtel demo` (what `npm start` runs): the probe over the captures bundled in the repository, then a
- * summary and the top flows by bytes read back from the exported records.
+ * `flowtel demo` (what `npm start` runs): the whole pipeline on embedded defaults. The probe reads the
+ * captures bundled in the repository and exports IPFIX over UDP to a collector listening on loopback (an
+ * ephemeral port, same process); the collector stores the records in DuckDB (a temporary file unless
+ * --store is given); then the summary and the top flows by bytes are read back from the store.
  */
 import { Command } from 'commander'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { FlowCollector } from '../../collector/decode-message.js'
+import { listen } from '../../collector/listener.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
+import { openStoreWriter, storeRecords } from '../../store/ingest.js'
 import { formatSummary } from '../summary.js'
 import { ProgressBar } from '../progress.js'
 
@@ -52,33 +57,88 @@ export function topFlowsTable(flows: JsonFlow[], n: number): string {
   return [line(head), ...rows.map(line)].join('\n') + '\n'
 }
 
+/** Flow rows from the store in the shape topFlowsTable takes. */
+function rowToFlow(r: Record<string, unknown>): JsonFlow {
+  const num = (v: unknown): number | undefined =>
+    typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : undefined
+  const src = typeof r.src_addr === 'string' ? r.src_addr : undefined
+  const dst = typeof r.dst_addr === 'string' ? r.dst_addr : undefined
+  const f: JsonFlow = {}
+  if (src !== undefined) f[src.includes(':') ? 'sourceIPv6Address' : 'sourceIPv4Address'] = src
+  if (dst !== undefined) f[dst.includes(':') ? 'destinationIPv6Address' : 'destinationIPv4Address'] = dst
+  const set = (
+    k:
+      | (keyof JsonFlow & `${string}Count`)
+      | 'sourceTransportPort'
+      | 'destinationTransportPort'
+      | 'protocolIdentifier',
+    v: unknown,
+  ): void => {
+    const n = num(v)
+    if (n !== undefined) f[k] = n
+  }
+  set('sourceTransportPort', r.src_port)
+  set('destinationTransportPort', r.dst_port)
+  set('protocolIdentifier', r.proto)
+  set('octetDeltaCount', r.bytes)
+  set('reverseOctetDeltaCount', r.rev_bytes)
+  set('packetDeltaCount', r.packets)
+  set('reversePacketDeltaCount', r.rev_packets)
+  return f
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run the probe over the bundled captures and show a summary and the top flows')
+    .description(
+      'probe the bundled captures, export over UDP to the collector on loopback, store in DuckDB, show the top flows',
+    )
     .option('--top <n>', 'how many flows to list', '15')
-    .action(async (flags: { top: string }) => {
+    .option('--store <url>', 'keep the flows in this store (duckdb:PATH) instead of a temporary file')
+    .action(async (flags: { top: string; store?: string }) => {
       const dir = await mkdtemp(join(tmpdir(), 'flowtel-demo-'))
+      const url = flags.store ?? `duckdb:${join(dir, 'flowtel.duckdb')}`
+      const writer = await openStoreWriter(url)
+      const col = new FlowCollector()
+      let stored = 0
+      const listener = await listen({ protocol: 'udp', host: '127.0.0.1', port: 0 }, col, (o) => {
+        stored += storeRecords(writer, o)
+      })
       try {
-        const jsonPath = join(dir, 'flows.jsonl')
         const bar = new ProgressBar('reading')
         const captures = bundledCaptures()
-        process.stdout.write(`flowtel demo: probe over ${captures}\n\n`)
+        process.stdout.write(
+          `flowtel demo: probe over ${captures}\n  → IPFIX/UDP → collector on 127.0.0.1:${listener.port} → ${url}\n\n`,
+        )
         const summary = await runProbe({
           ...DEFAULT_PROBE_OPTIONS,
           reads: [captures],
-          destinations: [{ kind: 'json', path: jsonPath, host: '' }],
+          destinations: [{ kind: 'udp', host: '127.0.0.1', port: listener.port }],
           onProgress: (d, t) => bar.update(d, t),
           onWarning: (m) => process.stderr.write(`flowtel: warning: ${m}\n`),
         })
         bar.done()
+        // Wait until the collector has every record the exporter sent (loopback, so normally at once).
+        const deadline = Date.now() + 5000
+        while ((col.counters.records ?? 0) < summary.export.records && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 10))
+        await writer.flush()
         process.stdout.write(formatSummary(summary))
-        const flows = (await readFile(jsonPath, 'utf8'))
-          .split('\n')
-          .filter((l) => l !== '')
-          .map((l) => JSON.parse(l) as JsonFlow)
-        process.stdout.write(`\ntop ${flags.top} of ${flows.length} flow records by bytes:\n`)
-        process.stdout.write(topFlowsTable(flows, Number(flags.top)))
+        const received = col.counters.records ?? 0
+        const fmt = (n: number): string => n.toLocaleString('en-US')
+        process.stdout.write(
+          `collector          ${fmt(col.counters.messages ?? 0)} messages, ${fmt(received)} records, ` +
+            `${fmt(stored)} flow records stored (${fmt(await writer.store.count())} rows in the store)\n`,
+        )
+        if (received < summary.export.records)
+          process.stderr.write(
+            `flowtel: warning: ${summary.export.records - received} exported records did not arrive\n`,
+          )
+        const top = await writer.store.query({ limit: Number(flags.top), orderBy: 'bytes' })
+        process.stdout.write(`\ntop ${flags.top} of ${stored} flow records by bytes (from the store):\n`)
+        process.stdout.write(topFlowsTable(top.rows.map(rowToFlow), Number(flags.top)))
       } finally {
+        await listener.close()
+        await writer.close()
         await rm(dir, { recursive: true, force: true })
       }
     })
