@@ -1,0 +1,93 @@
+// `flowtel collect --listen ... --store duckdb:PATH` as its own process: records received over UDP sit in
+// the batch (triggers far away) when SIGTERM arrives, and are in the store after the process exits.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { bundledCaptures } from './demo.js'
+import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
+import { DuckDbStore } from '../../store/duckdb.js'
+import { FlowCollector } from '../../collector/decode-message.js'
+import { splitRaw } from '../../collector/offline-reader.js'
+import { createSocket } from 'node:dgram'
+
+const root = resolve(fileURLToPath(import.meta.url), '../../../..')
+const ENTRY =
+  "import { main } from './src/cli/main.ts'; await main(['node', 'flowtel', ...process.argv.slice(1)])"
+
+describe('flowtel collect --store', () => {
+  it('stores everything received when stopped by SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-sigterm-'))
+    try {
+      const ipfix = join(dir, 'flows.ipfix')
+      await runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        reads: [bundledCaptures()],
+        destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
+      })
+      const messages = splitRaw(readFileSync(ipfix), () => {})
+      const check = new FlowCollector()
+      let expected = 0
+      for (const m of messages)
+        expected += check
+          .decode(m, {
+            protocol: 'udp',
+            exporterAddress: '127.0.0.1',
+            exporterPort: 1,
+            collectorAddress: '127.0.0.1',
+            collectorPort: 2,
+          })
+          .records.filter((r) => !r.isOptions).length
+      const db = join(dir, 'flows.duckdb')
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          ENTRY,
+          '--',
+          'collect',
+          '--listen',
+          'udp://127.0.0.1:0',
+          '--store',
+          `duckdb:${db}`,
+          '--batch-rows',
+          '1000000',
+          '--batch-delay',
+          '600000',
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let stderr = ''
+      const port = await new Promise<number>((res, rej) => {
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString()
+          const m = /listening on udp:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)
+          if (m !== null) res(Number(m[1]))
+        })
+        child.once('exit', () => rej(new Error(`collect exited early: ${stderr}`)))
+      })
+      const sock = createSocket('udp4')
+      for (const m of messages) {
+        await new Promise<void>((r) => sock.send(m, port, '127.0.0.1', () => r()))
+        await new Promise((r) => setTimeout(r, 1)) // gentle: no loss in the socket buffer
+      }
+      sock.close()
+      await new Promise((r) => setTimeout(r, 300))
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      const summary = JSON.parse(stderr.trim().split('\n').at(-1) ?? '{}') as { stored?: number }
+      expect(summary.stored).toBe(expected)
+      const store = await DuckDbStore.open(db)
+      expect(await store.count()).toBe(expected)
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
