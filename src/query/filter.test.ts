@@ -49,6 +49,9 @@ describe('filter parser and compiler', () => {
     expect(compileFilter(parseFilter('bytes > 2M')).params[0]?.value).toBe(2_000_000n)
     expect(sql('in if 3 or out if != 4')).toBe('(in_if = $1 OR out_if != $2)')
     expect(sql('flowtel_tcp_sack_permitted = true')).toBe('flowtel_tcp_sack_permitted = $1')
+    expect(
+      sql('app youtube and tls.sni ~ "*.example.com" and http.status >= 500 and dns.qname = x.org'),
+    ).toBe('(((application = $1 AND tls_sni GLOB $2) AND http_status >= $3) AND dns_qname = $4)')
   })
 
   it.each([

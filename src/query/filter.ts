@@ -5,7 +5,8 @@
  *   [src|dst] ip|host ADDR        [src|dst] net CIDR           [src|dst] port [OP] N
  *   proto tcp|udp|icmp|icmp6|N    flags [FSRPAUEC]+            bytes|packets|flows... OP N[k|m|g]
  *   app NAME | app ~ "GLOB"       exporter ADDR                vlan [OP] N    [in|out] if [OP] N
- *   COLUMN OP VALUE | COLUMN ~ "GLOB"   (any column of schema/columns.ts, e.g. npm_tcp_retransmission > 0)
+ *   COLUMN OP VALUE | COLUMN ~ "GLOB"   (any column of schema/columns.ts, e.g. npm_tcp_retransmission > 0;
+ *                                       L7 ones also dotted: http.status >= 500, tls.sni ~ "*.example.com")
  *
  * OP is = == != < > <= >=; `bytes` and `packets` count both directions. `and` binds tighter than `or`;
  * `&&`, `||` and `!` are accepted too. Errors are FilterError with the 0-based offset of the bad token.
@@ -299,7 +300,8 @@ class Parser {
       case 'vlan':
         return { type: 'cmp', field: 'vlan', op: this.op(true), value: this.number('a VLAN id', 4095n) }
     }
-    const col = COLUMN_BY_NAME.get(kw)
+    // Dotted names are the L7 columns: http.status → http_status, tls.sni → tls_sni.
+    const col = COLUMN_BY_NAME.get(kw.replace(/\./g, '_'))
     if (col === undefined || KEYWORDS.has(kw) || col.kind === 'json' || col.kind === 'ipkey')
       this.fail('unknown filter term', t)
     if (col.kind === 'text') return this.textTerm(col.name)

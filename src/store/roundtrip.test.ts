@@ -60,6 +60,18 @@ describe('probe → collector → DuckDB', () => {
       const back = rows.map((r) => canon(rowToJson(r))).sort()
       const sent = run.records.map(canon).sort()
       expect(back).toEqual(sent)
+      // The probe's elements land in their columns, not in extra.
+      const c = (
+        await store.sql(
+          'SELECT count(http_status) AS http, count(dns_qname) AS dns, count(npm_delay_avg) AS npm, ' +
+            "count(flowtel_tcp_mss) AS tcpext, count(*) FILTER (WHERE extra LIKE '%octetDeltaCount%') AS leaked FROM flows",
+        )
+      ).rows[0]
+      expect(Number(c?.http)).toBeGreaterThan(0)
+      expect(Number(c?.dns)).toBeGreaterThan(0)
+      expect(Number(c?.npm)).toBeGreaterThan(0)
+      expect(Number(c?.tcpext)).toBeGreaterThan(0)
+      expect(Number(c?.leaked)).toBe(0)
     } finally {
       await l.close()
       await writer.close()
