@@ -6,8 +6,10 @@
 import { dnsParser } from './dns.js'
 import { httpParser } from './http.js'
 import type { AnyL7Parser } from './parser.js'
+import { tlsParser } from './tls.js'
 
 export const L7_PARSERS: Readonly<Record<string, AnyL7Parser>> = {
   dns: dnsParser,
   http: httpParser,
+  tls: tlsParser,
 }

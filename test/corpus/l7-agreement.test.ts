@@ -17,7 +17,9 @@ import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared
  * Minimum agreement per field (fraction of Zeek rows with a value), set at what this version reaches. Every
  * remaining HTTP disagreement is a connection the probe never decodes (no record at all): Teredo on a
  * port other than 3544 (4 rows; decoder, src/decode) and an NFLOG capture (1 row; link type not
- * supported). Among the rows whose connection has records, agreement is 100% (printed as "matched").
+ * supported). The TLS rows without a record are TLS after STARTTLS inside MySQL, DTLS (WebRTC) and QUIC,
+ * which the tls parser does not handle yet. Among the rows whose connection has records, agreement is 100%
+ * (printed as "matched").
  */
 const THRESHOLDS: Record<string, number> = {
   'dns.query': 0.95,
@@ -29,6 +31,41 @@ const THRESHOLDS: Record<string, number> = {
   'http.uri': 0.89,
   'http.status_code': 0.92,
   'http.user_agent': 0.72,
+  'ssl.server_name': 0.66,
+  'ssl.version': 0.66,
+  'ssl.cipher': 0.66,
+}
+
+/** Zeek's version names (ssl/consts.zeek). */
+const TLS_VERSIONS: Record<number, string> = {
+  0x0300: 'SSLv3',
+  0x0301: 'TLSv10',
+  0x0302: 'TLSv11',
+  0x0303: 'TLSv12',
+  0x0304: 'TLSv13',
+  0xfeff: 'DTLSv10',
+  0xfefd: 'DTLSv12',
+}
+
+/** IANA TLS cipher suite names of the suites the corpus uses (and a few common ones). */
+const CIPHERS: Record<number, string> = {
+  0x002f: 'TLS_RSA_WITH_AES_128_CBC_SHA',
+  0x0035: 'TLS_RSA_WITH_AES_256_CBC_SHA',
+  0x0039: 'TLS_DHE_RSA_WITH_AES_256_CBC_SHA',
+  0x0088: 'TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA',
+  0x009c: 'TLS_RSA_WITH_AES_128_GCM_SHA256',
+  0xc009: 'TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA',
+  0xc00a: 'TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA',
+  0xc013: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA',
+  0xc014: 'TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA',
+  0xc02b: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256',
+  0xc02c: 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384',
+  0xc02f: 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256',
+  0xc030: 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384',
+  0xcca8: 'TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256',
+  0x1301: 'TLS_AES_128_GCM_SHA256',
+  0x1302: 'TLS_AES_256_GCM_SHA384',
+  0x1303: 'TLS_CHACHA20_POLY1305_SHA256',
 }
 
 type Row = Record<string, string>
@@ -181,21 +218,48 @@ function scoreHttp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name:
   }
 }
 
+function scoreSsl(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name: string): void {
+  const pool = poolBy(recs, connKey)
+  for (const z of rows) {
+    const rec = take(pool, zeekKey(z))
+    const cmp = (field: string, ours: string): void => {
+      if (!hasValue(z[field])) return
+      const ok = rec !== undefined && ours === z[field]
+      tally(t, `ssl.${field}`, ok, `${name}: ${field} zeek=${z[field]} ours=${rec ? ours : '(none)'}`)
+    }
+    cmp('server_name', str(rec?.['tlsSni']))
+    const v = Number(rec?.['tlsServerVersion'] ?? 0)
+    cmp('version', TLS_VERSIONS[v] ?? `unknown-${v}`)
+    const c = Number(rec?.['tlsCipherSuite'] ?? 0)
+    cmp('cipher', CIPHERS[c] ?? `unknown-${c}`)
+  }
+}
+
 describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', () => {
-  it('dns.log and http.log fields', async () => {
+  it('dns.log, http.log and ssl.log fields', async () => {
     const t = new Map<string, Tally>()
     let captures = 0
     for (const rel of listCaptures(SHARED_PCAPS)) {
       const zeek = join(SHARED_PCAPS, `${rel}.zeek`)
       const dnsLog = join(zeek, 'dns.log')
       const httpLog = join(zeek, 'http.log')
-      if (!existsSync(dnsLog) && !existsSync(httpLog)) continue
+      const sslLog = join(zeek, 'ssl.log')
+      if (!existsSync(dnsLog) && !existsSync(httpLog) && !existsSync(sslLog)) continue
       captures++
-      const { records } = await probeRecords([join(SHARED_PCAPS, rel)], { fields: ['core', 'dns', 'http'] })
+      const { records } = await probeRecords([join(SHARED_PCAPS, rel)], {
+        fields: ['core', 'dns', 'http', 'tls'],
+      })
       if (existsSync(dnsLog))
         scoreDns(
           readZeekLog(dnsLog),
           records.filter((r) => 'dnsQname' in r),
+          t,
+          rel,
+        )
+      if (existsSync(sslLog))
+        scoreSsl(
+          readZeekLog(sslLog),
+          records.filter((r) => 'tlsSni' in r),
           t,
           rel,
         )

@@ -11,6 +11,7 @@ import { HttpFields } from './http.js'
 import { L2Fields } from './l2.js'
 import { NpmFields } from './npm.js'
 import { TcpExtFields } from './tcpext.js'
+import { TlsFields } from './tls.js'
 import { TunnelFields } from './tunnel.js'
 
 interface GroupEntry {
@@ -59,6 +60,11 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
   http: {
     create: () => new HttpFields(),
     description: 'one record per HTTP/1.x transaction (method, host, target, status, user agent, ...)',
+    defaultOn: false,
+  },
+  tls: {
+    create: () => new TlsFields(),
+    description: 'one record per TLS handshake (versions, SNI, ALPN, cipher suites, extensions, groups)',
     defaultOn: false,
   },
 }

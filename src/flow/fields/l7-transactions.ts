@@ -16,7 +16,7 @@
  *
  * Record timing: a transaction is written when it completes (during the packet that completes it), and the
  * open ones when the flow ends (`beforeExport`, just before its last record) or the run ends (`finishAll`).
- * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP.
+ * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP, 276/277 TLS.
  *
  * Cost when off: the group is not in the feature list. When on, flows that no parser claims cost one
  * status byte test per packet after their first payload packets (see src/l7/engine.ts).

@@ -326,6 +326,32 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
     'none',
     'Protocol switched to: websocket, h2c, h2 (preface), connect',
   ],
+  // tls: one record per handshake
+  [61, 'flowtelTlsTransactions', 'unsigned32', 'deltaCounter', 'none', 'TLS handshake records of this flow'],
+  [
+    62,
+    'flowtelTlsRecordVersion',
+    'unsigned16',
+    'identifier',
+    'none',
+    'TLS record-layer version of the ClientHello',
+  ],
+  [
+    63,
+    'flowtelTlsAlpnOffered',
+    'string',
+    'default',
+    'none',
+    'ALPN protocols the client offered, comma separated',
+  ],
+  [
+    64,
+    'flowtelTlsSupportedVersions',
+    'octetArray',
+    'default',
+    'none',
+    'supported_versions the client offered (2 octets each)',
+  ],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))

@@ -1,0 +1,75 @@
+/**
+ * Field group `tls`: TLS handshakes (RFC 8446, RFC 5246; parser in src/l7/tls.ts), one record per
+ * handshake (template 276 IPv4 / 277 IPv6, see ./l7-transactions.ts), on any port (content decides).
+ *
+ * Elements: Flowmon (PEN 39499) tlsClientVersion (ClientHello legacy_version), tlsServerVersion (the
+ * negotiated version: supported_versions of the ServerHello, else its legacy_version), tlsCipherSuite (the
+ * server's choice), tlsSni, tlsAlpn (the server's choice), tlsCipherSuites, tlsExtensionTypes,
+ * tlsEllipticCurves (supported groups) and tlsEcPointFormats (lists as 2-octet / 1-octet values in hello
+ * order); Flowtel flowtelTlsRecordVersion, flowtelTlsAlpnOffered and flowtelTlsSupportedVersions. The flow
+ * record gets flowtelTlsTransactions. Off by default.
+ */
+import type { RecordWriter } from '../../ipfix/record-writer.js'
+import type { L7EngineOptions } from '../../l7/engine.js'
+import { tlsParser, type TlsTx } from '../../l7/tls.js'
+import type { FieldList } from '../feature.js'
+import { clipAll, TransactionGroup } from './l7-transactions.js'
+
+const TX_FIELDS: FieldList = [
+  ['tlsClientVersion'],
+  ['tlsServerVersion'],
+  ['tlsCipherSuite'],
+  ['tlsSni'],
+  ['tlsAlpn'],
+  ['tlsCipherSuites'],
+  ['tlsExtensionTypes'],
+  ['tlsEllipticCurves'],
+  ['tlsEcPointFormats'],
+  ['flowtelTlsRecordVersion'],
+  ['flowtelTlsAlpnOffered'],
+  ['flowtelTlsSupportedVersions'],
+]
+
+/** At most this many list entries are exported per list (real hellos have far fewer). */
+const MAX_LIST = 128
+
+function u16s(list: readonly number[]): Uint8Array {
+  const n = Math.min(list.length, MAX_LIST)
+  const out = new Uint8Array(n * 2)
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = list[i]! >> 8
+    out[2 * i + 1] = list[i]! & 0xff
+  }
+  return out
+}
+
+export class TlsFields extends TransactionGroup<TlsTx> {
+  readonly name = 'tls'
+  protected readonly countField = 'flowtelTlsTransactions'
+  protected readonly txFields = TX_FIELDS
+  protected readonly templateIds = [276, 277] as const
+
+  constructor(opts?: L7EngineOptions) {
+    super(tlsParser, opts)
+  }
+
+  protected txTimeUs(tx: TlsTx, tsUs: number): number {
+    return tx.clientHelloUs > 0 ? tx.clientHelloUs : tx.serverHelloUs > 0 ? tx.serverHelloUs : tsUs
+  }
+
+  protected writeTx(tx: TlsTx, w: RecordWriter): void {
+    const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], 600)
+    w.u16(tx.clientVersion)
+    w.u16(tx.serverVersion)
+    w.u16(tx.cipherSuite)
+    w.string(sni!)
+    w.string(alpn!)
+    w.varlen(u16s(tx.cipherSuites))
+    w.varlen(u16s(tx.extensionTypes))
+    w.varlen(u16s(tx.supportedGroups))
+    w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
+    w.u16(tx.recordVersion)
+    w.string(offered!)
+    w.varlen(u16s(tx.supportedVersions))
+  }
+}

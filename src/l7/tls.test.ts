@@ -1,0 +1,124 @@
+// TLS hellos (RFC 8446 §4.1.2-4.1.3): ClientHello and ServerHello fields (SNI, ALPN, suites, groups,
+// supported_versions), handshake messages across records, records cut at every byte boundary, probing,
+// and fast-check fuzzing (malformed input only produces counted anomalies).
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
+import { L7Dir } from './parser.js'
+import { tlsParser, type TlsState, type TlsTx } from './tls.js'
+
+const u16 = (v: number): number[] => [v >> 8, v & 0xff]
+const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
+const vec16 = (b: number[]): number[] => [...u16(b.length), ...b]
+const vec8 = (b: number[]): number[] => [b.length, ...b]
+const ext = (type: number, body: number[]): number[] => [...u16(type), ...vec16(body)]
+const str = (s: string): number[] => [...ascii(s)]
+
+function handshake(type: number, body: number[]): number[] {
+  return [type, ...u24(body.length), ...body]
+}
+function record(body: number[], version = 0x0301): Uint8Array {
+  return Uint8Array.from([22, ...u16(version), ...u16(body.length), ...body])
+}
+
+const CH_BODY = [
+  ...u16(0x0303),
+  ...new Array<number>(32).fill(7),
+  ...vec8([1, 2, 3, 4]),
+  ...vec16([...u16(0x1301), ...u16(0xc02f), ...u16(0x002f)]),
+  ...vec8([0]),
+  ...vec16([
+    ...ext(0, vec16([0, ...vec16(str('www.example.org'))])),
+    ...ext(10, vec16([...u16(29), ...u16(23)])),
+    ...ext(11, vec8([0])),
+    ...ext(16, vec16([...vec8(str('h2')), ...vec8(str('http/1.1'))])),
+    ...ext(43, vec8([...u16(0x0304), ...u16(0x0303)])),
+  ]),
+]
+const SH_BODY = [
+  ...u16(0x0303),
+  ...new Array<number>(32).fill(9),
+  ...vec8([]),
+  ...u16(0x1301),
+  0,
+  ...vec16([...ext(43, u16(0x0304)), ...ext(16, vec16(vec8(str('h2'))))]),
+]
+const CLIENT_HELLO = record(handshake(1, CH_BODY))
+const SERVER_HELLO = record(handshake(2, SH_BODY), 0x0303)
+
+describe('tls parser', () => {
+  it('reads ClientHello and ServerHello into one transaction, then needs no more bytes', () => {
+    const d = new Driver<TlsTx>(tlsParser)
+    d.feed(L7Dir.ToServer, CLIENT_HELLO)
+    d.feed(L7Dir.ToClient, SERVER_HELLO)
+    expect(tlsParser.wantsMore(d.state as TlsState)).toBe(false)
+    expect(d.finish()).toEqual([
+      expect.objectContaining({
+        recordVersion: 0x0301,
+        clientVersion: 0x0303,
+        serverVersion: 0x0304,
+        sni: 'www.example.org',
+        alpnOffered: ['h2', 'http/1.1'],
+        alpn: 'h2',
+        cipherSuites: [0x1301, 0xc02f, 0x002f],
+        cipherSuite: 0x1301,
+        extensionTypes: [0, 10, 11, 16, 43],
+        supportedGroups: [29, 23],
+        ecPointFormats: [0],
+        supportedVersions: [0x0304, 0x0303],
+        sessionIdLength: 4,
+      }),
+    ])
+    expect(d.ctx.anomalies).toEqual([])
+  })
+
+  it('gathers a handshake message split over several records', () => {
+    const hs = handshake(1, CH_BODY)
+    const d = new Driver<TlsTx>(tlsParser)
+    d.feed(L7Dir.ToServer, record(hs.slice(0, 10)))
+    d.feed(L7Dir.ToServer, record(hs.slice(10)))
+    expect(d.finish()[0]?.sni).toBe('www.example.org')
+  })
+
+  it('gives the same transaction for records cut at every byte boundary', () => {
+    const msgs = [
+      [L7Dir.ToServer, CLIENT_HELLO],
+      [L7Dir.ToClient, SERVER_HELLO],
+    ] as const
+    const whole = feedSplit<TlsTx>(tlsParser, msgs, Infinity)
+    for (let cut = 0; cut <= CLIENT_HELLO.byteLength; cut++)
+      expect(feedSplit(tlsParser, msgs, cut)).toEqual(whole)
+  })
+
+  it('probes by content', () => {
+    expect(tlsParser.probe(CLIENT_HELLO, L7Dir.ToServer, 'tcp')).toBe(true)
+    expect(tlsParser.probe(SERVER_HELLO, L7Dir.ToClient, 'tcp')).toBe(true)
+    expect(tlsParser.probe(SERVER_HELLO, L7Dir.ToServer, 'tcp')).toBe(false)
+    expect(tlsParser.probe(ascii('GET / HTTP/1.1\r\n\r\n'), L7Dir.ToServer, 'tcp')).toBe(false)
+  })
+
+  it('fuzz: arbitrary and mutated input only produces counted anomalies', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 600 }),
+          fc
+            .tuple(fc.nat(CLIENT_HELLO.byteLength - 1), fc.uint8Array({ minLength: 1, maxLength: 6 }))
+            .map(([at, b]) => {
+              const m = CLIENT_HELLO.slice()
+              m.set(b.subarray(0, m.byteLength - at), at)
+              return m
+            }),
+        ),
+        (bytes) => {
+          const d = new Driver<TlsTx>(tlsParser)
+          d.feed(L7Dir.ToServer, bytes)
+          d.feed(L7Dir.ToClient, SERVER_HELLO)
+          d.finish()
+          for (const a of d.ctx.anomalies) expect(a).toMatch(/^tls_[a-z_]+$/)
+        },
+      ),
+      { seed: 11, numRuns: 2000 },
+    )
+  })
+})
