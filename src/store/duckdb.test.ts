@@ -74,6 +74,29 @@ describe('DuckDB store', () => {
     await again.close()
   })
 
+  it('upgrades a file made by an older column table in place', async () => {
+    const path = join(dir, 'old.duckdb')
+    const old = await DuckDbStore.open(path)
+    // The saved state of an older release: the migrations table and a flows table with fewer columns.
+    await old.sql('CREATE TABLE flowtel_migrations (name VARCHAR PRIMARY KEY, applied TIMESTAMP)')
+    await old.sql("INSERT INTO flowtel_migrations VALUES ('0001_flows', now())")
+    await old.sql('CREATE TABLE flows (time_received TIMESTAMP, src_addr VARCHAR, bytes UBIGINT)')
+    await old.sql("INSERT INTO flows VALUES (now(), '10.0.0.1', 42)")
+    await old.close()
+    const s = await openStore('old.duckdb')
+    const cols = (await s.sql('DESCRIBE flows')).rows.map((r) => r.column_name)
+    expect(cols).toEqual(expect.arrayContaining(names))
+    expect((await s.sql('SELECT src_addr, bytes, proto FROM flows')).rows).toEqual([
+      { src_addr: '10.0.0.1', bytes: 42n, proto: null },
+    ])
+    const w = new BatchWriter(s, names)
+    w.add(flow(1, Date.now()))
+    await w.close()
+    const again = await openStore('old.duckdb')
+    expect(await again.count()).toBe(2)
+    await again.close()
+  })
+
   it('keeps elements without a column, repeats and aliases in extra', async () => {
     const rec = record([
       f('flowStartSeconds', 'dateTimeSeconds', 1_700_000_000),

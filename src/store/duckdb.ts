@@ -86,7 +86,11 @@ function fromDuck(v: DuckDBValue): RowValue {
 
 export class DuckDbStore implements FlowStore {
   private chain: Promise<unknown> = Promise.resolve()
-  private readonly appenders = COLUMNS.map(appenderFor)
+  /**
+   * The table's physical column order (the appender writes in it): a table upgraded by ADD COLUMN has the
+   * new columns last, and columns unknown to this release get NULL.
+   */
+  private layout: Array<{ name: string; append: Appender }> | undefined
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -132,7 +136,23 @@ export class DuckDbStore implements FlowStore {
         }
       }
       for (const s of duckdbAddColumns()) await this.conn.run(s)
+      this.layout = undefined
     })
+  }
+
+  private async tableLayout(): Promise<Array<{ name: string; append: Appender }>> {
+    if (this.layout !== undefined) return this.layout
+    const r = await this.conn.runAndReadAll(
+      'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+      [FLOWS_TABLE],
+    )
+    const byName = new Map(COLUMNS.map((c) => [c.name, c]))
+    this.layout = r.getRowObjectsJS().map((row) => {
+      const name = row.column_name as string
+      const c = byName.get(name)
+      return { name, append: c !== undefined ? appenderFor(c) : (a: DuckDBAppender) => a.appendNull() }
+    })
+    return this.layout
   }
 
   /** Names of the applied migration steps, in order. */
@@ -147,11 +167,12 @@ export class DuckDbStore implements FlowStore {
   insert(batch: ColumnBatch): Promise<void> {
     return this.serial(async () => {
       if (batch.length === 0) return
+      const layout = await this.tableLayout()
       const a = await this.conn.createAppender(FLOWS_TABLE)
       try {
-        const cols = COLUMNS.map((c) => batch.columns[c.name])
+        const cols = layout.map((c) => batch.columns[c.name])
         for (let i = 0; i < batch.length; i++) {
-          for (let j = 0; j < COLUMNS.length; j++) this.appenders[j]!(a, cols[j]?.[i] ?? null)
+          for (let j = 0; j < layout.length; j++) layout[j]!.append(a, cols[j]?.[i] ?? null)
           a.endRow()
         }
         a.flushSync()

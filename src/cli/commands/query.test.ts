@@ -99,6 +99,10 @@ describe('flowtel query', () => {
     )
   })
 
+  it('refuses a store that does not exist', async () => {
+    await expect(run(['--store', `duckdb:${join(dir, 'none.duckdb')}`])).rejects.toThrow(/no flow store at/)
+  })
+
   it('parses time arguments', () => {
     expect(parseTime('2024-01-02', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2)) * 1000n)
     expect(parseTime('2024/01/02.03:04:05', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4, 5)) * 1000n)

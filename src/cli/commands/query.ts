@@ -5,6 +5,7 @@
  * a duration ago (`90s`, `15m`, `2h`, `7d`). Output as an aligned table, JSON lines or CSV.
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { existsSync } from 'node:fs'
 import { valueToJson } from '../../ipfix/decoder.js'
 import { parseFilter } from '../../query/filter.js'
 import type { FlowQuery, TopMetric } from '../../query/sql.js'
@@ -134,6 +135,8 @@ export function queryCommand(): Command {
       if (flags.since !== undefined) q.since = flags.since
       if (flags.until !== undefined) q.until = flags.until
       if (flags.limit !== undefined) q.limit = flags.limit
+      if (path !== ':memory:' && !existsSync(path))
+        throw new Error(`no flow store at ${path} (flowtel collect --store duckdb:${path} creates it)`)
       const store = await DuckDbStore.open(path)
       try {
         await store.migrate()
