@@ -19,7 +19,7 @@ import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { createFieldGroups } from '../flow/fields/index.js'
 import { DEFAULT_CACHE_OPTIONS, FlowCache } from '../flow/flow-cache.js'
 import { FlowRecords } from '../flow/flow-records.js'
-import { isTransactionGroup } from '../flow/fields/l7-transactions.js'
+import { isTransactionGroup, type L7Summary } from '../flow/fields/l7-transactions.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
@@ -79,6 +79,8 @@ export interface ProbeSummary {
   anomalies: Record<string, number>
   formatErrors: Record<string, number>
   export: { messages: number; records: number; octets: number; templateSends: number; droppedRecords: number }
+  /** Per L7 field group (`dns`, `http`, `tls`) when selected: flows claimed, transactions and anomalies. */
+  l7?: Record<string, L7Summary>
   seconds: number
 }
 
@@ -257,6 +259,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     anomalies: anomalies.toObject(),
     formatErrors,
     export: { ...exporter.stats },
+    ...(txGroups.length > 0 ? { l7: Object.fromEntries(txGroups.map((g) => [g.name, g.summary()])) } : {}),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
 }

@@ -26,6 +26,7 @@ import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { Template } from '../../ipfix/template.js'
 import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import type { ReassemblyStats } from '../../l7/reassembly.js'
 import type { AnyL7Parser } from '../../l7/parser.js'
 import { resized } from '../../util/typed-arrays.js'
 import { EndReason, type Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
@@ -84,6 +85,18 @@ export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
   return out
 }
 
+/** What an L7 group did in a run (probe summary). */
+export interface L7Summary {
+  flowsClaimed: number
+  flowsRejected: number
+  slotsExhausted: number
+  bufferOverflows: number
+  parserErrors: number
+  transactions: number
+  anomalies: Record<string, number>
+  reassembly: ReassemblyStats
+}
+
 export function isTransactionGroup(f: FlowFeature): f is TransactionGroup<unknown> {
   return f instanceof TransactionGroup
 }
@@ -98,8 +111,9 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
   private exporter: IpfixExporter | undefined
   /** Set by tests and the scorer: receives every transaction (also when an exporter is attached). */
   listener: ((e: TransactionEvent<Tx>) => void) | undefined
-  /** Transaction records written. */
+  /** Transaction records written, and transactions seen (also without an exporter). */
   records = 0
+  transactions = 0
 
   protected abstract readonly countField: string
   protected abstract readonly txFields: FieldList
@@ -162,6 +176,20 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
     this.engine.end(id)
   }
 
+  summary(): L7Summary {
+    const c = this.engine.counters
+    return {
+      flowsClaimed: c.flowsClaimed,
+      flowsRejected: c.flowsRejected,
+      slotsExhausted: c.slotsExhausted,
+      bufferOverflows: c.bufferOverflows,
+      parserErrors: c.parserErrors,
+      transactions: this.transactions,
+      anomalies: Object.fromEntries(c.anomalies),
+      reassembly: { ...c.reassembly },
+    }
+  }
+
   /** End of the run: flows removed without a last record still emit their open transactions. */
   finishAll(): void {
     this.engine.endAll()
@@ -169,6 +197,7 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
 
   private onTx(key: FlowKey, tx: Tx, tsUs: number): void {
     if (key.flowId >= 0 && key.flowId < this.count.length) this.count[key.flowId]! += 1
+    this.transactions++
     this.listener?.({ key, tx, tsUs })
     const ex = this.exporter
     const ts = this.templates

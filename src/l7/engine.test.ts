@@ -1,0 +1,92 @@
+// The L7 engine (src/l7/engine.ts) from decoded packets: only flows whose first payload packets a parser
+// claims get a slot; unclaimed flows are rejected after `probePackets`; slots are bounded and reused; the
+// per-flow byte bound stops a flow that buffers too much; the parser stopping frees the slot at once.
+import { describe, expect, it } from 'vitest'
+import { PacketInfo } from '../decode/packet.js'
+import { ascii } from '../../test/helpers/l7.js'
+import { L7Engine, type L7EngineOptions } from './engine.js'
+import { httpParser, type HttpTx } from './http.js'
+import { L7Dir } from './parser.js'
+
+const OPTS: L7EngineOptions = { maxFlows: 2, maxBytesPerFlow: 1024, maxBytesTotal: 4096, probePackets: 2 }
+
+/** A decoded TCP packet whose payload is `data` (the PacketInfo points into its own buffer). */
+function pkt(data: Uint8Array, seq: number, flags = 0x18): PacketInfo {
+  const p = new PacketInfo()
+  p.buf = data
+  p.payloadOffset = 0
+  p.payloadCaptured = data.byteLength
+  p.payloadLength = data.byteLength
+  p.protocol = 6
+  p.ipVersion = 4
+  p.srcPort = 40000
+  p.dstPort = 80
+  p.tcpSeq = seq
+  p.tcpFlags = flags
+  return p
+}
+
+function engine(opts = OPTS): { e: L7Engine<HttpTx>; txs: HttpTx[] } {
+  const txs: HttpTx[] = []
+  const e = new L7Engine<HttpTx>([httpParser], (_k, tx) => txs.push(tx), opts)
+  e.resize(16, 0)
+  return { e, txs }
+}
+
+const GET = ascii('GET / HTTP/1.1\r\nHost: a\r\n\r\n')
+
+describe('L7 engine', () => {
+  it('gives slots only to claimed flows and rejects the others after probePackets', () => {
+    const { e } = engine()
+    e.onCreate(1, 0)
+    e.onPacket(1, pkt(ascii('SSH-2.0-x\r\n'), 1), L7Dir.ToServer, 1)
+    e.onPacket(1, pkt(ascii('more'), 12), L7Dir.ToServer, 2)
+    expect(e.counters.flowsRejected).toBe(1)
+    expect(e.activeFlows).toBe(0)
+    e.onPacket(1, pkt(GET, 16), L7Dir.ToServer, 3) // too late: the flow was rejected
+    expect(e.activeFlows).toBe(0)
+    e.onCreate(2, 0)
+    e.onPacket(2, pkt(GET, 1), L7Dir.ToServer, 1)
+    expect(e.counters.flowsClaimed).toBe(1)
+    expect(e.activeFlows).toBe(1)
+  })
+
+  it('bounds the number of L7 flows and reuses freed slots', () => {
+    const { e, txs } = engine()
+    for (let id = 0; id < 3; id++) {
+      e.onCreate(id, 0)
+      e.onPacket(id, pkt(GET, 1), L7Dir.ToServer, 1)
+    }
+    expect(e.activeFlows).toBe(2)
+    expect(e.counters.slotsExhausted).toBe(1)
+    e.end(0)
+    expect(txs).toHaveLength(1)
+    e.onCreate(5, 0)
+    e.onPacket(5, pkt(GET, 1), L7Dir.ToServer, 1)
+    expect(e.activeFlows).toBe(2)
+  })
+
+  it('stops a flow whose buffered bytes exceed the per-flow bound', () => {
+    const { e } = engine()
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('GET / HTTP/1.1\r\n'), 1), L7Dir.ToServer, 1)
+    // Out-of-order data beyond the bound, then a header that never ends.
+    let seq = 17
+    for (let i = 0; i < 20 && e.activeFlows > 0; i++) {
+      e.onPacket(0, pkt(ascii(`X-Filler-${i}: ${'y'.repeat(100)}\r\n`), seq), L7Dir.ToServer, 2)
+      seq += 13 + String(i).length + 100
+    }
+    expect(e.counters.bufferOverflows).toBe(1)
+    expect(e.activeFlows).toBe(0)
+    expect(e.total.used).toBe(0)
+  })
+
+  it('frees the slot as soon as the parser needs no more bytes (WebSocket upgrade)', () => {
+    const { e, txs } = engine()
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n'), 1), L7Dir.ToServer, 1)
+    e.onPacket(0, pkt(ascii('HTTP/1.1 101 Switching Protocols\r\n\r\n'), 100), L7Dir.ToClient, 2)
+    expect(e.activeFlows).toBe(0)
+    expect(txs.map((t) => t.upgrade)).toEqual(['websocket'])
+  })
+})
