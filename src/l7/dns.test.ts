@@ -4,7 +4,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, dnsMessage, dnsName, feedSplit, tcpFrame } from '../../test/helpers/l7.js'
-import { dnsParser, parseMessage, type DnsTx } from './dns.js'
+import { dnsParser, parseMessage, type DnsState, type DnsTx } from './dns.js'
 import { L7Dir } from './parser.js'
 
 const PTR_Q = [0xc0, 12] // pointer to the question name at offset 12
@@ -135,6 +135,16 @@ describe('dns parser', () => {
     const both = new Uint8Array([...tcpFrame(query), ...tcpFrame(query)])
     for (const b of both) d.feed(L7Dir.ToServer, Uint8Array.of(b))
     expect(d.finish()).toHaveLength(2)
+  })
+
+  it('stops a TCP direction after a gap instead of misreading lengths', () => {
+    const d = new Driver<DnsTx>(dnsParser)
+    d.feed(L7Dir.ToServer, tcpFrame(query))
+    dnsParser.gap!(d.state as DnsState, L7Dir.ToClient, 5, d.ctx)
+    d.feed(L7Dir.ToClient, tcpFrame(response).subarray(5))
+    expect(d.ctx.anomalies).toEqual(['dns_tcp_gap'])
+    expect(dnsParser.wantsMore(d.state as DnsState)).toBe(true)
+    expect(d.finish().map((t) => t.rcode)).toEqual([-1])
   })
 
   it('probes by content: DNS on any port, not random bytes or HTTP on port 53', () => {

@@ -57,6 +57,8 @@ export interface DnsTx {
 export interface DnsState {
   tcp: boolean
   pending: DnsTx[]
+  /** Per direction (TCP): framing lost after a gap, so the direction is no longer parsed. */
+  lost: [boolean, boolean]
 }
 
 export const DNS_PORTS = [53, 5353, 5355] as const
@@ -407,7 +409,7 @@ export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readon
   },
 
   newState(transport: L7Transport): DnsState {
-    return { tcp: transport === 'tcp', pending: [] }
+    return { tcp: transport === 'tcp', pending: [], lost: [false, false] }
   },
 
   parse(s: DnsState, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<DnsTx>): ParseResult {
@@ -417,6 +419,7 @@ export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readon
       if (m !== undefined) onMessage(s, dir, m, ctx)
       return OK
     }
+    if (s.lost[dir]) return OK
     let p = 0
     while (p < bytes.byteLength) {
       if (p + 2 > bytes.byteLength) return incomplete(p, 2)
@@ -429,13 +432,16 @@ export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readon
     return OK
   },
 
-  gap(s: DnsState, _dir: L7Dir, _size: number, ctx: L7Context<DnsTx>): void {
-    // TCP framing is lost after a gap; the engine drops the buffered partial message. Count it.
-    if (s.tcp) ctx.anomaly('dns_tcp_gap')
+  gap(s: DnsState, dir: L7Dir, _size: number, ctx: L7Context<DnsTx>): void {
+    // The 2-octet framing cannot be found again after a gap (no sync marker): stop this direction, so
+    // later bytes are not misread as lengths. Queries already seen still pair with their responses.
+    if (!s.tcp) return
+    ctx.anomaly('dns_tcp_gap')
+    s.lost[dir] = true
   },
 
-  wantsMore(): boolean {
-    return true
+  wantsMore(s: DnsState): boolean {
+    return !(s.lost[0] && s.lost[1])
   },
 
   finish(s: DnsState, ctx: L7Context<DnsTx>): void {
