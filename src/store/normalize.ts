@@ -82,7 +82,9 @@ function canonicalIe(c: Column, v: RowValue, row: FlowRow): string | undefined {
 
 /** One decoded data record → a row; `receivedUs` is the collector's clock in microseconds. */
 export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.now()) * 1000n): FlowRow {
+  // Every key in COLUMNS order first: all rows share one shape, which keeps property access fast.
   const row: FlowRow = {}
+  for (const c of COLUMNS) row[c.name] = null
   const extra: Record<string, unknown> = {}
   const counts = new Map<string, number>()
   for (const f of r.fields) counts.set(f.name, (counts.get(f.name) ?? 0) + 1)
@@ -96,7 +98,7 @@ export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.n
       else extra[f.name] = [v]
     }
     const c = COLUMN_BY_IE.get(f.name)
-    const v = c !== undefined && row[c.name] === undefined ? convert(c, f) : undefined
+    const v = c !== undefined && !from.has(c) ? convert(c, f) : undefined
     if (c !== undefined && v !== undefined) {
       row[c.name] = v
       from.set(c, f)

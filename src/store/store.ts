@@ -36,8 +36,11 @@ export interface FlowStore {
   close(): Promise<void>
 }
 
-export function emptyBatch(): ColumnBatch {
-  return { length: 0, columns: {} }
+/** An empty batch, with a column array for each name (so every batch has the same shape). */
+export function emptyBatch(names: readonly string[] = []): ColumnBatch {
+  const columns: Record<string, RowValue[]> = {}
+  for (const n of names) columns[n] = []
+  return { length: 0, columns }
 }
 
 /** Appends one row to a batch (columns absent from the row get null). */
@@ -61,7 +64,7 @@ export interface BatchWriterOptions {
  * rest, waits for it and closes the store.
  */
 export class BatchWriter {
-  private batch: ColumnBatch = emptyBatch()
+  private batch: ColumnBatch
   private timer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
   private readonly maxRows: number
@@ -73,6 +76,7 @@ export class BatchWriter {
     private readonly names: readonly string[],
     private readonly opts: BatchWriterOptions = {},
   ) {
+    this.batch = emptyBatch(names)
     this.maxRows = opts.maxRows ?? 10_000
     this.maxDelayMs = opts.maxDelayMs ?? 1000
   }
@@ -102,7 +106,7 @@ export class BatchWriter {
     this.timer = undefined
     const batch = this.batch
     if (batch.length > 0) {
-      this.batch = emptyBatch()
+      this.batch = emptyBatch(this.names)
       this.chain = this.chain.then(async () => {
         try {
           await this.store.insert(batch)
@@ -113,7 +117,7 @@ export class BatchWriter {
           this.opts.onError?.(e)
           // Keep the rows: put them in front of what arrived since, for the next flush.
           const rest = this.batch
-          this.batch = emptyBatch()
+          this.batch = emptyBatch(this.names)
           for (let i = 0; i < batch.length; i++) pushRow(this.batch, rowAt(batch, i), this.names)
           for (let i = 0; i < rest.length; i++) pushRow(this.batch, rowAt(rest, i), this.names)
           throw e
