@@ -321,7 +321,18 @@ export class L7Engine<Tx> {
   onSwap(id: number): void {
     if (this.status[id] !== ST_ACTIVE) return
     // A swap after L7 work started is rare (a SYN seen late); restarting is simpler than swapping streams.
-    this.release(id, false)
+    // The open transactions leave first, keyed the way the flow is now oriented.
+    const slot = this.slots[this.slotOf[id]!]
+    if (slot !== undefined) {
+      const k = slot.key
+      const src = Uint32Array.from(k.src)
+      k.src.set(k.dst)
+      k.dst.set(src)
+      const port = k.srcPort
+      k.srcPort = k.dstPort
+      k.dstPort = port
+    }
+    this.release(id, true)
     this.status[id] = ST_UNPROBED
     this.tries[id] = 0
   }
