@@ -57,6 +57,16 @@ const V6_LENGTH = 100
 const TWO32 = 0x1_0000_0000
 
 /** Non-negative safe integer as 8 octets at `p`; returns the next position. */
+/** Writes an IPv4 (word 0) or IPv6 (words 0-3) address at p; returns the position after it. */
+function putAddress(view: DataView, p: number, a: Uint32Array, ipVersion: number): number {
+  view.setUint32(p, a[0]!)
+  if (ipVersion === 4) return p + 4
+  view.setUint32(p + 4, a[1]!)
+  view.setUint32(p + 8, a[2]!)
+  view.setUint32(p + 12, a[3]!)
+  return p + 16
+}
+
 function putU64(view: DataView, p: number, v: number): number {
   const hi = v >= TWO32 ? Math.floor(v / TWO32) : 0
   view.setUint32(p, hi)
@@ -197,27 +207,9 @@ export class CoreFields implements FlowFeature {
     p = putU64(view, p, Math.floor(flow.endUs(id) / 1000))
     const a = this.addr
     flow.address(id, Dir.Forward, a)
-    if (v === 4) {
-      view.setUint32(p, a[0]!)
-      p += 4
-    } else {
-      view.setUint32(p, a[0]!)
-      view.setUint32(p + 4, a[1]!)
-      view.setUint32(p + 8, a[2]!)
-      view.setUint32(p + 12, a[3]!)
-      p += 16
-    }
+    p = putAddress(view, p, a, v)
     flow.address(id, Dir.Reverse, a)
-    if (v === 4) {
-      view.setUint32(p, a[0]!)
-      p += 4
-    } else {
-      view.setUint32(p, a[0]!)
-      view.setUint32(p + 4, a[1]!)
-      view.setUint32(p + 8, a[2]!)
-      view.setUint32(p + 12, a[3]!)
-      p += 16
-    }
+    p = putAddress(view, p, a, v)
     view.setUint16(p, flow.port(id, Dir.Forward))
     view.setUint16(p + 2, flow.port(id, Dir.Reverse))
     view.setUint8(p + 4, flow.protocol(id))
