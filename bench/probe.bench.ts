@@ -74,23 +74,25 @@ const tools: readonly Tool[] = [
     parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
   },
   // Field-group cost (issue 3): the same run with `--fields` set, compared with `core` alone below.
-  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'all'].map((fields): Tool => ({
-    name: `flowtel --fields ${fields}`,
-    binary: process.execPath,
-    sink: true,
-    argv: (f, port) => [
-      process.execPath,
-      flowtelBin,
-      'probe',
-      '--read',
-      f,
-      '--collector',
-      `127.0.0.1:${port}`,
-      '--fields',
-      fields,
-    ],
-    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
-  })),
+  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'core,dns,http,tls', 'all'].map(
+    (fields): Tool => ({
+      name: `flowtel --fields ${fields}`,
+      binary: process.execPath,
+      sink: true,
+      argv: (f, port) => [
+        process.execPath,
+        flowtelBin,
+        'probe',
+        '--read',
+        f,
+        '--collector',
+        `127.0.0.1:${port}`,
+        '--fields',
+        fields,
+      ],
+      parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
+    }),
+  ),
   {
     // Memory per flow: no flow expires before the end, so the cache holds every flow of the capture.
     name: 'flowtel probe (all flows held)',
@@ -155,10 +157,9 @@ const tools: readonly Tool[] = [
 const toolKeys = new Map<string, string>([
   ['flowtel probe', 'flowtel'],
   ['flowtel probe (all flows held)', 'flowtel-held'],
-  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'all'].map((g): [string, string] => [
-    `flowtel --fields ${g}`,
-    `fields-${g.replace(/,/g, '+')}`,
-  ]),
+  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'core,dns,http,tls', 'all'].map(
+    (g): [string, string] => [`flowtel --fields ${g}`, `fields-${g.replace(/,/g, '+')}`],
+  ),
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
   ['nfpcapd -w DIR', 'nfpcapd'],
