@@ -9,6 +9,7 @@
  * Sets before the fault stay applied. Data Sets without a known template are counted (`no_template`).
  */
 import { VARLEN, isLegalLength, lookupElement, type ElementDef, type IeDataType } from './elements.js'
+import { ipv4Text, ipv6Text } from '../util/address-text.js'
 
 /** A decoded field value; see recordToJson for the JSON form. */
 export type FieldValue =
@@ -423,36 +424,6 @@ function macText(view: DataView, p: number): string {
   return s
 }
 
-export function ipv4Text(v: number): string {
-  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`
-}
-
-/** RFC 5952 text: lowercase, no leading zeros, longest run (≥ 2) of zero groups as '::', mapped IPv4 dotted. */
-export function ipv6Text(view: DataView, p: number): string {
-  const g: number[] = []
-  for (let i = 0; i < 8; i++) g.push(view.getUint16(p + 2 * i))
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)
-    return '::ffff:' + ipv4Text(view.getUint32(p + 12))
-  let bestStart = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) {
-      bestStart = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const h = (a: number[]): string => a.map((x) => x.toString(16)).join(':')
-  if (bestStart < 0) return h(g)
-  return h(g.slice(0, bestStart)) + '::' + h(g.slice(bestStart + bestLen))
-}
-
 function hexOf(b: Uint8Array): string {
   let s = ''
   for (const x of b) s += hex2[x] ?? ''
@@ -469,6 +440,8 @@ function isoWithFraction(ns: bigint, digits: 3 | 6 | 9): string {
 }
 
 /** JSON-safe form of one value of the given type. */
+export { ipv4Text, ipv6Text }
+
 export function valueToJson(type: IeDataType, v: FieldValue): unknown {
   if (v === null) return null
   switch (type) {

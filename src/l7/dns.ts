@@ -13,6 +13,7 @@
  * Compression pointers (§4.1.4) are followed with a jump budget; loops and pointers beyond the message are
  * counted (`dns_pointer_loop`, `dns_pointer_out_of_range`) and end the name.
  */
+import { ipv6Text } from '../util/address-text.js'
 import {
   incomplete,
   L7Dir,
@@ -145,30 +146,6 @@ export function readName(c: Cursor): string {
   return name
 }
 
-/** IPv6 text as inet_ntop writes it (RFC 5952: longest run of two or more zero groups as ::). */
-export function ipv6Text(m: Uint8Array, o: number): string {
-  const g: number[] = []
-  for (let i = 0; i < 8; i++) g.push((m[o + 2 * i]! << 8) | m[o + 2 * i + 1]!)
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':')
-  if (best < 0) return hex(g)
-  return hex(g.slice(0, best)) + '::' + hex(g.slice(best + bestLen))
-}
-
 function rdataText(c: Cursor, type: number, start: number, len: number): string {
   const m = c.msg
   const end = start + len
@@ -177,7 +154,7 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
     case 1: // A
       return len === 4 ? `${m[start]}.${m[start + 1]}.${m[start + 2]}.${m[start + 3]}` : ''
     case 28: // AAAA
-      return len === 16 ? ipv6Text(m, start) : ''
+      return len === 16 ? ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start) : ''
     case 2: // NS
     case 5: // CNAME
     case 12: // PTR
