@@ -57,64 +57,49 @@ interface Facts {
 
 const flowtelBin = path.join(repo, 'bin/flowtel.js')
 
+/** `flowtel probe` over the capture, exporting to the UDP sink, with extra options. */
+function flowtelTool(name: string, extra: readonly string[]): Tool {
+  return {
+    name,
+    binary: process.execPath,
+    sink: true,
+    argv: (f, port) => [
+      process.execPath,
+      flowtelBin,
+      'probe',
+      '--read',
+      f,
+      '--collector',
+      `127.0.0.1:${port}`,
+      ...extra,
+    ],
+    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
+  }
+}
+
+/** Field-group cost (issue 3): the same run with `--fields` set, compared with `core` alone. */
+const FIELD_SETS = [
+  'core',
+  'core,l2,tunnel',
+  'core,npm',
+  'core,tcpext',
+  'core,arp',
+  'core,dns,http,tls',
+  'all',
+]
+
 const tools: readonly Tool[] = [
-  {
-    name: 'flowtel probe',
-    binary: process.execPath,
-    sink: true,
-    argv: (f, port) => [
-      process.execPath,
-      flowtelBin,
-      'probe',
-      '--read',
-      f,
-      '--collector',
-      `127.0.0.1:${port}`,
-    ],
-    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
-  },
-  // Field-group cost (issue 3): the same run with `--fields` set, compared with `core` alone below.
-  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'core,dns,http,tls', 'all'].map(
-    (fields): Tool => ({
-      name: `flowtel --fields ${fields}`,
-      binary: process.execPath,
-      sink: true,
-      argv: (f, port) => [
-        process.execPath,
-        flowtelBin,
-        'probe',
-        '--read',
-        f,
-        '--collector',
-        `127.0.0.1:${port}`,
-        '--fields',
-        fields,
-      ],
-      parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
-    }),
-  ),
-  {
-    // Memory per flow: no flow expires before the end, so the cache holds every flow of the capture.
-    name: 'flowtel probe (all flows held)',
-    binary: process.execPath,
-    sink: true,
-    argv: (f, port) => [
-      process.execPath,
-      flowtelBin,
-      'probe',
-      '--read',
-      f,
-      '--collector',
-      `127.0.0.1:${port}`,
-      '--inactive-timeout',
-      '86400',
-      '--active-timeout',
-      '86400',
-      '--max-flows',
-      '4000000',
-    ],
-    parse: (m) => parseFlowtelSummary(m.stderr + m.stdout),
-  },
+  flowtelTool('flowtel probe', []),
+  ...FIELD_SETS.map((fields) => flowtelTool(`flowtel --fields ${fields}`, ['--fields', fields])),
+  // Memory per flow: no flow expires before the end, so the cache holds every flow of the capture.
+  flowtelTool('flowtel probe (all flows held)', [
+    '--inactive-timeout',
+    '86400',
+    '--active-timeout',
+    '86400',
+    '--max-flows',
+    '4000000',
+  ]),
   {
     name: 'softflowd (8192 flows)',
     binary: 'softflowd',
@@ -157,9 +142,7 @@ const tools: readonly Tool[] = [
 const toolKeys = new Map<string, string>([
   ['flowtel probe', 'flowtel'],
   ['flowtel probe (all flows held)', 'flowtel-held'],
-  ...['core', 'core,l2,tunnel', 'core,npm', 'core,tcpext', 'core,arp', 'core,dns,http,tls', 'all'].map(
-    (g): [string, string] => [`flowtel --fields ${g}`, `fields-${g.replace(/,/g, '+')}`],
-  ),
+  ...FIELD_SETS.map((g): [string, string] => [`flowtel --fields ${g}`, `fields-${g.replace(/,/g, '+')}`]),
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
   ['nfpcapd -w DIR', 'nfpcapd'],
