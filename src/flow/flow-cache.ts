@@ -119,7 +119,7 @@ export class FlowCache implements FlowView {
 
   constructor(opts: FlowCacheOptions, features: readonly FlowFeature[], onExpire: ExpireHandler) {
     if (!(opts.maxFlows >= 1)) throw new Error(`maxFlows must be at least 1 (got ${opts.maxFlows})`)
-    this.opts = opts
+    this.opts = { ...opts }
     this.features = features
     this.packetFeatures = features.filter((f) => f.noPacketWork !== true)
     this.stateFeatures = features.filter((f) => f.noFlowState !== true)
@@ -195,6 +195,17 @@ export class FlowCache implements FlowView {
       if ((f & F_PENDING) !== 0) this.remove(id)
       else this.expire(id, (f & F_CLOSING) !== 0 ? EndReason.EndOfFlow : reason)
     }
+  }
+
+  /**
+   * Change the timeouts while flows are held (live settings): no flow is dropped. Each list keeps its order
+   * (due time = list key + timeout), so only the cached earliest due time has to be recomputed.
+   */
+  setTimeouts(t: { activeTimeout: number; inactiveTimeout: number; tcpEndLinger?: number }): void {
+    this.opts.activeTimeout = t.activeTimeout
+    this.opts.inactiveTimeout = t.inactiveTimeout
+    if (t.tcpEndLinger !== undefined) this.opts.tcpEndLinger = t.tcpEndLinger
+    this.nextDueUs = 0
   }
 
   // FlowView -----------------------------------------------------------------------------------------

@@ -1,30 +1,21 @@
 /**
- * The offline probe pipeline: capture files → packet decoder → flow cache → IPFIX exporter.
+ * The offline probe: capture files → metering pipeline (decode → flow cache → records) → IPFIX exporter.
  *
- * Work goes batch by batch; per packet it is one decode into a reused PacketInfo and one cache update.
  * All timing (timeouts, export times, template refresh) follows packet time, so the same files always
- * give the same records. Expiry runs whenever packet time advances (so a timeout takes effect at exactly
- * its due packet time); the exporter's tick (refresh, statistics, message age) whenever it crosses the
- * next whole second.
+ * give the same records.
  */
 import { isIP } from 'node:net'
 import { openCaptureFiles } from '../capture/file-source.js'
 import type { CaptureSource } from '../capture/batch.js'
-import { Anomalies } from '../decode/anomalies.js'
-import { PacketDecoder } from '../decode/packet-decoder.js'
-import { DecodeResult, PacketInfo } from '../decode/packet.js'
-import { EndReason, END_REASON_NAMES, type FlowView } from '../flow/feature.js'
-import { CoreFields } from '../flow/fields/core.js'
-import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
-import { createFieldGroups } from '../flow/fields/index.js'
-import { DEFAULT_CACHE_OPTIONS, FlowCache } from '../flow/flow-cache.js'
-import { FlowRecords } from '../flow/flow-records.js'
-import { isTransactionGroup, type L7Summary } from '../flow/fields/l7-transactions.js'
+import { EndReason } from '../flow/feature.js'
+import { DEFAULT_CACHE_OPTIONS } from '../flow/flow-cache.js'
+import type { L7Summary } from '../flow/fields/l7-transactions.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
 import { createTransports, type Destination } from './destinations.js'
+import { MeteringPipeline } from './pipeline.js'
 
 export interface ProbeOptions {
   /** Capture files or folders, read in order as one stream. */
@@ -100,16 +91,6 @@ async function openCaptures(paths: string[]): Promise<CaptureSource> {
 /** Run the probe over capture files to the end, flushing every flow. */
 export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
-  const anomalies = new Anomalies()
-  const decoder = new PacketDecoder(anomalies)
-  const groups = createFieldGroups(opts.fields)
-  // Flow features go to the cache; the `arp` group records ARP packets on its own (see fields/arp.ts).
-  const features = groups.filter((f) => !(f instanceof ArpFields))
-  const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
-  const core = features.find((f): f is CoreFields => f instanceof CoreFields)
-  if (!core) throw new Error('the core field group is missing')
-
-  let nowUs = 0
   const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
   if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
   // Open the input first, so a bad path leaves no empty output file behind.
@@ -126,101 +107,37 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const ipv6Transport =
     opts.destinations.some((d) => d.kind !== 'json' && d.host.includes(':')) ||
     transports.some((t) => t instanceof UdpTransport && isIP(t.remoteAddress) === 6)
-  const exporter = new IpfixExporter(
-    {
-      observationDomainId: opts.observationDomainId,
-      maxMessageSize: opts.mtu - (ipv6Transport ? 48 : 28),
-      templateRefreshSeconds: opts.templateRefreshSeconds,
-      templateRefreshMessages: opts.templateRefreshMessages,
-      statsIntervalSeconds: opts.statsIntervalSeconds,
-      // RFC 5610: announce the Flowmon/Flowtel elements the templates use (none with the default groups).
-      rfc5610: true,
-      describeElement,
-      now: () => nowUs / 1e6,
-      meteringStats: () => ({
-        ignoredPackets: malformed + unsupported,
-        ignoredOctets: ignoredOctets,
-        firstIgnoredMs: firstIgnoredUs / 1000,
-        lastIgnoredMs: lastIgnoredUs / 1000,
-      }),
-    },
-    transports,
-  )
-  const records = new FlowRecords(features, exporter)
-  const arp = arpGroup?.attach(exporter)
-  // L7 groups write one record per transaction (see fields/l7-transactions.ts): the open ones of a flow
-  // leave just before its last record, so the record's transaction count includes them.
-  const txGroups = features.filter(isTransactionGroup)
-  for (const g of txGroups) g.attach(exporter)
-  const onExpire =
-    txGroups.length === 0
-      ? records.write
-      : (id: number, flow: FlowView): void => {
-          for (const g of txGroups) g.beforeExport(id, flow)
-          records.write(id, flow)
-        }
-  const cache = new FlowCache(
+  const pipeline = new MeteringPipeline(
     {
       activeTimeout: opts.activeTimeout,
       inactiveTimeout: opts.inactiveTimeout,
       tcpEndLinger: opts.tcpEndLinger,
       maxFlows: opts.maxFlows,
+      ...(opts.fields !== undefined ? { fields: opts.fields } : {}),
+      ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
     },
-    features,
-    onExpire,
+    (hooks) =>
+      new IpfixExporter(
+        {
+          observationDomainId: opts.observationDomainId,
+          maxMessageSize: opts.mtu - (ipv6Transport ? 48 : 28),
+          templateRefreshSeconds: opts.templateRefreshSeconds,
+          templateRefreshMessages: opts.templateRefreshMessages,
+          statsIntervalSeconds: opts.statsIntervalSeconds,
+          // RFC 5610: announce the Flowmon/Flowtel elements the templates use (none with the default groups).
+          rfc5610: true,
+          describeElement,
+          ...hooks,
+        },
+        transports,
+      ),
   )
+  const { exporter, cache, core, counters } = pipeline
 
-  let packets = 0
-  let nonIp = 0
-  let malformed = 0
-  let unsupported = 0
-  let ignoredOctets = 0
-  let firstIgnoredUs = 0
-  let lastIgnoredUs = 0
-  const warnedLinkTypes = new Set<number>()
-  let nextExpiryUs = 0
   let lastProgress = 0
-
   try {
-    const pkt = new PacketInfo()
     for await (const batch of source.batches()) {
-      const { buf, view, offset, caplen, origlen, tsUs, linkType, ifIndex } = batch
-      const n = batch.count
-      for (let i = 0; i < n; i++) {
-        const ts = tsUs[i]!
-        if (ts > nowUs) {
-          nowUs = ts
-          // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
-          // time is counted (a few comparisons when nothing is due). The exporter ticks once a second.
-          cache.expireDue(nowUs)
-          if (nowUs >= nextExpiryUs) {
-            exporter.tick()
-            nextExpiryUs = (Math.floor(nowUs / 1e6) + 1) * 1e6
-          }
-        }
-        packets++
-        const r = decoder.decode(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, ts, pkt)
-        if (r === DecodeResult.Ip) {
-          cache.update(pkt, ts, ifIndex[i]!)
-        } else if (r === DecodeResult.NonIp) {
-          nonIp++
-          if (arp !== undefined && pkt.etherType === ETHERTYPE_ARP)
-            arp.record(pkt, offset[i]! + caplen[i]!, ts, ifIndex[i]!)
-        } else {
-          if (r === DecodeResult.Malformed) malformed++
-          else {
-            unsupported++
-            const lt = linkType[i]!
-            if (!warnedLinkTypes.has(lt)) {
-              warnedLinkTypes.add(lt)
-              opts.onWarning?.(`link type ${lt} is not supported: its packets are counted and skipped`)
-            }
-          }
-          ignoredOctets += origlen[i]!
-          if (firstIgnoredUs === 0) firstIgnoredUs = ts
-          lastIgnoredUs = ts
-        }
-      }
+      pipeline.processBatch(batch)
       if (opts.onProgress) {
         const t = Date.now()
         if (t - lastProgress >= 200) {
@@ -231,35 +148,31 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       // Let sockets drain between batches.
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
-    cache.flushAll(EndReason.ForcedEnd)
-    for (const g of txGroups) g.finishAll()
+    pipeline.flush(EndReason.ForcedEnd)
   } finally {
     await exporter.close()
     await source.close()
   }
   opts.onProgress?.(source.progress.total, source.progress.total)
 
-  const endReasons: Record<string, number> = {}
-  cache.counters.exportedByReason.forEach((c, reason) => {
-    if (c > 0) endReasons[END_REASON_NAMES[reason] ?? String(reason)] = c
-  })
   const formatErrors: Record<string, number> = {}
   for (const [k, v] of source.stats.formatErrors) formatErrors[k] = v
+  const l7 = pipeline.l7Summary()
   return {
-    packets,
+    packets: counters.packets,
     capturedBytes: source.stats.bytes,
     ipPackets: core.packets,
     ipBytes: core.octets,
-    nonIpPackets: nonIp,
-    malformedPackets: malformed,
-    unsupportedLinkTypePackets: unsupported,
+    nonIpPackets: counters.nonIp,
+    malformedPackets: counters.malformed,
+    unsupportedLinkTypePackets: counters.unsupported,
     flows: cache.counters.flowsCreated,
     peakActiveFlows: cache.counters.peakActiveFlows,
-    endReasons,
-    anomalies: anomalies.toObject(),
+    endReasons: pipeline.endReasons(),
+    anomalies: pipeline.anomalies.toObject(),
     formatErrors,
     export: { ...exporter.stats },
-    ...(txGroups.length > 0 ? { l7: Object.fromEntries(txGroups.map((g) => [g.name, g.summary()])) } : {}),
+    ...(l7 !== undefined ? { l7 } : {}),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
 }
