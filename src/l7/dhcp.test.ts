@@ -153,6 +153,21 @@ describe('dhcp parser', () => {
     expect(dhcpParser.probe(ok, L7Dir.ToServer, 'tcp')).toBe(false)
   })
 
+  it('renders relay agent information (option 82, RFC 3046 sub-options) and giaddr', () => {
+    const m = dhcp4({
+      options: [
+        [53, 1, 1],
+        [82, 12, 1, 4, 0x00, 0x04, 0x00, 0x07, 2, 4, 0xc0, 0xa8, 0x00, 0x01],
+      ],
+    })
+    m.set([10, 0, 0, 1], 24) // giaddr
+    const d = new Driver<DhcpTx>(dhcpParser, 'udp')
+    d.feed(L7Dir.ToServer, m)
+    const [tx] = d.finish()
+    expect(tx).toMatchObject({ relayAddr: '10.0.0.1', relayInfo: 'circuit-id=00040007,remote-id=c0a80001' })
+    expect(d.ctx.anomalies).toEqual([])
+  })
+
   it('counts an option running past the end and keeps what came before it', () => {
     const m = dhcp4({
       options: [

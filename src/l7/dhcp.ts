@@ -9,7 +9,7 @@
  * the link-layer address inside a DHCPv6 DUID-LL/LLT), requested and assigned addresses (IA_NA/IA_TA
  * addresses and IA_PD prefixes for v6), server identifier, lease time, host name, domain, client FQDN,
  * vendor class, parameter request list (the client fingerprint), client identifier, relay agent address
- * and the server's message (option 56 / status code text).
+ * and information (option 82, RFC 3046; DHCPv6 Interface-Id / Remote-Id) and the server's message (option 56 / status code text).
  *
  * Every length is checked against the datagram: a truncated fixed header, an option running past the end
  * or a missing magic cookie is counted (`dhcp_truncated`, `dhcp_bad_option_length`) and the message dropped
@@ -50,6 +50,11 @@ export interface DhcpTx {
   relayAddr: string
   /** v4 option 56; v6 status code message. */
   message: string
+  /**
+   * Relay agent information: v4 option 82 sub-options (RFC 3046: 1 circuit-id, 2 remote-id, others by
+   * number), v6 Interface-Id (18) and Remote-Id (37) of the relay; as `circuit-id=<hex>,remote-id=<hex>`.
+   */
+  relayInfo: string
   /** Capture time (µs). */
   tsUs: number
 }
@@ -111,6 +116,7 @@ function newTx(version: number, tsUs: number): DhcpTx {
     clientId: '',
     relayAddr: '',
     message: '',
+    relayInfo: '',
     tsUs,
   }
 }
@@ -240,9 +246,35 @@ function parseDhcp4(m: Uint8Array, tx: DhcpTx, ctx: L7Context<DhcpTx>): void {
       case 56:
         tx.message = text(m, a, b)
         break
+      case 82:
+        tx.relayInfo = relayAgentInfo(m, a, b, ctx)
+        break
     }
     p = b
   }
+}
+
+const RELAY_SUBOPTIONS: Record<number, string> = {
+  1: 'circuit-id',
+  2: 'remote-id',
+  5: 'link-selection',
+  6: 'subscriber-id',
+}
+
+/** RFC 3046 sub-options of option 82: (code, len, data)*. */
+function relayAgentInfo(m: Uint8Array, a: number, b: number, ctx: L7Context<DhcpTx>): string {
+  const parts: string[] = []
+  for (let p = a; p < b;) {
+    if (p + 2 > b || p + 2 + m[p + 1]! > b) {
+      ctx.anomaly('dhcp_bad_option_length')
+      break
+    }
+    const code = m[p]!
+    const len = m[p + 1]!
+    parts.push(`${RELAY_SUBOPTIONS[code] ?? String(code)}=${hex(m, p + 2, p + 2 + len)}`)
+    p += 2 + len
+  }
+  return parts.join(',')
 }
 
 /** DUID-LLT (1) and DUID-LL (3) with hardware type 1 carry the client's MAC (RFC 8415 §11.2, §11.4). */
@@ -335,6 +367,12 @@ function options6(
       case 39: // Client FQDN: flags, name
         if (len >= 1) tx.clientFqdn = wireNames(m, s + 1, e).join(',')
         break
+      case 18: // Interface-Id (in a Relay-forward)
+        tx.relayInfo += (tx.relayInfo === '' ? '' : ',') + 'interface-id=' + hex(m, s, e)
+        break
+      case 37: // Relay Agent Remote-ID: enterprise number, remote-id
+        tx.relayInfo += (tx.relayInfo === '' ? '' : ',') + 'remote-id=' + hex(m, s, e)
+        break
     }
     p = e
   }
@@ -365,6 +403,9 @@ function parseDhcp6(m: Uint8Array, tx: DhcpTx, ctx: L7Context<DhcpTx>): void {
       if (code === 9) {
         inner = p + 4
         innerEnd = p + 4 + len
+      } else if (code === 18 || code === 37) {
+        const name = code === 18 ? 'interface-id' : 'remote-id'
+        tx.relayInfo += (tx.relayInfo === '' ? '' : ',') + name + '=' + hex(m, p + 4, p + 4 + len)
       }
       p += 4 + len
     }

@@ -7,7 +7,7 @@
  * dhcpServerIp (option 54), dhcpIpLeaseTime (option 51 / the first IA's valid lifetime), dhcpHostName,
  * dhcpDomainName (option 15 / DHCPv6 domain search list); Flowtel's transaction id, DHCPv6 assigned
  * addresses and prefixes, server and client identifiers, client FQDN, vendor class, parameter request list
- * (the client fingerprint), relay address and server message. The flow record gets flowtelDhcpTransactions.
+ * (the client fingerprint), relay address, relay agent information (option 82) and server message. The flow record gets flowtelDhcpTransactions.
  * Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
@@ -34,6 +34,7 @@ const TX_FIELDS: FieldList = [
   ['flowtelDhcpParamList'],
   ['flowtelDhcpRelay'],
   ['flowtelDhcpMessage'],
+  ['flowtelDhcpRelayInfo'],
 ]
 
 /** Dotted-quad text → number (0 for '' or anything else). */
@@ -79,6 +80,7 @@ export class DhcpFields extends TransactionGroup<DhcpTx> {
       tx.paramList,
       tx.relayAddr,
       tx.message,
+      tx.relayInfo,
     ])
     for (const s of strings) w.string(s)
   }

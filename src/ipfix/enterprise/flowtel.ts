@@ -370,6 +370,14 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
   ],
   [78, 'flowtelDhcpRelay', 'string', 'default', 'none', 'Relay agent: giaddr / Relay-forward link-address'],
   [79, 'flowtelDhcpMessage', 'string', 'default', 'none', 'Server message: option 56 / status code text'],
+  [
+    80,
+    'flowtelDhcpRelayInfo',
+    'string',
+    'default',
+    'none',
+    'Relay agent information: option 82 sub-options / DHCPv6 Interface-Id, Remote-Id (hex)',
+  ],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))
