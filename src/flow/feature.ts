@@ -7,6 +7,7 @@
  * list, so it costs nothing on the packet path.
  */
 import type { PacketInfo } from '../decode/packet.js'
+import type { IpfixExporter } from '../ipfix/exporter.js'
 import type { RecordWriter } from '../ipfix/record-writer.js'
 
 /** Packet direction relative to the flow's initiator. */
@@ -100,4 +101,6 @@ export interface FlowFeature {
   onSwap(id: number): void
   /** Write this feature's fields for flow `id`. */
   write(id: number, flow: FlowView, w: RecordWriter): void
+  /** Groups that write records of their own (L7 transactions, the application catalogue) get the exporter. */
+  attach?(exporter: IpfixExporter): void
 }

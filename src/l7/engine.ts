@@ -58,7 +58,8 @@ export interface FlowKey {
 }
 
 /** Receives every transaction of every flow. */
-export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number) => void
+/** `parser` is the name of the parser that produced the transaction (one engine may run several). */
+export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number, parser: string) => void
 
 const ST_UNPROBED = 0
 const ST_ACTIVE = 1
@@ -110,7 +111,7 @@ class Slot<Tx> implements L7Context<Tx> {
   }
 
   emit(tx: Tx): void {
-    this.engine.onTx(this.key, tx, this.tsUs)
+    this.engine.onTx(this.key, tx, this.tsUs, this.parser?.name ?? '')
   }
   anomaly(name: string): void {
     this.engine.count(name)

@@ -104,7 +104,7 @@ export class MeteringPipeline {
     // leave just before its last record, so the record's transaction count includes them.
     const txGroups = features.filter(isTransactionGroup)
     this.txGroups = txGroups
-    for (const g of txGroups) g.attach(this.exporter)
+    for (const f of features) f.attach?.(this.exporter)
     const onExpire =
       txGroups.length === 0
         ? records.write

@@ -21,6 +21,8 @@ export async function probeRecords(
   reads: string[],
   overrides: Partial<ProbeOptions> = {},
   extraTransports: Transport[] = [],
+  /** Also return options data records (exporter statistics, RFC 5610, application catalogue). */
+  withOptions = false,
 ): Promise<ProbeRun> {
   const lines: string[] = []
   let partial = ''
@@ -33,7 +35,7 @@ export async function probeRecords(
       cb()
     },
   })
-  const json = new JsonTransport('memory', { stream })
+  const json = new JsonTransport('memory', { stream, options: withOptions })
   const summary = await runProbe({
     ...DEFAULT_PROBE_OPTIONS,
     destinations: [],

@@ -4,6 +4,7 @@
  */
 import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import type { FlowFeature } from '../feature.js'
+import { AppFields } from './app.js'
 import { ArpFields } from './arp.js'
 import { CoreFields } from './core.js'
 import { DhcpFields } from './dhcp.js'
@@ -66,6 +67,12 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
   tls: {
     create: () => new TlsFields(),
     description: 'one record per TLS handshake (versions, SNI, ALPN, cipher suites, extensions, groups)',
+    defaultOn: false,
+  },
+  app: {
+    create: () => new AppFields(),
+    description:
+      'applicationId (RFC 6759) from SNI, HTTP Host, DNS, signatures and ports; catalogue as options',
     defaultOn: false,
   },
   dhcp: {

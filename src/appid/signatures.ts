@@ -1,0 +1,335 @@
+/**
+ * Content signatures of protocols the L7 parsers (src/l7) do not parse: a predicate over the first payload
+ * of a flow in one direction, named by the catalogue's `signature` column (src/appid/catalogue.ts).
+ *
+ * Each signature checks fixed structure (magic numbers, version fields, lengths that must agree with the
+ * payload), after the protocol's own specification or wire format; weak ones (a few bits of structure,
+ * such as RTP or NTP) also require the protocol's port so ordinary traffic is not misnamed. Reads are
+ * bounded by the payload length; nothing allocates.
+ */
+
+export type Transport = 'tcp' | 'udp'
+
+/** `b` is the first payload of one direction; `toServer` tells which; ports are the packet's. */
+export type Signature = (
+  b: Uint8Array,
+  t: Transport,
+  toServer: boolean,
+  sport: number,
+  dport: number,
+) => boolean
+
+function ascii(b: Uint8Array, o: number, s: string): boolean {
+  if (o + s.length > b.byteLength) return false
+  for (let i = 0; i < s.length; i++) if (b[o + i] !== s.charCodeAt(i)) return false
+  return true
+}
+
+function anyAscii(b: Uint8Array, words: readonly string[]): boolean {
+  for (const w of words) if (ascii(b, 0, w)) return true
+  return false
+}
+
+/** Case-sensitive search of `s` in the first `limit` bytes. */
+function contains(b: Uint8Array, s: string, limit = 256): boolean {
+  const end = Math.min(b.byteLength, limit) - s.length
+  for (let i = 0; i <= end; i++) if (ascii(b, i, s)) return true
+  return false
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!
+}
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
+}
+function u32le(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0
+}
+
+const onPort = (p: number, sport: number, dport: number): boolean => sport === p || dport === p
+
+/** A DER SEQUENCE (0x30) whose length (short or long form) fits the payload. */
+function berSequence(b: Uint8Array, o: number): number {
+  if (b.byteLength < o + 2 || b[o] !== 0x30) return -1
+  const l = b[o + 1]!
+  if (l < 0x80) return o + 2 + l <= b.byteLength + 0 ? o + 2 : -1
+  const n = l & 0x7f
+  if (n === 0 || n > 3 || o + 2 + n > b.byteLength) return -1
+  return o + 2 + n
+}
+
+const SIP_METHODS = [
+  'INVITE ',
+  'REGISTER ',
+  'OPTIONS sip:',
+  'ACK sip:',
+  'BYE sip:',
+  'CANCEL sip:',
+  'SUBSCRIBE ',
+]
+const SIP_MORE = [
+  'NOTIFY sip:',
+  'MESSAGE sip:',
+  'INFO sip:',
+  'PRACK sip:',
+  'UPDATE sip:',
+  'REFER sip:',
+  'SIP/2.0 ',
+]
+
+export const SIGNATURES: Readonly<Record<string, Signature>> = {
+  ssh: (b) => ascii(b, 0, 'SSH-1.') || ascii(b, 0, 'SSH-2.0'),
+  // TPKT (RFC 1006) version 3 whose length is the payload's, carrying an X.224 Connection Request/Confirm.
+  rdp: (b, t) =>
+    t === 'tcp' &&
+    b.byteLength >= 11 &&
+    b[0] === 3 &&
+    b[1] === 0 &&
+    u16(b, 2) === b.byteLength &&
+    (b[5]! & 0xf0) >= 0xd0,
+  vnc: (b, t) => t === 'tcp' && ascii(b, 0, 'RFB 0'),
+  ftp: (b, t, toServer) =>
+    t === 'tcp' &&
+    (toServer
+      ? anyAscii(b, ['USER ', 'AUTH TLS', 'AUTH SSL', 'FEAT\r\n'])
+      : ascii(b, 0, '220') && (contains(b, 'FTP') || contains(b, 'ftp'))),
+  smtp: (b, t, toServer) =>
+    t === 'tcp' &&
+    (toServer
+      ? anyAscii(b, ['EHLO ', 'HELO ', 'ehlo ', 'helo '])
+      : ascii(b, 0, '220') && contains(b, 'SMTP')),
+  pop3: (b, t, toServer) => t === 'tcp' && !toServer && ascii(b, 0, '+OK'),
+  imap: (b, t, toServer) => t === 'tcp' && !toServer && (ascii(b, 0, '* OK') || ascii(b, 0, '* PREAUTH')),
+  // RFC 1350: RRQ/WRQ, a file name, NUL, a mode, NUL.
+  tftp: (b, t, toServer, sport, dport) =>
+    t === 'udp' &&
+    toServer &&
+    onPort(69, sport, dport) &&
+    b.byteLength >= 4 &&
+    b[0] === 0 &&
+    (b[1] === 1 || b[1] === 2) &&
+    (contains(b, 'octet') || contains(b, 'netascii') || contains(b, 'OCTET')),
+  ntp: (b, t, _d, sport, dport) =>
+    t === 'udp' &&
+    onPort(123, sport, dport) &&
+    b.byteLength >= 48 &&
+    ((b[0]! >> 3) & 7) >= 1 &&
+    ((b[0]! >> 3) & 7) <= 4 &&
+    (b[0]! & 7) >= 1 &&
+    (b[0]! & 7) <= 5,
+  // A BER SEQUENCE, then INTEGER version 0/1/3 (v1, v2c, v3).
+  snmp: (b, t, _d, sport, dport) => {
+    if (t !== 'udp' || !(onPort(161, sport, dport) || onPort(162, sport, dport))) return false
+    const o = berSequence(b, 0)
+    return o > 0 && b[o] === 2 && b[o + 1] === 1 && (b[o + 2] === 0 || b[o + 2] === 1 || b[o + 2] === 3)
+  },
+  syslog: (b, _t, _d, sport, dport) => {
+    if (!onPort(514, sport, dport) && !onPort(601, sport, dport)) return false
+    if (b[0] !== 0x3c) return false
+    let i = 1
+    while (i < 5 && i < b.byteLength && b[i]! >= 0x30 && b[i]! <= 0x39) i++
+    return i > 1 && b[i] === 0x3e
+  },
+  // ASN.1 [APPLICATION 10..14, 30] (AS-REQ, AS-REP, TGS-REQ, TGS-REP, AP-REQ, KRB-ERROR), behind a record
+  // mark over TCP.
+  kerberos: (b, t, _d, sport, dport) => {
+    if (!onPort(88, sport, dport)) return false
+    const tag = b[t === 'tcp' ? 4 : 0]
+    return tag !== undefined && ((tag >= 0x6a && tag <= 0x6e) || tag === 0x7e)
+  },
+  // LDAPMessage: SEQUENCE { messageID INTEGER, protocolOp [APPLICATION n] }.
+  ldap: (b, _t, _d, sport, dport) => {
+    if (!onPort(389, sport, dport) && !onPort(3268, sport, dport)) return false
+    const o = berSequence(b, 0)
+    if (o < 0 || b[o] !== 2) return false
+    const l = b[o + 1]!
+    const op = b[o + 2 + l]
+    return l >= 1 && l <= 4 && op !== undefined && op >= 0x60 && op <= 0x79
+  },
+  // NetBIOS name service (a DNS-like header on 137), datagram service (138) or session service (139).
+  netbios: (b, t, _d, sport, dport) => {
+    if (t === 'udp' && onPort(137, sport, dport))
+      return b.byteLength >= 12 && (u16(b, 4) <= 1 || u16(b, 6) <= 1)
+    if (t === 'udp' && onPort(138, sport, dport)) return b.byteLength >= 14 && b[0]! >= 0x10 && b[0]! <= 0x16
+    if (t === 'tcp' && onPort(139, sport, dport))
+      return b.byteLength >= 4 && (b[0] === 0x81 || b[0] === 0x82 || b[0] === 0x85 || b[0] === 0)
+    return false
+  },
+  // NetBIOS session header, then the SMB1 (\xffSMB) or SMB2/3 (\xfeSMB, \xfdSMB transform) protocol id.
+  smb1: (b, t) => t === 'tcp' && b.byteLength >= 8 && b[0] === 0 && b[4] === 0xff && ascii(b, 5, 'SMB'),
+  smb2: (b, t) =>
+    t === 'tcp' && b.byteLength >= 8 && b[0] === 0 && (b[4] === 0xfe || b[4] === 0xfd) && ascii(b, 5, 'SMB'),
+  ssdp: (b, t) => t === 'udp' && anyAscii(b, ['M-SEARCH * HTTP/1.1', 'NOTIFY * HTTP/1.1']),
+  // Server greeting: 3-octet length, sequence 0, protocol 10, NUL-terminated version text.
+  mysql: (b, t, toServer) =>
+    t === 'tcp' &&
+    !toServer &&
+    b.byteLength >= 10 &&
+    b[3] === 0 &&
+    b[4] === 10 &&
+    (b[0]! | (b[1]! << 8) | (b[2]! << 16)) + 4 === b.byteLength &&
+    b[5]! >= 0x30 &&
+    b[5]! <= 0x39,
+  // StartupMessage (protocol 3.0), SSLRequest or GSSENCRequest: length, then the code.
+  postgres: (b, t, toServer) =>
+    t === 'tcp' &&
+    toServer &&
+    b.byteLength >= 8 &&
+    u32(b, 0) === b.byteLength &&
+    (u32(b, 4) === 196608 || u32(b, 4) === 80877103 || u32(b, 4) === 80877104),
+  // TDS packet header: PRELOGIN (18) or LOGIN7 (16), status EOM, length = payload.
+  tds: (b, t, toServer) =>
+    t === 'tcp' &&
+    toServer &&
+    b.byteLength >= 8 &&
+    (b[0] === 0x12 || b[0] === 0x10) &&
+    b[1] === 1 &&
+    u16(b, 2) === b.byteLength,
+  // MsgHeader: messageLength (LE) = payload, then an opcode MongoDB defines.
+  mongodb: (b, t) => {
+    if (t !== 'tcp' || b.byteLength < 16 || u32le(b, 0) !== b.byteLength) return false
+    const op = u32le(b, 12)
+    return op === 2013 || op === 2004 || op === 1 || op === 2012
+  },
+  redis: (b, t, _d, sport, dport) =>
+    t === 'tcp' &&
+    onPort(6379, sport, dport) &&
+    ((b[0] === 0x2a && b[1]! >= 0x31 && b[1]! <= 0x39) || anyAscii(b, ['+OK', '+PONG', '-ERR', 'PING'])),
+  memcached: (b, _t, _d, sport, dport) =>
+    onPort(11211, sport, dport) &&
+    anyAscii(b, ['get ', 'gets ', 'set ', 'add ', 'stats', 'VALUE ', 'STAT ', 'version']),
+  // TNS header: length, checksum, type CONNECT (1) / ACCEPT (2) / REFUSE (4) / REDIRECT (5) / DATA (6).
+  tns: (b, t, _d, sport, dport) =>
+    t === 'tcp' &&
+    onPort(1521, sport, dport) &&
+    b.byteLength >= 8 &&
+    u16(b, 0) === b.byteLength &&
+    b[4]! >= 1 &&
+    b[4]! <= 6,
+  bittorrent: (b, t) =>
+    t === 'tcp'
+      ? b.byteLength >= 20 && b[0] === 19 && ascii(b, 1, 'BitTorrent protocol')
+      : ascii(b, 0, 'd1:ad2:id20:') ||
+        ascii(b, 0, 'd1:rd2:id20:') ||
+        ascii(b, 0, 'd1:q') ||
+        contains(b, 'BitTorrent', 64),
+  sip: (b) => anyAscii(b, SIP_METHODS) || anyAscii(b, SIP_MORE),
+  // RFC 3550: version 2, a payload type that is not RTCP (72-76 with the marker bit), a plausible length.
+  rtp: (b, t, _d, sport, dport) => {
+    if (t !== 'udp' || b.byteLength < 12 || b[0]! >> 6 !== 2 || sport < 1024 || dport < 1024) return false
+    const pt = b[1]! & 0x7f
+    return (pt <= 34 || (pt >= 96 && pt <= 127)) && !(pt >= 72 && pt <= 76)
+  },
+  rtcp: (b, t) =>
+    t === 'udp' &&
+    b.byteLength >= 8 &&
+    b[0]! >> 6 === 2 &&
+    b[1]! >= 200 &&
+    b[1]! <= 204 &&
+    (u16(b, 2) + 1) * 4 <= b.byteLength,
+  // RFC 8489: message type with the top two bits 0, length + 20 = payload, magic cookie 0x2112A442.
+  stun: (b) =>
+    b.byteLength >= 20 && (b[0]! & 0xc0) === 0 && u32(b, 4) === 0x2112a442 && u16(b, 2) + 20 === b.byteLength,
+  rtsp: (b, t) =>
+    t === 'tcp' &&
+    (anyAscii(b, ['OPTIONS rtsp://', 'DESCRIBE rtsp://', 'SETUP rtsp://', 'PLAY rtsp://']) ||
+      ascii(b, 0, 'RTSP/1.0 ')),
+  // P_CONTROL_HARD_RESET_CLIENT_V2/V3 (opcode 7 or 10, key id 0) and a session id, behind a length over TCP.
+  openvpn: (b, t, _d, sport, dport) => {
+    const o = t === 'tcp' ? 2 : 0
+    if (t === 'tcp' && (b.byteLength < 2 || u16(b, 0) + 2 !== b.byteLength)) return false
+    const op = b[o]
+    return (
+      (op === 0x38 || op === 0x50 || op === 0x40) &&
+      b.byteLength >= o + 14 &&
+      (onPort(1194, sport, dport) || op === 0x50)
+    )
+  },
+  // Handshake initiation (148 octets), response (92), cookie reply (64), or transport data (32 + 16n).
+  wireguard: (b, t) => {
+    if (t !== 'udp' || b.byteLength < 32 || b[1] !== 0 || b[2] !== 0 || b[3] !== 0) return false
+    const n = b.byteLength
+    const type = b[0]
+    return (
+      (type === 1 && n === 148) ||
+      (type === 2 && n === 92) ||
+      (type === 3 && n === 64) ||
+      (type === 4 && n >= 32 && (n - 32) % 16 === 0)
+    )
+  },
+  // IKE header (RFC 7296 / 2408): version 1.0 or 2.0, a known exchange type; behind the non-ESP marker on 4500.
+  ike: (b, t, _d, sport, dport) => {
+    if (t !== 'udp') return false
+    const o = onPort(4500, sport, dport) ? 4 : 0
+    if (o === 4 && (b.byteLength < 8 || u32(b, 0) !== 0)) return false
+    if (!onPort(500, sport, dport) && o === 0) return false
+    if (b.byteLength < o + 28) return false
+    const v = b[o + 17]
+    const x = b[o + 18]!
+    return (
+      (v === 0x10 || v === 0x20) &&
+      ((x >= 1 && x <= 5) || (x >= 32 && x <= 37)) &&
+      u32(b, o + 24) === b.byteLength - o
+    )
+  },
+  // BGP: 16 octets of 0xff marker, length, type 1..5.
+  bgp: (b, t) => {
+    if (t !== 'tcp' || b.byteLength < 19) return false
+    for (let i = 0; i < 16; i++) if (b[i] !== 0xff) return false
+    return b[18]! >= 1 && b[18]! <= 5
+  },
+  mqtt: (b, t) => t === 'tcp' && b[0] === 0x10 && (contains(b, 'MQTT', 16) || contains(b, 'MQIsdp', 16)),
+  amqp: (b, t) => t === 'tcp' && ascii(b, 0, 'AMQP'),
+  xmpp: (b, t) =>
+    t === 'tcp' &&
+    (contains(b, '<stream:stream', 128) || (ascii(b, 0, '<?xml') && contains(b, 'jabber', 200))),
+  irc: (b, t, toServer, sport, dport) =>
+    t === 'tcp' &&
+    (onPort(6667, sport, dport) || onPort(6697, sport, dport) || contains(b, ' NOTICE ')) &&
+    (toServer
+      ? anyAscii(b, ['NICK ', 'USER ', 'CAP LS', 'PASS '])
+      : b[0] === 0x3a && contains(b, ' NOTICE ')),
+  // SOCKS5 greeting (version 5, n methods, n octets) or SOCKS4 CONNECT/BIND.
+  socks: (b, t, toServer) =>
+    t === 'tcp' &&
+    toServer &&
+    ((b[0] === 5 && b.byteLength === 2 + b[1]! && b[1]! >= 1) ||
+      (b[0] === 4 && (b[1] === 1 || b[1] === 2) && b.byteLength >= 9)),
+  // DCE/RPC connection-oriented PDU: version 5.0/5.1, a PDU type, data representation, frag length = payload.
+  dcerpc: (b, t) =>
+    t === 'tcp' &&
+    b.byteLength >= 16 &&
+    b[0] === 5 &&
+    (b[1] === 0 || b[1] === 1) &&
+    b[2]! <= 20 &&
+    (b[4] === 0x10 || b[4] === 0) &&
+    (b[8]! | (b[9]! << 8)) === b.byteLength,
+  // DTLS record: handshake (22) or alert/ccs/data, version DTLS 1.0 (0xfeff) / 1.2 (0xfefd), epoch, length.
+  dtls: (b, t) =>
+    t === 'udp' &&
+    b.byteLength >= 13 &&
+    b[0]! >= 20 &&
+    b[0]! <= 23 &&
+    b[1] === 0xfe &&
+    (b[2] === 0xff || b[2] === 0xfd) &&
+    u16(b, 11) + 13 <= b.byteLength,
+  rsync: (b, t) => t === 'tcp' && ascii(b, 0, '@RSYNCD:'),
+  bitcoin: (b, t) =>
+    t === 'tcp' &&
+    b.byteLength >= 24 &&
+    ((b[0] === 0xf9 && b[1] === 0xbe && b[2] === 0xb4 && b[3] === 0xd9) ||
+      (b[0] === 0x0b && b[1] === 0x11 && b[2] === 0x09 && b[3] === 0x07)),
+  // Long header (form and fixed bits), a known version (1, 2, drafts 0xff0000xx, Google Q0xx), from the client.
+  quic: (b, t) => {
+    if (t !== 'udp' || b.byteLength < 7 || (b[0]! & 0xc0) !== 0xc0) return false
+    const v = u32(b, 1)
+    return (
+      v === 1 ||
+      v === 0x6b3343cf ||
+      v >>> 8 === 0xff0000 ||
+      (v >>> 24 === 0x51 && b[2] === 0x30) ||
+      (v === 0 && b.byteLength >= 7)
+    )
+  },
+}

@@ -1,0 +1,162 @@
+// Application identification (RFC 6759): the catalogue's integrity, name and signature lookups, the
+// bounded DNS answer cache, the applicationId encoding per engine, and whole-probe runs over real and
+// synthetic captures whose applicationId must resolve through the probe's own options records.
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { AppCatalogue, DnsAnswerCache, NO_APP } from '../../appid/classifier.js'
+import { CATALOGUE } from '../../appid/catalogue.js'
+import { SIGNATURES } from '../../appid/signatures.js'
+import { dnsMessage } from '../../../test/helpers/l7.js'
+import { eth, ipv4, LINKTYPE, pcapFile, PROTO, TCP, tcp, udp } from '../../../test/helpers/packet-builder.js'
+import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+
+const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/pcap/app')
+/** Signatures served by the L7 parsers of src/l7 rather than by src/appid/signatures.ts. */
+const PARSER_BACKED = new Set(['dns', 'http', 'tls', 'dhcp', 'dhcp6', 'mdns', 'llmnr'])
+
+/** Runs the probe with the app group; returns flow records with the name the options records give. */
+async function appRun(file: string): Promise<(JsonRecord & { app: string })[]> {
+  const { records } = await probeRecords([file], { fields: ['app'] }, [], true)
+  const names = new Map<string, string>()
+  for (const r of records)
+    if (typeof r.applicationName === 'string') names.set(String(r.applicationId), r.applicationName)
+  return records
+    .filter((r) => 'applicationId' in r && !('applicationName' in r))
+    .map((r) => ({ ...r, app: names.get(String(r.applicationId)) ?? `unnamed:${String(r.applicationId)}` }))
+}
+
+describe('application catalogue', () => {
+  it('holds at least 250 entries with unique ids and names, valid ports and known signatures', () => {
+    expect(CATALOGUE.length).toBeGreaterThanOrEqual(250)
+    expect(() => new AppCatalogue()).not.toThrow()
+    for (const e of CATALOGUE) {
+      expect(e.category, e.name).not.toBe('')
+      expect(e.description, e.name).not.toBe('')
+      if (e.signature !== '')
+        expect(e.signature in SIGNATURES || PARSER_BACKED.has(e.signature), e.name).toBe(true)
+    }
+    const dup = [...CATALOGUE, { ...CATALOGUE[0]!, name: 'Other' }]
+    expect(() => new AppCatalogue(dup)).toThrow(/id 1 used twice/)
+  })
+
+  it('names servers by the longest domain suffix at a label boundary', () => {
+    const c = new AppCatalogue()
+    const name = (h: string): string => (c.byHost(h) === NO_APP ? '' : c.entries[c.byHost(h)]!.name)
+    expect(name('www.youtube.com')).toBe('YouTube')
+    expect(name('r4---sn-4g5e6nz7.googlevideo.com')).toBe('YouTube')
+    expect(name('YOUTUBE.COM.')).toBe('YouTube')
+    expect(name('notyoutube.com')).toBe('')
+    expect(name('maps.google.com')).toBe('GoogleMaps')
+    expect(name('www.google.com')).toBe('Google')
+    expect(name('localhost')).toBe('')
+  })
+
+  it('keeps the DNS answer cache bounded, dropping the oldest address', () => {
+    const cache = new DnsAnswerCache(3)
+    for (let i = 1; i <= 4; i++) cache.set(`192.0.2.${i}`, i)
+    expect(cache.size).toBe(3)
+    expect(cache.get('192.0.2.1')).toBe(NO_APP)
+    expect(cache.get('192.0.2.4')).toBe(4)
+  })
+})
+
+describe('content signatures', () => {
+  const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
+  it('recognise real protocol openings', () => {
+    expect(SIGNATURES.ssh!(bytes('SSH-2.0-OpenSSH_9.2\r\n'), 'tcp', false, 22, 50000)).toBe(true)
+    const wg = new Uint8Array(148)
+    wg[0] = 1
+    expect(SIGNATURES.wireguard!(wg, 'udp', true, 40000, 51820)).toBe(true)
+    const stun = new Uint8Array(20)
+    stun.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42])
+    expect(SIGNATURES.stun!(stun, 'udp', true, 40000, 3478)).toBe(true)
+    const bt = Uint8Array.from([19, ...bytes('BitTorrent protocol'), ...new Array<number>(48).fill(0)])
+    expect(SIGNATURES.bittorrent!(bt, 'tcp', true, 40000, 6881)).toBe(true)
+    const pg = new Uint8Array(8)
+    new DataView(pg.buffer).setUint32(0, 8)
+    new DataView(pg.buffer).setUint32(4, 80877103)
+    expect(SIGNATURES.postgres!(pg, 'tcp', true, 40000, 5432)).toBe(true)
+  })
+
+  it('do not claim other traffic', () => {
+    const http = bytes('GET / HTTP/1.1\r\nHost: example.com\r\n\r\n')
+    for (const [name, sig] of Object.entries(SIGNATURES))
+      expect(sig(http, 'tcp', true, 40000, 80), name).toBe(false)
+    const wg = new Uint8Array(147)
+    wg[0] = 1
+    expect(SIGNATURES.wireguard!(wg, 'udp', true, 40000, 51820)).toBe(false)
+    // NTP's few bits of structure count only on port 123.
+    const ntp = new Uint8Array(48)
+    ntp[0] = 0x23
+    expect(SIGNATURES.ntp!(ntp, 'udp', true, 40000, 123)).toBe(true)
+    expect(SIGNATURES.ntp!(ntp, 'udp', true, 40000, 40001)).toBe(false)
+  })
+})
+
+describe('app field group (whole probe)', () => {
+  it('names a TLS flow by its SNI and resolves the id through the options records', async () => {
+    const recs = await appRun(join(FIXTURES, 'arkime-tls13.pcap'))
+    expect(recs.map((r) => r.app)).toEqual(['Cloudflare'])
+    expect(recs[0]!.applicationId).toBe('0d0000c2') // engine 13 (PANA-L7), selector 194
+  })
+
+  it('falls back to the protocol: DNS, and TLS to a name outside the catalogue', async () => {
+    const recs = await appRun(join(FIXTURES, 'arkime-curl-enabled-tls13.pcap'))
+    expect(recs.map((r) => r.app).sort()).toEqual(['DNS', 'TLS'])
+  })
+
+  it('recognises RDP by its X.224 connection request', async () => {
+    const recs = await appRun(join(FIXTURES, 'zeek-rdp-rdp-x509.pcap'))
+    expect(recs.map((r) => r.app)).toEqual(['RDP'])
+  })
+
+  it('names a flow by a DNS answer seen earlier; encodes unknown ports (IANA-L4) and protocols (IANA-L3)', async () => {
+    const client = { src: '10.0.0.1', dst: '10.0.0.53' }
+    const answer = dnsMessage({
+      id: 7,
+      flags: 0x8180,
+      questions: [{ name: 'www.netflix.com', type: 1 }],
+      answers: [{ name: [0xc0, 12], type: 1, ttl: 60, data: [192, 0, 2, 10] }],
+    })
+    const query = dnsMessage({ id: 7, flags: 0x0100, questions: [{ name: 'www.netflix.com', type: 1 }] })
+    const frames = [
+      eth({}, ipv4({ ...client, proto: PROTO.UDP }, udp({ sport: 33000, dport: 53, payload: query }))),
+      eth(
+        {},
+        ipv4(
+          { src: client.dst, dst: client.src, proto: PROTO.UDP },
+          udp({ sport: 53, dport: 33000, payload: answer }),
+        ),
+      ),
+      // A TCP SYN to the address the answer named: no payload, so only the DNS answer can name it.
+      eth(
+        {},
+        ipv4({ src: '10.0.0.1', dst: '192.0.2.10' }, tcp({ sport: 40000, dport: 443, flags: TCP.SYN })),
+      ),
+      eth(
+        {},
+        ipv4({ src: '10.0.0.1', dst: '192.0.2.99' }, tcp({ sport: 40001, dport: 5555, flags: TCP.SYN })),
+      ),
+      eth({}, ipv4({ src: '10.0.0.1', dst: '192.0.2.99', proto: 253 }, new Uint8Array(8))),
+    ]
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-app-'))
+    const file = join(dir, 'dns-then-tls.pcap')
+    writeFileSync(
+      file,
+      pcapFile(
+        LINKTYPE.ETHERNET,
+        frames.map((data) => ({ data })),
+      ),
+    )
+    const recs = await appRun(file)
+    const byDst = new Map(
+      recs.map((r) => [`${String(r.destinationIPv4Address)}:${Number(r.destinationTransportPort ?? 0)}`, r]),
+    )
+    expect(byDst.get('10.0.0.53:53')?.app).toBe('NetFlix') // DNS query named by its qname
+    expect(byDst.get('192.0.2.10:443')?.app).toBe('NetFlix')
+    expect(byDst.get('192.0.2.99:5555')?.applicationId).toBe('030015b3')
+    expect(recs.find((r) => r.protocolIdentifier === 253)?.applicationId).toBe('010000fd')
+  })
+})

@@ -1,0 +1,265 @@
+/**
+ * Field group `app`: application identification (RFC 6759). Every flow record gets `applicationId`
+ * (IANA 95), four octets: Classification Engine ID then a 3-octet Selector ID.
+ * - Engine 13 (PANA-L7): the stable id of a catalogue entry (src/appid/catalogue.ts).
+ * - Engine 3 (IANA-L4): not in the catalogue; the responder's TCP/UDP port (the well-known port, if any).
+ * - Engine 1 (IANA-L3): not in the catalogue and no ports; the IP protocol number.
+ *
+ * Classification, strongest evidence first (src/appid/classifier.ts): the server name (TLS SNI, HTTP Host,
+ * DNS query name) against the catalogue's domains; the server address named by a DNS answer seen earlier
+ * (only over TLS, HTTP or an unidentified protocol); the L7 parser that claimed the flow (src/l7) or a
+ * content signature (src/appid/signatures.ts) on the first payload packets; the responder's port, then the
+ * initiator's; the IP protocol. L7 work stops once a name is known.
+ *
+ * The catalogue leaves as RFC 6759 options records (template 290, scope applicationId; applicationName,
+ * applicationDescription, applicationCategoryName) after the templates, and again whenever the exporter
+ * re-sends its templates, so a collector can always name what it receives. Off by default.
+ */
+import { AppCatalogue, DnsAnswerCache, Evidence, NO_APP } from '../../appid/classifier.js'
+import type { PacketInfo } from '../../decode/packet.js'
+import type { IpfixExporter } from '../../ipfix/exporter.js'
+import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { Template } from '../../ipfix/template.js'
+import type { DhcpTx } from '../../l7/dhcp.js'
+import type { DnsTx } from '../../l7/dns.js'
+import { L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import type { HttpTx } from '../../l7/http.js'
+import { L7_PARSERS } from '../../l7/registry.js'
+import type { TlsTx } from '../../l7/tls.js'
+import { ipv4Text, ipv6Text } from '../../util/address-text.js'
+import { resized } from '../../util/typed-arrays.js'
+import { Dir, EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+
+export const APP_OPTIONS_TEMPLATE_ID = 290
+const ENGINE_IANA_L3 = 1
+const ENGINE_IANA_L4 = 3
+const ENGINE_PANA_L7 = 13
+/** Payload packets (both directions) tried against the content signatures. */
+const SIGNATURE_TRIES = 8
+/** Parsers the group runs for names: server names and protocol identity. */
+const PARSERS = ['dns', 'http', 'tls', 'dhcp'] as const
+/** Protocols over which a DNS-cache name wins (the name says more than "TLS"). */
+const CARRIERS = ['TLS', 'HTTP', 'QUIC']
+
+export class AppFields implements FlowFeature {
+  readonly name = 'app'
+  readonly catalogue: AppCatalogue
+  readonly dnsCache = new DnsAnswerCache()
+  private readonly engine: L7Engine<unknown>
+  private app = new Int32Array(0)
+  private evidence = new Uint8Array(0)
+  private tries = new Uint8Array(0)
+  private readonly carriers: Set<number>
+  private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
+  private readonly dhcp: [v4: number, v6: number]
+  private exporter: IpfixExporter | undefined
+  private template: Template | undefined
+  /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
+  private seenTemplateSends = 0
+  private readonly words = new Uint32Array(4)
+  private readonly addrView = new DataView(new ArrayBuffer(16))
+  /** Flows classified, by evidence (index: Evidence). */
+  readonly classified = new Float64Array(6)
+
+  constructor(catalogue = new AppCatalogue(), opts?: L7EngineOptions) {
+    this.catalogue = catalogue
+    this.engine = new L7Engine<unknown>(
+      PARSERS.map((n) => L7_PARSERS[n]!),
+      (key, tx, _ts, parser) => this.onTx(key, tx, parser),
+      opts,
+    )
+    this.carriers = new Set(CARRIERS.map((n) => catalogue.named(n)).filter((i) => i !== NO_APP))
+    this.dnsLike = {
+      dns: catalogue.named('DNS'),
+      mdns: catalogue.named('MDNS'),
+      llmnr: catalogue.named('LLMNR'),
+      netbios: catalogue.named('NetBIOS'),
+    }
+    this.dhcp = [catalogue.named('DHCP'), catalogue.named('DHCPV6')]
+  }
+
+  fields(): FieldList {
+    return [['applicationId', 4]]
+  }
+
+  /** Adds the catalogue's options template and sends the catalogue. */
+  attach(exporter: IpfixExporter): void {
+    this.exporter = exporter
+    this.template = Template.fromNames(
+      APP_OPTIONS_TEMPLATE_ID,
+      [['applicationId', 4], ['applicationName'], ['applicationDescription'], ['applicationCategoryName']],
+      1,
+    )
+    exporter.addTemplate(this.template)
+    this.sendCatalogue()
+  }
+
+  resize(capacity: number, used: number): void {
+    this.app = resized(this.app, capacity, used)
+    this.evidence = resized(this.evidence, capacity, used)
+    this.tries = resized(this.tries, capacity, used)
+    this.engine.resize(capacity, used)
+  }
+
+  onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
+    this.engine.end(id)
+    this.app[id] = NO_APP
+    this.evidence[id] = Evidence.None
+    this.tries[id] = 0
+    this.engine.onCreate(id, tsUs)
+    // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
+    // round carries the catalogue queued by attach().
+    const ex = this.exporter
+    if (ex !== undefined && ex.stats.templateSends !== this.seenTemplateSends) {
+      if (this.seenTemplateSends > 0) this.sendCatalogue()
+      this.seenTemplateSends = ex.stats.templateSends
+    }
+  }
+
+  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
+    const ev = this.evidence[id]!
+    if (ev >= Evidence.Name) return
+    this.engine.onPacket(id, p, dir as number, tsUs)
+    const n = p.payloadCaptured
+    if (n === 0 || ev >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES) return
+    if (this.evidence[id]! >= Evidence.Signature) return // the parser named it just now
+    this.tries[id]! += 1
+    const proto = p.protocol
+    if (proto !== 6 && proto !== 17) return
+    const o = p.payloadOffset
+    const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
+    const t = proto === 6 ? 'tcp' : 'udp'
+    const toServer = dir === Dir.Forward
+    for (const s of this.catalogue.signatures) {
+      if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
+        this.set(id, s.entry, Evidence.Signature)
+        return
+      }
+    }
+  }
+
+  onReset(): void {}
+
+  onSwap(id: number): void {
+    this.engine.onSwap(id)
+  }
+
+  write(id: number, flow: FlowView, w: RecordWriter): void {
+    // On the flow's last record, open transactions (a DNS query without answer) still name it.
+    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.engine.end(id)
+    let entry = this.app[id]!
+    let ev: number = this.evidence[id]!
+    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {
+      const named = this.dnsCache.get(this.addressText(flow, id, Dir.Reverse))
+      if (named !== NO_APP) {
+        entry = named
+        ev = Evidence.DnsCache
+      }
+    }
+    const proto = flow.protocol(id)
+    if (entry === NO_APP) {
+      entry = this.catalogue.byTransportPort(proto, flow.port(id, Dir.Reverse))
+      if (entry === NO_APP) entry = this.catalogue.byTransportPort(proto, flow.port(id, Dir.Forward))
+      if (entry !== NO_APP) ev = Evidence.Port
+      else {
+        entry = this.catalogue.byIpProtocol(proto)
+        if (entry !== NO_APP) ev = Evidence.IpProtocol
+      }
+    }
+    this.classified[ev]! += 1
+    if (entry !== NO_APP) {
+      const sel = this.catalogue.entries[entry]!.id
+      w.u8(ENGINE_PANA_L7)
+      w.u8(sel >>> 16)
+      w.u16(sel & 0xffff)
+    } else if (proto === 6 || proto === 17 || proto === 132) {
+      w.u8(ENGINE_IANA_L4)
+      w.u8(0)
+      w.u16(flow.port(id, Dir.Reverse))
+    } else {
+      w.u8(ENGINE_IANA_L3)
+      w.u8(0)
+      w.u16(proto)
+    }
+  }
+
+  /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
+  nameOf(id: number): string {
+    const e = this.app[id]!
+    return e === NO_APP ? '' : this.catalogue.entries[e]!.name
+  }
+
+  private set(id: number, entry: number, ev: number): void {
+    if (entry === NO_APP || ev < this.evidence[id]!) return
+    this.app[id] = entry
+    this.evidence[id] = ev
+  }
+
+  private onTx(key: FlowKey, tx: unknown, parser: string): void {
+    const id = key.flowId
+    if (id < 0 || id >= this.app.length) return
+    const c = this.catalogue
+    switch (parser) {
+      case 'tls': {
+        const sni = (tx as TlsTx).sni
+        const byName = sni !== '' ? c.byHost(sni) : NO_APP
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        else this.set(id, c.named('TLS'), Evidence.Signature)
+        break
+      }
+      case 'http': {
+        const host = (tx as HttpTx).host.replace(/:\d+$/, '')
+        const byName = host !== '' ? c.byHost(host) : NO_APP
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        else this.set(id, c.named('HTTP'), Evidence.Signature)
+        break
+      }
+      case 'dns': {
+        const d = tx as DnsTx
+        const byName = d.qname !== '' ? c.byHost(d.qname) : NO_APP
+        for (const a of d.answers) {
+          if (a.type !== 1 && a.type !== 28) continue
+          const e = byName !== NO_APP ? byName : c.byHost(a.name)
+          if (e !== NO_APP && a.data !== '') this.dnsCache.set(a.data, e)
+        }
+        // NetBIOS name service (RFC 1002) shares the DNS message layout; mDNS and LLMNR too.
+        const port = key.dstPort
+        const l = this.dnsLike
+        const proto = port === 5353 ? l.mdns : port === 5355 ? l.llmnr : port === 137 ? l.netbios : l.dns
+        if (byName !== NO_APP && proto === this.dnsLike.dns) this.set(id, byName, Evidence.Name)
+        else this.set(id, proto, Evidence.Signature)
+        break
+      }
+      case 'dhcp':
+        this.set(id, this.dhcp[(tx as DhcpTx).version === 6 ? 1 : 0], Evidence.Signature)
+        break
+    }
+  }
+
+  private addressText(flow: FlowView, id: number, dir: Dir): string {
+    const words = this.words
+    if (flow.address(id, dir, words) === 4) return ipv4Text(words[0]!)
+    const v = this.addrView
+    for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
+    return ipv6Text(v, 0)
+  }
+
+  private sendCatalogue(): void {
+    const ex = this.exporter
+    const t = this.template
+    if (ex === undefined || t === undefined) return
+    for (const e of this.catalogue.entries) {
+      const w = ex.beginRecord(
+        t,
+        4 + 3 * 3 + e.name.length + e.description.length * 3 + e.category.length + 16,
+      )
+      w.u8(ENGINE_PANA_L7)
+      w.u8(e.id >>> 16)
+      w.u16(e.id & 0xffff)
+      w.string(e.name)
+      w.string(e.description)
+      w.string(e.category)
+      ex.endRecord()
+    }
+  }
+}
