@@ -1,4 +1,4 @@
-// Agreement of the `dns` and `http` transaction records with Zeek over ../shared/pcaps (skipped without
+// Agreement of the `dns`, `http`, `tls` and `dhcp` transaction records with Zeek over ../shared/pcaps (skipped without
 // the corpus). For every capture with a primary Zeek baseline (<capture>.zeek/dns.log or http.log, the
 // btest that ran on that capture alone), each Zeek row is matched to one of our transaction records on the
 // same connection (orig/resp address and port; DNS also trans_id) in order, and each field is compared
@@ -34,6 +34,13 @@ const THRESHOLDS: Record<string, number> = {
   'ssl.server_name': 0.66,
   'ssl.version': 0.66,
   'ssl.cipher': 0.66,
+  'dhcp.mac': 0.95,
+  'dhcp.msg_types': 0.95,
+  'dhcp.host_name': 0.95,
+  'dhcp.domain': 0.95,
+  'dhcp.requested_addr': 0.95,
+  'dhcp.assigned_addr': 0.95,
+  'dhcp.lease_time': 0.95,
 }
 
 /** Zeek's version names (ssl/consts.zeek). */
@@ -235,8 +242,57 @@ function scoreSsl(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name: 
   }
 }
 
+const DHCP_TYPES = ['', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM']
+
+/**
+ * dhcp.log: Zeek folds the messages of one transaction (xid) into a row; rows carry no 5-tuple, so each row
+ * is matched to one of our xid groups with the same client MAC, preferring the one with the same message
+ * types. Folding as Zeek does: host_name and requested_addr from the client's last message that has them,
+ * domain and lease_time from the server, assigned_addr the last yiaddr offered or acknowledged.
+ */
+function scoreDhcp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, rel: string): void {
+  const groups = new Map<number, JsonRecord[]>()
+  for (const r of recs) {
+    const xid = Number(r['flowtelDhcpTransactionId'])
+    groups.set(xid, [...(groups.get(xid) ?? []), r])
+  }
+  const used = new Set<number>()
+  const last = (rs: JsonRecord[], f: string, zero: string): string =>
+    rs
+      .map((r) => str(r[f]))
+      .filter((v) => v !== '' && v !== zero)
+      .at(-1) ?? ''
+  for (const z of rows) {
+    const mac = z['mac'] ?? ''
+    const candidates = [...groups.entries()].filter(
+      ([xid, rs]) => !used.has(xid) && rs.some((r) => str(r['dhcpHostMacAddr']) === mac),
+    )
+    const types = (rs: JsonRecord[]): string =>
+      rs.map((r) => DHCP_TYPES[Number(r['dhcpType'])] ?? '?').join(',')
+    const pick = candidates.find(([, rs]) => types(rs) === z['msg_types']) ?? candidates[0]
+    if (pick !== undefined) used.add(pick[0])
+    const rs = pick?.[1] ?? []
+    const ours: Record<string, string> = {
+      mac: last(rs, 'dhcpHostMacAddr', '00:00:00:00:00:00'),
+      msg_types: types(rs),
+      host_name: last(rs, 'dhcpHostName', ''),
+      domain: last(rs, 'dhcpDomainName', ''),
+      requested_addr: last(rs, 'dhcpIpRequest', '0.0.0.0'),
+      assigned_addr: last(rs, 'dhcpOfferedIp', '0.0.0.0'),
+      lease_time: last(rs, 'dhcpIpLeaseTime', '0'),
+    }
+    for (const f of Object.keys(ours)) {
+      let want = z[f]
+      if (!hasValue(want)) continue
+      if (f === 'lease_time') want = String(Math.round(Number(want)))
+      const got = pick === undefined ? '(none)' : ours[f]!
+      tally(t, `dhcp.${f}`, got === want, `${rel} ${f}: zeek=${want} ours=${got}`)
+    }
+  }
+}
+
 describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', () => {
-  it('dns.log, http.log and ssl.log fields', async () => {
+  it('dns.log, http.log, ssl.log and dhcp.log fields', async () => {
     const t = new Map<string, Tally>()
     let captures = 0
     for (const rel of listCaptures(SHARED_PCAPS)) {
@@ -244,10 +300,11 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', 
       const dnsLog = join(zeek, 'dns.log')
       const httpLog = join(zeek, 'http.log')
       const sslLog = join(zeek, 'ssl.log')
-      if (!existsSync(dnsLog) && !existsSync(httpLog) && !existsSync(sslLog)) continue
+      const dhcpLog = join(zeek, 'dhcp.log')
+      if (!existsSync(dnsLog) && !existsSync(httpLog) && !existsSync(sslLog) && !existsSync(dhcpLog)) continue
       captures++
       const { records } = await probeRecords([join(SHARED_PCAPS, rel)], {
-        fields: ['core', 'dns', 'http', 'tls'],
+        fields: ['core', 'dns', 'http', 'tls', 'dhcp'],
       })
       if (existsSync(dnsLog))
         scoreDns(
@@ -260,6 +317,13 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', 
         scoreSsl(
           readZeekLog(sslLog),
           records.filter((r) => 'tlsSni' in r),
+          t,
+          rel,
+        )
+      if (existsSync(dhcpLog))
+        scoreDhcp(
+          readZeekLog(dhcpLog),
+          records.filter((r) => 'dhcpType' in r),
           t,
           rel,
         )
