@@ -47,10 +47,15 @@ const CLIENT_HELLO = record(handshake(1, CH_BODY))
 const SERVER_HELLO = record(handshake(2, SH_BODY), 0x0303)
 
 describe('tls parser', () => {
-  it('reads ClientHello and ServerHello into one transaction, then needs no more bytes', () => {
+  it("reads ClientHello and ServerHello into one transaction, done at the client's first encrypted record", () => {
     const d = new Driver<TlsTx>(tlsParser)
     d.feed(L7Dir.ToServer, CLIENT_HELLO)
     d.feed(L7Dir.ToClient, SERVER_HELLO)
+    expect(tlsParser.wantsMore(d.state as TlsState)).toBe(true)
+    d.feed(L7Dir.ToClient, Uint8Array.from([23, 3, 3, 0, 2, 0xaa, 0xbb]))
+    d.feed(L7Dir.ToServer, Uint8Array.from([20, 3, 3, 0, 1, 1]))
+    expect(tlsParser.wantsMore(d.state as TlsState)).toBe(true)
+    d.feed(L7Dir.ToServer, Uint8Array.from([23, 3, 3, 0, 2, 0xcc, 0xdd]))
     expect(tlsParser.wantsMore(d.state as TlsState)).toBe(false)
     expect(d.finish()).toEqual([
       expect.objectContaining({
@@ -67,9 +72,82 @@ describe('tls parser', () => {
         ecPointFormats: [0],
         supportedVersions: [0x0304, 0x0303],
         sessionIdLength: 4,
+        resumed: 0,
       }),
     ])
     expect(d.ctx.anomalies).toEqual([])
+  })
+
+  it("measures the setup time: ClientHello to the client's first encrypted record", () => {
+    const d = new Driver<TlsTx>(tlsParser)
+    const at = (us: number): void => {
+      ;(d.ctx as { tsUs: number }).tsUs = us
+    }
+    at(1_000_000)
+    d.feed(L7Dir.ToServer, CLIENT_HELLO)
+    at(1_030_000)
+    d.feed(L7Dir.ToClient, SERVER_HELLO)
+    at(1_075_000)
+    d.feed(L7Dir.ToServer, Uint8Array.from([23, 3, 3, 0, 1, 0]))
+    expect(d.finish()[0]?.setupUs).toBe(75_000)
+  })
+
+  it('tells a resumed TLS 1.2 session (abbreviated handshake) by session ID and by ticket', () => {
+    const sid = new Array<number>(32).fill(5)
+    const ch = (withTicket: boolean): Uint8Array =>
+      record(
+        handshake(1, [
+          ...u16(0x0303),
+          ...new Array<number>(32).fill(7),
+          ...vec8(sid),
+          ...vec16(u16(0xc02f)),
+          ...vec8([0]),
+          ...vec16(withTicket ? ext(35, [1, 2, 3, 4]) : []),
+        ]),
+      )
+    const sh = (echo: boolean, more: number[] = []): Uint8Array =>
+      record(
+        [
+          ...handshake(2, [
+            ...u16(0x0303),
+            ...new Array<number>(32).fill(9),
+            ...vec8(echo ? sid : []),
+            ...u16(0xc02f),
+            0,
+          ]),
+          ...more,
+        ],
+        0x0303,
+      )
+    const ccs = Uint8Array.from([20, 3, 3, 0, 1, 1])
+    const run = (client: Uint8Array, server: Uint8Array): number => {
+      const d = new Driver<TlsTx>(tlsParser)
+      d.feed(L7Dir.ToServer, client)
+      d.feed(L7Dir.ToClient, server)
+      d.feed(L7Dir.ToClient, ccs)
+      d.feed(L7Dir.ToServer, ccs)
+      d.feed(L7Dir.ToServer, Uint8Array.from([22, 3, 3, 0, 2, 0xee, 0xee])) // encrypted Finished
+      return d.finish()[0]!.resumed
+    }
+    expect(run(ch(false), sh(true))).toBe(1)
+    expect(run(ch(true), sh(false))).toBe(2)
+    // A full handshake: Certificate and ServerHelloDone follow the ServerHello before the server's CCS.
+    expect(run(ch(false), sh(false, [...handshake(11, [0, 0, 0]), ...handshake(14, [])]))).toBe(0)
+  })
+
+  it('reads the other extensions when one is malformed (counted)', () => {
+    const body = [
+      ...u16(0x0303),
+      ...new Array<number>(32).fill(7),
+      ...vec8([]),
+      ...vec16(u16(0x1301)),
+      ...vec8([0]),
+      ...vec16([...ext(16, [0, 9, 1]), ...ext(0, vec16([0, ...vec16(str('a.example'))]))]),
+    ]
+    const d = new Driver<TlsTx>(tlsParser)
+    d.feed(L7Dir.ToServer, record(handshake(1, body)))
+    expect(d.finish()[0]).toMatchObject({ sni: 'a.example', extensionTypes: [16, 0] })
+    expect(d.ctx.anomalies).toEqual(['tls_bad_extension'])
   })
 
   it('gathers a handshake message split over several records', () => {

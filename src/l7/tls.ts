@@ -7,8 +7,12 @@
  *
  * Records (§5.1) are framed from the reassembled stream; handshake messages may span records, so the
  * handshake bytes of each direction are gathered (bounded by MAX_HANDSHAKE) and parsed when a message is
- * complete. One transaction per handshake: it leaves at the ServerHello (or at the end of the flow with the
- * ClientHello alone), after which the parser needs no more bytes. Certificates, JA3/JA4 and DTLS come later.
+ * complete. One transaction per handshake: after the ServerHello, records are followed (not decrypted) until
+ * the client's first encrypted record, which gives the setup time and ends the transaction (or an alert,
+ * the end of the flow, or MAX_RECORDS_AFTER_HELLO records); the parser then needs no more bytes.
+ * Resumption: a TLS 1.3 pre_shared_key in the ServerHello, or (TLS <= 1.2) an abbreviated handshake, the
+ * server's ChangeCipherSpec right after its ServerHello, by session ID or ticket (RFC 5077).
+ * Fingerprints (JA3, JA3S, JA4) are in ./tls-fingerprint.ts. Certificates and DTLS come later.
  */
 import {
   incomplete,
@@ -39,7 +43,26 @@ export interface TlsTx {
   sessionIdLength: number
   clientHelloUs: number
   serverHelloUs: number
+  /** signature_algorithms (13) of the ClientHello, in hello order (for JA4). */
+  signatureAlgorithms: number[]
+  /** ServerHello legacy_version (before supported_versions), its extension types (for JA3S). */
+  serverLegacyVersion: number
+  serverExtensionTypes: number[]
+  clientSessionId: Uint8Array
+  serverSessionId: Uint8Array
+  /** The client offered a non-empty session ticket (RFC 5077) / a pre_shared_key (RFC 8446 §4.2.11). */
+  ticketOffered: boolean
+  pskOffered: boolean
+  /** How the session was set up: 0 full handshake, 1 resumed by session ID, 2 by session ticket, 3 TLS 1.3 PSK. */
+  resumed: number
+  /** ClientHello to the client's first encrypted record (handshake done), µs; 0 when not seen. */
+  setupUs: number
 }
+
+export const RESUMED_NONE = 0
+export const RESUMED_SESSION_ID = 1
+export const RESUMED_TICKET = 2
+export const RESUMED_PSK = 3
 
 const MAX_HANDSHAKE = 64 * 1024
 const HANDSHAKE = 22
@@ -51,7 +74,18 @@ export interface TlsState {
   hs: [Uint8Array, Uint8Array]
   tx: TlsTx | undefined
   done: boolean
+  /** The ServerHello was seen: records are followed (not parsed) until the handshake completes. */
+  afterHello: boolean
+  /** ChangeCipherSpec seen per direction: later handshake records are encrypted. */
+  ccs: [boolean, boolean]
+  /** Server handshake messages after the ServerHello and before its ChangeCipherSpec. */
+  serverMessages: number
+  /** Records followed since the ServerHello (bounded by MAX_RECORDS_AFTER_HELLO). */
+  records: number
 }
+
+/** Records followed after the ServerHello before giving up on the setup time. */
+const MAX_RECORDS_AFTER_HELLO = 64
 
 function newTx(): TlsTx {
   return {
@@ -70,6 +104,15 @@ function newTx(): TlsTx {
     sessionIdLength: 0,
     clientHelloUs: 0,
     serverHelloUs: 0,
+    signatureAlgorithms: [],
+    serverLegacyVersion: 0,
+    serverExtensionTypes: [],
+    clientSessionId: EMPTY,
+    serverSessionId: EMPTY,
+    ticketOffered: false,
+    pskOffered: false,
+    resumed: RESUMED_NONE,
+    setupUs: 0,
   }
 }
 
@@ -131,53 +174,108 @@ function alpnList(r: Reader): string[] {
   return out
 }
 
-function clientHello(body: Reader, tx: TlsTx): void {
+/** One ClientHello extension; a malformed one throws Truncated (its neighbours are still read). */
+function clientExtension(type: number, e: Reader, tx: TlsTx): void {
+  if (type === 0) {
+    // server_name: list of (type, name); host_name is type 0.
+    const list = e.sub(e.u16())
+    while (list.left >= 3) {
+      const nt = list.u8()
+      const n = list.u16()
+      const start = list.pos
+      list.skip(n)
+      if (nt === 0 && tx.sni === '') tx.sni = ascii(e.b, start, start + n)
+    }
+  } else if (type === 10) tx.supportedGroups = u16List(e.sub(e.u16()))
+  else if (type === 11) {
+    const l = e.sub(e.u8())
+    while (l.left > 0) tx.ecPointFormats.push(l.u8())
+  } else if (type === 16) tx.alpnOffered = alpnList(e)
+  else if (type === 43) tx.supportedVersions = u16List(e.sub(e.u8()))
+  else if (type === 13) tx.signatureAlgorithms = u16List(e.sub(e.u16()))
+  else if (type === 35) tx.ticketOffered = e.left > 0
+  else if (type === 41) tx.pskOffered = true
+}
+
+/** Walks an extension block, calling `each` per extension; returns how many were malformed. */
+function extensions(exts: Reader, each: (type: number, e: Reader) => void): number {
+  let bad = 0
+  while (exts.left >= 4) {
+    const type = exts.u16()
+    const e = exts.sub(exts.u16())
+    try {
+      each(type, e)
+    } catch (err) {
+      if (!(err instanceof Truncated)) throw err
+      bad++
+    }
+  }
+  return bad
+}
+
+/** Returns the number of malformed extensions. */
+function clientHello(body: Reader, tx: TlsTx): number {
   tx.clientVersion = body.u16()
   body.skip(32)
   const sid = body.u8()
   tx.sessionIdLength = sid
+  tx.clientSessionId = body.b.slice(body.pos, body.pos + sid)
   body.skip(sid)
   tx.cipherSuites = u16List(body.sub(body.u16()))
   body.skip(body.u8()) // compression methods
-  if (body.left < 2) return
-  const exts = body.sub(body.u16())
-  while (exts.left >= 4) {
-    const type = exts.u16()
-    const e = exts.sub(exts.u16())
+  if (body.left < 2) return 0
+  return extensions(body.sub(body.u16()), (type, e) => {
     tx.extensionTypes.push(type)
-    if (type === 0) {
-      // server_name: list of (type, name); host_name is type 0.
-      const list = e.sub(e.u16())
-      while (list.left >= 3) {
-        const nt = list.u8()
-        const n = list.u16()
-        const start = list.pos
-        list.skip(n)
-        if (nt === 0 && tx.sni === '') tx.sni = ascii(e.b, start, start + n)
-      }
-    } else if (type === 10) tx.supportedGroups = u16List(e.sub(e.u16()))
-    else if (type === 11) {
-      const l = e.sub(e.u8())
-      while (l.left > 0) tx.ecPointFormats.push(l.u8())
-    } else if (type === 16) tx.alpnOffered = alpnList(e)
-    else if (type === 43) tx.supportedVersions = u16List(e.sub(e.u8()))
-  }
+    clientExtension(type, e, tx)
+  })
 }
 
-function serverHello(body: Reader, tx: TlsTx): void {
+/** Returns the number of malformed extensions. */
+function serverHello(body: Reader, tx: TlsTx): number {
   tx.serverVersion = body.u16()
+  tx.serverLegacyVersion = tx.serverVersion
   body.skip(32)
-  body.skip(body.u8())
+  // TLS 1.3 drafts before 22 (0x7f01-0x7f15) had no legacy_session_id_echo and no compression method.
+  const v = tx.serverVersion
+  const draft = v >> 8 === 0x7f && (v & 0xff) < 22
+  if (!draft) {
+    const sid = body.u8()
+    tx.serverSessionId = body.b.slice(body.pos, body.pos + sid)
+    body.skip(sid)
+  }
   tx.cipherSuite = body.u16()
-  body.u8()
-  if (body.left < 2) return
-  const exts = body.sub(body.u16())
-  while (exts.left >= 4) {
-    const type = exts.u16()
-    const e = exts.sub(exts.u16())
+  if (!draft) body.u8()
+  if (body.left < 2) return 0
+  return extensions(body.sub(body.u16()), (type, e) => {
+    tx.serverExtensionTypes.push(type)
     if (type === 43 && e.left >= 2) tx.serverVersion = e.u16()
     else if (type === 16) tx.alpn = alpnList(e)[0] ?? ''
-  }
+    else if (type === 41) tx.resumed = RESUMED_PSK
+  })
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * The server's ChangeCipherSpec came with no handshake message after its ServerHello: an abbreviated
+ * handshake (RFC 5246 §7.3), i.e. a resumed session; by session ID when the server echoed the client's,
+ * else by ticket.
+ */
+function abbreviated(tx: TlsTx): void {
+  if (tx.resumed !== RESUMED_NONE || tx.serverVersion >= 0x0304) return
+  const echoed = tx.clientSessionId.byteLength > 0 && sameBytes(tx.clientSessionId, tx.serverSessionId)
+  tx.resumed = tx.ticketOffered && !echoed ? RESUMED_TICKET : echoed ? RESUMED_SESSION_ID : RESUMED_TICKET
+}
+
+/** The handshake is over (or followed far enough): the transaction leaves and the parser is done. */
+function complete(s: TlsState, ctx: L7Context<TlsTx>): void {
+  if (s.tx !== undefined) ctx.emit(s.tx)
+  s.tx = undefined
+  s.done = true
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -201,13 +299,13 @@ function handshakes(s: TlsState, dir: L7Dir, ctx: L7Context<TlsTx>): void {
     try {
       if (type === CLIENT_HELLO && dir === L7Dir.ToServer) {
         tx.clientHelloUs = ctx.tsUs
-        clientHello(body, tx)
-      } else if (type === SERVER_HELLO && dir === L7Dir.ToClient) {
+        if (clientHello(body, tx) > 0) ctx.anomaly('tls_bad_extension')
+      } else if (type === SERVER_HELLO && dir === L7Dir.ToClient && !s.afterHello) {
         tx.serverHelloUs = ctx.tsUs
-        serverHello(body, tx)
-        ctx.emit(tx)
-        s.tx = undefined
-        s.done = true
+        if (serverHello(body, tx) > 0) ctx.anomaly('tls_bad_extension')
+        s.afterHello = true
+      } else if (dir === L7Dir.ToClient && s.afterHello) {
+        s.serverMessages++
       }
     } catch (e) {
       if (!(e instanceof Truncated)) throw e
@@ -235,7 +333,15 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
   },
 
   newState(): TlsState {
-    return { hs: [EMPTY, EMPTY], tx: undefined, done: false }
+    return {
+      hs: [EMPTY, EMPTY],
+      tx: undefined,
+      done: false,
+      afterHello: false,
+      ccs: [false, false],
+      serverMessages: 0,
+      records: 0,
+    }
   },
 
   parse(s: TlsState, dir: L7Dir, b: Uint8Array, ctx: L7Context<TlsTx>): ParseResult {
@@ -246,7 +352,11 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
       const len = (b[p + 3]! << 8) | b[p + 4]!
       if (b[p + 1] !== 3 || len > 16384 + 2048) return parseError('tls_bad_record')
       if (b.byteLength - p < 5 + len) return incomplete(p, 5 + len)
-      if (type === HANDSHAKE) {
+      if (s.afterHello && ++s.records > MAX_RECORDS_AFTER_HELLO) {
+        complete(s, ctx)
+        break
+      }
+      if (type === HANDSHAKE && !s.ccs[dir]) {
         if (s.tx === undefined && dir === L7Dir.ToServer) {
           s.tx = newTx()
           s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
@@ -254,7 +364,21 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
         if (s.hs[dir].byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
         s.hs[dir] = concat(s.hs[dir], b.subarray(p + 5, p + 5 + len))
         handshakes(s, dir, ctx)
-      } else if (type !== 20 && type !== 21 && type !== 23 && type !== 24) {
+      } else if (type === 20) {
+        // ChangeCipherSpec: what follows in this direction is encrypted.
+        s.ccs[dir] = true
+        if (dir === L7Dir.ToClient && s.afterHello && s.serverMessages === 0 && s.tx !== undefined)
+          abbreviated(s.tx)
+      } else if (type === 23 || (type === HANDSHAKE && s.ccs[dir])) {
+        // The client's first encrypted record (its Finished, or application data) ends its handshake.
+        if (dir === L7Dir.ToServer && s.afterHello) {
+          const tx = s.tx
+          if (tx !== undefined && tx.clientHelloUs > 0) tx.setupUs = Math.max(0, ctx.tsUs - tx.clientHelloUs)
+          complete(s, ctx)
+        }
+      } else if (type === 21) {
+        if (s.afterHello) complete(s, ctx) // an alert: the handshake failed or the session ends
+      } else if (type !== 24) {
         return parseError('tls_bad_record')
       }
       p += 5 + len

@@ -6,12 +6,15 @@
  * negotiated version: supported_versions of the ServerHello, else its legacy_version), tlsCipherSuite (the
  * server's choice), tlsSni, tlsAlpn (the server's choice), tlsCipherSuites, tlsExtensionTypes,
  * tlsEllipticCurves (supported groups) and tlsEcPointFormats (lists as 2-octet / 1-octet values in hello
- * order); Flowtel flowtelTlsRecordVersion, flowtelTlsAlpnOffered and flowtelTlsSupportedVersions. The flow
- * record gets flowtelTlsTransactions. Off by default.
+ * order), tlsJa3Fingerprint (the 16-octet JA3 MD5), tlsSetupTime (ClientHello to the client's first
+ * encrypted record, µs), tlsClientSessionId and tlsServerSessionId; Flowtel flowtelTlsRecordVersion,
+ * flowtelTlsAlpnOffered, flowtelTlsSupportedVersions, flowtelTlsJa3s (MD5), flowtelTlsJa4 (text) and
+ * flowtelTlsResumed. The flow record gets flowtelTlsTransactions. Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { L7EngineOptions } from '../../l7/engine.js'
 import { tlsParser, type TlsTx } from '../../l7/tls.js'
+import { ja3, ja3s, ja4 } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
@@ -28,7 +31,16 @@ const TX_FIELDS: FieldList = [
   ['flowtelTlsRecordVersion'],
   ['flowtelTlsAlpnOffered'],
   ['flowtelTlsSupportedVersions'],
+  ['tlsJa3Fingerprint'],
+  ['flowtelTlsJa3s'],
+  ['flowtelTlsJa4'],
+  ['tlsSetupTime'],
+  ['flowtelTlsResumed'],
+  ['tlsClientSessionId'],
+  ['tlsServerSessionId'],
 ]
+
+const EMPTY = new Uint8Array(0)
 
 /** At most this many list entries are exported per list (real hellos have far fewer). */
 const MAX_LIST = 128
@@ -71,5 +83,14 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     w.u16(tx.recordVersion)
     w.string(offered!)
     w.varlen(u16s(tx.supportedVersions))
+    const j3 = ja3(tx).hash
+    const j3s = ja3s(tx).hash
+    w.varlen(j3 === '' ? EMPTY : Buffer.from(j3, 'hex'))
+    w.varlen(j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'))
+    w.string(ja4(tx).text)
+    w.u64(tx.setupUs)
+    w.u8(tx.resumed)
+    w.varlen(tx.clientSessionId.subarray(0, 32))
+    w.varlen(tx.serverSessionId.subarray(0, 32))
   }
 }

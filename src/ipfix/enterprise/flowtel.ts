@@ -378,6 +378,24 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
     'none',
     'Relay agent information: option 82 sub-options / DHCPv6 Interface-Id, Remote-Id (hex)',
   ],
+  // tls: fingerprints and session setup (Flowmon's tlsJa3Fingerprint and tlsSetupTime carry JA3 and the time)
+  [
+    81,
+    'flowtelTlsJa3s',
+    'octetArray',
+    'default',
+    'none',
+    'JA3S: MD5 of the ServerHello version, cipher, extensions',
+  ],
+  [82, 'flowtelTlsJa4', 'string', 'default', 'none', 'JA4 client fingerprint (FoxIO JA4+)'],
+  [
+    83,
+    'flowtelTlsResumed',
+    'unsigned8',
+    'identifier',
+    'none',
+    'Session setup: 0 full handshake, 1 resumed by session ID, 2 by session ticket, 3 TLS 1.3 PSK',
+  ],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))

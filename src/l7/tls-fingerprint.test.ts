@@ -1,0 +1,52 @@
+// JA3, JA3S and JA4 of a real handshake, checked against Arkime's values for the same capture
+// (arkime tests/pcap/tls13.pcap: ja3 4826a90e…, ja3s b8a8031b…, ja4 t00d1815h2_…), plus GREASE handling
+// and the edge cases of the JA4 specification (no SNI, no ALPN, non-alphanumeric ALPN, empty lists).
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { probeRecords } from '../../test/helpers/probe-run.js'
+import { isGrease, ja3, ja3s, ja4, type ClientHelloFacts } from './tls-fingerprint.js'
+
+const hello: ClientHelloFacts = {
+  clientVersion: 0x0303,
+  cipherSuites: [0x0a0a, 0x1301, 0x1302, 0xc02f],
+  extensionTypes: [0x1a1a, 0, 16, 10, 13, 43],
+  supportedGroups: [0x2a2a, 29, 23],
+  ecPointFormats: [0],
+  supportedVersions: [0x3a3a, 0x0304, 0x0303],
+  signatureAlgorithms: [0x0403, 0x0804],
+  sni: 'example.com',
+  alpnOffered: ['h2', 'http/1.1'],
+}
+
+describe('tls fingerprints', () => {
+  it('agree with Arkime on a real TLS 1.3 (draft 18) handshake', async () => {
+    const file = join(import.meta.dirname, '../../test/fixtures/pcap/app/arkime-tls13.pcap')
+    const { records } = await probeRecords([file], { fields: ['tls'] })
+    const tx = records.find((r) => 'tlsSni' in r)
+    expect(tx).toMatchObject({
+      tlsJa3Fingerprint: '4826a90ec2daf4f7b4b64cc1c8bd343b',
+      flowtelTlsJa3s: 'b8a8031b301aef7618403061e9f33065',
+      flowtelTlsJa4: 't00d1815h2_a30347de7a75_2a77702ff8e0',
+    })
+  })
+
+  it('leave GREASE values out (RFC 8701)', () => {
+    expect([0x0a0a, 0xfafa, 0x1a1a].every(isGrease)).toBe(true)
+    expect([0x0a0b, 0x1301, 0x0a1a].some(isGrease)).toBe(false)
+    expect(ja3(hello).text).toBe('771,4865-4866-49199,0-16-10-13-43,29-23,0')
+    expect(ja4(hello).raw).toBe('t13d0305h2_1301,1302,c02f_000a,000d,002b_0403,0804')
+  })
+
+  it('follow the JA4 rules for missing SNI and ALPN, odd ALPN and empty lists', () => {
+    const bare = { ...hello, sni: '', alpnOffered: [], signatureAlgorithms: [], extensionTypes: [0, 16] }
+    // Only SNI and ALPN: nothing left to hash in the third part.
+    expect(ja4(bare).text).toMatch(/^t13i030200_[0-9a-f]{12}_000000000000$/)
+    expect(ja4({ ...hello, alpnOffered: ['\u00ffx\u00fe'] }).text.slice(0, 10)).toBe('t13d0305fe')
+    expect(ja4({ ...hello, cipherSuites: [] }).text.split('_')[1]).toBe('000000000000')
+    expect(
+      ja3s({ serverLegacyVersion: 0x0303, cipherSuite: 0xc02f, serverExtensionTypes: [65281, 0x0a0a, 11] })
+        .text,
+    ).toBe('771,49199,65281-11')
+    expect(ja3({ ...hello, clientVersion: 0 }).hash).toBe('')
+  })
+})

@@ -1,0 +1,105 @@
+/**
+ * @module l7/tls-fingerprint
+ * TLS client and server fingerprints from parsed hellos:
+ * - JA3 (Salesforce): MD5 of "version,ciphers,extensions,groups,point formats" (decimal, '-' joined) of
+ *   the ClientHello; JA3S: MD5 of "version,cipher,extensions" of the ServerHello. GREASE values
+ *   (RFC 8701: 0x?A?A) are left out of JA3 as the reference implementation does.
+ * - JA4 (FoxIO, JA4+ specification): `<t|q|d><version><d|i><ciphers:2><extensions:2><alpn:2>_<12 hex of
+ *   SHA-256 of the sorted ciphers>_<12 hex of SHA-256 of the sorted extensions minus SNI/ALPN, "_", the
+ *   signature algorithms in hello order> (zeros when that input is empty)`; GREASE ignored everywhere.
+ */
+import { createHash } from 'node:crypto'
+
+export interface ClientHelloFacts {
+  clientVersion: number
+  cipherSuites: readonly number[]
+  extensionTypes: readonly number[]
+  supportedGroups: readonly number[]
+  ecPointFormats: readonly number[]
+  supportedVersions: readonly number[]
+  signatureAlgorithms: readonly number[]
+  sni: string
+  alpnOffered: readonly string[]
+}
+
+export interface ServerHelloFacts {
+  serverLegacyVersion: number
+  cipherSuite: number
+  serverExtensionTypes: readonly number[]
+}
+
+export const isGrease = (v: number): boolean => (v & 0x0f0f) === 0x0a0a && v >> 8 === (v & 0xff)
+
+const noGrease = (l: readonly number[]): number[] => l.filter((v) => !isGrease(v))
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex')
+const sha12 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12)
+const hex4 = (v: number): string => v.toString(16).padStart(4, '0')
+
+/** JA3 string and hash ('' without a ClientHello). */
+export function ja3(c: ClientHelloFacts): { text: string; hash: string } {
+  if (c.clientVersion === 0) return { text: '', hash: '' }
+  const text = [
+    c.clientVersion,
+    noGrease(c.cipherSuites).join('-'),
+    noGrease(c.extensionTypes).join('-'),
+    noGrease(c.supportedGroups).join('-'),
+    c.ecPointFormats.join('-'),
+  ].join(',')
+  return { text, hash: md5(text) }
+}
+
+/** JA3S string and hash ('' without a ServerHello). */
+export function ja3s(s: ServerHelloFacts): { text: string; hash: string } {
+  if (s.serverLegacyVersion === 0) return { text: '', hash: '' }
+  const text = [s.serverLegacyVersion, s.cipherSuite, noGrease(s.serverExtensionTypes).join('-')].join(',')
+  return { text, hash: md5(text) }
+}
+
+const VERSIONS: Record<number, string> = {
+  0x0304: '13',
+  0x0303: '12',
+  0x0302: '11',
+  0x0301: '10',
+  0x0300: 's3',
+  0x0002: 's2',
+  0xfeff: 'd1',
+  0xfefd: 'd2',
+  0xfefc: 'd3',
+}
+
+const alnum = (c: number): boolean =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+
+function alpnPart(alpn: readonly string[]): string {
+  const first = alpn[0]
+  if (first === undefined || first === '') return '00'
+  const a = first.charCodeAt(0)
+  const z = first.charCodeAt(first.length - 1)
+  if (alnum(a) && alnum(z)) return first[0]! + first[first.length - 1]!
+  const h = Buffer.from(first, 'latin1').toString('hex')
+  return h[0]! + h[h.length - 1]!
+}
+
+/** JA4 fingerprint and its raw (unhashed) form; `transport` 't' TCP, 'q' QUIC, 'd' DTLS. */
+export function ja4(c: ClientHelloFacts, transport: 't' | 'q' | 'd' = 't'): { text: string; raw: string } {
+  if (c.clientVersion === 0) return { text: '', raw: '' }
+  const versions = noGrease(c.supportedVersions)
+  const top = versions.length > 0 ? Math.max(...versions) : c.clientVersion
+  const version = VERSIONS[top] ?? '00'
+  const ciphers = noGrease(c.cipherSuites)
+  const exts = noGrease(c.extensionTypes)
+  const count = (n: number): string => String(Math.min(n, 99)).padStart(2, '0')
+  const a = `${transport}${version}${c.sni !== '' ? 'd' : 'i'}${count(ciphers.length)}${count(exts.length)}${alpnPart(c.alpnOffered)}`
+  const cipherList = ciphers.map(hex4).sort().join(',')
+  const extList = exts
+    .filter((e) => e !== 0x0000 && e !== 0x0010)
+    .map(hex4)
+    .sort()
+    .join(',')
+  const sigs = c.signatureAlgorithms.map(hex4).join(',')
+  const cInput = sigs === '' ? extList : `${extList}_${sigs}`
+  const b = ciphers.length === 0 ? '000000000000' : sha12(cipherList)
+  const cc = cInput === '' ? '000000000000' : sha12(cInput)
+  return { text: `${a}_${b}_${cc}`, raw: `${a}_${cipherList}_${cInput}` }
+}
