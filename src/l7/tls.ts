@@ -23,6 +23,7 @@ import {
   type L7Parser,
   type ParseResult,
 } from './parser.js'
+import { describeCertificate, type CertInfo } from './x509.js'
 
 export interface TlsTx {
   /** Record-layer version of the first record (0x0301...). */
@@ -57,6 +58,9 @@ export interface TlsTx {
   resumed: number
   /** ClientHello to the client's first encrypted record (handshake done), µs; 0 when not seen. */
   setupUs: number
+  /** The server's certificate (TLS <= 1.2, where it travels in clear) and the length of its chain. */
+  certificate: CertInfo | undefined
+  chainLength: number
 }
 
 export const RESUMED_NONE = 0
@@ -68,6 +72,7 @@ const MAX_HANDSHAKE = 64 * 1024
 const HANDSHAKE = 22
 const CLIENT_HELLO = 1
 const SERVER_HELLO = 2
+const CERTIFICATE = 11
 
 export interface TlsState {
   /** Handshake bytes gathered per direction (across records). */
@@ -113,6 +118,8 @@ function newTx(): TlsTx {
     pskOffered: false,
     resumed: RESUMED_NONE,
     setupUs: 0,
+    certificate: undefined,
+    chainLength: 0,
   }
 }
 
@@ -271,6 +278,26 @@ function abbreviated(tx: TlsTx): void {
   tx.resumed = tx.ticketOffered && !echoed ? RESUMED_TICKET : echoed ? RESUMED_SESSION_ID : RESUMED_TICKET
 }
 
+/** Certificate (RFC 5246 §7.4.2): a u24 list of u24-length DER certificates, the server's first. */
+function certificates(body: Reader, tx: TlsTx, ctx: L7Context<TlsTx>): void {
+  const list = body.sub(u24(body))
+  let n = 0
+  while (list.left >= 3) {
+    const len = u24(list)
+    const start = list.pos
+    list.skip(len)
+    if (n++ === 0) {
+      tx.certificate = describeCertificate(list.b.subarray(start, start + len))
+      if (tx.certificate === undefined) ctx.anomaly('tls_bad_certificate')
+    }
+  }
+  tx.chainLength = n
+}
+
+function u24(r: Reader): number {
+  return (r.u8() << 16) | r.u16()
+}
+
 /** The handshake is over (or followed far enough): the transaction leaves and the parser is done. */
 function complete(s: TlsState, ctx: L7Context<TlsTx>): void {
   if (s.tx !== undefined) ctx.emit(s.tx)
@@ -306,6 +333,8 @@ function handshakes(s: TlsState, dir: L7Dir, ctx: L7Context<TlsTx>): void {
         s.afterHello = true
       } else if (dir === L7Dir.ToClient && s.afterHello) {
         s.serverMessages++
+        if (type === CERTIFICATE && tx.serverVersion < 0x0304 && tx.certificate === undefined)
+          certificates(body, tx, ctx)
       }
     } catch (e) {
       if (!(e instanceof Truncated)) throw e

@@ -1,4 +1,5 @@
-// Agreement of the `dns`, `http`, `tls` and `dhcp` transaction records with Zeek over ../shared/pcaps (skipped without
+// Agreement of the `dns`, `http`, `tls` (with the server certificate against x509.log) and `dhcp`
+// transaction records with Zeek over ../shared/pcaps (skipped without
 // the corpus). For every capture with a primary Zeek baseline (<capture>.zeek/dns.log or http.log, the
 // btest that ran on that capture alone), each Zeek row is matched to one of our transaction records on the
 // same connection (orig/resp address and port; DNS also trans_id) in order, and each field is compared
@@ -34,6 +35,18 @@ const THRESHOLDS: Record<string, number> = {
   'ssl.server_name': 0.66,
   'ssl.version': 0.66,
   'ssl.cipher': 0.66,
+  // x509: the one certificate without a record is TLS after STARTTLS in SMTP; SAN lists longer than the
+  // record's string budget are cut (Google's 60-name SAN), so san.dns compares fewer.
+  'x509.certificate.subject': 0.75,
+  'x509.certificate.issuer': 0.75,
+  'x509.certificate.serial': 0.75,
+  'x509.certificate.not_valid_before': 0.75,
+  'x509.certificate.not_valid_after': 0.75,
+  'x509.certificate.key_alg': 0.75,
+  'x509.certificate.sig_alg': 0.75,
+  'x509.certificate.key_length': 0.75,
+  'x509.fingerprint': 0.75,
+  'x509.san.dns': 0.33,
   'dhcp.mac': 0.95,
   'dhcp.msg_types': 0.95,
   'dhcp.host_name': 0.95,
@@ -225,10 +238,47 @@ function scoreHttp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name:
   }
 }
 
-function scoreSsl(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name: string): void {
+/** x509.log rows by SHA-256 fingerprint (ssl.log's cert_chain_fps name the chain, leaf first). */
+function x509ByFingerprint(file: string): Map<string, Row> {
+  const m = new Map<string, Row>()
+  if (!existsSync(file)) return m
+  for (const r of readZeekLog(file)) if (hasValue(r['fingerprint'])) m.set(r['fingerprint'], r)
+  return m
+}
+
+function scoreSsl(
+  rows: Row[],
+  recs: JsonRecord[],
+  t: Map<string, Tally>,
+  name: string,
+  x509: Map<string, Row> = new Map(),
+): void {
   const pool = poolBy(recs, connKey)
   for (const z of rows) {
     const rec = take(pool, zeekKey(z))
+    // The server certificate: x509.log's row of the chain's first fingerprint, when Zeek logged one.
+    const leaf = hasValue(z['cert_chain_fps']) ? x509.get(z['cert_chain_fps'].split(',')[0]!) : undefined
+    if (leaf !== undefined) {
+      const ours: Record<string, string> = {
+        'certificate.subject': str(rec?.['flowtelTlsSubject']),
+        'certificate.issuer': str(rec?.['flowtelTlsIssuer']),
+        'certificate.serial': str(rec?.['flowtelTlsSerial']),
+        'certificate.not_valid_before': str(rec?.['tlsValidityNotBefore']),
+        'certificate.not_valid_after': str(rec?.['tlsValidityNotAfter']),
+        'certificate.key_alg': str(rec?.['flowtelTlsPublicKeyAlg']),
+        'certificate.sig_alg': str(rec?.['flowtelTlsSignatureAlg']),
+        'certificate.key_length': str(rec?.['tlsPublicKeyLength']),
+        'san.dns': str(rec?.['flowtelTlsSanDns']),
+        fingerprint: str(rec?.['flowtelTlsCertSha256']),
+      }
+      for (const [f, got] of Object.entries(ours)) {
+        let want = leaf[f]
+        if (!hasValue(want)) continue
+        if (f.startsWith('certificate.not_valid')) want = String(Math.round(Number(want)))
+        const ok = rec !== undefined && got === want
+        tally(t, `x509.${f}`, ok, `${name}: ${f} zeek=${want} ours=${rec ? got : '(none)'}`)
+      }
+    }
     const cmp = (field: string, ours: string): void => {
       if (!hasValue(z[field])) return
       const ok = rec !== undefined && ours === z[field]
@@ -292,7 +342,7 @@ function scoreDhcp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, rel: 
 }
 
 describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', () => {
-  it('dns.log, http.log, ssl.log and dhcp.log fields', async () => {
+  it('dns.log, http.log, ssl.log, x509.log and dhcp.log fields', async () => {
     const t = new Map<string, Tally>()
     let captures = 0
     for (const rel of listCaptures(SHARED_PCAPS)) {
@@ -319,6 +369,7 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', 
           records.filter((r) => 'tlsSni' in r),
           t,
           rel,
+          x509ByFingerprint(join(zeek, 'x509.log')),
         )
       if (existsSync(dhcpLog))
         scoreDhcp(

@@ -9,7 +9,10 @@
  * order), tlsJa3Fingerprint (the 16-octet JA3 MD5), tlsSetupTime (ClientHello to the client's first
  * encrypted record, µs), tlsClientSessionId and tlsServerSessionId; Flowtel flowtelTlsRecordVersion,
  * flowtelTlsAlpnOffered, flowtelTlsSupportedVersions, flowtelTlsJa3s (MD5), flowtelTlsJa4 (text) and
- * flowtelTlsResumed. The flow record gets flowtelTlsTransactions. Off by default.
+ * flowtelTlsResumed; of the server certificate (TLS <= 1.2, src/l7/x509.ts): tlsSubjectCn, tlsSubjectOn,
+ * tlsIssuerCn, tlsValidityNotBefore/After (seconds), tlsPublicKeyLength, and Flowtel's issuer O, serial, SAN
+ * DNS names, SHA-1/SHA-256 fingerprints, signature and key algorithms, chain length, subject and issuer DN. The flow record gets
+ * flowtelTlsTransactions. Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { L7EngineOptions } from '../../l7/engine.js'
@@ -38,6 +41,22 @@ const TX_FIELDS: FieldList = [
   ['flowtelTlsResumed'],
   ['tlsClientSessionId'],
   ['tlsServerSessionId'],
+  ['tlsSubjectCn'],
+  ['tlsSubjectOn'],
+  ['tlsIssuerCn'],
+  ['flowtelTlsIssuerO'],
+  ['tlsValidityNotBefore'],
+  ['tlsValidityNotAfter'],
+  ['tlsPublicKeyLength'],
+  ['flowtelTlsSerial'],
+  ['flowtelTlsSanDns'],
+  ['flowtelTlsCertSha1'],
+  ['flowtelTlsCertSha256'],
+  ['flowtelTlsSignatureAlg'],
+  ['flowtelTlsPublicKeyAlg'],
+  ['flowtelTlsChainLength'],
+  ['flowtelTlsSubject'],
+  ['flowtelTlsIssuer'],
 ]
 
 const EMPTY = new Uint8Array(0)
@@ -92,5 +111,39 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     w.u8(tx.resumed)
     w.varlen(tx.clientSessionId.subarray(0, 32))
     w.varlen(tx.serverSessionId.subarray(0, 32))
+    const c = tx.certificate
+    const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = clipAll(
+      c === undefined
+        ? ['', '', '', '', '', '', '', '', '', '']
+        : [
+            c.subjectCn,
+            c.subjectO,
+            c.issuerCn,
+            c.issuerO,
+            c.serial,
+            c.sanDns.join(','),
+            c.sigAlg,
+            c.keyAlg,
+            c.subject,
+            c.issuer,
+          ],
+      500,
+    )
+    w.string(subjectCn!)
+    w.string(subjectO!)
+    w.string(issuerCn!)
+    w.string(issuerO!)
+    w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
+    w.u64(c?.notAfter ?? 0)
+    w.u32(c?.keyLength ?? 0)
+    w.string(serial!)
+    w.string(san!)
+    w.varlen(c?.sha1 ?? EMPTY)
+    w.varlen(c?.sha256 ?? EMPTY)
+    w.string(sigAlg!)
+    w.string(keyAlg!)
+    w.u8(Math.min(tx.chainLength, 255))
+    w.string(subject!)
+    w.string(issuer!)
   }
 }

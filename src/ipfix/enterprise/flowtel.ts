@@ -396,6 +396,38 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
     'none',
     'Session setup: 0 full handshake, 1 resumed by session ID, 2 by session ticket, 3 TLS 1.3 PSK',
   ],
+  // tls: the server certificate (TLS <= 1.2; Flowmon's tlsSubjectCn/On, tlsIssuerCn, validity, key length too)
+  [84, 'flowtelTlsIssuerO', 'string', 'default', 'none', 'Server certificate issuer organization (O)'],
+  [85, 'flowtelTlsSerial', 'string', 'default', 'none', 'Server certificate serial number (hex)'],
+  [86, 'flowtelTlsSanDns', 'string', 'default', 'none', 'Server certificate SAN DNS names, comma separated'],
+  [87, 'flowtelTlsCertSha1', 'octetArray', 'default', 'none', 'SHA-1 fingerprint of the server certificate'],
+  [
+    88,
+    'flowtelTlsCertSha256',
+    'octetArray',
+    'default',
+    'none',
+    'SHA-256 fingerprint of the server certificate',
+  ],
+  [
+    89,
+    'flowtelTlsSignatureAlg',
+    'string',
+    'default',
+    'none',
+    'Certificate signature algorithm (OpenSSL name)',
+  ],
+  [
+    90,
+    'flowtelTlsPublicKeyAlg',
+    'string',
+    'default',
+    'none',
+    'Certificate public-key algorithm (OpenSSL name)',
+  ],
+  [91, 'flowtelTlsChainLength', 'unsigned8', 'quantity', 'none', 'Certificates the server sent'],
+  [92, 'flowtelTlsSubject', 'string', 'default', 'none', 'Server certificate subject DN (RFC 4514 order)'],
+  [93, 'flowtelTlsIssuer', 'string', 'default', 'none', 'Server certificate issuer DN (RFC 4514 order)'],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))
