@@ -288,4 +288,18 @@ describe('bin/flowtel settings (through main)', () => {
     )
     expect(code).toBe(2)
   })
+
+  it('exits 2 on a usage error (missing address)', async () => {
+    const entry =
+      "import { main } from './src/cli/main.ts'; await main(['node', 'flowtel', ...process.argv.slice(1)])"
+    const r = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', entry, '--', 'settings', 'validate'],
+      { cwd: REPO_ROOT },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
+    )
+    expect(r).toEqual({ code: 2, stderr: "error: missing required argument 'address'\n" })
+  })
 })

@@ -67,6 +67,8 @@ export function settingsCommand(): Command {
     .requiredOption('--config <file>', 'YAML settings file')
     .option('--json', 'print the settings with defaults filled in, as JSON')
     .action((flags: SourceFlags) => run(() => checkAction(flags)))
+  // A usage error (missing argument, unknown option) is bad input: exit 2, as for a bad address.
+  for (const sub of cmd.commands) sub.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
   return cmd
 }
 
