@@ -296,9 +296,15 @@ describe.skipIf(!isRoot)(
     })
 
     afterAll(() => {
-      for (const ns of [nsA, nsB])
+      // Deleting a namespace deletes the veth end inside it; an end left in this namespace (a setup step
+      // that failed half way) is deleted by name.
+      for (const args of [
+        ['netns', 'del', nsA],
+        ['netns', 'del', nsB],
+        ['link', 'del', `ftc${id}a`],
+      ])
         try {
-          ip('netns', 'del', ns)
+          ip(...args)
         } catch {
           // already gone
         }
@@ -337,16 +343,16 @@ describe.skipIf(!isRoot)(
       expect(peer.code).toBe(0)
       expect(peer.stdout).toMatch(/^reachable: 10\.251\.17\.2 \(10\.251\.17\.2\) rtt [\d.]+ ms\n$/)
 
-      const unused = await validateIn(nsA, '10.251.17.3:4739', '--wait', '1')
+      const unused = await validateIn(nsA, '10.251.17.3', '--wait', '1', '--json')
       expect(unused.code).toBe(1)
-      expect(unused.stdout).toMatch(/^unreachable: 10\.251\.17\.3 \(10\.251\.17\.3\): /)
-
-      const json = await validateIn(nsA, '10.251.17.3', '--wait', '1', '--json')
-      expect(JSON.parse(json.stdout)).toEqual(
-        expect.objectContaining({ address: '10.251.17.3', resolved: '10.251.17.3', reachable: false }),
-      )
+      expect(JSON.parse(unused.stdout)).toEqual({
+        address: '10.251.17.3',
+        resolved: '10.251.17.3',
+        reachable: false,
+        error: expect.stringMatching(/^(Destination Host Unreachable|no echo reply within 1 s)$/) as string,
+      })
 
       expect((await validateIn(nsA, '10.251.17.2;id')).code).toBe(2)
-    })
+    }, 300_000)
   },
 )

@@ -299,7 +299,7 @@ describe('bin/flowtel settings (through main)', () => {
       },
     )
     expect(code).toBe(2)
-  })
+  }, 300_000)
 
   it('exits 2 on a usage error (missing address)', async () => {
     const entry =
@@ -313,5 +313,5 @@ describe('bin/flowtel settings (through main)', () => {
       (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
     )
     expect(r).toEqual({ code: 2, stderr: "error: missing required argument 'address'\n" })
-  })
+  }, 300_000)
 })
