@@ -2,7 +2,7 @@
 // file mode keeping comments, and API mode against a stand-in for the REST endpoints on loopback
 // (Bearer token sent, PUT body carries the change, the server's error list printed on 4xx).
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -104,7 +104,10 @@ describe('flowtel settings (file mode)', () => {
 
   it('get shows the token only when asked', async () => {
     const file = join(dir, 'token.yaml')
-    writeFileSync(file, 'collectors: ["192.0.2.1:4739"]\napi:\n  token: abcdefghijklmnopqrst\n')
+    writeFileSync(
+      file,
+      'collectors: ["192.0.2.1:4739"]\ninterfaces: [eth0]\napi:\n  token: abcdefghijklmnopqrst\n',
+    )
     const hidden = await settings('get', '--config', file, '--json')
     expect((JSON.parse(hidden.stdout) as typeof DEFAULT_SETTINGS).api).toEqual({
       listen: '127.0.0.1:8765',
@@ -112,6 +115,13 @@ describe('flowtel settings (file mode)', () => {
     })
     const shown = await settings('get', '--config', file, '--json', '--show-token')
     expect((JSON.parse(shown.stdout) as typeof DEFAULT_SETTINGS).api.token).toBe('abcdefghijklmnopqrst')
+    chmodSync(file, 0o644)
+    const set = await settings('set', '--config', file, 'workers=2')
+    expect(set.stderr).toBe(
+      `warning: ${file} holds api.token and other users can read it (chmod 600 ${file}, or use api.tokenFile)\n`,
+    )
+    chmodSync(file, 0o600)
+    expect((await settings('set', '--config', file, 'workers=3')).stderr).toBe('')
   })
 
   it('set with a bad value or an unknown key exits 2 and leaves the file alone', async () => {

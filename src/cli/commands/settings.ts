@@ -5,7 +5,7 @@
  * 1 unreachable or a failure talking to the API, 2 bad input (invalid settings, address or arguments).
  * The settings keys are documented in docs/settings.md.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import { loadSettings, readSettingsDocument, saveSettings } from '../../config/load.js'
@@ -154,6 +154,10 @@ async function setAction(pairs: string[], flags: SourceFlags): Promise<number> {
     }
     for (const c of changes)
       out(`${file}: ${c.key.join('.')} = ${JSON.stringify(readPath(r.settings, c.key))}`)
+    if (r.settings.api.token !== undefined && (statSync(file).mode & 0o077) !== 0)
+      err(
+        `warning: ${file} holds api.token and other users can read it (chmod 600 ${file}, or use api.tokenFile)`,
+      )
     return 0
   }
   const api = apiClient(flags)
