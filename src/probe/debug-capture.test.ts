@@ -11,7 +11,12 @@ import { openCaptureFiles } from '../capture/file-source.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import { Template } from '../ipfix/template.js'
 import { headerOf } from '../ipfix/testing.js'
-import { TransportTap, type MessageRecorder, type SocketEndpoints } from '../ipfix/transport-tap.js'
+import {
+  firstSetId,
+  TransportTap,
+  type MessageRecorder,
+  type SocketEndpoints,
+} from '../ipfix/transport-tap.js'
 import { TcpTransport } from '../ipfix/transport-tcp.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
 import type { Transport } from '../ipfix/transport.js'
@@ -341,5 +346,33 @@ describe('TransportTap', () => {
     expect(sent).toEqual([m1, m2, m3])
     expect(recorded).toEqual([{ ep, m: m2 }])
     expect(tap.unrecorded).toBe(1)
+  })
+})
+
+describe('template sends per tap', () => {
+  it('counts template-only messages of a real exporter session, whatever the chunking', async () => {
+    const sent: Uint8Array[][] = []
+    const inner: Transport = {
+      name: 'mem',
+      stats: { messages: 0, octets: 0, errors: 0, dropped: 0 },
+      open: () => Promise.resolve(),
+      send: (m) => void sent.push(m),
+      onNewSession: () => {},
+      close: () => Promise.resolve(),
+    }
+    const tap = new TransportTap(inner, new DebugCaptureRecorder())
+    await exportSession(tap, 100, 1)
+    const whole = sent.map((m) => Buffer.concat(m))
+    const templates = whole.filter((m) => m.readUInt16BE(16) === 2 || m.readUInt16BE(16) === 3).length
+    expect(templates).toBe(1)
+    expect(tap.templateSends).toBe(templates)
+    expect(whole.length).toBeGreaterThan(2)
+    for (const m of whole) {
+      const id = m.readUInt16BE(16)
+      // Split at every position around the Set ID: the same answer.
+      for (const cut of [15, 16, 17, 18])
+        expect(firstSetId([m.subarray(0, cut), new Uint8Array(0), m.subarray(cut)])).toBe(id)
+    }
+    expect(firstSetId([new Uint8Array(17)])).toBe(-1)
   })
 })
