@@ -374,3 +374,31 @@ describe('template sends per tap', () => {
     expect(firstSetId([new Uint8Array(17)])).toBe(-1)
   })
 })
+
+describe('TCP segments', () => {
+  it('splits a message larger than one segment and keeps the sequence numbers continuous (IPv6)', async () => {
+    const rec = new DebugCaptureRecorder({ schedule: () => () => {} })
+    rec.start({})
+    const ep: SocketEndpoints = {
+      protocol: 'tcp',
+      local: { address: '2001:db8::10', port: 40001 },
+      remote: { address: '2001:db8::20', port: 4739 },
+    }
+    const big = new Uint8Array(65535).map((_, i) => i & 0xff)
+    rec.record(ep, [big.subarray(0, 16), big.subarray(16)])
+    rec.record(ep, [new Uint8Array(100).fill(7)])
+    expect(rec.state().packets).toBe(3)
+    const file = join(tmp, 'tcp-big.pcap')
+    writeFileSync(file, rec.pcap())
+    const pkts = await readPcap(file)
+    const seqs = pkts.map((p) => new DataView(p.data.buffer, p.data.byteOffset).getUint32(40 + 4))
+    expect(seqs).toEqual([1, 65001, 65536])
+    const payload = Buffer.concat(pkts.slice(0, 2).map((p) => p.data.subarray(60)))
+    expect(payload.equals(Buffer.from(big))).toBe(true)
+    for (const p of pkts) {
+      const v = new DataView(p.data.buffer, p.data.byteOffset, p.data.byteLength)
+      expect(v.getUint16(4)).toBe(p.data.byteLength - 40) // IPv6 payload length
+      expect(Buffer.from(p.data.subarray(8, 24)).toString('hex')).toBe('20010db8000000000000000000000010')
+    }
+  })
+})
