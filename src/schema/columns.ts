@@ -137,7 +137,7 @@ const PROBE_METRICS: ReadonlyArray<readonly [string, ValueKind]> = [
   ['reverseTcpOptions', 'u64'],
 ]
 
-export const COLUMNS: readonly Column[] = [
+const TABLE: readonly Column[] = [
   col(
     'time_received',
     [],
@@ -212,6 +212,16 @@ export const COLUMNS: readonly Column[] = [
   ...PROBE_METRICS.map(([ie, kind]) => metric(snake(ie), [ie], kind, `probe element ${ie}`)),
   col('extra', [], 'json', 'dimension', 'every other decoded element, JSON object keyed by element name'),
 ]
+
+/**
+ * Text columns with many distinct values: plain `String CODEC(ZSTD(1))` on modern ClickHouse, where
+ * LowCardinality (built for up to some thousands of values per part) would only add a dictionary.
+ */
+const HIGH_CARDINALITY = new Set(['src_addr', 'dst_addr', 'http_target', 'http_user_agent', 'dns_qname'])
+
+export const COLUMNS: readonly Column[] = TABLE.map((c) =>
+  HIGH_CARDINALITY.has(c.name) ? { ...c, chModern: 'String', chCodec: 'CODEC(ZSTD(1))' } : c,
+)
 
 export const COLUMN_BY_NAME: ReadonlyMap<string, Column> = new Map(COLUMNS.map((c) => [c.name, c]))
 
