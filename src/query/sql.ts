@@ -240,10 +240,11 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
           return col !== undefined ? [col] : []
         })
   const select = shown.map((x) => dialect.selectColumn(x)).join(', ')
+  // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
+  const ties =
+    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
   const order =
-    q.orderBy === 'bytes'
-      ? `${VIRTUAL.total_bytes} DESC, time_start, src_addr, dst_addr`
-      : 'time_start, src_addr, dst_addr'
+    q.orderBy === 'bytes' ? `${VIRTUAL.total_bytes} DESC, time_start, ${ties}` : `time_start, ${ties}`
   const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${order} LIMIT ${limit}`
   return { sql, params: c.params }
 }
