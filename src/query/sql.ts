@@ -221,8 +221,12 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
       const inner =
         `SELECT ${g}, count() AS flows_n, sum(${VIRTUAL.total_packets}) AS packets_n, ` +
         `sum(${VIRTUAL.total_bytes}) AS bytes_n FROM ${table}${whereSql} GROUP BY ${g}`
+      const outer = cols.map((n) => {
+        const col = COLUMN_BY_NAME.get(n)
+        return col !== undefined ? dialect.selectColumn(col) : n
+      })
       const sql =
-        `SELECT ${g}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes FROM (${inner}) ` +
+        `SELECT ${outer.join(', ')}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes FROM (${inner}) ` +
         `ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
       return { sql, params: c.params }
     }

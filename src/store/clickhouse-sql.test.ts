@@ -143,3 +143,13 @@ describe('ClickHouse dialect', () => {
     expect(m.sql).toContain('toUnixTimestamp64Micro(time_start) AS time_start__us')
   })
 })
+
+describe('ClickHouse top-N on a time column', () => {
+  it('converts the group column in the outer query on modern servers', () => {
+    const m = compileQuery({ top: ['time_start'], by: 'flows' }, new ClickHouseDialect('db.flows', 'modern'))
+    expect(m.sql).toMatch(
+      /^SELECT toUnixTimestamp64Micro\(time_start\) AS time_start__us, flows_n AS flows, /,
+    )
+    expect(m.sql).toContain('GROUP BY time_start) ORDER BY flows DESC, time_start LIMIT 10')
+  })
+})

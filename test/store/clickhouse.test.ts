@@ -154,6 +154,7 @@ describe.skipIf(CLICKHOUSE_SKIP !== undefined)('ClickHouse backend', () => {
         { top: ['dstip', 'dstport'], by, limit: 10 },
         { top: ['app', 'proto'], by, filter: parseFilter('not port 53 and flags S') },
         { top: ['src_mac'], by },
+        { top: ['time_start', 'flowtel_tcp_sack_permitted'], by, limit: 5 },
       ]),
     ]
     for (const q of queries) {
