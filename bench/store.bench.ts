@@ -214,7 +214,7 @@ try {
     await store.dropDatabase()
     await store.close()
 
-    const g = await ClickHouseStore.open(`${url}/bench_gen`)
+    const g = await ClickHouseStore.open(`${url}/bench_gen`, { requestTimeoutMs: 1_800_000 })
     await g.dropDatabase()
     await g.migrate()
     const legacy = g.generation === 'legacy'
@@ -235,10 +235,12 @@ try {
         ] as const,
     )
     const t0 = process.hrtime.bigint()
-    await g.command(
-      `INSERT INTO ${g.table} (${cols.map(([n]) => n).join(', ')}) SELECT ${cols.map(([, e]) => e).join(', ')} ` +
-        `FROM (SELECT number AS i FROM system.numbers LIMIT ${Math.floor(genFlows)})`,
-    )
+    // In steps of a million rows: each INSERT is one part per day partition, merged in the background.
+    for (let from = 0; from < genFlows; from += 1_000_000)
+      await g.command(
+        `INSERT INTO ${g.table} (${cols.map(([n]) => n).join(', ')}) SELECT ${cols.map(([, e]) => e).join(', ')} ` +
+          `FROM (SELECT number + ${from} AS i FROM system.numbers LIMIT ${Math.min(1_000_000, genFlows - from)})`,
+      )
     line(
       'ClickHouse: generate (INSERT … SELECT)',
       `${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`,

@@ -151,6 +151,15 @@ export class ClickHouseStore implements FlowStore {
       ...(t.username !== undefined ? { username: t.username } : {}),
       ...(t.password !== undefined ? { password: t.password } : {}),
       request_timeout: opts.requestTimeoutMs ?? 60_000,
+      // Past a minute, progress headers keep a long statement's connection alive (the client asks for them).
+      ...((opts.requestTimeoutMs ?? 0) > 60_000
+        ? {
+            clickhouse_settings: {
+              send_progress_in_http_headers: 1,
+              http_headers_progress_interval_ms: '10000',
+            },
+          }
+        : {}),
       // A readonly=1 user may not change settings, and compression is one: keep responses plain.
       compression: { request: false, response: false },
     })
