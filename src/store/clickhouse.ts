@@ -17,7 +17,7 @@
  *   retention on it is left to the TTL of the local tables (ALTER DELETE does not pass through Distributed).
  */
 import { Readable } from 'node:stream'
-import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE } from '../schema/columns.js'
 import { ipKey } from '../schema/ip-key.js'
 import { compileQuery, type FlowQuery } from '../query/sql.js'
@@ -162,6 +162,8 @@ export class ClickHouseStore implements FlowStore {
         : {}),
       // A readonly=1 user may not change settings, and compression is one: keep responses plain.
       compression: { request: false, response: false },
+      // Failures reach the caller as errors (the collector reports and retries); no second report on stderr.
+      log: { level: ClickHouseLogLevel.OFF },
     })
     try {
       const r = await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })

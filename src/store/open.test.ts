@@ -1,7 +1,7 @@
 // Store URLs: duckdb:PATH and clickhouse:http[s]://[user:password@]host:port[/database], and clear errors for
 // anything else (checked before any connection is made).
 import { describe, expect, it } from 'vitest'
-import { parseStore } from './open.js'
+import { openStoreForQuery, parseStore } from './open.js'
 
 describe('store URLs', () => {
   it('reads DuckDB and ClickHouse URLs', () => {
@@ -26,5 +26,13 @@ describe('store URLs', () => {
     ['clickhouse:http://h:8123/db?x=1', /bad ClickHouse store URL/],
   ])('refuses %s', (url, err) => {
     expect(() => parseStore(url)).toThrow(err)
+  })
+})
+
+describe('opening a ClickHouse store', () => {
+  it('fails with the server named when nothing listens there', async () => {
+    await expect(openStoreForQuery('clickhouse:http://127.0.0.1:1/flows')).rejects.toThrow(
+      /cannot use ClickHouse at http:\/\/127\.0\.0\.1:1: /,
+    )
   })
 })
