@@ -1,9 +1,11 @@
 /**
- * Compiles a flow query (filter AST from filter.ts, top-N, time window) to SQL. Every value is a bound
- * parameter with its type; the SQL text holds only column names from the column table and fixed keywords,
- * so no user text is ever spliced into it.
+ * Compiles a flow query (filter AST from filter.ts, top-N, time window) to SQL for a dialect. DuckDB (the
+ * default dialect): every value is a bound parameter with its type; the SQL text holds only column names
+ * from the column table and fixed keywords, so no user text is ever spliced into it. ClickHouse 18.16 has no
+ * query parameters: its dialect (store/clickhouse-sql.ts) renders each value through one audited literal
+ * writer instead.
  */
-import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE, type ValueKind } from '../schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE, type Column, type ValueKind } from '../schema/columns.js'
 import type { FilterExpr } from './filter.js'
 
 export type ParamType = 'UBIGINT' | 'UHUGEINT' | 'VARCHAR' | 'BOOLEAN' | 'TIMESTAMP'
@@ -84,11 +86,64 @@ function paramType(kind: ValueKind): ParamType {
   }
 }
 
-class Compiler {
+/** What differs between the SQL engines; a dialect object serves one compilation. */
+export interface SqlDialect {
+  /** The flows table, qualified as the engine needs. */
+  readonly table: string
+  /** Values bound so far (DuckDB); ClickHouse inlines literals and leaves this empty. */
+  readonly params: SqlParam[]
+  /** A value in the statement: a placeholder that binds it, or a literal. */
+  value(value: bigint | string | boolean, type: ParamType): string
+  /** An address key (128-bit) to compare a `*_ip_key` column with. */
+  ipKey(key: bigint): string
+  /** A time (µs since 1970) to compare a time column with. */
+  time(us: bigint): string
+  /** `column` matches the glob `pattern` (`*`, `?`, `[...]`). */
+  glob(column: string, pattern: string): string
+  /** Both-direction TCP flags contain every bit of `mask`. */
+  flags(mask: number): string
+  /** The false literal (for coalescing an absent value's comparison). */
+  readonly falseLiteral: string
+  /** A column in a listing's SELECT (ClickHouse converts some types and renames them; see its store). */
+  selectColumn(c: Column): string
+  /** Wrap top-N aggregates in a subquery, so their aliases never shadow the columns summed (ClickHouse). */
+  readonly nestTop: boolean
+}
+
+/** DuckDB: values bound as typed parameters `$n`. */
+export class DuckDbDialect implements SqlDialect {
+  readonly table = FLOWS_TABLE
   readonly params: SqlParam[] = []
-  bind(value: bigint | string | boolean, type: ParamType): string {
+  readonly falseLiteral = 'false'
+  readonly nestTop = false
+  value(value: bigint | string | boolean, type: ParamType): string {
     this.params.push({ value, type })
     return `$${this.params.length}`
+  }
+  ipKey(key: bigint): string {
+    return this.value(key, 'UHUGEINT')
+  }
+  time(us: bigint): string {
+    return `make_timestamp(${this.value(us, 'UBIGINT')}::BIGINT)`
+  }
+  glob(column: string, pattern: string): string {
+    return `${column} GLOB ${this.value(pattern, 'VARCHAR')}`
+  }
+  flags(mask: number): string {
+    return `((coalesce(tcp_flags, 0) | coalesce(rev_tcp_flags, 0)) & ${mask}) = ${mask}`
+  }
+  selectColumn(c: Column): string {
+    return c.name
+  }
+}
+
+class Compiler {
+  constructor(readonly d: SqlDialect) {}
+  get params(): SqlParam[] {
+    return this.d.params
+  }
+  bind(value: bigint | string | boolean, type: ParamType): string {
+    return this.d.value(value, type)
   }
 
   expr(e: FilterExpr): string {
@@ -98,14 +153,11 @@ class Compiler {
         return `(${this.expr(e.left)} ${e.type.toUpperCase()} ${this.expr(e.right)})`
       case 'not':
         // NULL (an absent value) counts as not matching, so `not X` holds wherever X does not.
-        return `(NOT coalesce(${this.expr(e.expr)}, false))`
+        return `(NOT coalesce(${this.expr(e.expr)}, ${this.d.falseLiteral}))`
       case 'ip':
-        return this.directed(e.dir, (c) => `${c} = ${this.bind(e.key, 'UHUGEINT')}`)
+        return this.directed(e.dir, (c) => `${c} = ${this.d.ipKey(e.key)}`)
       case 'net':
-        return this.directed(
-          e.dir,
-          (c) => `${c} BETWEEN ${this.bind(e.lo, 'UHUGEINT')} AND ${this.bind(e.hi, 'UHUGEINT')}`,
-        )
+        return this.directed(e.dir, (c) => `${c} BETWEEN ${this.d.ipKey(e.lo)} AND ${this.d.ipKey(e.hi)}`)
       case 'cmp': {
         const virtual = VIRTUAL[e.field]
         const col = COLUMN_BY_NAME.get(e.field)
@@ -117,10 +169,10 @@ class Compiler {
       case 'glob': {
         const col = COLUMN_BY_NAME.get(e.field)
         if (col === undefined) throw new Error(`unknown field ${e.field}`)
-        return `${col.name} GLOB ${this.bind(e.pattern, 'VARCHAR')}`
+        return this.d.glob(col.name, e.pattern)
       }
       case 'flags':
-        return `((coalesce(tcp_flags, 0) | coalesce(rev_tcp_flags, 0)) & ${e.mask}) = ${e.mask}`
+        return this.d.flags(e.mask)
     }
   }
 
@@ -132,8 +184,8 @@ class Compiler {
 }
 
 /** Compiles just a filter (for tests and other statements). */
-export function compileFilter(e: FilterExpr): CompiledSql {
-  const c = new Compiler()
+export function compileFilter(e: FilterExpr, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
+  const c = new Compiler(dialect)
   return { sql: c.expr(e), params: c.params }
 }
 
@@ -152,28 +204,51 @@ export function topColumn(field: string): string {
 }
 
 /** The whole SELECT for a flow query. */
-export function compileQuery(q: FlowQuery): CompiledSql {
-  const c = new Compiler()
+export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
+  const c = new Compiler(dialect)
   const where: string[] = []
   if (q.filter !== undefined) where.push(c.expr(q.filter))
-  if (q.since !== undefined) where.push(`time_start >= make_timestamp(${c.bind(q.since, 'UBIGINT')}::BIGINT)`)
-  if (q.until !== undefined) where.push(`time_start < make_timestamp(${c.bind(q.until, 'UBIGINT')}::BIGINT)`)
+  if (q.since !== undefined) where.push(`time_start >= ${dialect.time(q.since)}`)
+  if (q.until !== undefined) where.push(`time_start < ${dialect.time(q.until)}`)
   const whereSql = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
   const limit = Math.max(1, Math.floor(q.limit ?? (q.top !== undefined ? 10 : 20)))
+  const table = dialect.table
   if (q.top !== undefined && q.top.length > 0) {
     const cols = q.top.map(topColumn)
     const by = q.by ?? 'bytes'
+    const g = cols.join(', ')
+    if (dialect.nestTop) {
+      const inner =
+        `SELECT ${g}, count() AS flows_n, sum(${VIRTUAL.total_packets}) AS packets_n, ` +
+        `sum(${VIRTUAL.total_bytes}) AS bytes_n FROM ${table}${whereSql} GROUP BY ${g}`
+      const outer = cols.map((n) => {
+        const col = COLUMN_BY_NAME.get(n)
+        return col !== undefined ? dialect.selectColumn(col) : n
+      })
+      const sql =
+        `SELECT ${outer.join(', ')}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes FROM (${inner}) ` +
+        `ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
+      return { sql, params: c.params }
+    }
     const sql =
-      `SELECT ${cols.join(', ')}, count(*) AS flows, sum(${VIRTUAL.total_packets}) AS packets, ` +
-      `sum(${VIRTUAL.total_bytes}) AS bytes FROM ${FLOWS_TABLE}${whereSql} ` +
-      `GROUP BY ${cols.join(', ')} ORDER BY ${by} DESC, ${cols.join(', ')} LIMIT ${limit}`
+      `SELECT ${g}, count(*) AS flows, sum(${VIRTUAL.total_packets}) AS packets, ` +
+      `sum(${VIRTUAL.total_bytes}) AS bytes FROM ${table}${whereSql} ` +
+      `GROUP BY ${g} ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
     return { sql, params: c.params }
   }
-  const select = q.allColumns === true ? COLUMNS.map((x) => x.name).join(', ') : SUMMARY_COLUMNS.join(', ')
+  const shown =
+    q.allColumns === true
+      ? COLUMNS
+      : SUMMARY_COLUMNS.flatMap((n) => {
+          const col = COLUMN_BY_NAME.get(n)
+          return col !== undefined ? [col] : []
+        })
+  const select = shown.map((x) => dialect.selectColumn(x)).join(', ')
+  // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
+  const ties =
+    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
   const order =
-    q.orderBy === 'bytes'
-      ? `${VIRTUAL.total_bytes} DESC, time_start, src_addr, dst_addr`
-      : 'time_start, src_addr, dst_addr'
-  const sql = `SELECT ${select} FROM ${FLOWS_TABLE}${whereSql} ORDER BY ${order} LIMIT ${limit}`
+    q.orderBy === 'bytes' ? `${VIRTUAL.total_bytes} DESC, time_start, ${ties}` : `time_start, ${ties}`
+  const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${order} LIMIT ${limit}`
   return { sql, params: c.params }
 }

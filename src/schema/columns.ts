@@ -31,24 +31,26 @@ export interface Column {
   readonly kind: ValueKind
   /** DuckDB type. */
   readonly duck: string
-  /** ClickHouse type in plain forms ClickHouse 18.16 accepts. */
+  /** ClickHouse type in plain forms ClickHouse 18.16 accepts (store/clickhouse-ddl.ts adds Nullable). */
   readonly ch: string
-  /** ClickHouse type on modern servers (IPv6, DateTime64, LowCardinality, codecs). */
+  /** ClickHouse type on modern servers (IPv6, DateTime64, Bool, LowCardinality). */
   readonly chModern: string
+  /** Modern servers: the column codec, if any. */
+  readonly chCodec?: string
   readonly role: 'dimension' | 'metric'
   readonly doc: string
 }
 
-const TYPES: Record<ValueKind, { duck: string; ch: string; chModern: string }> = {
+const TYPES: Record<ValueKind, { duck: string; ch: string; chModern: string; chCodec?: string }> = {
   u8: { duck: 'UTINYINT', ch: 'UInt8', chModern: 'UInt8' },
   u16: { duck: 'USMALLINT', ch: 'UInt16', chModern: 'UInt16' },
   u32: { duck: 'UINTEGER', ch: 'UInt32', chModern: 'UInt32' },
-  u64: { duck: 'UBIGINT', ch: 'UInt64', chModern: 'UInt64 CODEC(T64, LZ4)' },
+  u64: { duck: 'UBIGINT', ch: 'UInt64', chModern: 'UInt64', chCodec: 'CODEC(T64, LZ4)' },
   bool: { duck: 'BOOLEAN', ch: 'UInt8', chModern: 'Bool' },
   text: { duck: 'VARCHAR', ch: 'String', chModern: 'LowCardinality(String)' },
-  time: { duck: 'TIMESTAMP', ch: 'UInt64', chModern: 'DateTime64(6) CODEC(DoubleDelta, LZ4)' },
+  time: { duck: 'TIMESTAMP', ch: 'UInt64', chModern: 'DateTime64(6)', chCodec: 'CODEC(DoubleDelta, LZ4)' },
   ipkey: { duck: 'UHUGEINT', ch: 'FixedString(16)', chModern: 'IPv6' },
-  json: { duck: 'VARCHAR', ch: 'String', chModern: 'String CODEC(ZSTD(1))' },
+  json: { duck: 'VARCHAR', ch: 'String', chModern: 'String', chCodec: 'CODEC(ZSTD(1))' },
 }
 
 function col(
@@ -135,7 +137,7 @@ const PROBE_METRICS: ReadonlyArray<readonly [string, ValueKind]> = [
   ['reverseTcpOptions', 'u64'],
 ]
 
-export const COLUMNS: readonly Column[] = [
+const TABLE: readonly Column[] = [
   col(
     'time_received',
     [],
@@ -210,6 +212,16 @@ export const COLUMNS: readonly Column[] = [
   ...PROBE_METRICS.map(([ie, kind]) => metric(snake(ie), [ie], kind, `probe element ${ie}`)),
   col('extra', [], 'json', 'dimension', 'every other decoded element, JSON object keyed by element name'),
 ]
+
+/**
+ * Text columns with many distinct values: plain `String CODEC(ZSTD(1))` on modern ClickHouse, where
+ * LowCardinality (built for up to some thousands of values per part) would only add a dictionary.
+ */
+const HIGH_CARDINALITY = new Set(['src_addr', 'dst_addr', 'http_target', 'http_user_agent', 'dns_qname'])
+
+export const COLUMNS: readonly Column[] = TABLE.map((c) =>
+  HIGH_CARDINALITY.has(c.name) ? { ...c, chModern: 'String', chCodec: 'CODEC(ZSTD(1))' } : c,
+)
 
 export const COLUMN_BY_NAME: ReadonlyMap<string, Column> = new Map(COLUMNS.map((c) => [c.name, c]))
 

@@ -1,8 +1,8 @@
-// The column table and the DDL generated from it: DuckDB runs it (twice), ClickHouse is checked as text.
+// The column table and the DuckDB DDL generated from it (run twice); ClickHouse DDL: store/clickhouse-ddl.test.ts.
 import { DuckDBInstance } from '@duckdb/node-api'
 import { describe, expect, it } from 'vitest'
 import { COLUMNS, COLUMN_BY_IE } from './columns.js'
-import { clickhouseCreateTable, duckdbAddColumns, duckdbCreateTable } from './ddl.js'
+import { duckdbAddColumns, duckdbCreateTable } from './ddl.js'
 import { cidrRange, ipKey } from './ip-key.js'
 
 describe('column table', () => {
@@ -26,20 +26,6 @@ describe('DDL', () => {
     const r = await c.runAndReadAll('DESCRIBE flows')
     expect(r.getRowObjectsJS().map((x) => x.column_name)).toEqual(COLUMNS.map((x) => x.name))
     c.closeSync()
-  })
-
-  it('ClickHouse 18.16 gets only plain types, modern servers the newer forms', () => {
-    const plain = clickhouseCreateTable({ modern: false })
-    expect(plain).toMatch(/^CREATE TABLE IF NOT EXISTS flows \(/)
-    expect(plain).toContain('  src_ip_key FixedString(16)')
-    expect(plain).toContain('  time_start UInt64')
-    expect(plain).not.toMatch(/LowCardinality|DateTime64|IPv6|CODEC|TTL|Bool\b/)
-    expect(plain).toContain('ENGINE = MergeTree()')
-    const modern = clickhouseCreateTable({ modern: true, ttlDays: 30 })
-    expect(modern).toContain('  src_ip_key IPv6')
-    expect(modern).toContain('  time_start DateTime64(6)')
-    expect(modern).toContain('  exporter LowCardinality(String)')
-    expect(modern).toContain('TTL toDateTime(time_received) + INTERVAL 30 DAY')
   })
 })
 

@@ -249,7 +249,9 @@ export class DuckDbStore implements FlowStore {
 export function parseStoreUrl(url: string): { kind: 'duckdb'; path: string } {
   const m = /^duckdb(?::(.*))?$/.exec(url.trim())
   if (m === null)
-    throw new Error(`unsupported store "${url}": expected duckdb:PATH (clickhouse: comes later)`)
+    throw new Error(
+      `unsupported store "${url}": expected duckdb:PATH or clickhouse:http://HOST:PORT/DATABASE`,
+    )
   const path = m[1] ?? ''
   return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path }
 }

@@ -1,17 +1,16 @@
 /**
- * Glue between the collector and a store: opens a store from its URL (migrated, behind a BatchWriter) and
+ * Glue between the collector and a store: opens a store from its URL (duckdb: or clickhouse:, migrated,
+ * behind a BatchWriter) and
  * turns the collector's decode output into rows. Options data records are not flow rows and are skipped.
  */
 import type { DecodeOutput } from '../collector/decode-message.js'
 import { COLUMNS } from '../schema/columns.js'
-import { DuckDbStore, parseStoreUrl } from './duckdb.js'
 import { normalize } from './normalize.js'
+import { openStoreForWrite } from './open.js'
 import { BatchWriter, type BatchWriterOptions } from './store.js'
 
 export async function openStoreWriter(url: string, opts: BatchWriterOptions = {}): Promise<BatchWriter> {
-  const { path } = parseStoreUrl(url)
-  const store = await DuckDbStore.open(path)
-  await store.migrate()
+  const store = await openStoreForWrite(url)
   return new BatchWriter(
     store,
     COLUMNS.map((c) => c.name),

@@ -1,19 +1,17 @@
-// Probe → UDP → collector → DuckDB: every field the probe exports (all field groups, over the bundled
-// captures) comes back out of the store unchanged; and a collector restarted with its templates file
-// decodes data whose templates it saw only before the restart.
+// A collector restarted with its templates file decodes data whose templates it saw only before the restart.
+// (Probe → UDP → collector → store, every exported field unchanged, is in test/store/store-suite.ts and
+// runs for every backend.)
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { bundledCaptures } from '../cli/commands/demo.js'
 import { FlowCollector } from '../collector/decode-message.js'
-import { listen } from '../collector/listener.js'
 import { splitRaw } from '../collector/offline-reader.js'
 import { probeRecords } from '../../test/helpers/probe-run.js'
 import { readFileSync } from 'node:fs'
 import { DuckDbStore } from './duckdb.js'
 import { storeRecords } from './ingest.js'
-import { rowToJson } from './normalize.js'
 import { BatchWriter } from './store.js'
 import { COLUMNS } from '../schema/columns.js'
 
@@ -22,62 +20,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const names = COLUMNS.map((c) => c.name)
 
-function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const start = Date.now()
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (cond()) resolve()
-      else if (Date.now() - start > ms) reject(new Error('timed out'))
-      else setTimeout(tick, 5)
-    }
-    tick()
-  })
-}
-
-const canon = (o: Record<string, unknown>): string =>
-  JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))
-
-describe('probe → collector → DuckDB', () => {
-  it('stores every exported field unchanged', async () => {
-    const store = await DuckDbStore.open(join(dir, 'rt.duckdb'))
-    await store.migrate()
-    const writer = new BatchWriter(store, names, { maxRows: 50 })
-    const col = new FlowCollector()
-    let taken = 0
-    const l = await listen({ protocol: 'udp', host: '127.0.0.1', port: 0 }, col, (o) => {
-      taken += storeRecords(writer, o)
-    })
-    try {
-      const run = await probeRecords([bundledCaptures()], {
-        fields: ['all'],
-        destinations: [{ kind: 'udp', host: '127.0.0.1', port: l.port }],
-      })
-      expect(run.records.length).toBeGreaterThan(100)
-      await waitFor(() => taken >= run.records.length)
-      await writer.flush()
-      expect(await store.count()).toBe(run.records.length)
-      const rows = (await store.query({ allColumns: true, limit: 1_000_000 })).rows
-      const back = rows.map((r) => canon(rowToJson(r))).sort()
-      const sent = run.records.map(canon).sort()
-      expect(back).toEqual(sent)
-      // The probe's elements land in their columns, not in extra.
-      const c = (
-        await store.sql(
-          'SELECT count(http_status) AS http, count(dns_qname) AS dns, count(npm_delay_avg) AS npm, ' +
-            "count(flowtel_tcp_mss) AS tcpext, count(*) FILTER (WHERE extra LIKE '%octetDeltaCount%') AS leaked FROM flows",
-        )
-      ).rows[0]
-      expect(Number(c?.http)).toBeGreaterThan(0)
-      expect(Number(c?.dns)).toBeGreaterThan(0)
-      expect(Number(c?.npm)).toBeGreaterThan(0)
-      expect(Number(c?.tcpext)).toBeGreaterThan(0)
-      expect(Number(c?.leaked)).toBe(0)
-    } finally {
-      await l.close()
-      await writer.close()
-    }
-  })
-
+describe('collector restart → DuckDB', () => {
   it('decodes data after a restart with the templates learned before it', async () => {
     const ipfix = join(dir, 'all.ipfix')
     await probeRecords([bundledCaptures()], {

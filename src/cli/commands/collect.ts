@@ -3,8 +3,9 @@
  * decodes capture files (UDP/TCP payloads on any port) and raw export files (RFC 5655 IPFIX files) as one
  * stream, in order, and prints one JSON line per data record with the probe's element names (recordToJson).
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
- * With --store duckdb:PATH the flow records are stored too (batched; flushed at the end, on SIGINT/SIGTERM and
- * by the batch triggers), and retention by age and row count runs at start and every minute while listening.
+ * With --store duckdb:PATH or clickhouse:URL the flow records are stored too (batched; flushed at the end, on
+ * SIGINT/SIGTERM and by the batch triggers), and retention by age and row count runs at start and every
+ * minute while listening.
  */
 import { Command } from 'commander'
 import { createWriteStream } from 'node:fs'
@@ -83,7 +84,10 @@ export function collectCommand(): Command {
       '--json <file|->',
       'write one JSON line per data record to a file or stdout (default: - without --store)',
     )
-    .option('--store [url]', 'store flow records: duckdb:PATH (default duckdb:./data/flowtel.duckdb)')
+    .option(
+      '--store [url]',
+      'store flow records: duckdb:PATH (default duckdb:./data/flowtel.duckdb) or clickhouse:http://HOST:PORT/DB',
+    )
     .option(
       '--batch-rows <n>',
       'store: flush after this many rows',

@@ -5,12 +5,11 @@
  * a duration ago (`90s`, `15m`, `2h`, `7d`). Output as an aligned table, JSON lines or CSV.
  */
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { existsSync } from 'node:fs'
 import { valueToJson } from '../../ipfix/decoder.js'
 import { parseFilter } from '../../query/filter.js'
 import type { FlowQuery, TopMetric } from '../../query/sql.js'
 import { COLUMN_BY_NAME } from '../../schema/columns.js'
-import { DuckDbStore, parseStoreUrl } from '../../store/duckdb.js'
+import { openStoreForQuery, parseStore } from '../../store/open.js'
 import type { RowValue } from '../../store/normalize.js'
 import type { QueryResult } from '../../store/store.js'
 import { intOption } from '../options.js'
@@ -97,7 +96,7 @@ export function formatResult(r: QueryResult, format: 'table' | 'json' | 'csv'): 
 export function queryCommand(): Command {
   return new Command('query')
     .description('query stored flows: filter, top-N, time window')
-    .option('--store <url>', 'the store: duckdb:PATH', 'duckdb:')
+    .option('--store <url>', 'the store: duckdb:PATH or clickhouse:http://HOST:PORT/DATABASE', 'duckdb:')
     .option(
       '-f, --filter <expr>',
       'nfdump-like filter, e.g. "src ip 10.0.0.1 and dst port 443 and proto tcp"',
@@ -123,7 +122,7 @@ export function queryCommand(): Command {
       new Option('--format <fmt>', 'output format').choices(['table', 'json', 'csv']).default('table'),
     )
     .action(async (flags: QueryFlags) => {
-      const { path } = parseStoreUrl(flags.store)
+      parseStore(flags.store) // a bad URL fails before anything else
       const q: FlowQuery = { by: flags.by }
       // Parse before opening the store, so a bad filter fails fast with its position.
       if (flags.filter !== undefined) q.filter = parseFilter(flags.filter)
@@ -135,11 +134,8 @@ export function queryCommand(): Command {
       if (flags.since !== undefined) q.since = flags.since
       if (flags.until !== undefined) q.until = flags.until
       if (flags.limit !== undefined) q.limit = flags.limit
-      if (path !== ':memory:' && !existsSync(path))
-        throw new Error(`no flow store at ${path} (flowtel collect --store duckdb:${path} creates it)`)
-      const store = await DuckDbStore.open(path)
+      const store = await openStoreForQuery(flags.store)
       try {
-        await store.migrate()
         process.stdout.write(formatResult(await store.query(q), flags.format))
       } finally {
         await store.close()

@@ -1,0 +1,163 @@
+/**
+ * ClickHouse DDL from the column table (schema/columns.ts), for both server generations
+ * (clickhouse-version.ts), and the documented cluster layout (docs/store.md "ClickHouse cluster"):
+ *
+ * - Every column is Nullable (an absent element reads back as NULL, as in DuckDB) except the metadata the
+ *   collector always fills, which forms the sort key: time_received, exporter, observation_domain,
+ *   template_id, flow_version.
+ * - legacy: `Nullable(T)` with T in plain 18.16 forms, partitioned by day of time_received (UInt64 µs), no
+ *   TTL (retention deletes; see clickhouse.ts).
+ * - modern: `LowCardinality(Nullable(String))`, `Nullable(DateTime64(6)) CODEC(DoubleDelta, LZ4)`, IPv6,
+ *   Bool, codecs, and `TTL time_received + INTERVAL n SECOND` when an age limit is given.
+ * - cluster: a ReplicatedMergeTree local table on every node (ON CLUSTER), and a Distributed table over it
+ *   that collectors insert into and queries read; the sharding key spreads each batch over the shards and
+ *   is deterministic, so a retried batch splits the same way and replica deduplication drops the repeat.
+ */
+import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
+import { chIdent, chString, chUInt } from './clickhouse-sql.js'
+import type { ClickHouseGeneration } from './clickhouse-version.js'
+
+/** Columns that are never NULL (the collector fills them for every row) and form the sort key. */
+export const NOT_NULL = new Set([
+  'time_received',
+  'exporter',
+  'observation_domain',
+  'template_id',
+  'flow_version',
+])
+
+export const MIGRATIONS_TABLE = 'flowtel_migrations'
+
+/** The column's ClickHouse type (with Nullable and, on modern servers, its codec). */
+export function columnType(c: Column, generation: ClickHouseGeneration): string {
+  const nullable = !NOT_NULL.has(c.name)
+  if (generation === 'legacy') return nullable ? `Nullable(${c.ch})` : c.ch
+  const lc = /^LowCardinality\((.*)\)$/.exec(c.chModern)
+  const base = lc !== null ? (lc[1] ?? '') : c.chModern
+  const t = nullable ? `Nullable(${base})` : base
+  const type = lc !== null ? `LowCardinality(${t})` : t
+  return c.chCodec !== undefined ? `${type} ${c.chCodec}` : type
+}
+
+export interface ClickHouseTableOptions {
+  generation: ClickHouseGeneration
+  database: string
+  table?: string
+  /** Engine clause; default `MergeTree()`. */
+  engine?: string
+  /** `ON CLUSTER name` on every statement. */
+  cluster?: string
+  /** Modern servers: rows older than this (by time_received) are dropped by the table TTL. */
+  ttlSeconds?: number
+}
+
+const onCluster = (cluster: string | undefined): string =>
+  cluster !== undefined ? ` ON CLUSTER ${chIdent(cluster)}` : ''
+
+export function partitionBy(generation: ClickHouseGeneration): string {
+  // 18.16 needs the day computed from the plain UInt64 microsecond column.
+  return generation === 'modern'
+    ? 'toYYYYMMDD(time_received)'
+    : 'toYYYYMMDD(toDateTime(intDiv(time_received, 1000000)))'
+}
+
+export function ttlClause(
+  generation: ClickHouseGeneration,
+  ttlSeconds: number | undefined,
+): string | undefined {
+  if (generation !== 'modern' || ttlSeconds === undefined || ttlSeconds <= 0) return undefined
+  return `TTL toDateTime(time_received) + INTERVAL ${chUInt(Math.floor(ttlSeconds))} SECOND`
+}
+
+export function createDatabase(database: string, cluster?: string): string {
+  return `CREATE DATABASE IF NOT EXISTS ${chIdent(database)}${onCluster(cluster)}`
+}
+
+/** CREATE TABLE for the flows table (MergeTree by default). */
+export function createFlowsTable(opts: ClickHouseTableOptions, columns: readonly Column[] = COLUMNS): string {
+  const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
+  const cols = columns.map((c) => `  ${chIdent(c.name)} ${columnType(c, opts.generation)}`).join(',\n')
+  const lines = [
+    `CREATE TABLE IF NOT EXISTS ${name}${onCluster(opts.cluster)} (\n${cols}\n)`,
+    `ENGINE = ${opts.engine ?? 'MergeTree()'}`,
+    `PARTITION BY ${partitionBy(opts.generation)}`,
+    'ORDER BY (time_received, exporter)',
+  ]
+  const ttl = ttlClause(opts.generation, opts.ttlSeconds)
+  if (ttl !== undefined) lines.push(ttl)
+  return lines.join('\n')
+}
+
+/** ADD COLUMN for each column of the table that `existing` lacks (18.16 has no ADD COLUMN IF NOT EXISTS). */
+export function addMissingColumns(
+  existing: ReadonlySet<string>,
+  opts: ClickHouseTableOptions,
+  columns: readonly Column[] = COLUMNS,
+): string[] {
+  const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
+  return columns
+    .filter((c) => !existing.has(c.name))
+    .map(
+      (c) =>
+        `ALTER TABLE ${name}${onCluster(opts.cluster)} ADD COLUMN ${chIdent(c.name)} ${columnType(c, opts.generation)}`,
+    )
+}
+
+export function createMigrationsTable(database: string, cluster?: string): string {
+  // One row per applied step; a plain log table (tiny, written once per step).
+  return (
+    `CREATE TABLE IF NOT EXISTS ${chIdent(database)}.${MIGRATIONS_TABLE}${onCluster(cluster)} ` +
+    '(name String, applied UInt32) ENGINE = TinyLog'
+  )
+}
+
+export interface ClusterDdlOptions {
+  cluster: string
+  database: string
+  generation: ClickHouseGeneration
+  ttlSeconds?: number
+  /**
+   * The Distributed table's sharding key. Default: spreads rows evenly and deterministically (the same
+   * batch retried splits the same way, so ReplicatedMergeTree's block deduplication drops the repeat).
+   */
+  shardingKey?: string
+  /** ZooKeeper path of the replicated local table; {shard} and {replica} are the server's macros. */
+  zooPath?: string
+}
+
+export const DEFAULT_SHARDING_KEY = 'cityHash64(exporter, observation_domain, time_received)'
+export const LOCAL_SUFFIX = '_local'
+
+/**
+ * The cluster layout: the database on every node, the replicated local table on every node, and the
+ * Distributed table (same name as the single-server table, `flows`) that collectors write and queries read.
+ */
+export function clusterDdl(o: ClusterDdlOptions): string[] {
+  const local = `${FLOWS_TABLE}${LOCAL_SUFFIX}`
+  const zoo = o.zooPath ?? `/clickhouse/tables/{shard}/${chIdent(o.database)}/${local}`
+  if (!/^[A-Za-z0-9_/{}.-]+$/.test(zoo)) throw new Error(`bad ZooKeeper path ${JSON.stringify(zoo)}`)
+  const key = o.shardingKey ?? DEFAULT_SHARDING_KEY
+  if (!/^[A-Za-z0-9_(), ]+$/.test(key)) throw new Error(`bad sharding key ${JSON.stringify(key)}`)
+  const base = { generation: o.generation, database: o.database, cluster: o.cluster }
+  return [
+    createDatabase(o.database, o.cluster),
+    createFlowsTable({
+      ...base,
+      table: local,
+      engine: `ReplicatedMergeTree(${chString(zoo)}, '{replica}')`,
+      ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
+    }),
+    distributedTable(o.database, o.cluster, key),
+    createMigrationsTable(o.database, o.cluster),
+  ]
+}
+
+/** The Distributed table over `flows_local` on every shard. */
+function distributedTable(database: string, cluster: string, key: string): string {
+  const db = chIdent(database)
+  const local = `${FLOWS_TABLE}${LOCAL_SUFFIX}`
+  return (
+    `CREATE TABLE IF NOT EXISTS ${db}.${FLOWS_TABLE}${onCluster(cluster)} AS ${db}.${local}\n` +
+    `ENGINE = Distributed(${chIdent(cluster)}, ${db}, ${local}, ${key})`
+  )
+}
