@@ -61,9 +61,19 @@ export async function listen(
   return addr.protocol === 'udp' ? listenUdp(addr, collector, sink) : listenTcp(addr, collector, sink, opts)
 }
 
+/** Bytes asked for the UDP socket's receive buffer (SO_RCVBUF). */
+const UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
+
 async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
   const v6 = addr.host.includes(':')
-  const sock: Socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: false, reuseAddr: false })
+  // A large receive buffer rides out bursts (template rounds, the application catalogue, many exporters
+  // at once) while the event loop is busy storing; the kernel caps it at net.core.rmem_max.
+  const sock: Socket = createSocket({
+    type: v6 ? 'udp6' : 'udp4',
+    ipv6Only: false,
+    reuseAddr: false,
+    recvBufferSize: UDP_RECEIVE_BUFFER,
+  })
   const counters: Record<string, number> = {}
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1

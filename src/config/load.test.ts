@@ -16,6 +16,11 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT } from '../../test/helpers/shared.js'
 import { loadSettings, parseSettingsText, saveSettings } from './load.js'
 import { DEFAULT_SETTINGS, type ProbeSettings } from './settings.js'
+import { FIELD_GROUPS } from '../flow/fields/index.js'
+
+const KNOWN_GROUPS = Object.keys(FIELD_GROUPS)
+  .filter((g) => g !== 'core')
+  .join(', ')
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-load-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -42,7 +47,7 @@ describe('loadSettings', () => {
       'probe.yaml:5:1: activeTimeout: must be an integer from 1 to 86400 (got 0)',
       'probe.yaml:7:3: capture.snaplen: must be an integer from 64 to 262144 (got 12)',
       'probe.yaml:8:3: capture.promisc: unknown key; did you mean "promiscuous"? (known: promiscuous, snaplen, bufferBytes, filter)',
-      'probe.yaml:9:14: fields[1]: unknown group "l9"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls (core is always on)',
+      `probe.yaml:9:14: fields[1]: unknown group "l9"; known: ${KNOWN_GROUPS} (core is always on)`,
       'probe.yaml:10:1: api.token: required when api.listen (0.0.0.0:8765) is not a loopback address; set api.token or api.tokenFile',
     ])
   })

@@ -382,7 +382,9 @@ export function defineStoreSuite(b: StoreBackend): void {
             destinations: [{ kind: 'udp', host: '127.0.0.1', port: l.port }],
           })
           expect(run.records.length).toBeGreaterThan(100)
-          await waitFor(() => taken >= run.records.length)
+          await waitFor(() => taken >= run.records.length).catch((e: unknown) => {
+            throw new Error(`${String(e)}: stored ${taken} of ${run.records.length}`)
+          })
           await writer.flush()
           expect(await store.count()).toBe(run.records.length)
           const rows = (await store.query(all)).rows
