@@ -24,6 +24,7 @@ import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
+import { NetflowTransport, type NetflowReport } from '../ipfix/transport-netflow.js'
 import { createTransports, type Destination } from './destinations.js'
 
 export interface ProbeOptions {
@@ -81,6 +82,8 @@ export interface ProbeSummary {
   export: { messages: number; records: number; octets: number; templateSends: number; droppedRecords: number }
   /** Per L7 field group (`dns`, `http`, `tls`) when selected: flows claimed, transactions and anomalies. */
   l7?: Record<string, L7Summary>
+  /** Per NetFlow v9/v5 destination: what the format could not carry (see transport-netflow.ts). */
+  netflow?: Record<string, NetflowReport>
   seconds: number
 }
 
@@ -110,11 +113,21 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   if (!core) throw new Error('the core field group is missing')
 
   let nowUs = 0
+  /** Packet time of the first packet: the exporter's start, from which NetFlow counts sysUpTime. */
+  let firstUs = 0
   const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
   if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
   // Open the input first, so a bad path leaves no empty output file behind.
   const source: CaptureSource = await openCaptures(opts.reads)
-  const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
+  const transports = [
+    ...createTransports(opts.destinations, {
+      mtu: opts.mtu,
+      templateRefreshSeconds: opts.templateRefreshSeconds,
+      templateRefreshMessages: opts.templateRefreshMessages,
+      startTimeMs: () => (firstUs > 0 ? firstUs / 1000 : undefined),
+    }),
+    ...(opts.extraTransports ?? []),
+  ]
   try {
     await Promise.all(transports.map((t) => t.open()))
   } catch (err) {
@@ -189,6 +202,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       for (let i = 0; i < n; i++) {
         const ts = tsUs[i]!
         if (ts > nowUs) {
+          if (nowUs === 0) firstUs = ts
           nowUs = ts
           // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
           // time is counted (a few comparisons when nothing is due). The exporter ticks once a second.
@@ -260,6 +274,12 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     formatErrors,
     export: { ...exporter.stats },
     ...(txGroups.length > 0 ? { l7: Object.fromEntries(txGroups.map((g) => [g.name, g.summary()])) } : {}),
+    ...netflowReports(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
+}
+
+function netflowReports(transports: readonly Transport[]): { netflow?: Record<string, NetflowReport> } {
+  const nf = transports.filter((t): t is NetflowTransport => t instanceof NetflowTransport)
+  return nf.length === 0 ? {} : { netflow: Object.fromEntries(nf.map((t) => [t.name, t.report()])) }
 }
