@@ -109,6 +109,26 @@ describe('NetFlow v9 writer', () => {
     expect(templatePackets(byPackets, times)).toEqual([t0 + 1, t0 + 5, t0 + 9])
   })
 
+  it('states its own totals in an options record (scope System) that our collector decodes', () => {
+    const w = new V9Writer({ maxPacketSize: 1400, refreshSeconds: 600, refreshPackets: 0 })
+    const out: Buffer[] = []
+    const clock = clockAt(BOOT / 1000 + 1)
+    w.write([flow(1), flow(2), flow(3)], clock, 9, (p) => out.push(p))
+    const before = { octets: w.octets, packets: w.packets }
+    w.writeStats(clock, 9, (p) => out.push(p))
+    const col = new FlowCollector()
+    const recs = out.flatMap((p) => col.decode(p, KEY, BOOT + 10_000).records)
+    const opt = recs.filter((r) => r.isOptions)
+    expect(opt).toHaveLength(1)
+    expect(opt[0]?.scopeCount).toBe(1)
+    expect(recordToJson(opt[0]!)).toMatchObject({
+      exportedOctetTotalCount: before.octets,
+      exportedMessageTotalCount: before.packets,
+      exportedFlowRecordTotalCount: 3,
+    })
+    expect(before).toEqual({ octets: out[0]!.length + out[1]!.length, packets: 2 })
+  })
+
   it('caps the number of templates and counts flows it cannot describe', () => {
     const w = new V9Writer({ maxPacketSize: 1400, refreshSeconds: 600, refreshPackets: 0, maxTemplates: 1 })
     const out: Buffer[] = []
