@@ -261,6 +261,19 @@ describe.skipIf(!haveOpenssl())('IPFIX over TLS: our exporter to our collector',
       await until(() => c.records.length === want.length)
       expect(want.length).toBeGreaterThan(0)
       expect(c.records.map((r) => JSON.stringify(recordToJson(r))).sort()).toEqual(want.sort())
+      // With the wrong CA the probe still finishes, and its summary says what went wrong.
+      const bad = await runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        reads: [path.join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-smtp.pcap')],
+        destinations: collectorDestinations([`localhost:${c.l.port}`], 'tls', {
+          tls: { caFile: certs.otherCaCert },
+        }),
+      })
+      const problem = bad.transportProblems?.[`tls://localhost:${c.l.port}`]
+      expect(problem?.errors).toBeGreaterThan(0)
+      expect(problem?.dropped).toBeGreaterThan(0)
+      expect(problem?.lastError).toMatch(/self[- ]signed|unable to (get|verify)/i)
+      expect(c.records).toHaveLength(want.length)
     } finally {
       await c.l.close()
     }
