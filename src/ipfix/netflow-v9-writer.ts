@@ -31,6 +31,8 @@ const TCP_FLAGS = 6
 /** Template ID of the statistics options template; data templates start after it. */
 export const V9_STATS_TEMPLATE_ID = 256
 const SCOPE_SYSTEM = 1
+/** Octets of a record with every carried field and the two times. */
+const MAX_RECORD = V9_FIELDS.reduce((n, s) => n + s.length, 8)
 
 /** Export time of a batch and the sysUpTime conversion (see transport-netflow.ts). */
 export interface NetflowClock {
@@ -76,7 +78,8 @@ export class V9Writer {
   private readonly maxTemplates: number
 
   constructor(private readonly opts: V9WriterOptions) {
-    if (opts.maxPacketSize < V9_HEADER_LENGTH + 4 + 128)
+    // The largest record (every field) and the largest template must fit one packet.
+    if (opts.maxPacketSize < V9_HEADER_LENGTH + 4 + MAX_RECORD + 3)
       throw new Error(`NetFlow v9 packet size ${opts.maxPacketSize} too small`)
     this.maxTemplates = opts.maxTemplates ?? 1024
   }
