@@ -148,15 +148,19 @@ export class NetflowTransport implements Transport {
       for (const f of flows) if (f.startMs !== undefined && f.startMs < boot) boot = f.startMs
       this.bootMs = Math.floor(boot / 1000) * 1000
     }
-    const base = this.bootMs
-    const uptimeOf = (ms: number): number => {
-      const d = Math.floor(ms) - base
-      if (d < 0) {
-        this.anomaly('time_before_start')
-        return 0
-      }
-      return d % TWO32
+    // A flow that started before the uptime base (packet time jumps backwards when capture files of
+    // different dates are read in one run): the base moves back to it, which only makes sysUpTime larger, as
+    // long as collectors can still resolve the flow against the header (within 2^31 ms, 24.8 days, before the
+    // export). Beyond that its times are sent as the base and the flow is counted.
+    for (const f of flows) {
+      const t = Math.min(f.startMs ?? Infinity, f.endMs ?? Infinity)
+      if (t >= this.bootMs) continue
+      const rebased = Math.floor(t / 1000) * 1000
+      if (exportMs - rebased < 2 ** 31) this.bootMs = rebased
+      else this.anomaly('flows_before_start')
     }
+    const base = this.bootMs
+    const uptimeOf = (ms: number): number => Math.max(0, Math.floor(ms) - base) % TWO32
     return { unixSecs: exportTime, sysUptime: uptimeOf(exportMs), uptimeOf }
   }
 
