@@ -97,6 +97,15 @@ describe.skipIf(!haveOpenssl())('IPFIX over TLS: our exporter to our collector',
       /CA file "\/nonexistent\/ca.pem"/,
     )
     expect(() => new TlsTransport('127.0.0.1', 1, { certFile: certs.clientCert })).toThrow(/both/)
+    await expect(
+      runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        reads: [path.join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-smtp.pcap')],
+        destinations: collectorDestinations(['localhost:1'], 'tls', {
+          tls: { caFile: '/nonexistent/ca.pem' },
+        }),
+      }),
+    ).rejects.toThrow(/CA file "\/nonexistent\/ca.pem"/)
   })
 
   it('decodes every record, and a new connection starts with the templates again', async () => {

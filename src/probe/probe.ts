@@ -122,16 +122,17 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
   // Open the input first, so a bad path leaves no empty output file behind.
   const source: CaptureSource = await openCaptures(opts.reads)
-  const transports = [
-    ...createTransports(opts.destinations, {
-      mtu: opts.mtu,
-      templateRefreshSeconds: opts.templateRefreshSeconds,
-      templateRefreshMessages: opts.templateRefreshMessages,
-      startTimeMs: () => (firstUs > 0 ? firstUs / 1000 : undefined),
-    }),
-    ...(opts.extraTransports ?? []),
-  ]
+  const transports = [...(opts.extraTransports ?? [])]
   try {
+    // (A TLS destination reads its PEM files here: a bad path must not leave the capture open.)
+    transports.unshift(
+      ...createTransports(opts.destinations, {
+        mtu: opts.mtu,
+        templateRefreshSeconds: opts.templateRefreshSeconds,
+        templateRefreshMessages: opts.templateRefreshMessages,
+        startTimeMs: () => (firstUs > 0 ? firstUs / 1000 : undefined),
+      }),
+    )
     await Promise.all(transports.map((t) => t.open()))
   } catch (err) {
     await source.close()
