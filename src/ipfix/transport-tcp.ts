@@ -11,11 +11,19 @@
  * Reconnect policy (documented deviation): exponential backoff from reconnectInitialMs (default 1 s) doubling
  * to reconnectMaxMs (default 60 s). RFC 7011 §10.4.4 says a default configuration MUST NOT try more than once
  * per minute; we retry faster at first so short collector restarts lose little data, and reach the
- * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour.
+ * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour. A connection
+ * that ends within STABLE_MS of being set up counts as a failure too, so a collector that accepts and drops
+ * at once (e.g. TLS 1.3 refusing the client certificate after the handshake) is retried with backoff.
+ *
+ * Subclasses change only how a connection is opened (openSocket, scheme): transport-tls.ts wraps it in TLS and
+ * keeps the queueing, session and reconnect logic of this class.
  */
 import net from 'node:net'
 import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
+
+/** A connection that lasted this long (ms) was a working session: the next reconnect starts the backoff afresh. */
+const STABLE_MS = 10_000
 
 export interface TcpTransportOptions {
   reconnectInitialMs?: number
@@ -31,6 +39,8 @@ export class TcpTransport implements Transport {
   readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
   /** Successful connections so far. */
   connections = 0
+  /** Why the last connection attempt or connection failed (for logs and diagnostics). */
+  lastError: string | undefined
   private readonly initialMs: number
   private readonly maxMs: number
   private readonly maxQueue: number
@@ -42,6 +52,9 @@ export class TcpTransport implements Transport {
   private queue: Uint8Array[][] = []
   private queueBytes = 0
   private failures = 0
+  private connectedAt = 0
+  /** The delay (ms) before the reconnect attempt last scheduled (diagnostics). */
+  retryDelayMs = 0
   private timer: NodeJS.Timeout | undefined
   private closing = false
   private readonly sessionCbs: (() => void)[] = []
@@ -52,7 +65,7 @@ export class TcpTransport implements Transport {
     readonly port: number,
     opts: TcpTransportOptions = {},
   ) {
-    this.name = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.name = `${this.scheme()}://${host.includes(':') ? `[${host}]` : host}:${port}`
     this.initialMs = opts.reconnectInitialMs ?? 1000
     this.maxMs = opts.reconnectMaxMs ?? 60_000
     this.maxQueue = opts.maxQueueBytes ?? 8 * 1024 * 1024
@@ -85,31 +98,46 @@ export class TcpTransport implements Transport {
     })
   }
 
+  /** URL scheme of `name` (called from the constructor: must not use instance fields). */
+  protected scheme(): string {
+    return 'tcp'
+  }
+
+  /**
+   * Starts one connection attempt and calls `ready` once the socket may carry IPFIX messages (for TLS: after
+   * the handshake and certificate checks). Errors are reported by the socket's 'error' and 'close' events.
+   */
+  protected openSocket(ready: () => void): net.Socket {
+    const s = net.createConnection({ host: this.host, port: this.port })
+    s.once('connect', ready)
+    return s
+  }
+
   private connect(): void {
     this.timer = undefined
     if (this.closing) return
-    const s = net.createConnection({ host: this.host, port: this.port })
-    this.socket = s
-    s.setNoDelay(true)
-    s.setTimeout(this.connectTimeout, () => {
-      if (!this.connected) s.destroy(new Error('connect timeout'))
-    })
-    s.on('connect', () => {
+    const s = this.openSocket(() => {
       s.setTimeout(0)
       this.connected = true
       this.blocked = false
-      this.failures = 0
+      this.connectedAt = Date.now()
       this.connections++
       this.firstAttempt?.()
       this.firstAttempt = undefined
       this.drain()
     })
+    this.socket = s
+    s.setNoDelay(true)
+    s.setTimeout(this.connectTimeout, () => {
+      if (!this.connected) s.destroy(new Error('connect timeout'))
+    })
     s.on('drain', () => {
       this.blocked = false
       this.drain()
     })
-    s.on('error', () => {
+    s.on('error', (err) => {
       this.stats.errors++
+      this.lastError = err.message
     })
     s.on('close', () => this.onClose(s))
     // The collector does not talk back (RFC 7011 §10.4); discard anything it sends.
@@ -132,9 +160,11 @@ export class TcpTransport implements Transport {
       for (const cb of this.sessionCbs) cb()
     }
     if (this.closing) return
+    if (wasConnected && Date.now() - this.connectedAt >= STABLE_MS) this.failures = 0
     const delay = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.failures, 30))
     this.failures++
-    this.timer = setTimeout(() => this.connect(), wasConnected ? Math.min(delay, this.initialMs) : delay)
+    this.retryDelayMs = delay
+    this.timer = setTimeout(() => this.connect(), delay)
     this.timer.unref()
   }
 
