@@ -110,8 +110,10 @@ export class NetnsPair {
 /** A child `node --import tsx <script>` inside a namespace (optionally through a prefix such as setpriv). */
 export interface NodeChild {
   readonly proc: ChildProcess
-  /** Resolves with the first stdout line that satisfies `test`. */
+  /** Resolves with the first stdout line (printed so far or later) that satisfies `test`. */
   waitForLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>
+  /** Like waitForLine, but only lines printed after this call count. */
+  nextLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>
   /** Resolves with exit code, all stdout and stderr once the child exits. */
   readonly done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>
   send(line: string): void
@@ -159,29 +161,33 @@ export function spawnNodeInNetns(
       proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
     },
   )
+  const wait = (test: (l: string) => boolean, timeoutMs: number): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`child did not print the expected line; stderr: ${stderr.slice(-2000)}`)),
+        timeoutMs,
+      )
+      lineWaiters.push({
+        test,
+        resolve: (l) => {
+          clearTimeout(timer)
+          resolve(l)
+        },
+      })
+      void done.then(() => {
+        clearTimeout(timer)
+        reject(new Error(`child exited before the expected line; stderr: ${stderr.slice(-2000)}`))
+      })
+    })
   return {
     proc,
     done,
     waitForLine(test, timeoutMs = 60_000) {
       const seen = lines.find(test)
-      if (seen !== undefined) return Promise.resolve(seen)
-      return new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`child did not print the expected line; stderr: ${stderr.slice(-2000)}`)),
-          timeoutMs,
-        )
-        lineWaiters.push({
-          test,
-          resolve: (l) => {
-            clearTimeout(timer)
-            resolve(l)
-          },
-        })
-        void done.then(() => {
-          clearTimeout(timer)
-          reject(new Error(`child exited before the expected line; stderr: ${stderr.slice(-2000)}`))
-        })
-      })
+      return seen !== undefined ? Promise.resolve(seen) : wait(test, timeoutMs)
+    },
+    nextLine(test, timeoutMs = 60_000) {
+      return wait(test, timeoutMs)
     },
     send(line) {
       proc.stdin.write(`${line}\n`)
