@@ -4,7 +4,13 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NetnsPair, netnsSkipReason, spawnNodeInNetns, type NodeChild } from '../../test/helpers/netns.js'
+import {
+  NetnsPair,
+  netnsSkipReason,
+  run,
+  spawnNodeInNetns,
+  type NodeChild,
+} from '../../test/helpers/netns.js'
 import type { CaptureSummary } from '../../test/helpers/live-capture-child.js'
 import { openLiveCapture } from './live-source.js'
 import { ADDON_MISSING_MESSAGE, loadPcapAddon, pcapAddonAvailable } from './pcap-addon.js'
@@ -199,6 +205,23 @@ describe.skipIf(nsSkip !== null)('live capture in network namespaces', () => {
     } finally {
       ping.kill('SIGKILL')
     }
+  })
+
+  it('reports an interface that disappears during capture as an error naming it', async () => {
+    await pair.veth(3, '10.77.3.1/24', '10.77.3.2/24')
+    const b3 = pair.ifname('b', 3)
+    const { child, openError } = await startCapture({ interfaces: [b3] })
+    expect(openError).toBeNull()
+    await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '2', '10.77.3.2'])
+    await child.waitForLine(
+      (l) => l.startsWith('P ') && (JSON.parse(l.slice(2)) as Progress).icmpEchoReply >= 1,
+    )
+    await run('ip', ['-n', pair.b, 'link', 'del', b3])
+    const { code, stdout, stderr } = await child.done
+    expect(code, stderr).toBe(0)
+    const s = JSON.parse(stdout.trim().split('\n').pop() ?? '') as CaptureSummary
+    expect(s.error).toMatch(new RegExp(`^interface "${b3}": capture failed: `))
+    expect(s.icmpEchoRequest).toBe(1)
   })
 
   const setprivSkip = existsSync('/usr/bin/setpriv') ? null : 'setpriv (util-linux) is not installed'

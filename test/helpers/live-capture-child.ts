@@ -10,7 +10,11 @@
  */
 import { createInterface } from 'node:readline'
 import { checkMonitorable, listInterfaces } from '../../src/capture/interfaces.js'
-import { openLiveCapture, type LiveCaptureOptions } from '../../src/capture/live-source.js'
+import {
+  openLiveCapture,
+  type LiveCaptureOptions,
+  type LiveCaptureSource,
+} from '../../src/capture/live-source.js'
 
 interface Job {
   mode: 'list' | 'capture'
@@ -39,6 +43,8 @@ export interface CaptureSummary {
   statsBytes: number
   interfaceStats: ReturnType<ReturnType<typeof openLiveCapture>['interfaceStats']>
   endedByClose: boolean
+  /** The error the iteration threw (an interface that went away), or null. */
+  error: string | null
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job
@@ -82,6 +88,7 @@ async function capture(): Promise<void> {
     statsBytes: 0,
     interfaceStats: [],
     endedByClose: false,
+    error: null,
   }
   const rl = createInterface({ input: process.stdin })
   const src = source
@@ -90,6 +97,25 @@ async function capture(): Promise<void> {
   })
   console.log('READY')
   let closeRequested = false
+  try {
+    await loop(source, s, () => {
+      if (job.closeAfter !== undefined && s.packets >= job.closeAfter && !closeRequested) {
+        closeRequested = true
+        setTimeout(() => void src.close(), 0)
+      }
+    })
+  } catch (e) {
+    s.error = (e as Error).message
+  }
+  s.endedByClose = source.isClosed
+  s.statsPackets = source.stats.packets
+  s.statsBytes = source.stats.bytes
+  s.interfaceStats = source.interfaceStats()
+  rl.close()
+  console.log(JSON.stringify(s))
+}
+
+async function loop(source: LiveCaptureSource, s: CaptureSummary, afterBatch: () => void): Promise<void> {
   for await (const b of source.batches()) {
     s.batches++
     s.maxBatch = Math.max(s.maxBatch, b.count)
@@ -106,17 +132,8 @@ async function capture(): Promise<void> {
     }
     const { packets, icmpEchoRequest, icmpEchoReply, udpToPort, arp } = s
     console.log(`P ${JSON.stringify({ packets, icmpEchoRequest, icmpEchoReply, udpToPort, arp })}`)
-    if (job.closeAfter !== undefined && s.packets >= job.closeAfter && !closeRequested) {
-      closeRequested = true
-      setTimeout(() => void src.close(), 0)
-    }
+    afterBatch()
   }
-  s.endedByClose = source.isClosed
-  s.statsPackets = source.stats.packets
-  s.statsBytes = source.stats.bytes
-  s.interfaceStats = source.interfaceStats()
-  rl.close()
-  console.log(JSON.stringify(s))
 }
 
 function classify(p: Uint8Array, s: CaptureSummary): void {
