@@ -188,6 +188,10 @@ describe.skipIf(nsSkip !== null)('live capture in network namespaces', () => {
     expect(r2.openError).toBe('interface "nope0": no such interface')
     const r3 = await startCapture({ interfaces: ['nope0'], options: { requireAddress: false } })
     expect(r3.openError).toMatch(/^interface "nope0": no such interface/)
+    const r4 = await startCapture({ interfaces: [b0] }, ['env', 'FLOWTEL_NO_PCAP_ADDON=1'])
+    expect(r4.openError).toMatch(
+      /^live capture needs the native pcap addon: install libpcap-dev and run npm rebuild \(/,
+    )
   })
 
   it('ends the iteration and exits cleanly when closed during traffic', async () => {
