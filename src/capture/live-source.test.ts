@@ -211,6 +211,45 @@ describe.skipIf(nsSkip !== null)('live capture in network namespaces', () => {
     }
   })
 
+  it('counts kernel drops when the consumer falls behind, and accounts for every packet', async () => {
+    const { child, openError } = await startCapture({
+      interfaces: [b0],
+      waitForGo: true,
+      options: {
+        filter: `udp and dst port ${UDP_PORT}`,
+        bufferBytes: 256 * 1024,
+        slots: 2,
+        batchBytes: 65536,
+      },
+    })
+    expect(openError).toBeNull()
+    // 4000 datagrams of ~1 kB (4 MB) while nothing is consumed: two 64 KiB batches and the small kernel ring fill.
+    const code = `const s=require('dgram').createSocket('udp4');let n=4000;const m=Buffer.alloc(1000);
+      (function go(){if(n--===0){s.close();return}s.send(m,${UDP_PORT},'10.77.0.2',go)})()`
+    await pair.exec(pair.a, process.execPath, ['-e', code])
+    child.send('go')
+    // Wait until the count stops moving (every packet the kernel kept has been taken).
+    let last = -1
+    for (;;) {
+      const line = await child.waitForLine((l) => l.startsWith('P '))
+      void line
+      await new Promise((r) => setTimeout(r, 500))
+      child.send('count')
+      const now = Number((await child.nextLine((l) => l.startsWith('C '))).slice(2))
+      if (now === last) break
+      last = now
+    }
+    child.send('stop')
+    const { code: exit, stdout, stderr } = await child.done
+    expect(exit, stderr).toBe(0)
+    const s = JSON.parse(stdout.trim().split('\n').pop() ?? '') as CaptureSummary
+    const [st] = s.interfaceStats
+    expect(st!.kernelDrops).toBeGreaterThan(0)
+    expect(s.udpToPort).toBeLessThan(4000)
+    expect(s.udpToPort + st!.kernelDrops).toBe(4000)
+    expect(st!.received).toBe(4000)
+  })
+
   it('reports an interface that disappears during capture as an error naming it', async () => {
     await pair.veth(3, '10.77.3.1/24', '10.77.3.2/24')
     const b3 = pair.ifname('b', 3)

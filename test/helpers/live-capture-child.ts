@@ -5,8 +5,9 @@
  *  - {"mode":"list","check":[names]}: prints {"interfaces":[...],"checkError":string|null,"checked":[names]}
  *  - {"mode":"capture","interfaces":[...],"options":{...},"udpPort":N,"closeAfter":N}: opens a live
  *    capture, prints READY (or {"openError":message}), counts what it captures (a "P {counts}" progress
- *    line after each batch) until a "stop" line on stdin (or, with closeAfter, calls close() from outside
- *    the loop once that many packets came), then prints one JSON summary line.
+ *    line after each batch, "C <packets>" in answer to a "count" line) until a "stop" line on stdin (or, with closeAfter, calls close() from outside
+ *    the loop once that many packets came), then prints one JSON summary line. With "waitForGo" it takes no
+ *    batch before a "go" line.
  */
 import { createInterface } from 'node:readline'
 import { checkMonitorable, listInterfaces } from '../../src/capture/interfaces.js'
@@ -23,6 +24,8 @@ interface Job {
   options?: LiveCaptureOptions
   udpPort?: number
   closeAfter?: number
+  /** Do not take batches before a "go" line on stdin (the kernel buffer fills meanwhile). */
+  waitForGo?: boolean
 }
 
 export interface CaptureSummary {
@@ -92,10 +95,16 @@ async function capture(): Promise<void> {
   }
   const rl = createInterface({ input: process.stdin })
   const src = source
+  const counted = s
+  let go: () => void = () => {}
+  const goLine = new Promise<void>((resolve) => (go = resolve))
   rl.on('line', (line) => {
     if (line.trim() === 'stop') void src.close()
+    if (line.trim() === 'go') go()
+    if (line.trim() === 'count') console.log(`C ${counted.packets}`)
   })
   console.log('READY')
+  if (job.waitForGo === true) await goLine
   let closeRequested = false
   try {
     await loop(source, s, () => {
