@@ -2,7 +2,7 @@
 // creates: ping, UDP and ARP made inside the namespaces, capture run inside one of them in a child process.
 // Skipped, with the reason, when not root or when the addon is not built.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   NetnsPair,
@@ -302,6 +302,31 @@ describe.skipIf(hostSkip !== null)('live capture errors and close (host loopback
     expect(() => openLiveCapture(['nope0'], { requireAddress: false })).toThrow(
       /^interface "nope0": no such interface/,
     )
+  })
+
+  it('rejects an interface name longer than the kernel allows', () => {
+    expect(() => openLiveCapture(['x'.repeat(20)], { requireAddress: false })).toThrow(
+      /^interface "x{20}": not a valid interface name$/,
+    )
+  })
+
+  it('leaks no file descriptors over many open/iterate/close cycles', async () => {
+    const fds = (): number => readdirSync('/proc/self/fd').length
+    const cycle = async (): Promise<void> => {
+      const source = openLiveCapture(['lo'], {
+        requireAddress: false,
+        bufferBytes: 1 << 20,
+        filter: 'udp port 9',
+      })
+      const it = source.batches()[Symbol.asyncIterator]()
+      const pending = it.next()
+      await source.close()
+      expect((await pending).done).toBe(true)
+    }
+    await cycle() // first use loads the addon and libpcap's lazily opened files
+    const before = fds()
+    for (let i = 0; i < 100; i++) await cycle()
+    expect(fds()).toBe(before)
   })
 
   it('rejects bad options before opening anything', () => {

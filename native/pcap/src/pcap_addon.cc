@@ -120,8 +120,13 @@ class Capture : public Napi::ObjectWrap<Capture> {
     int bufferBytes = IntOption(o, "bufferBytes", 4 * 1024 * 1024);
     int timeoutMs = IntOption(o, "timeoutMs", 10);
     bool immediate = BoolOption(o, "immediate", false);
-    std::string filter = o.Has("filter") && o.Get("filter").IsString() ? o.Get("filter").As<Napi::String>().Utf8Value() : "";
-    if (device_.empty() || device_.size() >= IF_NAMESIZE) throw Napi::Error::New(env, "interface \"" + device_ + "\": not a valid interface name");
+    std::string filter;
+    if (o.Has("filter") && !o.Get("filter").IsUndefined()) {
+      if (!o.Get("filter").IsString()) throw Napi::TypeError::New(env, "filter must be a string");
+      filter = o.Get("filter").As<Napi::String>().Utf8Value();
+    }
+    if (device_.empty() || device_.size() >= IF_NAMESIZE)
+      throw Napi::Error::New(env, "interface \"" + device_ + "\": not a valid interface name");
 
     char errbuf[PCAP_ERRBUF_SIZE] = {0};
     pcap_t* p = pcap_create(device_.c_str(), errbuf);
@@ -150,7 +155,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
       int rc = pcap_setfilter(p, &prog);
       pcap_freecode(&prog);
       if (rc != 0) {
-        std::string msg = "interface \"" + device_ + "\": cannot set capture filter \"" + filter + "\": " + pcap_geterr(p);
+        std::string msg =
+            "interface \"" + device_ + "\": cannot set capture filter \"" + filter + "\": " + pcap_geterr(p);
         pcap_close(p);
         throw Napi::Error::New(env, msg);
       }
@@ -176,7 +182,6 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   ~Capture() override {
     Shutdown();
-    if (wakeFd_ >= 0) close(wakeFd_);
     if (hookAdded_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
   }
 
@@ -311,6 +316,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
       RefreshStats();
       pcap_close(pcap_);
       pcap_ = nullptr;
+    }
+    if (wakeFd_ >= 0) {
+      close(wakeFd_);
+      wakeFd_ = -1;
     }
   }
 
@@ -495,8 +504,10 @@ Napi::Value CheckFilter(const Napi::CallbackInfo& info) {
   if (p == nullptr) throw Napi::Error::New(env, "pcap_open_dead failed");
   bpf_program prog;
   Napi::Value result = env.Null();
-  if (pcap_compile(p, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) result = Napi::String::New(env, pcap_geterr(p));
-  else pcap_freecode(&prog);
+  if (pcap_compile(p, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    result = Napi::String::New(env, pcap_geterr(p));
+  else
+    pcap_freecode(&prog);
   pcap_close(p);
   return result;
 }
