@@ -6,6 +6,7 @@ import { collectCommand } from './commands/collect.js'
 import { queryCommand } from './commands/query.js'
 import { settingsCommand } from './commands/settings.js'
 import { storeCommand } from './commands/store.js'
+import { interfacesCommand } from './commands/interfaces.js'
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('flowtel')
@@ -18,5 +19,6 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(queryCommand())
   program.addCommand(settingsCommand())
   program.addCommand(storeCommand())
+  program.addCommand(interfacesCommand())
   await program.parseAsync(argv)
 }
