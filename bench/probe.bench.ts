@@ -4,7 +4,10 @@
 // npm run bench                      full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench -- --quick           one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,flowtel-held,fields-core,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800).
+// BENCH_TOOLS=flowtel,flowtel-held,fields-core,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
+// BENCH_PAIRED=1: run the tools in rounds (one run of each per round) instead of all runs of one tool in a row,
+// and also print flowtel's CPU-time ratio to each reference as the median of the per-round ratios, which
+// holds up far better than separate medians on a machine that other work shares.
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -28,6 +31,7 @@ const replicas = quick
   ? 1
   : positiveInt(process.env['BENCH_REPLICAS'] ?? process.env['REPLICAS'], DEFAULT_REPLICAS)
 const runs = positiveInt(process.env['BENCH_RUNS'], 1)
+const paired = process.env['BENCH_PAIRED'] === '1'
 const timeoutMs = positiveInt(process.env['BENCH_TIMEOUT_S'], 1800) * 1000
 const only = process.env['BENCH_TOOLS']?.split(',').map((s) => s.trim())
 
@@ -174,6 +178,7 @@ async function main(): Promise<void> {
   printHeader(info)
 
   const results: Result[] = []
+  const runnable: { tool: Tool; done: RunRecord[] }[] = []
   for (const tool of tools) {
     const key = toolKeys.get(tool.name) ?? tool.name
     if (only && !only.includes(key)) continue
@@ -184,14 +189,22 @@ async function main(): Promise<void> {
       continue
     }
     const done: RunRecord[] = []
-    for (let i = 0; i < runs; i++) {
-      process.stderr.write(`run ${tool.name} (${i + 1}/${runs}) ...`)
-      const r = await runOnce(tool, info.file)
-      process.stderr.write(` ${fixed(r.m.wallS)} s, exit ${r.m.code ?? r.m.signal}\n`)
-      done.push(r)
-      if (r.m.code !== 0) break
-    }
+    runnable.push({ tool, done })
     results.push({ tool, runs: done })
+  }
+  const runOne = async (t: { tool: Tool; done: RunRecord[] }, i: number): Promise<boolean> => {
+    process.stderr.write(`run ${t.tool.name} (${i + 1}/${runs}) ...`)
+    const r = await runOnce(t.tool, info.file)
+    process.stderr.write(` ${fixed(r.m.wallS)} s, exit ${r.m.code ?? r.m.signal}\n`)
+    t.done.push(r)
+    return r.m.code === 0
+  }
+  if (paired) {
+    let failed = false
+    for (let i = 0; i < runs && !failed; i++)
+      for (const t of runnable) if (!(await runOne(t, i))) failed = true
+  } else {
+    for (const t of runnable) for (let i = 0; i < runs; i++) if (!(await runOne(t, i))) break
   }
   // Node's own footprint with the CLI loaded, so the per-flow figure can leave it out.
   let baselineRss = NaN
@@ -398,6 +411,28 @@ function printReport(info: CaptureInfo, results: readonly Result[], baselineRss:
         .map((r) => [r.name, ratio(ft.pps, r.pps), ratio(ft.cpuS, r.cpuS), ratio(ft.rss, r.rss)]),
     ),
   )
+  const ftRuns = results.find((r) => r.tool.name === 'flowtel probe')?.runs ?? []
+  if (paired && ftRuns.length > 1) {
+    console.log('\nper-round CPU-time ratios (reference CPU s / flowtel CPU s; >1x: flowtel is faster):')
+    const cpu = (x: RunRecord): number => x.m.userS + x.m.sysS
+    console.log(
+      table(
+        ['reference', 'median', 'min', 'max', 'rounds'],
+        results
+          .filter((r) => !r.tool.name.startsWith('flowtel') && r.runs.length > 0)
+          .map((r) => {
+            const q = r.runs.slice(0, ftRuns.length).map((x, i) => cpu(x) / cpu(ftRuns[i]!))
+            return [
+              r.tool.name,
+              `${fixed(median(q), 3)}x`,
+              `${fixed(Math.min(...q), 3)}x`,
+              `${fixed(Math.max(...q), 3)}x`,
+              String(q.length),
+            ]
+          }),
+      ),
+    )
+  }
   for (const r of [ft, rows.find((x) => x.name === 'flowtel probe (all flows held)')]) {
     if (r === undefined || !r.ok || !Number.isFinite(r.peak) || r.peak <= 0) continue
     console.log(

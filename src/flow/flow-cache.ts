@@ -1,8 +1,10 @@
 /**
  * The flow cache: bidirectional flows (RFC 5103) in typed arrays, with the expiry rules of RFC 5470 §5.1.1.
  *
- * Layout: flow state lives in dense arrays indexed by a flow id (reused through a free list); an
- * open-addressing index (linear probing, backward-shift deletion) maps a canonical key to its id. Three
+ * Layout: the state of flow `id` is one 128-octet slot of a single buffer (key, hash, flags, list links and
+ * times side by side, so a packet or an expiring flow touches two cache lines instead of one per array),
+ * ids are reused through a free list; an open-addressing index (linear probing, backward-shift
+ * deletion) maps a canonical key to its id. Three
  * intrusive doubly linked lists order the flows for expiry without scanning the table:
  *   - idle list, by last packet (touched flows move to the tail): inactive timeout and eviction when full;
  *   - active list, by start of the current record: active timeout;
@@ -14,7 +16,6 @@
 import type { PacketInfo } from '../decode/packet.js'
 import { Dir, EndReason, type FlowFeature, type FlowView } from './feature.js'
 import { fillKey, hashKey, KEY_WORDS } from './flow-key.js'
-import { resized } from '../util/typed-arrays.js'
 
 export interface FlowCacheOptions {
   /** Inactive (idle) timeout in seconds, default 30. */
@@ -41,6 +42,25 @@ export type ExpireHandler = (id: number, flow: FlowView) => void
 
 const NIL = -1
 const TCP = 6
+
+// Slot layout, in 32-bit words (u32/i32 views) and 64-bit words (f64 view, index = id * SLOT_F64 + D_*).
+const SLOT_WORDS = 32
+const SLOT_F64 = SLOT_WORDS / 2
+/** Words 0..12: the canonical key (flow-key.ts); 13: its hash; 14: state bits; 15: flowEndReason. */
+const W_HASH = KEY_WORDS
+const W_FLAGS = KEY_WORDS + 1
+const W_REASON = KEY_WORDS + 2
+/** List links (i32): idle, active and closing lists, previous and next. */
+const W_IPREV = 16
+const W_INEXT = 17
+const W_APREV = 18
+const W_ANEXT = 19
+const W_CPREV = 20
+const W_CNEXT = 21
+/** Times (f64, µs): start of the current record, last packet, TCP close. Words 24..29. */
+const D_START = 12
+const D_LAST = 13
+const D_CLOSE = 14
 
 // Per-flow state bits.
 const F_INITIATOR_IS_A = 1 // the initiator is key endpoint A
@@ -84,20 +104,10 @@ export class FlowCache implements FlowView {
   private freeHead = NIL
   private count = 0
 
-  private keys = new Uint32Array(0)
-  private hashes = new Uint32Array(0)
-  private startUs_ = new Float64Array(0)
-  private lastUs = new Float64Array(0)
-  private closeUs = new Float64Array(0)
-  private flags = new Uint8Array(0)
-  private reason = new Uint8Array(0)
-  // Lists: idle (i), active (a), closing (c).
-  private iPrev = new Int32Array(0)
-  private iNext = new Int32Array(0)
-  private aPrev = new Int32Array(0)
-  private aNext = new Int32Array(0)
-  private cPrev = new Int32Array(0)
-  private cNext = new Int32Array(0)
+  /** The slots, through three views of one buffer. */
+  private u32 = new Uint32Array(0)
+  private i32 = new Int32Array(0)
+  private f64 = new Float64Array(0)
   private iHead = NIL
   private iTail = NIL
   private aHead = NIL
@@ -137,7 +147,7 @@ export class FlowCache implements FlowView {
     const aToB = fillKey(p, key)
     const h = hashKey(key)
     let id = this.find(key, h)
-    if (id !== NIL && (this.flags[id]! & F_CLOSING) !== 0 && p.protocol === TCP) {
+    if (id !== NIL && (this.u32[id * SLOT_WORDS + W_FLAGS]! & F_CLOSING) !== 0 && p.protocol === TCP) {
       // A fresh SYN on a closed connection is a new connection reusing the ports.
       if ((p.tcpFlags & (TH_SYN | TH_ACK)) === TH_SYN) {
         this.expire(id, EndReason.EndOfFlow)
@@ -149,7 +159,7 @@ export class FlowCache implements FlowView {
     } else {
       this.touch(id, tsUs)
     }
-    const f = this.flags[id]!
+    const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     let dir: Dir = ((f & F_INITIATOR_IS_A) !== 0) === aToB ? Dir.Forward : Dir.Reverse
     if (p.protocol === TCP) dir = this.tcpState(id, p, dir, tsUs)
     const features = this.packetFeatures
@@ -169,12 +179,12 @@ export class FlowCache implements FlowView {
       const c = this.cHead
       const i = this.iHead
       const a = this.aHead
-      const cDue = c !== NIL ? this.closeUs[c]! + lingerUs : Infinity
-      const iDue = i !== NIL ? this.lastUs[i]! + inactiveUs : Infinity
-      const aDue = a !== NIL ? this.startUs_[a]! + activeUs : Infinity
+      const cDue = c !== NIL ? this.f64[c * SLOT_F64 + D_CLOSE]! + lingerUs : Infinity
+      const iDue = i !== NIL ? this.f64[i * SLOT_F64 + D_LAST]! + inactiveUs : Infinity
+      const aDue = a !== NIL ? this.f64[a * SLOT_F64 + D_START]! + activeUs : Infinity
       if (cDue <= nowUs && cDue <= iDue && cDue <= aDue) this.expire(c, EndReason.EndOfFlow)
       else if (iDue <= nowUs && iDue <= aDue) {
-        if ((this.flags[i]! & F_PENDING) !== 0) this.remove(i)
+        if ((this.u32[i * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(i)
         else this.expire(i, EndReason.IdleTimeout)
       } else if (aDue <= nowUs) this.exportActive(a)
       else {
@@ -191,7 +201,7 @@ export class FlowCache implements FlowView {
   flushAll(reason: EndReason = EndReason.ForcedEnd): void {
     while (this.iHead !== NIL) {
       const id = this.iHead
-      const f = this.flags[id]!
+      const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
       if ((f & F_PENDING) !== 0) this.remove(id)
       else this.expire(id, (f & F_CLOSING) !== 0 ? EndReason.EndOfFlow : reason)
     }
@@ -210,47 +220,48 @@ export class FlowCache implements FlowView {
 
   // FlowView -----------------------------------------------------------------------------------------
   startUs(id: number): number {
-    return this.startUs_[id]!
+    return this.f64[id * SLOT_F64 + D_START]!
   }
   endUs(id: number): number {
-    return this.lastUs[id]!
+    return this.f64[id * SLOT_F64 + D_LAST]!
   }
   endReason(id: number): number {
-    return this.reason[id]!
+    return this.u32[id * SLOT_WORDS + W_REASON]!
   }
   ipVersion(id: number): number {
-    return this.keys[id * KEY_WORDS + 9]! >>> 8
+    return this.u32[id * SLOT_WORDS + 9]! >>> 8
   }
   protocol(id: number): number {
-    return this.keys[id * KEY_WORDS + 9]! & 0xff
+    return this.u32[id * SLOT_WORDS + 9]! & 0xff
   }
   address(id: number, dir: Dir, out: Uint32Array): number {
-    const useA = ((this.flags[id]! & F_INITIATOR_IS_A) !== 0) === (dir === Dir.Forward)
-    const base = id * KEY_WORDS + (useA ? 0 : 4)
-    out[0] = this.keys[base]!
-    out[1] = this.keys[base + 1]!
-    out[2] = this.keys[base + 2]!
-    out[3] = this.keys[base + 3]!
+    const useA = ((this.u32[id * SLOT_WORDS + W_FLAGS]! & F_INITIATOR_IS_A) !== 0) === (dir === Dir.Forward)
+    const base = id * SLOT_WORDS + (useA ? 0 : 4)
+    const u32 = this.u32
+    out[0] = u32[base]!
+    out[1] = u32[base + 1]!
+    out[2] = u32[base + 2]!
+    out[3] = u32[base + 3]!
     return this.ipVersion(id)
   }
   port(id: number, dir: Dir): number {
     const proto = this.protocol(id)
     if (proto === 1 || proto === 58) return 0
-    const useA = ((this.flags[id]! & F_INITIATOR_IS_A) !== 0) === (dir === Dir.Forward)
-    const ports = this.keys[id * KEY_WORDS + 8]!
+    const useA = ((this.u32[id * SLOT_WORDS + W_FLAGS]! & F_INITIATOR_IS_A) !== 0) === (dir === Dir.Forward)
+    const ports = this.u32[id * SLOT_WORDS + 8]!
     return useA ? ports >>> 16 : ports & 0xffff
   }
   vlanId(id: number): number {
-    return this.keys[id * KEY_WORDS + 10]! & 0xffff
+    return this.u32[id * SLOT_WORDS + 10]! & 0xffff
   }
   innerVlanId(id: number): number {
-    return this.keys[id * KEY_WORDS + 10]! >>> 16
+    return this.u32[id * SLOT_WORDS + 10]! >>> 16
   }
   tunnelId(id: number): number {
-    return this.keys[id * KEY_WORDS + 11]!
+    return this.u32[id * SLOT_WORDS + 11]!
   }
   tunnelType(id: number): number {
-    return this.keys[id * KEY_WORDS + 12]!
+    return this.u32[id * SLOT_WORDS + 12]!
   }
 
   // Internals ----------------------------------------------------------------------------------------
@@ -258,7 +269,7 @@ export class FlowCache implements FlowView {
   /** TCP initiator and end-of-connection tracking. Returns the (possibly corrected) direction. */
   private tcpState(id: number, p: PacketInfo, dir: Dir, tsUs: number): Dir {
     const fl = p.tcpFlags
-    let f = this.flags[id]!
+    let f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     if ((fl & (TH_SYN | TH_ACK)) === TH_SYN && (f & F_SYN_SEEN) === 0) {
       if (dir === Dir.Reverse) {
         // The SYN sender is the initiator (RFC 5103 §5): turn the flow around.
@@ -273,10 +284,10 @@ export class FlowCache implements FlowView {
     const closed = (fl & TH_RST) !== 0 || (f & (F_FIN_FWD | F_FIN_REV)) === (F_FIN_FWD | F_FIN_REV)
     if (closed && (f & F_CLOSING) === 0) {
       f |= F_CLOSING
-      this.closeUs[id] = tsUs
+      this.f64[id * SLOT_F64 + D_CLOSE] = tsUs
       this.cAppend(id)
     }
-    this.flags[id] = f
+    this.u32[id * SLOT_WORDS + W_FLAGS] = f
     return dir
   }
 
@@ -290,19 +301,21 @@ export class FlowCache implements FlowView {
   ): number {
     if (this.count >= this.opts.maxFlows && this.iHead !== NIL) {
       const victim = this.iHead
-      if ((this.flags[victim]! & F_PENDING) !== 0) this.remove(victim)
+      if ((this.u32[victim * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(victim)
       else this.expire(victim, EndReason.LackOfResources)
     }
     let id: number
     if (this.freeHead !== NIL) {
       id = this.freeHead
-      this.freeHead = this.iNext[id]!
+      this.freeHead = this.i32[id * SLOT_WORDS + W_INEXT]!
     } else {
       if (this.used >= this.capacity) this.grow(Math.min(this.capacity * 2, this.opts.maxFlows))
       id = this.used++
     }
-    this.keys.set(key, id * KEY_WORDS)
-    this.hashes[id] = h
+    const u32 = this.u32
+    const base = id * SLOT_WORDS
+    for (let i = 0; i < KEY_WORDS; i++) u32[base + i] = key[i]!
+    u32[base + W_HASH] = h
     this.insertIndex(id, h)
     // The first packet's sender is the initiator; a SYN/ACK seen first means its receiver initiated.
     let initiatorIsA = aToB
@@ -313,10 +326,10 @@ export class FlowCache implements FlowView {
       if (syn === TH_SYN) f |= F_SYN_SEEN
     }
     if (initiatorIsA) f |= F_INITIATOR_IS_A
-    this.flags[id] = f
-    this.reason[id] = 0
-    this.startUs_[id] = tsUs
-    this.lastUs[id] = tsUs
+    this.u32[id * SLOT_WORDS + W_FLAGS] = f
+    this.u32[id * SLOT_WORDS + W_REASON] = 0
+    this.f64[id * SLOT_F64 + D_START] = tsUs
+    this.f64[id * SLOT_F64 + D_LAST] = tsUs
     this.iAppend(id)
     this.aAppend(id)
     this.count++
@@ -330,20 +343,20 @@ export class FlowCache implements FlowView {
   }
 
   private touch(id: number, tsUs: number): void {
-    const f = this.flags[id]!
+    const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     if ((f & F_PENDING) !== 0) {
       // First packet after an active-timeout export starts the next record of this flow.
-      this.flags[id] = f & ~F_PENDING
-      this.startUs_[id] = tsUs
-      this.lastUs[id] = tsUs
+      this.u32[id * SLOT_WORDS + W_FLAGS] = f & ~F_PENDING
+      this.f64[id * SLOT_F64 + D_START] = tsUs
+      this.f64[id * SLOT_F64 + D_LAST] = tsUs
       this.nextDueUs = 0 // its idle timeout may have moved earlier
       this.aAppend(id)
     } else {
-      if (tsUs < this.startUs_[id]!) {
-        this.startUs_[id] = tsUs
+      if (tsUs < this.f64[id * SLOT_F64 + D_START]!) {
+        this.f64[id * SLOT_F64 + D_START] = tsUs
         this.nextDueUs = 0 // the active timeout of this flow (maybe the head) moved earlier
       }
-      if (tsUs > this.lastUs[id]!) this.lastUs[id] = tsUs
+      if (tsUs > this.f64[id * SLOT_F64 + D_LAST]!) this.f64[id * SLOT_F64 + D_LAST] = tsUs
     }
     // Move to the idle list's tail.
     if (this.iTail !== id) {
@@ -354,7 +367,7 @@ export class FlowCache implements FlowView {
 
   /** Export the flow's record and free it. */
   private expire(id: number, reason: EndReason): void {
-    this.reason[id] = reason
+    this.u32[id * SLOT_WORDS + W_REASON] = reason
     this.counters.exportedByReason[reason]! += 1
     this.onExpire(id, this)
     this.remove(id)
@@ -362,22 +375,22 @@ export class FlowCache implements FlowView {
 
   /** Active timeout: export the record so far, keep the flow (direction, L2 facts) with zeroed counters. */
   private exportActive(id: number): void {
-    this.reason[id] = EndReason.ActiveTimeout
+    this.u32[id * SLOT_WORDS + W_REASON] = EndReason.ActiveTimeout
     this.counters.exportedByReason[EndReason.ActiveTimeout]! += 1
     this.onExpire(id, this)
     this.aUnlink(id)
-    this.flags[id] = this.flags[id]! | F_PENDING
+    this.u32[id * SLOT_WORDS + W_FLAGS] = this.u32[id * SLOT_WORDS + W_FLAGS]! | F_PENDING
     for (let i = 0; i < this.stateFeatures.length; i++) this.stateFeatures[i]!.onReset(id)
   }
 
   private remove(id: number): void {
-    const f = this.flags[id]!
+    const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     this.removeIndex(id)
     this.iUnlink(id)
     if ((f & F_PENDING) === 0) this.aUnlink(id)
     if ((f & F_CLOSING) !== 0) this.cUnlink(id)
-    this.flags[id] = 0
-    this.iNext[id] = this.freeHead
+    this.u32[id * SLOT_WORDS + W_FLAGS] = 0
+    this.i32[id * SLOT_WORDS + W_INEXT] = this.freeHead
     this.freeHead = id
     this.count--
     this.counters.activeFlows = this.count
@@ -387,7 +400,7 @@ export class FlowCache implements FlowView {
   // without touching the per-flow arrays (one cache line per few slots instead of one per flow).
   private find(key: Uint32Array, h: number): number {
     const mask = this.indexMask
-    const keys = this.keys
+    const u32 = this.u32
     const index = this.index
     const hs = h | 0
     let slot = h & mask
@@ -395,10 +408,10 @@ export class FlowCache implements FlowView {
       const id = index[slot * 2]!
       if (id === NIL) return NIL
       if (index[slot * 2 + 1] === hs) {
-        const base = id * KEY_WORDS
+        const base = id * SLOT_WORDS
         let same = true
         for (let i = 0; i < KEY_WORDS; i++) {
-          if (keys[base + i] !== key[i]) {
+          if (u32[base + i] !== key[i]) {
             same = false
             break
           }
@@ -422,7 +435,7 @@ export class FlowCache implements FlowView {
   private removeIndex(id: number): void {
     const mask = this.indexMask
     const index = this.index
-    let slot = this.hashes[id]! & mask
+    let slot = this.u32[id * SLOT_WORDS + W_HASH]! & mask
     while (index[slot * 2] !== id) slot = (slot + 1) & mask
     let hole = slot
     let next = (hole + 1) & mask
@@ -445,19 +458,12 @@ export class FlowCache implements FlowView {
 
   private grow(capacity: number): void {
     const used = this.used
-    this.keys = resized(this.keys, capacity * KEY_WORDS, used * KEY_WORDS)
-    this.hashes = resized(this.hashes, capacity, used)
-    this.startUs_ = resized(this.startUs_, capacity, used)
-    this.lastUs = resized(this.lastUs, capacity, used)
-    this.closeUs = resized(this.closeUs, capacity, used)
-    this.flags = resized(this.flags, capacity, used)
-    this.reason = resized(this.reason, capacity, used)
-    this.iPrev = resized(this.iPrev, capacity, used)
-    this.iNext = resized(this.iNext, capacity, used)
-    this.aPrev = resized(this.aPrev, capacity, used)
-    this.aNext = resized(this.aNext, capacity, used)
-    this.cPrev = resized(this.cPrev, capacity, used)
-    this.cNext = resized(this.cNext, capacity, used)
+    const buf = new ArrayBuffer(capacity * SLOT_WORDS * 4)
+    const u32 = new Uint32Array(buf)
+    u32.set(this.u32.subarray(0, Math.min(used, capacity) * SLOT_WORDS))
+    this.u32 = u32
+    this.i32 = new Int32Array(buf)
+    this.f64 = new Float64Array(buf)
     for (const f of this.features) f.resize(capacity, used)
     this.capacity = capacity
     // Index: at most half full.
@@ -467,21 +473,23 @@ export class FlowCache implements FlowView {
       this.index = new Int32Array(size * 2).fill(NIL)
       this.indexMask = size - 1
       for (let id = 0; id < used; id++) {
-        if (this.isLive(id)) this.insertIndex(id, this.hashes[id]!)
+        if (this.isLive(id)) this.insertIndex(id, this.u32[id * SLOT_WORDS + W_HASH]!)
       }
     }
   }
 
   /** A slot is live when it is on the idle list (every live flow is, free slots are not). */
   private isLive(id: number): boolean {
-    return this.iHead === id || this.iPrev[id] !== NIL
+    return this.iHead === id || this.i32[id * SLOT_WORDS + W_IPREV] !== NIL
   }
 
   // Intrusive lists. A free or unlinked slot has prev = NIL and is not the head.
   private iAppend(id: number): void {
-    this.iPrev[id] = this.iTail
-    this.iNext[id] = NIL
-    if (this.iTail !== NIL) this.iNext[this.iTail] = id
+    const i32 = this.i32
+    const tail = this.iTail
+    i32[id * SLOT_WORDS + W_IPREV] = tail
+    i32[id * SLOT_WORDS + W_INEXT] = NIL
+    if (tail !== NIL) i32[tail * SLOT_WORDS + W_INEXT] = id
     else {
       this.iHead = id
       this.nextDueUs = 0
@@ -489,22 +497,26 @@ export class FlowCache implements FlowView {
     this.iTail = id
   }
   private iUnlink(id: number): void {
-    const p = this.iPrev[id]!
-    const n = this.iNext[id]!
-    if (p !== NIL) this.iNext[p] = n
+    const i32 = this.i32
+    const b = id * SLOT_WORDS
+    const p = i32[b + W_IPREV]!
+    const n = i32[b + W_INEXT]!
+    if (p !== NIL) i32[p * SLOT_WORDS + W_INEXT] = n
     else {
       this.iHead = n
       this.nextDueUs = 0
     }
-    if (n !== NIL) this.iPrev[n] = p
+    if (n !== NIL) i32[n * SLOT_WORDS + W_IPREV] = p
     else this.iTail = p
-    this.iPrev[id] = NIL
-    this.iNext[id] = NIL
+    i32[b + W_IPREV] = NIL
+    i32[b + W_INEXT] = NIL
   }
   private aAppend(id: number): void {
-    this.aPrev[id] = this.aTail
-    this.aNext[id] = NIL
-    if (this.aTail !== NIL) this.aNext[this.aTail] = id
+    const i32 = this.i32
+    const tail = this.aTail
+    i32[id * SLOT_WORDS + W_APREV] = tail
+    i32[id * SLOT_WORDS + W_ANEXT] = NIL
+    if (tail !== NIL) i32[tail * SLOT_WORDS + W_ANEXT] = id
     else {
       this.aHead = id
       this.nextDueUs = 0
@@ -512,22 +524,26 @@ export class FlowCache implements FlowView {
     this.aTail = id
   }
   private aUnlink(id: number): void {
-    const p = this.aPrev[id]!
-    const n = this.aNext[id]!
-    if (p !== NIL) this.aNext[p] = n
+    const i32 = this.i32
+    const b = id * SLOT_WORDS
+    const p = i32[b + W_APREV]!
+    const n = i32[b + W_ANEXT]!
+    if (p !== NIL) i32[p * SLOT_WORDS + W_ANEXT] = n
     else {
       this.aHead = n
       this.nextDueUs = 0
     }
-    if (n !== NIL) this.aPrev[n] = p
+    if (n !== NIL) i32[n * SLOT_WORDS + W_APREV] = p
     else this.aTail = p
-    this.aPrev[id] = NIL
-    this.aNext[id] = NIL
+    i32[b + W_APREV] = NIL
+    i32[b + W_ANEXT] = NIL
   }
   private cAppend(id: number): void {
-    this.cPrev[id] = this.cTail
-    this.cNext[id] = NIL
-    if (this.cTail !== NIL) this.cNext[this.cTail] = id
+    const i32 = this.i32
+    const tail = this.cTail
+    i32[id * SLOT_WORDS + W_CPREV] = tail
+    i32[id * SLOT_WORDS + W_CNEXT] = NIL
+    if (tail !== NIL) i32[tail * SLOT_WORDS + W_CNEXT] = id
     else {
       this.cHead = id
       this.nextDueUs = 0
@@ -535,16 +551,18 @@ export class FlowCache implements FlowView {
     this.cTail = id
   }
   private cUnlink(id: number): void {
-    const p = this.cPrev[id]!
-    const n = this.cNext[id]!
-    if (p !== NIL) this.cNext[p] = n
+    const i32 = this.i32
+    const b = id * SLOT_WORDS
+    const p = i32[b + W_CPREV]!
+    const n = i32[b + W_CNEXT]!
+    if (p !== NIL) i32[p * SLOT_WORDS + W_CNEXT] = n
     else {
       this.cHead = n
       this.nextDueUs = 0
     }
-    if (n !== NIL) this.cPrev[n] = p
+    if (n !== NIL) i32[n * SLOT_WORDS + W_CPREV] = p
     else this.cTail = p
-    this.cPrev[id] = NIL
-    this.cNext[id] = NIL
+    i32[b + W_CPREV] = NIL
+    i32[b + W_CNEXT] = NIL
   }
 }
