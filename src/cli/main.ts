@@ -4,6 +4,7 @@ import { probeCommand } from './commands/probe.js'
 import { demoCommand } from './commands/demo.js'
 import { collectCommand } from './commands/collect.js'
 import { queryCommand } from './commands/query.js'
+import { settingsCommand } from './commands/settings.js'
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('flowtel')
@@ -14,5 +15,6 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(demoCommand())
   program.addCommand(collectCommand())
   program.addCommand(queryCommand())
+  program.addCommand(settingsCommand())
   await program.parseAsync(argv)
 }
