@@ -14,6 +14,7 @@
  * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour.
  */
 import net from 'node:net'
+import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
 
 export interface TcpTransportOptions {
@@ -60,6 +61,20 @@ export class TcpTransport implements Transport {
 
   get isConnected(): boolean {
     return this.connected
+  }
+
+  /** Local and remote address/port of the connection (for the debug capture), undefined while not connected. */
+  socketEndpoints(): SocketEndpoints | undefined {
+    const s = this.socket
+    if (!this.connected || s === undefined) return undefined
+    const { localAddress, localPort, remoteAddress, remotePort } = s
+    if (localAddress === undefined || localPort === undefined) return undefined
+    if (remoteAddress === undefined || remotePort === undefined) return undefined
+    return {
+      protocol: 'tcp',
+      local: { address: localAddress, port: localPort },
+      remote: { address: remoteAddress, port: remotePort },
+    }
   }
 
   /** Resolves after the first connection attempt, successful or not; retries continue in the background. */

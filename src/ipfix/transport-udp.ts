@@ -6,6 +6,7 @@
 import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
 
 export interface UdpTransportOptions {
@@ -47,6 +48,23 @@ export class UdpTransport implements Transport {
   /** The address datagrams currently go to. */
   get remoteAddress(): string {
     return this.address
+  }
+
+  /** Local and remote address/port of the connected socket (for the debug capture), undefined before open. */
+  socketEndpoints(): SocketEndpoints | undefined {
+    const s = this.socket
+    if (s === undefined) return undefined
+    try {
+      const local = s.address()
+      const remote = s.remoteAddress()
+      return {
+        protocol: 'udp',
+        local: { address: local.address, port: local.port },
+        remote: { address: remote.address, port: remote.port },
+      }
+    } catch {
+      return undefined // closed meanwhile
+    }
   }
 
   async open(): Promise<void> {

@@ -3,6 +3,7 @@
  * collector address, read status counters, and run the troubleshooting capture of the export traffic.
  */
 import type { ProbeSettings } from '../config/settings.js'
+import type { ProbeStatus } from '../metrics/status.js'
 
 /** Result of Validate: an ICMP echo to the collector host (seed: "Validate"). */
 export interface ValidateResult {
@@ -26,6 +27,11 @@ export interface DebugCaptureState {
   bytes: number
   packets: number
   startedAt?: string
+  /** When the last capture stopped (ISO 8601). */
+  stoppedAt?: string
+  /** Limits of the running or last capture. */
+  maxBytes?: number
+  maxSeconds?: number
   /** Why the last capture stopped: 'stopped', 'size-limit', 'time-limit'. */
   stopReason?: string
 }
@@ -35,10 +41,13 @@ export interface TelemetryControl {
   /** Validate and apply a full settings document live (no flow-cache drop). */
   applySettings(next: unknown): Promise<ApplyResult>
   validate(address: string): Promise<ValidateResult>
-  /** The same figures as /metrics, as JSON. */
-  status(): Record<string, unknown>
+  /** The same figures as /metrics, as JSON (metrics/status.ts). */
+  status(): ProbeStatus
+  /** Starts (or restarts, discarding the previous pcap) the capture of the export traffic. */
   startDebugCapture(opts: { maxBytes?: number; maxSeconds?: number }): DebugCaptureState
   stopDebugCapture(): DebugCaptureState
+  /** The state of the running or last capture. */
+  debugCaptureState(): DebugCaptureState
   /** The .pcap bytes of the last (or running) debug capture. */
   debugCapturePcap(): Uint8Array
 }
