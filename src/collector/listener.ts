@@ -5,29 +5,33 @@
  * brackets; `[::]` listens on IPv6 and IPv4 (dual stack). Socket errors are counted, never thrown (standards
  * §5.2); a TCP connection that cannot be framed is closed (§9.1). Buffered TCP bytes are bounded by the framer
  * (one message, at most 65535 octets); connections are capped and idle ones closed (standards §5.3 #46).
+ * `tls://HOST:PORT` is the TCP listener behind TLS (RFC 7011 §11: TLS 1.2+, certificate and key from PEM files;
+ * with a client CA, exporters must present a certificate it signed, §11.3). Failed handshakes are counted.
  */
 import { createSocket, type Socket } from 'node:dgram'
+import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
 import { sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
 
 export interface ListenAddress {
-  readonly protocol: 'udp' | 'tcp'
+  readonly protocol: 'udp' | 'tcp' | 'tls'
   readonly host: string
   readonly port: number
 }
 
-/** Parses `udp://0.0.0.0:4739`, `tcp://[::1]:4739`; throws an Error naming the input when malformed. */
+/** Parses `udp://0.0.0.0:4739`, `tcp://[::1]:4739`, `tls://...`; throws an Error naming a malformed input. */
 export function parseListen(url: string): ListenAddress {
-  const m = /^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d{1,5})$/.exec(url.trim())
+  const m = /^(udp|tcp|tls):\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d{1,5})$/.exec(url.trim())
   const port = Number(m?.[3])
   if (m === null || !(port >= 0 && port <= 65535))
     throw new Error(
-      `bad listen address "${url}": expected udp://HOST:PORT or tcp://HOST:PORT ([v6] in brackets)`,
+      `bad listen address "${url}": expected udp://, tcp:// or tls://HOST:PORT ([v6] in brackets)`,
     )
   const host = (m[2] ?? '').replace(/^\[(.*)\]$/, '$1')
-  return { protocol: m[1] as 'udp' | 'tcp', host, port }
+  return { protocol: m[1] as ListenAddress['protocol'], host, port }
 }
 
 /** IPv4-mapped IPv6 addresses (dual-stack sockets) as plain IPv4. */
@@ -50,6 +54,24 @@ export interface ListenOptions {
   maxConnections?: number
   /** TCP: a connection idle this long is closed (ms). Default 600 000. */
   idleTimeoutMs?: number
+  /** Required for tls:// listeners. */
+  tls?: TlsListenFiles
+}
+
+export interface TlsListenFiles {
+  /** PEM certificate (chain) and private key of the collector. */
+  certFile: string
+  keyFile: string
+  /** PEM CA file: when given, exporters must present a client certificate signed by it (mutual TLS). */
+  clientCaFile?: string
+}
+
+function readPem(what: string, file: string): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (err) {
+    throw new Error(`TLS ${what} file "${file}": ${(err as Error).message}`)
+  }
 }
 
 export async function listen(
@@ -109,7 +131,7 @@ async function listenTcp(
     counters[n] = (counters[n] ?? 0) + 1
   }
   const conns = new Set<TcpSocket>()
-  const server: Server = createServer((c) => {
+  const onConnection = (c: TcpSocket): void => {
     if (conns.size >= maxConnections) {
       count('tcp_connections_refused')
       c.on('error', () => count('socket_errors'))
@@ -144,7 +166,26 @@ async function listenTcp(
       if (framer.buffered > 0) count('tcp_partial_message_at_close')
       col.endSession(sessionId(key)) // the end of a TCP session withdraws its templates (§8.1)
     })
-  })
+  }
+  let server: Server
+  if (addr.protocol === 'tls') {
+    const t = opts.tls
+    if (t === undefined) throw new Error(`listen ${addr.protocol}://: a TLS certificate and key are required`)
+    const clientCa = t.clientCaFile
+    const mutual = clientCa !== undefined
+    server = createTlsServer(
+      {
+        minVersion: 'TLSv1.2',
+        cert: readPem('certificate', t.certFile),
+        key: readPem('key', t.keyFile),
+        ...(mutual ? { ca: readPem('client CA', clientCa) } : {}),
+        requestCert: mutual,
+        rejectUnauthorized: mutual,
+      },
+      onConnection,
+    )
+    server.on('tlsClientError', () => count('tls_handshake_errors'))
+  } else server = createServer(onConnection)
   server.on('error', () => count('socket_errors'))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -12,6 +12,9 @@
  * to reconnectMaxMs (default 60 s). RFC 7011 §10.4.4 says a default configuration MUST NOT try more than once
  * per minute; we retry faster at first so short collector restarts lose little data, and reach the
  * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour.
+ *
+ * Subclasses change only how a connection is opened (openSocket, scheme): transport-tls.ts wraps it in TLS and
+ * keeps the queueing, session and reconnect logic of this class.
  */
 import net from 'node:net'
 import type { SocketEndpoints } from './transport-tap.js'
@@ -31,6 +34,8 @@ export class TcpTransport implements Transport {
   readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
   /** Successful connections so far. */
   connections = 0
+  /** Why the last connection attempt or connection failed (for logs and diagnostics). */
+  lastError: string | undefined
   private readonly initialMs: number
   private readonly maxMs: number
   private readonly maxQueue: number
@@ -52,7 +57,7 @@ export class TcpTransport implements Transport {
     readonly port: number,
     opts: TcpTransportOptions = {},
   ) {
-    this.name = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.name = `${this.scheme()}://${host.includes(':') ? `[${host}]` : host}:${port}`
     this.initialMs = opts.reconnectInitialMs ?? 1000
     this.maxMs = opts.reconnectMaxMs ?? 60_000
     this.maxQueue = opts.maxQueueBytes ?? 8 * 1024 * 1024
@@ -85,16 +90,25 @@ export class TcpTransport implements Transport {
     })
   }
 
+  /** URL scheme of `name` (called from the constructor: must not use instance fields). */
+  protected scheme(): string {
+    return 'tcp'
+  }
+
+  /**
+   * Starts one connection attempt and calls `ready` once the socket may carry IPFIX messages (for TLS: after
+   * the handshake and certificate checks). Errors are reported by the socket's 'error' and 'close' events.
+   */
+  protected openSocket(ready: () => void): net.Socket {
+    const s = net.createConnection({ host: this.host, port: this.port })
+    s.once('connect', ready)
+    return s
+  }
+
   private connect(): void {
     this.timer = undefined
     if (this.closing) return
-    const s = net.createConnection({ host: this.host, port: this.port })
-    this.socket = s
-    s.setNoDelay(true)
-    s.setTimeout(this.connectTimeout, () => {
-      if (!this.connected) s.destroy(new Error('connect timeout'))
-    })
-    s.on('connect', () => {
+    const s = this.openSocket(() => {
       s.setTimeout(0)
       this.connected = true
       this.blocked = false
@@ -104,12 +118,18 @@ export class TcpTransport implements Transport {
       this.firstAttempt = undefined
       this.drain()
     })
+    this.socket = s
+    s.setNoDelay(true)
+    s.setTimeout(this.connectTimeout, () => {
+      if (!this.connected) s.destroy(new Error('connect timeout'))
+    })
     s.on('drain', () => {
       this.blocked = false
       this.drain()
     })
-    s.on('error', () => {
+    s.on('error', (err) => {
       this.stats.errors++
+      this.lastError = err.message
     })
     s.on('close', () => this.onClose(s))
     // The collector does not talk back (RFC 7011 §10.4); discard anything it sends.

@@ -38,6 +38,9 @@ interface CollectFlags {
   templateLifetime: number
   sessionPerFile: boolean
   summary: boolean
+  tlsCert?: string
+  tlsKey?: string
+  tlsClientCa?: string
 }
 
 /** The JSON object written for one record: its elements, plus `@`-prefixed metadata with --meta. */
@@ -76,9 +79,12 @@ export function collectCommand(): Command {
     )
     .option(
       '-l, --listen <url>',
-      'listen on udp://HOST:PORT or tcp://HOST:PORT ([::] is IPv6 and IPv4; repeatable)',
+      'listen on udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT ([::] is IPv6 and IPv4; repeatable)',
       collect,
     )
+    .option('--tls-cert <file>', 'tls:// listeners: PEM certificate (chain) of the collector')
+    .option('--tls-key <file>', 'tls:// listeners: PEM private key of the collector')
+    .option('--tls-client-ca <file>', 'tls:// listeners: require client certificates signed by this PEM CA')
     .option(
       '--json <file|->',
       'write one JSON line per data record to a file or stdout (default: - without --store)',
@@ -122,6 +128,19 @@ export function collectCommand(): Command {
       const listens = (flags.listen ?? []).map(parseListen)
       if (reads.length === 0 && listens.length === 0)
         throw new Error('flowtel collect: give --read FILE or --listen udp://HOST:PORT')
+      const tlsWanted = listens.some((a) => a.protocol === 'tls')
+      if (tlsWanted && (flags.tlsCert === undefined || flags.tlsKey === undefined))
+        throw new Error('flowtel collect: a tls:// listener needs --tls-cert FILE and --tls-key FILE')
+      if (!tlsWanted && (flags.tlsCert ?? flags.tlsKey ?? flags.tlsClientCa) !== undefined)
+        throw new Error('flowtel collect: --tls-cert/--tls-key/--tls-client-ca need a tls:// listener')
+      const tls =
+        flags.tlsCert !== undefined && flags.tlsKey !== undefined
+          ? {
+              certFile: flags.tlsCert,
+              keyFile: flags.tlsKey,
+              ...(flags.tlsClientCa !== undefined ? { clientCaFile: flags.tlsClientCa } : {}),
+            }
+          : undefined
       const col = new FlowCollector({ templates: { lifetimeMs: flags.templateLifetime * 1000 } })
       if (flags.templates !== undefined) col.templates.loadFile(flags.templates)
       const jsonPath = flags.json ?? (flags.store === undefined ? '-' : undefined)
@@ -201,10 +220,15 @@ export function collectCommand(): Command {
         const listeners: Listener[] = []
         for (const a of listens)
           listeners.push(
-            await listen(a, col, (o) => {
-              sink(o)
-              void flush()
-            }),
+            await listen(
+              a,
+              col,
+              (o) => {
+                sink(o)
+                void flush()
+              },
+              tls !== undefined ? { tls } : {},
+            ),
           )
         for (const l of listeners)
           process.stderr.write(
