@@ -3,12 +3,14 @@
  * The L7 parsers the probe knows, one line per protocol (Suricata's availableDecoders). Adding a protocol
  * is one file in src/l7 plus one line here; the field group that exports it lives in src/flow/fields.
  */
+import { dhcpParser } from './dhcp.js'
 import { dnsParser } from './dns.js'
 import { httpParser } from './http.js'
 import type { AnyL7Parser } from './parser.js'
 import { tlsParser } from './tls.js'
 
 export const L7_PARSERS: Readonly<Record<string, AnyL7Parser>> = {
+  dhcp: dhcpParser,
   dns: dnsParser,
   http: httpParser,
   tls: tlsParser,

@@ -6,6 +6,7 @@ import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import type { FlowFeature } from '../feature.js'
 import { ArpFields } from './arp.js'
 import { CoreFields } from './core.js'
+import { DhcpFields } from './dhcp.js'
 import { DnsFields } from './dns.js'
 import { HttpFields } from './http.js'
 import { L2Fields } from './l2.js'
@@ -65,6 +66,11 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
   tls: {
     create: () => new TlsFields(),
     description: 'one record per TLS handshake (versions, SNI, ALPN, cipher suites, extensions, groups)',
+    defaultOn: false,
+  },
+  dhcp: {
+    create: () => new DhcpFields(),
+    description: 'one record per DHCPv4/DHCPv6 message (type, MAC, addresses, lease, host, fingerprint)',
     defaultOn: false,
   },
 }

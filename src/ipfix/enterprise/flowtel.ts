@@ -352,6 +352,24 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
     'none',
     'supported_versions the client offered (2 octets each)',
   ],
+  // dhcp: one record per DHCPv4/DHCPv6 message (Flowmon's dhcp* elements carry the v4 basics)
+  [70, 'flowtelDhcpTransactions', 'unsigned32', 'deltaCounter', 'none', 'DHCP message records of this flow'],
+  [71, 'flowtelDhcpTransactionId', 'unsigned32', 'identifier', 'none', 'DHCP xid / DHCPv6 transaction-id'],
+  [72, 'flowtelDhcpAssigned', 'string', 'default', 'none', 'DHCPv6 IA addresses and delegated prefixes'],
+  [73, 'flowtelDhcpServerId', 'string', 'default', 'none', 'DHCPv6 server DUID (hex)'],
+  [74, 'flowtelDhcpClientId', 'string', 'default', 'none', 'DHCPv4 option 61 / DHCPv6 client DUID (hex)'],
+  [75, 'flowtelDhcpClientFqdn', 'string', 'default', 'none', 'DHCP client FQDN (RFC 4702 / RFC 4704)'],
+  [76, 'flowtelDhcpVendorClass', 'string', 'default', 'none', 'DHCPv4 option 60 / DHCPv6 vendor class'],
+  [
+    77,
+    'flowtelDhcpParamList',
+    'string',
+    'default',
+    'none',
+    'Options the client requested (option 55 / ORO), comma separated: the client fingerprint',
+  ],
+  [78, 'flowtelDhcpRelay', 'string', 'default', 'none', 'Relay agent: giaddr / Relay-forward link-address'],
+  [79, 'flowtelDhcpMessage', 'string', 'default', 'none', 'Server message: option 56 / status code text'],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))
