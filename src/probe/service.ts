@@ -34,6 +34,7 @@ import { DEFAULT_CACHE_OPTIONS } from '../flow/flow-cache.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
+import { volumeRatio, type ProbeStatus } from '../metrics/status.js'
 import type { ApplyResult, DebugCaptureState, TelemetryControl, ValidateResult } from './control.js'
 import { LiveClock } from './live-clock.js'
 import { MeteringPipeline } from './pipeline.js'
@@ -95,7 +96,7 @@ export interface ServiceOptions {
 }
 
 /** Flow template IDs of the two settings generations that can be alive at once (see FlowRecords). */
-const TEMPLATE_BASES = [256, 280] as const
+const TEMPLATE_BASES = [256, 320] as const
 
 /** Keys whose change needs a restart of the service. */
 const RESTART_KEYS = ['mtu', 'workers', 'api'] as const
@@ -125,27 +126,8 @@ interface RetiredTotals {
   ignoredOctets: number
 }
 
-export type ServiceStatus = {
-  uptimeSeconds: number
-  settingsGeneration: number
-  interfaces: CaptureInterfaceStats[]
-  flows: { active: number; created: number; exportedByEndReason: Record<string, number> }
-  anomalies: Record<string, number>
-  collectors: {
-    collector: string
-    transport: string
-    messages: number
-    bytes: number
-    errors: number
-    dropped: number
-    templateSends: number
-  }[]
-  recordsExported: number
-  volume: { monitoredBytes: number; telemetryBytes: number; ratio: number | null }
-  /** Packets metered (all interfaces) and field-group generations alive (2 while one drains). */
-  packets: number
-  generationsAlive: number
-}
+/** ProbeStatus (metrics/status.ts) plus packets metered and field-group generations alive (2 while one drains). */
+export type ServiceStatus = ProbeStatus & { packets: number; generationsAlive: number }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
 
@@ -274,14 +256,19 @@ export class ProbeService implements TelemetryControl {
       active += g.cache.size
       packets += g.counters.packets
       g.cache.counters.exportedByReason.forEach((n, i) => (byReason[i] = (byReason[i] ?? 0) + n))
-      for (const [k, v] of Object.entries(g.anomalies.toObject())) anomalies.set(k, (anomalies.get(k) ?? 0) + v)
+      for (const [k, v] of Object.entries(g.anomalies.toObject()))
+        anomalies.set(k, (anomalies.get(k) ?? 0) + v)
     }
     const exportedByEndReason: Record<string, number> = {}
     byReason.forEach((n, i) => {
       if (n > 0) exportedByEndReason[END_REASON_NAMES[i] ?? String(i)] = n
     })
     const interfaces: CaptureInterfaceStats[] = []
-    for (const c of this.captures.values()) interfaces.push(...c.capture.interfaceStats())
+    for (const c of this.captures.values())
+      for (const i of c.capture.interfaceStats()) {
+        const { name, ifIndex, packets, bytes, kernelDrops, ifDrops } = i
+        interfaces.push({ name, ifIndex, packets, bytes, kernelDrops, ifDrops })
+      }
     const collectors = this.collectors.map((c, i) => ({
       collector: c.collector,
       transport: c.transport,
@@ -304,7 +291,7 @@ export class ProbeService implements TelemetryControl {
       volume: {
         monitoredBytes,
         telemetryBytes,
-        ratio: telemetryBytes > 0 ? monitoredBytes / telemetryBytes : null,
+        ratio: volumeRatio(monitoredBytes, telemetryBytes),
       },
       packets,
       generationsAlive: gens.length,
@@ -542,7 +529,8 @@ export class ProbeService implements TelemetryControl {
     }
     if (captureChanged)
       try {
-        for (const name of s.interfaces) if (!this.captures.has(name)) await this.openInterface(name, s.capture)
+        for (const name of s.interfaces)
+          if (!this.captures.has(name)) await this.openInterface(name, s.capture)
       } catch (err) {
         // The old captures are already closed: report it; the other settings are applied.
         this.log(`capture reopen failed: ${(err as Error).message}`)
