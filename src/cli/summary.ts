@@ -27,6 +27,14 @@ export function formatSummary(s: ProbeSummary): string {
     ...section('end reasons', s.endReasons),
     ...section('anomalies', s.anomalies),
     ...section('capture format errors', s.formatErrors),
+    ...Object.entries(s.netflow ?? {}).flatMap(([name, r]) => [
+      `netflow v${r.version}         ${name}: ${fmt(r.ipfixRecords)} IPFIX records -> ${fmt(r.flows)} flows (${fmt(
+        r.reverseFlows,
+      )} reverse halves) in ${fmt(r.packets)} packets, ${fmt(r.templateSends)} template sends`,
+      ...section('  not exportable', r.notExportable),
+      ...section('  fields NetFlow cannot carry (records)', r.droppedFields),
+      ...section('  conversion anomalies', r.anomalies),
+    ]),
   ]
   return lines.join('\n') + '\n'
 }

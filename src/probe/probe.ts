@@ -14,6 +14,7 @@ import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
+import { NetflowTransport, type NetflowReport } from '../ipfix/transport-netflow.js'
 import { createTransports, type Destination } from './destinations.js'
 import { MeteringPipeline } from './pipeline.js'
 
@@ -72,6 +73,8 @@ export interface ProbeSummary {
   export: { messages: number; records: number; octets: number; templateSends: number; droppedRecords: number }
   /** Per L7 field group (`dns`, `http`, `tls`) when selected: flows claimed, transactions and anomalies. */
   l7?: Record<string, L7Summary>
+  /** Per NetFlow v9/v5 destination: what the format could not carry (see transport-netflow.ts). */
+  netflow?: Record<string, NetflowReport>
   seconds: number
 }
 
@@ -91,11 +94,21 @@ async function openCaptures(paths: string[]): Promise<CaptureSource> {
 /** Run the probe over capture files to the end, flushing every flow. */
 export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
+  /** Packet time of the first packet: the exporter's start, from which NetFlow counts sysUpTime. */
+  let firstUs = 0
   const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
   if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
   // Open the input first, so a bad path leaves no empty output file behind.
   const source: CaptureSource = await openCaptures(opts.reads)
-  const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
+  const transports = [
+    ...createTransports(opts.destinations, {
+      mtu: opts.mtu,
+      templateRefreshSeconds: opts.templateRefreshSeconds,
+      templateRefreshMessages: opts.templateRefreshMessages,
+      startTimeMs: () => (firstUs > 0 ? firstUs / 1000 : undefined),
+    }),
+    ...(opts.extraTransports ?? []),
+  ]
   try {
     await Promise.all(transports.map((t) => t.open()))
   } catch (err) {
@@ -137,6 +150,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   let lastProgress = 0
   try {
     for await (const batch of source.batches()) {
+      if (firstUs === 0 && batch.count > 0) firstUs = batch.tsUs[0]!
       pipeline.processBatch(batch)
       if (opts.onProgress) {
         const t = Date.now()
@@ -173,6 +187,12 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     formatErrors,
     export: { ...exporter.stats },
     ...(l7 !== undefined ? { l7 } : {}),
+    ...netflowReports(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
+}
+
+function netflowReports(transports: readonly Transport[]): { netflow?: Record<string, NetflowReport> } {
+  const nf = transports.filter((t): t is NetflowTransport => t instanceof NetflowTransport)
+  return nf.length === 0 ? {} : { netflow: Object.fromEntries(nf.map((t) => [t.name, t.report()])) }
 }

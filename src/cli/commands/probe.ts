@@ -1,6 +1,7 @@
 /** `flowtel probe`: meter capture files into bidirectional flows and export them as IPFIX and/or JSON. */
 import { Command, Option } from 'commander'
 import { FIELD_GROUPS } from '../../flow/fields/index.js'
+import type { ExportProtocol } from '../../config/settings.js'
 import { collectorDestinations, type Destination, type TransportKind } from '../../probe/destinations.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
 import { collect, intOption, secondsOption } from '../options.js'
@@ -11,6 +12,11 @@ interface ProbeFlags {
   read?: string[]
   collector?: string[]
   transport: TransportKind
+  exportProtocol: ExportProtocol
+  tlsCa?: string
+  tlsCert?: string
+  tlsKey?: string
+  tlsServerName?: string
   json?: string
   ipfixFile?: string
   activeTimeout: number
@@ -38,7 +44,19 @@ export function probeCommand(): Command {
       collect,
     )
     .addOption(
-      new Option('-t, --transport <proto>', 'export transport').choices(['udp', 'tcp']).default('udp'),
+      new Option('-t, --transport <proto>', 'export transport').choices(['udp', 'tcp', 'tls']).default('udp'),
+    )
+    .addOption(
+      new Option('--export-protocol <format>', 'export format (NetFlow v9/v5 for older collectors, UDP only)')
+        .choices(['ipfix', 'netflow-v9', 'netflow-v5'])
+        .default('ipfix'),
+    )
+    .option('--tls-ca <file>', 'TLS: PEM CA file that signs the collector certificate (default: system CAs)')
+    .option('--tls-cert <file>', 'TLS: PEM client certificate, for collectors that require one')
+    .option('--tls-key <file>', 'TLS: PEM private key of --tls-cert')
+    .option(
+      '--tls-server-name <name>',
+      'TLS: name to verify in the collector certificate (default: its host)',
     )
     .option(
       '--json <file|->',
@@ -97,7 +115,15 @@ export function probeCommand(): Command {
     .option('--no-summary', 'no summary at the end')
     .action(async (flags: ProbeFlags) => {
       if (!flags.read || flags.read.length === 0) throw new Error('probe: give at least one --read <capture>')
-      const destinations: Destination[] = collectorDestinations(flags.collector ?? [], flags.transport)
+      const destinations: Destination[] = collectorDestinations(flags.collector ?? [], flags.transport, {
+        protocol: flags.exportProtocol,
+        tls: {
+          ...(flags.tlsCa !== undefined ? { caFile: flags.tlsCa } : {}),
+          ...(flags.tlsCert !== undefined ? { certFile: flags.tlsCert } : {}),
+          ...(flags.tlsKey !== undefined ? { keyFile: flags.tlsKey } : {}),
+          ...(flags.tlsServerName !== undefined ? { serverName: flags.tlsServerName } : {}),
+        },
+      })
       if (flags.json !== undefined) destinations.push({ kind: 'json', path: flags.json, host: '' })
       if (flags.ipfixFile !== undefined)
         destinations.push({ kind: 'ipfix-file', path: flags.ipfixFile, host: '' })
