@@ -2,6 +2,10 @@
  * IPFIX over UDP (RFC 7011 §10.3): one datagram per message, an IPv4 or IPv6 socket by the resolved
  * address family. The host may be a name: it is resolved at open and again periodically (asynchronously,
  * keeping the old address if resolution fails). Templates are refreshed by the exporter (§8.4).
+ *
+ * Datagrams are sent without a completion callback: with one, Node schedules a nextTick per datagram,
+ * which doubled the JavaScript cost of a send. Errors still reach the socket's 'error' event (an ICMP
+ * port unreachable on the connected socket arrives there), and close() waits for the send queue.
  */
 import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
@@ -18,6 +22,10 @@ export interface UdpTransportOptions {
   localAddress?: string
 }
 
+/** close() waits at most this long for queued datagrams, polling every DRAIN_POLL_MS. */
+const CLOSE_DRAIN_MS = 5000
+const DRAIN_POLL_MS = 2
+
 const defaultResolve = async (host: string): Promise<{ address: string; family: number }> => {
   const r = await lookup(host)
   return { address: r.address, family: r.family }
@@ -32,8 +40,6 @@ export class UdpTransport implements Transport {
   private socket: dgram.Socket | undefined
   private address = ''
   private timer: NodeJS.Timeout | undefined
-  private pending = 0
-  private idle: (() => void) | undefined
   private readonly resolve: (host: string) => Promise<{ address: string; family: number }>
 
   constructor(
@@ -122,12 +128,6 @@ export class UdpTransport implements Transport {
     if (old !== undefined) old.close()
   }
 
-  /** Send callback, one for all datagrams (no closure per datagram). */
-  private readonly sent = (err: Error | null): void => {
-    if (err) this.stats.errors++
-    if (--this.pending === 0) this.idle?.()
-  }
-
   send(message: Uint8Array[]): void {
     const s = this.socket
     if (s === undefined) {
@@ -138,8 +138,7 @@ export class UdpTransport implements Transport {
     this.stats.messages++
     this.stats.octets += n
     try {
-      this.pending++
-      s.send(message, this.sent)
+      s.send(message.length === 1 ? message[0]! : message)
     } catch {
       this.stats.errors++
     }
@@ -155,9 +154,9 @@ export class UdpTransport implements Transport {
     const s = this.socket
     this.socket = undefined
     if (s === undefined) return
-    // Let queued datagrams leave before closing the socket.
-    if (this.pending > 0) await new Promise<void>((resolve) => (this.idle = resolve))
-    this.idle = undefined
+    // Let queued datagrams (those the kernel could not take at once) leave before closing the socket.
+    for (let waited = 0; s.getSendQueueCount() > 0 && waited < CLOSE_DRAIN_MS; waited += DRAIN_POLL_MS)
+      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
     await new Promise<void>((resolve) => s.close(() => resolve()))
   }
 }

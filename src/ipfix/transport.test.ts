@@ -160,6 +160,27 @@ describe('UDP transport', () => {
     ])
   })
 
+  it('delivers every datagram sent before close, in order', async () => {
+    const rx = dgram.createSocket('udp4')
+    const got: number[] = []
+    rx.on('message', (m) => got.push(m.readUInt32BE(0)))
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r))
+    const t = new UdpTransport('127.0.0.1', rx.address().port)
+    await t.open()
+    for (let i = 0; i < 100; i++) {
+      const b = Buffer.alloc(64)
+      b.writeUInt32BE(i, 0)
+      t.send(i % 2 === 0 ? [b] : [b.subarray(0, 16), b.subarray(16)])
+    }
+    await t.close()
+    await until(() => got.length === 100)
+    rx.close()
+    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i))
+    expect(t.stats).toEqual({ messages: 100, octets: 100 * 64, errors: 0, dropped: 0 })
+    t.send([Buffer.alloc(8)])
+    expect(t.stats.dropped).toBe(1)
+  })
+
   it('resolves names at open and keeps the old address when re-resolution fails', async () => {
     let calls = 0
     const t = new UdpTransport('collector.test', 4739, {
