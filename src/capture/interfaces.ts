@@ -3,14 +3,15 @@
  * an interface can be monitored only if it has an IP address. VLAN sub-interfaces (eth0.100) are
  * interfaces of their own and follow the same rule.
  *
- * Names come from /proc/net/dev (every interface of the namespace, with or without addresses), addresses
- * from os.networkInterfaces(), the OS interface index from the pcap addon's if_nametoindex when it is
- * built, else /sys/class/net/<name>/ifindex, else an IPv6 link-local scope id. IPv6 link-local addresses
- * (fe80::/10) do not count as "an address": the kernel gives one to every interface that comes up.
+ * With the pcap addon built (native/pcap), names, flags and addresses come from getifaddrs() and the index
+ * from if_nametoindex, all in this process's network namespace. Without it: names from /proc/net/dev,
+ * addresses from os.networkInterfaces() (which leaves out interfaces that are not up and running), index
+ * and flags from /sys/class/net/<name>. IPv6 link-local addresses (fe80::/10) do not count as "an
+ * address": the kernel gives one to every interface that comes up.
  */
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { loadPcapAddon } from './pcap-addon.js'
+import { loadPcapAddon, type PcapAddon } from './pcap-addon.js'
 
 export interface InterfaceAddress {
   address: string
@@ -46,34 +47,19 @@ export const NO_ADDRESS_REASON = 'no IP address (the probe monitors only interfa
 
 /** Every interface of this network namespace, sorted by interface index then name. */
 export function listInterfaces(): NetInterface[] {
-  const osIfs = os.networkInterfaces()
-  const names = new Set(procNetDevNames())
-  // Interfaces /proc/net/dev did not show (it is not readable): take what os.networkInterfaces() knows.
-  for (const key of Object.keys(osIfs)) if (!names.has(baseName(key, names))) names.add(key)
+  const addon = optionalAddon()
+  const found = addon !== null ? fromGetifaddrs(addon) : fromOs()
   const vlans = vlanConfig()
-  const nameToIndex = addonNameToIndex()
   const result: NetInterface[] = []
-  for (const name of names) {
-    const addresses: InterfaceAddress[] = []
-    let scopeId = 0
-    for (const [key, list] of Object.entries(osIfs)) {
-      if (list === undefined || baseName(key, names) !== name) continue
-      for (const a of list) {
-        const family = a.family === 'IPv6' ? 'IPv6' : 'IPv4'
-        const linkLocal = family === 'IPv6' && /^fe[89ab]/i.test(a.address)
-        if (linkLocal && a.scopeid !== undefined && a.scopeid > 0) scopeId = a.scopeid
-        addresses.push({ address: a.address, family, cidr: a.cidr, linkLocal })
-      }
-    }
-    const flags = readSysNumber(name, 'flags')
-    const ifIndex = nameToIndex?.(name) || readSysNumber(name, 'ifindex') || scopeId
+  for (const [name, { addresses, flags, scopeId }] of found) {
+    const ifIndex = addon?.nameToIndex(name) || readSysNumber(name, 'ifindex') || scopeId
     const counted = addresses.some((a) => !a.linkLocal)
     result.push({
       name,
       ifIndex,
-      up: flags === 0 ? null : (flags & IFF_UP) !== 0,
+      up: flags === null ? null : (flags & IFF_UP) !== 0,
       operState: readSys(name, 'operstate'),
-      loopback: flags === 0 ? name === 'lo' : (flags & IFF_LOOPBACK) !== 0,
+      loopback: flags === null ? name === 'lo' : (flags & IFF_LOOPBACK) !== 0,
       addresses,
       vlan: vlans.get(name) ?? null,
       monitorable: counted,
@@ -81,6 +67,57 @@ export function listInterfaces(): NetInterface[] {
     })
   }
   return result.sort((a, b) => a.ifIndex - b.ifIndex || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+}
+
+interface Found {
+  addresses: InterfaceAddress[]
+  flags: number | null
+  /** An IPv6 link-local scope id: the ifindex when nothing else gives it. */
+  scopeId: number
+}
+
+function isLinkLocal6(address: string): boolean {
+  return /^fe[89ab]/i.test(address)
+}
+
+function fromGetifaddrs(addon: PcapAddon): Map<string, Found> {
+  const map = new Map<string, Found>()
+  for (const name of procNetDevNames()) map.set(name, { addresses: [], flags: null, scopeId: 0 })
+  for (const a of addon.interfaceAddresses()) {
+    let entry = map.get(a.name)
+    if (entry === undefined) map.set(a.name, (entry = { addresses: [], flags: null, scopeId: 0 }))
+    entry.flags = a.flags
+    if (a.family === 0) continue
+    const family = a.family === 6 ? 'IPv6' : 'IPv4'
+    const linkLocal = family === 'IPv6' && isLinkLocal6(a.address)
+    if (linkLocal && a.scopeId > 0) entry.scopeId = a.scopeId
+    const cidr = a.prefixLength >= 0 ? `${a.address}/${a.prefixLength}` : null
+    entry.addresses.push({ address: a.address, family, cidr, linkLocal })
+  }
+  return map
+}
+
+function fromOs(): Map<string, Found> {
+  const osIfs = os.networkInterfaces()
+  const names = new Set(procNetDevNames())
+  // Interfaces /proc/net/dev did not show (it is not readable): take what os.networkInterfaces() knows.
+  for (const key of Object.keys(osIfs)) if (!names.has(baseName(key, names))) names.add(key)
+  const map = new Map<string, Found>()
+  for (const name of names) {
+    const flags = readSysNumber(name, 'flags')
+    map.set(name, { addresses: [], flags: flags === 0 ? null : flags, scopeId: 0 })
+  }
+  for (const [key, list] of Object.entries(osIfs)) {
+    const entry = map.get(baseName(key, names))
+    if (entry === undefined || list === undefined) continue
+    for (const a of list) {
+      const family = a.family === 'IPv6' ? 'IPv6' : 'IPv4'
+      const linkLocal = family === 'IPv6' && isLinkLocal6(a.address)
+      if (linkLocal && a.scopeid !== undefined && a.scopeid > 0) entry.scopeId = a.scopeid
+      entry.addresses.push({ address: a.address, family, cidr: a.cidr, linkLocal })
+    }
+  }
+  return map
 }
 
 /** An interface that cannot be monitored, and why. */
@@ -125,13 +162,12 @@ export function checkMonitorable(
 
 /** The OS interface index of `name` in this namespace, 0 when there is no such interface. */
 export function interfaceIndex(name: string): number {
-  return addonNameToIndex()?.(name) || readSysNumber(name, 'ifindex')
+  return optionalAddon()?.nameToIndex(name) || readSysNumber(name, 'ifindex')
 }
 
-function addonNameToIndex(): ((name: string) => number) | null {
+function optionalAddon(): PcapAddon | null {
   try {
-    const addon = loadPcapAddon()
-    return (name) => addon.nameToIndex(name)
+    return loadPcapAddon()
   } catch {
     return null
   }

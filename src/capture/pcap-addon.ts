@@ -73,7 +73,20 @@ export interface PcapAddon {
   checkFilter(expression: string, linkType?: number, snaplen?: number): string | null
   /** if_nametoindex in this process's network namespace; 0 when there is no such interface. */
   nameToIndex(name: string): number
+  /** getifaddrs(), unfiltered: family 0 is an interface's link entry, 4 and 6 its addresses. */
+  interfaceAddresses(): NativeInterfaceAddress[]
   libVersion(): string
+}
+
+export interface NativeInterfaceAddress {
+  name: string
+  /** IFF_* flags of the interface. */
+  flags: number
+  family: 0 | 4 | 6
+  address: string
+  /** -1 for family 0. */
+  prefixLength: number
+  scopeId: number
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url))

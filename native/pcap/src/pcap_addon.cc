@@ -10,7 +10,10 @@
 // drops (pcap_stats ps_drop). `close()` stops the thread (an eventfd wakes its poll), joins it and closes
 // the handle; it is also done when the environment is torn down or the object is collected.
 #include <napi.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -19,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -504,6 +508,60 @@ Napi::Value NameToIndex(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
 }
 
+int PrefixLength(const sockaddr* mask) {
+  if (mask == nullptr) return -1;
+  const uint8_t* b = nullptr;
+  size_t n = 0;
+  if (mask->sa_family == AF_INET) {
+    b = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
+    n = 4;
+  } else if (mask->sa_family == AF_INET6) {
+    b = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(mask)->sin6_addr);
+    n = 16;
+  } else {
+    return -1;
+  }
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) bits += __builtin_popcount(b[i]);
+  return bits;
+}
+
+// interfaceAddresses(): getifaddrs() as [{ name, flags, family: 0 | 4 | 6, address, prefixLength, scopeId }],
+// unfiltered (os.networkInterfaces() leaves out interfaces that are not up and running). family 0 is an
+// interface's link entry (no IP address).
+Napi::Value InterfaceAddresses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) throw Napi::Error::New(env, std::string("getifaddrs failed: ") + strerror(errno));
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_name == nullptr) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", a->ifa_name);
+    o.Set("flags", Napi::Number::New(env, a->ifa_flags));
+    char text[INET6_ADDRSTRLEN] = {0};
+    int family = 0;
+    uint32_t scope = 0;
+    if (a->ifa_addr != nullptr && a->ifa_addr->sa_family == AF_INET) {
+      family = 4;
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+    } else if (a->ifa_addr != nullptr && a->ifa_addr->sa_family == AF_INET6) {
+      family = 6;
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(a->ifa_addr);
+      inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+      scope = sin6->sin6_scope_id;
+    }
+    o.Set("family", Napi::Number::New(env, family));
+    o.Set("address", Napi::String::New(env, text));
+    o.Set("prefixLength", Napi::Number::New(env, family == 0 ? -1 : PrefixLength(a->ifa_netmask)));
+    o.Set("scopeId", Napi::Number::New(env, scope));
+    out.Set(n++, o);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
 Napi::Value LibVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), pcap_lib_version()); }
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
@@ -515,6 +573,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Capture", Capture::Init(env));
   exports.Set("checkFilter", Napi::Function::New(env, CheckFilter));
   exports.Set("nameToIndex", Napi::Function::New(env, NameToIndex));
+  exports.Set("interfaceAddresses", Napi::Function::New(env, InterfaceAddresses));
   exports.Set("libVersion", Napi::Function::New(env, LibVersion));
   return exports;
 }
