@@ -116,7 +116,11 @@ function schemaValidator(): ReturnType<Ajv['compile']> {
 /** `activeTimeout`, `collectors[1]`, `capture.snaplen`; '' for the document itself. */
 export function formatPath(path: readonly (string | number)[]): string {
   let out = ''
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`
+  for (const p of path)
+    if (typeof p === 'number') out += `[${p}]`
+    // A key that is not a plain name (from a hand-written or hostile document) is shown quoted.
+    else if (!/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/.test(p)) out += `["${printable(p, 40)}"]`
+    else out += out === '' ? p : `.${p}`
   return out
 }
 
@@ -186,7 +190,8 @@ function check(doc: unknown, opts: ValidateOptions): SettingsCheck {
       if (problem !== undefined) return err(['collectors', i], `${problem} in "${printable(c)}"`)
       const key = `${canonicalIp(parsed.host)}:${parsed.port}`
       const first = seen.get(key)
-      if (first !== undefined) return err(['collectors', i], `duplicate of collectors[${first}] (${c})`)
+      if (first !== undefined)
+        return err(['collectors', i], `duplicate of collectors[${first}] (${s.collectors[first] ?? ''})`)
       seen.set(key, i)
       collectorHosts.push({ host: parsed.host, index: i })
     })
@@ -435,11 +440,13 @@ function schemaIssue(e: ErrorObject): SettingsIssue {
   return { path, message: e.message ?? e.keyword }
 }
 
-/** The known key an unknown one was probably meant to be (case, '-', '_' or two typos apart). */
+/** The known key an unknown one was probably meant to be (case, '-', '_', a prefix, or two typos apart). */
 export function suggest(key: string, known: readonly string[]): string | undefined {
   const norm = (s: string): string => s.toLowerCase().replace(/[-_]/g, '')
   const exact = known.find((k) => norm(k) === norm(key))
   if (exact !== undefined) return exact
+  const prefix = known.find((k) => key.length >= 4 && norm(k).startsWith(norm(key)))
+  if (prefix !== undefined) return prefix
   let best: string | undefined
   let bestD = 3
   for (const k of known) {

@@ -3,7 +3,8 @@
  *
  * One shape for the YAML config file, the REST API (`GET`/`PUT /api/v1/telemetry/settings`) and the CLI
  * flags. Validation against the schema lives in config/schema.ts; this file holds only the types and
- * the defaults, so every consumer (loader, API, service) agrees on them.
+ * the defaults, so every consumer (loader, API, service) agrees on them. Keys, limits and defaults are
+ * documented in docs/settings.md.
  */
 
 /** Flow export format. NetFlow v9/v5 carry only the fields those formats can. */
@@ -51,14 +52,20 @@ export interface ProbeSettings {
   activeTimeout: number
   /** Seconds (1..86400) without packets after which a flow is exported. */
   inactiveTimeout: number
-  /** Field groups on (see flow/fields/index.ts); `core` is always on. */
+  /**
+   * Field groups on beyond `core`, which is always on (see flow/fields/index.ts); [] = core only. Pass
+   * `['core', ...fields]` to createFieldGroups: an empty list there means the default groups.
+   */
   fields: string[]
   /** Interfaces to monitor; each must have an IP address. */
   interfaces: string[]
   capture: CaptureSettings
   /** Local address the export leaves from ('' = chosen by the OS). In an HA pair each node sets its own. */
   sourceAddress: string
-  /** IPFIX observation domain; undefined = derived from the source address / host so HA nodes differ. */
+  /**
+   * IPFIX observation domain; undefined = derived per node from the source address / host so HA nodes
+   * differ (config/observation-domain.ts: observationDomainFor).
+   */
   observationDomainId?: number
   /** Link MTU the export datagrams must fit. */
   mtu: number

@@ -334,11 +334,25 @@ function apiClient(flags: SourceFlags): {
         }
         return { ok: res.ok, status: res.status, body: parsed }
       } catch (e) {
-        const cause = (e as { cause?: { code?: string } }).cause?.code
-        return { ok: false, status: 0, body: undefined, failure: cause ?? (e as Error).message }
+        return { ok: false, status: 0, body: undefined, failure: networkError(e) }
       }
     },
   }
+}
+
+/** The system error code behind a failed fetch (ECONNREFUSED, ENOTFOUND, ...), else its message. */
+function networkError(e: unknown): string {
+  const codeOf = (x: unknown): string | undefined =>
+    x !== null && typeof x === 'object' && typeof (x as { code?: unknown }).code === 'string'
+      ? (x as { code: string }).code
+      : undefined
+  const cause = (e as { cause?: unknown }).cause
+  const inner = (cause as { errors?: unknown } | undefined)?.errors
+  const fromList = Array.isArray(inner) ? inner.map(codeOf).find((c) => c !== undefined) : undefined
+  const code = codeOf(cause) ?? fromList
+  if (code !== undefined && code !== 'UND_ERR_SOCKET') return code
+  if (cause instanceof Error) return cause.message
+  return e instanceof Error ? e.message : String(e)
 }
 
 /** The settings from a reply body: the document itself or `{ settings: {...} }`. */
