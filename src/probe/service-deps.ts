@@ -13,30 +13,47 @@ import { TransportTap } from '../ipfix/transport-tap.js'
 import { TcpTransport } from '../ipfix/transport-tcp.js'
 import { TlsTransport } from '../ipfix/transport-tls.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
+import { NetflowTransport } from '../ipfix/transport-netflow.js'
 import { parseCollectorAddress, type Transport } from '../ipfix/transport.js'
 import { DebugCaptureRecorder } from './debug-capture.js'
 import type { ExportRecorder, ServiceDeps } from './service.js'
 import { validateCollector } from './validate.js'
 
-/** One transport for one collector address: UDP, TCP or TLS, from the source address when set. */
-export function createExportTransport(collector: string, s: ProbeSettings): Transport {
+/**
+ * One transport for one collector address: IPFIX over UDP, TCP or TLS, or NetFlow v9/v5 over UDP (converted
+ * from the exporter's IPFIX, transport-netflow.ts), from the source address when set. `wire` wraps the
+ * transport that puts bytes on the wire (the debug capture's tap), so the pcap shows what the collector gets.
+ */
+export function createExportTransport(
+  collector: string,
+  s: ProbeSettings,
+  wire: (t: Transport) => Transport = (t) => t,
+): Transport {
   const { host, port } = parseCollectorAddress(collector)
   const local = s.sourceAddress !== '' ? { localAddress: s.sourceAddress } : {}
-  if (s.exportProtocol !== 'ipfix')
-    throw new Error(`exportProtocol ${s.exportProtocol} is not available in this build`)
+  if (s.exportProtocol !== 'ipfix') {
+    if (s.transport !== 'udp') throw new Error(`${s.exportProtocol} goes over UDP only`)
+    return new NetflowTransport(wire(new UdpTransport(host, port, local)), {
+      version: s.exportProtocol === 'netflow-v9' ? 9 : 5,
+      // The IPv6 header budget whatever the address (a name may resolve to IPv6).
+      maxPacketSize: s.mtu - 48,
+    })
+  }
   switch (s.transport) {
     case 'udp':
-      return new UdpTransport(host, port, local)
+      return wire(new UdpTransport(host, port, local))
     case 'tcp':
-      return new TcpTransport(host, port, local)
+      return wire(new TcpTransport(host, port, local))
     case 'tls':
-      return new TlsTransport(host, port, {
-        ...local,
-        ...(s.tls.caFile !== undefined ? { caFile: s.tls.caFile } : {}),
-        ...(s.tls.certFile !== undefined ? { certFile: s.tls.certFile } : {}),
-        ...(s.tls.keyFile !== undefined ? { keyFile: s.tls.keyFile } : {}),
-        ...(s.tls.serverName !== undefined ? { serverName: s.tls.serverName } : {}),
-      })
+      return wire(
+        new TlsTransport(host, port, {
+          ...local,
+          ...(s.tls.caFile !== undefined ? { caFile: s.tls.caFile } : {}),
+          ...(s.tls.certFile !== undefined ? { certFile: s.tls.certFile } : {}),
+          ...(s.tls.keyFile !== undefined ? { keyFile: s.tls.keyFile } : {}),
+          ...(s.tls.serverName !== undefined ? { serverName: s.tls.serverName } : {}),
+        }),
+      )
   }
 }
 
@@ -53,6 +70,7 @@ export function exportRecorder(): ExportRecorder {
 }
 
 export function systemServiceDeps(): ServiceDeps {
+  const recorder = exportRecorder()
   return {
     validateSettings: (doc) => {
       const v = validateSettings(doc)
@@ -68,9 +86,9 @@ export function systemServiceDeps(): ServiceDeps {
           filter: c.filter,
         }),
       ),
-    createTransport: createExportTransport,
+    createTransport: (collector, s) => createExportTransport(collector, s, (t) => recorder.tap(t)),
     observationDomain: (s) => observationDomainFor(s).id,
     ping: (address) => validateCollector(address),
-    recorder: exportRecorder(),
+    recorder,
   }
 }

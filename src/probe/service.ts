@@ -358,8 +358,7 @@ export class ProbeService implements TelemetryControl {
     const errors: string[] = []
     for (const [i, collector] of s.collectors.entries()) {
       try {
-        let t = this.deps.createTransport(collector, s)
-        if (this.deps.recorder !== undefined) t = this.deps.recorder.tap(t)
+        const t = this.deps.createTransport(collector, s)
         entries.push({ collector, transport: s.transport, t })
         await t.open()
       } catch (err) {
