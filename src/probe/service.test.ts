@@ -9,6 +9,7 @@ import { validateSettings } from '../config/schema.js'
 import { DEFAULT_SETTINGS, type ProbeSettings } from '../config/settings.js'
 import { FakeCapture, readPackets, type FakePacket } from '../../test/helpers/fake-capture.js'
 import { probeRecords } from '../../test/helpers/probe-run.js'
+import { startApiServer } from '../api/server.js'
 import { createExportTransport } from './service-deps.js'
 import { ProbeService, type ServiceDeps } from './service.js'
 
@@ -255,5 +256,36 @@ describe('ProbeService (fake capture, UDP export on loopback)', () => {
     await expect(
       svc.start(settings({ collectors: ['127.0.0.1:9'], interfaces: ['noaddr0'] })),
     ).rejects.toThrow(/noaddr0.*no IP address/)
+  })
+
+  it('applies settings PUT through the REST API (keys left out keep their running values)', async () => {
+    const rx = await receiver()
+    cleanup.push(() => rx.listener.close())
+    const { svc } = await started(settings({ collectors: [rx.address] }))
+    const api = await startApiServer({ control: svc, listen: '127.0.0.1:0' })
+    cleanup.push(() => api.close())
+    const put = await fetch(`${api.url}/api/v1/telemetry/settings`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inactiveTimeout: 7, fields: ['l2', 'npm'] }),
+    })
+    expect(put.status).toBe(200)
+    expect(svc.getSettings()).toMatchObject({
+      inactiveTimeout: 7,
+      fields: ['l2', 'npm'],
+      collectors: [rx.address],
+    })
+    const status = (await (await fetch(`${api.url}/api/v1/telemetry/status`)).json()) as {
+      settingsGeneration: number
+    }
+    expect(status.settingsGeneration).toBe(1)
+    const bad = await fetch(`${api.url}/api/v1/telemetry/settings`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inactiveTimeout: -1 }),
+    })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { errors: string[] }).errors.join('\n')).toMatch(/inactiveTimeout/)
+    expect(svc.getSettings().inactiveTimeout).toBe(7)
   })
 })

@@ -3,7 +3,8 @@
  * a transport per collector, run all day and reconfigured live through the TelemetryControl seam (REST API,
  * SIGHUP reload of the config file).
  *
- * Settings are applied whole or not at all (`applySettings`): everything that can fail (schema, interfaces,
+ * Settings are applied whole or not at all (`applySettings`). A top-level key the document leaves out keeps
+ * its running value (so a PUT may carry only what changes); a key given replaces the whole value. Everything that can fail (schema, interfaces,
  * opening new transports and captures) happens before anything running is touched. What each change does:
  *   - timeouts: the flow cache keeps its flows; the new timeouts apply to them at once (pipeline.setTimeouts);
  *   - collectors, protocol, transport, TLS, source address, observation domain: new transports are opened;
@@ -130,6 +131,14 @@ interface RetiredTotals {
 export type ServiceStatus = ProbeStatus & { packets: number; generationsAlive: number }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b)
+
+/** The document with the top-level keys it leaves out taken from the running settings. */
+function withRunning(doc: unknown, running: ProbeSettings): unknown {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return doc
+  const base: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(running)) if (v !== undefined) base[k] = structuredClone(v)
+  return { ...base, ...(doc as Record<string, unknown>) }
+}
 
 export class ProbeService implements TelemetryControl {
   private settings: ProbeSettings | undefined
@@ -459,7 +468,7 @@ export class ProbeService implements TelemetryControl {
     const exporter = this.exporter
     if (cur === undefined || pipeline === undefined || exporter === undefined || this.stopping !== undefined)
       return { ok: false, errors: ['the probe service is not running'] }
-    const v = this.deps.validateSettings(doc)
+    const v = this.deps.validateSettings(withRunning(doc, cur))
     if (!v.ok) return { ok: false, errors: v.errors }
     const s = v.settings
     const errors: string[] = []
