@@ -563,7 +563,11 @@ export class ProbeService implements TelemetryControl {
   private async shutdown(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    for (const name of [...this.captures.keys()]) await this.closeInterface(name)
+    // The captures stay listed (with their final counters) for the final status.
+    for (const e of this.captures.values()) {
+      await e.capture.close()
+      await e.done
+    }
     const p = this.pipeline
     if (p !== undefined) {
       p.flush(EndReason.ForcedEnd)
@@ -571,5 +575,6 @@ export class ProbeService implements TelemetryControl {
     }
     await this.exporter?.close()
     this.log('probe: stopped; every flow exported')
+    this.log(`probe: final status ${JSON.stringify(this.status())}`)
   }
 }
