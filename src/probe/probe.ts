@@ -79,7 +79,7 @@ export interface ProbeSummary {
 }
 
 /** Open the captures, turning a missing path into a short message that names it. */
-async function openCaptures(paths: string[]): Promise<CaptureSource> {
+export async function openCaptures(paths: string[]): Promise<CaptureSource> {
   try {
     return await openCaptureFiles(paths)
   } catch (err) {

@@ -11,6 +11,7 @@ import { FIELD_GROUPS } from '../../flow/fields/index.js'
 import type { ExportProtocol } from '../../config/settings.js'
 import { collectorDestinations, type Destination, type TransportKind } from '../../probe/destinations.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
+import { runProbeWorkers } from '../../probe/workers/probe-workers.js'
 import { collect, intOption, secondsOption } from '../options.js'
 import { ProgressBar } from '../progress.js'
 import { formatSummary } from '../summary.js'
@@ -36,6 +37,8 @@ interface ProbeFlags {
   templateRefreshMessages: number
   statsInterval: number
   fields?: string
+  workers: number
+  workerPool?: boolean
   progress: boolean
   summary: boolean
 }
@@ -121,6 +124,14 @@ export function probeCommand(): Command {
       d.statsIntervalSeconds,
     )
     .option('--fields <groups>', `field groups: ${Object.keys(FIELD_GROUPS).join(', ')}, all, default`)
+    .option(
+      '--workers <n>',
+      'metering worker threads; flows are shared by a symmetric hash of the address pair',
+      intOption('--workers', 1, 64),
+      1,
+    )
+    // Benchmarks: run one worker through the pool, to measure its overhead against the plain path.
+    .addOption(new Option('--worker-pool', 'use the worker pool even with one worker').hideHelp())
     .option('--no-progress', 'no progress bar')
     .option('--no-summary', 'no summary at the end')
   // The live settings (--interface, --config, --source-address, --api-listen, ...); flags defined above keep
@@ -150,7 +161,10 @@ export function probeCommand(): Command {
       destinations.push({ kind: 'ipfix-file', path: flags.ipfixFile, host: '' })
     if (destinations.length === 0) throw new Error('probe: give --collector host:port and/or --json FILE')
     const bar = new ProgressBar('reading')
-    const summary = await runProbe({
+    const pooled = flags.workers > 1 || flags.workerPool === true
+    const run = pooled ? runProbeWorkers : runProbe
+    const summary = await run({
+      workers: flags.workers,
       reads: flags.read,
       destinations,
       activeTimeout: flags.activeTimeout,
