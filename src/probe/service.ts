@@ -189,6 +189,10 @@ export class ProbeService implements TelemetryControl {
     const s = v.settings
     if (s.collectors.length === 0) throw new Error('collectors: give at least one collector')
     if (s.interfaces.length === 0) throw new Error('interfaces: give at least one interface to monitor')
+    if (s.workers > 1)
+      throw new Error(
+        'workers: the live service meters on one thread in this version (worker threads serve --read)',
+      )
     this.deps.checkInterfaces(s.interfaces)
     const collectors = await this.openCollectors(s)
     this.exporterOpts.observationDomainId = this.domainOf(s)
