@@ -115,6 +115,8 @@ async function main(): Promise<void> {
         )
         await child.waitForLine((l) => l === 'READY')
         const rate = pps > 0 ? [`--pps=${pps}`] : ['--topspeed']
+        // Read the capture into memory first, so the sender is not slowed by the disk.
+        const preload = info.fileBytes < os.freemem() / 4 ? ['--preload-pcap'] : []
         const out = await run('ip', [
           'netns',
           'exec',
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
           ...pin(0),
           'tcpreplay',
           ...rate,
+          ...preload,
           '-i',
           a0,
           capture,

@@ -1,4 +1,5 @@
-// Builds the live capture addon (native/pcap) with node-gyp; run by `npm run prepare` after the TypeScript build.
+// Builds the live capture addon (native/pcap) with node-gyp; the package's `install` script, so `npm ci`,
+// `npm install` and `npm rebuild` all run it.
 //
 // A machine without libpcap-dev or a C++ compiler still installs: the script prints one warning and exits 0,
 // and live capture then fails at run time with a message saying how to get the addon. The build is skipped

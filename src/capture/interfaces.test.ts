@@ -3,6 +3,7 @@
 // the kernel has 8021q, VLAN sub-interfaces, listed by a child process inside that namespace.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NetnsPair, netnsSkipReason, spawnNodeInNetns } from '../../test/helpers/netns.js'
+import { pcapAddonAvailable } from './pcap-addon.js'
 import {
   checkMonitorable,
   listInterfaces,
@@ -107,10 +108,13 @@ describe.skipIf(nsSkip !== null)('listInterfaces and checkMonitorable inside a n
     await pair.destroy()
   })
 
-  async function list(check: string[]): Promise<Listing> {
-    const child = spawnNodeInNetns(pair.b, 'test/helpers/live-capture-child.ts', [
-      JSON.stringify({ mode: 'list', check }),
-    ])
+  async function list(check: string[], prefix: readonly string[] = []): Promise<Listing> {
+    const child = spawnNodeInNetns(
+      pair.b,
+      'test/helpers/live-capture-child.ts',
+      [JSON.stringify({ mode: 'list', check })],
+      prefix,
+    )
     const { code, stdout, stderr } = await child.done
     expect(code, stderr).toBe(0)
     return JSON.parse(stdout) as Listing
@@ -135,7 +139,21 @@ describe.skipIf(nsSkip !== null)('listInterfaces and checkMonitorable inside a n
     })
     expect(byName.get(b1)).toMatchObject({ up: true, monitorable: false, reason: NO_ADDRESS_REASON })
     expect(byName.get(b1)!.addresses.every((a) => a.linkLocal)).toBe(true)
-    expect(byName.get(b2)).toMatchObject({ up: false, monitorable: true })
+    // A down interface's address is read through the addon's getifaddrs (os.networkInterfaces() hides it).
+    expect(byName.get(b2)).toMatchObject({ up: false, monitorable: pcapAddonAvailable() })
+  })
+
+  it('without the pcap addon, lists the same up interfaces from /proc, /sys and os.networkInterfaces()', async () => {
+    const withAddon = await list([])
+    const without = await list([], ['env', 'FLOWTEL_NO_PCAP_ADDON=1'])
+    const b2 = pair.ifname('b', 2)
+    const key = (l: Listing): unknown =>
+      l.interfaces
+        .filter((i) => i.up === true)
+        .map((i) => [i.name, i.ifIndex, i.monitorable, i.addresses.map((a) => a.address).sort()])
+    expect(key(without)).toEqual(key(withAddon))
+    // os.networkInterfaces() leaves out interfaces that are down, so their addresses are unknown there.
+    expect(without.interfaces.find((i) => i.name === b2)).toMatchObject({ up: false, monitorable: false })
   })
 
   it('refuses the interface without an address and a missing one, naming them', async () => {

@@ -4,7 +4,13 @@
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { NetnsPair, netnsSkipReason, spawnNodeInNetns, type NodeChild } from '../../test/helpers/netns.js'
+import {
+  NetnsPair,
+  netnsSkipReason,
+  run,
+  spawnNodeInNetns,
+  type NodeChild,
+} from '../../test/helpers/netns.js'
 import type { CaptureSummary } from '../../test/helpers/live-capture-child.js'
 import { openLiveCapture } from './live-source.js'
 import { ADDON_MISSING_MESSAGE, loadPcapAddon, pcapAddonAvailable } from './pcap-addon.js'
@@ -182,6 +188,10 @@ describe.skipIf(nsSkip !== null)('live capture in network namespaces', () => {
     expect(r2.openError).toBe('interface "nope0": no such interface')
     const r3 = await startCapture({ interfaces: ['nope0'], options: { requireAddress: false } })
     expect(r3.openError).toMatch(/^interface "nope0": no such interface/)
+    const r4 = await startCapture({ interfaces: [b0] }, ['env', 'FLOWTEL_NO_PCAP_ADDON=1'])
+    expect(r4.openError).toMatch(
+      /^live capture needs the native pcap addon: install libpcap-dev and run npm rebuild \(/,
+    )
   })
 
   it('ends the iteration and exits cleanly when closed during traffic', async () => {
@@ -199,6 +209,62 @@ describe.skipIf(nsSkip !== null)('live capture in network namespaces', () => {
     } finally {
       ping.kill('SIGKILL')
     }
+  })
+
+  it('counts kernel drops when the consumer falls behind, and accounts for every packet', async () => {
+    const { child, openError } = await startCapture({
+      interfaces: [b0],
+      waitForGo: true,
+      options: {
+        filter: `udp and dst port ${UDP_PORT}`,
+        bufferBytes: 256 * 1024,
+        slots: 2,
+        batchBytes: 65536,
+      },
+    })
+    expect(openError).toBeNull()
+    // 4000 datagrams of ~1 kB (4 MB) while nothing is consumed: two 64 KiB batches and the small kernel ring fill.
+    const code = `const s=require('dgram').createSocket('udp4');let n=4000;const m=Buffer.alloc(1000);
+      (function go(){if(n--===0){s.close();return}s.send(m,${UDP_PORT},'10.77.0.2',go)})()`
+    await pair.exec(pair.a, process.execPath, ['-e', code])
+    child.send('go')
+    // Wait until the count stops moving (every packet the kernel kept has been taken).
+    let last = -1
+    for (;;) {
+      const line = await child.waitForLine((l) => l.startsWith('P '))
+      void line
+      await new Promise((r) => setTimeout(r, 500))
+      child.send('count')
+      const now = Number((await child.nextLine((l) => l.startsWith('C '))).slice(2))
+      if (now === last) break
+      last = now
+    }
+    child.send('stop')
+    const { code: exit, stdout, stderr } = await child.done
+    expect(exit, stderr).toBe(0)
+    const s = JSON.parse(stdout.trim().split('\n').pop() ?? '') as CaptureSummary
+    const [st] = s.interfaceStats
+    expect(st!.kernelDrops).toBeGreaterThan(0)
+    expect(s.udpToPort).toBeLessThan(4000)
+    expect(s.udpToPort + st!.kernelDrops).toBe(4000)
+    expect(st!.received).toBe(4000)
+  })
+
+  it('reports an interface that disappears during capture as an error naming it', async () => {
+    await pair.veth(3, '10.77.3.1/24', '10.77.3.2/24')
+    const b3 = pair.ifname('b', 3)
+    const { child, openError } = await startCapture({ interfaces: [b3] })
+    expect(openError).toBeNull()
+    await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '2', '10.77.3.2'])
+    await child.waitForLine(
+      (l) => l.startsWith('P ') && (JSON.parse(l.slice(2)) as Progress).icmpEchoReply >= 1,
+    )
+    await run('ip', ['-n', pair.b, 'link', 'del', b3])
+    const { code, stdout, stderr } = await child.done
+    expect(code, stderr).toBe(0)
+    const s = JSON.parse(stdout.trim().split('\n').pop() ?? '') as CaptureSummary
+    expect(s.error).toMatch(new RegExp(`^interface "${b3}": capture failed: `))
+    expect(s.icmpEchoRequest).toBe(1)
   })
 
   const setprivSkip = existsSync('/usr/bin/setpriv') ? null : 'setpriv (util-linux) is not installed'

@@ -3,6 +3,7 @@
  *
  * The addon is optional at install time: when it is missing, `loadPcapAddon()` throws one clear error
  * saying how to build it, and `pcapAddonAvailable()` lets tests and the CLI check first.
+ * FLOWTEL_NO_PCAP_ADDON=1 makes it behave as missing (to test the fallbacks on a machine that has it).
  */
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -103,6 +104,7 @@ export function loadPcapAddon(): PcapAddon {
   if (cached !== null) return cached
   if (loadError !== null) throw loadError
   try {
+    if (process.env['FLOWTEL_NO_PCAP_ADDON'] === '1') throw new Error('disabled by FLOWTEL_NO_PCAP_ADDON=1')
     const require = createRequire(import.meta.url)
     cached = require(ADDON_PATH) as PcapAddon
     return cached

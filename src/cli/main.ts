@@ -5,6 +5,7 @@ import { demoCommand } from './commands/demo.js'
 import { collectCommand } from './commands/collect.js'
 import { queryCommand } from './commands/query.js'
 import { settingsCommand } from './commands/settings.js'
+import { interfacesCommand } from './commands/interfaces.js'
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('flowtel')
@@ -16,5 +17,6 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(collectCommand())
   program.addCommand(queryCommand())
   program.addCommand(settingsCommand())
+  program.addCommand(interfacesCommand())
   await program.parseAsync(argv)
 }

@@ -5,12 +5,17 @@
  *  - {"mode":"list","check":[names]}: prints {"interfaces":[...],"checkError":string|null,"checked":[names]}
  *  - {"mode":"capture","interfaces":[...],"options":{...},"udpPort":N,"closeAfter":N}: opens a live
  *    capture, prints READY (or {"openError":message}), counts what it captures (a "P {counts}" progress
- *    line after each batch) until a "stop" line on stdin (or, with closeAfter, calls close() from outside
- *    the loop once that many packets came), then prints one JSON summary line.
+ *    line after each batch, "C <packets>" in answer to a "count" line) until a "stop" line on stdin (or, with closeAfter, calls close() from outside
+ *    the loop once that many packets came), then prints one JSON summary line. With "waitForGo" it takes no
+ *    batch before a "go" line.
  */
 import { createInterface } from 'node:readline'
 import { checkMonitorable, listInterfaces } from '../../src/capture/interfaces.js'
-import { openLiveCapture, type LiveCaptureOptions } from '../../src/capture/live-source.js'
+import {
+  openLiveCapture,
+  type LiveCaptureOptions,
+  type LiveCaptureSource,
+} from '../../src/capture/live-source.js'
 
 interface Job {
   mode: 'list' | 'capture'
@@ -19,6 +24,8 @@ interface Job {
   options?: LiveCaptureOptions
   udpPort?: number
   closeAfter?: number
+  /** Do not take batches before a "go" line on stdin (the kernel buffer fills meanwhile). */
+  waitForGo?: boolean
 }
 
 export interface CaptureSummary {
@@ -39,6 +46,8 @@ export interface CaptureSummary {
   statsBytes: number
   interfaceStats: ReturnType<ReturnType<typeof openLiveCapture>['interfaceStats']>
   endedByClose: boolean
+  /** The error the iteration threw (an interface that went away), or null. */
+  error: string | null
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job
@@ -82,14 +91,40 @@ async function capture(): Promise<void> {
     statsBytes: 0,
     interfaceStats: [],
     endedByClose: false,
+    error: null,
   }
   const rl = createInterface({ input: process.stdin })
   const src = source
+  const counted = s
+  let go: () => void = () => {}
+  const goLine = new Promise<void>((resolve) => (go = resolve))
   rl.on('line', (line) => {
     if (line.trim() === 'stop') void src.close()
+    if (line.trim() === 'go') go()
+    if (line.trim() === 'count') console.log(`C ${counted.packets}`)
   })
   console.log('READY')
+  if (job.waitForGo === true) await goLine
   let closeRequested = false
+  try {
+    await loop(source, s, () => {
+      if (job.closeAfter !== undefined && s.packets >= job.closeAfter && !closeRequested) {
+        closeRequested = true
+        setTimeout(() => void src.close(), 0)
+      }
+    })
+  } catch (e) {
+    s.error = (e as Error).message
+  }
+  s.endedByClose = source.isClosed
+  s.statsPackets = source.stats.packets
+  s.statsBytes = source.stats.bytes
+  s.interfaceStats = source.interfaceStats()
+  rl.close()
+  console.log(JSON.stringify(s))
+}
+
+async function loop(source: LiveCaptureSource, s: CaptureSummary, afterBatch: () => void): Promise<void> {
   for await (const b of source.batches()) {
     s.batches++
     s.maxBatch = Math.max(s.maxBatch, b.count)
@@ -106,17 +141,8 @@ async function capture(): Promise<void> {
     }
     const { packets, icmpEchoRequest, icmpEchoReply, udpToPort, arp } = s
     console.log(`P ${JSON.stringify({ packets, icmpEchoRequest, icmpEchoReply, udpToPort, arp })}`)
-    if (job.closeAfter !== undefined && s.packets >= job.closeAfter && !closeRequested) {
-      closeRequested = true
-      setTimeout(() => void src.close(), 0)
-    }
+    afterBatch()
   }
-  s.endedByClose = source.isClosed
-  s.statsPackets = source.stats.packets
-  s.statsBytes = source.stats.bytes
-  s.interfaceStats = source.interfaceStats()
-  rl.close()
-  console.log(JSON.stringify(s))
 }
 
 function classify(p: Uint8Array, s: CaptureSummary): void {

@@ -243,6 +243,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     flushMs_ = std::max(1, info[1].As<Napi::Number>().Int32Value());
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "flowtel-pcap", 0, 1);
     started_ = true;
+    threadRunning_.store(true);  // before the thread exists, so stats() never races its pcap_dispatch
     thread_ = std::thread([this] { Run(); });
     return env.Undefined();
   }
@@ -397,7 +398,6 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
   void Run() {
-    threadRunning_.store(true);
     std::string error;
     const size_t snap = static_cast<size_t>(snaplen_);
     while (!stop_.load() && error.empty()) {
