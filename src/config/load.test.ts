@@ -1,6 +1,15 @@
 // The YAML config file: errors with file:line:col, YAML syntax errors, unreadable files, and saving that
 // keeps the operator's comments and layout; a round trip gives back the same settings.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -175,6 +184,18 @@ describe('saveSettings', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600)
     const r = loadSettings(file)
     expect(r.ok && r.settings).toEqual(s)
+  })
+
+  it('updates the target of a symlinked config file and keeps the link', () => {
+    const target = join(dir, 'managed.yaml')
+    const link = join(dir, 'link.yaml')
+    writeFileSync(target, 'collectors: ["192.0.2.1:4739"]\n')
+    symlinkSync(target, link)
+    const r = loadSettings(link)
+    if (!r.ok) throw new Error(r.errors.join('\n'))
+    saveSettings(link, { ...r.settings, workers: 3 })
+    expect(lstatSync(link).isSymbolicLink()).toBe(true)
+    expect(readFileSync(target, 'utf8')).toBe('collectors: [ "192.0.2.1:4739" ]\nworkers: 3\n')
   })
 
   it('does not overwrite a file that is not valid YAML', () => {

@@ -5,7 +5,15 @@
  * that change are touched). Keys at their default are not added to a file that does not have them.
  * The keys are documented in docs/settings.md.
  */
-import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {
   Document,
   isMap,
@@ -72,6 +80,8 @@ export function readSettingsDocument(file: string): RawResult {
 export function saveSettings(file: string, settings: ProbeSettings): void {
   let doc: Document
   let mode = settings.api.token !== undefined ? 0o600 : 0o644
+  // Through a symlink (e.g. /etc/flowtel/probe.yaml → a managed copy) the target is updated, not replaced.
+  if (existsSync(file)) file = realpathSync(file)
   if (existsSync(file)) {
     mode = statSync(file).mode & 0o7777
     const text = readFileSync(file, 'utf8')

@@ -3,8 +3,10 @@
 // unreachable through `flowtel settings validate` run inside two network namespaces joined by a veth pair
 // (root only; nothing is sent to a non-loopback address from the host namespace).
 import { execFile, execFileSync } from 'node:child_process'
+import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT } from '../../test/helpers/shared.js'
 import {
@@ -99,6 +101,61 @@ describe('Validate input checks', () => {
     for (const v of [undefined, null, 42, ['1.1.1.1'], { host: '1.1.1.1' }])
       expect((await validateCollector(v, { spawn: rec.spawn, lookup: rec.lookup })).error).toMatch(/^invalid/)
     expect(rec.spawned).toEqual([])
+  })
+
+  it('for any text: either refused as InvalidAddressError or a host of safe characters; ping only ever gets an IP', async () => {
+    const metachar = fc.constantFrom(
+      ';',
+      '|',
+      '&',
+      '$',
+      '`',
+      '(',
+      ')',
+      '<',
+      '>',
+      ' ',
+      '\n',
+      '\0',
+      "'",
+      '"',
+      '-',
+      '*',
+    )
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc
+        .array(
+          fc.oneof(fc.constantFrom('1.1.1.1', '::1', '[', ']', ':', '4739', 'a.example', '%eth0'), metachar),
+          {
+            maxLength: 8,
+          },
+        )
+        .map((parts) => parts.join('')),
+    )
+    await fc.assert(
+      fc.asyncProperty(text, async (input) => {
+        let host: string | undefined
+        try {
+          host = parseValidateAddress(input).host
+        } catch (e) {
+          expect(e).toBeInstanceOf(InvalidAddressError)
+        }
+        if (host !== undefined) {
+          expect(host).toMatch(/^[A-Za-z0-9.:%]/)
+          expect(host).toMatch(/^[A-Za-z0-9.:%-]+$/)
+        }
+        const rec = recorder({}, '192.0.2.9')
+        await validateCollector(input, { spawn: rec.spawn, lookup: rec.lookup })
+        expect(rec.spawned.length).toBe(host === undefined ? 0 : 1)
+        for (const call of rec.spawned) {
+          expect(call.file).toBe('ping')
+          expect(call.args.slice(0, -1)).toEqual(expect.arrayContaining(['-n', '-c', '1', '--']))
+          expect(isIP(call.args.at(-1) ?? '')).not.toBe(0)
+        }
+      }),
+      { numRuns: 800 },
+    )
   })
 
   it('accepts every collector address form', () => {

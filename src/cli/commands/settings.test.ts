@@ -102,6 +102,18 @@ describe('flowtel settings (file mode)', () => {
     expect(JSON.parse(json.stdout)).toEqual(parseYaml(yaml.stdout))
   })
 
+  it('get shows the token only when asked', async () => {
+    const file = join(dir, 'token.yaml')
+    writeFileSync(file, 'collectors: ["192.0.2.1:4739"]\napi:\n  token: abcdefghijklmnopqrst\n')
+    const hidden = await settings('get', '--config', file, '--json')
+    expect((JSON.parse(hidden.stdout) as typeof DEFAULT_SETTINGS).api).toEqual({
+      listen: '127.0.0.1:8765',
+      token: '<redacted>',
+    })
+    const shown = await settings('get', '--config', file, '--json', '--show-token')
+    expect((JSON.parse(shown.stdout) as typeof DEFAULT_SETTINGS).api.token).toBe('abcdefghijklmnopqrst')
+  })
+
   it('set with a bad value or an unknown key exits 2 and leaves the file alone', async () => {
     const file = join(dir, 'bad-set.yaml')
     writeFileSync(file, FILE_TEXT)
@@ -287,5 +299,19 @@ describe('bin/flowtel settings (through main)', () => {
       },
     )
     expect(code).toBe(2)
+  })
+
+  it('exits 2 on a usage error (missing address)', async () => {
+    const entry =
+      "import { main } from './src/cli/main.ts'; await main(['node', 'flowtel', ...process.argv.slice(1)])"
+    const r = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', entry, '--', 'settings', 'validate'],
+      { cwd: REPO_ROOT },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
+    )
+    expect(r).toEqual({ code: 2, stderr: "error: missing required argument 'address'\n" })
   })
 })

@@ -19,6 +19,8 @@ import { InvalidAddressError, parseValidateAddress, validateCollector } from '..
 export const DEFAULT_API_URL = 'http://127.0.0.1:8765'
 const SETTINGS_PATH = '/api/v1/telemetry/settings'
 const VALIDATE_PATH = '/api/v1/telemetry/validate'
+/** What `get` prints for the token (the REST API shows the same). */
+const REDACTED = '<redacted>'
 
 interface SourceFlags {
   config?: string
@@ -26,6 +28,7 @@ interface SourceFlags {
   token?: string
   tokenFile?: string
   json?: boolean
+  showToken?: boolean
 }
 
 /** A usage or input error: printed, exit code 2. */
@@ -39,7 +42,8 @@ export function settingsCommand(): Command {
     cmd
       .command('get')
       .description('print the settings as YAML (or --json)')
-      .option('--json', 'print JSON instead of YAML'),
+      .option('--json', 'print JSON instead of YAML')
+      .option('--show-token', 'print api.token from the file instead of <redacted>'),
   ).action((flags: SourceFlags) => run(() => getAction(flags)))
   sourceOptions(
     cmd
@@ -67,6 +71,8 @@ export function settingsCommand(): Command {
     .requiredOption('--config <file>', 'YAML settings file')
     .option('--json', 'print the settings with defaults filled in, as JSON')
     .action((flags: SourceFlags) => run(() => checkAction(flags)))
+  // A usage error (missing argument, unknown option) is bad input: exit 2, as for a bad address.
+  for (const sub of cmd.commands) sub.exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
   return cmd
 }
 
@@ -110,7 +116,11 @@ async function getAction(flags: SourceFlags): Promise<number> {
     const r = loadSettings(flags.config)
     for (const w of r.warnings) err(`warning: ${w}`)
     if (!r.ok) return printErrors(r.errors)
-    out(render(r.settings, flags.json))
+    const shown =
+      r.settings.api.token !== undefined && flags.showToken !== true
+        ? { ...r.settings, api: { ...r.settings.api, token: REDACTED } }
+        : r.settings
+    out(render(shown, flags.json))
     return 0
   }
   const api = apiClient(flags)
