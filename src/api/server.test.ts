@@ -297,9 +297,12 @@ describe('debug capture', () => {
 })
 
 describe('authentication', () => {
-  it('loopback without a token serves without credentials', async () => {
+  it('loopback without a token serves without credentials, on IPv4 and IPv6 loopback', async () => {
     const { api } = await start()
     expect((await fetch(`${api.url}/api/v1/telemetry/status`)).status).toBe(200)
+    const { api: api6 } = await start({ listen: '[::1]:0' })
+    expect(api6.url).toMatch(/^http:\/\/\[::1\]:\d+$/)
+    expect((await fetch(`${api6.url}/api/v1/telemetry/status`)).status).toBe(200)
   })
 
   it('with a token: none → 401, wrong → 401 invalid_token, right → 200, on every endpoint incl. /metrics', async () => {

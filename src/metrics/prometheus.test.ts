@@ -5,7 +5,7 @@ import { register as globalRegister } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { parseExposition, sampleValue } from './exposition-parser.test-util.js'
 import { createProbeMetrics, METRIC_NAMES } from './prometheus.js'
-import { emptyProbeStatus, volumeRatio, type ProbeStatus } from './status.js'
+import { collectorStatusOf, emptyProbeStatus, volumeRatio, type ProbeStatus } from './status.js'
 
 function status(scale: number): ProbeStatus {
   const monitored = 250_000 * scale
@@ -194,5 +194,20 @@ describe('the exposition parser itself', () => {
     expect(() => parseExposition('# TYPE x counter\n# TYPE x gauge\n')).toThrow(/second TYPE/)
     expect(() => parseExposition('1x 1\n')).toThrow(/not a sample/)
     expect(parseExposition('# TYPE x gauge\nx{a="q\\"\\n"} NaN\n').samples[0]?.labels).toEqual({ a: 'q"\n' })
+  })
+})
+
+describe('collectorStatusOf', () => {
+  it('maps a transport tap to the collector figures', () => {
+    const t = { stats: { messages: 4, octets: 900, errors: 1, dropped: 2 }, templateSends: 3 }
+    expect(collectorStatusOf('10.0.0.9:4739', 'udp', t)).toEqual({
+      collector: '10.0.0.9:4739',
+      transport: 'udp',
+      messages: 4,
+      bytes: 900,
+      errors: 1,
+      dropped: 2,
+      templateSends: 3,
+    })
   })
 })

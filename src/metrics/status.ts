@@ -5,6 +5,7 @@
  * value at scrape time, so the two never disagree. Counters are totals since the probe service started and
  * only grow, except where a collector or interface is removed (its entry disappears).
  */
+import type { TransportStats } from '../ipfix/transport.js'
 
 /** One monitored interface (live capture). */
 export interface InterfaceStatus {
@@ -87,5 +88,26 @@ export function emptyProbeStatus(): ProbeStatus {
     collectors: [],
     recordsExported: 0,
     volume: { monitoredBytes: 0, telemetryBytes: 0, ratio: null },
+  }
+}
+
+/**
+ * A collector's figures from its transport (wrapped in a TransportTap, which counts the template messages
+ * per collector).
+ */
+export function collectorStatusOf(
+  collector: string,
+  transport: string,
+  t: { readonly stats: TransportStats; readonly templateSends?: number },
+): CollectorStatus {
+  const { messages, octets, errors, dropped } = t.stats
+  return {
+    collector,
+    transport,
+    messages,
+    bytes: octets,
+    errors,
+    dropped,
+    templateSends: t.templateSends ?? 0,
   }
 }

@@ -35,6 +35,8 @@ const RECORD_HEADER_LEN = 16
 const SNAPLEN = 262144
 /** Largest TCP payload per synthesized segment (keeps the IPv4 total length and IPv6 payload length < 2^16). */
 const MAX_TCP_SEGMENT = 65000
+/** The pcap is written into blocks of this size (or maxBytes when smaller). */
+const BLOCK_SIZE = 1024 * 1024
 
 export interface DebugCaptureLimits {
   maxBytes: number
@@ -91,7 +93,10 @@ export class DebugCaptureRecorder implements MessageRecorder {
   active = false
   private readonly now: () => number
   private readonly schedule: (ms: number, cb: () => void) => () => void
+  /** Filled blocks of the pcap file, then the current block up to `used`. */
   private chunks: Uint8Array[] = []
+  private block = new Uint8Array(0)
+  private used = 0
   private bytes = 0
   private packets = 0
   private startedMs = 0
@@ -102,6 +107,8 @@ export class DebugCaptureRecorder implements MessageRecorder {
   private ipId = 0
   /** Next sequence number per TCP 4-tuple. */
   private readonly tcpSeq = new Map<string, number>()
+  /** Address bytes per (local, remote) address pair: parsing text per message would dominate the cost. */
+  private readonly addrCache = new Map<string, { src: Uint8Array; dst: Uint8Array }>()
 
   constructor(opts: DebugCaptureRecorderOptions = {}) {
     this.now = opts.now ?? Date.now
@@ -114,9 +121,12 @@ export class DebugCaptureRecorder implements MessageRecorder {
     this.cancelTimer?.()
     this.limits = limits
     this.chunks = [pcapFileHeader()]
+    this.block = new Uint8Array(0)
+    this.used = 0
     this.bytes = PCAP_HEADER_LEN
     this.packets = 0
     this.tcpSeq.clear()
+    this.addrCache.clear()
     this.startedMs = this.now()
     this.stoppedMs = 0
     this.stopReason = undefined
@@ -155,27 +165,64 @@ export class DebugCaptureRecorder implements MessageRecorder {
   /** The pcap file of the running or last capture (just the file header when there was none). */
   pcap(): Uint8Array {
     if (this.chunks.length === 0) return pcapFileHeader()
-    return Buffer.concat(this.chunks)
+    return Buffer.concat([...this.chunks, this.block.subarray(0, this.used)])
   }
 
   record(ep: SocketEndpoints, message: readonly Uint8Array[]): void {
     if (!this.active || !this.checkTime()) return
     const limits = this.limits
     if (limits === undefined) return
-    const payload = message.length === 1 && message[0] !== undefined ? message[0] : Buffer.concat(message)
-    const tsMs = this.now()
-    const packets = ep.protocol === 'udp' ? [this.udpPacket(ep, payload)] : this.tcpPackets(ep, payload)
-    let need = 0
-    for (const p of packets) need += RECORD_HEADER_LEN + p.byteLength
+    let payloadLen = 0
+    for (const c of message) payloadLen += c.length
+    const { src, dst } = this.addresses(ep)
+    const ipLen = src.length === 4 ? 20 : 40
+    const tcp = ep.protocol === 'tcp'
+    const segments = tcp ? Math.max(1, Math.ceil(payloadLen / MAX_TCP_SEGMENT)) : 1
+    const need = segments * (RECORD_HEADER_LEN + ipLen + (tcp ? 20 : 8)) + payloadLen
     if (this.bytes + need > limits.maxBytes) {
       this.stop('size-limit')
       return
     }
-    for (const p of packets) {
-      this.chunks.push(recordHeader(tsMs, p.byteLength), p)
-      this.bytes += RECORD_HEADER_LEN + p.byteLength
-      this.packets++
+    const tsMs = this.now()
+    if (!tcp) {
+      const pkt = this.reserveRecord(tsMs, ipLen + 8 + payloadLen, limits.maxBytes)
+      this.udpPacket(pkt, ep, src, dst, message, payloadLen)
+      return
     }
+    const key = `${ep.local.address}|${ep.local.port}|${ep.remote.address}|${ep.remote.port}`
+    let seq = this.tcpSeq.get(key) ?? 1
+    for (let i = 0; i < segments; i++) {
+      const from = i * MAX_TCP_SEGMENT
+      const to = Math.min(payloadLen, from + MAX_TCP_SEGMENT)
+      const pkt = this.reserveRecord(tsMs, ipLen + 20 + (to - from), limits.maxBytes)
+      this.tcpSegment(pkt, ep, src, dst, seq, message, from, to)
+      seq = (seq + (to - from)) % 0x1_0000_0000
+    }
+    this.tcpSeq.set(key, seq)
+  }
+
+  /**
+   * Room for one record in the current block (blocks of up to 1 MiB, so a capture makes few allocations):
+   * writes the record header and returns the packet's bytes, counted.
+   */
+  private reserveRecord(tsMs: number, len: number, maxBytes: number): Uint8Array {
+    const n = RECORD_HEADER_LEN + len
+    if (this.block.length - this.used < n) {
+      if (this.used > 0) this.chunks.push(this.block.subarray(0, this.used))
+      this.block = new Uint8Array(Math.max(n, Math.min(BLOCK_SIZE, maxBytes)))
+      this.used = 0
+    }
+    const r = this.block.subarray(this.used, this.used + n)
+    this.used += n
+    this.bytes += n
+    this.packets++
+    const v = new DataView(r.buffer, r.byteOffset, RECORD_HEADER_LEN)
+    const us = Math.max(0, Math.floor(tsMs * 1000))
+    v.setUint32(0, Math.floor(us / 1e6) >>> 0, true)
+    v.setUint32(4, us % 1e6, true)
+    v.setUint32(8, len, true)
+    v.setUint32(12, len, true)
+    return r.subarray(RECORD_HEADER_LEN)
   }
 
   /** Stops at the time limit; returns whether the capture still runs. */
@@ -191,56 +238,72 @@ export class DebugCaptureRecorder implements MessageRecorder {
     return this.active
   }
 
-  private udpPacket(ep: SocketEndpoints, payload: Uint8Array): Uint8Array {
-    const { src, dst } = addressBytes(ep)
-    const ipLen = src.byteLength === 4 ? 20 : 40
-    const udpLen = 8 + payload.byteLength
-    const pkt = new Uint8Array(ipLen + udpLen)
-    const v = new DataView(pkt.buffer)
-    this.ipHeader(v, src, dst, 17, udpLen)
+  private addresses(ep: SocketEndpoints): { src: Uint8Array; dst: Uint8Array } {
+    const key = `${ep.local.address}|${ep.remote.address}`
+    let a = this.addrCache.get(key)
+    if (a === undefined) {
+      if (this.addrCache.size >= 256) this.addrCache.clear()
+      a = addressBytes(ep)
+      this.addrCache.set(key, a)
+    }
+    return a
+  }
+
+  private udpPacket(
+    pkt: Uint8Array,
+    ep: SocketEndpoints,
+    src: Uint8Array,
+    dst: Uint8Array,
+    message: readonly Uint8Array[],
+    payloadLen: number,
+  ): void {
+    const ipLen = src.length === 4 ? 20 : 40
+    const udpLen = 8 + payloadLen
+    const v = new DataView(pkt.buffer, pkt.byteOffset, pkt.length)
+    this.ipHeader(pkt, v, src, dst, 17, udpLen)
     v.setUint16(ipLen, ep.local.port)
     v.setUint16(ipLen + 2, ep.remote.port)
     v.setUint16(ipLen + 4, Math.min(udpLen, 0xffff))
-    pkt.set(payload, ipLen + 8)
+    copyRange(message, 0, payloadLen, pkt, ipLen + 8)
     let sum = transportChecksum(src, dst, 17, pkt, ipLen)
     if (sum === 0) sum = 0xffff // RFC 768: a computed zero is sent as all ones
     v.setUint16(ipLen + 6, sum)
-    return pkt
   }
 
-  private tcpPackets(ep: SocketEndpoints, payload: Uint8Array): Uint8Array[] {
-    const { src, dst } = addressBytes(ep)
-    const key = `${ep.local.address}|${ep.local.port}|${ep.remote.address}|${ep.remote.port}`
-    let seq = this.tcpSeq.get(key) ?? 1
-    const ipLen = src.byteLength === 4 ? 20 : 40
-    const out: Uint8Array[] = []
-    for (let off = 0; off < payload.byteLength || off === 0; off += MAX_TCP_SEGMENT) {
-      const part = payload.subarray(off, Math.min(payload.byteLength, off + MAX_TCP_SEGMENT))
-      const tcpLen = 20 + part.byteLength
-      const pkt = new Uint8Array(ipLen + tcpLen)
-      const v = new DataView(pkt.buffer)
-      this.ipHeader(v, src, dst, 6, tcpLen)
-      v.setUint16(ipLen, ep.local.port)
-      v.setUint16(ipLen + 2, ep.remote.port)
-      v.setUint32(ipLen + 4, seq >>> 0)
-      v.setUint32(ipLen + 8, 1) // ack: the collector sends nothing (RFC 7011 §10.4)
-      v.setUint8(ipLen + 12, 5 << 4) // data offset 5 words, no options
-      v.setUint8(ipLen + 13, 0x18) // PSH | ACK
-      v.setUint16(ipLen + 14, 65535) // window
-      pkt.set(part, ipLen + 20)
-      v.setUint16(ipLen + 16, transportChecksum(src, dst, 6, pkt, ipLen))
-      out.push(pkt)
-      seq = (seq + part.byteLength) % 0x1_0000_0000
-      if (part.byteLength === 0) break
-    }
-    this.tcpSeq.set(key, seq)
-    return out
+  private tcpSegment(
+    pkt: Uint8Array,
+    ep: SocketEndpoints,
+    src: Uint8Array,
+    dst: Uint8Array,
+    seq: number,
+    message: readonly Uint8Array[],
+    from: number,
+    to: number,
+  ): void {
+    const ipLen = src.length === 4 ? 20 : 40
+    const v = new DataView(pkt.buffer, pkt.byteOffset, pkt.length)
+    this.ipHeader(pkt, v, src, dst, 6, 20 + (to - from))
+    v.setUint16(ipLen, ep.local.port)
+    v.setUint16(ipLen + 2, ep.remote.port)
+    v.setUint32(ipLen + 4, seq >>> 0)
+    v.setUint32(ipLen + 8, 1) // ack: the collector sends nothing (RFC 7011 §10.4)
+    v.setUint8(ipLen + 12, 5 << 4) // data offset 5 words, no options
+    v.setUint8(ipLen + 13, 0x18) // PSH | ACK
+    v.setUint16(ipLen + 14, 65535) // window
+    copyRange(message, from, to, pkt, ipLen + 20)
+    v.setUint16(ipLen + 16, transportChecksum(src, dst, 6, pkt, ipLen))
   }
 
   /** Writes the IPv4 or IPv6 header for `upperLen` octets of transport header + data. */
-  private ipHeader(v: DataView, src: Uint8Array, dst: Uint8Array, proto: number, upperLen: number): void {
-    const pkt = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
-    if (src.byteLength === 4) {
+  private ipHeader(
+    pkt: Uint8Array,
+    v: DataView,
+    src: Uint8Array,
+    dst: Uint8Array,
+    proto: number,
+    upperLen: number,
+  ): void {
+    if (src.length === 4) {
       v.setUint8(0, 0x45)
       v.setUint16(2, Math.min(20 + upperLen, 0xffff))
       v.setUint16(4, this.ipId)
@@ -273,15 +336,27 @@ function pcapFileHeader(): Uint8Array {
   return h
 }
 
-function recordHeader(tsMs: number, len: number): Uint8Array {
-  const h = new Uint8Array(RECORD_HEADER_LEN)
-  const v = new DataView(h.buffer)
-  const us = Math.max(0, Math.floor(tsMs * 1000))
-  v.setUint32(0, Math.floor(us / 1e6) >>> 0, true)
-  v.setUint32(4, us % 1e6, true)
-  v.setUint32(8, len, true)
-  v.setUint32(12, len, true)
-  return h
+/** Copies octets [from, to) of a message given as chunks into out at `at`. */
+function copyRange(
+  message: readonly Uint8Array[],
+  from: number,
+  to: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  let pos = 0
+  let w = at
+  for (const c of message) {
+    const end = pos + c.length
+    if (end > from && pos < to) {
+      const a = Math.max(from, pos) - pos
+      const b = Math.min(to, end) - pos
+      out.set(a === 0 && b === c.length ? c : c.subarray(a, b), w)
+      w += b - a
+    }
+    pos = end
+    if (pos >= to) break
+  }
 }
 
 /** Both addresses as bytes of one family: an IPv4 side with an IPv6 side becomes IPv4-mapped IPv6. */
@@ -359,10 +434,10 @@ function transportChecksum(
   pkt: Uint8Array,
   from: number,
 ): number {
-  const len = pkt.byteLength - from
-  let s = sum16(src, 0, src.byteLength, 0)
-  s = sum16(dst, 0, dst.byteLength, s)
+  const len = pkt.length - from
+  let s = sum16(src, 0, src.length, 0)
+  s = sum16(dst, 0, dst.length, s)
   s += proto + (len & 0xffff) + Math.floor(len / 0x10000)
-  s = sum16(pkt, from, pkt.byteLength, s)
+  s = sum16(pkt, from, pkt.length, s)
   return onesComplement(s)
 }
