@@ -12,7 +12,13 @@ import { recordToJson } from '../src/ipfix/decoder.js'
 import { IpfixExporter } from '../src/ipfix/exporter.js'
 import { Template } from '../src/ipfix/template.js'
 import { TlsTransport, type TlsTransportOptions } from '../src/ipfix/transport-tls.js'
+import { MemoryTransport } from '../src/ipfix/testing.js'
+import { IpfixDecoder } from '../src/ipfix/decoder.js'
+import { DEFAULT_PROBE_OPTIONS, runProbe } from '../src/probe/probe.js'
+import { collectorDestinations } from '../src/probe/destinations.js'
+import { REPO_ROOT } from './helpers/shared.js'
 import { haveOpenssl, makeTestCerts, type TestCerts } from './helpers/tls-certs.js'
+import path from 'node:path'
 
 const tpl = Template.fromNames(256, [['sourceIPv4Address'], ['octetDeltaCount']])
 
@@ -233,6 +239,43 @@ describe.skipIf(!haveOpenssl())('IPFIX over TLS: our exporter to our collector',
     } finally {
       await t.close()
       await new Promise<void>((r) => plain.close(() => r()))
+    }
+  })
+
+  it('the probe exports a capture over TLS (--transport tls) and the collector decodes every record', async () => {
+    const c = await tlsCollector(server)
+    const mem = new MemoryTransport()
+    try {
+      await runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        reads: [path.join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-smtp.pcap')],
+        destinations: collectorDestinations([`localhost:${c.l.port}`], 'tls', {
+          tls: { caFile: certs.caCert },
+        }),
+        extraTransports: [mem],
+      })
+      const dec = new IpfixDecoder({ transport: 'file' })
+      const want = mem.messages.flatMap((m) =>
+        dec.decode(m).records.map((r) => JSON.stringify(recordToJson(r))),
+      )
+      await until(() => c.records.length === want.length)
+      expect(want.length).toBeGreaterThan(0)
+      expect(c.records.map((r) => JSON.stringify(recordToJson(r))).sort()).toEqual(want.sort())
+      // With the wrong CA the probe still finishes, and its summary says what went wrong.
+      const bad = await runProbe({
+        ...DEFAULT_PROBE_OPTIONS,
+        reads: [path.join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-smtp.pcap')],
+        destinations: collectorDestinations([`localhost:${c.l.port}`], 'tls', {
+          tls: { caFile: certs.otherCaCert },
+        }),
+      })
+      const problem = bad.transportProblems?.[`tls://localhost:${c.l.port}`]
+      expect(problem?.errors).toBeGreaterThan(0)
+      expect(problem?.dropped).toBeGreaterThan(0)
+      expect(problem?.lastError).toMatch(/self[- ]signed|unable to (get|verify)/i)
+      expect(c.records).toHaveLength(want.length)
+    } finally {
+      await c.l.close()
     }
   })
 

@@ -27,6 +27,12 @@ export function formatSummary(s: ProbeSummary): string {
     ...section('end reasons', s.endReasons),
     ...section('anomalies', s.anomalies),
     ...section('capture format errors', s.formatErrors),
+    ...Object.entries(s.transportProblems ?? {}).map(
+      ([name, p]) =>
+        `transport problem  ${name}: ${fmt(p.errors)} errors, ${fmt(p.dropped)} messages dropped${
+          p.lastError !== undefined ? ` (last: ${p.lastError})` : ''
+        }`,
+    ),
     ...Object.entries(s.netflow ?? {}).flatMap(([name, r]) => [
       `netflow v${r.version}         ${name}: ${fmt(r.ipfixRecords)} IPFIX records -> ${fmt(r.flows)} flows (${fmt(
         r.reverseFlows,

@@ -181,10 +181,14 @@ async function listenTcp(
         ...(mutual ? { ca: readPem('client CA', clientCa) } : {}),
         requestCert: mutual,
         rejectUnauthorized: mutual,
+        handshakeTimeout: 10_000,
       },
       onConnection,
     )
     server.on('tlsClientError', () => count('tls_handshake_errors'))
+    // Connections still in their handshake are capped too (the cap above counts established ones).
+    server.maxConnections = maxConnections
+    server.on('drop', () => count('tcp_connections_refused'))
   } else server = createServer(onConnection)
   server.on('error', () => count('socket_errors'))
   await new Promise<void>((resolve, reject) => {

@@ -8,6 +8,10 @@
  * Templates go in template-only packets before the first data that uses them, and all of them again every
  * refreshSeconds of export time and/or every refreshPackets packets (§7: both configurable). Packets never
  * exceed maxPacketSize octets; a record is never split.
+ *
+ * Exporter statistics (writeStats) go as an Options Template FlowSet (id 1, §6.1: scope System = source id;
+ * TOTAL_BYTES_EXP, TOTAL_PKTS_EXP, TOTAL_FLOWS_EXP, the octets, packets and flows of this NetFlow stream
+ * before the packet) followed by its data record, in one packet: rare, so the template always travels along.
  */
 import type { FieldValue } from './decoder.js'
 import {
@@ -24,6 +28,11 @@ import {
 
 export const V9_HEADER_LENGTH = 20
 const TCP_FLAGS = 6
+/** Template ID of the statistics options template; data templates start after it. */
+export const V9_STATS_TEMPLATE_ID = 256
+const SCOPE_SYSTEM = 1
+/** Octets of a record with every carried field and the two times. */
+const MAX_RECORD = V9_FIELDS.reduce((n, s) => n + s.length, 8)
 
 /** Export time of a batch and the sysUpTime conversion (see transport-netflow.ts). */
 export interface NetflowClock {
@@ -58,6 +67,8 @@ export class V9Writer {
   readonly counters: Record<string, number> = {}
   packets = 0
   flows = 0
+  /** Octets of all packets sent. */
+  octets = 0
   templateSends = 0
   private readonly templates = new Map<string, V9Template>()
   private readonly sent = new Set<V9Template>()
@@ -67,7 +78,8 @@ export class V9Writer {
   private readonly maxTemplates: number
 
   constructor(private readonly opts: V9WriterOptions) {
-    if (opts.maxPacketSize < V9_HEADER_LENGTH + 4 + 128)
+    // The largest record (every field) and the largest template must fit one packet.
+    if (opts.maxPacketSize < V9_HEADER_LENGTH + 4 + MAX_RECORD + 3)
       throw new Error(`NetFlow v9 packet size ${opts.maxPacketSize} too small`)
     this.maxTemplates = opts.maxTemplates ?? 1024
   }
@@ -100,6 +112,40 @@ export class V9Writer {
     this.sendData(items, clock, sourceId, emit)
   }
 
+  /** One packet with the statistics options template and its record (see the file comment). */
+  writeStats(clock: NetflowClock, sourceId: number, emit: (p: Buffer) => void): void {
+    const buf = Buffer.alloc(V9_HEADER_LENGTH + 28 + 32)
+    let p = V9_HEADER_LENGTH
+    // Options Template FlowSet: id 1, length 28 = 4 + 6 + 4 scope + 12 options + 2 padding.
+    buf.writeUInt16BE(1, p)
+    buf.writeUInt16BE(28, p + 2)
+    buf.writeUInt16BE(V9_STATS_TEMPLATE_ID, p + 4)
+    buf.writeUInt16BE(4, p + 6) // option scope length (octets)
+    buf.writeUInt16BE(12, p + 8) // option length (octets)
+    const specs: [number, number][] = [
+      [SCOPE_SYSTEM, 4],
+      [40, 8],
+      [41, 8],
+      [42, 8],
+    ]
+    specs.forEach(([type, len], i) => {
+      buf.writeUInt16BE(type, p + 10 + 4 * i)
+      buf.writeUInt16BE(len, p + 12 + 4 * i)
+    })
+    p += 28
+    // Data FlowSet: 4 + 28 octets of record = 32 (already a multiple of 4).
+    buf.writeUInt16BE(V9_STATS_TEMPLATE_ID, p)
+    buf.writeUInt16BE(32, p + 2)
+    buf.writeUInt32BE(sourceId >>> 0, p + 4)
+    buf.writeBigUInt64BE(BigInt(this.octets), p + 8)
+    buf.writeBigUInt64BE(BigInt(this.packets), p + 16)
+    buf.writeBigUInt64BE(BigInt(this.flows), p + 24)
+    p += 32
+    this.header(buf, 2, clock, sourceId)
+    this.templateSends++
+    this.finish(buf, p, emit)
+  }
+
   private templateFor(f: UniFlow): V9Template | undefined {
     const fields = V9_FIELDS.filter((s) => f.values.has(s.type))
     const times = f.startMs !== undefined && f.endMs !== undefined
@@ -110,7 +156,7 @@ export class V9Writer {
     const pairs: [number, number][] = fields.map((s) => [s.type, s.length])
     if (times) pairs.push([FIRST_SWITCHED, 4], [LAST_SWITCHED, 4])
     const bytes = Buffer.alloc(4 + 4 * pairs.length)
-    const id = 256 + this.templates.size
+    const id = V9_STATS_TEMPLATE_ID + 1 + this.templates.size
     bytes.writeUInt16BE(id, 0)
     bytes.writeUInt16BE(pairs.length, 2)
     pairs.forEach(([type, len], i) => {
@@ -135,6 +181,7 @@ export class V9Writer {
   private finish(buf: Buffer, len: number, emit: (p: Buffer) => void): void {
     this.sequence = (this.sequence + 1) % 0x1_0000_0000
     this.packets++
+    this.octets += len
     this.packetsSinceRefresh++
     emit(buf.subarray(0, len))
   }

@@ -12,6 +12,7 @@ import { runProbe, DEFAULT_PROBE_OPTIONS, type ProbeSummary } from '../probe/pro
 import { IpfixDecoder, recordToJson } from './decoder.js'
 import { putIpv6, splitRecord } from './netflow-flows.js'
 import { MemoryTransport } from './testing.js'
+import { NetflowTransport } from './transport-netflow.js'
 import { REPO_ROOT } from '../../test/helpers/shared.js'
 
 const captures = path.join(REPO_ROOT, 'test/fixtures/pcap/interop')
@@ -143,6 +144,10 @@ describe.skipIf(!existsSync(captures))('NetFlow v9 export round trip through our
       expect(counters['no_template'] ?? 0).toBe(0)
       const report = Object.values(t.summary.netflow ?? {})[0]
       expect(report?.anomalies).toEqual({})
+      // The exporter statistics are re-stated for the v9 stream in options records (scope System).
+      const stats = t.collected.filter((r) => r.isOptions).map((r) => recordToJson(r))
+      expect(stats.length).toBeGreaterThan(0)
+      expect(stats.at(-1)?.['exportedFlowRecordTotalCount']).toBe(want.length)
       expect(report?.flows).toBe(want.length)
     },
   )
@@ -153,7 +158,9 @@ describe.skipIf(!existsSync(captures))('NetFlow v9 export round trip through our
     const firstPacket = Math.min(...starts)
     const boot = Math.floor(firstPacket / 1000) * 1000
     for (const d of t.datagrams) expect(d.readUInt32BE(8) * 1000 - d.readUInt32BE(4)).toBe(boot)
-    const first = t.collected.map((r) => Number(recordToJson(r)['flowStartSysUpTime']))
+    const first = t.collected
+      .filter((r) => !r.isOptions)
+      .map((r) => Number(recordToJson(r)['flowStartSysUpTime']))
     expect(Math.min(...first)).toBe(firstPacket - boot)
   })
 
@@ -216,6 +223,71 @@ describe.skipIf(!existsSync(captures))('NetFlow v5 export round trip through our
     expect(d.readUInt16BE(24 + 12)).toBe(70000 & 0xffff) // input ifindex truncated to 16 bits
     expect(d.readUInt32BE(24 + 24)).toBe(1000) // First
     expect(w.counters).toEqual({ saturated_packets: 1, truncated_input_interface: 1 })
+  })
+})
+
+describe('NetFlow uptime base', () => {
+  it('moves back for an earlier flow within 2^31 ms; counts flows it cannot express', async () => {
+    const { IpfixExporter } = await import('./exporter.js')
+    const { Template } = await import('./template.js')
+    const tpl = Template.fromNames(256, [
+      ['sourceIPv4Address'],
+      ['destinationIPv4Address'],
+      ['packetDeltaCount'],
+      ['octetDeltaCount'],
+      ['flowStartMilliseconds'],
+      ['flowEndMilliseconds'],
+    ])
+    const sent: Buffer[] = []
+    const inner = new MemoryTransport()
+    inner.send = (m) => void sent.push(Buffer.concat(m))
+    const T = 1_700_000_000_000
+    let now = T / 1000
+    const nf = new NetflowTransport(inner, { version: 9, maxPacketSize: 1472, startTimeMs: () => T })
+    const e = new IpfixExporter(
+      {
+        observationDomainId: 1,
+        maxMessageSize: 1472,
+        templateRefreshSeconds: 600,
+        templateRefreshMessages: 0,
+        statsIntervalSeconds: 0,
+        now: () => now,
+      },
+      [nf],
+    )
+    e.addTemplate(tpl)
+    const add = (i: number, start: number): void => {
+      const w = e.beginRecord(tpl, tpl.fixedLength)
+      w.ipv4(0x0a000000 + i)
+      w.ipv4(0x0a0000ff)
+      w.u64(1)
+      w.u64(100)
+      w.dateTimeMs(start)
+      w.dateTimeMs(start + 500)
+      e.endRecord()
+      e.flush()
+    }
+    now = T / 1000 + 10
+    add(1, T + 2_000)
+    add(2, T - 3_600_250) // an hour before the first packet: the base moves back
+    now = T / 1000 + 20
+    add(3, T - 60 * 86_400_000) // 60 days before: not expressible
+    await e.close()
+    const col = new FlowCollector()
+    const KEY = {
+      exporterAddress: '::1',
+      exporterPort: 1,
+      collectorAddress: '::1',
+      collectorPort: 2,
+      protocol: 'udp' as const,
+    }
+    const got = sent.flatMap((p) => col.decode(p, KEY).records.map((r) => recordToJson(r)))
+    const startOf = (ip: string): unknown =>
+      got.find((r) => r['sourceIPv4Address'] === ip)?.['flowStartMilliseconds']
+    expect(startOf('10.0.0.1')).toBe(new Date(T + 2_000).toISOString())
+    expect(startOf('10.0.0.2')).toBe(new Date(T - 3_600_250).toISOString())
+    expect(got).toHaveLength(3)
+    expect(nf.report().anomalies).toEqual({ flows_before_start: 1 })
   })
 })
 

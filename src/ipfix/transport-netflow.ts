@@ -13,6 +13,7 @@
  * not flows, dropped element names, IPv6 flows under v5 and clamped values, for the probe's summary.
  */
 import { IpfixDecoder } from './decoder.js'
+import { STATS_TEMPLATE_IDS } from './exporter.js'
 import { splitRecord, type UniFlow } from './netflow-flows.js'
 import { V5Writer } from './netflow-v5-writer.js'
 import { V9Writer, type NetflowClock } from './netflow-v9-writer.js'
@@ -111,11 +112,16 @@ export class NetflowTransport implements Transport {
     if (m.error !== undefined) this.anomaly(`ipfix_${m.error}`)
     if (m.records.length === 0) return
     const flows: UniFlow[] = []
+    let stats = false
     const dropped = (name: string): void => {
       this.droppedFields[name] = (this.droppedFields[name] ?? 0) + 1
     }
     for (const r of m.records) {
       this.ipfixRecords++
+      if (r.isOptions && r.templateId === STATS_TEMPLATE_IDS.meteringStatistics && this.v9 !== undefined) {
+        stats = true // re-stated for the NetFlow stream by the writer
+        continue
+      }
       const s = splitRecord(r, dropped)
       if (s.skipped !== undefined) {
         this.notExportable[s.skipped] = (this.notExportable[s.skipped] ?? 0) + 1
@@ -126,10 +132,12 @@ export class NetflowTransport implements Transport {
         flows.push(f)
       }
     }
-    if (flows.length === 0) return
+    if (flows.length === 0 && !stats) return
     const clock = this.clock(m.exportTime, flows)
-    if (this.v9 !== undefined) this.v9.write(flows, clock, m.odid, this.emit)
-    else this.v5?.write(flows, clock, m.odid, this.emit)
+    if (this.v9 !== undefined) {
+      if (flows.length > 0) this.v9.write(flows, clock, m.odid, this.emit)
+      if (stats) this.v9.writeStats(clock, m.odid, this.emit)
+    } else this.v5?.write(flows, clock, m.odid, this.emit)
   }
 
   private clock(exportTime: number, flows: readonly UniFlow[]): NetflowClock {
@@ -140,15 +148,19 @@ export class NetflowTransport implements Transport {
       for (const f of flows) if (f.startMs !== undefined && f.startMs < boot) boot = f.startMs
       this.bootMs = Math.floor(boot / 1000) * 1000
     }
-    const base = this.bootMs
-    const uptimeOf = (ms: number): number => {
-      const d = Math.floor(ms) - base
-      if (d < 0) {
-        this.anomaly('time_before_start')
-        return 0
-      }
-      return d % TWO32
+    // A flow that started before the uptime base (packet time jumps backwards when capture files of
+    // different dates are read in one run): the base moves back to it, which only makes sysUpTime larger, as
+    // long as collectors can still resolve the flow against the header (within 2^31 ms, 24.8 days, before the
+    // export). Beyond that its times are sent as the base and the flow is counted.
+    for (const f of flows) {
+      const t = Math.min(f.startMs ?? Infinity, f.endMs ?? Infinity)
+      if (t >= this.bootMs) continue
+      const rebased = Math.floor(t / 1000) * 1000
+      if (exportMs - rebased < 2 ** 31) this.bootMs = rebased
+      else this.anomaly('flows_before_start')
     }
+    const base = this.bootMs
+    const uptimeOf = (ms: number): number => Math.max(0, Math.floor(ms) - base) % TWO32
     return { unixSecs: exportTime, sysUptime: uptimeOf(exportMs), uptimeOf }
   }
 

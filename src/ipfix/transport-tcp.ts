@@ -11,7 +11,9 @@
  * Reconnect policy (documented deviation): exponential backoff from reconnectInitialMs (default 1 s) doubling
  * to reconnectMaxMs (default 60 s). RFC 7011 §10.4.4 says a default configuration MUST NOT try more than once
  * per minute; we retry faster at first so short collector restarts lose little data, and reach the
- * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour.
+ * once-a-minute rate after 6 failures. Set reconnectInitialMs = 60 000 for strict behaviour. A connection
+ * that ends within STABLE_MS of being set up counts as a failure too, so a collector that accepts and drops
+ * at once (e.g. TLS 1.3 refusing the client certificate after the handshake) is retried with backoff.
  *
  * Subclasses change only how a connection is opened (openSocket, scheme): transport-tls.ts wraps it in TLS and
  * keeps the queueing, session and reconnect logic of this class.
@@ -19,6 +21,9 @@
 import net from 'node:net'
 import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
+
+/** A connection that lasted this long (ms) was a working session: the next reconnect starts the backoff afresh. */
+const STABLE_MS = 10_000
 
 export interface TcpTransportOptions {
   reconnectInitialMs?: number
@@ -49,6 +54,9 @@ export class TcpTransport implements Transport {
   private queue: Uint8Array[][] = []
   private queueBytes = 0
   private failures = 0
+  private connectedAt = 0
+  /** The delay (ms) before the reconnect attempt last scheduled (diagnostics). */
+  retryDelayMs = 0
   private timer: NodeJS.Timeout | undefined
   private closing = false
   private readonly sessionCbs: (() => void)[] = []
@@ -120,7 +128,7 @@ export class TcpTransport implements Transport {
       s.setTimeout(0)
       this.connected = true
       this.blocked = false
-      this.failures = 0
+      this.connectedAt = Date.now()
       this.connections++
       this.firstAttempt?.()
       this.firstAttempt = undefined
@@ -160,9 +168,11 @@ export class TcpTransport implements Transport {
       for (const cb of this.sessionCbs) cb()
     }
     if (this.closing) return
+    if (wasConnected && Date.now() - this.connectedAt >= STABLE_MS) this.failures = 0
     const delay = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.failures, 30))
     this.failures++
-    this.timer = setTimeout(() => this.connect(), wasConnected ? Math.min(delay, this.initialMs) : delay)
+    this.retryDelayMs = delay
+    this.timer = setTimeout(() => this.connect(), delay)
     this.timer.unref()
   }
 

@@ -116,6 +116,26 @@ describe('TCP transport', () => {
     expect(t.connections).toBe(2)
   })
 
+  it('backs off from a collector that accepts and drops every connection at once', async () => {
+    let accepted = 0
+    const server = net.createServer((s) => {
+      accepted++
+      s.destroy()
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as net.AddressInfo).port
+    const t = new TcpTransport('127.0.0.1', port, { reconnectInitialMs: 10, reconnectMaxMs: 100_000 })
+    try {
+      await t.open()
+      await until(() => accepted >= 5 && t.connections >= 5)
+      // Each short-lived connection counts as a failure: 10, 20, 40, 80, 160 ms ... not 10 ms forever.
+      expect(t.retryDelayMs).toBeGreaterThanOrEqual(10 * 2 ** 4)
+    } finally {
+      await t.close()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  })
+
   it('queues while the collector is down, bounded, and never throws', async () => {
     const probe = net.createServer()
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))

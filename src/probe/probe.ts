@@ -14,6 +14,7 @@ import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
+import { TcpTransport } from '../ipfix/transport-tcp.js'
 import { NetflowTransport, type NetflowReport } from '../ipfix/transport-netflow.js'
 import { createTransports, type Destination } from './destinations.js'
 import { MeteringPipeline } from './pipeline.js'
@@ -75,6 +76,8 @@ export interface ProbeSummary {
   l7?: Record<string, L7Summary>
   /** Per NetFlow v9/v5 destination: what the format could not carry (see transport-netflow.ts). */
   netflow?: Record<string, NetflowReport>
+  /** Transports that had errors or dropped messages (e.g. a TLS collector that failed verification). */
+  transportProblems?: Record<string, { errors: number; dropped: number; lastError?: string }>
   seconds: number
 }
 
@@ -188,6 +191,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     export: { ...exporter.stats },
     ...(l7 !== undefined ? { l7 } : {}),
     ...netflowReports(transports),
+    ...transportProblems(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
 }
@@ -195,4 +199,26 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
 function netflowReports(transports: readonly Transport[]): { netflow?: Record<string, NetflowReport> } {
   const nf = transports.filter((t): t is NetflowTransport => t instanceof NetflowTransport)
   return nf.length === 0 ? {} : { netflow: Object.fromEntries(nf.map((t) => [t.name, t.report()])) }
+}
+
+type TransportProblems = NonNullable<ProbeSummary['transportProblems']>
+
+function transportProblems(transports: readonly Transport[]): { transportProblems?: TransportProblems } {
+  const bad = transports.filter((t) => t.stats.errors > 0 || t.stats.dropped > 0)
+  if (bad.length === 0) return {}
+  return {
+    transportProblems: Object.fromEntries(
+      bad.map((t) => {
+        const lastError = t instanceof TcpTransport ? t.lastError : undefined
+        return [
+          t.name,
+          {
+            errors: t.stats.errors,
+            dropped: t.stats.dropped,
+            ...(lastError !== undefined ? { lastError } : {}),
+          },
+        ]
+      }),
+    ),
+  }
 }

@@ -216,8 +216,9 @@ export function collectCommand(): Command {
         await flush()
       }
       await flush()
+      const openListeners: Listener[] = []
       if (listens.length > 0) {
-        const listeners: Listener[] = []
+        const listeners = openListeners
         for (const a of listens)
           listeners.push(
             await listen(
@@ -268,6 +269,17 @@ export function collectCommand(): Command {
           records,
           ...(writer !== undefined ? { stored, store: writer.stats } : {}),
           input: reader.stats,
+          // Per listener: connections, refused and idle-closed ones, TLS handshake failures, socket errors.
+          ...(openListeners.length > 0
+            ? {
+                listeners: Object.fromEntries(
+                  openListeners.map((l) => [
+                    `${l.address.protocol}://${hostText(l.address.host)}:${l.port}`,
+                    l.counters,
+                  ]),
+                ),
+              }
+            : {}),
           counters: col.allCounters(),
           pending: { sets: col.pending.size, bytes: col.pending.bytes },
           sequence: Object.fromEntries(
