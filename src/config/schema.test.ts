@@ -127,7 +127,7 @@ describe('validateSettings', () => {
 
   it('knows the field groups; core is implied; all and default expand', () => {
     expect(errorsOf({ collectors: C, fields: ['npm', 'l9'] })).toEqual([
-      'fields[1]: unknown group "l9"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls (core is always on)',
+      'fields[1]: unknown group "l9"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls, dhcp (core is always on)',
     ])
     const r = validateSettings({ collectors: C, fields: ['npm', 'core', 'L2', 'npm'] })
     expect(r.ok && r.settings.fields).toEqual(['l2', 'npm'])
@@ -141,6 +141,7 @@ describe('validateSettings', () => {
       'dns',
       'http',
       'tls',
+      'dhcp',
     ])
     const def = validateSettings({ collectors: C, fields: ['default'] })
     expect(def.ok && def.settings.fields).toEqual(['l2', 'tunnel'])

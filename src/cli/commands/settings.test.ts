@@ -146,7 +146,7 @@ describe('flowtel settings (file mode)', () => {
     expect(bad.stderr.split('\n').filter((l) => !l.startsWith('warning:'))).toEqual([
       `${file}:1:1: collectors: at least one collector is needed, e.g. collectors: ["192.0.2.10:4739"]`,
       `${file}:3:1: inactiveTimeout: must not be longer than activeTimeout (20 > 10): the active timeout would always end the flow first`,
-      `${file}:4:14: fields[1]: unknown group "nope"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls (core is always on)`,
+      `${file}:4:14: fields[1]: unknown group "nope"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls, dhcp (core is always on)`,
       '',
     ])
     expect((await settings('check', '--config', join(dir, 'absent.yaml'))).code).toBe(2)
