@@ -141,7 +141,9 @@ export function probeCommand(): Command {
   return cmd.action(async (flags: ProbeFlags & { interface?: string[]; config?: string }, self: Command) => {
     if (!flags.read || flags.read.length === 0) {
       if (flags.interface === undefined && flags.config === undefined)
-        throw new Error('probe: give --read <capture> for files, or --interface/--config for live capture')
+        throw new Error(
+          'probe: give at least one --read <capture> for files, or --interface/--config for live capture',
+        )
       await runLiveProbe(self)
       return
     }
