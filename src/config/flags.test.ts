@@ -96,7 +96,7 @@ describe('settingsFromFlags', () => {
     expect(r.settings.fields).toEqual([])
     expect(r.settings.observationDomainId).toBeUndefined()
     const all = settingsFromFlags(parse(['--fields', 'all']), base)
-    expect(all.ok && all.settings.fields).toHaveLength(8)
+    expect(all.ok && all.settings.fields).toHaveLength(9)
   })
 
   it('names the flag in errors about values it set, the key for the rest', () => {
@@ -109,7 +109,7 @@ describe('settingsFromFlags', () => {
       '--snaplen: must be an integer from 64 to 262144 (got 10)',
       'mtu: must be an integer from 576 to 65535 (got 1)',
       '--collector [0]: expected host:port (got "nohost")',
-      '--fields [1]: unknown group "l9"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls (core is always on)',
+      '--fields [1]: unknown group "l9"; known: l2, tunnel, npm, tcpext, arp, dns, http, tls, dhcp (core is always on)',
     ])
   })
 

@@ -132,7 +132,6 @@ describe.skipIf(skip !== null)(`live probe in network namespaces${skip !== null 
       '--json',
       '-',
       '--meta',
-      '--no-summary',
     ])
     children.push(collector)
     probe = start(net.b, process.execPath, [
@@ -273,7 +272,8 @@ describe.skipIf(skip !== null)(`live probe in network namespaces${skip !== null 
     expect(flowPackets + arpRecords).toBe(itf.packets)
     // The 20 requests made during the changes are all there.
     const reload = records.filter((r) => r['httpRequestHost'] === 'reload.test.flowtel')
-    expect(reload).toHaveLength(20)
+    // (On failure the message shows the collector's summary: sequence loss there means UDP loss on loopback.)
+    expect(reload, collector.stderr()).toHaveLength(20)
     // Connections begun after the field change carry the tcpext group (new generation, templates 320..).
     expect(flows().some((r) => (r['@template'] as number) >= 320 && 'tcpSynSize' in r)).toBe(true)
   })
