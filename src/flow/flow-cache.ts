@@ -565,4 +565,16 @@ export class FlowCache implements FlowView {
     i32[b + W_CPREV] = NIL
     i32[b + W_CNEXT] = NIL
   }
+
+  // Live settings (probe/service.ts) ----------------------------------------------------------------
+
+  /**
+   * True when the cache holds the flow of decoded packet `p` (either direction). The live service asks the
+   * previous settings generation this before a packet goes to the current one (see probe/pipeline.ts).
+   */
+  has(p: PacketInfo): boolean {
+    const key = this.scratch
+    fillKey(p, key)
+    return this.find(key, hashKey(key)) !== NIL
+  }
 }

@@ -34,9 +34,14 @@ export class FlowRecords {
   private readonly kindUsed: number[] = []
   private readonly varBound: number
 
+  /**
+   * `templateIdBase` moves the template IDs (default 256): the live probe's next settings generation uses
+   * other IDs while the previous one's flows still leave with their own templates (probe/pipeline.ts).
+   */
   constructor(
     private readonly features: readonly FlowFeature[],
     private readonly exporter: IpfixExporter,
+    private readonly templateIdBase = TEMPLATE_ID_IPV4,
   ) {
     this.varBound = features.reduce((n, f) => n + (f.varLengthBound ?? 0), 0)
     const fieldsOf = (v: 4 | 6, kind: number): FieldList => features.flatMap((f) => f.fields(v, kind))
@@ -60,7 +65,7 @@ export class FlowRecords {
     const v6 = (slot & 1) === 1
     const kind = slot >> 1
     const t = Template.fromNames(
-      flowTemplateId(v6 ? 6 : 4, kind),
+      flowTemplateId(v6 ? 6 : 4, kind) - TEMPLATE_ID_IPV4 + this.templateIdBase,
       this.features.flatMap((f) => f.fields(v6 ? 6 : 4, kind)),
     )
     this.templates[slot] = t

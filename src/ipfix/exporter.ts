@@ -131,6 +131,8 @@ interface Destination {
   needTemplates: boolean
   lastTemplates: number
   messagesSinceTemplates: number
+  /** Template-only messages sent to this destination. */
+  templateSends: number
 }
 
 export class IpfixExporter {
@@ -167,21 +169,7 @@ export class IpfixExporter {
     this.budget = size - 16 - 4
     this.msg = new MessageBuilder(size)
     this.scratch = new BufferWriter(65535 + 3)
-    this.dests = destinations.map((t) => {
-      const seq0 = (opts.initialSequence ?? 0) >>> 0
-      const d: Destination = {
-        t,
-        seq: seq0,
-        needTemplates: true,
-        lastTemplates: 0,
-        messagesSinceTemplates: 0,
-      }
-      t.onNewSession(() => {
-        d.seq = seq0
-        d.needTemplates = true
-      })
-      return d
-    })
+    this.dests = destinations.map((t) => this.destination(t))
     const ids = STATS_TEMPLATE_IDS
     this.statsTemplates = [
       Template.fromNames(
@@ -265,7 +253,11 @@ export class IpfixExporter {
     if (this.cur !== undefined) this.abandonRecord()
     this.start()
     if (t !== this.checked) {
-      if (this.templates.get(t.id) !== t) throw new Error(`template ${t.id} was not added to the exporter`)
+      // A template with the same ID and layout as the one added serves too (two settings generations of
+      // the live probe write the same L7/ARP records: probe/pipeline.ts).
+      const added = this.templates.get(t.id)
+      if (added !== t && (added === undefined || !added.sameLayout(t)))
+        throw new Error(`template ${t.id} was not added to the exporter`)
       this.checked = t
     }
     if (maxLength > this.budget) {
@@ -398,12 +390,47 @@ export class IpfixExporter {
     )
   }
 
+  /**
+   * Live collector change: the packed message leaves for the current destinations, then `next` replace
+   * them. Each new transport is a new transport session: Sequence Number from the start and every template
+   * before any data (RFC 7011 §8.1). Returns the old transports, for the caller to close once they drained.
+   */
+  replaceTransports(next: readonly Transport[]): Transport[] {
+    if (this.closed) throw new Error('the exporter is closed')
+    this.flush()
+    const old = this.dests.map((d) => d.t)
+    this.dests.splice(0, this.dests.length, ...next.map((t) => this.destination(t)))
+    return old
+  }
+
+  /** Template-only messages sent to destination `i` (for metrics). */
+  templateSendsOf(i: number): number {
+    return this.dests[i]?.templateSends ?? 0
+  }
+
   /** Sequence Number the next message to destination `i` will carry (for tests and metrics). */
   sequenceOf(i: number): number {
     return this.dests[i]?.seq ?? 0
   }
 
   // --- internals
+
+  private destination(t: Transport): Destination {
+    const seq0 = (this.opts.initialSequence ?? 0) >>> 0
+    const d: Destination = {
+      t,
+      seq: seq0,
+      needTemplates: true,
+      lastTemplates: 0,
+      messagesSinceTemplates: 0,
+      templateSends: 0,
+    }
+    t.onNewSession(() => {
+      d.seq = seq0
+      d.needTemplates = true
+    })
+    return d
+  }
 
   private start(): void {
     if (this.started) return
@@ -450,6 +477,7 @@ export class IpfixExporter {
 
   private sendTemplates(d: Destination, now: number): void {
     this.templateBodies ??= this.buildTemplateBodies()
+    const sendsBefore = this.stats.templateSends
     const exportTime = Math.floor(now)
     // RFC 5610 first (its options template, then its records, which are data records and advance the
     // Sequence Number; counted as template sends), so a collector knows the elements before the templates
@@ -474,6 +502,7 @@ export class IpfixExporter {
     d.needTemplates = false
     d.lastTemplates = now
     d.messagesSinceTemplates = 0
+    d.templateSends += this.stats.templateSends - sendsBefore
   }
 
   /** Template Set(s) of all data templates, then each options template in its own Set (pmacct quirk). */

@@ -32,6 +32,8 @@ export interface TcpTransportOptions {
   maxQueueBytes?: number
   /** Give up a connection attempt after this long (ms). Default 10 000. */
   connectTimeoutMs?: number
+  /** Local address the connection leaves from (HA pairs: each node its own); default chosen by the OS. */
+  localAddress?: string
 }
 
 export class TcpTransport implements Transport {
@@ -63,7 +65,7 @@ export class TcpTransport implements Transport {
   constructor(
     readonly host: string,
     readonly port: number,
-    opts: TcpTransportOptions = {},
+    private readonly opts: TcpTransportOptions = {},
   ) {
     this.name = `${this.scheme()}://${host.includes(':') ? `[${host}]` : host}:${port}`
     this.initialMs = opts.reconnectInitialMs ?? 1000
@@ -107,8 +109,14 @@ export class TcpTransport implements Transport {
    * Starts one connection attempt and calls `ready` once the socket may carry IPFIX messages (for TLS: after
    * the handshake and certificate checks). Errors are reported by the socket's 'error' and 'close' events.
    */
+  /** The connect option for the source address, when one is set. */
+  protected local(): { localAddress?: string } {
+    const a = this.opts.localAddress
+    return a !== undefined && a !== '' ? { localAddress: a } : {}
+  }
+
   protected openSocket(ready: () => void): net.Socket {
-    const s = net.createConnection({ host: this.host, port: this.port })
+    const s = net.createConnection({ host: this.host, port: this.port, ...this.local() })
     s.once('connect', ready)
     return s
   }

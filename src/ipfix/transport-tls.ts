@@ -61,7 +61,7 @@ export class TlsTransport extends TcpTransport {
   }
 
   protected override openSocket(ready: () => void): net.Socket {
-    const s = tls.connect({ host: this.host, port: this.port, ...this.secure })
+    const s = tls.connect({ host: this.host, port: this.port, ...this.local(), ...this.secure })
     // 'secureConnect' comes only after the certificate chain and name were verified (rejectUnauthorized).
     s.once('secureConnect', ready)
     return s

@@ -18,6 +18,8 @@ export interface UdpTransportOptions {
   resolveIntervalMs?: number
   /** Resolver, replaceable in tests. Default: dns.lookup (getaddrinfo, honours /etc/hosts). */
   resolve?: (host: string) => Promise<{ address: string; family: number }>
+  /** Local address the datagrams leave from (HA pairs: each node its own); default chosen by the OS. */
+  localAddress?: string
 }
 
 /** close() waits at most this long for queued datagrams, polling every DRAIN_POLL_MS. */
@@ -103,16 +105,21 @@ export class UdpTransport implements Transport {
     s.on('error', () => {
       this.stats.errors++
     })
+    const local = this.opts.localAddress
     await new Promise<void>((resolve, reject) => {
       const failed = (err: Error): void => {
         s.close()
-        reject(new Error(`${this.name}: cannot use ${address}: ${err.message}`))
+        const from = local !== undefined ? ` from ${local}` : ''
+        reject(new Error(`${this.name}: cannot use ${address}${from}: ${err.message}`))
       }
       s.once('error', failed)
-      s.connect(this.port, address, () => {
-        s.off('error', failed)
-        resolve()
-      })
+      const connect = (): void =>
+        s.connect(this.port, address, () => {
+          s.off('error', failed)
+          resolve()
+        })
+      if (local !== undefined && local !== '') s.bind({ address: local, port: 0 }, connect)
+      else connect()
     })
     s.unref()
     const old = this.socket

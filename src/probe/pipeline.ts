@@ -6,6 +6,13 @@
  * Time is whatever the caller says it is: packet time offline, packet time or the wall clock live. Expiry
  * runs whenever time advances (a timeout takes effect at exactly its due time); the exporter ticks
  * (template refresh, statistics, message age) whenever time crosses the next whole second.
+ *
+ * Settings generations (live field-group change, probe/service.ts): a new pipeline may be given the
+ * previous one as `predecessor`, sharing its exporter. A decoded IP packet whose flow the predecessor still
+ * holds goes to the predecessor's cache, so flows started before the change finish with the field groups
+ * they started with; every other packet (new flows, ARP) goes to the new pipeline. The predecessor's flows
+ * expire as time advances; the service drops it once it is empty. The two use different flow template IDs
+ * (`flowTemplateIdBase`); L7 and ARP templates have the same layout in both and are shared.
  */
 import type { PacketBatch } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
@@ -27,6 +34,8 @@ export interface PipelineOptions {
   maxFlows: number
   /** Field groups (`--fields`), undefined for the default set. */
   fields?: string[]
+  /** First flow template ID (default 256; see FlowRecords). */
+  flowTemplateIdBase?: number
   /** Called once per unsupported link type. */
   onWarning?: (message: string) => void
 }
@@ -71,6 +80,8 @@ export class MeteringPipeline {
   }
   /** Current time in µs since the epoch (packet time offline). */
   nowUs = 0
+  /** The previous settings generation whose flows run to their end (see the file comment). */
+  predecessor: MeteringPipeline | undefined
   private nextTickUs = 0
   private readonly pkt = new PacketInfo()
   private readonly arp: ReturnType<ArpFields['attach']> | undefined
@@ -98,7 +109,7 @@ export class MeteringPipeline {
         lastIgnoredMs: c.lastIgnoredUs / 1000,
       }),
     })
-    const records = new FlowRecords(features, this.exporter)
+    const records = new FlowRecords(features, this.exporter, opts.flowTemplateIdBase)
     this.arp = arpGroup?.attach(this.exporter)
     // L7 groups write one record per transaction (see fields/l7-transactions.ts): the open ones of a flow
     // leave just before its last record, so the record's transaction count includes them.
@@ -139,12 +150,15 @@ export class MeteringPipeline {
         // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
         // time is counted (a few comparisons when nothing is due).
         cache.expireDue(ts)
+        this.predecessor?.advanceTo(ts)
         if (ts >= this.nextTickUs) this.tick(ts)
       }
       c.packets++
       const r = decoder.decode(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, ts, pkt)
       if (r === DecodeResult.Ip) {
-        cache.update(pkt, ts, ifIndex[i]!)
+        const prev = this.predecessor
+        if (prev !== undefined && prev.cache.has(pkt)) prev.cache.update(pkt, ts, ifIndex[i]!)
+        else cache.update(pkt, ts, ifIndex[i]!)
       } else if (r === DecodeResult.NonIp) {
         c.nonIp++
         if (arp !== undefined && pkt.etherType === ETHERTYPE_ARP)
@@ -167,17 +181,20 @@ export class MeteringPipeline {
     if (nowUs <= this.nowUs) return
     this.nowUs = nowUs
     this.cache.expireDue(nowUs)
+    this.predecessor?.advanceTo(nowUs)
     if (nowUs >= this.nextTickUs) this.tick(nowUs)
   }
 
   /** Export every flow and every open transaction (end of input, shutdown). */
   flush(reason: EndReason = EndReason.ForcedEnd): void {
+    this.predecessor?.flush(reason)
     this.cache.flushAll(reason)
     for (const g of this.txGroups) g.finishAll()
   }
 
   /** Change the timeouts live; flows stay in the cache. */
   setTimeouts(t: { activeTimeout: number; inactiveTimeout: number; tcpEndLinger?: number }): void {
+    this.predecessor?.setTimeouts(t)
     this.cache.setTimeouts(t)
   }
 

@@ -1,9 +1,17 @@
-/** `flowtel probe`: meter capture files into bidirectional flows and export them as IPFIX and/or JSON. */
+/**
+ * `flowtel probe`: meter capture files (`--read`) into bidirectional flows and export them as IPFIX and/or
+ * JSON; without `--read`, run the live probe service on interfaces (probe-live.ts) with every setting as a
+ * flag or from `--config FILE`. `flowtel probe debug-capture` drives the export-traffic capture over the API.
+ */
 import { Command, Option } from 'commander'
+import { addSettingsOptions } from '../../config/flags.js'
+import { debugCaptureCommand } from './debug-capture.js'
+import { runLiveProbe } from './probe-live.js'
 import { FIELD_GROUPS } from '../../flow/fields/index.js'
 import type { ExportProtocol } from '../../config/settings.js'
 import { collectorDestinations, type Destination, type TransportKind } from '../../probe/destinations.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
+import { runProbeWorkers } from '../../probe/workers/probe-workers.js'
 import { collect, intOption, secondsOption } from '../options.js'
 import { ProgressBar } from '../progress.js'
 import { formatSummary } from '../summary.js'
@@ -29,14 +37,19 @@ interface ProbeFlags {
   templateRefreshMessages: number
   statsInterval: number
   fields?: string
+  workers: number
+  workerPool?: boolean
   progress: boolean
   summary: boolean
 }
 
 export function probeCommand(): Command {
   const d = DEFAULT_PROBE_OPTIONS
-  return new Command('probe')
-    .description('meter capture files into bidirectional flows and export them as IPFIX (RFC 7011)')
+  const cmd = new Command('probe')
+    .description(
+      'meter capture files (--read) or live interfaces (--interface / --config) into bidirectional flows ' +
+        'and export them as IPFIX (RFC 7011) or NetFlow',
+    )
     .option('-r, --read <capture>', 'pcap/pcapng file or folder to read (repeatable, read in order)', collect)
     .option(
       '-c, --collector <host:port>',
@@ -111,41 +124,65 @@ export function probeCommand(): Command {
       d.statsIntervalSeconds,
     )
     .option('--fields <groups>', `field groups: ${Object.keys(FIELD_GROUPS).join(', ')}, all, default`)
+    .option(
+      '--workers <n>',
+      'metering worker threads; flows are shared by a symmetric hash of the address pair',
+      intOption('--workers', 1, 64),
+      1,
+    )
+    // Benchmarks: run one worker through the pool, to measure its overhead against the plain path.
+    .addOption(new Option('--worker-pool', 'use the worker pool even with one worker').hideHelp())
     .option('--no-progress', 'no progress bar')
     .option('--no-summary', 'no summary at the end')
-    .action(async (flags: ProbeFlags) => {
-      if (!flags.read || flags.read.length === 0) throw new Error('probe: give at least one --read <capture>')
-      const destinations: Destination[] = collectorDestinations(flags.collector ?? [], flags.transport, {
-        protocol: flags.exportProtocol,
-        tls: {
-          ...(flags.tlsCa !== undefined ? { caFile: flags.tlsCa } : {}),
-          ...(flags.tlsCert !== undefined ? { certFile: flags.tlsCert } : {}),
-          ...(flags.tlsKey !== undefined ? { keyFile: flags.tlsKey } : {}),
-          ...(flags.tlsServerName !== undefined ? { serverName: flags.tlsServerName } : {}),
-        },
-      })
-      if (flags.json !== undefined) destinations.push({ kind: 'json', path: flags.json, host: '' })
-      if (flags.ipfixFile !== undefined)
-        destinations.push({ kind: 'ipfix-file', path: flags.ipfixFile, host: '' })
-      if (destinations.length === 0) throw new Error('probe: give --collector host:port and/or --json FILE')
-      const bar = new ProgressBar('reading')
-      const summary = await runProbe({
-        reads: flags.read,
-        destinations,
-        activeTimeout: flags.activeTimeout,
-        inactiveTimeout: flags.inactiveTimeout,
-        tcpEndLinger: flags.tcpEndTimeout,
-        maxFlows: flags.maxFlows,
-        observationDomainId: flags.observationDomain,
-        mtu: flags.mtu,
-        templateRefreshSeconds: flags.templateRefresh,
-        templateRefreshMessages: flags.templateRefreshMessages,
-        statsIntervalSeconds: flags.statsInterval,
-        ...(flags.fields !== undefined ? { fields: flags.fields.split(',') } : {}),
-        ...(flags.progress ? { onProgress: (done: number, total: number) => bar.update(done, total) } : {}),
-        onWarning: (m) => process.stderr.write(`flowtel: warning: ${m}\n`),
-      })
-      bar.done()
-      if (flags.summary) process.stderr.write(formatSummary(summary))
+  // The live settings (--interface, --config, --source-address, --api-listen, ...); flags defined above keep
+  // their definitions, and in live mode only the flags actually given override the config file.
+  addSettingsOptions(cmd)
+  cmd.addCommand(debugCaptureCommand())
+  return cmd.action(async (flags: ProbeFlags & { interface?: string[]; config?: string }, self: Command) => {
+    if (!flags.read || flags.read.length === 0) {
+      if (flags.interface === undefined && flags.config === undefined)
+        throw new Error(
+          'probe: give at least one --read <capture> for files, or --interface/--config for live capture',
+        )
+      await runLiveProbe(self)
+      return
+    }
+    if (flags.interface !== undefined || flags.config !== undefined)
+      throw new Error('probe: --read reads files; it cannot be combined with --interface or --config')
+    const destinations: Destination[] = collectorDestinations(flags.collector ?? [], flags.transport, {
+      protocol: flags.exportProtocol,
+      tls: {
+        ...(flags.tlsCa !== undefined ? { caFile: flags.tlsCa } : {}),
+        ...(flags.tlsCert !== undefined ? { certFile: flags.tlsCert } : {}),
+        ...(flags.tlsKey !== undefined ? { keyFile: flags.tlsKey } : {}),
+        ...(flags.tlsServerName !== undefined ? { serverName: flags.tlsServerName } : {}),
+      },
     })
+    if (flags.json !== undefined) destinations.push({ kind: 'json', path: flags.json, host: '' })
+    if (flags.ipfixFile !== undefined)
+      destinations.push({ kind: 'ipfix-file', path: flags.ipfixFile, host: '' })
+    if (destinations.length === 0) throw new Error('probe: give --collector host:port and/or --json FILE')
+    const bar = new ProgressBar('reading')
+    const pooled = flags.workers > 1 || flags.workerPool === true
+    const run = pooled ? runProbeWorkers : runProbe
+    const summary = await run({
+      workers: flags.workers,
+      reads: flags.read,
+      destinations,
+      activeTimeout: flags.activeTimeout,
+      inactiveTimeout: flags.inactiveTimeout,
+      tcpEndLinger: flags.tcpEndTimeout,
+      maxFlows: flags.maxFlows,
+      observationDomainId: flags.observationDomain,
+      mtu: flags.mtu,
+      templateRefreshSeconds: flags.templateRefresh,
+      templateRefreshMessages: flags.templateRefreshMessages,
+      statsIntervalSeconds: flags.statsInterval,
+      ...(flags.fields !== undefined ? { fields: flags.fields.split(',') } : {}),
+      ...(flags.progress ? { onProgress: (done: number, total: number) => bar.update(done, total) } : {}),
+      onWarning: (m) => process.stderr.write(`flowtel: warning: ${m}\n`),
+    })
+    bar.done()
+    if (flags.summary) process.stderr.write(formatSummary(summary))
+  })
 }

@@ -1,0 +1,181 @@
+/**
+ * The offline probe with N metering workers (`flowtel probe --read … --workers N`): capture files → the
+ * dispatcher (worker-pool.ts) → N MeteringPipelines in worker threads → their records re-framed by the one
+ * main-thread IpfixExporter (record-relay.ts), so collectors see one Exporting Process: one Observation
+ * Domain, one Sequence Number space per transport session, one template set, one set of RFC 7011 §4
+ * statistics (the metering statistics sum the workers' ignored packets).
+ *
+ * Results match runProbe (the single-threaded path): time is packet time and every packet of a flow is
+ * metered by the same worker in capture order, so the same flows come out with the same packets, octets and
+ * end reasons; only the order of the records across workers differs. Differences are possible only where a
+ * timeout expiry depends on OTHER flows' packets: with packet timestamps out of order across a timeout
+ * boundary, and when the flow cache is full (each worker has maxFlows / N entries, the same total).
+ *
+ * Summary figures are sums over the workers; peakActiveFlows is the sum of the workers' peaks (an upper
+ * bound of the simultaneous total).
+ */
+import { isIP } from 'node:net'
+import type { CaptureSource } from '../../capture/batch.js'
+import type { L7Summary } from '../../flow/fields/l7-transactions.js'
+import { describeElement } from '../../ipfix/enterprise/flowtel.js'
+import { IpfixExporter } from '../../ipfix/exporter.js'
+import { UdpTransport } from '../../ipfix/transport-udp.js'
+import { createTransports } from '../destinations.js'
+import { openCaptures, type ProbeOptions, type ProbeSummary } from '../probe.js'
+import type { RingSize } from './packet-ring.js'
+import { RecordMerger } from './record-relay.js'
+import { WorkerPool } from './worker-pool.js'
+import type { WorkerFinal } from './worker-protocol.js'
+
+export interface WorkerProbeOptions extends ProbeOptions {
+  /** Metering worker threads (1..64). */
+  workers: number
+  ring?: RingSize
+  /** Tests only: make one worker throw (see WorkerPoolOptions.fault). */
+  fault?: { worker: number; slot: number }
+}
+
+/** Adds numeric leaves of b into a (nested records such as L7 summaries). */
+function addInto(a: Record<string, unknown>, b: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(b)) {
+    if (typeof v === 'number') a[k] = ((a[k] as number | undefined) ?? 0) + v
+    else if (v !== null && typeof v === 'object') {
+      const sub = (a[k] ??= {}) as Record<string, unknown>
+      addInto(sub, v as Record<string, unknown>)
+    }
+  }
+}
+
+function sumRecords(parts: readonly Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const p of parts) addInto(out, p)
+  return out
+}
+
+/** Run the probe over capture files with `opts.workers` metering threads, flushing every flow. */
+export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSummary> {
+  const started = process.hrtime.bigint()
+  const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
+  if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
+  const source: CaptureSource = await openCaptures(opts.reads)
+  const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
+  try {
+    await Promise.all(transports.map((t) => t.open()))
+  } catch (err) {
+    await source.close()
+    throw err
+  }
+  const ipv6Transport =
+    opts.destinations.some((d) => d.kind !== 'json' && d.host.includes(':')) ||
+    transports.some((t) => t instanceof UdpTransport && isIP(t.remoteAddress) === 6)
+
+  let pool: WorkerPool | undefined
+  const exporter = new IpfixExporter(
+    {
+      observationDomainId: opts.observationDomainId,
+      maxMessageSize: opts.mtu - (ipv6Transport ? 48 : 28),
+      templateRefreshSeconds: opts.templateRefreshSeconds,
+      templateRefreshMessages: opts.templateRefreshMessages,
+      statsIntervalSeconds: opts.statsIntervalSeconds,
+      rfc5610: true,
+      describeElement,
+      now: () => (pool?.nowUs ?? 0) / 1e6,
+      // RFC 7011 §4.2 Metering Process Reliability Statistics, summed over the workers' latest reports.
+      meteringStats: () => {
+        let ignoredPackets = 0
+        let ignoredOctets = 0
+        let first = 0
+        let last = 0
+        for (const c of pool?.counters() ?? []) {
+          if (c === undefined) continue
+          ignoredPackets += c.malformed + c.unsupported
+          ignoredOctets += c.ignoredOctets
+          if (c.firstIgnoredUs > 0 && (first === 0 || c.firstIgnoredUs < first)) first = c.firstIgnoredUs
+          if (c.lastIgnoredUs > last) last = c.lastIgnoredUs
+        }
+        return { ignoredPackets, ignoredOctets, firstIgnoredMs: first / 1000, lastIgnoredMs: last / 1000 }
+      },
+    },
+    transports,
+  )
+  const merger = new RecordMerger(exporter)
+  let finals: WorkerFinal[] = []
+  try {
+    pool = new WorkerPool({
+      workers: opts.workers,
+      pipeline: {
+        activeTimeout: opts.activeTimeout,
+        inactiveTimeout: opts.inactiveTimeout,
+        tcpEndLinger: opts.tcpEndLinger,
+        maxFlows: Math.max(1, Math.ceil(opts.maxFlows / opts.workers)),
+        ...(opts.fields !== undefined ? { fields: opts.fields } : {}),
+      },
+      ...(opts.ring !== undefined ? { ring: opts.ring } : {}),
+      ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
+      onRecords: (worker, bytes) => merger.accept(worker, bytes),
+      ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
+    })
+    let nextTickUs = 0
+    let lastProgress = 0
+    for await (const batch of source.batches()) {
+      await pool.dispatch(batch)
+      // The exporter ticks (template refresh, statistics, message age) when time crosses a whole second.
+      if (pool.nowUs >= nextTickUs) {
+        exporter.tick()
+        nextTickUs = (Math.floor(pool.nowUs / 1e6) + 1) * 1e6
+      }
+      if (opts.onProgress) {
+        const t = Date.now()
+        if (t - lastProgress >= 200) {
+          lastProgress = t
+          opts.onProgress(source.progress.done, source.progress.total)
+        }
+      }
+      // Let sockets drain and the workers' records in between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    finals = await pool.finish()
+  } catch (err) {
+    await pool?.terminate()
+    await exporter.close().catch(() => undefined)
+    await source.close()
+    throw err
+  }
+  // Records dropped in a worker never reached this exporter: account for them here (RFC 7011 §4.3).
+  const workerDropped = finals.reduce((n, f) => n + f.counters.droppedRecords, 0)
+  if (workerDropped > 0) {
+    exporter.stats.droppedRecords += workerDropped
+    exporter.reportNotSent(workerDropped, 0, 0)
+  }
+  await exporter.close()
+  await source.close()
+  opts.onProgress?.(source.progress.total, source.progress.total)
+
+  const formatErrors: Record<string, number> = {}
+  for (const [k, v] of source.stats.formatErrors) formatErrors[k] = v
+  const sum = (f: (w: WorkerFinal) => number): number => finals.reduce((n, w) => n + f(w), 0)
+  const l7Parts = finals.map((f) => f.l7).filter((x): x is Record<string, L7Summary> => x !== undefined)
+  let l7: Record<string, L7Summary> | undefined
+  if (l7Parts.length > 0) {
+    const acc: Record<string, unknown> = {}
+    for (const p of l7Parts) addInto(acc, p)
+    l7 = acc as unknown as Record<string, L7Summary>
+  }
+  return {
+    packets: sum((w) => w.counters.packets),
+    capturedBytes: source.stats.bytes,
+    ipPackets: sum((w) => w.ipPackets),
+    ipBytes: sum((w) => w.ipBytes),
+    nonIpPackets: sum((w) => w.counters.nonIp),
+    malformedPackets: sum((w) => w.counters.malformed),
+    unsupportedLinkTypePackets: sum((w) => w.counters.unsupported),
+    flows: sum((w) => w.flows),
+    peakActiveFlows: sum((w) => w.peakActiveFlows),
+    endReasons: sumRecords(finals.map((f) => f.endReasons)),
+    anomalies: sumRecords(finals.map((f) => f.anomalies)),
+    formatErrors,
+    export: { ...exporter.stats },
+    ...(l7 !== undefined ? { l7 } : {}),
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+  }
+}

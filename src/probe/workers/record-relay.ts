@@ -1,0 +1,188 @@
+/**
+ * How N metering workers export as ONE Exporting Process (RFC 7011 §3.1, §8): one Observation Domain, one
+ * Sequence Number space per transport session, one template set.
+ *
+ * Each worker's MeteringPipeline writes into an ordinary IpfixExporter whose only transport is a
+ * RelayTransport: it collects the worker's complete IPFIX messages (large ones, 65535 octets, no statistics
+ * records, no RFC 5610 records) and hands them to the main thread in one transferred buffer per batch.
+ *
+ * On the main thread a RecordMerger takes those messages apart (RFC 7011 §3.3 Sets, §3.4 Template Records,
+ * §7 variable-length encoding) and writes every record again into the main IpfixExporter, the one that owns
+ * the real transports: it packs the records of all workers into MTU-sized messages with its own headers and
+ * Sequence Numbers, sends the templates (and their refreshes), the RFC 5610 element records and the §4
+ * statistics exactly as the single-threaded probe does. A worker's header (its time, sequence, domain) is
+ * discarded.
+ *
+ * Templates: every worker builds its templates from the same field groups, so a template ID means the same
+ * layout in every worker. The merger checks it: the first worker to announce an ID defines it, and a
+ * different layout for that ID from any worker is an error (the run stops with a message naming both).
+ */
+import { IpfixExporter } from '../../ipfix/exporter.js'
+import { Template, type FieldSpec } from '../../ipfix/template.js'
+import type { Transport, TransportStats } from '../../ipfix/transport.js'
+
+const VARLEN = 65535
+
+/** The worker-side transport: keeps the messages until take() hands them over. */
+export class RelayTransport implements Transport {
+  readonly name = 'relay'
+  readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
+  private chunks: Uint8Array[] = []
+  private size = 0
+
+  open(): Promise<void> {
+    return Promise.resolve()
+  }
+  send(message: Uint8Array[]): void {
+    for (const c of message) {
+      // The exporter reuses its message buffer: copy now.
+      this.chunks.push(Uint8Array.from(c))
+      this.size += c.byteLength
+    }
+    this.stats.messages++
+  }
+  onNewSession(): void {
+    // One session for the worker's lifetime.
+  }
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+
+  /** The messages sent since the last take(), concatenated into one fresh (transferable) buffer. */
+  take(): ArrayBuffer | undefined {
+    if (this.size === 0) return undefined
+    const out = new Uint8Array(this.size)
+    let p = 0
+    for (const c of this.chunks) {
+      out.set(c, p)
+      p += c.byteLength
+    }
+    this.stats.octets += this.size
+    this.chunks = []
+    this.size = 0
+    return out.buffer
+  }
+}
+
+/** Options of a worker's exporter: large messages, no statistics, no RFC 5610 (the main exporter's jobs). */
+export const WORKER_EXPORTER_OPTIONS = {
+  observationDomainId: 0,
+  maxMessageSize: 65535,
+  templateRefreshSeconds: 1e9,
+  templateRefreshMessages: 0,
+  statsIntervalSeconds: 0,
+  exportingProcessId: 0,
+} as const
+
+/** Length of the record at p for template t (fixed, or walking its variable-length fields), or -1. */
+function recordLength(t: Template, v: DataView, p: number, end: number): number {
+  if (!t.hasVariableLength) return p + t.fixedLength <= end ? t.fixedLength : -1
+  let q = p
+  for (const f of t.fields) {
+    if (f.length !== VARLEN) {
+      q += f.length
+      continue
+    }
+    if (q >= end) return -1
+    let n = v.getUint8(q)
+    q += 1
+    if (n === 255) {
+      if (q + 2 > end) return -1
+      n = v.getUint16(q)
+      q += 2
+    }
+    q += n
+  }
+  return q <= end ? q - p : -1
+}
+
+/** The main-thread side: re-frames the workers' records into the one real exporter. */
+export class RecordMerger {
+  private readonly templates = new Map<number, { t: Template; worker: number }>()
+
+  constructor(private readonly exporter: IpfixExporter) {}
+
+  /** Template IDs defined so far (for tests). */
+  get templateIds(): number[] {
+    return [...this.templates.keys()].sort((a, b) => a - b)
+  }
+
+  /** Take in the concatenated messages one worker relayed. Throws on a malformed or inconsistent stream. */
+  accept(worker: number, bytes: Uint8Array): void {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    for (let m = 0; m + 16 <= bytes.byteLength;) {
+      const len = v.getUint16(m + 2)
+      if (v.getUint16(m) !== 10 || len < 16 || m + len > bytes.byteLength)
+        throw new Error(`worker ${worker} relayed a malformed IPFIX message at octet ${m}`)
+      this.message(worker, v, m + 16, m + len)
+      m += len
+    }
+  }
+
+  private message(worker: number, v: DataView, p: number, end: number): void {
+    while (p + 4 <= end) {
+      const setId = v.getUint16(p)
+      const setLen = v.getUint16(p + 2)
+      if (setLen < 4 || p + setLen > end) throw new Error(`worker ${worker} relayed a malformed Set`)
+      const setEnd = p + setLen
+      if (setId === 2 || setId === 3) this.templateSet(worker, v, setId === 3, p + 4, setEnd)
+      else if (setId >= 256) this.dataSet(worker, setId, v, p + 4, setEnd)
+      p = setEnd
+    }
+  }
+
+  private templateSet(worker: number, v: DataView, options: boolean, p: number, end: number): void {
+    const head = options ? 6 : 4
+    while (p + head <= end) {
+      const id = v.getUint16(p)
+      const count = v.getUint16(p + 2)
+      const scope = options ? v.getUint16(p + 4) : 0
+      p += head
+      const fields: FieldSpec[] = []
+      for (let i = 0; i < count; i++) {
+        if (p + 4 > end) throw new Error(`worker ${worker} relayed a truncated template ${id}`)
+        const raw = v.getUint16(p)
+        const length = v.getUint16(p + 2)
+        p += 4
+        let pen = 0
+        if ((raw & 0x8000) !== 0) {
+          if (p + 4 > end) throw new Error(`worker ${worker} relayed a truncated template ${id}`)
+          pen = v.getUint32(p)
+          p += 4
+        }
+        fields.push({ id: raw & 0x7fff, pen, length })
+      }
+      this.define(worker, new Template(id, fields, scope))
+    }
+  }
+
+  private define(worker: number, t: Template): void {
+    const known = this.templates.get(t.id)
+    if (known !== undefined) {
+      if (!known.t.sameLayout(t))
+        throw new Error(
+          `template ${t.id} differs between metering workers ${known.worker} and ${worker}: ` +
+            'the workers must use the same field groups',
+        )
+      return
+    }
+    this.templates.set(t.id, { t, worker })
+    this.exporter.addTemplate(t)
+  }
+
+  private dataSet(worker: number, id: number, v: DataView, p: number, end: number): void {
+    const known = this.templates.get(id)
+    if (known === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
+    const t = known.t
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    // Set padding (RFC 7011 §3.3.1) is shorter than the smallest record.
+    while (end - p >= Math.max(1, t.minRecordLength)) {
+      const len = recordLength(t, v, p, end)
+      if (len < 0) throw new Error(`worker ${worker} relayed a truncated record of template ${id}`)
+      const w = this.exporter.beginRecord(t, len)
+      w.bytes(bytes.subarray(p, p + len))
+      this.exporter.endRecord()
+      p += len
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/** The messages between the worker pool (main thread) and its metering workers (metering-worker.ts). */
+import type { L7Summary } from '../../flow/fields/l7-transactions.js'
+import type { PipelineOptions } from '../pipeline.js'
+import type { RingMemory } from './packet-ring.js'
+
+/** workerData of a metering worker. */
+export interface WorkerInit {
+  index: number
+  ring: RingMemory
+  pipeline: Omit<PipelineOptions, 'onWarning'>
+  /** Tests only: throw before metering the slot with this number (0-based), to test failure handling. */
+  faultAtSlot?: number
+}
+
+/** Running counters of one worker (totals since its start). */
+export interface WorkerCounters {
+  packets: number
+  nonIp: number
+  malformed: number
+  unsupported: number
+  ignoredOctets: number
+  firstIgnoredUs: number
+  lastIgnoredUs: number
+  /** Records the worker's exporter dropped (longer than a 65535-octet message). */
+  droppedRecords: number
+}
+
+/** After every slot: the IPFIX messages the worker's exporter wrote (one buffer), and its counters. */
+export interface WorkerOut {
+  type: 'out'
+  worker: number
+  counters: WorkerCounters
+  bytes?: ArrayBuffer
+}
+
+export interface WorkerWarning {
+  type: 'warning'
+  worker: number
+  message: string
+}
+
+/** After Finish, once every flow is exported: the worker's part of the probe summary. */
+export interface WorkerFinal {
+  type: 'final'
+  worker: number
+  counters: WorkerCounters
+  ipPackets: number
+  ipBytes: number
+  flows: number
+  peakActiveFlows: number
+  endReasons: Record<string, number>
+  anomalies: Record<string, number>
+  l7?: Record<string, L7Summary>
+}
+
+export type WorkerMessage = WorkerOut | WorkerWarning | WorkerFinal
