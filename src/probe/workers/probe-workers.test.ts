@@ -109,34 +109,38 @@ describe('probe with N metering workers', () => {
     expect(liveWorkerThreads()).toBe(0)
   })
 
-  it.skipIf(!HAVE_SHARED_PCAPS)('agrees with one thread over the shared captures (sweep)', async () => {
-    // Exact per capture folder where packet time only moves forward within a file.
-    for (const dir of ['tunnels', 'vlan', 'ipv6', 'malformed']) {
-      const reads = [join(SHARED_PCAPS, dir)]
-      const one = await run(reads, 0)
-      const two = await run(reads, 2)
-      expect(metered(two.summary), dir).toEqual(metered(one.summary))
-      expect(two.lines, dir).toEqual(one.lines)
-    }
-    // All captures as one stream: packet time jumps back between files (years apart), so which flows a
-    // timeout pass finds first, and thus end reasons and splits, may depend on the other flows in the same
-    // cache. What must match: every packet and octet, per flow key and direction, and every anomaly.
-    const one = await run([SHARED_PCAPS], 0)
-    const three = await run([SHARED_PCAPS], 3)
-    const a = metered(one.summary)
-    const b = metered(three.summary)
-    for (const k of [
-      'packets',
-      'capturedBytes',
-      'ipPackets',
-      'ipBytes',
-      'nonIpPackets',
-      'malformedPackets',
-      'anomalies',
-    ])
-      expect(b[k], k).toEqual(a[k])
-    expect(perKeyTotals(three.lines)).toEqual(perKeyTotals(one.lines))
-  })
+  it.skipIf(!HAVE_SHARED_PCAPS)(
+    'agrees with one thread over the shared captures (sweep)',
+    async () => {
+      // Exact per capture folder where packet time only moves forward within a file.
+      for (const dir of ['tunnels', 'vlan', 'ipv6', 'malformed']) {
+        const reads = [join(SHARED_PCAPS, dir)]
+        const one = await run(reads, 0)
+        const two = await run(reads, 2)
+        expect(metered(two.summary), dir).toEqual(metered(one.summary))
+        expect(two.lines, dir).toEqual(one.lines)
+      }
+      // All captures as one stream: packet time jumps back between files (years apart), so which flows a
+      // timeout pass finds first, and thus end reasons and splits, may depend on the other flows in the same
+      // cache. What must match: every packet and octet, per flow key and direction, and every anomaly.
+      const one = await run([SHARED_PCAPS], 0)
+      const three = await run([SHARED_PCAPS], 3)
+      const a = metered(one.summary)
+      const b = metered(three.summary)
+      for (const k of [
+        'packets',
+        'capturedBytes',
+        'ipPackets',
+        'ipBytes',
+        'nonIpPackets',
+        'malformedPackets',
+        'anomalies',
+      ])
+        expect(b[k], k).toEqual(a[k])
+      expect(perKeyTotals(three.lines)).toEqual(perKeyTotals(one.lines))
+    },
+    600_000,
+  )
 
   it('sends one valid IPFIX stream: one domain, consecutive sequence numbers, templates before data', async () => {
     const wire = new MemoryTransport('wire', true)
