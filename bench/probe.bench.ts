@@ -4,7 +4,7 @@
 // npm run bench                      full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench -- --quick           one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,flowtel-held,fields-core,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
+// BENCH_TOOLS=flowtel,flowtel-held,flowtel-w1,flowtel-w2,fields-core,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
 // BENCH_PAIRED=1: run the tools in rounds (one run of each per round) instead of all runs of one tool in a row,
 // and also print flowtel's CPU-time ratio to each reference as the median of the per-round ratios, which
 // holds up far better than separate medians on a machine that other work shares.
@@ -45,6 +45,8 @@ interface Tool {
   readonly binary: string
   /** Whether the export goes to the UDP sink. */
   readonly sink: boolean
+  /** Not pinned to one core (the multi-threaded runs). */
+  readonly unpinned?: boolean
   argv(capture: string, port: number, dir: string): string[]
   /** Extra facts read from the tool's output. */
   parse(m: Measurement): Facts
@@ -62,11 +64,12 @@ interface Facts {
 const flowtelBin = path.join(repo, 'bin/flowtel.js')
 
 /** `flowtel probe` over the capture, exporting to the UDP sink, with extra options. */
-function flowtelTool(name: string, extra: readonly string[]): Tool {
+function flowtelTool(name: string, extra: readonly string[], unpinned = false): Tool {
   return {
     name,
     binary: process.execPath,
     sink: true,
+    unpinned,
     argv: (f, port) => [
       process.execPath,
       flowtelBin,
@@ -104,6 +107,9 @@ const tools: readonly Tool[] = [
     '--max-flows',
     '4000000',
   ]),
+  // Multi-core (issue 5): the worker pool with 1 worker (its overhead) and 2 workers, not pinned.
+  flowtelTool('flowtel --workers 1 (pool)', ['--workers', '1', '--worker-pool'], true),
+  flowtelTool('flowtel --workers 2', ['--workers', '2'], true),
   {
     name: 'softflowd (8192 flows)',
     binary: 'softflowd',
@@ -146,6 +152,8 @@ const tools: readonly Tool[] = [
 const toolKeys = new Map<string, string>([
   ['flowtel probe', 'flowtel'],
   ['flowtel probe (all flows held)', 'flowtel-held'],
+  ['flowtel --workers 1 (pool)', 'flowtel-w1'],
+  ['flowtel --workers 2', 'flowtel-w2'],
   ...FIELD_SETS.map((g): [string, string] => [`flowtel --fields ${g}`, `fields-${g.replace(/,/g, '+')}`]),
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
@@ -224,7 +232,7 @@ async function runOnce(tool: Tool, capture: string): Promise<RunRecord> {
   try {
     const sink = tool.sink ? await startUdpSink(tasksetPath, SINK_CORE) : undefined
     const m = await measure(tool.argv(capture, sink?.port ?? 9, dir), {
-      core: TOOL_CORE,
+      ...(tool.unpinned === true ? {} : { core: TOOL_CORE }),
       timeoutMs,
       cwd: repo,
     })

@@ -23,6 +23,7 @@ import {
   sll,
   sll2,
   tcp,
+  teredo,
   udp,
   vxlan,
 } from '../../../test/helpers/packet-builder.js'
@@ -119,7 +120,7 @@ describe('symmetric packet hash', () => {
     )
   })
 
-  it('hashes a tunnel by its outer pair, symmetric per tunnel', () => {
+  it('hashes VXLAN and GRE by the outer pair, symmetric per tunnel', () => {
     fc.assert(
       fc.property(v4, v4, v4, v4, (oa, ob, ia, ib) => {
         const inner = (s: string, d: string): Uint8Array =>
@@ -140,6 +141,56 @@ describe('symmetric packet hash', () => {
         )
         expect(workerOf(fwd, LINKTYPE.ETHERNET, 4)).toBe(workerOf(rev, LINKTYPE.ETHERNET, 4))
         expect(workerOf(other, LINKTYPE.ETHERNET, 4)).toBe(workerOf(fwd, LINKTYPE.ETHERNET, 4))
+      }),
+    )
+  })
+
+  it('hashes IP-in-IP and 6in4 by the inner pair, whichever tunnel endpoints carry them', () => {
+    fc.assert(
+      fc.property(v4, v4, v4, v4, v4, v6, v6, (o1, o2, o3, ia, ib, ja, jb) => {
+        const fwd = eth(
+          {},
+          ipv4({ src: o1, dst: o2, proto: 4 }, ipv4({ src: ia, dst: ib }, tcp({ sport: 1, dport: 2 }))),
+        )
+        const rev = eth(
+          {},
+          ipv4({ src: o3, dst: o1, proto: 4 }, ipv4({ src: ib, dst: ia }, tcp({ sport: 2, dport: 1 }))),
+        )
+        expect(workerOf(fwd, LINKTYPE.ETHERNET, 7)).toBe(workerOf(rev, LINKTYPE.ETHERNET, 7))
+        expect(hashOf(fwd, LINKTYPE.ETHERNET)).toBe(hashOf(ipv4({ src: ia, dst: ib }), LINKTYPE.RAW))
+        const six = ipv4(
+          { src: o1, dst: o2, proto: 41 },
+          ipv6({ src: ja, dst: jb }, udp({ sport: 5, dport: 514 })),
+        )
+        const sixBack = ipv4(
+          { src: o2, dst: o3, proto: 41 },
+          ipv6({ src: jb, dst: ja }, udp({ sport: 514, dport: 5 })),
+        )
+        expect(workerOf(six, LINKTYPE.RAW, 7)).toBe(workerOf(sixBack, LINKTYPE.RAW, 7))
+        // An outer fragment is keyed on the outer packet by the decoder: hashed by the outer pair.
+        const frag = ipv4({ src: o1, dst: o2, proto: 4, mf: true }, ipv4({ src: ia, dst: ib }))
+        expect(hashOf(frag, LINKTYPE.RAW)).toBe(hashOf(ipv4({ src: o2, dst: o1, proto: 6 }), LINKTYPE.RAW))
+      }),
+    )
+  })
+
+  it('hashes Teredo by the inner IPv6 pair: packets via two server addresses meet', () => {
+    fc.assert(
+      fc.property(v4, v4, v4, v6, v6, fc.boolean(), (client, server1, server2, a, b, origin) => {
+        const wrap = (s: string, d: string, inner: Uint8Array, sport: number, dport: number): Uint8Array =>
+          eth(
+            {},
+            ipv4(
+              { src: s, dst: d, proto: PROTO.UDP },
+              udp({ sport, dport, payload: teredo({ origin }, inner) }),
+            ),
+          )
+        const ping = ipv6({ src: a, dst: b, proto: 58 }, new Uint8Array(8))
+        const pong = ipv6({ src: b, dst: a, proto: 58 }, new Uint8Array(8))
+        const out = wrap(client, server1, ping, 50000, 3544)
+        const back = wrap(server2, client, pong, 3544, 50000)
+        expect(workerOf(out, LINKTYPE.ETHERNET, 5)).toBe(workerOf(back, LINKTYPE.ETHERNET, 5))
+        expect(hashOf(out, LINKTYPE.ETHERNET)).toBe(hashOf(ipv6({ src: b, dst: a }), LINKTYPE.RAW))
       }),
     )
   })

@@ -1,7 +1,8 @@
 /**
  * The worker choice for one packet, made on the dispatching thread without a full decode: a symmetric hash
- * of the unordered IP address pair of the first IP header after the link layer, so both directions of a
- * conversation (and every flow between two hosts) reach the same metering worker.
+ * of the unordered IP address pair (of the first IP header after the link layer, or of the inner one for the
+ * tunnels below), so both directions of a conversation (and every flow between two hosts) reach the same
+ * metering worker.
  *
  * Link layers walked (the same framing rules as src/decode/packet-decoder.ts): Ethernet II and 802.3
  * LLC/SNAP (IEEE 802.3, RFC 1042), 802.1Q / 802.1ad / 0x9100 tags and Cisco MetaData shims, MPLS label
@@ -14,12 +15,17 @@
  * the unfragmented packets of the same flow (a UDP flow mixes both). Only the address pair is present in all
  * of them. The balance cost: all traffic between one pair of hosts is metered by one worker.
  *
- * Tunnels: the pair hashed is the OUTER one (the first IP header). The flow key is the innermost packet plus
- * the tunnel type and id (src/flow/flow-key.ts), so one flow stays on one worker as long as its two
- * directions travel between the same two tunnel endpoints, which holds for VXLAN/Geneve VTEP pairs, GRE,
- * IP-in-IP, 6in4, Teredo relays and GTP-U eNB/gNB–gateway paths. Hashing the outer pair also keeps every
- * fragment of an outer (tunnel) datagram together, which an inner hash cannot: later outer fragments carry no
- * inner header. The balance cost: all flows inside one tunnel endpoint pair are metered by one worker.
+ * Tunnels: the flow key is the innermost packet plus the tunnel type and id (src/flow/flow-key.ts).
+ * IP-in-IP, 6in4 (RFC 2003, RFC 4213) and Teredo (RFC 4380) are hashed by their inner pair: their inner
+ * header is cheap to reach, and their outer endpoints are often not symmetric (a Teredo client talks to two
+ * server addresses and native replies come back through whichever relay is nearest; one 6in4 packet may be
+ * seen on both legs of a tunnel broker). The other tunnels (VXLAN, Geneve, GRE/ERSPAN/PPTP, GTP-U) are
+ * hashed by the OUTER pair, the first IP header: a flow stays on one worker as long as its packets travel
+ * between the same two tunnel endpoints (VTEP pairs, GRE sessions, eNB/gNB–gateway paths; GTP-U TEIDs differ
+ * per direction, so those directions are separate flows anyway). The balance cost: all flows inside one such
+ * tunnel endpoint pair are metered by one worker. A flow over changing outer endpoints (ECMP over anycast
+ * VTEPs, say) would be split between workers into partial records. Outer fragments are always hashed by the
+ * outer pair: the decoder keys them on the outer packet and never looks inside them.
  *
  * Packets without an IP header: Ethernet frames (ARP, LLDP, ...) hash the unordered MAC pair of the outer
  * Ethernet header (ARP records need no flow state, any worker will do; the pair spreads them). Packets whose
@@ -46,6 +52,7 @@ const LT_LINUX_SLL2 = 276
 const MAX_SHIMS = 8
 const MAX_MPLS_LABELS = 16
 const MAX_L2_HEADERS = 8
+const MAX_TUNNEL_DEPTH = 4
 
 /** Returned for a packet whose IP header (or Ethernet header) could not be located: worker 0. */
 export const NO_HASH = -1
@@ -72,19 +79,70 @@ function ipv6Address(v: DataView, p: number): number {
   return fmix32(h ^ v.getUint32(p + 12))
 }
 
-/** Hash of the IP header at p (version from the first nibble), or NO_HASH when it is not all there. */
-function ipAt(v: DataView, p: number, end: number): number {
+/**
+ * Hash of the IP header at p (version from the first nibble), or NO_HASH when the header is not all there or
+ * is one the decoder rejects as malformed (so a malformed inner packet falls back to its outer one, as the
+ * decoder's flow does). Unfragmented IP-in-IP, 6in4 and Teredo packets are hashed by their inner header.
+ */
+function ipAt(v: DataView, p: number, end: number, depth: number): number {
   if (p >= end) return NO_HASH
   const version = v.getUint8(p) >> 4
   if (version === 4) {
     if (end - p < 20) return NO_HASH
+    const ihl = (v.getUint8(p) & 0x0f) << 2
+    const total = v.getUint16(p + 2)
+    if (ihl < 20 || end - p < ihl || (total !== 0 && total < ihl)) return NO_HASH
+    if (depth < MAX_TUNNEL_DEPTH && (v.getUint16(p + 6) & 0x3fff) === 0) {
+      const ipEnd = total >= ihl && p + total < end ? p + total : end
+      const inner = innerOf(v, v.getUint8(p + 9), p + ihl, ipEnd, depth)
+      if (inner !== NO_HASH) return inner
+    }
     return pair(fmix32(v.getUint32(p + 12)), fmix32(v.getUint32(p + 16)))
   }
   if (version === 6) {
     if (end - p < 40) return NO_HASH
+    if (depth < MAX_TUNNEL_DEPTH) {
+      // Only a tunnel right after the fixed header (no extension headers, so no fragment header either).
+      const len = v.getUint16(p + 4)
+      const ipEnd = len > 0 && p + 40 + len < end ? p + 40 + len : end
+      const inner = innerOf(v, v.getUint8(p + 6), p + 40, ipEnd, depth)
+      if (inner !== NO_HASH) return inner
+    }
     return pair(ipv6Address(v, p + 8), ipv6Address(v, p + 24))
   }
   return NO_HASH
+}
+
+/** The hash of the inner packet of an IP-in-IP (4), 6in4 (41) or Teredo packet at q, else NO_HASH. */
+function innerOf(v: DataView, proto: number, q: number, end: number, depth: number): number {
+  if (proto === 4 || proto === 41) {
+    // The decoder wants the version the protocol announces; another one is a malformed inner packet.
+    if (q >= end || v.getUint8(q) >> 4 !== (proto === 4 ? 4 : 6)) return NO_HASH
+    return ipAt(v, q, end, depth + 1)
+  }
+  if (proto !== 17) return NO_HASH
+  const inner = teredoInner(v, q, end)
+  return inner < 0 ? NO_HASH : ipAt(v, inner, end, depth + 1)
+}
+
+/**
+ * Offset of the IPv6 header inside a Teredo packet (UDP at u, port 3544 on either side), or -1. Follows the
+ * decoder (packet-decoder.ts teredo()): optional authentication and origin indications, then a whole IPv6
+ * header within the UDP length.
+ */
+function teredoInner(v: DataView, u: number, ipEnd: number): number {
+  if (ipEnd - u < 8) return -1
+  if (v.getUint16(u) !== 3544 && v.getUint16(u + 2) !== 3544) return -1
+  const ulen = v.getUint16(u + 4)
+  if (ulen >= 8 && u + ulen < ipEnd) ipEnd = u + ulen
+  let q = u + 8
+  if (ipEnd - q >= 2 && v.getUint16(q) === 0x0001) {
+    if (ipEnd - q < 4) return -1
+    q += 4 + v.getUint8(q + 2) + v.getUint8(q + 3) + 9
+  }
+  if (ipEnd - q >= 2 && v.getUint16(q) === 0x0000) q += 8
+  if (ipEnd - q < 40 || v.getUint8(q) >> 4 !== 6) return -1
+  return q
 }
 
 /**
@@ -110,7 +168,7 @@ export function symmetricPacketHash(
     case LT_RAW_14:
     case LT_IPV4:
     case LT_IPV6:
-      return ipAt(v, p, end)
+      return ipAt(v, p, end, 0)
     case LT_LINUX_SLL:
       return end - p < 16 ? NO_HASH : etherPayload(v, v.getUint16(p + 14), p + 16, end, NO_HASH, 0)
     case LT_LINUX_SLL2:
@@ -118,7 +176,7 @@ export function symmetricPacketHash(
     case LT_NULL:
     case LT_LOOP:
       // The family only says IPv4 or IPv6; the version nibble says the same for a well-formed packet.
-      return end - p < 4 ? NO_HASH : ipAt(v, p + 4, end)
+      return end - p < 4 ? NO_HASH : ipAt(v, p + 4, end, 0)
     case LT_PPP:
       return ppp(v, p, end, 0)
     case LT_PPP_HDLC:
@@ -166,7 +224,7 @@ function etherPayload(
     switch (type) {
       case 0x0800:
       case 0x86dd:
-        return ipAt(v, p, end)
+        return ipAt(v, p, end, 0)
       case 0x8100:
       case 0x88a8:
       case 0x9100:
@@ -202,7 +260,7 @@ function mpls(v: DataView, p: number, end: number, fallback: number, depth: numb
   }
   if (p >= end) return NO_HASH
   const nibble = v.getUint8(p) >> 4
-  if (nibble === 4 || nibble === 6) return ipAt(v, p, end)
+  if (nibble === 4 || nibble === 6) return ipAt(v, p, end, 0)
   // RFC 4385 control word, then an Ethernet frame (the decoder's rule).
   if (nibble === 0 && end - p >= 4 + 14) return ethernet(v, p + 4, end, depth + 1, fallback)
   return fallback
@@ -216,7 +274,7 @@ function nsh(v: DataView, p: number, end: number, fallback: number, depth: numbe
   switch (v.getUint8(p + 3)) {
     case 1:
     case 2:
-      return ipAt(v, q, end)
+      return ipAt(v, q, end, 0)
     case 3:
       return ethernet(v, q, end, depth + 1, fallback)
     case 5:
@@ -251,7 +309,7 @@ function pppProto(
   switch (proto) {
     case 0x0021:
     case 0x0057:
-      return ipAt(v, p, end)
+      return ipAt(v, p, end, 0)
     case 0x0281:
     case 0x0283:
       return mpls(v, p, end, fallback, depth)

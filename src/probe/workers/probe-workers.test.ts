@@ -1,0 +1,239 @@
+// The probe with N metering workers against the single-threaded probe: the same flow records, one valid
+// IPFIX stream (one domain, one sequence space, one template set), clear failure, no thread left behind.
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { IpfixDecoder } from '../../ipfix/decoder.js'
+import { MemoryTransport } from '../../ipfix/testing.js'
+import { JsonTransport } from '../../ipfix/transport-json.js'
+import { REPO_ROOT, HAVE_SHARED_PCAPS, SHARED_PCAPS } from '../../../test/helpers/shared.js'
+import { DEFAULT_PROBE_OPTIONS, runProbe, type ProbeOptions, type ProbeSummary } from '../probe.js'
+import { runProbeWorkers } from './probe-workers.js'
+import { liveWorkerThreads } from './worker-pool.js'
+
+const FIXTURES = join(REPO_ROOT, 'test/fixtures/pcap')
+
+interface Run {
+  summary: ProbeSummary
+  /** Flow records as JSON lines, sorted (a multiset). */
+  lines: string[]
+}
+
+function memoryJson(): { transport: JsonTransport; lines: string[] } {
+  const lines: string[] = []
+  let partial = ''
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const parts = (partial + chunk.toString('utf8')).split('\n')
+      partial = parts.pop() ?? ''
+      for (const l of parts) if (l !== '') lines.push(l)
+      cb()
+    },
+  })
+  return { transport: new JsonTransport('memory', { stream }), lines }
+}
+
+async function run(reads: string[], workers: number, extra: Partial<ProbeOptions> = {}): Promise<Run> {
+  const json = memoryJson()
+  const opts: ProbeOptions = {
+    ...DEFAULT_PROBE_OPTIONS,
+    reads,
+    destinations: [],
+    ...extra,
+    extraTransports: [json.transport, ...(extra.extraTransports ?? [])],
+  }
+  const summary = workers === 0 ? await runProbe(opts) : await runProbeWorkers({ ...opts, workers })
+  return { summary, lines: json.lines.sort() }
+}
+
+/** The summary figures that must not depend on the number of workers. */
+function metered(s: ProbeSummary): Record<string, unknown> {
+  const sorted = (r: Record<string, number>): [string, number][] =>
+    Object.entries(r).sort(([a], [b]) => a.localeCompare(b))
+  return {
+    packets: s.packets,
+    capturedBytes: s.capturedBytes,
+    ipPackets: s.ipPackets,
+    ipBytes: s.ipBytes,
+    nonIpPackets: s.nonIpPackets,
+    malformedPackets: s.malformedPackets,
+    unsupportedLinkTypePackets: s.unsupportedLinkTypePackets,
+    flows: s.flows,
+    endReasons: sorted(s.endReasons),
+    anomalies: sorted(s.anomalies),
+    formatErrors: sorted(s.formatErrors),
+    droppedRecords: s.export.droppedRecords,
+    l7: s.l7,
+  }
+}
+
+/** Packets and octets per flow key and direction, summed over the records (however flows were split). */
+function perKeyTotals(lines: readonly string[]): Map<string, number[]> {
+  const out = new Map<string, number[]>()
+  for (const line of lines) {
+    const r = JSON.parse(line) as Record<string, unknown>
+    const a = `${String(r['sourceIPv4Address'] ?? r['sourceIPv6Address'])}|${String(r['sourceTransportPort'])}`
+    const b = `${String(r['destinationIPv4Address'] ?? r['destinationIPv6Address'])}|${String(r['destinationTransportPort'])}`
+    const fwd = a <= b
+    const key = [fwd ? a : b, fwd ? b : a, r['protocolIdentifier'], r['vlanId'], r['icmpTypeCodeIPv4']].join(
+      ' ',
+    )
+    const n = (f: string): number => (typeof r[f] === 'number' ? r[f] : 0)
+    const v = [
+      n('packetDeltaCount'),
+      n('octetDeltaCount'),
+      n('reversePacketDeltaCount'),
+      n('reverseOctetDeltaCount'),
+    ]
+    const t = out.get(key) ?? [0, 0, 0, 0]
+    const d = fwd ? v : [v[2]!, v[3]!, v[0]!, v[1]!]
+    for (let i = 0; i < 4; i++) t[i]! += d[i]!
+    out.set(key, t)
+  }
+  return out
+}
+
+describe('probe with N metering workers', () => {
+  it('exports the same flow records as one thread, with 2 and 3 workers (fixture captures)', async () => {
+    const one = await run([FIXTURES], 0, { fields: ['all'] })
+    expect(one.lines.length).toBeGreaterThan(200)
+    for (const workers of [2, 3]) {
+      const many = await run([FIXTURES], workers, { fields: ['all'] })
+      expect(metered(many.summary)).toEqual(metered(one.summary))
+      // Every field of every record: keys, packets and octets both ways, times, end reasons, L7 fields.
+      expect(many.lines).toEqual(one.lines)
+    }
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it.skipIf(!HAVE_SHARED_PCAPS)(
+    'agrees with one thread over the shared captures (sweep)',
+    async () => {
+      // Exact per capture folder where packet time only moves forward within a file.
+      for (const dir of ['tunnels', 'vlan', 'ipv6', 'malformed']) {
+        const reads = [join(SHARED_PCAPS, dir)]
+        const one = await run(reads, 0)
+        const two = await run(reads, 2)
+        expect(metered(two.summary), dir).toEqual(metered(one.summary))
+        expect(two.lines, dir).toEqual(one.lines)
+      }
+      // All captures as one stream: packet time jumps back between files (years apart), so which flows a
+      // timeout pass finds first, and thus end reasons and splits, may depend on the other flows in the same
+      // cache. What must match: every packet and octet, per flow key and direction, and every anomaly.
+      const one = await run([SHARED_PCAPS], 0)
+      const three = await run([SHARED_PCAPS], 3)
+      const a = metered(one.summary)
+      const b = metered(three.summary)
+      for (const k of [
+        'packets',
+        'capturedBytes',
+        'ipPackets',
+        'ipBytes',
+        'nonIpPackets',
+        'malformedPackets',
+        'anomalies',
+      ])
+        expect(b[k], k).toEqual(a[k])
+      expect(perKeyTotals(three.lines)).toEqual(perKeyTotals(one.lines))
+    },
+    600_000,
+  )
+
+  it('sends one valid IPFIX stream: one domain, consecutive sequence numbers, templates before data', async () => {
+    const wire = new MemoryTransport('wire', true)
+    const single = new MemoryTransport('wire', true)
+    await run([FIXTURES], 3, { fields: ['all'], observationDomainId: 77, extraTransports: [wire] })
+    await run([FIXTURES], 0, { fields: ['all'], observationDomainId: 77, extraTransports: [single] })
+    const decoder = new IpfixDecoder({ transport: 'udp' })
+    let expected = 0
+    let flowRecords = 0
+    for (const m of wire.messages) {
+      const d = decoder.decode(m)
+      expect(d.error).toBeUndefined()
+      expect(d.odid).toBe(77)
+      // RFC 7011 §3.1: the count of data records sent before this message in the session.
+      expect(d.sequence).toBe(expected)
+      expected = (expected + d.records.length) % 2 ** 32
+      flowRecords += d.records.filter((r) => !r.isOptions).length
+    }
+    expect(decoder.counters['no_template'] ?? 0).toBe(0)
+    expect(decoder.counters['template_redefined'] ?? 0).toBe(0)
+    expect(flowRecords).toBeGreaterThan(200)
+    // The same template set as the single-threaded exporter announces.
+    const templateIds = (ms: readonly Uint8Array[]): number[] => {
+      const ids = new Set<number>()
+      for (const m of ms) {
+        const v = new DataView(m.buffer, m.byteOffset, m.byteLength)
+        for (let p = 16; p + 4 <= m.byteLength; p += v.getUint16(p + 2)) {
+          const setId = v.getUint16(p)
+          if (setId !== 2 && setId !== 3) continue
+          // Template records: id, field count, [scope count], field specifiers (+ PEN when the E bit is set).
+          const end = p + v.getUint16(p + 2)
+          for (let q = p + 4; q + 4 <= end;) {
+            ids.add(v.getUint16(q))
+            const fields = v.getUint16(q + 2)
+            q += setId === 3 ? 6 : 4
+            for (let i = 0; i < fields; i++) q += (v.getUint16(q) & 0x8000) !== 0 ? 8 : 4
+          }
+        }
+      }
+      return [...ids].sort((x, y) => x - y)
+    }
+    expect(templateIds(wire.messages)).toEqual(templateIds(single.messages))
+  })
+
+  it('fails with a clear error when a worker throws, and leaves no thread behind', async () => {
+    await expect(
+      run([FIXTURES], 3, { fault: { worker: 1, slot: 2 } } as Partial<ProbeOptions>),
+    ).rejects.toThrow(/metering worker 1 failed: injected fault/)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it('`flowtel probe --workers 2` exits by itself with the same records as --workers 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flowtel-workers-'))
+    try {
+      const cli = (workers: number, out: string): Promise<number | null> =>
+        new Promise((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              join(REPO_ROOT, 'test/helpers/run-cli.ts'),
+              'probe',
+              '--read',
+              FIXTURES,
+              '--json',
+              out,
+              '--workers',
+              String(workers),
+              '--no-progress',
+            ],
+            { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+          )
+          let stderr = ''
+          child.stderr.on('data', (b: Buffer) => (stderr += b.toString()))
+          // A thread left running would keep the process alive: the vitest timeout then fails the test.
+          child.once('exit', (code) =>
+            code === 0 ? resolve(code) : reject(new Error(`exit ${code}: ${stderr}`)),
+          )
+          child.once('error', reject)
+        })
+      await Promise.all([cli(1, join(dir, 'one.json')), cli(2, join(dir, 'two.json'))])
+      const lines = async (f: string): Promise<string[]> =>
+        (await readFile(join(dir, f), 'utf8'))
+          .split('\n')
+          .filter((l) => l !== '')
+          .sort()
+      const one = await lines('one.json')
+      expect(one.length).toBeGreaterThan(100)
+      expect(await lines('two.json')).toEqual(one)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+    expect(await readdir(dir).catch(() => 'removed')).toBe('removed')
+  })
+})

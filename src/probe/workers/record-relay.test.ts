@@ -1,0 +1,75 @@
+// Workers' messages re-framed into one exporter: records intact (fixed and variable length), one sequence
+// space, and a template layout that differs between workers is refused.
+import { describe, expect, it } from 'vitest'
+import { IpfixDecoder } from '../../ipfix/decoder.js'
+import { IpfixExporter } from '../../ipfix/exporter.js'
+import { Template } from '../../ipfix/template.js'
+import { MemoryTransport } from '../../ipfix/testing.js'
+import { RecordMerger, RelayTransport, WORKER_EXPORTER_OPTIONS } from './record-relay.js'
+
+const now = (): number => 1_700_000_000
+const MAIN = {
+  observationDomainId: 5,
+  maxMessageSize: 512,
+  templateRefreshSeconds: 600,
+  templateRefreshMessages: 0,
+  statsIntervalSeconds: 0,
+  now,
+}
+
+function worker(template: Template, names: string[]): Uint8Array {
+  const relay = new RelayTransport()
+  const e = new IpfixExporter({ ...WORKER_EXPORTER_OPTIONS, now }, [relay])
+  e.addTemplate(template)
+  for (const [i, name] of names.entries()) {
+    const w = e.beginRecord(template, 300)
+    w.u32(i)
+    w.string(name)
+    e.endRecord()
+  }
+  e.flush()
+  return new Uint8Array(relay.take() ?? new ArrayBuffer(0))
+}
+
+describe('record relay', () => {
+  const t = Template.fromNames(300, [['flowId', 4], ['applicationName']])
+
+  it('re-frames the records of several workers with one domain and consecutive sequence numbers', () => {
+    const wire = new MemoryTransport()
+    const main = new IpfixExporter(MAIN, [wire])
+    const merger = new RecordMerger(main)
+    const a = Array.from({ length: 40 }, (_, i) => `a${i}`.repeat(1 + (i % 5)))
+    const b = ['x'.repeat(300), 'y', '']
+    merger.accept(0, worker(t, a))
+    merger.accept(1, worker(t, b))
+    main.flush()
+    const d = new IpfixDecoder()
+    let seq = 0
+    const names: string[] = []
+    for (const m of wire.messages) {
+      const msg = d.decode(m)
+      expect(msg.error).toBeUndefined()
+      expect(msg.odid).toBe(5)
+      expect(msg.sequence).toBe(seq)
+      seq += msg.records.length
+      for (const r of msg.records) names.push(String(r.fields[1]?.value))
+    }
+    expect(names).toEqual([...a, ...b])
+    expect(merger.templateIds).toEqual([300])
+  })
+
+  it('refuses a template whose layout differs between workers, naming both', () => {
+    const main = new IpfixExporter(MAIN, [new MemoryTransport()])
+    const merger = new RecordMerger(main)
+    merger.accept(0, worker(t, ['a']))
+    const other = Template.fromNames(300, [['flowId', 4], ['interfaceName']])
+    expect(() => merger.accept(2, worker(other, ['b']))).toThrow(
+      /template 300 differs between metering workers 0 and 2/,
+    )
+  })
+
+  it('refuses a stream that is not IPFIX', () => {
+    const merger = new RecordMerger(new IpfixExporter(MAIN, [new MemoryTransport()]))
+    expect(() => merger.accept(1, new Uint8Array(20))).toThrow(/worker 1 relayed a malformed IPFIX message/)
+  })
+})
