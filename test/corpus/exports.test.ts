@@ -926,7 +926,7 @@ describe.skipIf(!HAVE)('flow-export corpus (../shared/exports)', () => {
     console.log(lines.join('\n'))
     expect(refTable.any).toBeGreaterThanOrEqual(REF_FLOOR)
     expect(any).toBeGreaterThanOrEqual(any >= THRESHOLD ? THRESHOLD : FLOOR)
-  })
+  }, 900_000)
 
   it('malformed cases give counted errors and keep the well-formed records', async () => {
     const bad = await decodeCase([join(EXPORTS, 'ipfix/ipfixcol__bad-length-in-set/bad-length-in-set.ipfix')])
@@ -948,5 +948,5 @@ describe.skipIf(!HAVE)('flow-export corpus (../shared/exports)', () => {
       join(EXPORTS, 'ipfix/ipfixcol__only-data-no-templates/only-data-no-templates.ipfix'),
     ])
     expect(noTpl.col.pending.size).toBeGreaterThan(0) // kept, waiting for a template that never comes
-  })
+  }, 900_000)
 })
