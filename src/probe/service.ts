@@ -146,6 +146,8 @@ export class ProbeService implements TelemetryControl {
   private pipeline: MeteringPipeline | undefined
   private exporter: IpfixExporter | undefined
   private readonly exporterOpts: { observationDomainId: number } = { observationDomainId: 0 }
+  /** Derived observation domains by source address (see domainOf). */
+  private readonly derivedDomains = new Map<string, number>()
   private collectors: CollectorEntry[] = []
   private readonly captures = new Map<string, CaptureEntry>()
   private templateBase = 0
@@ -341,8 +343,18 @@ export class ProbeService implements TelemetryControl {
     return run
   }
 
+  /**
+   * The observation domain for `s`: configured, or derived once per source address and then kept, so a
+   * settings change that does not touch the domain (a route added later, say) never moves the export to a
+   * new domain mid-stream.
+   */
   private domainOf(s: ProbeSettings): number {
-    return s.observationDomainId ?? this.deps.observationDomain(s)
+    if (s.observationDomainId !== undefined) return s.observationDomainId
+    const cached = this.derivedDomains.get(s.sourceAddress)
+    if (cached !== undefined) return cached
+    const id = this.deps.observationDomain(s)
+    this.derivedDomains.set(s.sourceAddress, id)
+    return id
   }
 
   private newPipeline(s: ProbeSettings, predecessor: MeteringPipeline | undefined): MeteringPipeline {
@@ -527,8 +539,9 @@ export class ProbeService implements TelemetryControl {
     if (newCollectors !== undefined) {
       const old = this.collectors
       for (const c of old) this.retired.telemetryBytes += c.t.stats.octets
-      this.exporterOpts.observationDomainId = this.domainOf(s)
+      // What is packed leaves on the old transports under the old domain; the new sessions start with the new.
       exporter.replaceTransports(newCollectors.map((c) => c.t))
+      this.exporterOpts.observationDomainId = this.domainOf(s)
       this.collectors = newCollectors
       await Promise.all(old.map((c) => c.t.close().catch(() => undefined)))
     }

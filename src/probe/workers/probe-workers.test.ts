@@ -14,7 +14,14 @@ import { DEFAULT_PROBE_OPTIONS, runProbe, type ProbeOptions, type ProbeSummary }
 import { runProbeWorkers } from './probe-workers.js'
 import { liveWorkerThreads } from './worker-pool.js'
 
-const FIXTURES = join(REPO_ROOT, 'test/fixtures/pcap')
+/**
+ * Fixture folders read as one stream. Their captures go forward in time from file to file; a stream whose
+ * time jumps back years (the whole test/fixtures/pcap tree does) meets timeouts in an order that depends on
+ * which other flows share a cache, so exact equality with one thread is not expected there (see below).
+ */
+const FIXTURE_DIRS = ['formats', 'interop', 'ipv4', 'ipv6', 'tunnels', 'vlan'].map((d) =>
+  join(REPO_ROOT, 'test/fixtures/pcap', d),
+)
 
 interface Run {
   summary: ProbeSummary
@@ -98,10 +105,10 @@ function perKeyTotals(lines: readonly string[]): Map<string, number[]> {
 
 describe('probe with N metering workers', () => {
   it('exports the same flow records as one thread, with 2 and 3 workers (fixture captures)', async () => {
-    const one = await run([FIXTURES], 0, { fields: ['all'] })
+    const one = await run(FIXTURE_DIRS, 0, { fields: ['all'] })
     expect(one.lines.length).toBeGreaterThan(200)
     for (const workers of [2, 3]) {
-      const many = await run([FIXTURES], workers, { fields: ['all'] })
+      const many = await run(FIXTURE_DIRS, workers, { fields: ['all'] })
       expect(metered(many.summary)).toEqual(metered(one.summary))
       // Every field of every record: keys, packets and octets both ways, times, end reasons, L7 fields.
       expect(many.lines).toEqual(one.lines)
@@ -145,8 +152,8 @@ describe('probe with N metering workers', () => {
   it('sends one valid IPFIX stream: one domain, consecutive sequence numbers, templates before data', async () => {
     const wire = new MemoryTransport('wire', true)
     const single = new MemoryTransport('wire', true)
-    await run([FIXTURES], 3, { fields: ['all'], observationDomainId: 77, extraTransports: [wire] })
-    await run([FIXTURES], 0, { fields: ['all'], observationDomainId: 77, extraTransports: [single] })
+    await run(FIXTURE_DIRS, 3, { fields: ['all'], observationDomainId: 77, extraTransports: [wire] })
+    await run(FIXTURE_DIRS, 0, { fields: ['all'], observationDomainId: 77, extraTransports: [single] })
     const decoder = new IpfixDecoder({ transport: 'udp' })
     let expected = 0
     let flowRecords = 0
@@ -187,7 +194,7 @@ describe('probe with N metering workers', () => {
 
   it('fails with a clear error when a worker throws, and leaves no thread behind', async () => {
     await expect(
-      run([FIXTURES], 3, { fault: { worker: 1, slot: 2 } } as Partial<ProbeOptions>),
+      run(FIXTURE_DIRS, 3, { fault: { worker: 1, slot: 2 } } as Partial<ProbeOptions>),
     ).rejects.toThrow(/metering worker 1 failed: injected fault/)
     expect(liveWorkerThreads()).toBe(0)
   })
@@ -204,8 +211,7 @@ describe('probe with N metering workers', () => {
               'tsx',
               join(REPO_ROOT, 'test/helpers/run-cli.ts'),
               'probe',
-              '--read',
-              FIXTURES,
+              ...FIXTURE_DIRS.flatMap((d) => ['--read', d]),
               '--json',
               out,
               '--workers',
