@@ -6,13 +6,24 @@
 // while HTTP traffic runs and checks that no packet is missing from the exported accounting.
 // Root only (skipped with the reason otherwise). No traffic leaves the namespaces.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pcapAddonAvailable } from '../../src/capture/pcap-addon.js'
 import { NetnsPair, netnsSkipReason, REPO, run } from '../helpers/netns.js'
 
-const skip = netnsSkipReason()
+/** The live test needs namespaces, the capture addon and the traffic tools .ci/run installs. */
+function liveSkipReason(): string | null {
+  const ns = netnsSkipReason()
+  if (ns !== null) return ns
+  if (!pcapAddonAvailable()) return 'the libpcap addon is not built (libpcap-dev)'
+  const have = (cmd: string): boolean =>
+    ['/usr/sbin/', '/usr/bin/', '/sbin/', '/bin/'].some((d) => existsSync(d + cmd))
+  for (const cmd of ['dnsmasq', 'openssl', 'ping']) if (!have(cmd)) return `${cmd} is not installed`
+  return null
+}
+const skip = liveSkipReason()
 const A_IP = '10.55.0.1'
 const B_IP = '10.55.0.2'
 const DNS_ANSWER = '10.55.0.99'
