@@ -561,13 +561,22 @@ export async function tsharkExpertLines(pcap: string, port: number): Promise<str
   args.push('-E', 'occurrence=a', '-E', 'aggregator=|', '-e', 'frame.number', '-e', '_ws.expert.message')
   const r = await runCommand(args)
   if (r.code !== 0) throw new Error(`tshark failed (${r.code}): ${r.stderr}`)
+  // Wireshark's UDP dissector flags any datagram to a port in 33434-33534 as a "Possible traceroute"; the
+  // collector port is one the OS picked, so that note says nothing about the export and is left out.
+  const traceroute = /^Possible traceroute: hop #\d+, attempt #\d+$/
   return r.stdout
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => {
       const [frame = '', messages = ''] = l.split('\t')
-      return `frame ${frame}: ${messages === '' ? '(malformed, no expert message)' : messages}`
+      return {
+        frame,
+        messages: messages.split('|').filter((m) => !traceroute.test(m)),
+        malformed: messages === '',
+      }
     })
+    .filter((e) => e.malformed || e.messages.length > 0)
+    .map((e) => `frame ${e.frame}: ${e.malformed ? '(malformed, no expert message)' : e.messages.join('|')}`)
 }
 
 /** The verbose cflow decode of the given frames (for failure messages). */
