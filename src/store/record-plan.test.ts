@@ -2,7 +2,7 @@
 // a batch must be exactly normalize()'s row, also when the same layout repeats with values that do not fit.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { CollectedRecord } from '../collector/decode-message.js'
+import { field, record } from '../../test/helpers/flow-records.js'
 import type { DecodedField } from '../ipfix/decoder.js'
 import { COLUMNS } from '../schema/columns.js'
 import { ipKey } from '../schema/ip-key.js'
@@ -11,13 +11,7 @@ import { RecordPlanner, addressKey } from './record-plan.js'
 import { emptyBatch } from './store.js'
 
 const names = COLUMNS.map((c) => c.name)
-const f = (name: string, type: DecodedField['type'], value: DecodedField['value']): DecodedField => ({
-  pen: 0,
-  id: 0,
-  name,
-  type,
-  value,
-})
+const f = field
 
 /** Fields a record may hold: every kind of column, aliases, values that do not fit, unknown elements. */
 const POOL: ReadonlyArray<fc.Arbitrary<DecodedField>> = [
@@ -65,21 +59,6 @@ function rowOf(batch: ReturnType<typeof emptyBatch>, i: number): FlowRow {
   return row
 }
 
-function record(fields: DecodedField[], templateId: number): CollectedRecord {
-  return {
-    version: 10,
-    exporter: '192.0.2.1',
-    exportTime: 0,
-    sequence: 0,
-    deferred: false,
-    odid: 7,
-    templateId,
-    isOptions: false,
-    scopeCount: 0,
-    fields,
-  }
-}
-
 describe('record plan', () => {
   it('writes exactly the row normalize() makes, record after record of one layout', () => {
     fc.assert(
@@ -87,7 +66,7 @@ describe('record plan', () => {
         const planner = new RecordPlanner()
         const batch = emptyBatch()
         const rows = records.map((fields, i) => {
-          const r = record(fields, 256)
+          const r = record(fields)
           planner.append(batch, r, 1_000n + BigInt(i), names)
           return normalize(r, 1_000n + BigInt(i))
         })
@@ -101,9 +80,10 @@ describe('record plan', () => {
   it('recompiles when a template is redefined, and bounds its cache', () => {
     const planner = new RecordPlanner(2)
     const batch = emptyBatch()
-    const a = record([f('sourceIPv4Address', 'ipv4Address', '10.0.0.1')], 256)
-    const b = record([f('octetDeltaCount', 'unsigned64', 5n)], 256)
-    for (const r of [a, a, b, record([], 257), record([], 258)]) planner.append(batch, r, 0n, names)
+    const a = record([f('sourceIPv4Address', 'ipv4Address', '10.0.0.1')])
+    const b = record([f('octetDeltaCount', 'unsigned64', 5n)])
+    for (const r of [a, a, b, record([], { templateId: 257 }), record([], { templateId: 258 })])
+      planner.append(batch, r, 0n, names)
     expect(planner.stats.compiled).toBe(4)
     expect(planner.stats.planned).toBe(5)
     expect(rowOf(batch, 2).bytes).toBe(5n)
