@@ -31,6 +31,7 @@ import {
   nfcapdReceiver,
   pinSelf,
   race,
+  unpinSelf,
   type Receiver,
 } from './lib/ingest-race.js'
 
@@ -155,6 +156,8 @@ const clickhouseUrl = async (): Promise<string> => {
   return server.url
 }
 try {
+  // A private ClickHouse server first: started after pinSelf it would inherit core 0 alone.
+  if (receivers.includes('clickhouse') || stores.includes('clickhouse')) await clickhouseUrl()
   pinSelf(0)
   console.log(
     `ingest: ${n(ingestFlows)} IPFIX records (${RECORD_LENGTH} octets each) at ${rates.map(n).join(', ')} records/s; ` +
@@ -206,6 +209,7 @@ try {
       rmSync(d, { recursive: true, force: true })
     }
 
+  unpinSelf()
   if (stores.includes('duckdb')) {
     const gpath = join(dir, 'generated.duckdb')
     const g = await DuckDbStore.open(gpath)

@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { IpfixStream } from './ipfix-stream.js'
 
@@ -16,6 +17,11 @@ export const hasTaskset = spawnSync('sh', ['-c', 'command -v taskset']).status =
 /** Pins this process (the sender) to core 0, so the receivers have core 1 to themselves. */
 export function pinSelf(core = 0): void {
   if (hasTaskset) spawnSync('taskset', ['-a', '-pc', String(core), String(process.pid)])
+}
+
+/** Undoes pinSelf: every core again (for the query part, where DuckDB runs in this process). */
+export function unpinSelf(): void {
+  if (hasTaskset) spawnSync('taskset', ['-a', '-pc', `0-${availableParallelism() - 1}`, String(process.pid)])
 }
 
 /** CPU milliseconds (user + system, all threads) a process has used, from /proc/PID/stat. */

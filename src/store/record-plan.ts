@@ -118,11 +118,33 @@ export function putRow(batch: ColumnBatch, row: FlowRow, names: readonly string[
 /** Plans by record layout; bounded (a full cache is emptied, not grown). */
 export class RecordPlanner {
   private readonly plans = new Map<string, Plan>()
+  /** The last record's source and plan: consecutive records of one template skip the map. */
+  private last: { r: CollectedRecord; plan: Plan } | undefined
+  /** Converted values of the record being appended (reused). */
+  private values: RowValue[] = []
   readonly stats = { compiled: 0, planned: 0, fallback: 0 }
 
   constructor(private readonly maxPlans = 4096) {}
 
   private plan(r: CollectedRecord): Plan {
+    const l = this.last
+    if (
+      l !== undefined &&
+      l.r.templateId === r.templateId &&
+      l.r.odid === r.odid &&
+      l.r.exporter === r.exporter &&
+      l.r.version === r.version &&
+      fits(l.plan, r)
+    ) {
+      l.r = r
+      return l.plan
+    }
+    const plan = this.lookup(r)
+    this.last = { r, plan }
+    return plan
+  }
+
+  private lookup(r: CollectedRecord): Plan {
     const key = `${r.version}|${r.exporter}|${r.odid}|${r.templateId}`
     const p = this.plans.get(key)
     if (p !== undefined && fits(p, r)) return p
@@ -138,7 +160,7 @@ export class RecordPlanner {
     const p = this.plan(r)
     const fs = r.fields
     // Convert first: a value that does not fit sends the record to normalize() before any cell is written.
-    const values: RowValue[] = new Array<RowValue>(fs.length)
+    const values = this.values
     for (let k = 0; k < fs.length; k++) {
       const c = p.cols[k]
       if (c === undefined) continue
