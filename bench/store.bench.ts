@@ -11,7 +11,7 @@
 //    bytes per stored flow (DuckDB file size after CHECKPOINT; ClickHouse active parts on disk).
 //
 // node --import tsx bench/store.bench.ts
-// Environment: INGEST_FLOWS=N (default 500 000), RATES=r1,r2 (default 50000,100000,200000),
+// Environment: INGEST_FLOWS=N (default 300 000), RATES=r1,r2 (default 10000,25000,50000,200000),
 // RECEIVERS=nfcapd,duckdb,clickhouse, GEN_FLOWS=N (default 10 000 000), BENCH_QUERY_RUNS=N (default 5),
 // STORES=duckdb,clickhouse (query part), CLICKHOUSE_URL=http://HOST:PORT (default: a private
 // clickhouse-server started for the run, test/helpers).
@@ -35,8 +35,8 @@ import {
   type Receiver,
 } from './lib/ingest-race.js'
 
-const ingestFlows = Number(process.env['INGEST_FLOWS'] ?? 500_000)
-const rates = (process.env['RATES'] ?? '50000,100000,200000').split(',').map(Number)
+const ingestFlows = Number(process.env['INGEST_FLOWS'] ?? 300_000)
+const rates = (process.env['RATES'] ?? '10000,25000,50000,200000').split(',').map(Number)
 const receivers = (process.env['RECEIVERS'] ?? 'nfcapd,duckdb,clickhouse').split(',')
 const genFlows = Number(process.env['GEN_FLOWS'] ?? 10_000_000)
 const queryRuns = Number(process.env['BENCH_QUERY_RUNS'] ?? 5)

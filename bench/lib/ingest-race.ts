@@ -72,9 +72,12 @@ export interface RunningReceiver {
   stopAndCount(): Promise<number>
 }
 
-function startPinned(argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+function startPinned(argv: string[], cwd?: string): ChildProcess {
   const cmd = hasTaskset ? ['taskset', '-c', '1', ...argv] : argv
-  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
+  return spawn(cmd[0]!, cmd.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd !== undefined ? { cwd } : {}),
+  })
 }
 
 function waitForText(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
@@ -144,31 +147,38 @@ export const nfcapdReceiver: Receiver = {
   },
 }
 
-/** `flowtel collect` from the sources (tsx), storing into `storeUrl(dir)`; `count` reads the store back. */
+/**
+ * `flowtel collect` from the sources (tsx), storing into `storeUrl(dir)`; `count` reads the store back.
+ * FLOWTEL_CLI_ROOT=DIR runs the checkout in DIR instead (another commit, for a before/after figure; it needs
+ * bench/lib/flowtel-cli.ts and node_modules).
+ */
 export function flowtelReceiver(
   name: string,
   storeUrl: (dir: string) => string,
   count: (url: string) => Promise<number>,
-  batchRows = 50_000,
+  batchRows = 10_000,
 ): Receiver {
   return {
     name,
     async start(port, dir) {
       const url = storeUrl(dir)
-      const child = startPinned([
-        process.execPath,
-        '--import',
-        'tsx',
-        'bench/lib/flowtel-cli.ts',
-        'collect',
-        '--listen',
-        `udp://127.0.0.1:${port}`,
-        '--store',
-        url,
-        '--batch-rows',
-        String(batchRows),
-        '--no-summary',
-      ])
+      const child = startPinned(
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          'bench/lib/flowtel-cli.ts',
+          'collect',
+          '--listen',
+          `udp://127.0.0.1:${port}`,
+          '--store',
+          url,
+          '--batch-rows',
+          String(batchRows),
+          '--no-summary',
+        ],
+        process.env['FLOWTEL_CLI_ROOT'],
+      )
       await waitForText(child, /listening on/, 60_000)
       return {
         pid: child.pid ?? 0,

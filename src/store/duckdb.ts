@@ -234,6 +234,9 @@ export class DuckDbStore implements FlowStore {
             vector.flush()
           }
           a.appendDataChunk(chunk)
+          // Let the event loop in between chunks (the listener's socket keeps being read while a batch is
+          // stored); the rows become visible together, at the flush below.
+          await new Promise<void>((resolve) => setImmediate(resolve))
         }
         a.flushSync()
       } finally {
