@@ -161,7 +161,8 @@ try {
   pinSelf(0)
   console.log(
     `ingest: ${n(ingestFlows)} IPFIX records (${RECORD_LENGTH} octets each) at ${rates.map(n).join(', ')} records/s; ` +
-      `stored for queries: ${n(genFlows)} flows; ${hasTaskset ? 'receivers on core 1, sender on core 0' : 'no taskset: not pinned'}`,
+      `stored for queries (${stores.filter((x) => x === 'duckdb' || x === 'clickhouse').join(', ') || 'none'}): ` +
+      `${n(genFlows)} flows; ${hasTaskset ? 'receivers on core 1, sender on core 0' : 'no taskset: not pinned'}`,
   )
   const stream = buildIpfixStream(ingestFlows)
   const racers: Receiver[] = []
