@@ -18,6 +18,8 @@ export interface SqlParam {
 export interface CompiledSql {
   readonly sql: string
   readonly params: SqlParam[]
+  /** Result columns that hold an address key (top-N by address): the store formats them as text (keyText). */
+  readonly addressColumns?: string[]
 }
 
 export type TopMetric = 'bytes' | 'packets' | 'flows'
@@ -37,11 +39,8 @@ export interface FlowQuery {
   orderBy?: 'time' | 'bytes'
 }
 
-/** The virtual fields: both directions added. */
-const VIRTUAL: Record<string, string> = {
-  total_bytes: '(coalesce(bytes, 0) + coalesce(rev_bytes, 0))',
-  total_packets: '(coalesce(packets, 0) + coalesce(rev_packets, 0))',
-}
+/** Address text columns → the key column top-N groups by (fixed width, hashes fast; text only for the result). */
+const ADDRESS_KEYS: Record<string, string> = { src_addr: 'src_ip_key', dst_addr: 'dst_ip_key' }
 
 /** nfdump-style aggregation names → columns (`-A srcip,dstport`). */
 export const TOP_ALIASES: Record<string, string> = {
@@ -108,6 +107,8 @@ export interface SqlDialect {
   selectColumn(c: Column): string
   /** Wrap top-N aggregates in a subquery, so their aliases never shadow the columns summed (ClickHouse). */
   readonly nestTop: boolean
+  /** An address key column in a top-N result, under the address column's name (as the store reads it). */
+  topAddress(keyColumn: string, name: string): string
 }
 
 /** DuckDB: values bound as typed parameters `$n`. */
@@ -135,6 +136,9 @@ export class DuckDbDialect implements SqlDialect {
   selectColumn(c: Column): string {
     return c.name
   }
+  topAddress(keyColumn: string, name: string): string {
+    return `${keyColumn} AS ${name}`
+  }
 }
 
 class Compiler {
@@ -159,12 +163,9 @@ class Compiler {
       case 'net':
         return this.directed(e.dir, (c) => `${c} BETWEEN ${this.d.ipKey(e.lo)} AND ${this.d.ipKey(e.hi)}`)
       case 'cmp': {
-        const virtual = VIRTUAL[e.field]
         const col = COLUMN_BY_NAME.get(e.field)
-        const ref = virtual ?? col?.name
-        if (ref === undefined) throw new Error(`unknown field ${e.field}`)
-        const type = virtual !== undefined ? 'UBIGINT' : paramType(col?.kind ?? 'u64')
-        return `${ref} ${e.op} ${this.bind(e.value, type)}`
+        if (col === undefined) throw new Error(`unknown field ${e.field}`)
+        return `${col.name} ${e.op} ${this.bind(e.value, paramType(col.kind))}`
       }
       case 'glob': {
         const col = COLUMN_BY_NAME.get(e.field)
@@ -216,25 +217,30 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
   if (q.top !== undefined && q.top.length > 0) {
     const cols = q.top.map(topColumn)
     const by = q.by ?? 'bytes'
-    const g = cols.join(', ')
+    // Addresses group by their key; the other columns by themselves.
+    const keys = cols.map((n) => ADDRESS_KEYS[n] ?? n)
+    const addressColumns = cols.filter((n) => ADDRESS_KEYS[n] !== undefined)
+    const g = keys.join(', ')
+    const shownAs = (n: string, i: number): string => {
+      const key = ADDRESS_KEYS[n]
+      if (key !== undefined) return dialect.topAddress(key, n)
+      const col = COLUMN_BY_NAME.get(n)
+      return dialect.nestTop && col !== undefined ? dialect.selectColumn(col) : (keys[i] ?? n)
+    }
     if (dialect.nestTop) {
       const inner =
-        `SELECT ${g}, count() AS flows_n, sum(${VIRTUAL.total_packets}) AS packets_n, ` +
-        `sum(${VIRTUAL.total_bytes}) AS bytes_n FROM ${table}${whereSql} GROUP BY ${g}`
-      const outer = cols.map((n) => {
-        const col = COLUMN_BY_NAME.get(n)
-        return col !== undefined ? dialect.selectColumn(col) : n
-      })
+        `SELECT ${g}, count() AS flows_n, sum(total_packets) AS packets_n, ` +
+        `sum(total_bytes) AS bytes_n FROM ${table}${whereSql} GROUP BY ${g}`
       const sql =
-        `SELECT ${outer.join(', ')}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes FROM (${inner}) ` +
-        `ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
-      return { sql, params: c.params }
+        `SELECT ${cols.map(shownAs).join(', ')}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes ` +
+        `FROM (${inner}) ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
+      return { sql, params: c.params, addressColumns }
     }
     const sql =
-      `SELECT ${g}, count(*) AS flows, sum(${VIRTUAL.total_packets}) AS packets, ` +
-      `sum(${VIRTUAL.total_bytes}) AS bytes FROM ${table}${whereSql} ` +
+      `SELECT ${cols.map(shownAs).join(', ')}, count(*) AS flows, sum(total_packets) AS packets, ` +
+      `sum(total_bytes) AS bytes FROM ${table}${whereSql} ` +
       `GROUP BY ${g} ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
-    return { sql, params: c.params }
+    return { sql, params: c.params, addressColumns }
   }
   const shown =
     q.allColumns === true
@@ -247,8 +253,7 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
   // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
   const ties =
     'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
-  const order =
-    q.orderBy === 'bytes' ? `${VIRTUAL.total_bytes} DESC, time_start, ${ties}` : `time_start, ${ties}`
+  const order = q.orderBy === 'bytes' ? `total_bytes DESC, time_start, ${ties}` : `time_start, ${ties}`
   const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${order} LIMIT ${limit}`
   return { sql, params: c.params }
 }

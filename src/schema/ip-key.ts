@@ -3,6 +3,7 @@
  * compare against (columns.ts: src_ip_key, dst_ip_key), and CIDR prefixes as inclusive key ranges.
  */
 import { isIP } from 'node:net'
+import { ipv4Text, ipv6Text } from '../util/address-text.js'
 
 const V4_MAPPED = 0xffffn << 32n
 
@@ -65,4 +66,17 @@ export function cidrRange(text: string): { lo: bigint; hi: bigint } | undefined 
   const mask = (1n << hostBits) - 1n
   const lo = key & ~mask
   return { lo, hi: lo | mask }
+}
+
+/**
+ * A key back to address text: IPv4-mapped keys as a dotted quad (what an IPv4 element decodes to), the rest
+ * as RFC 5952 IPv6. Top-N by address groups by the key and formats only the rows it returns; an IPv6 element
+ * that carried an IPv4-mapped address (::ffff:a.b.c.d) is listed there in its IPv4 form.
+ */
+export function keyText(key: bigint): string {
+  if (key >> 32n === 0xffffn) return ipv4Text(Number(key & 0xffffffffn))
+  const b = new DataView(new ArrayBuffer(16))
+  b.setBigUint64(0, key >> 64n)
+  b.setBigUint64(8, key & 0xffffffffffffffffn)
+  return ipv6Text(b, 0)
 }

@@ -3,8 +3,9 @@
  * (clickhouse-version.ts), and the documented cluster layout (docs/store.md "ClickHouse cluster"):
  *
  * - Every column is Nullable (an absent element reads back as NULL, as in DuckDB) except the metadata the
- *   collector always fills, which forms the sort key: time_received, exporter, observation_domain,
- *   template_id, flow_version.
+ *   collector always fills (time_received, exporter, observation_domain, template_id, flow_version, which
+ *   form the sort key) and the totals (total_bytes, total_packets: plain UInt64 sums group fast; DEFAULT
+ *   computes them for rows written before they existed).
  * - legacy: `Nullable(T)` with T in plain 18.16 forms, partitioned by day of time_received (UInt64 µs), no
  *   TTL (retention deletes; see clickhouse.ts).
  * - modern: `LowCardinality(Nullable(String))`, `Nullable(DateTime64(6)) CODEC(DoubleDelta, LZ4)`, IPv6,
@@ -24,18 +25,27 @@ export const NOT_NULL = new Set([
   'observation_domain',
   'template_id',
   'flow_version',
+  'total_bytes',
+  'total_packets',
 ])
 
 export const MIGRATIONS_TABLE = 'flowtel_migrations'
 
+/** A sum column's DEFAULT: what rows written before the column existed read (columns.ts sumOf). */
+function defaultClause(c: Column): string {
+  if (c.sumOf === undefined) return ''
+  const [x, y] = c.sumOf.map(chIdent) as [string, string]
+  return ` DEFAULT coalesce(${x}, 0) + coalesce(${y}, 0)`
+}
+
 /** The column's ClickHouse type (with Nullable and, on modern servers, its codec). */
 export function columnType(c: Column, generation: ClickHouseGeneration): string {
   const nullable = !NOT_NULL.has(c.name)
-  if (generation === 'legacy') return nullable ? `Nullable(${c.ch})` : c.ch
+  if (generation === 'legacy') return (nullable ? `Nullable(${c.ch})` : c.ch) + defaultClause(c)
   const lc = /^LowCardinality\((.*)\)$/.exec(c.chModern)
   const base = lc !== null ? (lc[1] ?? '') : c.chModern
   const t = nullable ? `Nullable(${base})` : base
-  const type = lc !== null ? `LowCardinality(${t})` : t
+  const type = (lc !== null ? `LowCardinality(${t})` : t) + defaultClause(c)
   return c.chCodec !== undefined ? `${type} ${c.chCodec}` : type
 }
 

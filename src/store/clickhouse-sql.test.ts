@@ -98,7 +98,7 @@ describe('ClickHouse dialect', () => {
   it('writes each value as a literal of its column type', () => {
     expect(legacy('src ip 10.0.0.1 and dst port 443 and proto tcp and bytes > 1000')).toBe(
       "(((src_ip_key = unhex('00000000000000000000ffff0a000001') AND dst_port = 443) AND proto = 6) AND " +
-        '(coalesce(bytes, 0) + coalesce(rev_bytes, 0)) > 1000)',
+        'total_bytes > 1000)',
     )
     expect(modern('dst net 10.0.0.0/8')).toBe(
       "dst_ip_key BETWEEN toIPv6('0:0:0:0:0:ffff:a00:0') AND toIPv6('0:0:0:0:0:ffff:aff:ffff')",
@@ -132,11 +132,11 @@ describe('ClickHouse dialect', () => {
     )
     expect(q.params).toEqual([])
     expect(q.sql).toBe(
-      'SELECT src_addr, flows_n AS flows, packets_n AS packets, bytes_n AS bytes FROM (SELECT src_addr, ' +
-        'count() AS flows_n, sum((coalesce(packets, 0) + coalesce(rev_packets, 0))) AS packets_n, ' +
-        'sum((coalesce(bytes, 0) + coalesce(rev_bytes, 0))) AS bytes_n FROM db.flows WHERE ' +
-        '(coalesce(bytes, 0) + coalesce(rev_bytes, 0)) > 1 AND time_start >= 5 GROUP BY src_addr) ' +
-        'ORDER BY bytes DESC, src_addr LIMIT 10',
+      // The address groups by its key; only the rows returned are formatted (src_addr__addr → text).
+      'SELECT IPv6NumToString(src_ip_key) AS src_addr__addr, flows_n AS flows, packets_n AS packets, ' +
+        'bytes_n AS bytes FROM (SELECT src_ip_key, count() AS flows_n, sum(total_packets) AS packets_n, ' +
+        'sum(total_bytes) AS bytes_n FROM db.flows WHERE total_bytes > 1 AND time_start >= 5 ' +
+        'GROUP BY src_ip_key) ORDER BY bytes DESC, src_ip_key LIMIT 10',
     )
     const m = compileQuery({ until: 7n }, new ClickHouseDialect('db.flows', 'modern'))
     expect(m.sql).toContain('WHERE time_start < fromUnixTimestamp64Micro(toInt64(7))')

@@ -153,6 +153,10 @@ export class ClickHouseDialect implements SqlDialect {
       return `toUnixTimestamp64Micro(${name}) AS ${name}${TIME_SUFFIX}`
     return name
   }
+
+  topAddress(keyColumn: string, name: string): string {
+    return `IPv6NumToString(${chIdent(keyColumn)}) AS ${chIdent(name)}${ADDRESS_SUFFIX}`
+  }
 }
 
 /**
@@ -161,3 +165,5 @@ export class ClickHouseDialect implements SqlDialect {
  */
 export const IP_SUFFIX = '__ip_text'
 export const TIME_SUFFIX = '__us'
+/** A top-N address (its key as IPv6 text), which the store turns into the address text (keyText). */
+export const ADDRESS_SUFFIX = '__addr'

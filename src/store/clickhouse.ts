@@ -19,7 +19,7 @@
 import { Readable } from 'node:stream'
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE } from '../schema/columns.js'
-import { ipKey } from '../schema/ip-key.js'
+import { ipKey, keyText } from '../schema/ip-key.js'
 import { compileQuery, type FlowQuery } from '../query/sql.js'
 import {
   MIGRATIONS_TABLE,
@@ -31,7 +31,15 @@ import {
   ttlClause,
 } from './clickhouse-ddl.js'
 import { encodeRowBinary, type EncodedColumn } from './clickhouse-rowbinary.js'
-import { ClickHouseDialect, IP_SUFFIX, TIME_SUFFIX, chIdent, chString, chUInt } from './clickhouse-sql.js'
+import {
+  ADDRESS_SUFFIX,
+  ClickHouseDialect,
+  IP_SUFFIX,
+  TIME_SUFFIX,
+  chIdent,
+  chString,
+  chUInt,
+} from './clickhouse-sql.js'
 import {
   generationFor,
   parseVersion,
@@ -112,6 +120,10 @@ function toBig(v: unknown): bigint {
 function fromClickHouse(name: string, type: string, v: unknown): RowValue {
   if (v === null || v === undefined) return null
   if (name.endsWith(IP_SUFFIX)) return typeof v === 'string' ? (ipKey(v) ?? null) : null
+  if (name.endsWith(ADDRESS_SUFFIX)) {
+    const key = typeof v === 'string' ? ipKey(v) : undefined
+    return key !== undefined ? keyText(key) : null
+  }
   if (name.endsWith(TIME_SUFFIX)) return toBig(v)
   const col = COLUMN_BY_NAME.get(name)
   if (col?.kind === 'bool') return v === true || v === 1 || v === '1'
@@ -122,6 +134,7 @@ function fromClickHouse(name: string, type: string, v: unknown): RowValue {
 
 function stripSuffix(name: string): string {
   if (name.endsWith(IP_SUFFIX)) return name.slice(0, -IP_SUFFIX.length)
+  if (name.endsWith(ADDRESS_SUFFIX)) return name.slice(0, -ADDRESS_SUFFIX.length)
   if (name.endsWith(TIME_SUFFIX)) return name.slice(0, -TIME_SUFFIX.length)
   return name
 }

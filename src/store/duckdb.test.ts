@@ -5,8 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { CollectedRecord } from '../collector/decode-message.js'
-import type { DecodedField } from '../ipfix/decoder.js'
+import { field, record } from '../../test/helpers/flow-records.js'
 import { COLUMNS } from '../schema/columns.js'
 import { DuckDbStore, parseStoreUrl } from './duckdb.js'
 import { normalize, type FlowRow } from './normalize.js'
@@ -16,28 +15,7 @@ const dir = mkdtempSync(join(tmpdir(), 'flowtel-duckdb-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const names = COLUMNS.map((c) => c.name)
 
-function record(fields: DecodedField[]): CollectedRecord {
-  return {
-    version: 10,
-    exporter: '192.0.2.1',
-    exportTime: 0,
-    sequence: 0,
-    deferred: false,
-    odid: 7,
-    templateId: 256,
-    isOptions: false,
-    scopeCount: 0,
-    fields,
-  }
-}
-
-const f = (name: string, type: DecodedField['type'], value: DecodedField['value'], id = 0): DecodedField => ({
-  pen: 0,
-  id,
-  name,
-  type,
-  value,
-})
+const f = field
 
 function flow(i: number, receivedMs: number): FlowRow {
   return normalize(

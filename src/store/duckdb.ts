@@ -4,7 +4,8 @@
  * - Migrations are named steps recorded in `flowtel_migrations`, each run once; after them every column of
  *   the column table is added if missing (ADD COLUMN IF NOT EXISTS), so `migrate()` is idempotent and an
  *   older file is upgraded in place.
- * - Inserts go through DuckDB's appender (one per batch, flushed and closed before insert resolves).
+ * - Inserts go through DuckDB's appender (one per batch, flushed and closed before insert resolves), by data
+ *   chunk: each column's vector filled in JS and handed over whole.
  * - Retention (retain): by age, rows whose time_received is older than maxAgeMs; by size, at most maxRows
  *   rows, the oldest by time_received deleted first. Rows, not bytes: DuckDB does not give the file space of
  *   deleted rows back until a later checkpoint, so a row cap is what can be enforced exactly (bytes per stored
@@ -15,19 +16,21 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import {
   BOOLEAN,
+  DuckDBDataChunk,
   DuckDBInstance,
   DuckDBTimestampValue,
   UBIGINT,
   UHUGEINT,
   VARCHAR,
-  type DuckDBAppender,
   type DuckDBConnection,
   type DuckDBType,
   type DuckDBValue,
+  type DuckDBVector,
 } from '@duckdb/node-api'
 import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
-import { duckdbAddColumns, duckdbCreateTable } from '../schema/ddl.js'
+import { duckdbAddColumns, duckdbCreateTable, ident } from '../schema/ddl.js'
 import { compileQuery, type FlowQuery, type ParamType } from '../query/sql.js'
+import { keyText } from '../schema/ip-key.js'
 import type { RowValue } from './normalize.js'
 import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
 
@@ -46,34 +49,58 @@ const PARAM_TYPES: Record<ParamType, DuckDBType | undefined> = {
   TIMESTAMP: undefined,
 }
 
-type Appender = (a: DuckDBAppender, v: RowValue) => void
+/** Rows per data chunk: DuckDB's vector size (a chunk holds at most that many). */
+const CHUNK_ROWS = 2048
 
-function appenderFor(c: Column): Appender {
-  const num =
-    (f: (a: DuckDBAppender, n: number) => void): Appender =>
-    (a, v) =>
-      typeof v === 'number' ? f(a, v) : typeof v === 'bigint' ? f(a, Number(v)) : a.appendNull()
-  switch (c.kind) {
+/** A batch cell as the value its DuckDB vector takes, or null when the value does not fit the column. */
+type ToDuck = (v: RowValue) => DuckDBValue
+
+const U64_MAX = (1n << 64n) - 1n
+const U128_MAX = (1n << 128n) - 1n
+
+function toDuckFor(c: Column | undefined): ToDuck {
+  const int =
+    (max: number): ToDuck =>
+    (v) => {
+      const n = typeof v === 'bigint' ? Number(v) : v
+      return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max ? n : null
+    }
+  switch (c?.kind) {
+    case undefined:
+      return () => null
     case 'u8':
-      return num((a, n) => a.appendUTinyInt(n))
+      return int(0xff)
     case 'u16':
-      return num((a, n) => a.appendUSmallInt(n))
+      return int(0xffff)
     case 'u32':
-      return num((a, n) => a.appendUInteger(n))
+      return int(0xffffffff)
     case 'u64':
-      return (a, v) =>
-        typeof v === 'bigint' || typeof v === 'number' ? a.appendUBigInt(BigInt(v)) : a.appendNull()
+      return (v) => {
+        const n = typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v
+        return typeof n === 'bigint' && n >= 0n && n <= U64_MAX ? n : null
+      }
     case 'ipkey':
-      return (a, v) => (typeof v === 'bigint' ? a.appendUHugeInt(v) : a.appendNull())
+      return (v) => (typeof v === 'bigint' && v >= 0n && v <= U128_MAX ? v : null)
     case 'bool':
-      return (a, v) => (typeof v === 'boolean' ? a.appendBoolean(v) : a.appendNull())
+      return (v) => (typeof v === 'boolean' ? v : null)
     case 'time':
-      return (a, v) =>
-        typeof v === 'bigint' ? a.appendTimestamp(new DuckDBTimestampValue(v)) : a.appendNull()
+      return (v) => (typeof v === 'bigint' && BigInt.asIntN(64, v) === v ? new DuckDBTimestampValue(v) : null)
     case 'text':
     case 'json':
-      return (a, v) => (typeof v === 'string' ? a.appendVarchar(v) : a.appendNull())
+      return (v) => (typeof v === 'string' ? v : null)
   }
+}
+
+/**
+ * Marks the first `n` cells of a fresh vector NULL. The node-api vector keeps its validity mask in a
+ * BigUint64Array that setItem(i, null) creates; filling it at once is what a column no row has costs
+ * (most of the ~110 columns in most records). Without that internal, cell by cell.
+ */
+function fillNull(vector: DuckDBVector, n: number): void {
+  vector.setItem(0, null)
+  const mask = (vector as unknown as { validity?: { data?: unknown } }).validity?.data
+  if (mask instanceof BigUint64Array) mask.fill(0n)
+  else for (let i = 1; i < n; i++) vector.setItem(i, null)
 }
 
 /** A value read back: timestamps as bigint µs, plain JS values otherwise. */
@@ -90,7 +117,7 @@ export class DuckDbStore implements FlowStore {
    * The table's physical column order (the appender writes in it): a table upgraded by ADD COLUMN has the
    * new columns last, and columns unknown to this release get NULL.
    */
-  private layout: Array<{ name: string; append: Appender }> | undefined
+  private layout: Array<{ name: string; toDuck: ToDuck }> | undefined
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -135,12 +162,31 @@ export class DuckDbStore implements FlowStore {
           throw e
         }
       }
+      const before = new Set(
+        (
+          await this.conn.runAndReadAll(
+            'SELECT column_name FROM information_schema.columns WHERE table_name = $1',
+            [FLOWS_TABLE],
+          )
+        )
+          .getRowObjectsJS()
+          .map((r) => r.column_name as string),
+      )
       for (const s of duckdbAddColumns()) await this.conn.run(s)
+      // A sum column added to a table with rows: fill it for them (capped like ingest, record-plan.ts).
+      for (const c of COLUMNS)
+        if (c.sumOf !== undefined && !before.has(c.name)) {
+          const [x, y] = c.sumOf.map(ident) as [string, string]
+          await this.conn.run(
+            `UPDATE ${FLOWS_TABLE} SET ${ident(c.name)} = least(coalesce(${x}, 0)::UHUGEINT + ` +
+              `coalesce(${y}, 0), 18446744073709551615)::UBIGINT WHERE ${ident(c.name)} IS NULL`,
+          )
+        }
       this.layout = undefined
     })
   }
 
-  private async tableLayout(): Promise<Array<{ name: string; append: Appender }>> {
+  private async tableLayout(): Promise<Array<{ name: string; toDuck: ToDuck }>> {
     if (this.layout !== undefined) return this.layout
     const r = await this.conn.runAndReadAll(
       'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
@@ -149,8 +195,7 @@ export class DuckDbStore implements FlowStore {
     const byName = new Map(COLUMNS.map((c) => [c.name, c]))
     this.layout = r.getRowObjectsJS().map((row) => {
       const name = row.column_name as string
-      const c = byName.get(name)
-      return { name, append: c !== undefined ? appenderFor(c) : (a: DuckDBAppender) => a.appendNull() }
+      return { name, toDuck: toDuckFor(byName.get(name)) }
     })
     return this.layout
   }
@@ -164,16 +209,34 @@ export class DuckDbStore implements FlowStore {
     )
   }
 
+  /**
+   * Appends a batch column by column: data chunks of up to 2048 rows whose vectors are filled in JS and
+   * handed over whole (appendDataChunk), so the cost per row is a few array writes, not one native call per
+   * cell. A column no row of a chunk has is one fill of its NULL mask.
+   */
   insert(batch: ColumnBatch): Promise<void> {
     return this.serial(async () => {
       if (batch.length === 0) return
       const layout = await this.tableLayout()
       const a = await this.conn.createAppender(FLOWS_TABLE)
       try {
+        const types = layout.map((_, j) => a.columnType(j))
         const cols = layout.map((c) => batch.columns[c.name])
-        for (let i = 0; i < batch.length; i++) {
-          for (let j = 0; j < layout.length; j++) layout[j]!.append(a, cols[j]?.[i] ?? null)
-          a.endRow()
+        for (let from = 0; from < batch.length; from += CHUNK_ROWS) {
+          const n = Math.min(CHUNK_ROWS, batch.length - from)
+          const chunk = DuckDBDataChunk.create(types, n)
+          for (let j = 0; j < layout.length; j++) {
+            const vector = chunk.getColumnVector(j)
+            const values = cols[j]
+            const toDuck = layout[j]!.toDuck
+            if (values === undefined || values.length <= from) fillNull(vector, n)
+            else for (let i = 0; i < n; i++) vector.setItem(i, toDuck(values[from + i] ?? null))
+            vector.flush()
+          }
+          a.appendDataChunk(chunk)
+          // Let the event loop in between chunks (the listener's socket keeps being read while a batch is
+          // stored); the rows become visible together, at the flush below.
+          await new Promise<void>((resolve) => setImmediate(resolve))
         }
         a.flushSync()
       } finally {
@@ -182,13 +245,20 @@ export class DuckDbStore implements FlowStore {
     })
   }
 
-  query(q: FlowQuery): Promise<QueryResult> {
-    const { sql, params } = compileQuery(q)
-    return this.sql(
+  async query(q: FlowQuery): Promise<QueryResult> {
+    const { sql, params, addressColumns = [] } = compileQuery(q)
+    const r = await this.sql(
       sql,
       params.map((p) => p.value),
       params.map((p) => PARAM_TYPES[p.type]),
     )
+    // Top-N by address: the groups' keys → address text.
+    for (const row of r.rows)
+      for (const n of addressColumns) {
+        const key = row[n]
+        row[n] = typeof key === 'bigint' ? keyText(key) : null
+      }
+    return r
   }
 
   /** Runs one statement with bound values; rows come back with timestamps as µs. */

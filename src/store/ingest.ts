@@ -5,7 +5,6 @@
  */
 import type { DecodeOutput } from '../collector/decode-message.js'
 import { COLUMNS } from '../schema/columns.js'
-import { normalize } from './normalize.js'
 import { openStoreForWrite } from './open.js'
 import { BatchWriter, type BatchWriterOptions } from './store.js'
 
@@ -24,7 +23,7 @@ export function storeRecords(writer: BatchWriter, o: DecodeOutput, nowMs = Date.
   let n = 0
   for (const r of o.records) {
     if (r.isOptions) continue
-    writer.add(normalize(r, received))
+    writer.addRecord(r, received)
     n++
   }
   return n

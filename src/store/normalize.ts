@@ -23,7 +23,7 @@ export type FlowRow = Record<string, RowValue>
 const MAX = { u8: 0xff, u16: 0xffff, u32: 0xffffffff } as const
 
 /** The column value for a field, or undefined when it does not fit the column. */
-function convert(c: Column, f: DecodedField): RowValue | undefined {
+export function convert(c: Column, f: DecodedField): RowValue | undefined {
   const v: FieldValue = f.value
   switch (c.kind) {
     case 'u8':
@@ -58,10 +58,18 @@ function convert(c: Column, f: DecodedField): RowValue | undefined {
   }
 }
 
+const U64_MAX = (1n << 64n) - 1n
+
+/** Both directions added, an absent one as 0, capped at 2^64−1 (the total columns are UInt64). */
+export function total(a: RowValue | undefined, b: RowValue | undefined): bigint {
+  const s = (typeof a === 'bigint' ? a : 0n) + (typeof b === 'bigint' ? b : 0n)
+  return s > U64_MAX ? U64_MAX : s
+}
+
 /** Key in `extra` listing the columns filled from a non-canonical element (kept in `extra` as sent). */
 export const DERIVED = '@derived'
 
-const VERSION_NAMES: Record<string, string> = {
+export const VERSION_NAMES: Record<string, string> = {
   '10': 'ipfix',
   '9': 'netflow9',
   '5': 'netflow5',
@@ -72,7 +80,7 @@ const VERSION_NAMES: Record<string, string> = {
  * The element a column value stands for when read back: the address columns by the value's family, the
  * ICMP columns by the family of the row's source address, otherwise the first element of the column.
  */
-function canonicalIe(c: Column, v: RowValue, row: FlowRow): string | undefined {
+export function canonicalIe(c: Column, v: RowValue, row: FlowRow): string | undefined {
   if (c.name === 'src_addr' || c.name === 'dst_addr')
     return typeof v === 'string' && v.includes(':') ? c.ies[1] : c.ies[0]
   if (c.name === 'icmp_type_code' || c.name === 'rev_icmp_type_code')
@@ -133,6 +141,12 @@ export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.n
         break
       case 'dstKey':
         row[c.name] = typeof row.dst_addr === 'string' ? (ipKey(row.dst_addr) ?? null) : null
+        break
+      case 'totalBytes':
+        row[c.name] = total(row.bytes, row.rev_bytes)
+        break
+      case 'totalPackets':
+        row[c.name] = total(row.packets, row.rev_packets)
         break
       default:
         if (c.kind === 'json') row[c.name] = Object.keys(extra).length > 0 ? JSON.stringify(extra) : null

@@ -5,8 +5,14 @@
  */
 import type { FlowRow, RowValue } from './normalize.js'
 import type { FlowQuery } from '../query/sql.js'
+import type { CollectedRecord } from '../collector/decode-message.js'
+import { RecordPlanner, putRow } from './record-plan.js'
 
-/** Rows held by column: `columns[name][i]` is row i's value. */
+/**
+ * Rows held by column: `columns[name][i]` is row i's value. A column array may be shorter than `length` (or
+ * absent): the cells past its end are NULL (record-plan.ts fills columns lazily, so a record's absent
+ * elements cost nothing).
+ */
 export interface ColumnBatch {
   length: number
   readonly columns: Record<string, RowValue[]>
@@ -45,9 +51,7 @@ export function emptyBatch(names: readonly string[] = []): ColumnBatch {
 
 /** Appends one row to a batch (columns absent from the row get null). */
 export function pushRow(batch: ColumnBatch, row: FlowRow, names: readonly string[]): void {
-  for (const n of names)
-    (batch.columns[n] ??= new Array<RowValue>(batch.length).fill(null)).push(row[n] ?? null)
-  batch.length++
+  putRow(batch, row, names)
 }
 
 export interface BatchWriterOptions {
@@ -69,6 +73,7 @@ export class BatchWriter {
   private chain: Promise<void> = Promise.resolve()
   private readonly maxRows: number
   private readonly maxDelayMs: number
+  private readonly planner = new RecordPlanner()
   readonly stats = { rows: 0, flushes: 0, errors: 0 }
 
   constructor(
@@ -88,6 +93,24 @@ export class BatchWriter {
 
   add(row: FlowRow): void {
     pushRow(this.batch, row, this.names)
+    this.added()
+  }
+
+  /**
+   * Appends a decoded data record straight into the column batch (record-plan.ts): the same row as
+   * `add(normalize(r, receivedUs))`, without the row object.
+   */
+  addRecord(r: CollectedRecord, receivedUs: bigint): void {
+    this.planner.append(this.batch, r, receivedUs, this.names)
+    this.added()
+  }
+
+  /** Counters of the record planner: plans compiled, records planned, records that took normalize(). */
+  get planStats(): Readonly<RecordPlanner['stats']> {
+    return this.planner.stats
+  }
+
+  private added(): void {
     if (this.batch.length >= this.maxRows) this.kick()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.kick(), this.maxDelayMs)

@@ -6,16 +6,16 @@
 // and probe → UDP → collector → store: every field the probe exports comes back out unchanged.
 import { describe, expect, it } from 'vitest'
 import { bundledCaptures } from '../../src/cli/commands/demo.js'
-import { FlowCollector, type CollectedRecord } from '../../src/collector/decode-message.js'
+import { FlowCollector } from '../../src/collector/decode-message.js'
 import { listen } from '../../src/collector/listener.js'
 import type { DecodedField } from '../../src/ipfix/decoder.js'
-import type { IeDataType } from '../../src/ipfix/data-types.js'
 import { FilterError, parseFilter } from '../../src/query/filter.js'
 import type { FlowQuery } from '../../src/query/sql.js'
 import { COLUMNS, type Column } from '../../src/schema/columns.js'
 import { storeRecords } from '../../src/store/ingest.js'
 import { normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js'
 import { BatchWriter, type FlowStore, type RetentionPolicy } from '../../src/store/store.js'
+import { field, record } from '../helpers/flow-records.js'
 import { probeRecords } from '../helpers/probe-run.js'
 
 export interface SuiteStore extends FlowStore {
@@ -32,29 +32,7 @@ export interface StoreBackend {
 
 export const NAMES = COLUMNS.map((c) => c.name)
 
-export const field = (name: string, type: IeDataType, value: DecodedField['value']): DecodedField => ({
-  pen: 0,
-  id: 0,
-  name,
-  type,
-  value,
-})
-
-export function record(fields: DecodedField[], over: Partial<CollectedRecord> = {}): CollectedRecord {
-  return {
-    version: 10,
-    exporter: '192.0.2.1',
-    exportTime: 0,
-    sequence: 0,
-    deferred: false,
-    odid: 7,
-    templateId: 256,
-    isOptions: false,
-    scopeCount: 0,
-    fields,
-    ...over,
-  }
-}
+export { field, record }
 
 const TRICKY = `it's "q" \\ back\nline\ttab \u0001 ' OR 1=1 -- ünïcødé 🚀`
 
