@@ -1,6 +1,9 @@
 /**
- * Field group `tls`: TLS handshakes (RFC 8446, RFC 5246; parser in src/l7/tls.ts), one record per
- * handshake (template 276 IPv4 / 277 IPv6, see ./l7-transactions.ts), on any port (content decides).
+ * Field group `tls`: TLS and DTLS handshakes (RFC 8446, RFC 5246; DTLS RFC 6347 / RFC 9147; parsers in
+ * src/l7/tls.ts and src/l7/dtls.ts), one record per handshake (template 276 IPv4 / 277 IPv6, see
+ * ./l7-transactions.ts), on any port (content decides). A DTLS record has a DTLS version (0xfeff, 0xfefd,
+ * 0xfefc) and a JA4 starting with 'd'. QUIC handshakes have their own group (./quic.ts) that writes these
+ * same fields after the QUIC ones (TLS_TX_FIELDS, writeTlsTx).
  *
  * Elements: Flowmon (PEN 39499) tlsClientVersion (ClientHello legacy_version), tlsServerVersion (the
  * negotiated version: supported_versions of the ServerHello, else its legacy_version), tlsCipherSuite (the
@@ -16,12 +19,14 @@
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { L7EngineOptions } from '../../l7/engine.js'
+import { dtlsParser } from '../../l7/dtls.js'
 import { tlsParser, type TlsTx } from '../../l7/tls.js'
 import { ja3, ja3s, ja4 } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
-const TX_FIELDS: FieldList = [
+/** The fields of a TLS handshake, in record order. */
+export const TLS_TX_FIELDS: FieldList = [
   ['tlsClientVersion'],
   ['tlsServerVersion'],
   ['tlsCipherSuite'],
@@ -77,11 +82,11 @@ function u16s(list: readonly number[]): Uint8Array {
 export class TlsFields extends TransactionGroup<TlsTx> {
   readonly name = 'tls'
   protected readonly countField = 'flowtelTlsTransactions'
-  protected readonly txFields = TX_FIELDS
+  protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
 
   constructor(opts?: L7EngineOptions) {
-    super(tlsParser, opts)
+    super([tlsParser, dtlsParser], opts)
   }
 
   protected txTimeUs(tx: TlsTx, tsUs: number): number {
@@ -89,61 +94,66 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   }
 
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
-    const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], 600)
-    w.u16(tx.clientVersion)
-    w.u16(tx.serverVersion)
-    w.u16(tx.cipherSuite)
-    w.string(sni!)
-    w.string(alpn!)
-    w.varlen(u16s(tx.cipherSuites))
-    w.varlen(u16s(tx.extensionTypes))
-    w.varlen(u16s(tx.supportedGroups))
-    w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
-    w.u16(tx.recordVersion)
-    w.string(offered!)
-    w.varlen(u16s(tx.supportedVersions))
-    const j3 = ja3(tx).hash
-    const j3s = ja3s(tx).hash
-    w.varlen(j3 === '' ? EMPTY : Buffer.from(j3, 'hex'))
-    w.varlen(j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'))
-    w.string(ja4(tx).text)
-    w.u64(tx.setupUs)
-    w.u8(tx.resumed)
-    w.varlen(tx.clientSessionId.subarray(0, 32))
-    w.varlen(tx.serverSessionId.subarray(0, 32))
-    const c = tx.certificate
-    const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = clipAll(
-      c === undefined
-        ? ['', '', '', '', '', '', '', '', '', '']
-        : [
-            c.subjectCn,
-            c.subjectO,
-            c.issuerCn,
-            c.issuerO,
-            c.serial,
-            c.sanDns.join(','),
-            c.sigAlg,
-            c.keyAlg,
-            c.subject,
-            c.issuer,
-          ],
-      500,
-    )
-    w.string(subjectCn!)
-    w.string(subjectO!)
-    w.string(issuerCn!)
-    w.string(issuerO!)
-    w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
-    w.u64(c?.notAfter ?? 0)
-    w.u32(c?.keyLength ?? 0)
-    w.string(serial!)
-    w.string(san!)
-    w.varlen(c?.sha1 ?? EMPTY)
-    w.varlen(c?.sha256 ?? EMPTY)
-    w.string(sigAlg!)
-    w.string(keyAlg!)
-    w.u8(Math.min(tx.chainLength, 255))
-    w.string(subject!)
-    w.string(issuer!)
+    writeTlsTx(tx, w)
   }
+}
+
+/** Writes the TLS_TX_FIELDS of `tx`. */
+export function writeTlsTx(tx: TlsTx, w: RecordWriter): void {
+  const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], 600)
+  w.u16(tx.clientVersion)
+  w.u16(tx.serverVersion)
+  w.u16(tx.cipherSuite)
+  w.string(sni!)
+  w.string(alpn!)
+  w.varlen(u16s(tx.cipherSuites))
+  w.varlen(u16s(tx.extensionTypes))
+  w.varlen(u16s(tx.supportedGroups))
+  w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
+  w.u16(tx.recordVersion)
+  w.string(offered!)
+  w.varlen(u16s(tx.supportedVersions))
+  const j3 = ja3(tx).hash
+  const j3s = ja3s(tx).hash
+  w.varlen(j3 === '' ? EMPTY : Buffer.from(j3, 'hex'))
+  w.varlen(j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'))
+  w.string(ja4(tx, tx.transport).text)
+  w.u64(tx.setupUs)
+  w.u8(tx.resumed)
+  w.varlen(tx.clientSessionId.subarray(0, 32))
+  w.varlen(tx.serverSessionId.subarray(0, 32))
+  const c = tx.certificate
+  const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = clipAll(
+    c === undefined
+      ? ['', '', '', '', '', '', '', '', '', '']
+      : [
+          c.subjectCn,
+          c.subjectO,
+          c.issuerCn,
+          c.issuerO,
+          c.serial,
+          c.sanDns.join(','),
+          c.sigAlg,
+          c.keyAlg,
+          c.subject,
+          c.issuer,
+        ],
+    500,
+  )
+  w.string(subjectCn!)
+  w.string(subjectO!)
+  w.string(issuerCn!)
+  w.string(issuerO!)
+  w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
+  w.u64(c?.notAfter ?? 0)
+  w.u32(c?.keyLength ?? 0)
+  w.string(serial!)
+  w.string(san!)
+  w.varlen(c?.sha1 ?? EMPTY)
+  w.varlen(c?.sha256 ?? EMPTY)
+  w.string(sigAlg!)
+  w.string(keyAlg!)
+  w.u8(Math.min(tx.chainLength, 255))
+  w.string(subject!)
+  w.string(issuer!)
 }
