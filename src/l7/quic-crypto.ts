@@ -23,6 +23,8 @@ export interface QuicVersionInfo {
   readonly retryType: number
   /** CRYPTO frames carry TLS 1.3 (IETF QUIC, Google T05x); Google Q050 carries its own CHLO. */
   readonly tls: boolean
+  /** Google QUIC (Q050, T05x): the handshake travels in frame type 0x08 instead of CRYPTO (0x06). */
+  readonly google: boolean
 }
 
 export const QUIC_V1 = 0x00000001
@@ -38,13 +40,14 @@ const SALT_Q050 = salt('504574efd066fe2f9d945cfcdbd3a7f0d3b56b45') // Google QUI
 const SALT_T050 = salt('7ff579e5acd072915580304c43a2367c60488310') // Google T050
 const SALT_T051 = salt('7a4edef4e7ccee5fa4506c19124fc8ccda6e033d') // Google T051
 
-const v1Like = (s: Buffer, tls = true): QuicVersionInfo => ({
+const v1Like = (s: Buffer, tls = true, google = false): QuicVersionInfo => ({
   salt: s,
   labels: 'quic ',
   initialType: 0,
   handshakeType: 2,
   retryType: 3,
   tls,
+  google,
 })
 
 const V1_INFO = v1Like(SALT_V1)
@@ -55,13 +58,14 @@ const V2_INFO: QuicVersionInfo = {
   handshakeType: 3,
   retryType: 0,
   tls: true,
+  google: false,
 }
 const D29 = v1Like(SALT_D29)
 const D23 = v1Like(SALT_D23)
 const D22 = v1Like(SALT_D22)
-const Q050 = v1Like(SALT_Q050, false)
-const T050 = v1Like(SALT_T050)
-const T051 = v1Like(SALT_T051)
+const Q050 = v1Like(SALT_Q050, false, true)
+const T050 = v1Like(SALT_T050, true, true)
+const T051 = v1Like(SALT_T051, true, true)
 
 /** The Initial protection of version `v`, or undefined for versions whose Initial keys are unknown. */
 export function quicVersionInfo(v: number): QuicVersionInfo | undefined {

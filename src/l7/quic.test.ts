@@ -273,6 +273,39 @@ describe('quic parser', () => {
     expect(isQuicInitial(seal([0x01], { keyDcid: RFC_DCID, version: QUIC_V2, type: 0 }))).toBe(false)
   })
 
+  it('reads the SNI of a Google Q050 CHLO (tag map in frame 0x08) and a T051 TLS ClientHello', () => {
+    const le32 = (v: number): number[] => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24]
+    const sni = [...Buffer.from('www.gstatic.com')]
+    const ua = [...Buffer.from('Chrome/80')]
+    const tags = [
+      ...Buffer.from('SNI\0'),
+      ...le32(sni.length),
+      ...Buffer.from('UAID'),
+      ...le32(sni.length + ua.length),
+    ]
+    const chloMsg = [...Buffer.from('CHLO'), 2, 0, 0, 0, ...tags, ...sni, ...ua]
+    const frame = (type: number, data: number[]): number[] => [type, 0, ...varint(data.length), ...data]
+    const q = new Driver<QuicTx>(quicParser, 'udp')
+    q.feed(
+      L7Dir.ToServer,
+      seal([...frame(0x08, chloMsg), ...new Array<number>(900).fill(0)], {
+        keyDcid: RFC_DCID,
+        version: 0x51303530,
+      }),
+    )
+    expect(q.finish()[0]).toMatchObject({ quicVersion: 0x51303530, sni: 'www.gstatic.com', clientVersion: 0 })
+    expect(q.ctx.anomalies).toEqual([])
+    const t = new Driver<QuicTx>(quicParser, 'udp')
+    t.feed(
+      L7Dir.ToServer,
+      seal([...frame(0x08, [...RFC_CH]), ...new Array<number>(900).fill(0)], {
+        keyDcid: RFC_DCID,
+        version: 0x54303531,
+      }),
+    )
+    expect(t.finish()[0]).toMatchObject({ quicVersion: 0x54303531, sni: 'example.com' })
+  })
+
   it('ends the transaction on CONNECTION_CLOSE, and after a bounded number of datagrams without one', () => {
     const d = new Driver<QuicTx>(quicParser, 'udp')
     d.feed(L7Dir.ToServer, clientInitial(cryptoFrame(0, RFC_CH)))

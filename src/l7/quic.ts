@@ -1,7 +1,8 @@
 /**
  * @module l7/quic
  * QUIC handshakes (RFC 9000 §17.2 long headers, RFC 9001 Initial protection, RFC 9369 QUIC v2, drafts 21-34
- * and Google T050/T051/Q050), one transaction per connection: the version, the connection IDs, and what the
+ * and Google T050/T051/Q050: their handshake frame is 0x08, and Q050's hello is Google's CHLO tag map, of
+ * which the SNI is read), one transaction per connection: the version, the connection IDs, and what the
  * TLS 1.3 ClientHello and ServerHello carried in the Initial packets' CRYPTO frames (SNI, ALPN, cipher
  * suites, extensions, groups, supported_versions; the JA4 'q' fingerprint is computed from them).
  *
@@ -145,7 +146,7 @@ function newQuicTx(version: number, dcid: Uint8Array, scid: Uint8Array): QuicTx 
  * Walks the frames of an opened Initial payload, feeding CRYPTO data to `stream`. Returns false when a
  * CONNECTION_CLOSE ends the connection.
  */
-function frames(payload: Uint8Array, stream: CryptoStream, ctx: L7Context<QuicTx>): boolean {
+function frames(payload: Uint8Array, stream: CryptoStream, google: boolean, ctx: L7Context<QuicTx>): boolean {
   const end = payload.byteLength
   let p = 0
   while (p < end) {
@@ -177,7 +178,7 @@ function frames(payload: Uint8Array, stream: CryptoStream, ctx: L7Context<QuicTx
           if (v === undefined) return bad(ctx, 'quic_bad_frame')
           p = v[1]
         }
-    } else if (type === 0x06) {
+    } else if (type === 0x06 || (google && type === 0x08)) {
       const off = varint(payload, p, end)
       const len = off && varint(payload, off[1], end)
       if (off === undefined || len === undefined || len[1] + len[0] > end) return bad(ctx, 'quic_bad_frame')
@@ -207,7 +208,11 @@ function complete(s: QuicState, ctx: L7Context<QuicTx>): void {
 /** Parses the complete handshake messages of side `role` (0 client, 1 server). */
 function handshakes(s: QuicState, role: number, info: QuicVersionInfo, ctx: L7Context<QuicTx>): void {
   const tx = s.tx
-  if (tx === undefined || !info.tls) return
+  if (tx === undefined) return
+  if (!info.tls) {
+    if (role === 0 && !s.clientHello) chlo(s, tx, ctx)
+    return
+  }
   for (let m = s.crypto[role]!.next(); m !== undefined; m = s.crypto[role]!.next()) {
     if (role === 0 && m.type === CLIENT_HELLO && !s.clientHello) {
       s.clientHello = true
@@ -222,6 +227,36 @@ function handshakes(s: QuicState, role: number, info: QuicVersionInfo, ctx: L7Co
       if (r === undefined) ctx.anomaly('quic_truncated_hello')
       else if (r > 0) ctx.anomaly('quic_bad_extension')
     }
+  }
+}
+
+/**
+ * Google QUIC Q050's client hello: a tag/value map ("CHLO", u16 tag count, u16 padding, then per tag its
+ * name and the end offset of its value, little-endian u32, then the values). The SNI tag names the server;
+ * there is no TLS, so no cipher suites or fingerprints. Parsed once the whole map is in the stream.
+ */
+function chlo(s: QuicState, tx: QuicTx, ctx: L7Context<QuicTx>): void {
+  const d = s.crypto[0].data
+  if (d.byteLength < 8) return
+  if (d[0] !== 0x43 || d[1] !== 0x48 || d[2] !== 0x4c || d[3] !== 0x4f) {
+    s.clientHello = true
+    return void ctx.anomaly('quic_bad_chlo')
+  }
+  const n = d[4]! | (d[5]! << 8)
+  const values = 8 + 8 * n
+  if (d.byteLength < values) return
+  const end = (i: number): number =>
+    (d[12 + 8 * i]! | (d[13 + 8 * i]! << 8) | (d[14 + 8 * i]! << 16) | (d[15 + 8 * i]! << 24)) >>> 0
+  if (n > 0 && d.byteLength < values + end(n - 1)) return // wait for the rest (bounded by MAX_CRYPTO)
+  s.clientHello = true
+  tx.clientHelloUs = ctx.tsUs
+  let prev = 0
+  for (let i = 0; i < n; i++) {
+    const e = end(i)
+    if (e < prev || values + e > d.byteLength) return void ctx.anomaly('quic_bad_chlo')
+    const tag = String.fromCharCode(d[8 + 8 * i]!, d[9 + 8 * i]!, d[10 + 8 * i]!, d[11 + 8 * i]!)
+    if (tag === 'SNI\0') tx.sni = Buffer.from(d.subarray(values + prev, values + e)).toString('latin1')
+    prev = e
   }
 }
 
@@ -254,7 +289,7 @@ function initial(
   }
   if (s.tx === undefined) s.tx = newQuicTx(h.version, h.dcid, h.scid)
   if (role === 1 && s.tx.serverScid.byteLength === 0) s.tx.serverScid = h.scid.slice()
-  const open = frames(opened.payload, s.crypto[role], ctx)
+  const open = frames(opened.payload, s.crypto[role], h.info.google, ctx)
   handshakes(s, role, h.info, ctx)
   return open
 }
