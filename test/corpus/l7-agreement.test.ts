@@ -35,9 +35,9 @@ const THRESHOLDS: Record<string, number> = {
   'http.uri': 0.89,
   'http.status_code': 0.92,
   'http.user_agent': 0.72,
-  'ssl.server_name': 0.66,
-  'ssl.version': 0.66,
-  'ssl.cipher': 0.66,
+  'ssl.server_name': 0.95,
+  'ssl.version': 0.88,
+  'ssl.cipher': 0.88,
   // x509: the one certificate without a record is TLS after STARTTLS in SMTP; SAN lists longer than the
   // record's string budget are cut (Google's 60-name SAN), so san.dns compares fewer.
   'x509.certificate.subject': 0.75,

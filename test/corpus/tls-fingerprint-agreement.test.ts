@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
-const THRESHOLDS: Record<string, number> = { ja3: 0.9, ja3s: 0.95, ja4: 0.85 }
+const THRESHOLDS: Record<string, number> = { ja3: 0.95, ja3s: 0.95, ja4: 0.95 }
 
 interface ArkimeSession {
   body?: {
