@@ -202,6 +202,9 @@ describe('quic parser', () => {
     // Coalesced with a Handshake packet the observer cannot open (RFC 9000 §12.2).
     d.feed(L7Dir.ToClient, Buffer.concat([serverInitial, longPacket(2, new Uint8Array(0), 40)]))
     expect(quicParser.wantsMore(d.state as QuicState)).toBe(true)
+    // An Initial with an ACK, then zeros after the packet: padding, not a 1-RTT packet (no fixed bit).
+    d.feed(L7Dir.ToServer, Buffer.concat([clientInitial([0x02, 1, 0, 0, 0], 3), Buffer.alloc(60)]))
+    expect(quicParser.wantsMore(d.state as QuicState)).toBe(true)
     d.ctx.tsUs = 45_000
     d.feed(L7Dir.ToServer, longPacket(2, SERVER_CID, 30))
     expect(quicParser.wantsMore(d.state as QuicState)).toBe(false)
@@ -330,6 +333,12 @@ describe('quic parser', () => {
     for (let i = 0; i < 300; i++) pieces.push(...cryptoFrame(1000 + 2 * i, RFC_CH.subarray(0, 1)))
     e.feed(L7Dir.ToServer, seal(pieces, { keyDcid: RFC_DCID }))
     expect(e.ctx.anomalies).toEqual(new Array<string>(300 - 256).fill('quic_crypto_too_fragmented'))
+    // Repeated pieces waiting for a gap: at most MAX_CRYPTO (64 KiB) octets of them are kept.
+    const g = new Driver<QuicTx>(quicParser, 'udp')
+    const same: number[] = []
+    for (let i = 0; i < 100; i++) same.push(...cryptoFrame(1000, new Uint8Array(1000).fill(i)))
+    g.feed(L7Dir.ToServer, seal(same, { keyDcid: RFC_DCID }))
+    expect(g.ctx.anomalies).toEqual(new Array<string>(100 - 65).fill('quic_crypto_too_fragmented'))
   })
 
   it('counts frames that do not belong in an Initial and headers that do not parse', () => {

@@ -17,7 +17,8 @@
  * - Frames in Initial packets (RFC 9000 §17.2.2, §19): PADDING, PING, ACK, CRYPTO and CONNECTION_CLOSE; any
  *   other type is a protocol violation (counted; the packet's remaining frames are dropped).
  * - CRYPTO data is reassembled by offset per side (frames and packets may come out of order, a ClientHello
- *   may span several Initial packets), bounded by MAX_CRYPTO octets and MAX_CHUNKS pending pieces.
+ *   may span several Initial packets), bounded by MAX_CRYPTO octets (contiguous, and again for the pieces
+ *   that wait for a gap to fill) and MAX_CHUNKS pending pieces.
  * - Malformed or undecryptable packets are counted anomalies (`quic_*`); nothing throws.
  */
 import { parseClientHello, parseServerHello, newTlsTx, type TlsTx } from './tls.js'
@@ -60,6 +61,8 @@ class CryptoStream {
   /** Octets of `data` already parsed as handshake messages. */
   parsed = 0
   private pending: Array<{ at: number; bytes: Uint8Array }> = []
+  /** Octets held in `pending` (bounded by MAX_CRYPTO, as the contiguous data is). */
+  private pendingBytes = 0
 
   /** Adds `bytes` at stream offset `at`; returns an anomaly name when it is refused. */
   add(at: number, bytes: Uint8Array): string | undefined {
@@ -67,8 +70,10 @@ class CryptoStream {
     if (end > MAX_CRYPTO) return 'quic_crypto_too_long'
     if (end <= this.data.byteLength || bytes.byteLength === 0) return undefined // already have it
     if (at > this.data.byteLength) {
-      if (this.pending.length >= MAX_CHUNKS) return 'quic_crypto_too_fragmented'
+      if (this.pending.length >= MAX_CHUNKS || this.pendingBytes + bytes.byteLength > MAX_CRYPTO)
+        return 'quic_crypto_too_fragmented'
       this.pending.push({ at, bytes: bytes.slice() })
+      this.pendingBytes += bytes.byteLength
       return undefined
     }
     this.append(at, bytes)
@@ -79,6 +84,7 @@ class CryptoStream {
         const c = this.pending[i]!
         if (c.at > this.data.byteLength) continue
         this.pending.splice(i, 1)
+        this.pendingBytes -= c.bytes.byteLength
         this.append(c.at, c.bytes)
         joined = true
         break
@@ -300,7 +306,9 @@ function datagram(s: QuicState, dir: L7Dir, b: Uint8Array, ctx: L7Context<QuicTx
   while (p < b.byteLength) {
     const first = b[p]!
     if ((first & 0x80) === 0) {
-      // A short header (1-RTT) packet runs to the end of the datagram.
+      // A short header (1-RTT) packet runs to the end of the datagram. Without the fixed bit it is padding
+      // after the last packet (zeros some clients append), not a packet.
+      if ((first & 0x40) === 0) return true
       if ((dir as number) === s.clientDir && s.clientHello && s.serverHello) return handshakeDone(s, ctx)
       return true
     }
