@@ -19,6 +19,7 @@ export const ANOMALY_NAMES = [
   'truncated_sll_header',
   'truncated_null_header',
   'truncated_arcnet_header',
+  'truncated_nflog_header',
   'unknown_null_family',
   // Snaplen: captured bytes shorter than the wire length (counted apart from malformed packets)
   'snaplen_truncated',

@@ -106,9 +106,11 @@ const EXPECTED: [string, Partial<Summary>][] = [
   ['tunnels/zeek-tunnels-6in4.pcap', { packets: 1, ip: 1, ipv6: 1, tunnels: { '6in4': 1 } }],
   ['tunnels/zeek-tunnels-gtp-gtp7_ipv6.pcap', { packets: 2, ip: 2, ipv6: 2, tunnels: { gtpu: 2 } }],
   ['tunnels/arkime-6-4-gre-ppp-udp-4-dns.pcap', { packets: 2, ip: 2, vlan: 2, tunnels: { ipip: 2 } }],
+  // 4 on port 3544 and 23 between the client and a relay on other ports, found by content (tshark's
+  // teredo_udp heuristic finds the same 27); 2 bubbles whose IPv6 length disagrees with the UDP length are not.
   [
     'tunnels/zeek-tunnels-teredo_bubble_with_payload.pcap',
-    { packets: 29, ip: 29, ipv6: 4, tunnels: { teredo: 4 } },
+    { packets: 29, ip: 29, ipv6: 27, tunnels: { teredo: 27 } },
   ],
   ['ipv6/zeek-ipv6-hbh-routing0.pcap', { packets: 1, ip: 1, ipv6: 1 }],
   ['ipv6/tcpdump-ipv6-routing-header.pcap', { packets: 4, ip: 4, ipv6: 4 }],

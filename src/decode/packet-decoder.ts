@@ -23,6 +23,8 @@
    wire, and the header-size enum naturally repeats values. */
 import { A, type Anomalies } from './anomalies.js'
 import { FragmentCache } from './fragments.js'
+import { teredoInnerByContent } from './teredo.js'
+import { nflogPayload, NflogStatus, type NflogSpan } from './nflog.js'
 import { DecodeResult, PacketInfo, Tunnel } from './packet.js'
 
 /** LINKTYPE_* values (pcap/pcapng link-layer header types). */
@@ -41,6 +43,7 @@ const enum LinkType {
   PppHdlc = 50, // PPP in HDLC-like framing (RFC 1662), or Cisco HDLC when the first byte is 0x0f/0x8f
   CHdlc = 104, // Cisco HDLC: address(1) control(1) EtherType(2)
   ArcnetLinux = 129, // Linux ARCNET: source(1) destination(1) offset(2), then the ARCNET protocol id
+  Nflog = 239, // Linux netfilter NFLOG: TLVs, the packet in NFULA_PAYLOAD (./nflog.ts)
 }
 
 /** ARCNET protocol ids (RFC 1051 and RFC 1201 framing). */
@@ -175,6 +178,8 @@ const MAX_TUNNEL_DEPTH = 4
 const MAX_GTP_EXT_HEADERS = 8
 /** Ethernet/NSH headers per packet (pseudowires, NSH and tunnels nest them; bounds the recursion). */
 const MAX_L2_HEADERS = 8
+/** Where the NFLOG payload is (scratch for decode(), used at once). */
+const nflogSpan: NflogSpan = { family: 0, start: 0, end: 0 }
 
 export interface PacketDecoderOptions {
   /** Maximum number of first fragments remembered (default 65536). */
@@ -303,6 +308,15 @@ export class PacketDecoder {
       case LinkType.ArcnetLinux:
         r = this.arcnetLinux(offset, end)
         break
+      case LinkType.Nflog: {
+        const s = nflogPayload(view, offset, end, nflogSpan)
+        if (s === NflogStatus.Truncated) {
+          this.truncated(A.truncated_nflog_header)
+          return DecodeResult.Malformed
+        }
+        r = s === NflogStatus.NotIp ? DecodeResult.NonIp : this.rawIp(nflogSpan.start, nflogSpan.end)
+        break
+      }
       default:
         return DecodeResult.UnsupportedLinkType
     }
@@ -903,6 +917,7 @@ export class PacketDecoder {
           if (sport === UdpPort.Vxlan || sport === UdpPort.VxlanLinux) return this.vxlan(q, qEnd)
           if (dport === UdpPort.GtpU || sport === UdpPort.GtpU) return this.gtpU(q, qEnd)
           if (dport === UdpPort.Teredo || sport === UdpPort.Teredo) return this.teredo(q, qEnd)
+          if (teredoInnerByContent(v, q, qEnd, dataEnd) >= 0) return this.teredo(q, qEnd)
         }
         return DecodeResult.Ip
       }

@@ -249,6 +249,11 @@ export class IpfixExporter {
     for (const d of this.dests) d.needTemplates = true
   }
 
+  /** The longest data record one message holds (after the message and Set headers). */
+  get maxRecordLength(): number {
+    return this.budget
+  }
+
   beginRecord(t: Template, maxLength: number): RecordWriter {
     if (this.cur !== undefined) this.abandonRecord()
     this.start()

@@ -63,8 +63,8 @@ export interface TlsTx {
   /** The server's certificate (TLS <= 1.2, where it travels in clear) and the length of its chain. */
   certificate: CertInfo | undefined
   chainLength: number
-  /** What carried the handshake, as JA4's first letter: 't' TLS over TCP, 'q' QUIC, 'd' DTLS. */
-  transport: 't' | 'q' | 'd'
+  /** What carried the handshake, as JA4's first letter: 't' TLS over TCP (also when absent), 'q' QUIC, 'd' DTLS. */
+  transport?: 't' | 'q' | 'd'
 }
 
 /** Where a reader counts what it finds malformed (an L7Context of any transaction type). */
@@ -100,7 +100,7 @@ export interface TlsState {
 const MAX_RECORDS_AFTER_HELLO = 64
 
 /** An empty transaction (no hello seen yet). */
-export function newTlsTx(transport: TlsTx['transport'] = 't'): TlsTx {
+export function newTlsTx(transport: 't' | 'q' | 'd' = 't'): TlsTx {
   return {
     recordVersion: 0,
     clientVersion: 0,

@@ -5,14 +5,16 @@
 // too), 'Unknown' for an id outside the catalogue. A flow agrees when our name equals nDPI's application
 // or its protocol ("TLS.Google": TLS or Google), case-insensitively. nDPI flows without a record of ours
 // (other flow splitting) are counted apart. Prints the rate and the most frequent disagreements; fails
-// under THRESHOLD (the issue's target). The rate over the flows nDPI names (not Unknown) is printed too.
+// under THRESHOLD. The rate over the flows nDPI names (not Unknown) is printed too. Every disagreement kind
+// is listed, with its reason, in docs/l7-agreement.md.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
-const THRESHOLD = 0.9
+/** What this version reaches (92.4%); the issue's target is 90%. */
+const THRESHOLD = 0.92
 
 const PROTO_NUMBERS: Record<string, number> = {
   TCP: 6,
@@ -47,8 +49,25 @@ function endpoint(s: string): string {
   const i = s.lastIndexOf(':')
   let host = s.slice(0, i)
   if (host.startsWith('[')) host = host.slice(1, -1)
-  return `${host} ${Number(s.slice(i + 1))}`
+  return `${canonicalIp(host)} ${Number(s.slice(i + 1))}`
 }
+
+/**
+ * One spelling per IPv6 address (RFC 5952, as the WHATWG URL parser writes it): nDPI's printer also
+ * compresses a single zero group ("2a03:2880:f030:13:face:b00c::3"). A string that is not an address (nDPI
+ * sometimes prints two "::") stays as it is, and its flow counts as without a record of ours.
+ */
+function canonicalIp(host: string): string {
+  if (!host.includes(':')) return host
+  try {
+    return new URL(`http://[${host}]/`).hostname.slice(1, -1)
+  } catch {
+    return host
+  }
+}
+
+/** Application names compared without case and punctuation (nDPI's "DCERPC" is the catalogue's "DCE_RPC"). */
+const appName = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]/g, '')
 
 function flowKey(proto: number, a: string, b: string): string {
   const ports = proto === 6 || proto === 17 || proto === 132
@@ -57,8 +76,8 @@ function flowKey(proto: number, a: string, b: string): string {
 }
 
 function recordKey(r: JsonRecord): string {
-  const src = String(r.sourceIPv4Address ?? r.sourceIPv6Address)
-  const dst = String(r.destinationIPv4Address ?? r.destinationIPv6Address)
+  const src = canonicalIp(String(r.sourceIPv4Address ?? r.sourceIPv6Address))
+  const dst = canonicalIp(String(r.destinationIPv4Address ?? r.destinationIPv6Address))
   const proto = Number(r.protocolIdentifier)
   return flowKey(
     proto,
@@ -103,8 +122,8 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('application identification against nDPI (..
           missing++
           continue
         }
-        const parts = f.label.toLowerCase().split('.')
-        const ok = parts.includes(mine.toLowerCase())
+        const parts = f.label.split('.').map(appName)
+        const ok = parts.includes(appName(mine))
         if (f.label !== 'Unknown') {
           named++
           if (ok) namedAgree++

@@ -1,15 +1,23 @@
 // Agreement of the `dns`, `http`, `tls` (with the server certificate against x509.log) and `dhcp`
-// transaction records with Zeek over ../shared/pcaps (skipped without
-// the corpus). For every capture with a primary Zeek baseline (<capture>.zeek/dns.log or http.log, the
-// btest that ran on that capture alone), each Zeek row is matched to one of our transaction records on the
-// same connection (orig/resp address and port; DNS also trans_id) in order, and each field is compared
-// where Zeek has a value:
+// transaction records with Zeek over ../shared/pcaps (skipped without the corpus). For every capture with
+// a primary Zeek baseline (<capture>.zeek/dns.log, http.log, ssl.log or dhcp.log, the btest that ran on
+// that capture alone), each Zeek row is matched to one of our transaction records on the same connection
+// (orig/resp address and port; DNS also trans_id) in order, and each field is compared where Zeek has a
+// value:
 //   dns.log  query, qtype, rcode, answers (Zeek renders answers as we do: see src/l7/dns.ts)
-//   http.log method, host uri, status_code, user_agent
-//   ssl.log  server_name, version, cipher (TLS and DTLS from the `tls` group, QUIC from the `quic` group)
+//   http.log method, host, uri (Zeek logs it percent-decoded: zeekUri), status_code, user_agent
+//   ssl.log  server_name, version, cipher (TLS and DTLS from the `tls` group, QUIC from the `quic` group);
+//            x509.log (the chain's first certificate) subject, issuer, serial, validity, key and signature
+//            algorithms, key length, SAN DNS names, SHA-256
+//   dhcp.log mac, msg_types, host_name, domain, requested_addr, assigned_addr, lease_time
 //   quic.log version, client_initial_dcid, client_scid, server_scid, server_name, client_protocol
 // A Zeek row without a matching record counts as a disagreement on each of its fields. Prints per-field
-// rates; fails under THRESHOLDS (what this version reaches, not yet the issue's 95% everywhere).
+// rates; fails under THRESHOLDS. Every remaining disagreement kind is listed in docs/l7-agreement.md.
+//
+// The probe runs with --mtu 9000: what is compared is what the parsers extract, not what one 1472-octet
+// UDP datagram can carry. At --mtu 1500 the one long SAN list here (Google's 60 names, 919 octets) is cut
+// to its first 55 names to fit the datagram with the rest of the handshake record (src/flow/fields/tls.ts;
+// src/flow/fields/tls.test.ts); over TCP or to a file nothing requires that cut.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -18,28 +26,29 @@ import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
 /**
- * Minimum agreement per field (fraction of Zeek rows with a value), set at what this version reaches. Every
- * remaining HTTP disagreement is a connection the probe never decodes (no record at all): Teredo on a
- * port other than 3544 (4 rows; decoder, src/decode) and an NFLOG capture (1 row; link type not
- * supported). The TLS rows without a record are TLS after STARTTLS inside MySQL, which the tls parser does
- * not handle yet (DTLS and QUIC rows have records since src/l7/dtls.ts and src/l7/quic.ts). Among the rows
- * whose connection has records, agreement is 100% (printed as "matched").
+ * Minimum agreement per field (fraction of Zeek rows with a value), set at what this version reaches; all
+ * DNS, HTTP, DHCP and QUIC fields are at 100%. The TLS rows still below the issue's 95% are connections
+ * without any record (printed "ours=(none)"; among the rows whose connection has a record agreement is 100%,
+ * printed "matched"), each waiting for a parser another branch adds:
+ *   email/zeek-tls-smtp-starttls.pcap  TLS after SMTP STARTTLS (ssl.version, ssl.cipher and every x509
+ *                                      field of its certificate): the STARTTLS hand-off (wt/ltwo)
+ * DTLS (tls/zeek-tls-webrtc-stun.pcap, src/l7/dtls.ts) and QUIC (tls/zeek-quic-curl-...-google-de,
+ * src/l7/quic.ts) have their records.
  */
 const THRESHOLDS: Record<string, number> = {
-  'dns.query': 0.95,
-  'dns.qtype': 0.95,
-  'dns.rcode': 0.95,
-  'dns.answers': 0.95,
-  'http.method': 0.9,
-  'http.host': 0.89,
-  'http.uri': 0.89,
-  'http.status_code': 0.92,
-  'http.user_agent': 0.72,
-  'ssl.server_name': 0.95,
-  'ssl.version': 0.88,
-  'ssl.cipher': 0.88,
-  // x509: the one certificate without a record is TLS after STARTTLS in SMTP; SAN lists longer than the
-  // record's string budget are cut (Google's 60-name SAN), so san.dns compares fewer.
+  'dns.query': 1,
+  'dns.qtype': 1,
+  'dns.rcode': 1,
+  'dns.answers': 1,
+  'http.method': 1,
+  'http.host': 1,
+  'http.uri': 1,
+  'http.status_code': 1,
+  'http.user_agent': 1,
+  'ssl.server_name': 1,
+  'ssl.version': 0.88, // 8/9: STARTTLS
+  'ssl.cipher': 0.88, // 8/9: STARTTLS
+  // 3/4: the STARTTLS certificate
   'x509.certificate.subject': 0.75,
   'x509.certificate.issuer': 0.75,
   'x509.certificate.serial': 0.75,
@@ -49,20 +58,20 @@ const THRESHOLDS: Record<string, number> = {
   'x509.certificate.sig_alg': 0.75,
   'x509.certificate.key_length': 0.75,
   'x509.fingerprint': 0.75,
-  'x509.san.dns': 0.33,
-  'dhcp.mac': 0.95,
-  'dhcp.msg_types': 0.95,
-  'dhcp.host_name': 0.95,
-  'dhcp.domain': 0.95,
-  'dhcp.requested_addr': 0.95,
-  'dhcp.assigned_addr': 0.95,
-  'dhcp.lease_time': 0.95,
-  'quic.version': 0.95,
-  'quic.client_initial_dcid': 0.95,
-  'quic.client_scid': 0.95,
-  'quic.server_scid': 0.95,
-  'quic.server_name': 0.95,
-  'quic.client_protocol': 0.95,
+  'x509.san.dns': 0.66, // 2/3: the STARTTLS certificate
+  'dhcp.mac': 1,
+  'dhcp.msg_types': 1,
+  'dhcp.host_name': 1,
+  'dhcp.domain': 1,
+  'dhcp.requested_addr': 1,
+  'dhcp.assigned_addr': 1,
+  'dhcp.lease_time': 1,
+  'quic.version': 1,
+  'quic.client_initial_dcid': 1,
+  'quic.client_scid': 1,
+  'quic.server_scid': 1,
+  'quic.server_name': 1,
+  'quic.client_protocol': 1,
 }
 
 /** Zeek's version names (ssl/consts.zeek). */
@@ -215,6 +224,35 @@ function scoreDns(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name: 
   }
 }
 
+/**
+ * The request target as Zeek logs it: Zeek's unescape_URI (src/analyzer/protocol/http/HTTP.cc) decodes
+ * every %XX (and %uXXXX) escape, and its ASCII writer shows control characters as \xNN. The
+ * probe exports the target as sent (httpRequestTarget), so "q=Wireshark+%21" is Zeek's "q=Wireshark+!".
+ */
+function zeekUri(target: string): string {
+  const b = Buffer.from(target, 'utf8')
+  const out: number[] = []
+  const isHex = (c: number | undefined): boolean =>
+    c !== undefined && /[0-9a-fA-F]/.test(String.fromCharCode(c))
+  const val = (i: number): number => parseInt(String.fromCharCode(b[i]!, b[i + 1]!), 16)
+  const push = (c: number): void => {
+    // Control characters as \xNN; other octets as they are (Zeek writes UTF-8 as it is).
+    if (c < 0x20 || c === 0x7f) out.push(...Buffer.from(`\\x${c.toString(16).padStart(2, '0')}`))
+    else out.push(c)
+  }
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] === 0x25 && isHex(b[i + 1]) && isHex(b[i + 2])) {
+      push(val(i + 1))
+      i += 2
+    } else if (b[i] === 0x25 && b[i + 1] === 0x75 && [2, 3, 4, 5].every((k) => isHex(b[i + k]))) {
+      push(val(i + 2))
+      push(val(i + 4))
+      i += 5
+    } else out.push(b[i]!)
+  }
+  return Buffer.from(out).toString('utf8')
+}
+
 function scoreHttp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name: string): void {
   const pool = poolBy(recs, connKey)
   // Zeek writes a transaction when it completes, so a connection's rows are not always in request order:
@@ -241,7 +279,7 @@ function scoreHttp(rows: Row[], recs: JsonRecord[], t: Map<string, Tally>, name:
     }
     cmp('method', str(rec?.['httpRequestMethod']))
     cmp('host', str(rec?.['httpRequestHost']))
-    cmp('uri', str(rec?.['httpRequestTarget']))
+    cmp('uri', zeekUri(str(rec?.['httpRequestTarget'])))
     cmp('status_code', str(rec?.['httpStatusCode'])) // 0: no status line (Zeek logs 0 too)
     cmp('user_agent', str(rec?.['httpUserAgent']))
   }
@@ -391,6 +429,7 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('L7 agreement with Zeek (../shared/pcaps)', 
       captures++
       const { records } = await probeRecords([join(SHARED_PCAPS, rel)], {
         fields: ['core', 'dns', 'http', 'tls', 'quic', 'dhcp'],
+        mtu: 9000,
       })
       if (existsSync(quicLog))
         scoreQuic(

@@ -120,6 +120,13 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
   protected abstract readonly templateIds: readonly [v4: number, v6: number]
   /** Writes the protocol fields of `tx` (after the key fields), in txFields order. */
   protected abstract writeTx(tx: Tx, w: RecordWriter): void
+  /**
+   * An upper bound of the variable-length part of the transaction's record, called just before writeTx.
+   * `room` is what one message leaves for it; a group whose strings can be longer fits them to it here.
+   */
+  protected txLength(_tx: Tx, _room: number): number {
+    return STRING_BUDGET + 3 * this.txFields.length + 64
+  }
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
 
@@ -205,7 +212,7 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
     const ts = this.templates
     if (ex === undefined || ts === undefined) return
     const t = key.ipVersion === 6 ? ts[1] : ts[0]
-    const w = ex.beginRecord(t, t.fixedLength + STRING_BUDGET + 3 * this.txFields.length + 64)
+    const w = ex.beginRecord(t, t.fixedLength + this.txLength(tx, ex.maxRecordLength - t.fixedLength))
     w.dateTimeMs(Math.floor(key.startUs / 1000))
     w.dateTimeMs(Math.floor(this.txTimeUs(tx, tsUs) / 1000))
     if (key.ipVersion === 6) {

@@ -18,7 +18,7 @@ import type { L7EngineOptions } from '../../l7/engine.js'
 import { quicParser, type QuicTx } from '../../l7/quic.js'
 import type { FieldList } from '../feature.js'
 import { TransactionGroup } from './l7-transactions.js'
-import { TLS_TX_FIELDS, writeTlsTx } from './tls.js'
+import { TLS_TX_FIELDS, tlsRecordParts, writeTlsTx, type TlsRecordParts } from './tls.js'
 
 const TX_FIELDS: FieldList = [
   ['flowtelQuicVersion'],
@@ -42,11 +42,27 @@ export class QuicFields extends TransactionGroup<QuicTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tsUs
   }
 
+  /** The TLS parts of the transaction about to be written (txLength fits them; writeTx writes them). */
+  private parts: { tx: QuicTx; parts: TlsRecordParts } | undefined
+
+  /** Connection IDs are at most 20 octets (RFC 9000 §17.2): one length octet each. */
+  private static cidLength(tx: QuicTx): number {
+    return [tx.dcid, tx.scid, tx.serverScid].reduce((n, c) => n + 1 + Math.min(c.byteLength, 20), 0)
+  }
+
+  protected override txLength(tx: QuicTx, room: number): number {
+    const cids = QuicFields.cidLength(tx)
+    this.parts = { tx, parts: tlsRecordParts(tx, room - cids) }
+    return cids + this.parts.parts.length
+  }
+
   protected writeTx(tx: QuicTx, w: RecordWriter): void {
+    const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
+    this.parts = undefined
     w.u32(tx.quicVersion)
     w.varlen(tx.dcid.subarray(0, 20))
     w.varlen(tx.scid.subarray(0, 20))
     w.varlen(tx.serverScid.subarray(0, 20))
-    writeTlsTx(tx, w)
+    writeTlsTx(tx, w, p)
   }
 }

@@ -3,7 +3,7 @@
  * src/l7/tls.ts and src/l7/dtls.ts), one record per handshake (template 276 IPv4 / 277 IPv6, see
  * ./l7-transactions.ts), on any port (content decides). A DTLS record has a DTLS version (0xfeff, 0xfefd,
  * 0xfefc) and a JA4 starting with 'd'. QUIC handshakes have their own group (./quic.ts) that writes these
- * same fields after the QUIC ones (TLS_TX_FIELDS, writeTlsTx).
+ * same fields after the QUIC ones (TLS_TX_FIELDS, tlsRecordParts, writeTlsTx).
  *
  * Elements: Flowmon (PEN 39499) tlsClientVersion (ClientHello legacy_version), tlsServerVersion (the
  * negotiated version: supported_versions of the ServerHello, else its legacy_version), tlsCipherSuite (the
@@ -79,6 +79,91 @@ function u16s(list: readonly number[]): Uint8Array {
   return out
 }
 
+/** Encoded size of a variable-length value of n octets (RFC 7011 §7). */
+const varlenSize = (n: number): number => (n < 255 ? 1 + n : 3 + n)
+
+/** Octets of the ClientHello strings (SNI, ALPN chosen and offered) together, as before the certificate. */
+const HELLO_STRING_BUDGET = 600
+
+/** The variable-length values of one TLS record, strings already fitted to the record's room. */
+export interface TlsRecordParts {
+  sni: string
+  alpn: string
+  offered: string
+  ja3: Uint8Array
+  ja3s: Uint8Array
+  ja4: string
+  /** subjectCn, subjectO, issuerCn, issuerO, serial, SAN DNS names, sigAlg, keyAlg, subject, issuer. */
+  cert: string[]
+  /** Encoded octets of all variable-length fields (what the record adds to the template's fixed length). */
+  length: number
+}
+
+/**
+ * Fits the record's strings into `room` octets of variable-length fields (one message's worth after the
+ * fixed fields): the ClientHello strings share HELLO_STRING_BUDGET, and the certificate strings share all
+ * that is left, so a long SAN list takes the room the rest does not need instead of a fixed share. A SAN
+ * list that still does not fit is cut after its last whole name.
+ */
+export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
+  const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], HELLO_STRING_BUDGET)
+  const j3 = ja3(tx).hash
+  const j3s = ja3s(tx).hash
+  const parts: TlsRecordParts = {
+    sni: sni!,
+    alpn: alpn!,
+    offered: offered!,
+    ja3: j3 === '' ? EMPTY : Buffer.from(j3, 'hex'),
+    ja3s: j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'),
+    ja4: ja4(tx, tx.transport ?? 't').text,
+    cert: [],
+    length: 0,
+  }
+  const str = (x: string): number => varlenSize(Buffer.byteLength(x, 'utf8'))
+  const c = tx.certificate
+  let used =
+    str(parts.sni) +
+    str(parts.alpn) +
+    str(parts.offered) +
+    varlenSize(Math.min(tx.cipherSuites.length, MAX_LIST) * 2) +
+    varlenSize(Math.min(tx.extensionTypes.length, MAX_LIST) * 2) +
+    varlenSize(Math.min(tx.supportedGroups.length, MAX_LIST) * 2) +
+    varlenSize(Math.min(tx.ecPointFormats.length, MAX_LIST)) +
+    varlenSize(Math.min(tx.supportedVersions.length, MAX_LIST) * 2) +
+    varlenSize(parts.ja3.length) +
+    varlenSize(parts.ja3s.length) +
+    str(parts.ja4) +
+    varlenSize(Math.min(tx.clientSessionId.length, 32)) +
+    varlenSize(Math.min(tx.serverSessionId.length, 32)) +
+    varlenSize(c?.sha1.length ?? 0) +
+    varlenSize(c?.sha256.length ?? 0)
+  const full =
+    c === undefined
+      ? ['', '', '', '', '', '', '', '', '', '']
+      : [
+          c.subjectCn,
+          c.subjectO,
+          c.issuerCn,
+          c.issuerO,
+          c.serial,
+          c.sanDns.join(','),
+          c.sigAlg,
+          c.keyAlg,
+          c.subject,
+          c.issuer,
+        ]
+  // Each certificate string may need a 3-octet length prefix.
+  const cert = clipAll(full, Math.max(0, room - used - 3 * full.length))
+  const san = cert[5]!
+  // Whole names only: a cut name would read as another (wrong) name.
+  if (san.length < full[5]!.length && full[5]![san.length] !== ',')
+    cert[5] = san.slice(0, Math.max(0, san.lastIndexOf(',')))
+  for (const x of cert) used += str(x)
+  parts.cert = cert
+  parts.length = used
+  return parts
+}
+
 export class TlsFields extends TransactionGroup<TlsTx> {
   readonly name = 'tls'
   protected readonly countField = 'flowtelTlsTransactions'
@@ -93,53 +178,44 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tx.serverHelloUs > 0 ? tx.serverHelloUs : tsUs
   }
 
+  /** Parts of the transaction about to be written (txLength fits them; writeTx writes them). */
+  private parts: { tx: TlsTx; parts: TlsRecordParts } | undefined
+
+  protected override txLength(tx: TlsTx, room: number): number {
+    this.parts = { tx, parts: tlsRecordParts(tx, room) }
+    return this.parts.parts.length
+  }
+
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
-    writeTlsTx(tx, w)
+    const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
+    this.parts = undefined
+    writeTlsTx(tx, w, p)
   }
 }
 
-/** Writes the TLS_TX_FIELDS of `tx`. */
-export function writeTlsTx(tx: TlsTx, w: RecordWriter): void {
-  const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], 600)
+/** Writes the TLS_TX_FIELDS of `tx`, with its variable-length parts `p` (tlsRecordParts). */
+export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void {
   w.u16(tx.clientVersion)
   w.u16(tx.serverVersion)
   w.u16(tx.cipherSuite)
-  w.string(sni!)
-  w.string(alpn!)
+  w.string(p.sni)
+  w.string(p.alpn)
   w.varlen(u16s(tx.cipherSuites))
   w.varlen(u16s(tx.extensionTypes))
   w.varlen(u16s(tx.supportedGroups))
   w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
   w.u16(tx.recordVersion)
-  w.string(offered!)
+  w.string(p.offered)
   w.varlen(u16s(tx.supportedVersions))
-  const j3 = ja3(tx).hash
-  const j3s = ja3s(tx).hash
-  w.varlen(j3 === '' ? EMPTY : Buffer.from(j3, 'hex'))
-  w.varlen(j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'))
-  w.string(ja4(tx, tx.transport).text)
+  w.varlen(p.ja3)
+  w.varlen(p.ja3s)
+  w.string(p.ja4)
   w.u64(tx.setupUs)
   w.u8(tx.resumed)
   w.varlen(tx.clientSessionId.subarray(0, 32))
   w.varlen(tx.serverSessionId.subarray(0, 32))
   const c = tx.certificate
-  const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = clipAll(
-    c === undefined
-      ? ['', '', '', '', '', '', '', '', '', '']
-      : [
-          c.subjectCn,
-          c.subjectO,
-          c.issuerCn,
-          c.issuerO,
-          c.serial,
-          c.sanDns.join(','),
-          c.sigAlg,
-          c.keyAlg,
-          c.subject,
-          c.issuer,
-        ],
-    500,
-  )
+  const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = p.cert
   w.string(subjectCn!)
   w.string(subjectO!)
   w.string(issuerCn!)

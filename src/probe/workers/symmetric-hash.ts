@@ -7,7 +7,7 @@
  * Link layers walked (the same framing rules as src/decode/packet-decoder.ts): Ethernet II and 802.3
  * LLC/SNAP (IEEE 802.3, RFC 1042), 802.1Q / 802.1ad / 0x9100 tags and Cisco MetaData shims, MPLS label
  * stacks (RFC 3032) with the RFC 4385 pseudowire control word, PPPoE session (RFC 2516), PPP (RFC 1661/1662)
- * and Cisco HDLC, NSH (RFC 8300), Linux SLL/SLL2, BSD NULL/LOOP, raw IPv4/IPv6.
+ * and Cisco HDLC, NSH (RFC 8300), Linux SLL/SLL2, Linux NFLOG, BSD NULL/LOOP, raw IPv4/IPv6.
  *
  * Why the address pair only, without ports: a non-first IP fragment carries no transport header (RFC 791,
  * RFC 8200 §4.5). The decoder gives it the ports of its first fragment from a per-worker fragment cache, so
@@ -33,6 +33,9 @@
  * decoder counts the anomaly.
  */
 
+import { nflogPayload, NflogStatus, type NflogSpan } from '../../decode/nflog.js'
+import { teredoInnerByContent } from '../../decode/teredo.js'
+
 /** LINKTYPE_* values handled here (pcap/pcapng link-type registry). */
 const LT_NULL = 0
 const LT_ETHERNET = 1
@@ -47,6 +50,9 @@ const LT_LINUX_SLL = 113
 const LT_IPV4 = 228
 const LT_IPV6 = 229
 const LT_LINUX_SLL2 = 276
+const LT_NFLOG = 239
+/** Scratch for the NFLOG payload position (used at once). */
+const nflogSpan: NflogSpan = { family: 0, start: 0, end: 0 }
 
 /** Bounds against hostile packets (the decoder's own bounds, packet-decoder.ts). */
 const MAX_SHIMS = 8
@@ -126,14 +132,17 @@ function innerOf(v: DataView, proto: number, q: number, end: number, depth: numb
 }
 
 /**
- * Offset of the IPv6 header inside a Teredo packet (UDP at u, port 3544 on either side), or -1. Follows the
+ * Offset of the IPv6 header inside a Teredo packet (UDP at u, port 3544 on either side, or Teredo by content
+ * on another port), or -1. Follows the
  * decoder (packet-decoder.ts teredo()): optional authentication and origin indications, then a whole IPv6
  * header within the UDP length.
  */
 function teredoInner(v: DataView, u: number, ipEnd: number): number {
   if (ipEnd - u < 8) return -1
-  if (v.getUint16(u) !== 3544 && v.getUint16(u + 2) !== 3544) return -1
   const ulen = v.getUint16(u + 4)
+  // Other ports: by content, as the decoder does (src/decode/teredo.ts).
+  if (v.getUint16(u) !== 3544 && v.getUint16(u + 2) !== 3544)
+    return teredoInnerByContent(v, u + 8, u + ulen < ipEnd ? u + ulen : ipEnd, u + ulen)
   if (ulen >= 8 && u + ulen < ipEnd) ipEnd = u + ulen
   let q = u + 8
   if (ipEnd - q >= 2 && v.getUint16(q) === 0x0001) {
@@ -177,6 +186,10 @@ export function symmetricPacketHash(
     case LT_LOOP:
       // The family only says IPv4 or IPv6; the version nibble says the same for a well-formed packet.
       return end - p < 4 ? NO_HASH : ipAt(v, p + 4, end, 0)
+    case LT_NFLOG:
+      return nflogPayload(v, p, end, nflogSpan) === NflogStatus.Payload
+        ? ipAt(v, nflogSpan.start, nflogSpan.end, 0)
+        : NO_HASH
     case LT_PPP:
       return ppp(v, p, end, 0)
     case LT_PPP_HDLC:
