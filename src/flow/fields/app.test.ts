@@ -126,6 +126,11 @@ describe('app field group (whole probe)', () => {
     ])
   })
 
+  it('names WebRTC DTLS after its STUN checks DTLS (the dtls parser follows the flow past STUN)', async () => {
+    const recs = await appRun(join(FIXTURES, '../dtls/zeek-tls-webrtc-stun.pcap'))
+    expect(recs.map((r) => r.app)).toEqual(['DTLS'])
+  })
+
   it('recognises RDP by its X.224 connection request', async () => {
     const recs = await appRun(join(FIXTURES, 'zeek-rdp-rdp-x509.pcap'))
     expect(recs.map((r) => r.app)).toEqual(['RDP'])

@@ -38,7 +38,7 @@ const ENGINE_PANA_L7 = 13
 /** Payload packets (both directions) tried against the content signatures. */
 const SIGNATURE_TRIES = 8
 /** Parsers the group runs for names: server names and protocol identity. */
-const PARSERS = ['dns', 'http', 'tls', 'quic', 'dhcp'] as const
+const PARSERS = ['dns', 'http', 'tls', 'quic', 'dtls', 'dhcp'] as const
 /** Protocols over which a DNS-cache name wins (the name says more than "TLS"). */
 const CARRIERS = ['TLS', 'HTTP', 'QUIC']
 
@@ -214,6 +214,14 @@ export class AppFields implements FlowFeature {
         const byName = sni !== '' ? c.byHost(sni) : NO_APP
         if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
         else this.set(id, c.named('QUIC'), Evidence.Signature)
+        break
+      }
+      case 'dtls': {
+        // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
+        const sni = (tx as TlsTx).sni
+        const byName = sni !== '' ? c.byHost(sni) : NO_APP
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        else this.set(id, c.named('DTLS'), Evidence.Signature)
         break
       }
       case 'http': {
