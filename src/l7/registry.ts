@@ -5,13 +5,17 @@
  */
 import { dhcpParser } from './dhcp.js'
 import { dnsParser } from './dns.js'
+import { dtlsParser } from './dtls.js'
 import { httpParser } from './http.js'
 import type { AnyL7Parser } from './parser.js'
+import { quicParser } from './quic.js'
 import { tlsParser } from './tls.js'
 
 export const L7_PARSERS: Readonly<Record<string, AnyL7Parser>> = {
   dhcp: dhcpParser,
   dns: dnsParser,
+  dtls: dtlsParser,
   http: httpParser,
+  quic: quicParser,
   tls: tlsParser,
 }

@@ -6,7 +6,9 @@
  *   (RFC 8701: 0x?A?A) are left out of JA3 as the reference implementation does.
  * - JA4 (FoxIO, JA4+ specification): `<t|q|d><version><d|i><ciphers:2><extensions:2><alpn:2>_<12 hex of
  *   SHA-256 of the sorted ciphers>_<12 hex of SHA-256 of the sorted extensions minus SNI/ALPN, "_", the
- *   signature algorithms in hello order> (zeros when that input is empty)`; GREASE ignored everywhere.
+ *   signature algorithms in hello order> (zeros when that input is empty)`; GREASE ignored everywhere. The
+ *   version is the highest in supported_versions, else the hello's; for DTLS the highest is the lowest
+ *   number (0xfefc, DTLS 1.3, is above 0xfefd, DTLS 1.2).
  */
 import { createHash } from 'node:crypto'
 
@@ -85,7 +87,14 @@ function alpnPart(alpn: readonly string[]): string {
 export function ja4(c: ClientHelloFacts, transport: 't' | 'q' | 'd' = 't'): { text: string; raw: string } {
   if (c.clientVersion === 0) return { text: '', raw: '' }
   const versions = noGrease(c.supportedVersions)
-  const top = versions.length > 0 ? Math.max(...versions) : c.clientVersion
+  // The highest version offered; DTLS numbers its versions downwards (1.2 is 0xfefd, 1.3 0xfefc).
+  const dtls = versions.filter((v) => v >> 8 === 0xfe)
+  const top =
+    transport === 'd' && dtls.length > 0
+      ? Math.min(...dtls)
+      : versions.length > 0
+        ? Math.max(...versions)
+        : c.clientVersion
   const version = VERSIONS[top] ?? '00'
   const ciphers = noGrease(c.cipherSuites)
   const exts = noGrease(c.extensionTypes)

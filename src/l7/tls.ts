@@ -12,7 +12,9 @@
  * the end of the flow, or MAX_RECORDS_AFTER_HELLO records); the parser then needs no more bytes.
  * Resumption: a TLS 1.3 pre_shared_key in the ServerHello, or (TLS <= 1.2) an abbreviated handshake, the
  * server's ChangeCipherSpec right after its ServerHello, by session ID or ticket (RFC 5077).
- * Fingerprints (JA3, JA3S, JA4) are in ./tls-fingerprint.ts. Certificates and DTLS come later.
+ * Fingerprints (JA3, JA3S, JA4) are in ./tls-fingerprint.ts. The hello and Certificate bodies are read by
+ * exported functions (parseClientHello, parseServerHello, parseCertificate) that DTLS (./dtls.ts) and QUIC
+ * (./quic.ts) share.
  */
 import {
   incomplete,
@@ -61,7 +63,12 @@ export interface TlsTx {
   /** The server's certificate (TLS <= 1.2, where it travels in clear) and the length of its chain. */
   certificate: CertInfo | undefined
   chainLength: number
+  /** What carried the handshake, as JA4's first letter: 't' TLS over TCP (also when absent), 'q' QUIC, 'd' DTLS. */
+  transport?: 't' | 'q' | 'd'
 }
+
+/** Where a reader counts what it finds malformed (an L7Context of any transaction type). */
+type Anomalies = Pick<L7Context<unknown>, 'anomaly'>
 
 export const RESUMED_NONE = 0
 export const RESUMED_SESSION_ID = 1
@@ -92,7 +99,8 @@ export interface TlsState {
 /** Records followed after the ServerHello before giving up on the setup time. */
 const MAX_RECORDS_AFTER_HELLO = 64
 
-function newTx(): TlsTx {
+/** An empty transaction (no hello seen yet). */
+export function newTlsTx(transport: 't' | 'q' | 'd' = 't'): TlsTx {
   return {
     recordVersion: 0,
     clientVersion: 0,
@@ -120,6 +128,7 @@ function newTx(): TlsTx {
     setupUs: 0,
     certificate: undefined,
     chainLength: 0,
+    transport,
   }
 }
 
@@ -220,14 +229,15 @@ function extensions(exts: Reader, each: (type: number, e: Reader) => void): numb
   return bad
 }
 
-/** Returns the number of malformed extensions. */
-function clientHello(body: Reader, tx: TlsTx): number {
+/** Returns the number of malformed extensions. DTLS (RFC 6347 §4.2.1) adds a cookie after the session ID. */
+function clientHello(body: Reader, tx: TlsTx, dtls = false): number {
   tx.clientVersion = body.u16()
   body.skip(32)
   const sid = body.u8()
   tx.sessionIdLength = sid
   tx.clientSessionId = body.b.slice(body.pos, body.pos + sid)
   body.skip(sid)
+  if (dtls) body.skip(body.u8())
   tx.cipherSuites = u16List(body.sub(body.u16()))
   body.skip(body.u8()) // compression methods
   if (body.left < 2) return 0
@@ -279,7 +289,7 @@ function abbreviated(tx: TlsTx): void {
 }
 
 /** Certificate (RFC 5246 §7.4.2): a u24 list of u24-length DER certificates, the server's first. */
-function certificates(body: Reader, tx: TlsTx, ctx: L7Context<TlsTx>): void {
+function certificates(body: Reader, tx: TlsTx, ctx: Anomalies): void {
   const list = body.sub(u24(body))
   let n = 0
   while (list.left >= 3) {
@@ -296,6 +306,35 @@ function certificates(body: Reader, tx: TlsTx, ctx: L7Context<TlsTx>): void {
 
 function u24(r: Reader): number {
   return (r.u8() << 16) | r.u16()
+}
+
+/** Runs `read` over `body`; undefined when the body is truncated, else what `read` returned. */
+function guarded<T>(body: Uint8Array, read: (r: Reader) => T): T | undefined {
+  try {
+    return read(new Reader(body))
+  } catch (e) {
+    if (!(e instanceof Truncated)) throw e
+    return undefined
+  }
+}
+
+/**
+ * Reads a ClientHello body (the handshake message without its type and length) into `tx`. Returns the number
+ * of malformed extensions (their neighbours are still read), or undefined when the body is truncated (what
+ * came before the cut is in `tx`). `dtls`: the body has DTLS's cookie field (RFC 6347 §4.2.1).
+ */
+export function parseClientHello(body: Uint8Array, tx: TlsTx, dtls = false): number | undefined {
+  return guarded(body, (r) => clientHello(r, tx, dtls))
+}
+
+/** Reads a ServerHello body into `tx` (DTLS's is the same); as parseClientHello. */
+export function parseServerHello(body: Uint8Array, tx: TlsTx): number | undefined {
+  return guarded(body, (r) => serverHello(r, tx))
+}
+
+/** Reads a Certificate body (TLS <= 1.2, DTLS): the server's certificate and the chain length. */
+export function parseCertificate(body: Uint8Array, tx: TlsTx, ctx: Anomalies): boolean {
+  return guarded(body, (r) => (certificates(r, tx, ctx), true)) === true
 }
 
 /** The handshake is over (or followed far enough): the transaction leaves and the parser is done. */
@@ -322,7 +361,7 @@ function handshakes(s: TlsState, dir: L7Dir, ctx: L7Context<TlsTx>): void {
     const len = (hs[p + 1]! << 16) | (hs[p + 2]! << 8) | hs[p + 3]!
     if (p + 4 + len > hs.byteLength) break
     const body = new Reader(hs.subarray(p + 4, p + 4 + len))
-    const tx = (s.tx ??= newTx())
+    const tx = (s.tx ??= newTlsTx())
     try {
       if (type === CLIENT_HELLO && dir === L7Dir.ToServer) {
         tx.clientHelloUs = ctx.tsUs
@@ -387,7 +426,7 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
       }
       if (type === HANDSHAKE && !s.ccs[dir]) {
         if (s.tx === undefined && dir === L7Dir.ToServer) {
-          s.tx = newTx()
+          s.tx = newTlsTx()
           s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
         }
         if (s.hs[dir].byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')

@@ -1,17 +1,18 @@
 // TLS fingerprints (`tls` group: JA3, JA3S, JA4) against Arkime over ../shared/pcaps (skipped without the
 // corpus). For every capture with an Arkime reference (<capture>.arkime.json), each session with a tls.ja3,
 // tls.ja3s or tls.ja4 value is matched to our TLS transaction record on the same connection (addresses and
-// ports, either order) and each value compared. A session without a record of ours counts as a
-// disagreement. Prints per-field rates and the disagreements; fails under THRESHOLDS, or when any session
-// that does have a record of ours disagrees. The sessions without a record are TLS after STARTTLS in SMTP,
-// QUIC and DTLS, which the tls parser does not handle yet.
+// ports, either order) and each value compared; QUIC handshakes come from the `quic` group (the same TLS
+// fields; JA4 with the 'q' prefix) and DTLS ones from the `tls` group ('d' prefix). A session without a
+// record of ours counts as a disagreement. Prints per-field rates and the disagreements; fails under
+// THRESHOLDS, or when any session that does have a record of ours disagrees. The sessions without a record
+// are TLS after STARTTLS in SMTP, which the tls parser does not handle yet.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
-const THRESHOLDS: Record<string, number> = { ja3: 0.9, ja3s: 0.95, ja4: 0.85 }
+const THRESHOLDS: Record<string, number> = { ja3: 0.95, ja3s: 0.95, ja4: 0.95 }
 
 interface ArkimeSession {
   body?: {
@@ -39,7 +40,7 @@ describe.skipIf(!HAVE_SHARED_PCAPS)('TLS fingerprints against Arkime (../shared/
       const withTls = sessions.filter((s) => s.body?.tls?.ja3 ?? s.body?.tls?.ja3s ?? s.body?.tls?.ja4)
       if (withTls.length === 0) continue
       captures++
-      const { records } = await probeRecords([join(SHARED_PCAPS, rel)], { fields: ['core', 'tls'] })
+      const { records } = await probeRecords([join(SHARED_PCAPS, rel)], { fields: ['core', 'tls', 'quic'] })
       const ours = new Map<string, JsonRecord[]>()
       for (const r of records) {
         if (!('tlsSni' in r)) continue

@@ -107,6 +107,30 @@ describe('app field group (whole probe)', () => {
     expect(recs.map((r) => r.app).sort()).toEqual(['DNS', 'TLS'])
   })
 
+  it('names a QUIC flow by the SNI of its decrypted client Initial, else calls it QUIC', async () => {
+    const quic = join(FIXTURES, '../quic')
+    // www.google.de (QUIC v1, Zeek) and www.google.com (draft-29, ipfixprobe): without the Initial's SNI
+    // both would only be "QUIC" (the long-header signature).
+    for (const f of [
+      'zeek-quic-curl-8.1.2-dev-http3-www-google-de.pcap',
+      'ipfixprobe-quic_initial-sample.pcap',
+    ])
+      expect((await appRun(join(quic, f))).map((r) => r.app)).toEqual(['Google'])
+    // config.edge.skype.com in two Initials; Initials that do not decrypt and Google QUIC Q043 stay QUIC.
+    const recs = await appRun(join(quic, 'arkime-synthetic-quic.pcap'))
+    expect(recs.map((r) => `${String(r.sourceTransportPort)} ${r.app}`).sort()).toEqual([
+      '10000 Skype_Teams',
+      '52001 QUIC',
+      '54345 QUIC',
+      '56005 QUIC',
+    ])
+  })
+
+  it('names WebRTC DTLS after its STUN checks DTLS (the dtls parser follows the flow past STUN)', async () => {
+    const recs = await appRun(join(FIXTURES, '../dtls/zeek-tls-webrtc-stun.pcap'))
+    expect(recs.map((r) => r.app)).toEqual(['DTLS'])
+  })
+
   it('recognises RDP by its X.224 connection request', async () => {
     const recs = await appRun(join(FIXTURES, 'zeek-rdp-rdp-x509.pcap'))
     expect(recs.map((r) => r.app)).toEqual(['RDP'])

@@ -5,11 +5,11 @@
  * - Engine 3 (IANA-L4): not in the catalogue; the responder's TCP/UDP port (the well-known port, if any).
  * - Engine 1 (IANA-L3): not in the catalogue and no ports; the IP protocol number.
  *
- * Classification, strongest evidence first (src/appid/classifier.ts): the server name (TLS SNI, HTTP Host,
- * DNS query name) against the catalogue's domains; the server address named by a DNS answer seen earlier
- * (only over TLS, HTTP or an unidentified protocol); the L7 parser that claimed the flow (src/l7) or a
- * content signature (src/appid/signatures.ts) on the first payload packets; the responder's port, then the
- * initiator's; the IP protocol. L7 work stops once a name is known.
+ * Classification, strongest evidence first (src/appid/classifier.ts): the server name (TLS SNI, QUIC SNI
+ * from the decrypted client Initial, HTTP Host, DNS query name) against the catalogue's domains; the server
+ * address named by a DNS answer seen earlier (only over TLS, HTTP or an unidentified protocol); the L7
+ * parser that claimed the flow (src/l7) or a content signature (src/appid/signatures.ts) on the first payload
+ * packets; the responder's port, then the initiator's; the IP protocol. L7 work stops once a name is known.
  *
  * The catalogue leaves as RFC 6759 options records (template 290, scope applicationId; applicationName,
  * applicationDescription, applicationCategoryName) after the templates, and again whenever the exporter
@@ -25,6 +25,7 @@ import type { DnsTx } from '../../l7/dns.js'
 import { L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
 import type { HttpTx } from '../../l7/http.js'
 import { L7_PARSERS } from '../../l7/registry.js'
+import type { QuicTx } from '../../l7/quic.js'
 import type { TlsTx } from '../../l7/tls.js'
 import { ipv4Text, ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
@@ -37,7 +38,7 @@ const ENGINE_PANA_L7 = 13
 /** Payload packets (both directions) tried against the content signatures. */
 const SIGNATURE_TRIES = 8
 /** Parsers the group runs for names: server names and protocol identity. */
-const PARSERS = ['dns', 'http', 'tls', 'dhcp'] as const
+const PARSERS = ['dns', 'http', 'tls', 'quic', 'dtls', 'dhcp'] as const
 /** Protocols over which a DNS-cache name wins (the name says more than "TLS"). */
 const CARRIERS = ['TLS', 'HTTP', 'QUIC']
 
@@ -205,6 +206,22 @@ export class AppFields implements FlowFeature {
         const byName = sni !== '' ? c.byHost(sni) : NO_APP
         if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
         else this.set(id, c.named('TLS'), Evidence.Signature)
+        break
+      }
+      case 'quic': {
+        // QUIC SNI (the ClientHello in the client's Initial packets, src/l7/quic.ts).
+        const sni = (tx as QuicTx).sni
+        const byName = sni !== '' ? c.byHost(sni) : NO_APP
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        else this.set(id, c.named('QUIC'), Evidence.Signature)
+        break
+      }
+      case 'dtls': {
+        // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
+        const sni = (tx as TlsTx).sni
+        const byName = sni !== '' ? c.byHost(sni) : NO_APP
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        else this.set(id, c.named('DTLS'), Evidence.Signature)
         break
       }
       case 'http': {

@@ -12,6 +12,7 @@ import { DnsFields } from './dns.js'
 import { HttpFields } from './http.js'
 import { L2Fields } from './l2.js'
 import { NpmFields } from './npm.js'
+import { QuicFields } from './quic.js'
 import { TcpExtFields } from './tcpext.js'
 import { TlsFields } from './tls.js'
 import { TunnelFields } from './tunnel.js'
@@ -67,6 +68,12 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
   tls: {
     create: () => new TlsFields(),
     description: 'one record per TLS handshake (versions, SNI, ALPN, cipher suites, extensions, groups)',
+    defaultOn: false,
+  },
+  quic: {
+    create: () => new QuicFields(),
+    description:
+      'one record per QUIC handshake (version, connection IDs, SNI, ALPN, suites, JA4 from Initials)',
     defaultOn: false,
   },
   app: {

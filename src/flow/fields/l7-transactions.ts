@@ -16,7 +16,7 @@
  *
  * Record timing: a transaction is written when it completes (during the packet that completes it), and the
  * open ones when the flow ends (`beforeExport`, just before its last record) or the run ends (`finishAll`).
- * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP, 276/277 TLS.
+ * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP, 276/277 TLS and DTLS, 278/279 DHCP, 280/281 QUIC.
  *
  * Cost when off: the group is not in the feature list. When on, flows that no parser claims cost one
  * status byte test per packet after their first payload packets (see src/l7/engine.ts).
@@ -130,8 +130,10 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
 
-  constructor(parser: AnyL7Parser, opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {
-    this.engine = new L7Engine<Tx>([parser], (key, tx, tsUs) => this.onTx(key, tx, tsUs), opts)
+  /** `parser`: the group's parser, or several producing the same transaction type (tls: TLS and DTLS). */
+  constructor(parser: AnyL7Parser | readonly AnyL7Parser[], opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {
+    const parsers = Array.isArray(parser) ? (parser as readonly AnyL7Parser[]) : [parser as AnyL7Parser]
+    this.engine = new L7Engine<Tx>(parsers, (key, tx, tsUs) => this.onTx(key, tx, tsUs), opts)
   }
 
   fields(): FieldList {

@@ -1,6 +1,9 @@
 /**
- * Field group `tls`: TLS handshakes (RFC 8446, RFC 5246; parser in src/l7/tls.ts), one record per
- * handshake (template 276 IPv4 / 277 IPv6, see ./l7-transactions.ts), on any port (content decides).
+ * Field group `tls`: TLS and DTLS handshakes (RFC 8446, RFC 5246; DTLS RFC 6347 / RFC 9147; parsers in
+ * src/l7/tls.ts and src/l7/dtls.ts), one record per handshake (template 276 IPv4 / 277 IPv6, see
+ * ./l7-transactions.ts), on any port (content decides). A DTLS record has a DTLS version (0xfeff, 0xfefd,
+ * 0xfefc) and a JA4 starting with 'd'. QUIC handshakes have their own group (./quic.ts) that writes these
+ * same fields after the QUIC ones (TLS_TX_FIELDS, tlsRecordParts, writeTlsTx).
  *
  * Elements: Flowmon (PEN 39499) tlsClientVersion (ClientHello legacy_version), tlsServerVersion (the
  * negotiated version: supported_versions of the ServerHello, else its legacy_version), tlsCipherSuite (the
@@ -16,12 +19,14 @@
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { L7EngineOptions } from '../../l7/engine.js'
+import { dtlsParser } from '../../l7/dtls.js'
 import { tlsParser, type TlsTx } from '../../l7/tls.js'
 import { ja3, ja3s, ja4 } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
-const TX_FIELDS: FieldList = [
+/** The fields of a TLS handshake, in record order. */
+export const TLS_TX_FIELDS: FieldList = [
   ['tlsClientVersion'],
   ['tlsServerVersion'],
   ['tlsCipherSuite'],
@@ -110,7 +115,7 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     offered: offered!,
     ja3: j3 === '' ? EMPTY : Buffer.from(j3, 'hex'),
     ja3s: j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'),
-    ja4: ja4(tx).text,
+    ja4: ja4(tx, tx.transport ?? 't').text,
     cert: [],
     length: 0,
   }
@@ -162,11 +167,11 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
 export class TlsFields extends TransactionGroup<TlsTx> {
   readonly name = 'tls'
   protected readonly countField = 'flowtelTlsTransactions'
-  protected readonly txFields = TX_FIELDS
+  protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
 
   constructor(opts?: L7EngineOptions) {
-    super(tlsParser, opts)
+    super([tlsParser, dtlsParser], opts)
   }
 
   protected txTimeUs(tx: TlsTx, tsUs: number): number {
@@ -184,42 +189,47 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
     const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
     this.parts = undefined
-    w.u16(tx.clientVersion)
-    w.u16(tx.serverVersion)
-    w.u16(tx.cipherSuite)
-    w.string(p.sni)
-    w.string(p.alpn)
-    w.varlen(u16s(tx.cipherSuites))
-    w.varlen(u16s(tx.extensionTypes))
-    w.varlen(u16s(tx.supportedGroups))
-    w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
-    w.u16(tx.recordVersion)
-    w.string(p.offered)
-    w.varlen(u16s(tx.supportedVersions))
-    w.varlen(p.ja3)
-    w.varlen(p.ja3s)
-    w.string(p.ja4)
-    w.u64(tx.setupUs)
-    w.u8(tx.resumed)
-    w.varlen(tx.clientSessionId.subarray(0, 32))
-    w.varlen(tx.serverSessionId.subarray(0, 32))
-    const c = tx.certificate
-    const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = p.cert
-    w.string(subjectCn!)
-    w.string(subjectO!)
-    w.string(issuerCn!)
-    w.string(issuerO!)
-    w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
-    w.u64(c?.notAfter ?? 0)
-    w.u32(c?.keyLength ?? 0)
-    w.string(serial!)
-    w.string(san!)
-    w.varlen(c?.sha1 ?? EMPTY)
-    w.varlen(c?.sha256 ?? EMPTY)
-    w.string(sigAlg!)
-    w.string(keyAlg!)
-    w.u8(Math.min(tx.chainLength, 255))
-    w.string(subject!)
-    w.string(issuer!)
+    writeTlsTx(tx, w, p)
   }
+}
+
+/** Writes the TLS_TX_FIELDS of `tx`, with its variable-length parts `p` (tlsRecordParts). */
+export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void {
+  w.u16(tx.clientVersion)
+  w.u16(tx.serverVersion)
+  w.u16(tx.cipherSuite)
+  w.string(p.sni)
+  w.string(p.alpn)
+  w.varlen(u16s(tx.cipherSuites))
+  w.varlen(u16s(tx.extensionTypes))
+  w.varlen(u16s(tx.supportedGroups))
+  w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
+  w.u16(tx.recordVersion)
+  w.string(p.offered)
+  w.varlen(u16s(tx.supportedVersions))
+  w.varlen(p.ja3)
+  w.varlen(p.ja3s)
+  w.string(p.ja4)
+  w.u64(tx.setupUs)
+  w.u8(tx.resumed)
+  w.varlen(tx.clientSessionId.subarray(0, 32))
+  w.varlen(tx.serverSessionId.subarray(0, 32))
+  const c = tx.certificate
+  const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = p.cert
+  w.string(subjectCn!)
+  w.string(subjectO!)
+  w.string(issuerCn!)
+  w.string(issuerO!)
+  w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
+  w.u64(c?.notAfter ?? 0)
+  w.u32(c?.keyLength ?? 0)
+  w.string(serial!)
+  w.string(san!)
+  w.varlen(c?.sha1 ?? EMPTY)
+  w.varlen(c?.sha256 ?? EMPTY)
+  w.string(sigAlg!)
+  w.string(keyAlg!)
+  w.u8(Math.min(tx.chainLength, 255))
+  w.string(subject!)
+  w.string(issuer!)
 }

@@ -428,6 +428,47 @@ export const FLOWTEL_ELEMENTS: readonly Row[] = [
   [91, 'flowtelTlsChainLength', 'unsigned8', 'quantity', 'none', 'Certificates the server sent'],
   [92, 'flowtelTlsSubject', 'string', 'default', 'none', 'Server certificate subject DN (RFC 4514 order)'],
   [93, 'flowtelTlsIssuer', 'string', 'default', 'none', 'Server certificate issuer DN (RFC 4514 order)'],
+  // quic: one record per QUIC handshake (the TLS fields of its ClientHello/ServerHello follow these)
+  [
+    100,
+    'flowtelQuicTransactions',
+    'unsigned32',
+    'deltaCounter',
+    'none',
+    'QUIC handshake records of this flow',
+  ],
+  [
+    101,
+    'flowtelQuicVersion',
+    'unsigned32',
+    'identifier',
+    'none',
+    "QUIC version of the client's Initial packets",
+  ],
+  [
+    102,
+    'flowtelQuicDcid',
+    'octetArray',
+    'default',
+    'none',
+    "Destination Connection ID of the client's first Initial (the Initial keys' input)",
+  ],
+  [
+    103,
+    'flowtelQuicScid',
+    'octetArray',
+    'default',
+    'none',
+    "Source Connection ID of the client's first Initial",
+  ],
+  [
+    104,
+    'flowtelQuicServerScid',
+    'octetArray',
+    'default',
+    'none',
+    "Source Connection ID of the server's first Initial",
+  ],
 ]
 
 const DESCRIPTIONS = new Map<number, string>(FLOWTEL_ELEMENTS.map((r) => [r[0], r[5]]))
