@@ -78,7 +78,10 @@ export function fillKey(p: PacketInfo, key: Uint32Array): boolean {
   return aToB
 }
 
-/** 32-bit hash of a key (murmur3 finalizer mixing per word). */
+/**
+ * 30-bit hash of a key (murmur3 mixing per word). 30 bits keep the result a small integer (Smi): a larger
+ * return value is boxed as a heap number per call, which was most of the probe's per-packet garbage.
+ */
 export function hashKey(key: Uint32Array): number {
   let h = 0x9747b28c
   for (let i = 0; i < KEY_WORDS; i++) {
@@ -95,5 +98,5 @@ export function hashKey(key: Uint32Array): number {
   h ^= h >>> 13
   h = Math.imul(h, 0xc2b2ae35)
   h ^= h >>> 16
-  return h >>> 0
+  return h & 0x3fffffff
 }

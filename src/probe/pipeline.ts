@@ -154,7 +154,8 @@ export class MeteringPipeline {
         if (ts >= this.nextTickUs) this.tick(ts)
       }
       c.packets++
-      const r = decoder.decode(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, ts, pkt)
+      decoder.setTime(ts)
+      const r = decoder.decodeAt(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, pkt)
       if (r === DecodeResult.Ip) {
         const prev = this.predecessor
         if (prev !== undefined && prev.cache.has(pkt)) prev.cache.update(pkt, ts, ifIndex[i]!)
