@@ -151,7 +151,7 @@ export class MeteringPipeline {
         // time is counted (a few comparisons when nothing is due).
         cache.expireDue(ts)
         this.predecessor?.advanceTo(ts)
-        if (ts >= this.nextTickUs) this.tick(ts)
+        if (ts >= this.nextTickUs) this.tick()
       }
       c.packets++
       decoder.setTime(ts)
@@ -183,7 +183,7 @@ export class MeteringPipeline {
     this.nowUs = nowUs
     this.cache.expireDue(nowUs)
     this.predecessor?.advanceTo(nowUs)
-    if (nowUs >= this.nextTickUs) this.tick(nowUs)
+    if (nowUs >= this.nextTickUs) this.tick()
   }
 
   /** Export every flow and every open transaction (end of input, shutdown). */
@@ -214,9 +214,10 @@ export class MeteringPipeline {
     return Object.fromEntries(this.txGroups.map((g) => [g.name, g.summary()]))
   }
 
-  private tick(nowUs: number): void {
+  /** Tick the exporter at `nowUs` (a field: see FlowCache.packetUs). */
+  private tick(): void {
     this.exporter.tick()
-    this.nextTickUs = (Math.floor(nowUs / 1e6) + 1) * 1e6
+    this.nextTickUs = (Math.floor(this.nowUs / 1e6) + 1) * 1e6
   }
 
   private unsupportedLinkType(lt: number): void {
