@@ -30,35 +30,18 @@ export interface RecordWriter {
 
 const TWO32 = 0x1_0000_0000
 
-// Big-endian stores for fixed-length record writers that checked the room once (fields/core.ts, l2.ts):
-// plain typed-array stores, which the optimizer always inlines (DataView setters were left as builtin
-// calls at some sites, boxing large values as heap numbers). A Uint8Array store keeps the low 8 bits.
-
-/** Writes `v` (0..65535) as 2 octets at `p`. */
-export function putU16(b: Uint8Array, p: number, v: number): void {
-  b[p] = v >>> 8
-  b[p + 1] = v
-}
-
-/** Writes `v` (0..2^32-1) as 4 octets at `p`. */
-export function putU32(b: Uint8Array, p: number, v: number): void {
-  b[p] = v >>> 24
-  b[p + 1] = v >>> 16
-  b[p + 2] = v >>> 8
-  b[p + 3] = v
-}
-
 /**
- * Writes `n` non-negative safe integers from `src[from..]` as 8 octets each at `p`; returns the position
- * after them. The values travel in a Float64Array, not as arguments: a large number passed to a call that
- * is not inlined is boxed as a heap number.
+ * Writes `n` non-negative safe integers from `src[from..]` as 8 octets each at `p` (for fixed-length
+ * record writers that checked the room once: fields/core.ts); returns the position after them. The values
+ * travel in a Float64Array, not as arguments: a large number passed to a call that is not inlined is boxed
+ * as a heap number.
  */
-export function putU64s(b: Uint8Array, p: number, src: Float64Array, from: number, n: number): number {
+export function putU64s(view: DataView, p: number, src: Float64Array, from: number, n: number): number {
   for (let i = from; i < from + n; i++) {
     const v = src[i]!
     const hi = v >= TWO32 ? Math.floor(v / TWO32) : 0
-    putU32(b, p, hi)
-    putU32(b, p + 4, v - hi * TWO32)
+    view.setUint32(p, hi)
+    view.setUint32(p + 4, v - hi * TWO32)
     p += 8
   }
   return p

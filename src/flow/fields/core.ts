@@ -7,7 +7,7 @@
  * templates of ICMP and ICMPv6 flows (RecordKind.Icmp), as softflowd does.
  */
 import type { PacketInfo } from '../../decode/packet.js'
-import { BufferWriter, putU16, putU32, putU64s, type RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, putU64s, type RecordWriter } from '../../ipfix/record-writer.js'
 import { swapEntries } from '../../util/typed-arrays.js'
 import { Dir, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
@@ -56,12 +56,12 @@ const V4_LENGTH = 76
 const V6_LENGTH = 100
 
 /** Writes an IPv4 (word 0) or IPv6 (words 0-3) address at p; returns the position after it. */
-function putAddress(b: Uint8Array, p: number, a: Uint32Array, ipVersion: number): number {
-  putU32(b, p, a[0]!)
+function putAddress(view: DataView, p: number, a: Uint32Array, ipVersion: number): number {
+  view.setUint32(p, a[0]!)
   if (ipVersion === 4) return p + 4
-  putU32(b, p + 4, a[1]!)
-  putU32(b, p + 8, a[2]!)
-  putU32(b, p + 12, a[3]!)
+  view.setUint32(p + 4, a[1]!)
+  view.setUint32(p + 8, a[2]!)
+  view.setUint32(p + 12, a[3]!)
   return p + 16
 }
 
@@ -194,19 +194,22 @@ export class CoreFields implements FlowFeature {
    * whole (fixed-length) record.
    */
   private writeDirect(id: number, flow: FlowView, w: BufferWriter, v: number): void {
+    // Octets through the byte array (DataView.setUint8 was left as a builtin call), wider fields through
+    // the DataView (inlined).
     const b = w.buf
+    const view = w.view
     let p = w.pos
     const u64 = this.u64
     u64[0] = Math.floor(flow.startUs(id) / 1000)
     u64[1] = Math.floor(flow.endUs(id) / 1000)
-    p = putU64s(b, p, u64, 0, 2)
+    p = putU64s(view, p, u64, 0, 2)
     const a = this.addr
     flow.address(id, Dir.Forward, a)
-    p = putAddress(b, p, a, v)
+    p = putAddress(view, p, a, v)
     flow.address(id, Dir.Reverse, a)
-    p = putAddress(b, p, a, v)
-    putU16(b, p, flow.port(id, Dir.Forward))
-    putU16(b, p + 2, flow.port(id, Dir.Reverse))
+    p = putAddress(view, p, a, v)
+    view.setUint16(p, flow.port(id, Dir.Forward))
+    view.setUint16(p + 2, flow.port(id, Dir.Reverse))
     const proto = flow.protocol(id)
     b[p + 4] = proto
     b[p + 5] = v
@@ -218,7 +221,7 @@ export class CoreFields implements FlowFeature {
     u64[1] = f64[c + 2]!
     u64[2] = f64[c + 1]!
     u64[3] = f64[c + 3]!
-    p = putU64s(b, p, u64, 0, 4)
+    p = putU64s(view, p, u64, 0, 4)
     const u16 = this.u16
     const h = id * (SLOT / 2)
     b[p] = u16[h + H_TCP_FLAGS]! & 0xff
@@ -235,8 +238,8 @@ export class CoreFields implements FlowFeature {
     b[p + 7] = (seen & 2) !== 0 ? u8[t + 3]! : 0
     p += 8
     if (proto === 1 || proto === 58) {
-      putU16(b, p, u16[h + H_ICMP]!)
-      putU16(b, p + 2, u16[h + H_ICMP + 1]!)
+      view.setUint16(p, u16[h + H_ICMP]!)
+      view.setUint16(p + 2, u16[h + H_ICMP + 1]!)
       p += 4
     }
     b[p] = flow.endReason(id)

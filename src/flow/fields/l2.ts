@@ -6,7 +6,7 @@
  * part of the flow key. ingressInterface (10) is the pcapng interface id or the OS ifindex.
  */
 import type { PacketInfo } from '../../decode/packet.js'
-import { BufferWriter, putU16, putU32, type RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
@@ -67,16 +67,16 @@ export class L2Fields implements FlowFeature {
     const m = id * 4
     if (w instanceof BufferWriter && w.pos + RECORD_LENGTH <= w.limit) {
       // One bounds check for the whole fixed-length group.
-      const b = w.buf
+      const view = w.view
       const p = w.pos
       const macs = this.macs
-      putU16(b, p, macs[m]!)
-      putU32(b, p + 2, macs[m + 1]!)
-      putU16(b, p + 6, macs[m + 2]!)
-      putU32(b, p + 8, macs[m + 3]!)
-      putU16(b, p + 12, flow.vlanId(id))
-      putU16(b, p + 14, flow.innerVlanId(id))
-      putU32(b, p + 16, this.ifIndex[id]!)
+      view.setUint16(p, macs[m]!)
+      view.setUint32(p + 2, macs[m + 1]!)
+      view.setUint16(p + 6, macs[m + 2]!)
+      view.setUint32(p + 8, macs[m + 3]!)
+      view.setUint16(p + 12, flow.vlanId(id))
+      view.setUint16(p + 14, flow.innerVlanId(id))
+      view.setUint32(p + 16, this.ifIndex[id]!)
       w.pos = p + RECORD_LENGTH
       return
     }
