@@ -141,11 +141,11 @@ export class MeteringPipeline {
     const n = batch.count
     const { decoder, cache, pkt, arp } = this
     const c = this.counters
-    let nowUs = this.nowUs
     for (let i = 0; i < n; i++) {
       const ts = tsUs[i]!
-      if (ts > nowUs) {
-        nowUs = ts
+      // Compared with the field, not a local copy: the optimizer kept a local loop variable as a tagged
+      // value, boxing a heap number each time the time advanced.
+      if (ts > this.nowUs) {
         this.nowUs = ts
         // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
         // time is counted (a few comparisons when nothing is due).
