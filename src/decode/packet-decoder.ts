@@ -227,11 +227,32 @@ export class PacketDecoder {
     tsUs: number,
     out: PacketInfo,
   ): DecodeResult {
+    this.tsUs = tsUs
+    return this.decodeAt(buf, view, offset, caplen, origlen, linkType, out)
+  }
+
+  /**
+   * Set the packet time for decodeAt. The packet loop sets it with a field store: a time passed as a call
+   * argument is boxed as a heap number per packet (µs since the epoch is not a small integer).
+   */
+  setTime(tsUs: number): void {
+    this.tsUs = tsUs
+  }
+
+  /** decode() at the time given to setTime(). */
+  decodeAt(
+    buf: Uint8Array,
+    view: DataView,
+    offset: number,
+    caplen: number,
+    origlen: number,
+    linkType: number,
+    out: PacketInfo,
+  ): DecodeResult {
     out.reset()
     out.buf = buf
     this.v = view
     this.out = out
-    this.tsUs = tsUs
     this.depth = 0
     this.l2Headers = 0
     this.vlanSeen = false

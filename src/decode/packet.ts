@@ -29,15 +29,23 @@ export const enum DecodeResult {
 
 const EMPTY = new Uint8Array(0)
 
+/**
+ * First value of the fields that take full 32-bit values (MAC low words, TCP sequence numbers, tunnel
+ * ids): a number beyond V8's small integers makes them double fields from the start. Starting as small
+ * integers, each one changed representation at its first large value, and every function optimized for
+ * the object's previous shape was thrown away and compiled again. The constructor's reset() sets them to 0.
+ */
+const WIDE = 2 ** 31
+
 export class PacketInfo {
   // Link layer
   /** True when the packet had an Ethernet header (MACs are valid). */
   hasEthernet = false
   /** MAC addresses as 16-bit high part and 32-bit low part. */
   srcMacHi = 0
-  srcMacLo = 0
+  srcMacLo = WIDE
   dstMacHi = 0
-  dstMacLo = 0
+  dstMacLo = WIDE
   /** EtherType of the L3 payload after VLAN/MPLS/PPPoE (0x0800, 0x86dd, 0x0806, ...). */
   etherType = 0
   /** Outer VLAN id (802.1Q or 802.1ad S-tag), 0 when untagged. */
@@ -59,7 +67,7 @@ export class PacketInfo {
 
   // Tunnel (outermost tunnel that was removed)
   tunnel: Tunnel = Tunnel.None
-  tunnelId = 0
+  tunnelId = WIDE
   /** Number of tunnel encapsulations removed (0 when the packet was not tunnelled). */
   tunnelCount = 0
 
@@ -87,8 +95,8 @@ export class PacketInfo {
   dstPort = 0
   /** TCP flags as RFC 7125 low 9 bits (NS..FIN). */
   tcpFlags = 0
-  tcpSeq = 0
-  tcpAck = 0
+  tcpSeq = WIDE
+  tcpAck = WIDE
   tcpWindow = 0
   /** UDP length field (header + data), 0 when not UDP. */
   udpLength = 0
@@ -101,6 +109,10 @@ export class PacketInfo {
   /** Payload bytes present in the capture, and the payload length the IP header announces. */
   payloadCaptured = 0
   payloadLength = 0
+
+  constructor() {
+    this.reset()
+  }
 
   /** Reset the fields a decoder may leave untouched; called once per packet before decoding. */
   reset(): void {

@@ -41,6 +41,11 @@ export const DEFAULT_CACHE_OPTIONS: FlowCacheOptions = {
 export type ExpireHandler = (id: number, flow: FlowView) => void
 
 const NIL = -1
+/** The expiry lists, as expireDueNow names the one due first. */
+const NONE = 0
+const CLOSING = 1
+const IDLE = 2
+const ACTIVE = 3
 const TCP = 6
 
 // Slot layout, in 32-bit words (u32/i32 views) and 64-bit words (f64 view, index = id * SLOT_F64 + D_*).
@@ -97,6 +102,13 @@ export class FlowCache implements FlowView {
    * expireDue returns at once for earlier times. Reset to 0 whenever a head or its due time may move earlier.
    */
   private nextDueUs = 0
+  /** The time expireDueNow works at. */
+  private dueCheckUs = 0
+  /**
+   * Time of the packet being accounted: the internal steps of update() read it here, since a time passed
+   * as an argument to a call that is not inlined is boxed as a heap number (µs is not a small integer).
+   */
+  private packetUs = 0
   private readonly onExpire: ExpireHandler
 
   private capacity = 0
@@ -143,6 +155,7 @@ export class FlowCache implements FlowView {
 
   /** Account one decoded IP packet seen at `tsUs` on interface `ifIndex`. */
   update(p: PacketInfo, tsUs: number, ifIndex: number): void {
+    this.packetUs = tsUs
     const key = this.scratch
     const aToB = fillKey(p, key)
     const h = hashKey(key)
@@ -155,13 +168,13 @@ export class FlowCache implements FlowView {
       }
     }
     if (id === NIL) {
-      id = this.create(key, h, aToB, p, tsUs, ifIndex)
+      id = this.create(key, h, aToB, p, ifIndex)
     } else {
-      this.touch(id, tsUs)
+      this.touch(id)
     }
     const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     let dir: Dir = ((f & F_INITIATOR_IS_A) !== 0) === aToB ? Dir.Forward : Dir.Reverse
-    if (p.protocol === TCP) dir = this.tcpState(id, p, dir, tsUs)
+    if (p.protocol === TCP) dir = this.tcpState(id, p, dir)
     const features = this.packetFeatures
     for (let i = 0; i < features.length; i++) features[i]!.onPacket(id, p, dir, tsUs)
   }
@@ -171,26 +184,60 @@ export class FlowCache implements FlowView {
    * lists (ties: end of flow, idle, active), so records leave in the order their timeouts fell due.
    */
   expireDue(nowUs: number): void {
-    if (nowUs < this.nextDueUs) return
+    // Small enough to be inlined into the packet loop: the usual case (nothing due) then makes no call,
+    // and no call means no heap number boxed for the time argument.
+    if (nowUs >= this.nextDueUs) {
+      this.dueCheckUs = nowUs
+      this.expireDueNow()
+    }
+  }
+
+  /** expireDue at `dueCheckUs` (a field, not an argument: see expireDue). */
+  private expireDueNow(): void {
+    const nowUs = this.dueCheckUs
     const inactiveUs = this.opts.inactiveTimeout * 1e6
     const activeUs = this.opts.activeTimeout * 1e6
     const lingerUs = this.opts.tcpEndLinger * 1e6
     for (;;) {
+      // The list whose head is due first; ties go to end of flow, then idle, then active. (No Infinity
+      // stand-in for an empty list: a phi of it with the sums made the optimizer box every sum.)
       const c = this.cHead
       const i = this.iHead
       const a = this.aHead
-      const cDue = c !== NIL ? this.f64[c * SLOT_F64 + D_CLOSE]! + lingerUs : Infinity
-      const iDue = i !== NIL ? this.f64[i * SLOT_F64 + D_LAST]! + inactiveUs : Infinity
-      const aDue = a !== NIL ? this.f64[a * SLOT_F64 + D_START]! + activeUs : Infinity
-      if (cDue <= nowUs && cDue <= iDue && cDue <= aDue) this.expire(c, EndReason.EndOfFlow)
-      else if (iDue <= nowUs && iDue <= aDue) {
-        if ((this.u32[i * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(i)
-        else this.expire(i, EndReason.IdleTimeout)
-      } else if (aDue <= nowUs) this.exportActive(a)
-      else {
-        this.nextDueUs = Math.min(cDue, iDue, aDue)
+      const f64 = this.f64
+      let first = NONE
+      let due = 0
+      if (c !== NIL) {
+        due = f64[c * SLOT_F64 + D_CLOSE]! + lingerUs
+        first = CLOSING
+      }
+      if (i !== NIL) {
+        const d = f64[i * SLOT_F64 + D_LAST]! + inactiveUs
+        if (first === NONE || d < due) {
+          due = d
+          first = IDLE
+        }
+      }
+      if (a !== NIL) {
+        const d = f64[a * SLOT_F64 + D_START]! + activeUs
+        if (first === NONE || d < due) {
+          due = d
+          first = ACTIVE
+        }
+      }
+      if (first === NONE) {
+        this.nextDueUs = Number.POSITIVE_INFINITY
         return
       }
+      if (due > nowUs) {
+        this.nextDueUs = due
+        return
+      }
+      if (first === CLOSING) this.expire(c, EndReason.EndOfFlow)
+      else if (first === IDLE) {
+        if ((this.u32[i * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(i)
+        else this.expire(i, EndReason.IdleTimeout)
+      } else this.exportActive(a)
     }
   }
 
@@ -267,7 +314,7 @@ export class FlowCache implements FlowView {
   // Internals ----------------------------------------------------------------------------------------
 
   /** TCP initiator and end-of-connection tracking. Returns the (possibly corrected) direction. */
-  private tcpState(id: number, p: PacketInfo, dir: Dir, tsUs: number): Dir {
+  private tcpState(id: number, p: PacketInfo, dir: Dir): Dir {
     const fl = p.tcpFlags
     let f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     if ((fl & (TH_SYN | TH_ACK)) === TH_SYN && (f & F_SYN_SEEN) === 0) {
@@ -284,21 +331,15 @@ export class FlowCache implements FlowView {
     const closed = (fl & TH_RST) !== 0 || (f & (F_FIN_FWD | F_FIN_REV)) === (F_FIN_FWD | F_FIN_REV)
     if (closed && (f & F_CLOSING) === 0) {
       f |= F_CLOSING
-      this.f64[id * SLOT_F64 + D_CLOSE] = tsUs
+      this.f64[id * SLOT_F64 + D_CLOSE] = this.packetUs
       this.cAppend(id)
     }
     this.u32[id * SLOT_WORDS + W_FLAGS] = f
     return dir
   }
 
-  private create(
-    key: Uint32Array,
-    h: number,
-    aToB: boolean,
-    p: PacketInfo,
-    tsUs: number,
-    ifIndex: number,
-  ): number {
+  private create(key: Uint32Array, h: number, aToB: boolean, p: PacketInfo, ifIndex: number): number {
+    const tsUs = this.packetUs
     if (this.count >= this.opts.maxFlows && this.iHead !== NIL) {
       const victim = this.iHead
       if ((this.u32[victim * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(victim)
@@ -342,7 +383,8 @@ export class FlowCache implements FlowView {
     return id
   }
 
-  private touch(id: number, tsUs: number): void {
+  private touch(id: number): void {
+    const tsUs = this.packetUs
     const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     if ((f & F_PENDING) !== 0) {
       // First packet after an active-timeout export starts the next record of this flow.

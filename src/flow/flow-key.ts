@@ -78,11 +78,28 @@ export function fillKey(p: PacketInfo, key: Uint32Array): boolean {
   return aToB
 }
 
-/** 32-bit hash of a key (murmur3 finalizer mixing per word). */
+/**
+ * 30-bit hash of a key: the address words folded per endpoint (rotated apart; IPv4 leaves words 1-3 zero),
+ * then murmur3 rounds over the four folded words and the finalizer. Written out without helper calls: a
+ * 32-bit value returned from a call that is not inlined is boxed as a heap number, and so would a result
+ * above 30 bits (the result stays a small integer).
+ */
 export function hashKey(key: Uint32Array): number {
+  let x = key[1]!
+  let y = key[2]!
+  let z = key[3]!
+  const a = key[0]! ^ ((x << 7) | (x >>> 25)) ^ ((y << 14) | (y >>> 18)) ^ ((z << 21) | (z >>> 11))
+  x = key[5]!
+  y = key[6]!
+  z = key[7]!
+  const b = key[4]! ^ ((x << 7) | (x >>> 25)) ^ ((y << 14) | (y >>> 18)) ^ ((z << 21) | (z >>> 11))
+  x = key[10]!
+  y = key[11]!
+  z = key[12]!
+  const rest = key[9]! ^ ((x << 11) | (x >>> 21)) ^ ((y << 3) | (y >>> 29)) ^ ((z << 24) | (z >>> 8))
   let h = 0x9747b28c
-  for (let i = 0; i < KEY_WORDS; i++) {
-    let k = key[i]!
+  for (let i = 0; i < 4; i++) {
+    let k = i === 0 ? a : i === 1 ? b : i === 2 ? key[8]! : rest
     k = Math.imul(k, 0xcc9e2d51)
     k = (k << 15) | (k >>> 17)
     k = Math.imul(k, 0x1b873593)
@@ -95,5 +112,5 @@ export function hashKey(key: Uint32Array): number {
   h ^= h >>> 13
   h = Math.imul(h, 0xc2b2ae35)
   h ^= h >>> 16
-  return h >>> 0
+  return h & 0x3fffffff
 }

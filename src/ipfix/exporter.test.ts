@@ -254,3 +254,73 @@ describe('templates', () => {
     expect(t.messages.map((m) => headerOf(m).sets[0])).toEqual([2, 256, 2])
   })
 })
+
+/** A transport that sends from the exporter's reused buffer and keeps the buffer when `keep` says so. */
+class ReusedBufferTransport extends MemoryTransport {
+  /** The buffers this transport kept, with the bytes they held when sent. */
+  readonly kept: { buf: Uint8Array; sent: Uint8Array }[] = []
+  constructor(private readonly keep: (i: number) => boolean) {
+    super('reused')
+  }
+  sendReused(message: Uint8Array): boolean {
+    const i = this.messages.length
+    this.send([message]) // MemoryTransport copies
+    if (!this.keep(i)) return false
+    this.kept.push({ buf: message, sent: Uint8Array.from(message) })
+    return true
+  }
+}
+
+describe('sending from the reused message buffer (Transport.sendReused)', () => {
+  /** 40 records; `restart` starts a new session halfway, so its Sequence Numbers differ from the others'. */
+  const run = (dests: MemoryTransport[], restart?: MemoryTransport): Promise<void> => {
+    const e = new IpfixExporter(
+      {
+        observationDomainId: 3,
+        maxMessageSize: 200,
+        templateRefreshSeconds: 600,
+        templateRefreshMessages: 0,
+        statsIntervalSeconds: 0,
+        now: () => 1_700_000_000,
+      },
+      dests,
+    )
+    e.addTemplate(tpl)
+    for (let i = 0; i < 40; i++) {
+      if (i === 20) restart?.newSession()
+      const name = `record-${i}`
+      const w = e.beginRecord(tpl, 4 + 8 + 3 + name.length * 3)
+      w.ipv4(i)
+      w.u64(i * 1000)
+      w.string(name)
+      e.endRecord()
+    }
+    return e.close()
+  }
+
+  it('gives every destination the same bytes as the copying path, whether the buffer is kept or not', async () => {
+    const copying = new MemoryTransport()
+    const copyingRestarted = new MemoryTransport()
+    await run([copying, copyingRestarted], copyingRestarted)
+    expect(copying.messages.length).toBeGreaterThan(5)
+    for (const keep of [() => false, () => true, (i: number) => i % 3 === 1]) {
+      const reused = new ReusedBufferTransport(keep)
+      const second = new MemoryTransport()
+      await run([reused, second], second)
+      expect(reused.messages).toEqual(copying.messages)
+      expect(second.messages).toEqual(copyingRestarted.messages)
+      // A kept buffer is never written again: it still holds the message it carried.
+      for (const k of reused.kept) expect(Uint8Array.from(k.buf)).toEqual(k.sent)
+    }
+  })
+
+  it('writes a later destination its own header when the first one kept the buffer', async () => {
+    const reused = new ReusedBufferTransport(() => true)
+    const second = new MemoryTransport()
+    await run([reused, second], second)
+    expect(reused.kept.length).toBeGreaterThan(5)
+    const seq = (t: MemoryTransport): number[] => t.messages.map((m) => headerOf(m).sequence)
+    expect(seq(second)).not.toEqual(seq(reused))
+    for (const k of reused.kept) expect(Uint8Array.from(k.buf)).toEqual(k.sent)
+  })
+})

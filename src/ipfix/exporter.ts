@@ -139,7 +139,8 @@ export class IpfixExporter {
   readonly stats: ExporterStats = { messages: 0, records: 0, octets: 0, templateSends: 0, droppedRecords: 0 }
   private readonly opts: ExporterOptions
   private readonly dests: Destination[]
-  private readonly msg: MessageBuilder
+  /** The message being packed; replaced when a transport keeps its buffer (see flush). */
+  private msg: MessageBuilder
   /** Records whose maxLength exceeds the message budget are written here first and copied if they fit. */
   private readonly scratch: BufferWriter
   private readonly budget: number
@@ -348,27 +349,41 @@ export class IpfixExporter {
       this.msg.reset()
       return
     }
-    // The body already follows a reserved 16-octet header in the message buffer: each destination gets
-    // one copy of header + body as a single chunk (one allocation, no chunk list to gather).
+    // The body already follows a reserved 16-octet header in the message buffer. A transport that can
+    // send from a reused buffer (UDP) gets the message buffer itself; the others get one copy of header +
+    // body as a single chunk (one allocation, no chunk list to gather). Once a transport keeps the buffer
+    // (a queued datagram), later destinations get copies and the next message gets a new buffer.
     this.msg.closeSet()
     const w = this.msg.w
     const size = w.pos
     const now = this.opts.now()
     const exportTime = Math.floor(now)
+    const odid = this.opts.observationDomainId
+    let kept = false
     for (const d of this.dests) {
       if (this.templatesDue(d, now)) this.sendTemplates(d, now)
-      const v = w.view
-      v.setUint16(0, 10)
-      v.setUint16(2, size)
-      v.setUint32(4, exportTime >>> 0)
-      v.setUint32(8, d.seq >>> 0)
-      v.setUint32(12, this.opts.observationDomainId >>> 0)
-      const out = Buffer.allocUnsafe(size)
-      w.buf.copy(out, 0, 0, size)
-      this.sendTo(d, [out])
+      if (kept) {
+        const out = Buffer.allocUnsafe(size)
+        w.buf.copy(out, 16, 16, size)
+        this.sendTo(d, [messageHeader(size - 16, exportTime, d.seq, odid, out)])
+      } else {
+        const v = w.view
+        v.setUint16(0, 10)
+        v.setUint16(2, size)
+        v.setUint32(4, exportTime >>> 0)
+        v.setUint32(8, d.seq >>> 0)
+        v.setUint32(12, odid >>> 0)
+        if (d.t.sendReused !== undefined) kept = this.sendReusedTo(d, w.buf.subarray(0, size))
+        else {
+          const out = Buffer.allocUnsafe(size)
+          w.buf.copy(out, 0, 0, size)
+          this.sendTo(d, [out])
+        }
+      }
       d.seq = (d.seq + n) % TWO32
       d.messagesSinceTemplates++
     }
+    if (kept) this.msg = new MessageBuilder(this.opts.maxMessageSize)
     this.msg.reset()
     this.stats.messages++
     this.stats.records += n
@@ -581,6 +596,16 @@ export class IpfixExporter {
       b.records++
     }
     if (b.records > 0) this.infoBodies.push({ records: b.records, body: b.takeBody() })
+  }
+
+  /** Sends from the message buffer; true when the transport kept it (see Transport.sendReused). */
+  private sendReusedTo(d: Destination, message: Uint8Array): boolean {
+    try {
+      return d.t.sendReused?.(message) === true
+    } catch {
+      d.t.stats.errors++
+      return false
+    }
   }
 
   private sendTo(d: Destination, chunks: Uint8Array[]): void {

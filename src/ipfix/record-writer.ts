@@ -30,6 +30,23 @@ export interface RecordWriter {
 
 const TWO32 = 0x1_0000_0000
 
+/**
+ * Writes `n` non-negative safe integers from `src[from..]` as 8 octets each at `p` (for fixed-length
+ * record writers that checked the room once: fields/core.ts); returns the position after them. The values
+ * travel in a Float64Array, not as arguments: a large number passed to a call that is not inlined is boxed
+ * as a heap number.
+ */
+export function putU64s(view: DataView, p: number, src: Float64Array, from: number, n: number): number {
+  for (let i = from; i < from + n; i++) {
+    const v = src[i]!
+    const hi = v >= TWO32 ? Math.floor(v / TWO32) : 0
+    view.setUint32(p, hi)
+    view.setUint32(p + 4, v - hi * TWO32)
+    p += 8
+  }
+  return p
+}
+
 /** A RecordWriter over a byte range [pos, limit) of a Buffer; also writes Set headers. */
 export class BufferWriter implements RecordWriter {
   readonly buf: Buffer

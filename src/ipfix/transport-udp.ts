@@ -144,6 +144,17 @@ export class UdpTransport implements Transport {
     }
   }
 
+  /**
+   * A datagram the kernel takes at once is copied into a socket buffer during the call; one it cannot take
+   * (a full send buffer, or older datagrams waiting) is queued with a reference to `message`, and the
+   * socket's send queue is then not empty.
+   */
+  sendReused(message: Uint8Array): boolean {
+    this.send([message])
+    const s = this.socket
+    return s !== undefined && s.getSendQueueCount() > 0
+  }
+
   onNewSession(_cb: () => void): void {
     // A UDP exporter has one session for its lifetime; the exporter refreshes templates periodically.
   }

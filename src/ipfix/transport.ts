@@ -22,6 +22,13 @@ export interface Transport {
   /** One complete IPFIX message as a list of chunks (header + body). Never throws; errors are counted. */
   send(message: Uint8Array[]): void
   /**
+   * Optional: send one complete message from a buffer the caller overwrites with its next message (saves a
+   * copy per message). Returns true when the transport still holds `message` after the call (e.g. a
+   * datagram the kernel could not take at once waits in the socket's queue): the caller must then leave
+   * that buffer alone. Never throws; errors are counted.
+   */
+  sendReused?(message: Uint8Array): boolean
+  /**
    * Registers a callback for a session boundary: everything sent after the callback runs belongs to a new
    * transport session, so the exporter restarts that destination's Sequence Number at 0 and sends all
    * templates before any data (RFC 7011 §8.1, RFC 5153 §3.1).

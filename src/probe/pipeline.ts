@@ -141,20 +141,21 @@ export class MeteringPipeline {
     const n = batch.count
     const { decoder, cache, pkt, arp } = this
     const c = this.counters
-    let nowUs = this.nowUs
     for (let i = 0; i < n; i++) {
       const ts = tsUs[i]!
-      if (ts > nowUs) {
-        nowUs = ts
+      // Compared with the field, not a local copy: the optimizer kept a local loop variable as a tagged
+      // value, boxing a heap number each time the time advanced.
+      if (ts > this.nowUs) {
         this.nowUs = ts
         // Timeouts are exact in packet time: a flow leaves before the first packet at or after its due
         // time is counted (a few comparisons when nothing is due).
         cache.expireDue(ts)
         this.predecessor?.advanceTo(ts)
-        if (ts >= this.nextTickUs) this.tick(ts)
+        if (ts >= this.nextTickUs) this.tick()
       }
       c.packets++
-      const r = decoder.decode(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, ts, pkt)
+      decoder.setTime(ts)
+      const r = decoder.decodeAt(buf, view, offset[i]!, caplen[i]!, origlen[i]!, linkType[i]!, pkt)
       if (r === DecodeResult.Ip) {
         const prev = this.predecessor
         if (prev !== undefined && prev.cache.has(pkt)) prev.cache.update(pkt, ts, ifIndex[i]!)
@@ -182,7 +183,7 @@ export class MeteringPipeline {
     this.nowUs = nowUs
     this.cache.expireDue(nowUs)
     this.predecessor?.advanceTo(nowUs)
-    if (nowUs >= this.nextTickUs) this.tick(nowUs)
+    if (nowUs >= this.nextTickUs) this.tick()
   }
 
   /** Export every flow and every open transaction (end of input, shutdown). */
@@ -213,9 +214,10 @@ export class MeteringPipeline {
     return Object.fromEntries(this.txGroups.map((g) => [g.name, g.summary()]))
   }
 
-  private tick(nowUs: number): void {
+  /** Tick the exporter at `nowUs` (a field: see FlowCache.packetUs). */
+  private tick(): void {
     this.exporter.tick()
-    this.nextTickUs = (Math.floor(nowUs / 1e6) + 1) * 1e6
+    this.nextTickUs = (Math.floor(this.nowUs / 1e6) + 1) * 1e6
   }
 
   private unsupportedLinkType(lt: number): void {

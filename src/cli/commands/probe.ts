@@ -6,12 +6,10 @@
 import { Command, Option } from 'commander'
 import { addSettingsOptions } from '../../config/flags.js'
 import { debugCaptureCommand } from './debug-capture.js'
-import { runLiveProbe } from './probe-live.js'
 import { FIELD_GROUPS } from '../../flow/fields/index.js'
 import type { ExportProtocol } from '../../config/settings.js'
 import { collectorDestinations, type Destination, type TransportKind } from '../../probe/destinations.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
-import { runProbeWorkers } from '../../probe/workers/probe-workers.js'
 import { collect, intOption, secondsOption } from '../options.js'
 import { ProgressBar } from '../progress.js'
 import { formatSummary } from '../summary.js'
@@ -144,6 +142,9 @@ export function probeCommand(): Command {
         throw new Error(
           'probe: give at least one --read <capture> for files, or --interface/--config for live capture',
         )
+      // Loaded on demand: the live service, its API server and config loading (yaml, prom-client) are
+      // start-up cost a file run does not need.
+      const { runLiveProbe } = await import('./probe-live.js')
       await runLiveProbe(self)
       return
     }
@@ -164,7 +165,7 @@ export function probeCommand(): Command {
     if (destinations.length === 0) throw new Error('probe: give --collector host:port and/or --json FILE')
     const bar = new ProgressBar('reading')
     const pooled = flags.workers > 1 || flags.workerPool === true
-    const run = pooled ? runProbeWorkers : runProbe
+    const run = pooled ? (await import('../../probe/workers/probe-workers.js')).runProbeWorkers : runProbe
     const summary = await run({
       workers: flags.workers,
       reads: flags.read,

@@ -7,7 +7,7 @@
  * templates of ICMP and ICMPv6 flows (RecordKind.Icmp), as softflowd does.
  */
 import type { PacketInfo } from '../../decode/packet.js'
-import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, putU64s, type RecordWriter } from '../../ipfix/record-writer.js'
 import { swapEntries } from '../../util/typed-arrays.js'
 import { Dir, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
@@ -54,9 +54,7 @@ const V6_FIELDS_NO_ICMP = withoutIcmp(V6_FIELDS)
 /** Octets of a core record (all fields fixed-length), ICMP type/code (4 octets) included. */
 const V4_LENGTH = 76
 const V6_LENGTH = 100
-const TWO32 = 0x1_0000_0000
 
-/** Non-negative safe integer as 8 octets at `p`; returns the next position. */
 /** Writes an IPv4 (word 0) or IPv6 (words 0-3) address at p; returns the position after it. */
 function putAddress(view: DataView, p: number, a: Uint32Array, ipVersion: number): number {
   view.setUint32(p, a[0]!)
@@ -65,13 +63,6 @@ function putAddress(view: DataView, p: number, a: Uint32Array, ipVersion: number
   view.setUint32(p + 8, a[2]!)
   view.setUint32(p + 12, a[3]!)
   return p + 16
-}
-
-function putU64(view: DataView, p: number, v: number): number {
-  const hi = v >= TWO32 ? Math.floor(v / TWO32) : 0
-  view.setUint32(p, hi)
-  view.setUint32(p + 4, v - hi * TWO32)
-  return p + 8
 }
 
 const BIFLOW_INITIATOR = 1 // biflowDirection: the source is the initiator (RFC 5103 §6.3)
@@ -98,6 +89,8 @@ export class CoreFields implements FlowFeature {
   private u16 = new Uint16Array(0)
   private u8 = new Uint8Array(0)
   private readonly addr = new Uint32Array(4)
+  /** The 8-octet values of a record on their way into the buffer (see putU64s). */
+  private readonly u64 = new Float64Array(4)
 
   /** Totals over all packets accounted (for the summary and accounting checks). */
   packets = 0
@@ -201,10 +194,15 @@ export class CoreFields implements FlowFeature {
    * whole (fixed-length) record.
    */
   private writeDirect(id: number, flow: FlowView, w: BufferWriter, v: number): void {
+    // Octets through the byte array (DataView.setUint8 was left as a builtin call), wider fields through
+    // the DataView (inlined).
+    const b = w.buf
     const view = w.view
     let p = w.pos
-    p = putU64(view, p, Math.floor(flow.startUs(id) / 1000))
-    p = putU64(view, p, Math.floor(flow.endUs(id) / 1000))
+    const u64 = this.u64
+    u64[0] = Math.floor(flow.startUs(id) / 1000)
+    u64[1] = Math.floor(flow.endUs(id) / 1000)
+    p = putU64s(view, p, u64, 0, 2)
     const a = this.addr
     flow.address(id, Dir.Forward, a)
     p = putAddress(view, p, a, v)
@@ -212,38 +210,40 @@ export class CoreFields implements FlowFeature {
     p = putAddress(view, p, a, v)
     view.setUint16(p, flow.port(id, Dir.Forward))
     view.setUint16(p + 2, flow.port(id, Dir.Reverse))
-    view.setUint8(p + 4, flow.protocol(id))
-    view.setUint8(p + 5, v)
+    const proto = flow.protocol(id)
+    b[p + 4] = proto
+    b[p + 5] = v
     p += 6
     const f64 = this.f64
     const c = id * (SLOT / 8) + F_COUNTS
-    p = putU64(view, p, f64[c]!)
-    p = putU64(view, p, f64[c + 2]!)
-    p = putU64(view, p, f64[c + 1]!)
-    p = putU64(view, p, f64[c + 3]!)
+    // octetDeltaCount, packetDeltaCount, then their reverse counterparts.
+    u64[0] = f64[c]!
+    u64[1] = f64[c + 2]!
+    u64[2] = f64[c + 1]!
+    u64[3] = f64[c + 3]!
+    p = putU64s(view, p, u64, 0, 4)
     const u16 = this.u16
     const h = id * (SLOT / 2)
-    view.setUint8(p, u16[h + H_TCP_FLAGS]! & 0xff)
-    view.setUint8(p + 1, u16[h + H_TCP_FLAGS + 1]! & 0xff)
+    b[p] = u16[h + H_TCP_FLAGS]! & 0xff
+    b[p + 1] = u16[h + H_TCP_FLAGS + 1]! & 0xff
     const u8 = this.u8
-    const b = id * SLOT
-    view.setUint8(p + 2, u8[b + B_TOS]!)
-    view.setUint8(p + 3, u8[b + B_TOS + 1]!)
-    const seen = u8[b + B_SEEN]!
-    const t = b + B_TTL
-    view.setUint8(p + 4, seen & 1 ? u8[t]! : 0)
-    view.setUint8(p + 5, seen & 1 ? u8[t + 1]! : 0)
-    view.setUint8(p + 6, seen & 2 ? u8[t + 2]! : 0)
-    view.setUint8(p + 7, seen & 2 ? u8[t + 3]! : 0)
+    const s = id * SLOT
+    b[p + 2] = u8[s + B_TOS]!
+    b[p + 3] = u8[s + B_TOS + 1]!
+    const seen = u8[s + B_SEEN]!
+    const t = s + B_TTL
+    b[p + 4] = (seen & 1) !== 0 ? u8[t]! : 0
+    b[p + 5] = (seen & 1) !== 0 ? u8[t + 1]! : 0
+    b[p + 6] = (seen & 2) !== 0 ? u8[t + 2]! : 0
+    b[p + 7] = (seen & 2) !== 0 ? u8[t + 3]! : 0
     p += 8
-    const proto = flow.protocol(id)
     if (proto === 1 || proto === 58) {
       view.setUint16(p, u16[h + H_ICMP]!)
       view.setUint16(p + 2, u16[h + H_ICMP + 1]!)
       p += 4
     }
-    view.setUint8(p, flow.endReason(id))
-    view.setUint8(p + 1, BIFLOW_INITIATOR)
+    b[p] = flow.endReason(id)
+    b[p + 1] = BIFLOW_INITIATOR
     w.pos = p + 2
   }
 
