@@ -25,8 +25,9 @@
  * Each successful apply increments the settings generation shown in status.
  *
  * Time: packet time drives expiry; on quiet links a 1 s timer advances to the wall clock less 1 s
- * (live-clock.ts). stop() exports every flow (forcedEnd), closes the exporter (last messages and statistics
- * sent) and closes the captures.
+ * (live-clock.ts). stop() first drains the captures (every packet the kernel captured before the stop is
+ * metered: a connection made just before SIGTERM is not lost), then exports every flow (forcedEnd), closes the
+ * exporter (last messages and statistics sent) and closes the captures.
  */
 import type { PacketBatch } from '../capture/batch.js'
 import type { CaptureSettings, ProbeSettings } from '../config/settings.js'
@@ -55,6 +56,12 @@ export interface ServiceCapture {
   /** Batches until closed; the batch is reused, so the service finishes with it before the next. */
   batches(): AsyncIterable<PacketBatch>
   interfaceStats(): CaptureInterfaceStats[]
+  /**
+   * Optional: end the capture without losing what the kernel already holds (the batches keep coming until
+   * that is delivered, then the iteration ends and the capture is closed). Used at stop and when an interface
+   * is removed, so a packet captured before the stop is metered.
+   */
+  drain?(): Promise<void>
   close(): Promise<void>
 }
 
@@ -424,9 +431,10 @@ export class ProbeService implements TelemetryControl {
     const e = this.captures.get(name)
     if (e === undefined) return
     this.captures.delete(name)
-    for (const st of e.capture.interfaceStats()) this.retired.monitoredBytes += st.bytes
+    await (e.capture.drain?.() ?? e.capture.close())
     await e.capture.close()
     await e.done
+    for (const st of e.capture.interfaceStats()) this.retired.monitoredBytes += st.bytes
   }
 
   /** Once a second: advance time on quiet links, end a drained previous generation. */
@@ -582,6 +590,7 @@ export class ProbeService implements TelemetryControl {
     this.timer = undefined
     // The captures stay listed (with their final counters) for the final status.
     for (const e of this.captures.values()) {
+      await (e.capture.drain?.() ?? e.capture.close())
       await e.capture.close()
       await e.done
     }
