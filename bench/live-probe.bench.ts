@@ -68,7 +68,7 @@ async function main(): Promise<void> {
           results.push({ workers, sent: replay.sent, sentPps: replay.pps, rx })
           console.error(
             `  run ${r + 1} workers ${workers}: sent ${replay.sent} at ${si(replay.pps)} pps, captured ` +
-              `${rx.captured}, metered ${rx.metered} (${si(rx.metered / rx.spanS)} pps), kernel drops ` +
+              `${rx.captured}, metered ${rx.metered} (${si(rx.spanPackets / rx.spanS)} pps), kernel drops ` +
               `${rx.kernelDrops}, CPU ${fixed(rx.cpuS)} s`,
           )
         }
@@ -86,8 +86,7 @@ async function main(): Promise<void> {
       `service, workers: ${workers}`,
       String(mine.length),
       si(m((x) => x.sentPps)),
-      si(m((x) => x.rx.captured / x.rx.spanS)),
-      si(m((x) => x.rx.metered / x.rx.spanS)),
+      si(m((x) => x.rx.spanPackets / x.rx.spanS)),
       fixed(100 * m((x) => x.rx.captured / (x.sent || 1)), 1) + ' %',
       String(m((x) => Math.max(0, x.sent - x.rx.captured))),
       String(m((x) => x.rx.kernelDrops)),
@@ -103,17 +102,7 @@ async function main(): Promise<void> {
   )
   console.log(
     table(
-      [
-        'probe',
-        'runs',
-        'sent pps',
-        'captured pps',
-        'metered pps',
-        'captured',
-        'lost',
-        'kernel drops',
-        'CPU µs/packet',
-      ],
+      ['probe', 'runs', 'sent pps', 'metered pps', 'captured', 'lost', 'kernel drops', 'CPU µs/packet'],
       rows,
     ),
   )

@@ -4,7 +4,9 @@
 //   live-probe-receiver.ts <if> <port> <bufferBytes> <workers>
 // Prints READY, answers "count" with "COUNT <packets metered>", and on "stop" stops the service (its captures
 // drained, every flow exported) and prints one RESULT JSON line: packets captured and metered, kernel drops,
-// seconds from the first to the last metered packet, CPU seconds of the process (all threads).
+// the metered rate's span (seconds and packets from the moment 1000 packets were metered, so the few stray
+// packets of a fresh veth before tcpreplay starts sending do not stretch it, to the last metered packet), and
+// the CPU seconds of the process (all threads).
 import { createInterface } from 'node:readline'
 import { DEFAULT_SETTINGS } from '../../src/config/settings.js'
 import { ProbeService } from '../../src/probe/service.js'
@@ -16,6 +18,8 @@ export interface ProbeReceiverResult {
   metered: number
   kernelDrops: number
   spanS: number
+  /** Packets metered within spanS. */
+  spanPackets: number
   cpuS: number
   records: number
 }
@@ -29,13 +33,19 @@ const port = Number(portArg)
 const bufferBytes = Number(bufferArg ?? 32 * 1024 * 1024)
 const workers = Number(workersArg ?? 1)
 const stdin = createInterface({ input: process.stdin })
+/** The rate is timed from this many packets on (the replay has surely begun). */
+const START_AT = 1000
 let first = 0n
+let firstCount = 0
 let last = 0n
 let lastCount = 0
 const seen = (n: number): void => {
-  if (n === lastCount) return
+  if (n === lastCount || n < START_AT) return
   const now = process.hrtime.bigint()
-  if (first === 0n) first = now
+  if (first === 0n) {
+    first = now
+    firstCount = n
+  }
   last = now
   lastCount = n
 }
@@ -64,6 +74,7 @@ stdin.on('line', (l) => {
       metered: st.packets,
       kernelDrops: st.interfaces[0]?.kernelDrops ?? 0,
       spanS: Number(last - first) / 1e9,
+      spanPackets: lastCount - firstCount,
       cpuS: (c.user + c.system) / 1e6,
       records: st.recordsExported,
     }
