@@ -9,36 +9,22 @@
 // BENCH_PPS=N (replay at N packets/s instead of --topspeed). Needs root, tcpreplay and the built addon.
 import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { ensureBenchPcap, captureInfo } from './lib/bench-pcap.js'
-import { which } from './lib/measure.js'
 import { fixed, median, si, table } from './lib/report.js'
+import {
+  BenchNet,
+  benchCapture,
+  liveBenchOptions,
+  liveBenchSkipReason,
+  waitUntilStill,
+  type Replay,
+} from './lib/live-bench.js'
 import type { ReceiverResult } from './lib/live-receiver.js'
-import { NetnsPair, netnsSkipReason, REPO, run, spawnNodeInNetns } from '../test/helpers/netns.js'
-import { pcapAddonAvailable, ADDON_MISSING_MESSAGE, loadPcapAddon } from '../src/capture/pcap-addon.js'
+import { REPO, spawnNodeInNetns } from '../test/helpers/netns.js'
+import { loadPcapAddon } from '../src/capture/pcap-addon.js'
 
-const quick = process.argv.includes('--quick') || process.env['BENCH_QUICK'] === '1'
-const runs = positiveInt(process.env['BENCH_RUNS'], 3)
-const bufferBytes = positiveInt(process.env['BENCH_BUFFER_MB'], 32) * 1024 * 1024
-const pps = process.env['BENCH_PPS'] !== undefined ? positiveInt(process.env['BENCH_PPS'], 0) : 0
+const { runs, bufferBytes, pps, cpus } = liveBenchOptions
 const only = process.env['BENCH_TOOLS']?.split(',').map((s) => s.trim())
-const shared = path.resolve(REPO, '../shared')
-const outDir = path.join(REPO, 'bench/out')
-const capture = path.join(outDir, quick ? 'bench-r1.pcap' : 'bench.pcap')
-const cpus = os.cpus().length
-
-function positiveInt(v: string | undefined, dflt: number): number {
-  const n = Number(v)
-  return v !== undefined && Number.isSafeInteger(n) && n > 0 ? n : dflt
-}
-
-interface Replay {
-  sent: number
-  failed: number
-  seconds: number
-  pps: number
-}
 
 interface RunResult {
   tool: string
@@ -46,35 +32,14 @@ interface RunResult {
   rx: ReceiverResult
 }
 
-function parseTcpreplay(out: string): Replay {
-  const actual = /Actual: (\d+) packets \((\d+) bytes\) sent in ([\d.]+) seconds/.exec(out)
-  const rated = /Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps/.exec(out)
-  const failed = /Failed packets:\s+(\d+)/.exec(out)
-  if (actual === null) throw new Error(`cannot read tcpreplay's output:\n${out}`)
-  return {
-    sent: Number(actual[1]),
-    seconds: Number(actual[3]),
-    pps: rated === null ? NaN : Number(rated[1]),
-    failed: failed === null ? 0 : Number(failed[1]),
-  }
-}
-
 async function main(): Promise<void> {
-  const skip =
-    netnsSkipReason() ??
-    (pcapAddonAvailable() ? null : ADDON_MISSING_MESSAGE) ??
-    (which('tcpreplay') === undefined ? 'tcpreplay is not installed' : null)
+  const skip = liveBenchSkipReason()
   if (skip !== null) {
     console.log(`live capture benchmark skipped: ${skip}`)
     return
   }
-  await ensureBenchPcap(
-    path.join(shared, 'bench/make-bench-pcap.sh'),
-    path.join(shared, 'pcaps'),
-    capture,
-    quick ? 1 : 30,
-  )
-  const info = await captureInfo(capture)
+  const capture = await benchCapture()
+  const info = capture
   const tools = ['flowtel', 'cap'].filter((t) => only === undefined || only.includes(t))
   let capSkip: string | null = null
   try {
@@ -84,62 +49,30 @@ async function main(): Promise<void> {
   }
   const active = tools.filter((t) => t !== 'cap' || capSkip === null)
 
-  const pair = new NetnsPair()
+  const net = new BenchNet('10.79.0')
   const cleanup = (): void => {
-    void pair.destroy()
+    void net.destroy()
   }
   process.once('SIGINT', cleanup)
   const results: RunResult[] = []
   try {
-    await pair.create()
-    await pair.veth(0, '10.79.0.1/24', '10.79.0.2/24')
-    const a0 = pair.ifname('a', 0)
-    const b0 = pair.ifname('b', 0)
-    // Jumbo frames in the capture must fit (tcpreplay counts what does not as failed).
-    await run('ip', ['-n', pair.a, 'link', 'set', a0, 'mtu', '9000'])
-    await run('ip', ['-n', pair.b, 'link', 'set', b0, 'mtu', '9000'])
-    const pin = (core: number): string[] =>
-      cpus > 1 && which('taskset') ? ['taskset', '-c', String(core)] : []
-
+    await net.create()
     console.error(
-      `live capture bench: ${capture} (${info.packets} packets), ${runs} run(s), kernel buffer ${bufferBytes >> 20} MiB, ` +
+      `live capture bench: ${capture.path} (${info.packets} packets), ${runs} run(s), kernel buffer ${bufferBytes >> 20} MiB, ` +
         `libpcap ${loadPcapAddon().libVersion()}, ${pps > 0 ? `${pps} pps` : 'topspeed'}`,
     )
     for (let r = 0; r < runs; r++) {
       for (const tool of active) {
         const child = spawnNodeInNetns(
-          pair.b,
+          net.pair.b,
           path.join(REPO, 'bench/lib/live-receiver.ts'),
-          [tool, b0, String(bufferBytes)],
-          pin(cpus - 1),
+          [tool, net.b0, String(bufferBytes)],
+          net.pin(cpus - 1),
         )
         await child.waitForLine((l) => l === 'READY')
-        const rate = pps > 0 ? [`--pps=${pps}`] : ['--topspeed']
-        // Read the capture into memory first, so the sender is not slowed by the disk.
-        const preload = info.fileBytes < os.freemem() / 4 ? ['--preload-pcap'] : []
-        const out = await run('ip', [
-          'netns',
-          'exec',
-          pair.a,
-          ...pin(0),
-          'tcpreplay',
-          ...rate,
-          ...preload,
-          '-i',
-          a0,
-          capture,
-        ])
-        const replay = parseTcpreplay(out)
+        const replay = await net.replay(capture)
         // Wait until the receiver has taken everything the kernel holds (its count stops moving).
-        let prev = -1
-        for (let i = 0; i < 600; i++) {
-          child.send('count')
-          const line = await child.nextLine((l) => l.startsWith('COUNT '))
-          const n = Number(line.slice(6))
-          if (n === prev) break
-          prev = n
-          await new Promise((res) => setTimeout(res, 400))
-        }
+        await waitUntilStill(child)
         child.send('stop')
         const line = await child.nextLine((l) => l.startsWith('RESULT '))
         await child.done
@@ -154,7 +87,7 @@ async function main(): Promise<void> {
     }
   } finally {
     process.off('SIGINT', cleanup)
-    await pair.destroy()
+    await net.destroy()
   }
 
   const rows: string[][] = []
@@ -184,7 +117,7 @@ async function main(): Promise<void> {
     ])
   }
   console.log(
-    `\nLive capture on a veth, ${path.basename(capture)} (${info.packets} packets), ` +
+    `\nLive capture on a veth, ${path.basename(capture.path)} (${info.packets} packets), ` +
       `${pps > 0 ? `tcpreplay --pps=${pps}` : 'tcpreplay --topspeed'}, median of ${runs}`,
   )
   console.log(

@@ -8,7 +8,8 @@
  * interface index (IPFIX ingressInterface) and `linkType` that handle's link type. A slot is given back
  * to its thread when the consumer asks for the next batch; while the consumer is slow the threads wait,
  * the kernel ring absorbs the burst and anything beyond is counted as kernel drops (interfaceStats()).
- * close() stops the threads and ends the iteration.
+ * close() stops the threads and ends the iteration at once; drain() first lets the iteration take every
+ * packet the kernel holds (the probe's shutdown: a packet captured before the stop is metered).
  */
 import { newCaptureStats, PacketBatch, type CaptureSource, type CaptureStats } from './batch.js'
 import { checkMonitorable, interfaceIndex } from './interfaces.js'
@@ -186,7 +187,9 @@ export class LiveCaptureSource implements CaptureSource {
   private wake: (() => void) | null = null
   private error: Error | null = null
   private started = false
+  private finished = false
   private closed = false
+  private readonly onFinished: (() => void)[] = []
 
   constructor(
     private readonly handles: readonly Handle[],
@@ -244,8 +247,31 @@ export class LiveCaptureSource implements CaptureSource {
         }
       }
     } finally {
+      this.finished = true
+      this.onFinished.splice(0).forEach((f) => f())
       await this.close()
     }
+  }
+
+  /**
+   * Ends the capture without losing a packet the kernel already holds: every interface hands over what it
+   * captured up to now (and a few milliseconds more, while the kernel retires its buffer block), the
+   * iteration delivers it and ends, then the capture is closed. Resolves once closed; when the iteration does
+   * not take the batches within `timeoutMs` (no consumer), the capture is closed anyway.
+   */
+  async drain(timeoutMs = 2000): Promise<void> {
+    if (this.closed) return
+    if (!this.started) return this.close()
+    for (const h of this.handles) if (!h.ended) h.native.drain()
+    if (!this.finished) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.onFinished.push(resolve)
+        timer = setTimeout(resolve, timeoutMs)
+      })
+      clearTimeout(timer)
+    }
+    await this.close()
   }
 
   /** Per-interface packets and bytes delivered, and the kernel's drop counters (refreshed every 100 ms). */

@@ -64,6 +64,11 @@ export interface NativeCapture {
   /** Gives a slot handed out with MSG_BATCH back to the capture thread. */
   release(slot: number): void
   stats(): NativeCaptureStats
+  /**
+   * Ends the capture without losing what the kernel holds: the thread reads until the kernel's current block
+   * is retired and nothing is left, hands over its last batch, then sends MSG_END. Idempotent.
+   */
+  drain(): void
   /** Stops and joins the capture thread and closes the handle. Idempotent. */
   close(): void
 }

@@ -12,6 +12,7 @@ import { probeRecords } from '../../test/helpers/probe-run.js'
 import { startApiServer } from '../api/server.js'
 import { createExportTransport } from './service-deps.js'
 import { ProbeService, type ServiceDeps } from './service.js'
+import { liveWorkerThreads } from './workers/worker-pool.js'
 
 const DNS = 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap'
 const HTTP = 'test/fixtures/pcap/interop/arkime-http-simple-get.pcap'
@@ -287,5 +288,103 @@ describe('ProbeService (fake capture, UDP export on loopback)', () => {
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { errors: string[] }).errors.join('\n')).toMatch(/inactiveTimeout/)
     expect(svc.getSettings().inactiveTimeout).toBe(7)
+  })
+})
+
+describe('ProbeService with worker threads (workers: 2)', () => {
+  /** Flow records as sorted JSON of their fields (a multiset independent of record order). */
+  const flowSet = (rs: readonly CollectedRecord[]): string[] =>
+    flowRecords(rs)
+      .map((r) => JSON.stringify(r.fields.map((f) => [f.name, String(f.value)])))
+      .sort()
+
+  async function meter(
+    workers: number,
+    files: string[][],
+    startUs: number,
+  ): Promise<{ rx: Receiver; svc: ProbeService }> {
+    const rx = await receiver()
+    cleanup.push(() => rx.listener.close())
+    const { svc, h } = await started(
+      settings({ collectors: [rx.address], workers, fields: ['l2', 'dns', 'http'] }),
+    )
+    const cap = h.captures.get('fake0')!
+    let at = startUs
+    for (const f of files) at = cap.feed(await readPackets(f), at) + 1000
+    await cap.drained()
+    await svc.stop()
+    return { rx, svc }
+  }
+
+  it('exports the same flow records and L7 transactions as one thread, through one exporter (one domain)', async () => {
+    const files = [[DNS], [HTTP]]
+    const want = (await ipPackets([DNS])) + (await ipPackets([HTTP]))
+    // The same packet times in both runs.
+    const startUs = Date.now() * 1000
+    const one = await meter(1, files, startUs)
+    const two = await meter(2, files, startUs)
+    await waitFor(() => packetsIn(one.rx.records) === want && packetsIn(two.rx.records) === want)
+    expect(flowSet(two.rx.records)).toEqual(flowSet(one.rx.records))
+    expect(flowSet(two.rx.records).length).toBeGreaterThan(5)
+    // The L7 transaction records too (DNS queries, the HTTP request).
+    const tx = (rs: readonly CollectedRecord[]): number =>
+      rs.filter((r) => has(r, 'dnsQname') || has(r, 'httpRequestHost')).length
+    expect(tx(two.rx.records)).toBe(tx(one.rx.records))
+    expect(tx(two.rx.records)).toBeGreaterThan(0)
+    // One Exporting Process: one domain, and no sequence gap or template-less record at the collector.
+    expect(new Set(two.rx.records.map((r) => r.odid))).toEqual(new Set([77]))
+    expect(two.rx.records.every((r) => !r.deferred)).toBe(true)
+    const st = two.svc.status()
+    expect(st.packets).toBe(one.svc.status().packets)
+    expect(st.flows.created).toBe(one.svc.status().flows.created)
+    expect(st.flows.active).toBe(0)
+    expect(st.flows.exportedByEndReason).toEqual(one.svc.status().flows.exportedByEndReason)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it('applies timeouts, field groups and a collector change live in every worker', async () => {
+    const a = await receiver()
+    const b = await receiver()
+    cleanup.push(
+      () => a.listener.close(),
+      () => b.listener.close(),
+    )
+    const { svc, h } = await started(settings({ collectors: [a.address], fields: ['l2'], workers: 2 }))
+    const http = await readPackets([HTTP])
+    const dns = await readPackets([DNS])
+    const cap = h.captures.get('fake0')!
+    const base = Date.now() * 1000
+    const half = Math.floor(http.length / 2)
+    const at = (p: FakePacket): number => base + (p.tsUs - http[0]!.tsUs)
+    cap.feed(http.slice(0, half), at(http[0]!))
+    await cap.drained()
+    const r = await svc.applySettings({
+      fields: ['l2', 'tcpext'],
+      activeTimeout: 120,
+      inactiveTimeout: 10,
+      collectors: [b.address],
+    })
+    expect(r.ok).toBe(true)
+    // The HTTP connection still runs in the previous generation of its worker.
+    await waitFor(() => svc.status().generationsAlive === 2)
+    cap.feed(http.slice(half), at(http[half]!))
+    cap.feed(dns, at(http[http.length - 1]!) + 1000)
+    await cap.drained()
+    await svc.stop()
+    const want = (await ipPackets([HTTP])) + (await ipPackets([DNS]))
+    await waitFor(() => packetsIn(a.records) + packetsIn(b.records) === want)
+    const flows = flowRecords([...a.records, ...b.records])
+    const httpFlows = flows.filter((f) => num(f, 'destinationTransportPort') === 80)
+    expect(httpFlows).toHaveLength(1)
+    expect(has(httpFlows[0]!, 'tcpSynSize')).toBe(false)
+    const dnsFlows = flows.filter((f) => num(f, 'destinationTransportPort') === 53)
+    expect(dnsFlows.length).toBeGreaterThan(0)
+    for (const f of dnsFlows) expect(has(f, 'tcpSynSize') || num(f, 'protocolIdentifier') === 17).toBe(true)
+    expect(dnsFlows.every((f) => f.templateId >= 320)).toBe(true)
+    // Collector B learnt the templates first; nothing waited for a template there.
+    expect(b.records.every((x) => !x.deferred)).toBe(true)
+    expect(b.collector.pending.counters['pending_added'] ?? 0).toBe(0)
+    expect(svc.getSettings()).toMatchObject({ activeTimeout: 120, inactiveTimeout: 10, workers: 2 })
+    expect(liveWorkerThreads()).toBe(0)
   })
 })

@@ -22,11 +22,18 @@
  *   - capture options (promiscuous, snaplen, buffer, filter): every capture is reopened with them (packets
  *     in flight during the reopen are not seen);
  *   - mtu, workers, api: rejected with an error naming the key: they need a restart of the service.
+ *
+ * Workers (`workers: N`, N > 1): the metering runs in N worker threads (workers/live-workers.ts): capture
+ * batches are hashed to them by flow key, their records go through the one exporter above. Every change
+ * above applies the same way in each worker (timeouts in its cache, field groups as a generation in each
+ * worker, which ends its previous generation by itself when empty or at the deadline); status sums the
+ * workers' latest counters.
  * Each successful apply increments the settings generation shown in status.
  *
  * Time: packet time drives expiry; on quiet links a 1 s timer advances to the wall clock less 1 s
- * (live-clock.ts). stop() exports every flow (forcedEnd), closes the exporter (last messages and statistics
- * sent) and closes the captures.
+ * (live-clock.ts). stop() first drains the captures (every packet the kernel captured before the stop is
+ * metered: a connection made just before SIGTERM is not lost), then exports every flow (forcedEnd), closes the
+ * exporter (last messages and statistics sent) and closes the captures.
  */
 import type { PacketBatch } from '../capture/batch.js'
 import type { CaptureSettings, ProbeSettings } from '../config/settings.js'
@@ -38,7 +45,8 @@ import type { Transport } from '../ipfix/transport.js'
 import { volumeRatio, type ProbeStatus } from '../metrics/status.js'
 import type { ApplyResult, DebugCaptureState, TelemetryControl, ValidateResult } from './control.js'
 import { LiveClock } from './live-clock.js'
-import { MeteringPipeline } from './pipeline.js'
+import { MeteringPipeline, type PipelineOptions } from './pipeline.js'
+import { LiveWorkers } from './workers/live-workers.js'
 
 /** Per-interface capture figures (the shape of wt/capture's interfaceStats()). */
 export interface CaptureInterfaceStats {
@@ -55,6 +63,12 @@ export interface ServiceCapture {
   /** Batches until closed; the batch is reused, so the service finishes with it before the next. */
   batches(): AsyncIterable<PacketBatch>
   interfaceStats(): CaptureInterfaceStats[]
+  /**
+   * Optional: end the capture without losing what the kernel already holds (the batches keep coming until
+   * that is delivered, then the iteration ends and the capture is closed). Used at stop and when an interface
+   * is removed, so a packet captured before the stop is metered.
+   */
+  drain?(): Promise<void>
   close(): Promise<void>
 }
 
@@ -144,6 +158,8 @@ export class ProbeService implements TelemetryControl {
   private settings: ProbeSettings | undefined
   private generation = 0
   private pipeline: MeteringPipeline | undefined
+  /** The metering threads when `workers` > 1 (then `pipeline` stays undefined). */
+  private workers: LiveWorkers | undefined
   private exporter: IpfixExporter | undefined
   private readonly exporterOpts: { observationDomainId: number } = { observationDomainId: 0 }
   /** Derived observation domains by source address (see domainOf). */
@@ -180,21 +196,27 @@ export class ProbeService implements TelemetryControl {
   }
 
   get running(): boolean {
-    return this.pipeline !== undefined && this.stopping === undefined
+    return this.metering && this.stopping === undefined
+  }
+
+  /** Whether metering was started (one pipeline or the workers). */
+  private get metering(): boolean {
+    return this.pipeline !== undefined || this.workers !== undefined
+  }
+
+  /** Current metering time, µs. */
+  private nowUs(): number {
+    return this.pipeline?.nowUs ?? this.workers?.nowUs ?? this.clock.nowUs()
   }
 
   /** Validate `doc`, open captures and transports, and start metering. Throws with the errors. */
   async start(doc: unknown): Promise<void> {
-    if (this.pipeline !== undefined) throw new Error('the probe service is already running')
+    if (this.metering) throw new Error('the probe service is already running')
     const v = this.deps.validateSettings(doc)
     if (!v.ok) throw new Error(`invalid settings:\n  ${v.errors.join('\n  ')}`)
     const s = v.settings
     if (s.collectors.length === 0) throw new Error('collectors: give at least one collector')
     if (s.interfaces.length === 0) throw new Error('interfaces: give at least one interface to monitor')
-    if (s.workers > 1)
-      throw new Error(
-        'workers: the live service meters on one thread in this version (worker threads serve --read)',
-      )
     this.deps.checkInterfaces(s.interfaces)
     const collectors = await this.openCollectors(s)
     this.exporterOpts.observationDomainId = this.domainOf(s)
@@ -213,7 +235,7 @@ export class ProbeService implements TelemetryControl {
         statsIntervalSeconds: this.opts.statsIntervalSeconds ?? 60,
         rfc5610: true,
         describeElement,
-        now: () => (this.pipeline?.nowUs ?? this.clock.nowUs()) / 1e6,
+        now: () => this.nowUs() / 1e6,
         meteringStats: () => this.meteringStats(),
       },
       collectors.map((c) => c.t),
@@ -221,8 +243,17 @@ export class ProbeService implements TelemetryControl {
     this.exporter = exporter
     this.collectors = collectors
     this.settings = s
-    this.pipeline = this.newPipeline(s, undefined)
-    this.pipeline.nowUs = this.clock.nowUs() - 1_000_000
+    if (s.workers > 1)
+      this.workers = new LiveWorkers(exporter, {
+        workers: s.workers,
+        pipeline: this.pipelineOptions(s),
+        startUs: this.clock.nowUs() - 1_000_000,
+        onWarning: (m) => this.log(`warning: ${m}`),
+      })
+    else {
+      this.pipeline = this.newPipeline(s, undefined)
+      this.pipeline.nowUs = this.clock.nowUs() - 1_000_000
+    }
     this.startedMs = Date.now()
     try {
       for (const name of s.interfaces) await this.openInterface(name, s.capture)
@@ -234,7 +265,8 @@ export class ProbeService implements TelemetryControl {
     this.timer = setInterval(() => this.tick(), every)
     this.log(
       `probe: monitoring ${s.interfaces.join(', ')}; exporting ${s.exportProtocol}/${s.transport} to ` +
-        `${s.collectors.join(', ')} (observation domain ${this.exporterOpts.observationDomainId})`,
+        `${s.collectors.join(', ')} (observation domain ${this.exporterOpts.observationDomainId})` +
+        (s.workers > 1 ? `; metering on ${s.workers} worker threads` : ''),
     )
   }
 
@@ -274,6 +306,16 @@ export class ProbeService implements TelemetryControl {
       for (const [k, v] of Object.entries(g.anomalies.toObject()))
         anomalies.set(k, (anomalies.get(k) ?? 0) + v)
     }
+    let generationsAlive = gens.length
+    if (this.workers !== undefined) {
+      const w = this.workers.totals()
+      created += w.flowsCreated
+      active += w.activeFlows
+      packets += w.packets
+      w.exportedByReason.forEach((n, i) => (byReason[i] = (byReason[i] ?? 0) + n))
+      for (const [k, v] of Object.entries(w.anomalies)) anomalies.set(k, (anomalies.get(k) ?? 0) + v)
+      generationsAlive = w.generationsAlive
+    }
     const exportedByEndReason: Record<string, number> = {}
     byReason.forEach((n, i) => {
       if (n > 0) exportedByEndReason[END_REASON_NAMES[i] ?? String(i)] = n
@@ -309,7 +351,7 @@ export class ProbeService implements TelemetryControl {
         ratio: volumeRatio(monitoredBytes, telemetryBytes),
       },
       packets,
-      generationsAlive: gens.length,
+      generationsAlive,
     }
   }
 
@@ -357,19 +399,24 @@ export class ProbeService implements TelemetryControl {
     return id
   }
 
+  /** Metering options of settings `s` for the current generation (per worker: its share of maxFlows). */
+  private pipelineOptions(s: ProbeSettings): Omit<PipelineOptions, 'onWarning'> {
+    const maxFlows = this.opts.maxFlows ?? DEFAULT_CACHE_OPTIONS.maxFlows
+    return {
+      activeTimeout: s.activeTimeout,
+      inactiveTimeout: s.inactiveTimeout,
+      tcpEndLinger: this.opts.tcpEndLinger ?? DEFAULT_CACHE_OPTIONS.tcpEndLinger,
+      maxFlows: s.workers > 1 ? Math.max(1, Math.ceil(maxFlows / s.workers)) : maxFlows,
+      fields: s.fields,
+      flowTemplateIdBase: TEMPLATE_BASES[this.templateBase]!,
+    }
+  }
+
   private newPipeline(s: ProbeSettings, predecessor: MeteringPipeline | undefined): MeteringPipeline {
     const exporter = this.exporter
     if (exporter === undefined) throw new Error('no exporter')
     const p = new MeteringPipeline(
-      {
-        activeTimeout: s.activeTimeout,
-        inactiveTimeout: s.inactiveTimeout,
-        tcpEndLinger: this.opts.tcpEndLinger ?? DEFAULT_CACHE_OPTIONS.tcpEndLinger,
-        maxFlows: this.opts.maxFlows ?? DEFAULT_CACHE_OPTIONS.maxFlows,
-        fields: s.fields,
-        flowTemplateIdBase: TEMPLATE_BASES[this.templateBase]!,
-        onWarning: (m) => this.log(`warning: ${m}`),
-      },
+      { ...this.pipelineOptions(s), onWarning: (m) => this.log(`warning: ${m}`) },
       () => exporter,
     )
     p.predecessor = predecessor
@@ -408,8 +455,10 @@ export class ProbeService implements TelemetryControl {
     try {
       for await (const batch of entry.capture.batches()) {
         const p = this.pipeline
-        if (p === undefined) break
-        p.processBatch(batch)
+        const w = this.workers
+        if (p !== undefined) p.processBatch(batch)
+        else if (w !== undefined) await w.dispatch(batch)
+        else break
         this.clock.sawBatch()
         // Let the export sockets and the API run between batches.
         await new Promise<void>((resolve) => setImmediate(resolve))
@@ -424,15 +473,25 @@ export class ProbeService implements TelemetryControl {
     const e = this.captures.get(name)
     if (e === undefined) return
     this.captures.delete(name)
-    for (const st of e.capture.interfaceStats()) this.retired.monitoredBytes += st.bytes
+    await (e.capture.drain?.() ?? e.capture.close())
     await e.capture.close()
     await e.done
+    for (const st of e.capture.interfaceStats()) this.retired.monitoredBytes += st.bytes
   }
 
   /** Once a second: advance time on quiet links, end a drained previous generation. */
   private tick(): void {
+    if (this.stopping !== undefined) return
+    const w = this.workers
+    if (w !== undefined) {
+      // Each worker ends its draining generation by itself (metering-worker.ts).
+      const t = this.clock.tick()
+      if (t !== undefined)
+        w.advanceTo(t).catch((err: Error) => this.log(`metering workers failed: ${err.message}`))
+      return
+    }
     const p = this.pipeline
-    if (p === undefined || this.stopping !== undefined) return
+    if (p === undefined) return
     const t = this.clock.tick()
     if (t !== undefined) p.advanceTo(t)
     const prev = p.predecessor
@@ -468,8 +527,9 @@ export class ProbeService implements TelemetryControl {
     let ignoredOctets = this.retired.ignoredOctets
     let first = 0
     let last = 0
-    for (const g of gens) {
-      const c = g.counters
+    const counters = gens.map((g) => g.counters)
+    if (this.workers !== undefined) counters.push(this.workers.totals())
+    for (const c of counters) {
       ignoredPackets += c.malformed + c.unsupported
       ignoredOctets += c.ignoredOctets
       if (c.firstIgnoredUs > 0 && (first === 0 || c.firstIgnoredUs < first)) first = c.firstIgnoredUs
@@ -480,9 +540,8 @@ export class ProbeService implements TelemetryControl {
 
   private async apply(doc: unknown): Promise<ApplyResult> {
     const cur = this.settings
-    const pipeline = this.pipeline
     const exporter = this.exporter
-    if (cur === undefined || pipeline === undefined || exporter === undefined || this.stopping !== undefined)
+    if (cur === undefined || !this.metering || exporter === undefined || this.stopping !== undefined)
       return { ok: false, errors: ['the probe service is not running'] }
     const v = this.deps.validateSettings(withRunning(doc, cur))
     if (!v.ok) return { ok: false, errors: v.errors }
@@ -533,9 +592,12 @@ export class ProbeService implements TelemetryControl {
     }
 
     // Commit.
-    if (s.activeTimeout !== cur.activeTimeout || s.inactiveTimeout !== cur.inactiveTimeout)
-      pipeline.setTimeouts({ activeTimeout: s.activeTimeout, inactiveTimeout: s.inactiveTimeout })
-    if (!same([...s.fields].sort(), [...cur.fields].sort())) this.newGeneration(s)
+    if (s.activeTimeout !== cur.activeTimeout || s.inactiveTimeout !== cur.inactiveTimeout) {
+      const t = { activeTimeout: s.activeTimeout, inactiveTimeout: s.inactiveTimeout }
+      this.pipeline?.setTimeouts(t)
+      await this.workers?.setTimeouts(t)
+    }
+    if (!same([...s.fields].sort(), [...cur.fields].sort())) await this.newGeneration(s)
     if (newCollectors !== undefined) {
       const old = this.collectors
       for (const c of old) this.retired.telemetryBytes += c.t.stats.octets
@@ -567,7 +629,16 @@ export class ProbeService implements TelemetryControl {
   }
 
   /** A field-group change: new flows go to a new pipeline; the current one drains (see the file comment). */
-  private newGeneration(s: ProbeSettings): void {
+  private async newGeneration(s: ProbeSettings): Promise<void> {
+    if (this.workers !== undefined) {
+      this.templateBase = 1 - this.templateBase
+      await this.workers.setFields({
+        fields: s.fields,
+        flowTemplateIdBase: TEMPLATE_BASES[this.templateBase]!,
+        drainUs: s.activeTimeout * 1e6,
+      })
+      return
+    }
     const cur = this.pipeline
     if (cur === undefined) return
     if (cur.predecessor !== undefined) this.retire(cur)
@@ -582,6 +653,7 @@ export class ProbeService implements TelemetryControl {
     this.timer = undefined
     // The captures stay listed (with their final counters) for the final status.
     for (const e of this.captures.values()) {
+      await (e.capture.drain?.() ?? e.capture.close())
       await e.capture.close()
       await e.done
     }
@@ -590,6 +662,13 @@ export class ProbeService implements TelemetryControl {
       p.flush(EndReason.ForcedEnd)
       this.retire(p)
     }
+    if (this.workers !== undefined)
+      try {
+        await this.workers.finish()
+      } catch (err) {
+        this.log(`metering workers failed: ${(err as Error).message}`)
+        await this.workers.terminate()
+      }
     await this.exporter?.close()
     this.log('probe: stopped; every flow exported')
     this.log(`probe: final status ${JSON.stringify(this.status())}`)

@@ -5,7 +5,7 @@
  *  - {"mode":"list","check":[names]}: prints {"interfaces":[...],"checkError":string|null,"checked":[names]}
  *  - {"mode":"capture","interfaces":[...],"options":{...},"udpPort":N,"closeAfter":N}: opens a live
  *    capture, prints READY (or {"openError":message}), counts what it captures (a "P {counts}" progress
- *    line after each batch, "C <packets>" in answer to a "count" line) until a "stop" line on stdin (or, with closeAfter, calls close() from outside
+ *    line after each batch, "C <packets>" in answer to a "count" line) until a "stop" line on stdin ("drain": drain() instead of close()) (or, with closeAfter, calls close() from outside
  *    the loop once that many packets came), then prints one JSON summary line. With "waitForGo" it takes no
  *    batch before a "go" line.
  */
@@ -100,6 +100,7 @@ async function capture(): Promise<void> {
   const goLine = new Promise<void>((resolve) => (go = resolve))
   rl.on('line', (line) => {
     if (line.trim() === 'stop') void src.close()
+    if (line.trim() === 'drain') void src.drain()
     if (line.trim() === 'go') go()
     if (line.trim() === 'count') console.log(`C ${counted.packets}`)
   })

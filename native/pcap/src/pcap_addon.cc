@@ -8,7 +8,10 @@
 // still flows. JS gives the slot back with `release()`. When JS is slow every slot is in its hands and
 // the thread waits: the kernel ring absorbs the burst and what it cannot hold is counted as kernel
 // drops (pcap_stats ps_drop). `close()` stops the thread (an eventfd wakes its poll), joins it and closes
-// the handle; it is also done when the environment is torn down or the object is collected.
+// the handle; it is also done when the environment is torn down or the object is collected. `drain()` ends
+// the capture without losing what the kernel already holds: the thread keeps reading until the kernel has
+// retired its current block (the pcap timeout, twice, plus a margin) and a read finds nothing, hands over the
+// batch it was filling, and ends with an `end` message; the handle stays open (stats readable) until close().
 #include <napi.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -100,6 +103,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
                        {
                            InstanceMethod<&Capture::Start>("start"),
                            InstanceMethod<&Capture::Release>("release"),
+                           InstanceMethod<&Capture::Drain>("drain"),
                            InstanceMethod<&Capture::Stats>("stats"),
                            InstanceMethod<&Capture::Close>("close"),
                            InstanceAccessor<&Capture::LinkType>("linkType"),
@@ -119,6 +123,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     bool promisc = BoolOption(o, "promiscuous", true);
     int bufferBytes = IntOption(o, "bufferBytes", 4 * 1024 * 1024);
     int timeoutMs = IntOption(o, "timeoutMs", 10);
+    timeoutMs_ = std::max(1, timeoutMs);
     bool immediate = BoolOption(o, "immediate", false);
     std::string filter;
     if (o.Has("filter") && !o.Get("filter").IsUndefined()) {
@@ -293,15 +298,18 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return o;
   }
 
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    Shutdown();
-    refs_.clear();
+  // drain(): finish what the kernel holds now, hand it over, then end (see the file comment). Idempotent.
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    if (pcap_ != nullptr && started_ && !drain_.load()) {
+      auto until = Clock::now() + std::chrono::milliseconds(2 * timeoutMs_ + 20);
+      drainUntilNs_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count());
+      drain_.store(true);
+      WakeThread();
+    }
     return info.Env().Undefined();
   }
 
-  /** Stops and joins the capture thread and closes the handle; safe to call more than once. */
-  void Shutdown() {
-    stop_.store(true);
+  void WakeThread() {
     if (wakeFd_ >= 0) {
       uint64_t one = 1;
       ssize_t n = write(wakeFd_, &one, sizeof one);
@@ -311,6 +319,25 @@ class Capture : public Napi::ObjectWrap<Capture> {
       std::lock_guard<std::mutex> lock(mutex_);  // so a waiter cannot miss the notification
     }
     cv_.notify_all();
+  }
+
+  /** True once a drain was asked for and its time is up. */
+  bool DrainDue(Clock::time_point now) const {
+    if (!drain_.load()) return false;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() >=
+           drainUntilNs_.load();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    refs_.clear();
+    return info.Env().Undefined();
+  }
+
+  /** Stops and joins the capture thread and closes the handle; safe to call more than once. */
+  void Shutdown() {
+    stop_.store(true);
+    WakeThread();
     if (thread_.joinable()) thread_.join();
     if (pcap_ != nullptr) {
       RefreshStats();
@@ -409,7 +436,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
   void Run() {
     std::string error;
     const size_t snap = static_cast<size_t>(snaplen_);
-    while (!stop_.load() && error.empty()) {
+    bool drained = false;
+    while (!stop_.load() && error.empty() && !drained) {
       int si = AcquireSlot();
       if (si < 0) break;
       filling_ = si;
@@ -435,14 +463,24 @@ class Capture : public Napi::ObjectWrap<Capture> {
         if (s.count > 0 && deadline == Clock::time_point{}) deadline = now + std::chrono::milliseconds(flushMs_);
         if (s.count > 0 && now >= deadline) break;
         if (rc > 0) continue;  // there may be more right away
-        // Nothing ready: sleep until packets come, the batch is due, a stats refresh or close().
+        if (DrainDue(now)) {
+          drained = true;  // the kernel's blocks are retired and read: nothing is left behind
+          break;
+        }
+        // Nothing ready: sleep until packets come, the batch is due, a stats refresh, drain() or close().
         int waitMs = 100;
         if (s.count > 0) {
           auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
           waitMs = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(left, waitMs)));
         }
+        if (drain_.load()) waitMs = std::min(waitMs, 5);
         pollfd fds[2] = {{fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
         int pr = poll(fds, 2, waitMs);
+        if (pr > 0 && (fds[1].revents & POLLIN) != 0 && !stop_.load()) {
+          uint64_t v;
+          ssize_t n = read(wakeFd_, &v, sizeof v);  // a drain() wake-up: clear it (close() needs no clearing)
+          (void)n;
+        }
         if (pr > 0 && (fds[0].revents & (POLLERR | POLLNVAL)) != 0) {
           // Let pcap_dispatch report what went wrong (e.g. the interface went away).
           int rc2 = pcap_dispatch(pcap_, 1, OnPacket, reinterpret_cast<u_char*>(this));
@@ -473,6 +511,9 @@ class Capture : public Napi::ObjectWrap<Capture> {
   int snaplen_ = 0;
   bool nano_ = false;
   int flushMs_ = 20;
+  int timeoutMs_ = 10;
+  std::atomic<bool> drain_{false};
+  std::atomic<int64_t> drainUntilNs_{0};
   int wakeFd_ = -1;
   bool started_ = false;
   bool hookAdded_ = false;

@@ -24,6 +24,11 @@ export const enum SlotCommand {
   SetTimeouts = 2,
   /** End of input: flush every flow, send the final report, stop reading. */
   Finish = 3,
+  /**
+   * A live field-group change (a new settings generation, probe/pipeline.ts): the slot's data holds the
+   * UTF-8 JSON of a FieldChange (worker-protocol.ts).
+   */
+  SetFields = 4,
 }
 
 const HEAD = 0
@@ -122,6 +127,19 @@ export class Slot {
     return this.time[1 + i]!
   }
 
+  /** Put a command's payload (at most the slot's byte capacity) into the data area. */
+  setPayload(bytes: Uint8Array): void {
+    if (bytes.byteLength > this.byteCapacity) throw new Error('packet ring: command payload too large')
+    this.data.set(bytes, 0)
+    this.count = 0
+    this.bytes = bytes.byteLength
+  }
+
+  /** The payload of a command slot, copied out of shared memory. */
+  payload(): Uint8Array {
+    return this.data.slice(0, this.dataBytes)
+  }
+
   /**
    * Append one packet; false when it does not fit (the caller publishes and retries in the next slot). A
    * packet longer than the whole slot is cut to the slot size: origlen keeps its real length, so the decoder
@@ -206,7 +224,7 @@ export class RingWriter {
     const s = this.slots[(this.head >>> 0) % this.slots.length]!
     s.hdr[0] = command
     s.hdr[1] = command === SlotCommand.Packets ? s.count : 0
-    s.hdr[2] = command === SlotCommand.Packets ? s.bytes : 0
+    s.hdr[2] = command === SlotCommand.Packets || command === SlotCommand.SetFields ? s.bytes : 0
     s.time[0] = advanceUs
     for (let i = 0; i < 3; i++) s.time[1 + i] = args[i] ?? NaN
     s.count = 0

@@ -1,11 +1,13 @@
 // The probe with N metering workers against the single-threaded probe: the same flow records, one valid
 // IPFIX stream (one domain, one sequence space, one template set), clear failure, no thread left behind.
 import { spawn } from 'node:child_process'
+import { createSocket } from 'node:dgram'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { FlowCollector } from '../../collector/decode-message.js'
 import { IpfixDecoder } from '../../ipfix/decoder.js'
 import { MemoryTransport } from '../../ipfix/testing.js'
 import { JsonTransport } from '../../ipfix/transport-json.js'
@@ -190,6 +192,57 @@ describe('probe with N metering workers', () => {
       return [...ids].sort((x, y) => x - y)
     }
     expect(templateIds(wire.messages)).toEqual(templateIds(single.messages))
+  })
+
+  it('exports NetFlow v9 like one thread: datagrams fit --mtu 576, sysUpTime from the first packet', async () => {
+    const DNS = join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap')
+    /** NetFlow v9 datagrams on a loopback socket, and the flow records our collector decodes from them. */
+    const netflow = async (
+      workers: number,
+    ): Promise<{ sizes: number[]; records: string[]; s: ProbeSummary }> => {
+      const sock = createSocket('udp4')
+      const got: Buffer[] = []
+      sock.on('message', (m) => got.push(m))
+      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve))
+      try {
+        const { summary } = await run([DNS], workers, {
+          mtu: 576,
+          destinations: [
+            { kind: 'udp', host: '127.0.0.1', port: sock.address().port, protocol: 'netflow-v9' },
+          ],
+        })
+        const sent = Object.values(summary.netflow ?? {})[0]?.packets ?? 0
+        for (let i = 0; i < 200 && got.length < sent; i++) await new Promise((r) => setTimeout(r, 10))
+        expect(got.length).toBe(sent)
+        const collector = new FlowCollector({ absoluteTimes: false })
+        const key = {
+          exporterAddress: '127.0.0.1',
+          exporterPort: 1,
+          collectorAddress: '127.0.0.1',
+          collectorPort: 2,
+          protocol: 'udp' as const,
+        }
+        const records = got
+          .flatMap((m) => collector.decode(m, key, 0).records)
+          .filter((r) => !r.isOptions)
+          .map((r) => JSON.stringify(r.fields.map((f) => [f.name, String(f.value)])))
+          .sort()
+        return { sizes: got.map((m) => m.byteLength), records, s: summary }
+      } finally {
+        sock.close()
+      }
+    }
+    const one = await netflow(0)
+    const two = await netflow(2)
+    expect(one.records.length).toBeGreaterThan(10)
+    // 576 less the IPv4 and UDP headers: the worker run frames for the MTU too (it used 1500 before).
+    expect(Math.max(...one.sizes)).toBeLessThanOrEqual(548)
+    expect(Math.max(...two.sizes)).toBeLessThanOrEqual(548)
+    // Every field, flowStartSysUpTime/flowEndSysUpTime included: the same uptime base (the first packet).
+    expect(two.records).toEqual(one.records)
+    expect(two.s.netflow).toBeDefined()
+    expect(Object.values(two.s.netflow!)[0]!.flows).toBe(Object.values(one.s.netflow!)[0]!.flows)
+    expect(liveWorkerThreads()).toBe(0)
   })
 
   it('fails with a clear error when a worker throws, and leaves no thread behind', async () => {

@@ -14,14 +14,10 @@
  * Summary figures are sums over the workers; peakActiveFlows is the sum of the workers' peaks (an upper
  * bound of the simultaneous total).
  */
-import { isIP } from 'node:net'
-import type { CaptureSource } from '../../capture/batch.js'
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
-import { describeElement } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
-import { UdpTransport } from '../../ipfix/transport-udp.js'
-import { createTransports } from '../destinations.js'
-import { openCaptures, type ProbeOptions, type ProbeSummary } from '../probe.js'
+import { openExport, transportReports } from '../export-setup.js'
+import type { ProbeOptions, ProbeSummary } from '../probe.js'
 import type { RingSize } from './packet-ring.js'
 import { RecordMerger } from './record-relay.js'
 import { WorkerPool } from './worker-pool.js'
@@ -55,30 +51,13 @@ function sumRecords(parts: readonly Record<string, number>[]): Record<string, nu
 /** Run the probe over capture files with `opts.workers` metering threads, flushing every flow. */
 export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
-  const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
-  if (transportsWanted === 0) throw new Error('no destination: give a collector or a JSON output')
-  const source: CaptureSource = await openCaptures(opts.reads)
-  const transports = [...createTransports(opts.destinations), ...(opts.extraTransports ?? [])]
-  try {
-    await Promise.all(transports.map((t) => t.open()))
-  } catch (err) {
-    await source.close()
-    throw err
-  }
-  const ipv6Transport =
-    opts.destinations.some((d) => d.kind !== 'json' && d.host.includes(':')) ||
-    transports.some((t) => t instanceof UdpTransport && isIP(t.remoteAddress) === 6)
+  // The same export set-up as the single-threaded probe: transports, MTU budget, NetFlow uptime base.
+  const { source, transports, exporterOptions, firstPacketAt } = await openExport(opts)
 
   let pool: WorkerPool | undefined
   const exporter = new IpfixExporter(
     {
-      observationDomainId: opts.observationDomainId,
-      maxMessageSize: opts.mtu - (ipv6Transport ? 48 : 28),
-      templateRefreshSeconds: opts.templateRefreshSeconds,
-      templateRefreshMessages: opts.templateRefreshMessages,
-      statsIntervalSeconds: opts.statsIntervalSeconds,
-      rfc5610: true,
-      describeElement,
+      ...exporterOptions,
       now: () => (pool?.nowUs ?? 0) / 1e6,
       // RFC 7011 §4.2 Metering Process Reliability Statistics, summed over the workers' latest reports.
       meteringStats: () => {
@@ -118,6 +97,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     let nextTickUs = 0
     let lastProgress = 0
     for await (const batch of source.batches()) {
+      if (batch.count > 0) firstPacketAt(batch.tsUs[0]!)
       await pool.dispatch(batch)
       // The exporter ticks (template refresh, statistics, message age) when time crosses a whole second.
       if (pool.nowUs >= nextTickUs) {
@@ -176,6 +156,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     formatErrors,
     export: { ...exporter.stats },
     ...(l7 !== undefined ? { l7 } : {}),
+    ...transportReports(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
   }
 }

@@ -5,7 +5,7 @@ import { IpfixDecoder } from '../../ipfix/decoder.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template } from '../../ipfix/template.js'
 import { MemoryTransport } from '../../ipfix/testing.js'
-import { RecordMerger, RelayTransport, WORKER_EXPORTER_OPTIONS } from './record-relay.js'
+import { RecordMerger, RelayTransport, REMAP_FIRST_ID, WORKER_EXPORTER_OPTIONS } from './record-relay.js'
 
 const now = (): number => 1_700_000_000
 const MAIN = {
@@ -66,6 +66,35 @@ describe('record relay', () => {
     expect(() => merger.accept(2, worker(other, ['b']))).toThrow(
       /template 300 differs between metering workers 0 and 2/,
     )
+  })
+
+  it('live (remap): a worker that redefines an ID gets a fresh one; the others keep the old layout', () => {
+    const wire = new MemoryTransport()
+    const main = new IpfixExporter(MAIN, [wire])
+    const merger = new RecordMerger(main, { remap: true })
+    const other = Template.fromNames(300, [['flowId', 4], ['interfaceName']])
+    merger.accept(0, worker(t, ['a0']))
+    // Worker 1 already switched its field groups: the same ID, another layout.
+    merger.accept(1, worker(other, ['b0']))
+    // Worker 0, not yet switched, still writes the old layout; then switches too.
+    merger.accept(0, worker(t, ['a1']))
+    merger.accept(0, worker(other, ['a2']))
+    main.flush()
+    expect(merger.templateIds).toEqual([300, REMAP_FIRST_ID])
+    const d = new IpfixDecoder()
+    const got: string[] = []
+    for (const m of wire.messages) {
+      const msg = d.decode(m)
+      expect(msg.error).toBeUndefined()
+      for (const r of msg.records)
+        got.push(`${r.templateId}:${r.fields[1]?.name}=${String(r.fields[1]?.value)}`)
+    }
+    expect(got).toEqual([
+      '300:applicationName=a0',
+      `${REMAP_FIRST_ID}:interfaceName=b0`,
+      '300:applicationName=a1',
+      `${REMAP_FIRST_ID}:interfaceName=a2`,
+    ])
   })
 
   it('refuses a stream that is not IPFIX', () => {

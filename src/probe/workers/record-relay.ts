@@ -16,12 +16,20 @@
  * Templates: every worker builds its templates from the same field groups, so a template ID means the same
  * layout in every worker. The merger checks it: the first worker to announce an ID defines it, and a
  * different layout for that ID from any worker is an error (the run stops with a message naming both).
+ * Live (`remap`), field groups change while the service runs, and the workers switch generation one after
+ * the other, so for a moment one worker may announce an ID with the new layout while another still writes
+ * records of the old one. There, a different layout is no error: it gets its own ID on the main exporter
+ * (one already announced with that layout, or a fresh one from REMAP_FIRST_ID up), and that worker's records
+ * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
 import type { Transport, TransportStats } from '../../ipfix/transport.js'
 
 const VARLEN = 65535
+
+/** First template ID the merger hands out for a layout whose worker ID is taken (above every worker's IDs). */
+export const REMAP_FIRST_ID = 4096
 
 /** The worker-side transport: keeps the messages until take() hands them over. */
 export class RelayTransport implements Transport {
@@ -98,9 +106,16 @@ function recordLength(t: Template, v: DataView, p: number, end: number): number 
 
 /** The main-thread side: re-frames the workers' records into the one real exporter. */
 export class RecordMerger {
+  /** The main exporter's templates by ID, and the worker that first announced each. */
   private readonly templates = new Map<number, { t: Template; worker: number }>()
+  /** Remap mode: the main template for each worker's template ID (key worker · 65536 + id). */
+  private readonly byWorker = new Map<number, Template>()
+  private nextId = REMAP_FIRST_ID
 
-  constructor(private readonly exporter: IpfixExporter) {}
+  constructor(
+    private readonly exporter: IpfixExporter,
+    private readonly opts: { remap?: boolean } = {},
+  ) {}
 
   /** Template IDs defined so far (for tests). */
   get templateIds(): number[] {
@@ -158,6 +173,24 @@ export class RecordMerger {
 
   private define(worker: number, t: Template): void {
     const known = this.templates.get(t.id)
+    if (this.opts.remap === true) {
+      let main = known?.t
+      if (main === undefined) {
+        this.templates.set(t.id, { t, worker })
+        this.exporter.addTemplate(t)
+        main = t
+      } else if (!main.sameLayout(t)) {
+        main = [...this.templates.values()].find((k) => k.t.sameLayout(t))?.t
+        if (main === undefined) {
+          if (this.nextId > 65535) throw new Error('record merger: no template ID left')
+          main = new Template(this.nextId++, t.fields, t.scopeCount)
+          this.templates.set(main.id, { t: main, worker })
+          this.exporter.addTemplate(main)
+        }
+      }
+      this.byWorker.set(worker * 65536 + t.id, main)
+      return
+    }
     if (known !== undefined) {
       if (!known.t.sameLayout(t))
         throw new Error(
@@ -171,9 +204,8 @@ export class RecordMerger {
   }
 
   private dataSet(worker: number, id: number, v: DataView, p: number, end: number): void {
-    const known = this.templates.get(id)
-    if (known === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
-    const t = known.t
+    const t = this.opts.remap === true ? this.byWorker.get(worker * 65536 + id) : this.templates.get(id)?.t
+    if (t === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
     const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
     // Set padding (RFC 7011 §3.3.1) is shorter than the smallest record.
     while (end - p >= Math.max(1, t.minRecordLength)) {

@@ -22,7 +22,13 @@ import type { PacketBatch } from '../../capture/batch.js'
 import type { PipelineOptions } from '../pipeline.js'
 import { allocateRing, RingWriter, SlotCommand, type RingSize, type Slot } from './packet-ring.js'
 import { workerForPacket } from './symmetric-hash.js'
-import type { WorkerCounters, WorkerFinal, WorkerInit, WorkerMessage } from './worker-protocol.js'
+import type {
+  FieldChange,
+  WorkerCounters,
+  WorkerFinal,
+  WorkerInit,
+  WorkerMessage,
+} from './worker-protocol.js'
 
 export interface WorkerPoolOptions {
   workers: number
@@ -177,6 +183,22 @@ export class WorkerPool {
       t.inactiveTimeout,
       t.tcpEndLinger ?? NaN,
     ])
+  }
+
+  /**
+   * A live field-group change: every worker starts a new settings generation (see metering-worker.ts);
+   * packets already dispatched are metered before it.
+   */
+  async setFields(change: FieldChange): Promise<void> {
+    this.check()
+    await this.publishAll(SlotCommand.Packets, this.nowUs)
+    const payload = new TextEncoder().encode(JSON.stringify(change))
+    for (const m of this.members) {
+      const s = m.slot ?? (await this.acquire(m))
+      s.setPayload(payload)
+      m.writer.publish(SlotCommand.SetFields, this.nowUs)
+      m.slot = undefined
+    }
   }
 
   /**

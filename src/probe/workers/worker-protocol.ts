@@ -12,7 +12,16 @@ export interface WorkerInit {
   faultAtSlot?: number
 }
 
-/** Running counters of one worker (totals since its start). */
+/** Payload of a SetFields slot: the new generation's field groups (see probe/service.ts). */
+export interface FieldChange {
+  fields: string[]
+  /** First flow template ID of the new generation (the two generations alive use different ones). */
+  flowTemplateIdBase: number
+  /** The previous generation is ended (forcedEnd) at the latest this long after the change (µs). */
+  drainUs: number
+}
+
+/** Running counters of one worker (totals since its start, over every settings generation). */
 export interface WorkerCounters {
   packets: number
   nonIp: number
@@ -23,6 +32,14 @@ export interface WorkerCounters {
   lastIgnoredUs: number
   /** Records the worker's exporter dropped (longer than a 65535-octet message). */
   droppedRecords: number
+  /** Flows created, held now, and records exported per flowEndReason (index = reason). */
+  flowsCreated: number
+  activeFlows: number
+  exportedByReason: number[]
+  /** Decoder anomalies by name. */
+  anomalies: Record<string, number>
+  /** Settings generations alive in the worker (2 while the previous one drains). */
+  generationsAlive: number
 }
 
 /** After every slot: the IPFIX messages the worker's exporter wrote (one buffer), and its counters. */
