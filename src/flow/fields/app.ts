@@ -28,7 +28,7 @@ import type { DnsTx } from '../../l7/dns.js'
 import type { FlowKey } from '../../l7/engine.js'
 import type { HttpTx } from '../../l7/http.js'
 import type { TlsTx } from '../../l7/tls.js'
-import { ipv4Text, ipv6Text } from '../../util/address-text.js'
+import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
@@ -171,7 +171,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
     if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {
-      const named = this.dnsCache.get(this.addressText(flow, id, Dir.Reverse))
+      const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
         ev = Evidence.DnsCache
@@ -260,12 +260,14 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
-  private addressText(flow: FlowView, id: number, dir: Dir): string {
+  /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
+  private serverNamed(flow: FlowView, id: number): number {
+    if (this.dnsCache.size === 0) return NO_APP
     const words = this.words
-    if (flow.address(id, dir, words) === 4) return ipv4Text(words[0]!)
+    if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
     const v = this.addrView
     for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
-    return ipv6Text(v, 0)
+    return this.dnsCache.get(ipv6Text(v, 0))
   }
 
   private sendCatalogue(): void {
