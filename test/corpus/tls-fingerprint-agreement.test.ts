@@ -3,8 +3,8 @@
 // tls.ja3s or tls.ja4 value is matched to our TLS transaction record on the same connection (addresses and
 // ports, either order) and each value compared. A session without a record of ours counts as a
 // disagreement. Prints per-field rates and the disagreements; fails under THRESHOLDS, or when any session
-// that does have a record of ours disagrees. The sessions without a record are TLS after STARTTLS in SMTP,
-// QUIC and DTLS, which the tls parser does not handle yet.
+// that does have a record of ours disagrees. The sessions without a record are QUIC and DTLS, which the tls
+// parser does not handle yet (TLS after SMTP STARTTLS is handed to it by the smtp parser, src/l7/starttls.ts).
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
