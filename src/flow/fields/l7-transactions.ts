@@ -66,6 +66,10 @@ export interface TransactionEvent<Tx> {
  * long ones share the rest equally.
  */
 export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
+  // A UTF-16 code unit takes at most 3 UTF-8 octets: short strings need no measuring.
+  let units = 0
+  for (const s of strings) units += s.length
+  if (units * 3 <= budget) return strings
   const lens = strings.map((s) => Buffer.byteLength(s, 'utf8'))
   const order = lens.map((_, i) => i).sort((a, b) => lens[a]! - lens[b]!)
   const out = strings.slice()
