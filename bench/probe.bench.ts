@@ -92,6 +92,7 @@ const FIELD_SETS = [
   'core,tcpext',
   'core,arp',
   'core,dns,http,tls',
+  'core,dns,http,tls,dhcp,app',
   'all',
 ]
 

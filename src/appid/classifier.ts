@@ -27,7 +27,8 @@ export const NO_APP = -1
 export class AppCatalogue {
   readonly entries: readonly AppEntry[]
   private readonly byDomain = new Map<string, number>()
-  private readonly byPort = new Map<string, number>()
+  /** Key: protocol << 16 | port (tcp/udp only). */
+  private readonly byPort = new Map<number, number>()
   private readonly byProtocol = new Map<number, number>()
   private readonly byName = new Map<string, number>()
   /** Signatures in catalogue order, each with the entry it names. */
@@ -46,8 +47,10 @@ export class AppCatalogue {
       this.byName.set(key, i)
       for (const d of e.domains) this.byDomain.set(d.toLowerCase(), i)
       for (const p of e.ports) {
-        if (!/^(tcp|udp)\/\d{1,5}$/.test(p)) throw new Error(`catalogue: ${e.name}: bad port "${p}"`)
-        if (!this.byPort.has(p)) this.byPort.set(p, i)
+        const m = /^(tcp|udp)\/(\d{1,5})$/.exec(p)
+        if (m === null || Number(m[2]) > 65535) throw new Error(`catalogue: ${e.name}: bad port "${p}"`)
+        const key = ((m[1] === 'tcp' ? 6 : 17) << 16) | Number(m[2])
+        if (!this.byPort.has(key)) this.byPort.set(key, i)
       }
       for (const n of e.ipProtocols) this.byProtocol.set(n, i)
       if (e.signature !== '') {
@@ -79,7 +82,7 @@ export class AppCatalogue {
 
   byTransportPort(protocol: number, port: number): number {
     if (protocol !== 6 && protocol !== 17) return NO_APP
-    return this.byPort.get(`${protocol === 6 ? 'tcp' : 'udp'}/${port}`) ?? NO_APP
+    return this.byPort.get((protocol << 16) | port) ?? NO_APP
   }
 
   byIpProtocol(protocol: number): number {
@@ -87,25 +90,47 @@ export class AppCatalogue {
   }
 }
 
+const IPV4_TEXT = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/
+
+/** A dotted-quad IPv4 address in canonical form as its 32-bit number; any other text stays text. */
+function addressKey(address: string): number | string {
+  const m = IPV4_TEXT.exec(address)
+  if (m === null) return address
+  let v = 0
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i])
+    if (o > 255) return address
+    v = v * 256 + o
+  }
+  return v
+}
+
 /**
  * Server addresses named by DNS answers (address text → catalogue entry), most recent kept, bounded: the
- * oldest entry leaves when `capacity` is reached.
+ * oldest entry leaves when `capacity` is reached. IPv4 addresses are kept as numbers, so a flow's address
+ * is looked up without formatting it.
  */
 export class DnsAnswerCache {
-  private readonly map = new Map<string, number>()
+  private readonly map = new Map<number | string, number>()
   constructor(private readonly capacity = 65536) {}
 
   set(address: string, entry: number): void {
-    if (this.map.has(address)) this.map.delete(address)
+    const key = addressKey(address)
+    if (this.map.has(key)) this.map.delete(key)
     else if (this.map.size >= this.capacity) {
       const oldest = this.map.keys().next().value
       if (oldest !== undefined) this.map.delete(oldest)
     }
-    this.map.set(address, entry)
+    this.map.set(key, entry)
   }
 
   get(address: string): number {
-    return this.map.get(address) ?? NO_APP
+    return this.map.get(addressKey(address)) ?? NO_APP
+  }
+
+  /** Lookup by an IPv4 address as a 32-bit number. */
+  getIpv4(address: number): number {
+    return this.map.get(address >>> 0) ?? NO_APP
   }
 
   get size(): number {

@@ -33,7 +33,8 @@ function anyAscii(b: Uint8Array, words: readonly string[]): boolean {
 /** Case-sensitive search of `s` in the first `limit` bytes. */
 function contains(b: Uint8Array, s: string, limit = 256): boolean {
   const end = Math.min(b.byteLength, limit) - s.length
-  for (let i = 0; i <= end; i++) if (ascii(b, i, s)) return true
+  const first = s.charCodeAt(0)
+  for (let i = 0; i <= end; i++) if (b[i] === first && ascii(b, i, s)) return true
   return false
 }
 

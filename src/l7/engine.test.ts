@@ -1,12 +1,13 @@
 // The L7 engine (src/l7/engine.ts) from decoded packets: only flows whose first payload packets a parser
 // claims get a slot; unclaimed flows are rejected after `probePackets`; slots are bounded and reused; the
-// per-flow byte bound stops a flow that buffers too much; the parser stopping frees the slot at once.
+// per-flow byte bound stops a flow that buffers too much; the parser stopping frees the slot at once; a
+// parser hands a flow on (named target, or re-detection after an HTTP CONNECT) with the bytes it left.
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
 import { ascii } from '../../test/helpers/l7.js'
 import { L7Engine, type L7EngineOptions } from './engine.js'
 import { httpParser, type HttpTx } from './http.js'
-import { L7Dir } from './parser.js'
+import { incomplete, L7Dir, OK, parseError, switchTo, type L7Parser } from './parser.js'
 
 const OPTS: L7EngineOptions = { maxFlows: 2, maxBytesPerFlow: 1024, maxBytesTotal: 4096, probePackets: 2 }
 
@@ -88,5 +89,89 @@ describe('L7 engine', () => {
     e.onPacket(0, pkt(ascii('HTTP/1.1 101 Switching Protocols\r\n\r\n'), 100), L7Dir.ToClient, 2)
     expect(e.activeFlows).toBe(0)
     expect(txs.map((t) => t.upgrade)).toEqual(['websocket'])
+  })
+})
+
+/** A toy in-band upgrade: the client sends "UPGRADE <to>\n", the server "OK\n", then the flow is `to`. */
+const upgrader: L7Parser<{ to: string | undefined }, never> = {
+  name: 'toy',
+  transports: ['tcp'],
+  ports: [],
+  upgradesTo: ['http'],
+  probe: (b) => b[0] === 0x55, // 'U'
+  newState: () => ({ to: undefined }),
+  parse(s, dir, b) {
+    const e = b.indexOf(0x0a)
+    if (e < 0) return incomplete(0, b.byteLength + 1)
+    const line = String.fromCharCode(...b.subarray(0, e))
+    if (dir === L7Dir.ToServer) {
+      s.to = line.slice('UPGRADE '.length)
+      // Client bytes after the command belong to the next protocol: keep them until the server agrees.
+      return e + 1 < b.byteLength ? incomplete(e + 1, b.byteLength - e) : OK
+    }
+    return line === 'OK' && s.to !== undefined ? switchTo(s.to, e + 1) : parseError('toy_refused')
+  },
+  wantsMore: () => true,
+  finish: () => undefined,
+}
+
+function upgradeEngine(targets?: string[]): { e: L7Engine<HttpTx>; txs: HttpTx[]; parsers: string[] } {
+  const txs: HttpTx[] = []
+  const parsers: string[] = []
+  const opts = { ...OPTS, ...(targets !== undefined ? { handoffTargets: targets } : {}) }
+  const e = new L7Engine<HttpTx>(
+    [httpParser, upgrader],
+    (_k, tx, _ts, parser) => {
+      txs.push(tx)
+      parsers.push(parser)
+    },
+    opts,
+  )
+  e.resize(16, 0)
+  e.onCreate(0, 0)
+  return { e, txs, parsers }
+}
+
+describe('L7 engine hand-off', () => {
+  it('hands the flow to the named parser with the bytes the old one left, both directions', () => {
+    const { e, txs, parsers } = upgradeEngine()
+    const up = ascii('UPGRADE http\n')
+    // The client's request is captured before the server's OK: it waits as the old parser's input.
+    e.onPacket(0, pkt(new Uint8Array([...up, ...GET]), 1), L7Dir.ToServer, 1)
+    expect(e.parserOf(0)).toBe(1)
+    e.onPacket(0, pkt(ascii('OK\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 100), L7Dir.ToClient, 2)
+    expect(e.parserOf(0)).toBe(0)
+    expect(e.counters.handoffs).toBe(1)
+    expect(e.counters.byParser.get('http')!.handoffs).toBe(1)
+    expect(txs.map((t) => [t.host, t.status])).toEqual([['a', 200]])
+    expect(parsers).toEqual(['http'])
+  })
+
+  it('ends L7 work quietly when the target takes no hand-offs', () => {
+    const { e, txs } = upgradeEngine([])
+    e.onPacket(0, pkt(ascii('UPGRADE http\n'), 1), L7Dir.ToServer, 1)
+    e.onPacket(0, pkt(ascii('OK\n'), 100), L7Dir.ToClient, 2)
+    expect(e.activeFlows).toBe(0)
+    e.onPacket(0, pkt(GET, 14), L7Dir.ToServer, 3)
+    expect(txs).toEqual([])
+    expect(e.counters.handoffs).toBe(0)
+    expect([...e.counters.anomalies.keys()]).toEqual([])
+  })
+
+  it("re-detects the tunnel's protocol after an HTTP CONNECT", () => {
+    const { e, txs, parsers } = upgradeEngine()
+    e.onPacket(0, pkt(ascii('CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\n\r\n'), 1), L7Dir.ToServer, 1)
+    e.onPacket(0, pkt(ascii('HTTP/1.1 200 Connection established\r\n\r\n'), 100), L7Dir.ToClient, 2)
+    e.onPacket(0, pkt(ascii('UPGRADE http\n'), 38), L7Dir.ToServer, 3)
+    expect(e.parserOf(0)).toBe(1)
+    e.onPacket(0, pkt(ascii('OK\n'), 139), L7Dir.ToClient, 4)
+    e.onPacket(0, pkt(GET, 51), L7Dir.ToServer, 5)
+    e.end(0)
+    expect(parsers).toEqual(['http', 'http'])
+    expect(txs.map((t) => [t.method, t.upgrade])).toEqual([
+      ['CONNECT', 'connect'],
+      ['GET', ''],
+    ])
+    expect(e.counters.handoffs).toBe(2)
   })
 })

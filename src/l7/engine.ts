@@ -1,8 +1,11 @@
 /**
  * @module l7/engine
  * Connects L7 parsers (src/l7/parser.ts) to flows: content-based selection on the first payload packets,
- * TCP reassembly per direction (src/l7/reassembly.ts, RFC 9293), parser buffering by `needed`, and
- * bounded, pooled per-flow state.
+ * TCP reassembly per direction (src/l7/reassembly.ts, RFC 9293), parser buffering by `needed`, parser
+ * hand-off (an in-band upgrade such as STARTTLS: `switchTo`), and bounded, pooled per-flow state.
+ *
+ * One engine serves every L7 field group of a pipeline (src/flow/fields/l7-hub.ts): the parsers run once
+ * per flow and each transaction goes to `onTx` with the name of the parser that made it.
  *
  * Cost model: a flow costs one byte of status and one probe per payload packet for its first
  * `probePackets` payload packets; a flow no parser claims is then marked and skipped with one typed-array
@@ -24,6 +27,11 @@ export interface L7EngineOptions {
   maxBytesTotal: number
   /** Payload packets (both directions) looked at before a flow is declared not L7. */
   probePackets: number
+  /**
+   * Parsers that may take over a flow from another one (`switchTo`, src/l7/parser.ts); absent: all. A
+   * hand-off to any other parser ends L7 work on the flow.
+   */
+  handoffTargets?: readonly string[]
 }
 
 export const DEFAULT_L7_OPTIONS: L7EngineOptions = {
@@ -33,14 +41,29 @@ export const DEFAULT_L7_OPTIONS: L7EngineOptions = {
   probePackets: 4,
 }
 
+/** What happened to the flows of one parser. */
+export interface L7ParserCounters {
+  /** Flows this parser claimed by content. */
+  flowsClaimed: number
+  /** Flows handed to this parser by another one (an in-band upgrade such as STARTTLS). */
+  handoffs: number
+  bufferOverflows: number
+  parserErrors: number
+  /** Anomalies of this parser's flows (its own and the engine's). */
+  anomalies: Map<string, number>
+}
+
 export interface L7Counters {
   flowsClaimed: number
   flowsRejected: number
   slotsExhausted: number
   bufferOverflows: number
   parserErrors: number
+  handoffs: number
   anomalies: Map<string, number>
   reassembly: ReassemblyStats
+  /** Per parser name. */
+  byParser: Map<string, L7ParserCounters>
 }
 
 /** The 5-tuple of a claimed flow, initiator first, copied from the packet that claimed it. */
@@ -55,11 +78,22 @@ export interface FlowKey {
   startUs: number
   /** The flow cache's id of the flow (valid until the flow leaves). */
   flowId: number
+  /** The parser that claimed the flow by content (another one may serve it after a hand-off). */
+  claimedBy: string
 }
 
-/** Receives every transaction of every flow. */
-/** `parser` is the name of the parser that produced the transaction (one engine may run several). */
+/**
+ * Receives every transaction of every flow; `parser` is the name of the parser that produced it (one
+ * engine runs several).
+ */
 export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number, parser: string) => void
+
+/** Hand-offs per flow at most (a parser that hands back and forth is cut off). */
+const MAX_HANDOFFS = 4
+
+function newParserCounters(): L7ParserCounters {
+  return { flowsClaimed: 0, handoffs: 0, bufferOverflows: 0, parserErrors: 0, anomalies: new Map() }
+}
 
 const ST_UNPROBED = 0
 const ST_ACTIVE = 1
@@ -71,6 +105,12 @@ const SYN = 0x02
 
 class Slot<Tx> implements L7Context<Tx> {
   parser: AnyL7Parser | undefined
+  /** Index of `parser` in the engine's parser list (-1 when free or re-probing). */
+  parserIndex = -1
+  handoffs = 0
+  /** After a hand-off to '': the parser that handed off (not a candidate), -1 otherwise; chunks tried. */
+  reprobeFrom = -1
+  reprobeTries = 0
   state: unknown
   transport: L7Transport = 'tcp'
   dead = false
@@ -84,6 +124,7 @@ class Slot<Tx> implements L7Context<Tx> {
     protocol: 0,
     startUs: 0,
     flowId: -1,
+    claimedBy: '',
   }
   readonly budget: Budget
   readonly streams: [StreamReassembler, StreamReassembler]
@@ -114,7 +155,7 @@ class Slot<Tx> implements L7Context<Tx> {
     this.engine.onTx(this.key, tx, this.tsUs, this.parser?.name ?? '')
   }
   anomaly(name: string): void {
-    this.engine.count(name)
+    this.engine.count(name, this.parserIndex)
   }
 
   reset(): void {
@@ -123,6 +164,10 @@ class Slot<Tx> implements L7Context<Tx> {
     this.dropPending(0)
     this.dropPending(1)
     this.parser = undefined
+    this.parserIndex = -1
+    this.handoffs = 0
+    this.reprobeFrom = -1
+    this.reprobeTries = 0
     this.state = undefined
     this.dead = false
   }
@@ -137,7 +182,11 @@ class Slot<Tx> implements L7Context<Tx> {
   /** Parser input for direction `d` (a reassembled TCP chunk or a UDP datagram). */
   data(d: L7Dir, bytes: Uint8Array): void {
     const parser = this.parser
-    if (this.dead || parser === undefined) return
+    if (this.dead) return
+    if (parser === undefined) {
+      if (this.reprobeFrom >= 0) this.reprobe(d, bytes)
+      return
+    }
     let buf = bytes
     const old = this.pending[d]
     if (old !== undefined) {
@@ -162,13 +211,76 @@ class Slot<Tx> implements L7Context<Tx> {
     } else if (r.kind === 'error') {
       this.anomaly(r.anomaly)
       this.engine.counters.parserErrors++
+      this.engine.parserCounters(this.parserIndex).parserErrors++
       this.dead = true
+    } else if (r.kind === 'switch') {
+      return this.handOff(r.to, d, buf.subarray(r.consumed))
     }
     if (!parser.wantsMore(this.state)) this.dead = true
-    if (this.dead) {
-      this.streams[0].clear()
-      this.streams[1].clear()
+    if (this.dead) this.stop()
+  }
+
+  /** L7 work on the flow is over: reassembly stops and releases what it holds. */
+  private stop(): void {
+    this.dead = true
+    this.streams[0].clear()
+    this.streams[1].clear()
+  }
+
+  /** Parser `index` serves the flow from now on (a claim or a hand-off). */
+  begin(index: number): void {
+    const p = this.engine.parserAt(index)
+    this.parser = p
+    this.parserIndex = index
+    this.state = p.newState(this.transport)
+    this.reprobeFrom = -1
+  }
+
+  /**
+   * The flow continues as protocol `to` ('' = whatever the following bytes look like): the old parser
+   * emits what it holds open, then a fresh state of the new one gets the bytes the old one left unconsumed,
+   * the other direction's (which arrived earlier) first, then `rest` of direction `d`. A target the engine
+   * does not hand flows to (no field group wants it) ends L7 work on the flow, as if the parser were done.
+   */
+  private handOff(to: string, d: L7Dir, rest: Uint8Array): void {
+    const from = this.parserIndex
+    this.parser!.finish(this.state, this)
+    const o = d === L7Dir.ToServer ? L7Dir.ToClient : L7Dir.ToServer
+    const held = this.pending[o]
+    if (held !== undefined) this.budget.release(held.byteLength)
+    this.pending[o] = undefined
+    this.need[o] = 0
+    this.parser = undefined
+    this.parserIndex = -1
+    this.state = undefined
+    if (++this.handoffs > MAX_HANDOFFS) {
+      this.anomaly('l7_handoff_loop')
+      return this.stop()
     }
+    if (to === '') {
+      this.reprobeFrom = from
+      this.reprobeTries = 0
+    } else {
+      const next = this.engine.handoffTarget(to)
+      if (next < 0) return this.stop()
+      this.begin(next)
+      this.engine.countHandoff(next)
+    }
+    if (held !== undefined) this.data(o, held)
+    if (!this.dead && rest.byteLength > 0) this.data(d, rest)
+  }
+
+  /** After a hand-off to '': the first bytes a hand-off target recognises choose the parser. */
+  private reprobe(d: L7Dir, bytes: Uint8Array): void {
+    const k = this.key
+    const next = this.engine.matchHandoff(bytes, d, this.transport, k.srcPort, k.dstPort, this.reprobeFrom)
+    if (next < 0) {
+      if (++this.reprobeTries >= this.engine.probePackets) this.stop()
+      return
+    }
+    this.begin(next)
+    this.engine.countHandoff(next)
+    this.data(d, bytes)
   }
 
   gap(d: L7Dir, size: number): void {
@@ -180,9 +292,8 @@ class Slot<Tx> implements L7Context<Tx> {
   private overflow(): void {
     this.anomaly('l7_buffer_overflow')
     this.engine.counters.bufferOverflows++
-    this.dead = true
-    this.streams[0].clear()
-    this.streams[1].clear()
+    this.engine.parserCounters(this.parserIndex).bufferOverflows++
+    this.stop()
   }
 
   /** End of the flow: deliver what reassembly holds, then let the parser emit its open transactions. */
@@ -202,17 +313,27 @@ export class L7Engine<Tx> {
     slotsExhausted: 0,
     bufferOverflows: 0,
     parserErrors: 0,
+    handoffs: 0,
     anomalies: new Map(),
     reassembly: newReassemblyStats(),
+    byParser: new Map(),
   }
   readonly total: Budget
+  /** True while a flow's end (or a restart after a direction swap) emits its open transactions. */
+  finishing = false
   private status = new Uint8Array(0)
   private tries = new Uint8Array(0)
   private slotOf = new Int32Array(0)
   private startUs = new Float64Array(0)
   private readonly slots: Slot<Tx>[] = []
   private readonly free: number[] = []
-  private readonly byPort = new Map<number, AnyL7Parser[]>()
+  /** Parser indexes per well-known port (the hint), and the per-parser counters by index. */
+  private readonly byPort = new Map<number, number[]>()
+  private readonly perParser: L7ParserCounters[]
+  /** Per parser index: 1 when flows may be handed to it. */
+  private readonly targets: Uint8Array
+  /** Where counts of a flow without a parser would go (none do today). */
+  private readonly unattributed = newParserCounters()
 
   constructor(
     private readonly parsers: readonly AnyL7Parser[],
@@ -220,16 +341,79 @@ export class L7Engine<Tx> {
     private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS,
   ) {
     this.total = new Budget(opts.maxBytesTotal)
-    for (const p of parsers)
+    parsers.forEach((p, i) => {
       for (const port of p.ports) {
         const l = this.byPort.get(port) ?? []
-        l.push(p)
+        l.push(i)
         this.byPort.set(port, l)
       }
+    })
+    const t = opts.handoffTargets
+    this.targets = Uint8Array.from(parsers, (p) => (t === undefined || t.includes(p.name) ? 1 : 0))
+    this.perParser = parsers.map((p) => {
+      const c = newParserCounters()
+      this.counters.byParser.set(p.name, c)
+      return c
+    })
   }
 
-  count(name: string): void {
-    this.counters.anomalies.set(name, (this.counters.anomalies.get(name) ?? 0) + 1)
+  /** Counts anomaly `name` (of a flow of parser `parserIndex`, -1 when none). */
+  count(name: string, parserIndex = -1): void {
+    const a = this.counters.anomalies
+    a.set(name, (a.get(name) ?? 0) + 1)
+    const pc = this.perParser[parserIndex]
+    if (pc !== undefined) pc.anomalies.set(name, (pc.anomalies.get(name) ?? 0) + 1)
+  }
+
+  /** The parsers this engine runs, in probe order. */
+  get parserList(): readonly AnyL7Parser[] {
+    return this.parsers
+  }
+
+  parserAt(index: number): AnyL7Parser {
+    return this.parsers[index]!
+  }
+
+  /** Index of the parser called `name`, -1 when this engine does not run it. */
+  parserIndexNamed(name: string): number {
+    return this.parsers.findIndex((p) => p.name === name)
+  }
+
+  get probePackets(): number {
+    return this.opts.probePackets
+  }
+
+  /** Index of hand-off target `name`, -1 when the engine hands no flows to it. */
+  handoffTarget(name: string): number {
+    const i = this.parserIndexNamed(name)
+    return i >= 0 && this.targets[i] === 1 ? i : -1
+  }
+
+  countHandoff(index: number): void {
+    this.counters.handoffs++
+    this.parserCounters(index).handoffs++
+  }
+
+  /** The hand-off target (other than `except`) whose probe accepts `bytes` (ports first); -1 for none. */
+  matchHandoff(
+    bytes: Uint8Array,
+    dir: L7Dir,
+    transport: L7Transport,
+    sport: number,
+    dport: number,
+    except: number,
+  ): number {
+    return this.match(bytes, dir, transport, sport, dport, this.targets, except)
+  }
+
+  parserCounters(index: number): L7ParserCounters {
+    return this.perParser[index] ?? this.unattributed
+  }
+
+  /** Index of the parser serving flow `id` now, -1 when the flow has no L7 state. */
+  parserOf(id: number): number {
+    if (this.status[id] !== ST_ACTIVE) return -1
+    return this.slots[this.slotOf[id]!]?.parserIndex ?? -1
   }
 
   /** Slots in use (flows with L7 state). */
@@ -266,8 +450,8 @@ export class L7Engine<Tx> {
       if (n === 0) return
       const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
       const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
-      const parser = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
-      if (parser === undefined) {
+      const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
+      if (pi < 0) {
         if (++this.tries[id]! >= this.opts.probePackets) {
           this.status[id] = ST_NONE
           this.counters.flowsRejected++
@@ -284,10 +468,11 @@ export class L7Engine<Tx> {
       this.slotOf[id] = s
       this.status[id] = ST_ACTIVE
       this.counters.flowsClaimed++
-      slot.parser = parser
+      this.perParser[pi]!.flowsClaimed++
       slot.transport = transport
-      slot.state = parser.newState(transport)
+      slot.begin(pi)
       const k = slot.key
+      k.claimedBy = this.parsers[pi]!.name
       k.ipVersion = p.ipVersion
       k.protocol = proto
       k.startUs = this.startUs[id]!
@@ -355,7 +540,14 @@ export class L7Engine<Tx> {
     this.status[id] = ST_NONE
     this.slotOf[id] = -1
     if (slot === undefined) return
-    if (finish) slot.finish()
+    if (finish) {
+      this.finishing = true
+      try {
+        slot.finish()
+      } finally {
+        this.finishing = false
+      }
+    }
     slot.reset()
     this.free.push(s)
   }
@@ -368,19 +560,32 @@ export class L7Engine<Tx> {
     return this.slots.length - 1
   }
 
-  /** Parsers whose ports match go first (a hint); the first whose probe accepts the bytes wins. */
+  /**
+   * Parsers whose ports match go first (a hint); the first whose probe accepts the bytes wins. Returns its
+   * index, -1 for none.
+   */
   private match(
     bytes: Uint8Array,
     dir: L7Dir,
     transport: L7Transport,
     sport: number,
     dport: number,
-  ): AnyL7Parser | undefined {
+    only?: Uint8Array,
+    except = -1,
+  ): number {
+    const ps = this.parsers
     const hinted = this.byPort.get(dport) ?? this.byPort.get(sport)
     if (hinted !== undefined)
-      for (const p of hinted) if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return p
-    for (const p of this.parsers)
-      if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return p
-    return undefined
+      for (const i of hinted) {
+        if (i === except || (only !== undefined && only[i] !== 1)) continue
+        const p = ps[i]!
+        if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return i
+      }
+    for (let i = 0; i < ps.length; i++) {
+      if (i === except || (only !== undefined && only[i] !== 1)) continue
+      const p = ps[i]!
+      if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return i
+    }
+    return -1
   }
 }

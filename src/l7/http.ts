@@ -8,8 +8,9 @@
  * A transaction is a request and its response; responses are matched to requests in order (pipelining,
  * RFC 9112 §9.3.2), interim 1xx responses other than 101 are skipped. The transaction leaves when the
  * response head is complete; requests without a response leave when the flow ends (at most MAX_PENDING
- * wait). After a 101 (WebSocket or h2c upgrade), a successful CONNECT or the HTTP/2 connection preface
- * (RFC 9113 §3.4) the parser needs no more bytes.
+ * wait). After a 101 (WebSocket or h2c upgrade) or the HTTP/2 connection preface (RFC 9113 §3.4) the
+ * parser needs no more bytes. After a successful CONNECT (RFC 9110 §9.3.6) it hands the flow on to whatever
+ * the tunnel carries (`switchTo('')`: the engine recognises it by content, TLS mostly).
  *
  * After a TCP gap inside a body the body count absorbs it; a gap elsewhere makes the direction resync at
  * the next line that starts a request (a method) or a response ("HTTP/1.").
@@ -20,6 +21,7 @@ import {
   L7Dir,
   OK,
   parseError,
+  switchTo,
   type L7Context,
   type L7Parser,
   type ParseResult,
@@ -70,6 +72,8 @@ export interface HttpState {
   pending: HttpTx[]
   /** Methods of pending requests whose response has no body (HEAD) are tracked on the tx. */
   done: boolean
+  /** A CONNECT succeeded: the bytes after its response belong to the tunnel. */
+  tunnel: boolean
 }
 
 const MAX_PENDING = 32
@@ -281,6 +285,7 @@ function onResponse(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<Htt
   } else if (tx.method === 'CONNECT' && status >= 200 && status < 300) {
     tx.upgrade = 'connect'
     s.done = true
+    s.tunnel = true
   } else if (tx.method === 'HEAD' || status === 204 || status === 304) {
     side.mode = Mode.Head
   } else {
@@ -295,7 +300,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
   let p = 0
   const n = m.byteLength
   while (p < n) {
-    if (s.done) return OK
+    if (s.done) return s.tunnel ? switchTo('', p) : OK
     switch (side.mode) {
       case Mode.Done:
       case Mode.UntilClose:
@@ -412,7 +417,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
       }
     }
   }
-  return OK
+  return s.tunnel ? switchTo('', p) : OK
 }
 
 const H2_BYTES = Uint8Array.from(H2_PREFACE, (c) => c.charCodeAt(0))
@@ -421,6 +426,7 @@ export const httpParser: L7Parser<HttpState, HttpTx> = {
   name: 'http',
   transports: ['tcp'],
   ports: [80, 8080, 8000, 8008, 8888, 3128],
+  upgradesTo: ['*'],
 
   probe(bytes: Uint8Array, dir: L7Dir): boolean {
     if (dir === L7Dir.ToServer) return isRequestForProbe(bytes) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
@@ -435,6 +441,7 @@ export const httpParser: L7Parser<HttpState, HttpTx> = {
       ],
       pending: [],
       done: false,
+      tunnel: false,
     }
   },
 

@@ -13,6 +13,12 @@
  *   `ctx.emit`, each one as soon as it is complete; `finish` emits what is left when the flow ends.
  * - Malformed input never throws out of a parser: it is counted with `ctx.anomaly(name)` (snake_case names
  *   that double as metric labels) and, if the parser cannot go on, `error` stops L7 work on the flow.
+ * - Hand-off: a parser whose protocol upgrades in band (SMTP STARTTLS, PostgreSQL SSLRequest...) returns
+ *   `switchTo(name, consumed)` once the upgrade is agreed: the bytes of this direction from `consumed` on,
+ *   and the unconsumed bytes of the other direction, go to a fresh state of parser `name`, which serves the
+ *   rest of the flow (`name` '': the parser whose probe accepts the following bytes, as for a tunnel). Such
+ *   a parser lists its targets in `upgradesTo` ('*': any); a parser that is only a way into others runs
+ *   only when one of them is wanted.
  */
 
 /** Direction of a byte stream relative to the flow initiator (same values as flow `Dir`). */
@@ -27,6 +33,7 @@ export type ParseResult =
   | { readonly kind: 'ok' } // all input consumed
   | { readonly kind: 'incomplete'; readonly consumed: number; readonly needed: number }
   | { readonly kind: 'error'; readonly anomaly: string } // stop parsing this flow
+  | { readonly kind: 'switch'; readonly to: string; readonly consumed: number } // hand the flow on
 
 export const OK: ParseResult = { kind: 'ok' }
 
@@ -36,6 +43,11 @@ export function incomplete(consumed: number, needed: number): ParseResult {
 
 export function parseError(anomaly: string): ParseResult {
   return { kind: 'error', anomaly }
+}
+
+/** The flow continues as protocol `to` from byte `consumed` of this input (see the module comment). */
+export function switchTo(to: string, consumed: number): ParseResult {
+  return { kind: 'switch', to, consumed }
 }
 
 /** What a parser may do besides returning: emit transactions and count anomalies. */
@@ -52,6 +64,8 @@ export interface L7Parser<State, Tx> {
   readonly transports: readonly L7Transport[]
   /** Well-known ports: candidates whose port matches are probed first. probe() decides. */
   readonly ports: readonly number[]
+  /** Parsers this one may hand the flow to (`switchTo`; '*': any, found by content). */
+  readonly upgradesTo?: readonly string[]
   /** True when `bytes` (the start of a flow's payload in direction `dir`) looks like this protocol. */
   probe(bytes: Uint8Array, dir: L7Dir, transport: L7Transport): boolean
   newState(transport: L7Transport): State

@@ -34,8 +34,21 @@ export const isGrease = (v: number): boolean => (v & 0x0f0f) === 0x0a0a && v >> 
 
 const noGrease = (l: readonly number[]): number[] => l.filter((v) => !isGrease(v))
 
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex')
-const sha12 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12)
+/** Digests of recent fingerprint strings: a handful of client stacks send most hellos, so most repeat. */
+const DIGEST_CACHE = 4096
+const digests = new Map<string, string>()
+function cachedDigest(alg: 'md5' | 'sha256', s: string): string {
+  const key = alg + s
+  let d = digests.get(key)
+  if (d === undefined) {
+    d = createHash(alg).update(s).digest('hex')
+    if (digests.size >= DIGEST_CACHE) digests.clear()
+    digests.set(key, d)
+  }
+  return d
+}
+const md5 = (s: string): string => cachedDigest('md5', s)
+const sha12 = (s: string): string => cachedDigest('sha256', s).slice(0, 12)
 const hex4 = (v: number): string => v.toString(16).padStart(4, '0')
 
 /** JA3 string and hash ('' without a ClientHello). */

@@ -5,6 +5,10 @@
  * public-key and signature algorithms (OpenSSL names), key length, SAN DNS names, SHA-1 and SHA-256
  * fingerprints. Parsing is Node's own (crypto.X509Certificate, OpenSSL); only the signature algorithm OID
  * is read from the DER here, through a bounded walk. Anything unparsable returns undefined.
+ *
+ * Servers send the same certificate to every client, so the descriptions of the last CACHE_SIZE distinct
+ * certificates are kept (keyed by a sample of the DER, confirmed by comparing all of it): a repeated
+ * certificate costs a hash of 64 bytes and one memcmp instead of an OpenSSL parse and two digests.
  */
 import { X509Certificate } from 'node:crypto'
 
@@ -113,14 +117,37 @@ function name(text: string): { dn: string; cn: string; o: string } {
 
 const hexBytes = (fp: string): Uint8Array => Buffer.from(fp.replace(/:/g, ''), 'hex')
 
+const CACHE_SIZE = 1024
+const cache = new Map<number, { der: Buffer; info: CertInfo | undefined }>()
+
+/** FNV-1a over the length and 64 bytes spread over the DER (the cache key; equality is checked in full). */
+function sampleHash(der: Uint8Array): number {
+  const n = der.byteLength
+  let h = (0x811c9dc5 ^ n) >>> 0
+  const step = n > 64 ? Math.floor(n / 64) : 1
+  for (let i = 0; i < n; i += step) h = Math.imul(h ^ der[i]!, 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * The description of the DER certificate `der` (undefined when it does not parse). The result may be shared
+ * with earlier calls for the same certificate: treat it as read-only.
+ */
 export function describeCertificate(der: Uint8Array): CertInfo | undefined {
-  let x: X509Certificate
+  const key = sampleHash(der)
+  const bytes = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
+  const hit = cache.get(key)
+  if (hit !== undefined && hit.der.equals(bytes)) return hit.info
+  let info: CertInfo | undefined
   try {
-    x = new X509Certificate(der)
-    return describe(x, der)
+    info = describe(new X509Certificate(der), der)
   } catch {
-    return undefined
+    info = undefined
   }
+  cache.delete(key)
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!)
+  cache.set(key, { der: Buffer.from(bytes), info })
+  return info
 }
 
 function describe(x: X509Certificate, der: Uint8Array): CertInfo {

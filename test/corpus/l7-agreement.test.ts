@@ -26,14 +26,10 @@ import { probeRecords, type JsonRecord } from '../helpers/probe-run.js'
 import { HAVE_SHARED_PCAPS, listCaptures, SHARED_PCAPS } from '../helpers/shared.js'
 
 /**
- * Minimum agreement per field (fraction of Zeek rows with a value), set at what this version reaches; all
- * DNS, HTTP, DHCP and QUIC fields are at 100%. The TLS rows still below the issue's 95% are connections
- * without any record (printed "ours=(none)"; among the rows whose connection has a record agreement is 100%,
- * printed "matched"), each waiting for a parser another branch adds:
- *   email/zeek-tls-smtp-starttls.pcap  TLS after SMTP STARTTLS (ssl.version, ssl.cipher and every x509
- *                                      field of its certificate): the STARTTLS hand-off (wt/ltwo)
- * DTLS (tls/zeek-tls-webrtc-stun.pcap, src/l7/dtls.ts) and QUIC (tls/zeek-quic-curl-...-google-de,
- * src/l7/quic.ts) have their records.
+ * Minimum agreement per field (fraction of Zeek rows with a value), set at what this version reaches.
+ * Every field is at 100% on this corpus: TLS after SMTP STARTTLS (src/l7/starttls.ts), DTLS
+ * (tls/zeek-tls-webrtc-stun.pcap, src/l7/dtls.ts) and QUIC (src/l7/quic.ts) have their records. The
+ * thresholds are 1: any row that stops agreeing fails the test.
  */
 const THRESHOLDS: Record<string, number> = {
   'dns.query': 1,
@@ -46,19 +42,18 @@ const THRESHOLDS: Record<string, number> = {
   'http.status_code': 1,
   'http.user_agent': 1,
   'ssl.server_name': 1,
-  'ssl.version': 0.88, // 8/9: STARTTLS
-  'ssl.cipher': 0.88, // 8/9: STARTTLS
-  // 3/4: the STARTTLS certificate
-  'x509.certificate.subject': 0.75,
-  'x509.certificate.issuer': 0.75,
-  'x509.certificate.serial': 0.75,
-  'x509.certificate.not_valid_before': 0.75,
-  'x509.certificate.not_valid_after': 0.75,
-  'x509.certificate.key_alg': 0.75,
-  'x509.certificate.sig_alg': 0.75,
-  'x509.certificate.key_length': 0.75,
-  'x509.fingerprint': 0.75,
-  'x509.san.dns': 0.66, // 2/3: the STARTTLS certificate
+  'ssl.version': 1,
+  'ssl.cipher': 1,
+  'x509.certificate.subject': 1,
+  'x509.certificate.issuer': 1,
+  'x509.certificate.serial': 1,
+  'x509.certificate.not_valid_before': 1,
+  'x509.certificate.not_valid_after': 1,
+  'x509.certificate.key_alg': 1,
+  'x509.certificate.sig_alg': 1,
+  'x509.certificate.key_length': 1,
+  'x509.fingerprint': 1,
+  'x509.san.dns': 1,
   'dhcp.mac': 1,
   'dhcp.msg_types': 1,
   'dhcp.host_name': 1,

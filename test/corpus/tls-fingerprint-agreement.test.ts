@@ -2,10 +2,10 @@
 // corpus). For every capture with an Arkime reference (<capture>.arkime.json), each session with a tls.ja3,
 // tls.ja3s or tls.ja4 value is matched to our TLS transaction record on the same connection (addresses and
 // ports, either order) and each value compared; QUIC handshakes come from the `quic` group (the same TLS
-// fields; JA4 with the 'q' prefix) and DTLS ones from the `tls` group ('d' prefix). A session without a
-// record of ours counts as a disagreement. Prints per-field rates and the disagreements; fails under
-// THRESHOLDS, or when any session that does have a record of ours disagrees. The sessions without a record
-// are TLS after STARTTLS in SMTP, which the tls parser does not handle yet.
+// fields; JA4 with the 'q' prefix) and DTLS ones from the `tls` group ('d' prefix); TLS after SMTP STARTTLS
+// is handed to the tls parser by the smtp parser (src/l7/starttls.ts). A session without a record of ours
+// counts as a disagreement. Prints per-field rates and the disagreements; fails under THRESHOLDS, or when
+// any session that does have a record of ours disagrees.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'

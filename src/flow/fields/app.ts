@@ -9,7 +9,11 @@
  * from the decrypted client Initial, HTTP Host, DNS query name) against the catalogue's domains; the server
  * address named by a DNS answer seen earlier (only over TLS, HTTP or an unidentified protocol); the L7
  * parser that claimed the flow (src/l7) or a content signature (src/appid/signatures.ts) on the first payload
- * packets; the responder's port, then the initiator's; the IP protocol. L7 work stops once a name is known.
+ * packets; the responder's port, then the initiator's; the IP protocol. Once a packet names a flow, the
+ * parsers stop for it unless another group needs its transactions (./l7-hub.ts); the flow's end still gives
+ * the transactions that were open then (a query without answer), and the last name given wins. Transactions
+ * of later packets are not looked at, nor those of a parser the flow was handed to (TLS after SMTP STARTTLS
+ * or in an HTTP CONNECT tunnel).
  *
  * The catalogue leaves as RFC 6759 options records (template 290, scope applicationId; applicationName,
  * applicationDescription, applicationCategoryName) after the templates, and again whenever the exporter
@@ -22,14 +26,14 @@ import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { Template } from '../../ipfix/template.js'
 import type { DhcpTx } from '../../l7/dhcp.js'
 import type { DnsTx } from '../../l7/dns.js'
-import { L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import type { FlowKey } from '../../l7/engine.js'
 import type { HttpTx } from '../../l7/http.js'
-import { L7_PARSERS } from '../../l7/registry.js'
 import type { QuicTx } from '../../l7/quic.js'
 import type { TlsTx } from '../../l7/tls.js'
-import { ipv4Text, ipv6Text } from '../../util/address-text.js'
+import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 export const APP_OPTIONS_TEMPLATE_ID = 290
 const ENGINE_IANA_L3 = 1
@@ -38,18 +42,24 @@ const ENGINE_PANA_L7 = 13
 /** Payload packets (both directions) tried against the content signatures. */
 const SIGNATURE_TRIES = 8
 /** Parsers the group runs for names: server names and protocol identity. */
-const PARSERS = ['dns', 'http', 'tls', 'quic', 'dtls', 'dhcp'] as const
+const PARSERS: readonly string[] = ['dns', 'http', 'tls', 'quic', 'dtls', 'dhcp']
 /** Protocols over which a DNS-cache name wins (the name says more than "TLS"). */
 const CARRIERS = ['TLS', 'HTTP', 'QUIC']
 
-export class AppFields implements FlowFeature {
+export class AppFields implements FlowFeature, L7Consumer {
   readonly name = 'app'
+  readonly l7Parsers = PARSERS
+  /** Names come from the protocol that claimed the flow (a STARTTLS or CONNECT handshake is not looked at). */
+  readonly l7Handoffs = false
   readonly catalogue: AppCatalogue
   readonly dnsCache = new DnsAnswerCache()
-  private readonly engine: L7Engine<unknown>
+  private hub: L7Hub | undefined
   private app = new Int32Array(0)
   private evidence = new Uint8Array(0)
   private tries = new Uint8Array(0)
+  /** When the flow got its name: the hub's packet number and the packet's capture time (µs). */
+  private namedAt = new Float64Array(0)
+  private namedUs = new Float64Array(0)
   private readonly carriers: Set<number>
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
@@ -62,13 +72,8 @@ export class AppFields implements FlowFeature {
   /** Flows classified, by evidence (index: Evidence). */
   readonly classified = new Float64Array(6)
 
-  constructor(catalogue = new AppCatalogue(), opts?: L7EngineOptions) {
+  constructor(catalogue = new AppCatalogue()) {
     this.catalogue = catalogue
-    this.engine = new L7Engine<unknown>(
-      PARSERS.map((n) => L7_PARSERS[n]!),
-      (key, tx, _ts, parser) => this.onTx(key, tx, parser),
-      opts,
-    )
     this.carriers = new Set(CARRIERS.map((n) => catalogue.named(n)).filter((i) => i !== NO_APP))
     this.dnsLike = {
       dns: catalogue.named('DNS'),
@@ -77,6 +82,28 @@ export class AppFields implements FlowFeature {
       netbios: catalogue.named('NetBIOS'),
     }
     this.dhcp = [catalogue.named('DHCP'), catalogue.named('DHCPV6')]
+  }
+
+  useHub(hub: L7Hub): void {
+    this.hub = hub
+  }
+
+  /** Transactions still count until the flow is named. */
+  wantsFlow(id: number): boolean {
+    return this.evidence[id]! < Evidence.Name
+  }
+
+  onL7Tx(key: FlowKey, tx: unknown, tsUs: number, parser: string): void {
+    const id = key.flowId
+    if (id < 0 || id >= this.app.length) return
+    if (this.evidence[id]! >= Evidence.Name) {
+      // Named already: only what came with the naming packet, and at the end what was open then, counts.
+      const hub = this.hub
+      if (hub === undefined) return
+      if (hub.finishing ? beginUs(tx, parser, tsUs) > this.namedUs[id]! : hub.packets !== this.namedAt[id])
+        return
+    }
+    this.onTx(key, tx, parser, tsUs)
   }
 
   fields(): FieldList {
@@ -99,15 +126,15 @@ export class AppFields implements FlowFeature {
     this.app = resized(this.app, capacity, used)
     this.evidence = resized(this.evidence, capacity, used)
     this.tries = resized(this.tries, capacity, used)
-    this.engine.resize(capacity, used)
+    this.namedAt = resized(this.namedAt, capacity, used)
+    this.namedUs = resized(this.namedUs, capacity, used)
   }
 
-  onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
-    this.engine.end(id)
+  onCreate(id: number): void {
+    // The hub (in front of this group) has emitted the open transactions of the flow that had this id.
     this.app[id] = NO_APP
     this.evidence[id] = Evidence.None
     this.tries[id] = 0
-    this.engine.onCreate(id, tsUs)
     // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
     // round carries the catalogue queued by attach().
     const ex = this.exporter
@@ -117,13 +144,10 @@ export class AppFields implements FlowFeature {
     }
   }
 
-  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
-    const ev = this.evidence[id]!
-    if (ev >= Evidence.Name) return
-    this.engine.onPacket(id, p, dir as number, tsUs)
+  onPacket(id: number, p: PacketInfo, dir: Dir): void {
+    // The hub (in front of this group) has given this packet to the parsers already.
     const n = p.payloadCaptured
-    if (n === 0 || ev >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES) return
-    if (this.evidence[id]! >= Evidence.Signature) return // the parser named it just now
+    if (n === 0 || this.evidence[id]! >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES) return
     this.tries[id]! += 1
     const proto = p.protocol
     if (proto !== 6 && proto !== 17) return
@@ -141,17 +165,15 @@ export class AppFields implements FlowFeature {
 
   onReset(): void {}
 
-  onSwap(id: number): void {
-    this.engine.onSwap(id)
-  }
+  onSwap(): void {}
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
     // On the flow's last record, open transactions (a DNS query without answer) still name it.
-    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.engine.end(id)
+    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.hub?.end(id)
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
     if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {
-      const named = this.dnsCache.get(this.addressText(flow, id, Dir.Reverse))
+      const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
         ev = Evidence.DnsCache
@@ -190,21 +212,24 @@ export class AppFields implements FlowFeature {
     return e === NO_APP ? '' : this.catalogue.entries[e]!.name
   }
 
-  private set(id: number, entry: number, ev: number): void {
+  private set(id: number, entry: number, ev: number, tsUs = 0): void {
     if (entry === NO_APP || ev < this.evidence[id]!) return
+    if (ev >= Evidence.Name && this.evidence[id]! < Evidence.Name) {
+      this.namedAt[id] = this.hub?.packets ?? 0
+      this.namedUs[id] = tsUs
+    }
     this.app[id] = entry
     this.evidence[id] = ev
   }
 
-  private onTx(key: FlowKey, tx: unknown, parser: string): void {
+  private onTx(key: FlowKey, tx: unknown, parser: string, tsUs: number): void {
     const id = key.flowId
-    if (id < 0 || id >= this.app.length) return
     const c = this.catalogue
     switch (parser) {
       case 'tls': {
         const sni = (tx as TlsTx).sni
         const byName = sni !== '' ? c.byHost(sni) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
         else this.set(id, c.named('TLS'), Evidence.Signature)
         break
       }
@@ -227,7 +252,7 @@ export class AppFields implements FlowFeature {
       case 'http': {
         const host = (tx as HttpTx).host.replace(/:\d+$/, '')
         const byName = host !== '' ? c.byHost(host) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
+        if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
         else this.set(id, c.named('HTTP'), Evidence.Signature)
         break
       }
@@ -243,7 +268,7 @@ export class AppFields implements FlowFeature {
         const port = key.dstPort
         const l = this.dnsLike
         const proto = port === 5353 ? l.mdns : port === 5355 ? l.llmnr : port === 137 ? l.netbios : l.dns
-        if (byName !== NO_APP && proto === this.dnsLike.dns) this.set(id, byName, Evidence.Name)
+        if (byName !== NO_APP && proto === this.dnsLike.dns) this.set(id, byName, Evidence.Name, tsUs)
         else this.set(id, proto, Evidence.Signature)
         break
       }
@@ -253,12 +278,14 @@ export class AppFields implements FlowFeature {
     }
   }
 
-  private addressText(flow: FlowView, id: number, dir: Dir): string {
+  /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
+  private serverNamed(flow: FlowView, id: number): number {
+    if (this.dnsCache.size === 0) return NO_APP
     const words = this.words
-    if (flow.address(id, dir, words) === 4) return ipv4Text(words[0]!)
+    if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
     const v = this.addrView
     for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
-    return ipv6Text(v, 0)
+    return this.dnsCache.get(ipv6Text(v, 0))
   }
 
   private sendCatalogue(): void {
@@ -279,4 +306,28 @@ export class AppFields implements FlowFeature {
       ex.endRecord()
     }
   }
+}
+
+/** When transaction `tx` of parser `parser` began (its first message; µs). */
+function beginUs(tx: unknown, parser: string, tsUs: number): number {
+  let a = 0
+  let b = 0
+  switch (parser) {
+    case 'dns':
+      a = (tx as DnsTx).queryUs
+      b = (tx as DnsTx).responseUs
+      break
+    case 'http':
+      a = (tx as HttpTx).requestUs
+      b = (tx as HttpTx).responseUs
+      break
+    case 'tls':
+      a = (tx as TlsTx).clientHelloUs
+      b = (tx as TlsTx).serverHelloUs
+      break
+    case 'dhcp':
+      a = (tx as DhcpTx).tsUs
+      break
+  }
+  return a > 0 ? a : b > 0 ? b : tsUs
 }

@@ -11,8 +11,7 @@
  * Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { L7EngineOptions } from '../../l7/engine.js'
-import { dhcpParser, type DhcpTx } from '../../l7/dhcp.js'
+import type { DhcpTx } from '../../l7/dhcp.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
@@ -51,8 +50,8 @@ export class DhcpFields extends TransactionGroup<DhcpTx> {
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [278, 279] as const
 
-  constructor(opts?: L7EngineOptions) {
-    super(dhcpParser, opts)
+  constructor() {
+    super('dhcp')
   }
 
   protected txTimeUs(tx: DhcpTx): number {

@@ -10,8 +10,7 @@
  * flowtelDnsTransactions. Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { L7EngineOptions } from '../../l7/engine.js'
-import { dnsParser, type DnsTx } from '../../l7/dns.js'
+import type { DnsTx } from '../../l7/dns.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
@@ -40,8 +39,8 @@ export class DnsFields extends TransactionGroup<DnsTx> {
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [272, 273] as const
 
-  constructor(opts?: L7EngineOptions) {
-    super(dnsParser, opts)
+  constructor() {
+    super('dns')
   }
 
   protected txTimeUs(tx: DnsTx, tsUs: number): number {

@@ -10,8 +10,7 @@
  * gets flowtelHttpTransactions. Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { L7EngineOptions } from '../../l7/engine.js'
-import { httpParser, type HttpTx } from '../../l7/http.js'
+import type { HttpTx } from '../../l7/http.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
@@ -39,8 +38,8 @@ export class HttpFields extends TransactionGroup<HttpTx> {
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [274, 275] as const
 
-  constructor(opts?: L7EngineOptions) {
-    super(httpParser, opts)
+  constructor() {
+    super('http')
   }
 
   protected txTimeUs(tx: HttpTx, tsUs: number): number {

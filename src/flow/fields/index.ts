@@ -10,6 +10,7 @@ import { CoreFields } from './core.js'
 import { DhcpFields } from './dhcp.js'
 import { DnsFields } from './dns.js'
 import { HttpFields } from './http.js'
+import { withL7Hub } from './l7-hub.js'
 import { L2Fields } from './l2.js'
 import { NpmFields } from './npm.js'
 import { QuicFields } from './quic.js'
@@ -91,7 +92,8 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
 
 /**
  * Resolve a `--fields` list ('all', 'default' or group names, comma separated) into feature instances,
- * `core` first. Throws a clear error for an unknown group.
+ * `core` first, with one shared L7 engine in front of the first L7 group (./l7-hub.ts). Throws a clear
+ * error for an unknown group.
  */
 export function createFieldGroups(spec: readonly string[] | undefined): FlowFeature[] {
   // Flowmon and Flowtel element names must resolve before any template is built.
@@ -108,7 +110,9 @@ export function createFieldGroups(spec: readonly string[] | undefined): FlowFeat
     else
       throw new Error(`unknown field group '${name}' (known: ${Object.keys(FIELD_GROUPS).join(', ')}, all)`)
   }
-  return Object.entries(FIELD_GROUPS)
-    .filter(([n]) => names.has(n))
-    .map(([, g]) => g.create())
+  return withL7Hub(
+    Object.entries(FIELD_GROUPS)
+      .filter(([n]) => names.has(n))
+      .map(([, g]) => g.create()),
+  )
 }

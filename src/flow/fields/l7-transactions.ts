@@ -1,6 +1,6 @@
 /**
- * Shared machinery of the L7 field groups (`dns`, `http`): an L7 engine (src/l7/engine.ts) per group and
- * the transaction records it produces.
+ * Shared machinery of the transaction field groups (`dns`, `http`, `tls`, `dhcp`): the transaction records
+ * of one parser's transactions, which come from the pipeline's shared L7 engine (./l7-hub.ts).
  *
  * Transactions, decision (a): every transaction (a DNS query and its response, an HTTP request and its
  * response) becomes one IPFIX record of its own template, linked to its flow by the flow key
@@ -18,18 +18,19 @@
  * open ones when the flow ends (`beforeExport`, just before its last record) or the run ends (`finishAll`).
  * Template IDs: 272/273 DNS (IPv4/IPv6), 274/275 HTTP, 276/277 TLS and DTLS, 278/279 DHCP, 280/281 QUIC.
  *
- * Cost when off: the group is not in the feature list. When on, flows that no parser claims cost one
- * status byte test per packet after their first payload packets (see src/l7/engine.ts).
+ * Cost when off: the group is not in the feature list. When on, it does no per-packet work of its own: the
+ * hub's engine parses (flows that no parser claims cost one status byte test per packet after their first
+ * payload packets, see src/l7/engine.ts) and the group writes the transactions of its parser.
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { Template } from '../../ipfix/template.js'
-import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import type { FlowKey } from '../../l7/engine.js'
 import type { ReassemblyStats } from '../../l7/reassembly.js'
-import type { AnyL7Parser } from '../../l7/parser.js'
 import { resized } from '../../util/typed-arrays.js'
-import { EndReason, type Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 /** String octets per transaction record, shared among its string fields (see clipAll). */
 const STRING_BUDGET = 1000
@@ -65,6 +66,10 @@ export interface TransactionEvent<Tx> {
  * long ones share the rest equally.
  */
 export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
+  // A UTF-16 code unit takes at most 3 UTF-8 octets: short strings need no measuring.
+  let units = 0
+  for (const s of strings) units += s.length
+  if (units * 3 <= budget) return strings
   const lens = strings.map((s) => Buffer.byteLength(s, 'utf8'))
   const order = lens.map((_, i) => i).sort((a, b) => lens[a]! - lens[b]!)
   const out = strings.slice()
@@ -85,9 +90,15 @@ export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
   return out
 }
 
-/** What an L7 group did in a run (probe summary). */
+/**
+ * What an L7 group did in a run (probe summary). flowsClaimed, handoffs, bufferOverflows, parserErrors and
+ * anomalies are those of the group's parser; flowsRejected (flows no parser claimed), slotsExhausted and
+ * reassembly are the shared engine's.
+ */
 export interface L7Summary {
   flowsClaimed: number
+  /** Flows handed to the group's parser by an in-band upgrade (STARTTLS...). */
+  handoffs: number
   flowsRejected: number
   slotsExhausted: number
   bufferOverflows: number
@@ -101,14 +112,21 @@ export function isTransactionGroup(f: FlowFeature): f is TransactionGroup<unknow
   return f instanceof TransactionGroup
 }
 
-export abstract class TransactionGroup<Tx> implements FlowFeature {
+export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   abstract readonly name: string
   readonly varLengthBound = 0
-  readonly engine: L7Engine<Tx>
+  /** The shared engine does the packet work (./l7-hub.ts). */
+  readonly noPacketWork = true
+  readonly l7Parsers: readonly string[]
+  /** The group's own parser (the first of l7Parsers). */
+  readonly parser: string
+  /** The parser's transactions count however the flow reached it (TLS after STARTTLS too). */
+  readonly l7Handoffs = true
   /** Transactions written per flow since its last record (for the flow record's count field). */
   private count = new Uint32Array(0)
   private templates: [Template, Template] | undefined
   private exporter: IpfixExporter | undefined
+  private hub: L7Hub | undefined
   /** Set by tests and the scorer: receives every transaction (also when an exporter is attached). */
   listener: ((e: TransactionEvent<Tx>) => void) | undefined
   /** Transaction records written, and transactions seen (also without an exporter). */
@@ -130,10 +148,22 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
 
-  /** `parser`: the group's parser, or several producing the same transaction type (tls: TLS and DTLS). */
-  constructor(parser: AnyL7Parser | readonly AnyL7Parser[], opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {
-    const parsers = Array.isArray(parser) ? (parser as readonly AnyL7Parser[]) : [parser as AnyL7Parser]
-    this.engine = new L7Engine<Tx>(parsers, (key, tx, tsUs) => this.onTx(key, tx, tsUs), opts)
+  /**
+   * `parser`: the name of the L7 parser (src/l7/registry.ts) whose transactions the group writes, or several
+   * producing the same transaction type (tls: TLS and DTLS); the first is the group's own for the summary.
+   */
+  constructor(parser: string | readonly string[]) {
+    this.l7Parsers = typeof parser === 'string' ? [parser] : parser
+    this.parser = this.l7Parsers[0]!
+  }
+
+  useHub(hub: L7Hub): void {
+    this.hub = hub
+  }
+
+  private get l7(): L7Hub {
+    if (this.hub === undefined) throw new Error(`L7 group '${this.name}' has no L7 hub (see withL7Hub)`)
+    return this.hub
   }
 
   fields(): FieldList {
@@ -152,28 +182,20 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
 
   resize(capacity: number, used: number): void {
     this.count = resized(this.count, capacity, used)
-    this.engine.resize(capacity, used)
   }
 
-  onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
-    // A flow id is reused only after its flow left; a flow removed without a record (after an active
-    // timeout, idle) still has to emit its open transactions.
-    this.engine.end(id)
+  onCreate(id: number): void {
+    // The hub (in front of this group) has emitted the open transactions of the flow that had this id.
     this.count[id] = 0
-    this.engine.onCreate(id, tsUs)
   }
 
-  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
-    this.engine.onPacket(id, p, dir as number, tsUs)
-  }
+  onPacket(_id: number, _p: PacketInfo): void {}
 
   onReset(id: number): void {
     this.count[id] = 0
   }
 
-  onSwap(id: number): void {
-    this.engine.onSwap(id)
-  }
+  onSwap(): void {}
 
   write(id: number, _flow: FlowView, w: RecordWriter): void {
     w.u32(this.count[id]!)
@@ -182,26 +204,45 @@ export abstract class TransactionGroup<Tx> implements FlowFeature {
   /** Called before the flow's record is written: on its last record, emit the open transactions. */
   beforeExport(id: number, flow: FlowView): void {
     if (flow.endReason(id) === (EndReason.ActiveTimeout as number)) return
-    this.engine.end(id)
+    this.l7.end(id)
   }
 
   summary(): L7Summary {
-    const c = this.engine.counters
+    const c = this.l7.engine.counters
+    let flowsClaimed = 0
+    let handoffs = 0
+    let bufferOverflows = 0
+    let parserErrors = 0
+    const anomalies: Record<string, number> = {}
+    for (const name of this.l7Parsers) {
+      const pc = c.byParser.get(name)
+      if (pc === undefined) continue
+      flowsClaimed += pc.flowsClaimed
+      handoffs += pc.handoffs
+      bufferOverflows += pc.bufferOverflows
+      parserErrors += pc.parserErrors
+      for (const [k, v] of pc.anomalies) anomalies[k] = (anomalies[k] ?? 0) + v
+    }
     return {
-      flowsClaimed: c.flowsClaimed,
+      flowsClaimed,
+      handoffs,
       flowsRejected: c.flowsRejected,
       slotsExhausted: c.slotsExhausted,
-      bufferOverflows: c.bufferOverflows,
-      parserErrors: c.parserErrors,
+      bufferOverflows,
+      parserErrors,
       transactions: this.transactions,
-      anomalies: Object.fromEntries(c.anomalies),
+      anomalies,
       reassembly: { ...c.reassembly },
     }
   }
 
   /** End of the run: flows removed without a last record still emit their open transactions. */
   finishAll(): void {
-    this.engine.endAll()
+    this.l7.endAll()
+  }
+
+  onL7Tx(key: FlowKey, tx: unknown, tsUs: number): void {
+    this.onTx(key, tx as Tx, tsUs)
   }
 
   private onTx(key: FlowKey, tx: Tx, tsUs: number): void {

@@ -14,8 +14,7 @@
  * default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { L7EngineOptions } from '../../l7/engine.js'
-import { quicParser, type QuicTx } from '../../l7/quic.js'
+import type { QuicTx } from '../../l7/quic.js'
 import type { FieldList } from '../feature.js'
 import { TransactionGroup } from './l7-transactions.js'
 import { TLS_TX_FIELDS, tlsRecordParts, writeTlsTx, type TlsRecordParts } from './tls.js'
@@ -34,8 +33,8 @@ export class QuicFields extends TransactionGroup<QuicTx> {
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [280, 281] as const
 
-  constructor(opts?: L7EngineOptions) {
-    super(quicParser, opts)
+  constructor() {
+    super('quic')
   }
 
   protected txTimeUs(tx: QuicTx, tsUs: number): number {

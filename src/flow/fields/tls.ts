@@ -18,9 +18,7 @@
  * flowtelTlsTransactions. Off by default.
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import type { L7EngineOptions } from '../../l7/engine.js'
-import { dtlsParser } from '../../l7/dtls.js'
-import { tlsParser, type TlsTx } from '../../l7/tls.js'
+import type { TlsTx } from '../../l7/tls.js'
 import { ja3, ja3s, ja4 } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
@@ -170,8 +168,8 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
 
-  constructor(opts?: L7EngineOptions) {
-    super([tlsParser, dtlsParser], opts)
+  constructor() {
+    super(['tls', 'dtls'])
   }
 
   protected txTimeUs(tx: TlsTx, tsUs: number): number {

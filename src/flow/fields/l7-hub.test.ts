@@ -1,0 +1,136 @@
+// The shared L7 engine (./l7-hub.ts): one hub per feature set in front of the first L7 group, the parsers
+// the enabled groups need and no others, each flow parsed once however many groups take its transactions,
+// records of a group unchanged by the other groups, and `app` alone stopping the parsers once a flow is named.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import { LINKTYPE, PROTO, eth, ipv4, pcapFile, udp } from '../../../test/helpers/packet-builder.js'
+import { tcpConversation } from '../../../test/helpers/tcp-conversation.js'
+import { ascii, dnsMessage } from '../../../test/helpers/l7.js'
+import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+import { httpParser } from '../../l7/http.js'
+import { createFieldGroups } from './index.js'
+import { isL7Consumer, L7Hub } from './l7-hub.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'flowtel-l7hub-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+afterEach(() => vi.restoreAllMocks())
+
+const T0 = 1_700_000_000_000_000
+const C = '10.0.0.1'
+const S = '10.0.0.2'
+
+function write(name: string, frames: Uint8Array[]): string {
+  const file = join(dir, `${name}.pcap`)
+  writeFileSync(
+    file,
+    pcapFile(
+      LINKTYPE.ETHERNET,
+      frames.map((data, i) => ({ data, tsUs: T0 + i * 1000 })),
+    ),
+  )
+  return file
+}
+
+const REQ = (host: string, path: string): Uint8Array =>
+  ascii(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: t/1\r\n\r\n`)
+const RESP = ascii('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: s\r\n\r\nabc')
+
+/** Keep-alive HTTP to a catalogue name (www.google.com), three exchanges, plus one DNS exchange. */
+function capture(): string {
+  const q = dnsMessage({ id: 9, flags: 0x0100, questions: [{ name: 'www.youtube.com', type: 1 }] })
+  const r = dnsMessage({
+    id: 9,
+    flags: 0x8180,
+    questions: [{ name: 'www.youtube.com', type: 1 }],
+    answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 7] }],
+  })
+  const dns = (up: boolean, payload: Uint8Array): Uint8Array =>
+    eth(
+      {},
+      ipv4(
+        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
+        udp({ sport: up ? 40100 : 53, dport: up ? 53 : 40100, payload }),
+      ),
+    )
+  return write('mixed', [
+    dns(true, q),
+    dns(false, r),
+    ...tcpConversation({ client: C, server: S, cport: 40000, sport: 8080 }, [
+      { up: true, data: REQ('www.google.com', '/a') },
+      { up: false, data: RESP },
+      { up: true, data: REQ('www.google.com', '/b') },
+      { up: false, data: RESP },
+      { up: true, data: REQ('www.google.com', '/c') },
+      { up: false, data: RESP },
+    ]),
+  ])
+}
+
+/** Probe run with `fields`; returns the records and how often the HTTP parser's parse() ran. */
+async function run(file: string, fields: string[]): Promise<{ records: JsonRecord[]; httpParses: number }> {
+  const spy = vi.spyOn(httpParser, 'parse')
+  const { records } = await probeRecords([file], { fields: ['core', ...fields] })
+  const httpParses = spy.mock.calls.length
+  spy.mockRestore()
+  return { records, httpParses }
+}
+
+const only = (records: JsonRecord[], key: string): JsonRecord[] => records.filter((r) => key in r)
+
+describe('one L7 engine per feature set', () => {
+  it('puts one hub in front of the first L7 group, with the parsers the groups need', () => {
+    const features = createFieldGroups(['core', 'dns', 'http', 'tls', 'app'])
+    const hubs = features.filter((f): f is L7Hub => f instanceof L7Hub)
+    expect(hubs).toHaveLength(1)
+    expect(features.findIndex((f) => f instanceof L7Hub)).toBe(features.findIndex(isL7Consumer) - 1)
+    const names = hubs[0]!.engine.parserList.map((p) => p.name)
+    // DNS over TCP is only a plausibility test: it is probed after the parsers with exact signatures.
+    expect(names.slice(0, 6)).toEqual(['http', 'tls', 'dtls', 'quic', 'dhcp', 'dns'])
+
+    const dnsOnly = createFieldGroups(['core', 'dns']).find((f): f is L7Hub => f instanceof L7Hub)!
+    expect(dnsOnly.engine.parserList.map((p) => p.name)).toEqual(['dns'])
+    expect(createFieldGroups(['core', 'npm']).some((f) => f instanceof L7Hub)).toBe(false)
+    // `app` takes no transactions after a hand-off, so the upgrade parsers (STARTTLS...) stay out.
+    const appOnly = createFieldGroups(['core', 'app']).find((f): f is L7Hub => f instanceof L7Hub)!
+    expect(appOnly.engine.parserList.map((p) => p.name)).toEqual([
+      'http',
+      'tls',
+      'quic',
+      'dtls',
+      'dhcp',
+      'dns',
+    ])
+  })
+
+  it('parses each flow once however many groups take its transactions, with unchanged records', async () => {
+    const file = capture()
+    const http = await run(file, ['http'])
+    const many = await run(file, ['dns', 'http', 'tls', 'dhcp', 'app'])
+    expect(http.httpParses).toBeGreaterThan(0)
+    expect(many.httpParses).toBe(http.httpParses)
+    expect(only(many.records, 'httpRequestMethod')).toEqual(only(http.records, 'httpRequestMethod'))
+    expect(only(many.records, 'httpRequestMethod').map((r) => r['httpRequestTarget'])).toEqual([
+      '/a',
+      '/b',
+      '/c',
+    ])
+
+    const app = await run(file, ['app'])
+    const appIds = (rs: JsonRecord[]): unknown[] => only(rs, 'applicationId').map((r) => r['applicationId'])
+    expect(appIds(many.records)).toEqual(appIds(app.records))
+    const dns = await run(file, ['dns'])
+    expect(only(many.records, 'dnsQname')).toEqual(only(dns.records, 'dnsQname'))
+  })
+
+  it('stops the parsers of a flow `app` alone has named', async () => {
+    const file = capture()
+    const app = await run(file, ['app'])
+    const http = await run(file, ['http'])
+    // Named by the first exchange's Host: the later requests and responses are not parsed.
+    expect(app.httpParses).toBe(2)
+    expect(http.httpParses).toBe(6)
+    expect(only(app.records, 'applicationId')).toHaveLength(2)
+  })
+})

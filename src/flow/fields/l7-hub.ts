@@ -1,0 +1,193 @@
+/**
+ * One L7 engine per pipeline, shared by every L7 field group (`dns`, `http`, `tls`, `dhcp`, `app`).
+ *
+ * The hub is a flow feature without fields that createFieldGroups puts in front of the first L7 group. It
+ * drives one L7Engine (src/l7/engine.ts) with the union of the parsers the enabled groups ask for, so each
+ * flow is reassembled and parsed once, and hands every transaction to each group that takes that parser's
+ * transactions. Parsers that only lead into a wanted one (an in-band upgrade: SMTP STARTTLS, PostgreSQL
+ * SSLRequest... → `tls`, see `upgradesTo` in src/l7/parser.ts) run when some group takes that one's
+ * transactions after a hand-off; flows are handed only to such parsers (HTTP CONNECT re-detects the tunnel's
+ * protocol among them).
+ *
+ * Probe order: the parsers in the order the groups ask for them (groups in FIELD_GROUPS order), those whose
+ * probe is only a plausibility test (DNS over TCP: a TLS record on a port DNS does not hint can pass it)
+ * after the others, then the upgrade parsers in registry order. Port hints still go first (src/l7/engine.ts).
+ *
+ * A group that is off is not subscribed and costs nothing. A group may stop wanting a flow (`wantsFlow`:
+ * `app` once the flow is named); when no subscribed group wants a claimed flow any more, its packets no
+ * longer reach the parser (its state stays, so the flow's end still emits what was open then, as when each
+ * group had its own engine).
+ */
+import type { PacketInfo } from '../../decode/packet.js'
+import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
+import { L7_PARSERS } from '../../l7/registry.js'
+import type { Dir, FieldList, FlowFeature, FlowView } from '../feature.js'
+
+/** A field group that takes L7 transactions. */
+export interface L7Consumer {
+  readonly name: string
+  /** Parsers whose transactions the group takes, in the order they should be probed. */
+  readonly l7Parsers: readonly string[]
+  /**
+   * Whether the group also takes the transactions of a parser that got the flow by a hand-off (TLS after
+   * STARTTLS or inside an HTTP CONNECT tunnel), not by claiming it.
+   */
+  readonly l7Handoffs: boolean
+  /** False once the group needs no more transactions of flow `id` (absent: it always does). */
+  wantsFlow?(id: number): boolean
+  /** A transaction of flow `key.flowId` made by parser `parser`. */
+  onL7Tx(key: FlowKey, tx: unknown, tsUs: number, parser: string): void
+  /** Called once, before the first flow, with the hub the group is subscribed to. */
+  useHub(hub: L7Hub): void
+}
+
+export function isL7Consumer(f: FlowFeature): f is FlowFeature & L7Consumer {
+  return 'l7Parsers' in f && 'onL7Tx' in f
+}
+
+/** Parsers probed after the others (see the file comment). */
+const PROBED_LAST: ReadonlySet<string> = new Set(['dns'])
+
+export class L7Hub implements FlowFeature {
+  readonly name = 'l7'
+  private readonly consumers: L7Consumer[] = []
+  private built: L7Engine<unknown> | undefined
+  /** Consumers per parser name. */
+  private readonly routes = new Map<string, L7Consumer[]>()
+  /** Per parser index: 1 when some consumer wants every flow of that parser (or of a parser it leads to). */
+  private always = new Uint8Array(0)
+  /** Per parser index: the consumers that may stop wanting a flow. */
+  private conditional: L7Consumer[][] = []
+  /** Some parser's flows are wanted only conditionally: test before each packet. */
+  private gated = false
+  /** Packets given to the engine so far (lets a group tell whether a transaction came with one packet). */
+  packets = 0
+
+  constructor(private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {}
+
+  /** Adds a group; all groups subscribe before the first flow. */
+  subscribe(c: L7Consumer): void {
+    if (this.built !== undefined) throw new Error(`L7 group '${c.name}' subscribed after the first flow`)
+    this.consumers.push(c)
+    c.useHub(this)
+  }
+
+  /** The shared engine (built on first use from the subscribed groups). */
+  get engine(): L7Engine<unknown> {
+    return (this.built ??= this.build())
+  }
+
+  fields(): FieldList {
+    return []
+  }
+
+  resize(capacity: number, used: number): void {
+    this.engine.resize(capacity, used)
+  }
+
+  onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
+    // A flow id is reused only after its flow left; a flow removed without a record (after an active
+    // timeout, idle) still has to emit its open transactions. The hub runs before its groups, so they reset
+    // their per-flow state after these transactions.
+    const e = this.engine
+    e.end(id)
+    e.onCreate(id, tsUs)
+  }
+
+  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
+    const e = this.built!
+    if (this.gated) {
+      const pi = e.parserOf(id)
+      if (pi >= 0 && this.always[pi] === 0 && !this.wanted(pi, id)) return
+    }
+    this.packets++
+    e.onPacket(id, p, dir as number, tsUs)
+  }
+
+  onReset(): void {}
+
+  onSwap(id: number): void {
+    this.engine.onSwap(id)
+  }
+
+  write(_id: number, _flow: FlowView, _w: RecordWriter): void {}
+
+  /** Flow `id` leaves: its open transactions go out (a no-op when it has no L7 state). */
+  end(id: number): void {
+    this.engine.end(id)
+  }
+
+  /** True while a flow's end emits its open transactions. */
+  get finishing(): boolean {
+    return this.built?.finishing ?? false
+  }
+
+  /** End of the run: every flow that still has L7 state emits its open transactions. */
+  endAll(): void {
+    this.engine.endAll()
+  }
+
+  private wanted(pi: number, id: number): boolean {
+    for (const c of this.conditional[pi]!) if (c.wantsFlow!(id)) return true
+    return false
+  }
+
+  private route(key: FlowKey, tx: unknown, tsUs: number, parser: string): void {
+    const cs = this.routes.get(parser)
+    if (cs === undefined) return
+    const handedOff = key.claimedBy !== parser
+    for (const c of cs) if (!handedOff || c.l7Handoffs) c.onL7Tx(key, tx, tsUs, parser)
+  }
+
+  private build(): L7Engine<unknown> {
+    const names: string[] = []
+    for (const c of this.consumers)
+      for (const n of c.l7Parsers) {
+        if (L7_PARSERS[n] === undefined)
+          throw new Error(`L7 group '${c.name}' asks for unknown parser '${n}'`)
+        if (!names.includes(n)) names.push(n)
+      }
+    names.sort((a, b) => (PROBED_LAST.has(a) ? 1 : 0) - (PROBED_LAST.has(b) ? 1 : 0))
+    for (const n of names) this.routes.set(n, [])
+    for (const c of this.consumers) for (const n of c.l7Parsers) this.routes.get(n)!.push(c)
+    // Hand-off targets: parsers some group takes handed-off transactions of; then the parsers leading there.
+    const targets = names.filter((n) => this.routes.get(n)!.some((c) => c.l7Handoffs))
+    for (const [n, p] of Object.entries(L7_PARSERS))
+      if (!names.includes(n) && p.upgradesTo?.some((t) => targets.includes(t)) === true) {
+        names.push(n)
+        this.routes.set(n, [])
+      }
+    // The groups a flow of parser `n` may serve: its own, and those of the targets it may hand off to.
+    const served = (n: string): L7Consumer[] => {
+      const up = L7_PARSERS[n]!.upgradesTo ?? []
+      const to = targets.filter((t) => t !== n && (up.includes(t) || up.includes('*')))
+      return [
+        ...new Set([
+          ...this.routes.get(n)!,
+          ...to.flatMap((t) => this.routes.get(t)!.filter((c) => c.l7Handoffs)),
+        ]),
+      ]
+    }
+    this.always = Uint8Array.from(names, (n) => (served(n).some((c) => c.wantsFlow === undefined) ? 1 : 0))
+    this.conditional = names.map((n) => served(n).filter((c) => c.wantsFlow !== undefined))
+    this.gated = this.always.includes(0)
+    return new L7Engine<unknown>(
+      names.map((n) => L7_PARSERS[n]!),
+      (key, tx, tsUs, parser) => this.route(key, tx, tsUs, parser),
+      { ...this.opts, handoffTargets: targets },
+    )
+  }
+}
+
+/**
+ * Puts one L7 hub in front of the first L7 group of `features` and subscribes every L7 group to it
+ * (nothing happens without L7 groups). Returns the feature list to use.
+ */
+export function withL7Hub(features: FlowFeature[], opts?: L7EngineOptions): FlowFeature[] {
+  const first = features.findIndex(isL7Consumer)
+  if (first < 0) return features
+  const hub = new L7Hub(opts)
+  for (const f of features) if (isL7Consumer(f)) hub.subscribe(f)
+  return [...features.slice(0, first), hub, ...features.slice(first)]
+}
