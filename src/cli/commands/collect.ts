@@ -47,12 +47,17 @@ interface CollectFlags {
 /** The JSON object written for one record: its elements, plus `@`-prefixed metadata with --meta. */
 export function recordLine(r: CollectedRecord, meta: boolean): Record<string, unknown> {
   const o = recordToJson(r)
-  // RFC 6313 basicLists as JSON lists instead of hex (a malformed list stays hex).
-  for (const f of r.fields)
-    if (f.type === 'basicList' && f.value instanceof Uint8Array && !Array.isArray(o[f.name])) {
+  // RFC 6313 lists as JSON (decoded by the collector with the session's templates); a malformed list stays
+  // hex, and so does a repeated one (its occurrences are an array already).
+  r.fields.forEach((f, i) => {
+    if (Array.isArray(o[f.name])) return
+    const s = r.structured?.get(i)
+    if (s !== undefined) o[f.name] = s
+    else if (f.type === 'basicList' && f.value instanceof Uint8Array) {
       const list = basicListToJson(f.value, () => {})
       if (list !== undefined) o[f.name] = list
     }
+  })
   if (!meta) return o
   return {
     '@version': r.version,
