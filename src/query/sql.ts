@@ -7,6 +7,7 @@
  */
 import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE, type Column, type ValueKind } from '../schema/columns.js'
 import type { FilterExpr } from './filter.js'
+import { JOINED_BY_NAME, joinedSource, type JoinDialect } from './joined.js'
 
 export type ParamType = 'UBIGINT' | 'UHUGEINT' | 'VARCHAR' | 'BOOLEAN' | 'TIMESTAMP'
 
@@ -35,6 +36,8 @@ export interface FlowQuery {
   allColumns?: boolean
   /** Without top: list the flows with the most bytes (both directions) first instead of in time order. */
   orderBy?: 'time' | 'bytes'
+  /** Without top: exactly these columns (flow columns and joined fields, see query/joined.ts). */
+  columns?: string[]
 }
 
 /** The virtual fields: both directions added. */
@@ -49,8 +52,12 @@ export const TOP_ALIASES: Record<string, string> = {
   dstip: 'dst_addr',
   srcport: 'src_port',
   dstport: 'dst_port',
-  app: 'application',
+  app: 'app_name',
   inif: 'in_if',
+  inifname: 'in_if_name',
+  outifname: 'out_if_name',
+  vrf: 'vrf_name',
+  sampling: 'sampling_rate',
   outif: 'out_if',
   srcmac: 'src_mac',
   dstmac: 'dst_mac',
@@ -68,6 +75,19 @@ export const SUMMARY_COLUMNS = [
   'rev_packets',
   'bytes',
   'rev_bytes',
+]
+
+/**
+ * Joined fields the default listing adds (query/joined.ts); `flowtel query` leaves out those that are empty
+ * in every listed row.
+ */
+export const SUMMARY_JOINED = [
+  'app_name',
+  'in_if_name',
+  'out_if_name',
+  'vrf_name',
+  'out_vrf_name',
+  'sampling_rate',
 ]
 
 function paramType(kind: ValueKind): ParamType {
@@ -108,6 +128,8 @@ export interface SqlDialect {
   selectColumn(c: Column): string
   /** Wrap top-N aggregates in a subquery, so their aliases never shadow the columns summed (ClickHouse). */
   readonly nestTop: boolean
+  /** The options-table joins (query/joined.ts); without them joined fields cannot be used. */
+  joins?: JoinDialect | undefined
 }
 
 /** DuckDB: values bound as typed parameters `$n`. */
@@ -116,6 +138,7 @@ export class DuckDbDialect implements SqlDialect {
   readonly params: SqlParam[] = []
   readonly falseLiteral = 'false'
   readonly nestTop = false
+  constructor(public joins?: JoinDialect) {}
   value(value: bigint | string | boolean, type: ParamType): string {
     this.params.push({ value, type })
     return `$${this.params.length}`
@@ -138,6 +161,8 @@ export class DuckDbDialect implements SqlDialect {
 }
 
 class Compiler {
+  /** Joined fields the compiled expressions use. */
+  readonly joined = new Set<string>()
   constructor(readonly d: SqlDialect) {}
   get params(): SqlParam[] {
     return this.d.params
@@ -159,6 +184,13 @@ class Compiler {
       case 'net':
         return this.directed(e.dir, (c) => `${c} BETWEEN ${this.d.ipKey(e.lo)} AND ${this.d.ipKey(e.hi)}`)
       case 'cmp': {
+        const joined = JOINED_BY_NAME.get(e.field)
+        if (joined !== undefined) {
+          this.joined.add(joined.name)
+          const v = this.bind(e.value, joined.kind === 'text' ? 'VARCHAR' : 'UBIGINT')
+          if (e.caseless === true) return `lower(${joined.name}) ${e.op} lower(${v})`
+          return `${joined.name} ${e.op} ${v}`
+        }
         const virtual = VIRTUAL[e.field]
         const col = COLUMN_BY_NAME.get(e.field)
         const ref = virtual ?? col?.name
@@ -167,6 +199,10 @@ class Compiler {
         return `${ref} ${e.op} ${this.bind(e.value, type)}`
       }
       case 'glob': {
+        if (JOINED_BY_NAME.get(e.field)?.kind === 'text') {
+          this.joined.add(e.field)
+          return this.d.glob(e.field, e.pattern)
+        }
         const col = COLUMN_BY_NAME.get(e.field)
         if (col === undefined) throw new Error(`unknown field ${e.field}`)
         return this.d.glob(col.name, e.pattern)
@@ -192,6 +228,7 @@ export function compileFilter(e: FilterExpr, dialect: SqlDialect = new DuckDbDia
 /** A top field or alias → its column; throws naming the field when unknown. */
 export function topColumn(field: string): string {
   const name = TOP_ALIASES[field.toLowerCase()] ?? field.toLowerCase()
+  if (JOINED_BY_NAME.has(name)) return name
   const col = COLUMN_BY_NAME.get(name)
   if (col === undefined || col.kind === 'json' || col.kind === 'ipkey')
     throw new Error(
@@ -203,18 +240,45 @@ export function topColumn(field: string): string {
   return col.name
 }
 
+/** The listing's columns: `columns`, every flow column, or the summary (with the joined names). */
+function listingColumns(q: FlowQuery, joins: boolean): string[] {
+  if (q.columns !== undefined) {
+    for (const n of q.columns)
+      if (!COLUMN_BY_NAME.has(n) && !JOINED_BY_NAME.has(n))
+        throw new Error(
+          `unknown column "${n}": use a flow column or one of ${[...JOINED_BY_NAME.keys()].join(', ')}`,
+        )
+    return q.columns
+  }
+  if (q.allColumns === true) return COLUMNS.map((c) => c.name)
+  return joins ? [...SUMMARY_COLUMNS, ...SUMMARY_JOINED] : SUMMARY_COLUMNS
+}
+
 /** The whole SELECT for a flow query. */
 export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
   const c = new Compiler(dialect)
-  const where: string[] = []
-  if (q.filter !== undefined) where.push(c.expr(q.filter))
-  if (q.since !== undefined) where.push(`time_start >= ${dialect.time(q.since)}`)
-  if (q.until !== undefined) where.push(`time_start < ${dialect.time(q.until)}`)
-  const whereSql = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
+  const filterSql = q.filter !== undefined ? c.expr(q.filter) : undefined
+  const filterJoined = c.joined.size > 0
+  const times: string[] = []
+  if (q.since !== undefined) times.push(`time_start >= ${dialect.time(q.since)}`)
+  if (q.until !== undefined) times.push(`time_start < ${dialect.time(q.until)}`)
+  const topCols = q.top !== undefined && q.top.length > 0 ? q.top.map(topColumn) : undefined
+  const shownNames = topCols === undefined ? listingColumns(q, dialect.joins !== undefined) : []
+  const used = new Set([...c.joined, ...(topCols ?? shownNames).filter((n) => JOINED_BY_NAME.has(n))])
+  let table = dialect.table
+  let whereSql: string
+  const whereOf = (conds: string[]): string => (conds.length > 0 ? ` WHERE ${conds.join(' AND ')}` : '')
+  if (used.size > 0) {
+    if (dialect.joins === undefined)
+      throw new Error(`${[...used].join(', ')}: needs the options table, which this store does not have`)
+    // Conditions on flow columns run before the joins; a filter on joined fields after them.
+    const inner = whereOf(filterSql !== undefined && !filterJoined ? [filterSql, ...times] : times)
+    table = joinedSource(dialect.table, used, inner, dialect.joins) ?? table
+    whereSql = whereOf(filterSql !== undefined && filterJoined ? [filterSql] : [])
+  } else whereSql = whereOf(filterSql !== undefined ? [filterSql, ...times] : times)
   const limit = Math.max(1, Math.floor(q.limit ?? (q.top !== undefined ? 10 : 20)))
-  const table = dialect.table
-  if (q.top !== undefined && q.top.length > 0) {
-    const cols = q.top.map(topColumn)
+  if (topCols !== undefined) {
+    const cols = topCols
     const by = q.by ?? 'bytes'
     const g = cols.join(', ')
     if (dialect.nestTop) {
@@ -236,14 +300,12 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
       `GROUP BY ${g} ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
     return { sql, params: c.params }
   }
-  const shown =
-    q.allColumns === true
-      ? COLUMNS
-      : SUMMARY_COLUMNS.flatMap((n) => {
-          const col = COLUMN_BY_NAME.get(n)
-          return col !== undefined ? [col] : []
-        })
-  const select = shown.map((x) => dialect.selectColumn(x)).join(', ')
+  const select = shownNames
+    .map((n) => {
+      const col = COLUMN_BY_NAME.get(n)
+      return col !== undefined ? dialect.selectColumn(col) : n
+    })
+    .join(', ')
   // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
   const ties =
     'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'

@@ -21,6 +21,7 @@ import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
 import { basicListToJson } from '../../collector/structured.js'
 import { openStoreWriter, storeRecords } from '../../store/ingest.js'
+import { OptionsWriter } from '../../store/options-writer.js'
 import type { BatchWriter, RetentionPolicy } from '../../store/store.js'
 import { collect, intOption } from '../options.js'
 
@@ -156,6 +157,7 @@ export function collectCommand(): Command {
       const out: Writable | undefined =
         jsonPath === undefined ? undefined : jsonPath === '-' ? process.stdout : createWriteStream(jsonPath)
       let writer: BatchWriter | undefined
+      let options: OptionsWriter | undefined
       let stored = 0
       const retention: RetentionPolicy = {
         ...(flags.retentionAge !== undefined ? { maxAgeMs: flags.retentionAge * 1000 } : {}),
@@ -174,6 +176,10 @@ export function collectCommand(): Command {
           maxDelayMs: flags.batchDelay,
           onError: (e) =>
             process.stderr.write(`flowtel collect: store write failed (kept, retrying): ${String(e)}\n`),
+        })
+        options = new OptionsWriter(writer.store, {
+          onError: (e) =>
+            process.stderr.write(`flowtel collect: options write failed (kept, retrying): ${String(e)}\n`),
         })
         await retain()
       }
@@ -194,6 +200,7 @@ export function collectCommand(): Command {
       }
       const sink = (o: DecodeOutput): void => {
         if (writer !== undefined) stored += storeRecords(writer, o)
+        options?.add(o)
         if (out === undefined) {
           for (const r of o.records) if (!r.isOptions) records++
           for (const e of o.events) side += JSON.stringify(eventLine(e)) + '\n'
@@ -270,6 +277,7 @@ export function collectCommand(): Command {
       }
       if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
       // Everything accepted is stored before the process ends (SIGTERM included: the listeners stopped above).
+      if (options !== undefined) await options.flush()
       if (writer !== undefined) await writer.close()
       if (out !== undefined && out !== process.stdout) await new Promise<void>((r) => out.end(r))
       if (flags.summary) {
@@ -277,6 +285,9 @@ export function collectCommand(): Command {
           '@event': 'summary',
           records,
           ...(writer !== undefined ? { stored, store: writer.stats } : {}),
+          ...(options !== undefined
+            ? { options: { ...options.stats, repeats: options.recorder.stats.repeats } }
+            : {}),
           input: reader.stats,
           // Per listener: connections, refused and idle-closed ones, TLS handshake failures, socket errors.
           ...(openListeners.length > 0
