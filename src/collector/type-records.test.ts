@@ -13,6 +13,7 @@ import { Template } from '../ipfix/template.js'
 import { MemoryTransport, hex } from '../ipfix/testing.js'
 import type { FlowCollector as Collector } from './decode-message.js'
 import type { SessionKey } from './session.js'
+import { normalize } from '../store/normalize.js'
 
 const PEN = 4_242_424
 const KEY: SessionKey = {
@@ -108,6 +109,9 @@ describe('RFC 5610 type records (learned per session)', () => {
       { octetDeltaCount: 200, testLearnedCounter: 7, testLearnedLabel: 'ünï' },
     ])
     expect(recs[0]?.fields[1]).toMatchObject({ pen: PEN, id: 7, type: 'unsigned32' })
+    // The store's map column holds them by name, typed (not as hex under "4242424.7").
+    const extra = JSON.parse(String(normalize(recs[0]!, 0n).extra)) as Record<string, unknown>
+    expect(extra).toEqual({ testLearnedCounter: 4_000_000_000, testLearnedLabel: 'eu-west' })
     expect(col.allCounters().type_records_learned).toBe(2)
   })
 

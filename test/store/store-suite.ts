@@ -647,6 +647,58 @@ export function defineStoreSuite(b: StoreBackend): void {
         },
       )
 
+      it('probe → UDP → collector → store: flows named by the probe RFC 6759 catalogue (template 290)', async () => {
+        const { store } = await b.create()
+        const writer = new BatchWriter(store, NAMES, { maxRows: 200 })
+        const options = new OptionsWriter(store)
+        const col = new FlowCollector()
+        let taken = 0
+        const l = await listen({ protocol: 'udp', host: '127.0.0.1', port: 0 }, col, (o) => {
+          taken += storeRecords(writer, o)
+          options.add(o)
+        })
+        try {
+          const run = await probeRecords(
+            [bundledCaptures()],
+            { fields: ['all'], destinations: [{ kind: 'udp', host: '127.0.0.1', port: l.port }] },
+            [],
+            true,
+          )
+          // Not the options records (catalogue, RFC 5610 types, statistics: RFC 7011 §4 scopes).
+          const OPTION_FIELDS = [
+            'applicationName',
+            'informationElementId',
+            'observationDomainId',
+            'exportingProcessId',
+          ]
+          const flows = run.records.filter((r) => !OPTION_FIELDS.some((f) => f in r))
+          const catalogue = new Map(
+            run.records
+              .filter((r) => typeof r.applicationName === 'string' && typeof r.applicationId === 'string')
+              .map((r) => [r.applicationId as string, r.applicationName as string]),
+          )
+          expect(catalogue.size).toBeGreaterThan(100)
+          await waitFor(() => taken >= flows.length)
+          await writer.flush()
+          await options.flush()
+          const rows = (await store.query({ columns: ['src_addr', 'app_name'], limit: 1_000_000 })).rows
+          expect(rows).toHaveLength(flows.length)
+          // Every flow whose applicationId is in the catalogue gets that name, the others none.
+          const want = flows.map((f) => catalogue.get(String(f.applicationId)) ?? null).sort()
+          expect(rows.map((r) => r.app_name).sort()).toEqual(want)
+          const named = want.filter((n) => n !== null)
+          expect(named.length).toBeGreaterThan(0)
+          const dns = named.filter((n) => n === 'DNS').length
+          expect(dns).toBeGreaterThan(0)
+          expect((await store.query({ filter: parseFilter('app dns'), limit: 100_000 })).rows).toHaveLength(
+            dns,
+          )
+        } finally {
+          await l.close()
+          await writer.close()
+        }
+      })
+
       it('probe → UDP → collector → store: every exported field comes back unchanged', async () => {
         const { store } = await b.create()
         const writer = new BatchWriter(store, NAMES, { maxRows: 200 })
