@@ -268,9 +268,7 @@ export class FlowCollector {
       for (const fields of recs) this.learnType(ctx, fields)
     for (const fields of recs) {
       if (ctx.version === 9 && this.absoluteTimes) addAbsoluteTimes(fields, ctx)
-      const structured = lists ? this.lists(ctx, fields, now) : undefined
-      out.records.push({
-        ...(structured !== undefined ? { structured } : {}),
+      const rec: CollectedRecord = {
         version: ctx.version,
         exporter: ctx.exporter,
         odid: ctx.domain,
@@ -281,7 +279,12 @@ export class FlowCollector {
         exportTime: ctx.exportTime,
         sequence: ctx.sequence,
         deferred,
-      })
+      }
+      if (lists) {
+        const structured = this.lists(ctx, fields, now)
+        if (structured !== undefined) rec.structured = structured
+      }
+      out.records.push(rec)
     }
     return recs.length
   }
