@@ -74,6 +74,10 @@ describe('option rows', () => {
       4096n,
     )
     expect(rate([f('samplingProbability', 'float64', 0.001)])).toBe(1000n)
+    const nOfN = [f('samplingPacketInterval', 'unsigned32', 1), f('samplingSize', 'unsigned32', 2)]
+    nOfN.push(f('samplingPopulation', 'unsigned32', 2000))
+    expect(rate(nOfN)).toBe(1n) // systematic count-based reading (interval 1, no space)
+    expect(rate([...nOfN, f('selectorAlgorithm', 'unsigned8', 3)])).toBe(1000n) // random n-out-of-N
     expect(rate([f('samplingInterval', 'unsigned32', 0)])).toBeUndefined()
     expect(
       pick(

@@ -3,7 +3,7 @@
  * which the query compiler joins onto flow rows at query time (query/joined.ts). One record can give several
  * rows, one per kind it describes:
  *
- * - interface:   key ingressInterface / egressInterface / NetFlow v9 scopeInterface; interfaceName,
+ * - interface:   key ingressInterface / egressInterface / NetFlow v9 scopeInterface / sFlow ifIndex; interfaceName,
  *                interfaceDescription (RFC 7012; Cisco, Juniper, Nokia send these).
  * - application: key applicationId (RFC 6759, hex of its octets, as the flow rows hold it); applicationName,
  *                applicationDescription, applicationCategoryName (our probe's template 290, Cisco NBAR).
@@ -89,15 +89,17 @@ function number(f: DecodedField | undefined): number | undefined {
 
 /** The sampling rate 1:N a record states, if any (rounded; 0 and nonsense give undefined). */
 function samplingRate(by: (name: string) => DecodedField | undefined): number | undefined {
+  const size = number(by('samplingSize'))
+  const population = number(by('samplingPopulation'))
+  const nOutOfN = size !== undefined && population !== undefined && size >= 1 && population >= size
+  // RFC 5477 selectorAlgorithm 3 (random n-out-of-N) states its rate as size / population.
+  if (number(by('selectorAlgorithm')) === 3 && nOutOfN) return Math.round(population / size)
   const interval = number(by('samplingInterval')) ?? number(by('samplerRandomInterval'))
   if (interval !== undefined && interval >= 1) return Math.round(interval)
   const pi = number(by('samplingPacketInterval'))
   const ps = number(by('samplingPacketSpace'))
   if (pi !== undefined && pi >= 1) return Math.round((pi + (ps ?? 0)) / pi)
-  const size = number(by('samplingSize'))
-  const population = number(by('samplingPopulation'))
-  if (size !== undefined && population !== undefined && size >= 1 && population >= size)
-    return Math.round(population / size)
+  if (nOutOfN) return Math.round(population / size)
   const p = number(by('samplingProbability'))
   if (p !== undefined && p > 0 && p <= 1) return Math.round(1 / p)
   return undefined
@@ -129,7 +131,9 @@ export function optionRows(r: CollectedRecord, receivedUs: bigint): OptionRow[] 
   const ifDesc = by('interfaceDescription')
   if (ifName !== undefined || ifDesc !== undefined) {
     const keys = new Set(
-      [by('ingressInterface'), by('egressInterface'), by('scopeInterface')].flatMap((f) => keyText(f) ?? []),
+      [by('ingressInterface'), by('egressInterface'), by('scopeInterface'), by('ifIndex')].flatMap(
+        (f) => keyText(f) ?? [],
+      ),
     )
     for (const k of keys) row('interface', k, text(ifName), text(ifDesc))
   }
