@@ -240,6 +240,13 @@ export function topColumn(field: string): string {
   return col.name
 }
 
+/** A listing's order. Ties broken down to the ports, protocol, end and counters, so both stores agree. */
+function listingOrder(q: FlowQuery): string {
+  const ties =
+    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
+  return q.orderBy === 'bytes' ? `${VIRTUAL.total_bytes} DESC, time_start, ${ties}` : `time_start, ${ties}`
+}
+
 /** The listing's columns: `columns`, every flow column, or the summary (with the joined names). */
 function listingColumns(q: FlowQuery, joins: boolean): string[] {
   if (q.columns !== undefined) {
@@ -259,6 +266,7 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
   const c = new Compiler(dialect)
   const filterSql = q.filter !== undefined ? c.expr(q.filter) : undefined
   const filterJoined = c.joined.size > 0
+  const limit = Math.max(1, Math.floor(q.limit ?? (q.top !== undefined ? 10 : 20)))
   const times: string[] = []
   if (q.since !== undefined) times.push(`time_start >= ${dialect.time(q.since)}`)
   if (q.until !== undefined) times.push(`time_start < ${dialect.time(q.until)}`)
@@ -271,12 +279,13 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
   if (used.size > 0) {
     if (dialect.joins === undefined)
       throw new Error(`${[...used].join(', ')}: needs the options table, which this store does not have`)
-    // Conditions on flow columns run before the joins; a filter on joined fields after them.
-    const inner = whereOf(filterSql !== undefined && !filterJoined ? [filterSql, ...times] : times)
+    // Conditions on flow columns run before the joins; a filter on joined fields after them. A listing
+    // whose rows flow columns alone select is ordered and cut before the joins too (only its rows are joined).
+    let inner = whereOf(filterSql !== undefined && !filterJoined ? [filterSql, ...times] : times)
+    if (topCols === undefined && !filterJoined) inner += ` ORDER BY ${listingOrder(q)} LIMIT ${limit}`
     table = joinedSource(dialect.table, used, inner, dialect.joins) ?? table
     whereSql = whereOf(filterSql !== undefined && filterJoined ? [filterSql] : [])
   } else whereSql = whereOf(filterSql !== undefined ? [filterSql, ...times] : times)
-  const limit = Math.max(1, Math.floor(q.limit ?? (q.top !== undefined ? 10 : 20)))
   if (topCols !== undefined) {
     const cols = topCols
     const by = q.by ?? 'bytes'
@@ -306,11 +315,6 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
       return col !== undefined ? dialect.selectColumn(col) : n
     })
     .join(', ')
-  // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
-  const ties =
-    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
-  const order =
-    q.orderBy === 'bytes' ? `${VIRTUAL.total_bytes} DESC, time_start, ${ties}` : `time_start, ${ties}`
-  const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${order} LIMIT ${limit}`
+  const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${listingOrder(q)} LIMIT ${limit}`
   return { sql, params: c.params }
 }
