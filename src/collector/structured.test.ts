@@ -2,6 +2,7 @@
 // subTemplateList / subTemplateMultiList decoded through the collector with the session's templates, incl.
 // the §5.3 #39 (self reference, depth), #40 (inner length) and #41 (unknown template) cases: each is counted,
 // its list kept as hex, and the records around it are decoded.
+import fc from 'fast-check'
 import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { hex } from '../ipfix/testing.js'
@@ -9,7 +10,7 @@ import { recordLine } from '../cli/commands/collect.js'
 import { FlowCollector, type CollectedRecord } from './decode-message.js'
 import { OfflineReader } from './offline-reader.js'
 import type { SessionKey } from './session.js'
-import { MAX_DEPTH, basicListToJson } from './structured.js'
+import { MAX_DEPTH, basicListToJson, listToJson } from './structured.js'
 
 describe('basicList (RFC 6313 §4.5.3)', () => {
   it('decodes fixed-length and variable-length elements', () => {
@@ -162,6 +163,34 @@ describe('subTemplateList and subTemplateMultiList (RFC 6313 §4.5.2, §4.5.3)',
       ],
     })
     expect(col.allCounters().list_kept_hex).toBe(cases.length)
+  })
+
+  it('never throws on random list content (fast-check), and gives JSON or undefined', () => {
+    const col = new FlowCollector()
+    decode(col, TEMPLATES)
+    const t = (id: number) =>
+      col.templates.get('udp:192.0.2.1:40000>192.0.2.2:4739', 10, 1, id, 1_700_000_000_000)
+    expect(t(304)).toBeDefined()
+    let counted = 0
+    const ctx = { template: t, count: () => counted++ }
+    fc.assert(
+      fc.property(
+        fc.constantFrom('basicList', 'subTemplateList', 'subTemplateMultiList' as const),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.constantFrom(0x012c, 0x012d, 0x012e, 0x012f, 0x0130),
+        (type, body, tid) => {
+          // Half the cases start with a known template id, so the records get decoded too.
+          const b =
+            body.byteLength >= 3 && body[0]! % 2 === 0
+              ? Uint8Array.from([3, tid >> 8, tid & 255, ...body])
+              : body
+          const j = listToJson(type, b, ctx)
+          expect(j === undefined || typeof j === 'object').toBe(true)
+        },
+      ),
+      { numRuns: 3000, seed: 6313 },
+    )
+    expect(counted).toBeGreaterThan(0)
   })
 
   it('decodes real subTemplateMultiLists: YAF (CERT) exports, if present', async () => {
