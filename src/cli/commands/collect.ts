@@ -5,7 +5,8 @@
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
  * With --store duckdb:PATH or clickhouse:URL the flow records are stored too (batched; flushed at the end, on
  * SIGINT/SIGTERM and by the batch triggers), and retention by age and row count runs at start and every
- * minute while listening.
+ * minute while listening. Options data records go to the store's options table (store/options-rows.ts),
+ * which `flowtel query` joins onto the flows. RFC 6313 lists are printed as JSON, decoded by the collector.
  */
 import { Command } from 'commander'
 import { createWriteStream } from 'node:fs'
