@@ -9,7 +9,7 @@
  * throws for bad input.
  */
 import { decodeValue, type DecodedField } from '../ipfix/decoder.js'
-import { VARLEN, isLegalLength, lookupElement, type IeDataType } from '../ipfix/elements.js'
+import { VARLEN, isLegalLength, lookupElement, type ElementDef, type IeDataType } from '../ipfix/elements.js'
 import { NETFLOW_EXTRA_PEN, NETFLOW_PEN } from '../ipfix/enterprise/vendors.js'
 
 export interface FieldDef {
@@ -38,7 +38,7 @@ export interface CollectorTemplate {
 export type Counter = (name: string, n?: number) => void
 
 /** The type a field of `length` octets is decoded as, given its element's type. */
-function lenientType(type: IeDataType, length: number, count: Counter): IeDataType {
+export function lenientType(type: IeDataType, length: number, count: Counter): IeDataType {
   if (length === VARLEN) {
     if (type === 'string' || type === 'octetArray' || type.endsWith('List')) return type
     count('varlen_fixed_type')
@@ -55,9 +55,18 @@ function lenientType(type: IeDataType, length: number, count: Counter): IeDataTy
   return 'octetArray'
 }
 
-/** An IPFIX Field Specifier resolved against the element table. */
-export function resolveIpfixField(pen: number, id: number, length: number, count: Counter): FieldDef {
-  const def = lookupElement(pen, id)
+/** Definitions an exporter announced in its session (RFC 5610, type-records.ts), tried after the table. */
+export type LearnedLookup = (pen: number, id: number) => ElementDef | undefined
+
+/** An IPFIX Field Specifier resolved against the element table (then the session's learned types). */
+export function resolveIpfixField(
+  pen: number,
+  id: number,
+  length: number,
+  count: Counter,
+  learned?: LearnedLookup,
+): FieldDef {
+  const def = lookupElement(pen, id) ?? learned?.(pen, id)
   if (def === undefined) return { pen, id, length, name: `${pen}.${id}`, type: 'octetArray' }
   return { pen, id, length, name: def.name, type: lenientType(def.type, length, count) }
 }
@@ -166,13 +175,14 @@ export function templateFromSpecs(
   specs: readonly FieldSpecTuple[],
   count: Counter,
   options = scopeCount > 0,
+  learned?: LearnedLookup,
 ): CollectorTemplate {
   const fields = specs.map(([pen, eid, len]) =>
     pen === V9_SCOPE_PEN
       ? resolveV9Scope(eid, len)
       : version === 9 && pen === 0
         ? resolveV9Field(eid, len, count)
-        : resolveIpfixField(pen, eid, len, count),
+        : resolveIpfixField(pen, eid, len, count, version === 10 ? learned : undefined),
   )
   return { id, version, scopeCount, options, fields, minLength: minRecordLength(fields) }
 }

@@ -22,6 +22,8 @@ import {
   type TransportProtocol,
 } from './session.js'
 import { decodeSflow } from './sflow.js'
+import { isListType, listToJson, type ListContext } from './structured.js'
+import { isTypeRecord } from './type-records.js'
 import { TemplateStore, templateKey, type SetResult, type TemplateStoreOptions } from './template-store.js'
 import { uptimeToUnixMs } from './netflow-v5.js'
 
@@ -34,6 +36,11 @@ export interface CollectedRecord extends DecodedRecord {
   readonly sequence: number
   /** Decoded from the pending buffer when its template arrived. */
   readonly deferred: boolean
+  /**
+   * RFC 6313 lists of the record decoded as JSON (structured.ts), by field index; a malformed or undecodable
+   * list is absent here (counted) and stays hex in the field.
+   */
+  structured?: Map<number, unknown>
 }
 
 export interface TemplateEvent {
@@ -191,7 +198,7 @@ export class FlowCollector {
     const waiting = this.pending.take(templateKey(ctx.session, t.version, ctx.domain, t.id))
     for (const w of waiting) {
       this.count('pending_decoded')
-      this.emit(w.ctx, t, w.body, 0, w.body.byteLength, true, out)
+      this.emit(w.ctx, t, w.body, 0, w.body.byteLength, true, out, now)
     }
   }
 
@@ -242,7 +249,7 @@ export class FlowCollector {
       )
       return undefined
     }
-    return this.emit(ctx, t, bytes, p, end, false, out)
+    return this.emit(ctx, t, bytes, p, end, false, out, now)
   }
 
   private emit(
@@ -253,11 +260,15 @@ export class FlowCollector {
     end: number,
     deferred: boolean,
     out: DecodeOutput,
+    now: number,
   ): number {
     const recs = decodeRecords(t, bytes, p, end, this.count)
+    const lists = t.version === 10 && t.fields.some((f) => isListType(f.type))
+    if (t.options && t.version === 10 && isTypeRecord(t.fields))
+      for (const fields of recs) this.learnType(ctx, fields)
     for (const fields of recs) {
       if (ctx.version === 9 && this.absoluteTimes) addAbsoluteTimes(fields, ctx)
-      out.records.push({
+      const rec: CollectedRecord = {
         version: ctx.version,
         exporter: ctx.exporter,
         odid: ctx.domain,
@@ -268,9 +279,36 @@ export class FlowCollector {
         exportTime: ctx.exportTime,
         sequence: ctx.sequence,
         deferred,
-      })
+      }
+      if (lists) {
+        const structured = this.lists(ctx, fields, now)
+        if (structured !== undefined) rec.structured = structured
+      }
+      out.records.push(rec)
     }
     return recs.length
+  }
+
+  /** An RFC 5610 type record: learned for the session, and applied to its templates that use the element. */
+  private learnType(ctx: MessageContext, fields: DecodedField[]): void {
+    const def = this.templates.types.learn(ctx.session, fields)
+    if (def !== undefined) this.templates.retype(ctx.session, def)
+  }
+
+  /** The RFC 6313 lists of one record as JSON, by field index, with the session's templates. */
+  private lists(ctx: MessageContext, fields: DecodedField[], now: number): Map<number, unknown> | undefined {
+    let m: Map<number, unknown> | undefined
+    const lctx: ListContext = {
+      template: (id) => this.templates.get(ctx.session, ctx.version, ctx.domain, id, now),
+      count: this.count,
+    }
+    fields.forEach((f, i) => {
+      if (!isListType(f.type) || !(f.value instanceof Uint8Array)) return
+      const j = listToJson(f.type, f.value, lctx)
+      if (j === undefined) this.count('list_kept_hex')
+      else (m ??= new Map()).set(i, j)
+    })
+    return m
   }
 
   /** Drops expired templates and pending data (call periodically). */

@@ -75,6 +75,7 @@ function templateSet(
 ): void {
   const hdr = options ? 6 : 4
   const setId = options ? 3 : 2
+  const learned = col.templates.types.forSession(sess.id)
   while (end - p >= 4) {
     const tid = view.getUint16(p)
     const count = view.getUint16(p + 2)
@@ -121,7 +122,7 @@ function templateSet(
         pen = view.getUint32(p)
         p += 4
       }
-      fields.push(resolveIpfixField(pen, id, length, col.count))
+      fields.push(resolveIpfixField(pen, id, length, col.count, learned))
     }
     if (tid < 256) {
       col.count('template_bad_id')

@@ -9,13 +9,17 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import {
+  lenientType,
+  minRecordLength,
   sameLayout,
   templateFromSpecs,
   type CollectorTemplate,
   type Counter,
   type FieldSpecTuple,
 } from './data-set.js'
+import type { ElementDef } from '../ipfix/elements.js'
 import type { TransportProtocol } from './session.js'
+import { LearnedTypes, type PersistedType } from './type-records.js'
 
 export interface TemplateStoreOptions {
   /** UDP template lifetime in ms (0 = never expire). Default 1 800 000 (RFC 6728). */
@@ -68,6 +72,30 @@ export class TemplateStore {
 
   readonly count: Counter = (name, n = 1) => {
     this.counters[name] = (this.counters[name] ?? 0) + n
+  }
+
+  /** RFC 5610 types learned per session (kept, dropped and persisted with the templates). */
+  readonly types = new LearnedTypes(this.count)
+
+  /**
+   * Applies a definition learned in `session` to its templates that already use the element (RFC 5610
+   * records may follow the templates): their fields get the learned name and type. Returns how many changed.
+   */
+  retype(session: string, def: ElementDef): number {
+    let n = 0
+    for (const e of this.map.values()) {
+      const t = e.template
+      if (e.session !== session || t.version !== 10) continue
+      if (!t.fields.some((f) => f.pen === def.pen && f.id === def.id)) continue
+      const fields = t.fields.map((f) =>
+        f.pen === def.pen && f.id === def.id
+          ? { ...f, name: def.name, type: lenientType(def.type, f.length, this.count) }
+          : f,
+      )
+      e.template = { ...t, fields, minLength: minRecordLength(fields) }
+      n++
+    }
+    return n
   }
 
   get size(): number {
@@ -160,8 +188,9 @@ export class TemplateStore {
     return n
   }
 
-  /** Every template of a session goes (the end of a TCP session, §8.1). */
+  /** Every template of a session goes (the end of a TCP session, §8.1), and its learned types. */
   dropSession(session: string): number {
+    this.types.dropSession(session)
     let n = 0
     for (const [k, e] of this.map)
       if (e.session === session) {
@@ -194,7 +223,7 @@ export class TemplateStore {
   }
 
   /** The templates as plain JSON (definitions by [pen, id, length]; names are resolved again on load). */
-  toJSON(): { version: 1; templates: PersistedTemplate[] } {
+  toJSON(): { version: 1; templates: PersistedTemplate[]; types: PersistedType[] } {
     const templates: PersistedTemplate[] = []
     for (const e of this.map.values()) {
       const t = e.template
@@ -210,7 +239,7 @@ export class TemplateStore {
         receivedAt: e.receivedAt,
       })
     }
-    return { version: 1, templates }
+    return { version: 1, templates, types: this.types.toJSON() }
   }
 
   /** Loads templates saved by toJSON; bad entries are skipped and counted. Returns how many were loaded. */
@@ -223,6 +252,8 @@ export class TemplateStore {
       this.count('persist_bad_file')
       return 0
     }
+    // Learned types first: the templates that use them are resolved with them.
+    this.types.load((data as { types?: unknown }).types)
     let n = 0
     for (const raw of (data as { templates: unknown[] }).templates) {
       const p = raw as Partial<PersistedTemplate>
@@ -248,6 +279,7 @@ export class TemplateStore {
         p.fields!,
         this.count,
         typeof p.options === 'boolean' ? p.options : p.scopeCount! > 0,
+        this.types.forSession(p.session!),
       )
       if (this.set(p.session!, p.protocol!, p.domain!, t, p.receivedAt ?? 0) !== 'rejected') n++
     }

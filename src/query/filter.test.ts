@@ -41,7 +41,7 @@ describe('filter parser and compiler', () => {
       /^\(\(\(NOT .* AND .* & 18\) = 18\) OR vlan = \$\d\)$/,
     )
     expect(sql('npm_tcp_retransmission >= 2 and app ~ "*tube"')).toBe(
-      '(npm_tcp_retransmission >= $1 AND application GLOB $2)',
+      '(npm_tcp_retransmission >= $1 AND app_name GLOB $2)',
     )
     expect(sql('bytes > 1k and packets < 5')).toContain('> $1')
     expect(compileFilter(parseFilter('bytes > 2M')).params[0]?.value).toBe(2_000_000n)
@@ -49,7 +49,20 @@ describe('filter parser and compiler', () => {
     expect(sql('flowtel_tcp_sack_permitted = true')).toBe('flowtel_tcp_sack_permitted = $1')
     expect(
       sql('app youtube and tls.sni ~ "*.example.com" and http.status >= 500 and dns.qname = x.org'),
-    ).toBe('(((application = $1 AND tls_sni GLOB $2) AND http_status >= $3) AND dns_qname = $4)')
+    ).toBe('(((lower(app_name) = lower($1) AND tls_sni GLOB $2) AND http_status >= $3) AND dns_qname = $4)')
+  })
+
+  it('compiles the terms on fields joined from options data', () => {
+    expect(sql('in if eth0')).toBe('in_if_name = $1')
+    expect(sql('out if "Gi0/0/1"')).toBe('out_if_name = $1')
+    expect(sql('if ~ "ge-*"')).toBe('(in_if_name GLOB $1 OR out_if_name GLOB $2)')
+    expect(sql('dst if != xe-1')).toBe('out_if_name != $1')
+    expect(sql('if 3 and in if > 2')).toBe('((in_if = $1 OR out_if = $2) AND in_if > $3)')
+    expect(sql('vrf blue')).toBe('(vrf_name = $1 OR out_vrf_name = $2)')
+    expect(sql('sampling_rate >= 100 and app_category = Streaming')).toBe(
+      '(sampling_rate >= $1 AND app_category = $2)',
+    )
+    expect(sql('app ~ "You*" or app != x')).toBe('(app_name GLOB $1 OR lower(app_name) != lower($2))')
   })
 
   it.each([
@@ -86,7 +99,7 @@ describe('filter parser and compiler', () => {
     expect(() => parseFilter("src ip 1.2.3.4'; drop table flows; --")).toThrow(FilterError)
     const tricky = `app = "x'; DROP TABLE flows; --" or exporter "1' OR '1'='1"`
     const c = compileFilter(parseFilter(tricky))
-    expect(c.sql).toBe('(application = $1 OR exporter = $2)')
+    expect(c.sql).toBe('(lower(app_name) = lower($1) OR exporter = $2)')
     expect(c.params.map((p) => p.value)).toEqual(["x'; DROP TABLE flows; --", "1' OR '1'='1"])
   })
 

@@ -5,6 +5,11 @@
  *   [src|dst] ip|host ADDR        [src|dst] net CIDR           [src|dst] port [OP] N
  *   proto tcp|udp|icmp|icmp6|N    flags [FSRPAUEC]+            bytes|packets|flows... OP N[k|m|g]
  *   app NAME | app ~ "GLOB"       exporter ADDR                vlan [OP] N    [in|out] if [OP] N
+ *   [in|out] if NAME | [in|out] if ~ "GLOB"  (interface names)  vrf NAME | vrf ~ "GLOB" (ingress or egress)
+ *   app_category, app_description, in_if_name, out_if_name, in_if_description, out_if_description,
+ *   vrf_name, out_vrf_name (text), sampling_rate (number): fields joined from the exporters' options data
+ *   (query/joined.ts); `app NAME` matches the flow's applicationName, else the name its applicationId has
+ *   in the exporter's RFC 6759 options (what `flowtel query` shows as app_name).
  *   COLUMN OP VALUE | COLUMN ~ "GLOB"   (any column of schema/columns.ts, e.g. npm_tcp_retransmission > 0;
  *                                       L7 ones also dotted: http.status >= 500, tls.sni ~ "*.example.com")
  *
@@ -12,6 +17,7 @@
  * `&&`, `||` and `!` are accepted too. Errors are FilterError with the 0-based offset of the bad token.
  */
 import { COLUMN_BY_NAME } from '../schema/columns.js'
+import { JOINED_BY_NAME } from './joined.js'
 import { cidrRange, ipKey } from '../schema/ip-key.js'
 
 export type Direction = 'src' | 'dst' | 'any'
@@ -28,6 +34,8 @@ export type FilterExpr =
       readonly field: string
       readonly op: CompareOp
       readonly value: bigint | string | boolean
+      /** Text compared without regard to case (`app NAME`). */
+      readonly caseless?: boolean
     }
   | { readonly type: 'glob'; readonly field: string; readonly pattern: string }
   | { readonly type: 'flags'; readonly mask: number }
@@ -248,6 +256,7 @@ class Parser {
       }
       case 'if': {
         this.next()
+        if (this.isInterfaceName()) return this.either(dir, 'in_if_name', 'out_if_name')
         const op = this.op(true)
         const value = this.number('an interface number', 0xffffffffn)
         return this.directed(dir, 'in_if', 'out_if', op, value)
@@ -257,6 +266,7 @@ class Parser {
         this.next()
         if (!this.isWord('if')) this.fail('expected "if"')
         this.next()
+        if (this.isInterfaceName()) return this.textTerm(kw === 'in' ? 'in_if_name' : 'out_if_name')
         const op = this.op(true)
         const value = this.number('an interface number', 0xffffffffn)
         return { type: 'cmp', field: kw === 'in' ? 'in_if' : 'out_if', op, value }
@@ -291,14 +301,29 @@ class Parser {
           op: this.op(false),
           value: this.number('a number', (1n << 64n) - 1n, true),
         }
-      case 'app':
-        return this.textTerm('application')
+      case 'app': {
+        const e = this.textTerm('app_name')
+        return e.type === 'cmp' ? { ...e, caseless: true } : e
+      }
+      case 'vrf':
+        return this.either('any', 'vrf_name', 'out_vrf_name')
       case 'exporter': {
         const a = this.word('an exporter address')
         return { type: 'cmp', field: 'exporter', op: '=', value: a.text }
       }
       case 'vlan':
         return { type: 'cmp', field: 'vlan', op: this.op(true), value: this.number('a VLAN id', 4095n) }
+    }
+    // Fields joined from the options table (query/joined.ts): in_if_name, app_category, sampling_rate, ...
+    const joined = JOINED_BY_NAME.get(kw)
+    if (joined !== undefined) {
+      if (joined.kind === 'text') return this.textTerm(joined.name)
+      return {
+        type: 'cmp',
+        field: joined.name,
+        op: this.op(false),
+        value: this.number('a number', (1n << 64n) - 1n, true),
+      }
     }
     // Dotted names are the L7 columns: http.status → http_status, tls.sni → tls_sni.
     const col = COLUMN_BY_NAME.get(kw.replace(/\./g, '_'))
@@ -320,6 +345,26 @@ class Parser {
       op: this.op(false),
       value: this.number('a number', (1n << 64n) - 1n, true),
     }
+  }
+
+  /** After `if`: a name (a word that is no number, a quoted string, or `~ "GLOB"`) rather than a number. */
+  private isInterfaceName(): boolean {
+    const t = this.peek()
+    const v = t.kind === 'op' && t.text !== '~' ? this.toks[this.i + 1] : t
+    if (t.kind === 'op' && t.text === '~') return true
+    return v !== undefined && (v.kind === 'string' || (v.kind === 'word' && !/^\d+$/.test(v.text)))
+  }
+
+  /** A text term on `src` and/or `dst` field by direction (any: either matches). */
+  private either(dir: Direction, src: string, dst: string): FilterExpr {
+    const start = this.i
+    const a = this.textTerm(src)
+    if (dir === 'src') return a
+    const end = this.i
+    this.i = start
+    const b = this.textTerm(dst)
+    this.i = end
+    return dir === 'dst' ? b : { type: 'or', left: a, right: b }
   }
 
   /** `FIELD [=|!=] WORD` or `FIELD ~ "GLOB"` on a text column. */

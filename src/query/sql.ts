@@ -7,6 +7,7 @@
  */
 import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE, type Column, type ValueKind } from '../schema/columns.js'
 import type { FilterExpr } from './filter.js'
+import { JOINED_BY_NAME, joinedSource, type JoinDialect } from './joined.js'
 
 export type ParamType = 'UBIGINT' | 'UHUGEINT' | 'VARCHAR' | 'BOOLEAN' | 'TIMESTAMP'
 
@@ -37,6 +38,8 @@ export interface FlowQuery {
   allColumns?: boolean
   /** Without top: list the flows with the most bytes (both directions) first instead of in time order. */
   orderBy?: 'time' | 'bytes'
+  /** Without top: exactly these columns (flow columns and joined fields, see query/joined.ts). */
+  columns?: string[]
 }
 
 /** Address text columns → the key column top-N groups by (fixed width, hashes fast; text only for the result). */
@@ -48,8 +51,12 @@ export const TOP_ALIASES: Record<string, string> = {
   dstip: 'dst_addr',
   srcport: 'src_port',
   dstport: 'dst_port',
-  app: 'application',
+  app: 'app_name',
   inif: 'in_if',
+  inifname: 'in_if_name',
+  outifname: 'out_if_name',
+  vrf: 'vrf_name',
+  sampling: 'sampling_rate',
   outif: 'out_if',
   srcmac: 'src_mac',
   dstmac: 'dst_mac',
@@ -67,6 +74,19 @@ export const SUMMARY_COLUMNS = [
   'rev_packets',
   'bytes',
   'rev_bytes',
+]
+
+/**
+ * Joined fields the default listing adds (query/joined.ts); `flowtel query` leaves out those that are empty
+ * in every listed row.
+ */
+export const SUMMARY_JOINED = [
+  'app_name',
+  'in_if_name',
+  'out_if_name',
+  'vrf_name',
+  'out_vrf_name',
+  'sampling_rate',
 ]
 
 function paramType(kind: ValueKind): ParamType {
@@ -109,6 +129,8 @@ export interface SqlDialect {
   readonly nestTop: boolean
   /** An address key column in a top-N result, under the address column's name (as the store reads it). */
   topAddress(keyColumn: string, name: string): string
+  /** The options-table joins (query/joined.ts); without them joined fields cannot be used. */
+  joins?: JoinDialect | undefined
 }
 
 /** DuckDB: values bound as typed parameters `$n`. */
@@ -117,6 +139,7 @@ export class DuckDbDialect implements SqlDialect {
   readonly params: SqlParam[] = []
   readonly falseLiteral = 'false'
   readonly nestTop = false
+  constructor(public joins?: JoinDialect) {}
   value(value: bigint | string | boolean, type: ParamType): string {
     this.params.push({ value, type })
     return `$${this.params.length}`
@@ -142,6 +165,8 @@ export class DuckDbDialect implements SqlDialect {
 }
 
 class Compiler {
+  /** Joined fields the compiled expressions use. */
+  readonly joined = new Set<string>()
   constructor(readonly d: SqlDialect) {}
   get params(): SqlParam[] {
     return this.d.params
@@ -163,11 +188,22 @@ class Compiler {
       case 'net':
         return this.directed(e.dir, (c) => `${c} BETWEEN ${this.d.ipKey(e.lo)} AND ${this.d.ipKey(e.hi)}`)
       case 'cmp': {
+        const joined = JOINED_BY_NAME.get(e.field)
+        if (joined !== undefined) {
+          this.joined.add(joined.name)
+          const v = this.bind(e.value, joined.kind === 'text' ? 'VARCHAR' : 'UBIGINT')
+          if (e.caseless === true) return `lower(${joined.name}) ${e.op} lower(${v})`
+          return `${joined.name} ${e.op} ${v}`
+        }
         const col = COLUMN_BY_NAME.get(e.field)
         if (col === undefined) throw new Error(`unknown field ${e.field}`)
         return `${col.name} ${e.op} ${this.bind(e.value, paramType(col.kind))}`
       }
       case 'glob': {
+        if (JOINED_BY_NAME.get(e.field)?.kind === 'text') {
+          this.joined.add(e.field)
+          return this.d.glob(e.field, e.pattern)
+        }
         const col = COLUMN_BY_NAME.get(e.field)
         if (col === undefined) throw new Error(`unknown field ${e.field}`)
         return this.d.glob(col.name, e.pattern)
@@ -193,6 +229,7 @@ export function compileFilter(e: FilterExpr, dialect: SqlDialect = new DuckDbDia
 /** A top field or alias → its column; throws naming the field when unknown. */
 export function topColumn(field: string): string {
   const name = TOP_ALIASES[field.toLowerCase()] ?? field.toLowerCase()
+  if (JOINED_BY_NAME.has(name)) return name
   const col = COLUMN_BY_NAME.get(name)
   if (col === undefined || col.kind === 'json' || col.kind === 'ipkey')
     throw new Error(
@@ -204,18 +241,54 @@ export function topColumn(field: string): string {
   return col.name
 }
 
+/** A listing's order. Ties broken down to the ports, protocol, end and counters, so both stores agree. */
+function listingOrder(q: FlowQuery): string {
+  const ties =
+    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
+  return q.orderBy === 'bytes' ? `total_bytes DESC, time_start, ${ties}` : `time_start, ${ties}`
+}
+
+/** The listing's columns: `columns`, every flow column, or the summary (with the joined names). */
+function listingColumns(q: FlowQuery, joins: boolean): string[] {
+  if (q.columns !== undefined) {
+    for (const n of q.columns)
+      if (!COLUMN_BY_NAME.has(n) && !JOINED_BY_NAME.has(n))
+        throw new Error(
+          `unknown column "${n}": use a flow column or one of ${[...JOINED_BY_NAME.keys()].join(', ')}`,
+        )
+    return q.columns
+  }
+  if (q.allColumns === true) return COLUMNS.map((c) => c.name)
+  return joins ? [...SUMMARY_COLUMNS, ...SUMMARY_JOINED] : SUMMARY_COLUMNS
+}
+
 /** The whole SELECT for a flow query. */
 export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
   const c = new Compiler(dialect)
-  const where: string[] = []
-  if (q.filter !== undefined) where.push(c.expr(q.filter))
-  if (q.since !== undefined) where.push(`time_start >= ${dialect.time(q.since)}`)
-  if (q.until !== undefined) where.push(`time_start < ${dialect.time(q.until)}`)
-  const whereSql = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''
+  const filterSql = q.filter !== undefined ? c.expr(q.filter) : undefined
+  const filterJoined = c.joined.size > 0
   const limit = Math.max(1, Math.floor(q.limit ?? (q.top !== undefined ? 10 : 20)))
-  const table = dialect.table
-  if (q.top !== undefined && q.top.length > 0) {
-    const cols = q.top.map(topColumn)
+  const times: string[] = []
+  if (q.since !== undefined) times.push(`time_start >= ${dialect.time(q.since)}`)
+  if (q.until !== undefined) times.push(`time_start < ${dialect.time(q.until)}`)
+  const topCols = q.top !== undefined && q.top.length > 0 ? q.top.map(topColumn) : undefined
+  const shownNames = topCols === undefined ? listingColumns(q, dialect.joins !== undefined) : []
+  const used = new Set([...c.joined, ...(topCols ?? shownNames).filter((n) => JOINED_BY_NAME.has(n))])
+  let table = dialect.table
+  let whereSql: string
+  const whereOf = (conds: string[]): string => (conds.length > 0 ? ` WHERE ${conds.join(' AND ')}` : '')
+  if (used.size > 0) {
+    if (dialect.joins === undefined)
+      throw new Error(`${[...used].join(', ')}: needs the options table, which this store does not have`)
+    // Conditions on flow columns run before the joins; a filter on joined fields after them. A listing
+    // whose rows flow columns alone select is ordered and cut before the joins too (only its rows are joined).
+    let inner = whereOf(filterSql !== undefined && !filterJoined ? [filterSql, ...times] : times)
+    if (topCols === undefined && !filterJoined) inner += ` ORDER BY ${listingOrder(q)} LIMIT ${limit}`
+    table = joinedSource(dialect.table, used, inner, dialect.joins) ?? table
+    whereSql = whereOf(filterSql !== undefined && filterJoined ? [filterSql] : [])
+  } else whereSql = whereOf(filterSql !== undefined ? [filterSql, ...times] : times)
+  if (topCols !== undefined) {
+    const cols = topCols
     const by = q.by ?? 'bytes'
     // Addresses group by their key; the other columns by themselves.
     const keys = cols.map((n) => ADDRESS_KEYS[n] ?? n)
@@ -242,18 +315,12 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
       `GROUP BY ${g} ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
     return { sql, params: c.params, addressColumns }
   }
-  const shown =
-    q.allColumns === true
-      ? COLUMNS
-      : SUMMARY_COLUMNS.flatMap((n) => {
-          const col = COLUMN_BY_NAME.get(n)
-          return col !== undefined ? [col] : []
-        })
-  const select = shown.map((x) => dialect.selectColumn(x)).join(', ')
-  // Ties broken down to the ports, protocol, end and counters, so both stores list rows in one order.
-  const ties =
-    'src_addr, dst_addr, src_port, dst_port, proto, time_end, bytes, packets, rev_bytes, rev_packets'
-  const order = q.orderBy === 'bytes' ? `total_bytes DESC, time_start, ${ties}` : `time_start, ${ties}`
-  const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${order} LIMIT ${limit}`
+  const select = shownNames
+    .map((n) => {
+      const col = COLUMN_BY_NAME.get(n)
+      return col !== undefined ? dialect.selectColumn(col) : n
+    })
+    .join(', ')
+  const sql = `SELECT ${select} FROM ${table}${whereSql} ORDER BY ${listingOrder(q)} LIMIT ${limit}`
   return { sql, params: c.params }
 }

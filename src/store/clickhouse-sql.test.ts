@@ -115,14 +115,14 @@ describe('ClickHouse dialect', () => {
     expect(() => parseFilter('src ip 1.2.3.4; DROP TABLE flows')).toThrow(FilterError)
     const sql = legacy(`app = "x' OR 1=1 --" or exporter "1\\\\' OR '1'='1" or app ~ "*' OR 1=1 --"`)
     expect(sql).toBe(
-      "((application = 'x\\' OR 1=1 --' OR exporter = '1\\\\\\' OR \\'1\\'=\\'1') OR " +
-        "match(application, '(?s)^.*\\' OR 1=1 --$'))",
+      "((lower(app_name) = lower('x\\' OR 1=1 --') OR exporter = '1\\\\\\' OR \\'1\\'=\\'1') OR " +
+        "match(app_name, '(?s)^.*\\' OR 1=1 --$'))",
     )
     // Each literal read back is the user's text, and what follows it is our SQL.
     const at = sql.indexOf("'")
     const lit = readLiteral(sql.slice(at))
     expect(lit.value).toBe("x' OR 1=1 --")
-    expect(sql.slice(at + lit.end)).toMatch(/^ OR exporter = '/)
+    expect(sql.slice(at + lit.end)).toMatch(/^\) OR exporter = '/)
   })
 
   it('times and top-N: no alias shadows a column, and times follow the generation', () => {

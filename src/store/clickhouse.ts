@@ -20,7 +20,18 @@ import { Readable } from 'node:stream'
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE } from '../schema/columns.js'
 import { ipKey, keyText } from '../schema/ip-key.js'
-import { compileQuery, type FlowQuery } from '../query/sql.js'
+import { compileQuery, type FlowQuery, type SqlDialect } from '../query/sql.js'
+import type { OptionRow } from './options-rows.js'
+import {
+  OPTIONS_TABLE,
+  chunks,
+  clickhouseJoins,
+  clickhouseOptionsInsert,
+  clickhouseOptionsTable,
+  latestOptionsSql,
+  unprefixLatest,
+  type OptionsQuery,
+} from './options-store.js'
 import {
   MIGRATIONS_TABLE,
   addMissingColumns,
@@ -96,7 +107,7 @@ interface TableInfo {
   types: Map<string, string>
 }
 
-const MIGRATIONS = ['0001_flows'] as const
+const MIGRATIONS = ['0001_flows', '0002_options'] as const
 
 /** Strips Nullable(…) and LowCardinality(…) from a type name. */
 function baseType(t: string): string {
@@ -265,6 +276,7 @@ export class ClickHouseStore implements FlowStore {
       if (done.has(m)) continue
       if (m === '0001_flows')
         await this.command(createFlowsTable({ generation: this.serverGeneration, database: db }))
+      if (m === '0002_options') await this.command(clickhouseOptionsTable(db))
       await this.command(
         `INSERT INTO ${chIdent(db)}.${MIGRATIONS_TABLE} (name, applied) VALUES (${chString(m)}, toUInt32(now()))`,
       )
@@ -305,10 +317,36 @@ export class ClickHouseStore implements FlowStore {
     for await (const _ of r.stream as AsyncIterable<unknown>) void _
   }
 
-  query(q: FlowQuery): Promise<QueryResult> {
+  async query(q: FlowQuery): Promise<QueryResult> {
     const info = this.requireTable()
-    const { sql } = compileQuery(q, new ClickHouseDialect(this.table, info.generation))
+    const d: SqlDialect = new ClickHouseDialect(this.table, info.generation)
+    d.joins = clickhouseJoins(this.optionsTable, await this.optionKinds())
+    const { sql } = compileQuery(q, d)
     return this.sql(sql)
+  }
+
+  private get optionsTable(): string {
+    return `${chIdent(this.target.database)}.${OPTIONS_TABLE}`
+  }
+
+  /** Kinds in the options table (none when a store made by an older release has no such table). */
+  private async optionKinds(): Promise<Set<string>> {
+    const t = await this.rows(
+      `SELECT count() AS n FROM system.tables WHERE database = ${chString(this.target.database)} ` +
+        `AND name = ${chString(OPTIONS_TABLE)}`,
+    )
+    if (Number(t[0]?.n ?? 0) === 0) return new Set()
+    return new Set(
+      (await this.rows(`SELECT DISTINCT kind FROM ${this.optionsTable}`)).map((r) => String(r.kind)),
+    )
+  }
+
+  async insertOptions(rows: readonly OptionRow[]): Promise<void> {
+    for (const part of chunks(rows)) await this.command(clickhouseOptionsInsert(this.optionsTable, part))
+  }
+
+  async options(q: OptionsQuery): Promise<QueryResult> {
+    return unprefixLatest(await this.sql(latestOptionsSql(this.optionsTable, 'argMax', q)))
   }
 
   async count(): Promise<number> {

@@ -46,10 +46,10 @@ describe('DuckDB store', () => {
     const s = await openStore('m.duckdb')
     await s.migrate()
     await s.migrate()
-    expect(await s.migrations()).toEqual(['0001_flows'])
+    expect(await s.migrations()).toEqual(['0001_flows', '0002_options'])
     await s.close()
     const again = await openStore('m.duckdb')
-    expect(await again.migrations()).toEqual(['0001_flows'])
+    expect(await again.migrations()).toEqual(['0001_flows', '0002_options'])
     await again.close()
   })
 

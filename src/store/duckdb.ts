@@ -29,8 +29,19 @@ import {
 } from '@duckdb/node-api'
 import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
 import { duckdbAddColumns, duckdbCreateTable, ident } from '../schema/ddl.js'
-import { compileQuery, type FlowQuery, type ParamType } from '../query/sql.js'
+import { compileQuery, DuckDbDialect, type FlowQuery, type ParamType } from '../query/sql.js'
+import { duckdbJoins } from '../query/joined.js'
 import { keyText } from '../schema/ip-key.js'
+import {
+  OPTIONS_TABLE,
+  chunks,
+  duckdbOptionsInsert,
+  duckdbOptionsTable,
+  latestOptionsSql,
+  unprefixLatest,
+  type OptionsQuery,
+} from './options-store.js'
+import type { OptionRow } from './options-rows.js'
 import type { RowValue } from './normalize.js'
 import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
 
@@ -39,6 +50,7 @@ export const DEFAULT_DUCKDB_PATH = './data/flowtel.duckdb'
 /** Named, ordered migration steps; a step never changes once released (add a new one instead). */
 const MIGRATIONS: ReadonlyArray<{ name: string; sql: () => string[] }> = [
   { name: '0001_flows', sql: () => [duckdbCreateTable()] },
+  { name: '0002_options', sql: () => [duckdbOptionsTable()] },
 ]
 
 const PARAM_TYPES: Record<ParamType, DuckDBType | undefined> = {
@@ -246,7 +258,15 @@ export class DuckDbStore implements FlowStore {
   }
 
   async query(q: FlowQuery): Promise<QueryResult> {
-    const { sql, params, addressColumns = [] } = compileQuery(q)
+    // The options kinds present decide which joins the query makes (query/joined.ts).
+    const kinds = new Set(
+      (await this.sql(`SELECT DISTINCT kind FROM ${OPTIONS_TABLE}`)).rows.map((r) => String(r.kind)),
+    )
+    const {
+      sql,
+      params,
+      addressColumns = [],
+    } = compileQuery(q, new DuckDbDialect(duckdbJoins(OPTIONS_TABLE, kinds)))
     const r = await this.sql(
       sql,
       params.map((p) => p.value),
@@ -259,6 +279,17 @@ export class DuckDbStore implements FlowStore {
         row[n] = typeof key === 'bigint' ? keyText(key) : null
       }
     return r
+  }
+
+  async insertOptions(rows: readonly OptionRow[]): Promise<void> {
+    for (const part of chunks(rows)) {
+      const { sql, values } = duckdbOptionsInsert(part)
+      await this.sql(sql, values)
+    }
+  }
+
+  async options(q: OptionsQuery): Promise<QueryResult> {
+    return unprefixLatest(await this.sql(latestOptionsSql(OPTIONS_TABLE, 'arg_max', q)))
   }
 
   /** Runs one statement with bound values; rows come back with timestamps as µs. */

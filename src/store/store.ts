@@ -7,6 +7,8 @@ import type { FlowRow, RowValue } from './normalize.js'
 import type { FlowQuery } from '../query/sql.js'
 import type { CollectedRecord } from '../collector/decode-message.js'
 import { RecordPlanner, putRow } from './record-plan.js'
+import type { OptionRow } from './options-rows.js'
+import type { OptionsQuery } from './options-store.js'
 
 /**
  * Rows held by column: `columns[name][i]` is row i's value. A column array may be shorter than `length` (or
@@ -36,6 +38,10 @@ export interface FlowStore {
   /** Appends a batch; resolves once the rows are stored. */
   insert(batch: ColumnBatch): Promise<void>
   query(q: FlowQuery): Promise<QueryResult>
+  /** Appends options facts (store/options-rows.ts) to the options table, joined onto flows at query time. */
+  insertOptions(rows: readonly OptionRow[]): Promise<void>
+  /** The latest options fact per (exporter, domain, kind, key). */
+  options(q: OptionsQuery): Promise<QueryResult>
   /** Applies a retention policy now; resolves to the number of rows deleted. */
   retain(policy: RetentionPolicy): Promise<number>
   count(): Promise<number>

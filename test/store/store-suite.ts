@@ -6,7 +6,7 @@
 // and probe → UDP → collector → store: every field the probe exports comes back out unchanged.
 import { describe, expect, it } from 'vitest'
 import { bundledCaptures } from '../../src/cli/commands/demo.js'
-import { FlowCollector } from '../../src/collector/decode-message.js'
+import { FlowCollector, type CollectedRecord } from '../../src/collector/decode-message.js'
 import { listen } from '../../src/collector/listener.js'
 import type { DecodedField } from '../../src/ipfix/decoder.js'
 import { FilterError, parseFilter } from '../../src/query/filter.js'
@@ -17,6 +17,13 @@ import { normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js
 import { BatchWriter, type FlowStore, type RetentionPolicy } from '../../src/store/store.js'
 import { field, record } from '../helpers/flow-records.js'
 import { probeRecords } from '../helpers/probe-run.js'
+import { OfflineReader } from '../../src/collector/offline-reader.js'
+import { optionRows, type OptionRow } from '../../src/store/options-rows.js'
+import { OptionsWriter } from '../../src/store/options-writer.js'
+import { existsSync } from 'node:fs'
+
+const HUAWEI = '/work/shared/exports/ipfix/netgauze__106-IPFIXv10-HUAWEI-vrf_name/traffic-00.pcap'
+const CISCO_SRV6 = '/work/shared/exports/ipfix/netgauze__500-IPFIXv10-BGP-CISCO-SRv6/traffic-00.pcap'
 
 export interface SuiteStore extends FlowStore {
   retain(policy: RetentionPolicy, nowMs?: number): Promise<number>
@@ -182,6 +189,157 @@ async function fill(store: FlowStore, rows: FlowRow[]): Promise<void> {
 
 const all: FlowQuery = { allColumns: true, limit: 1_000_000 }
 
+/** An options data record of exporter/domain, its first field the scope. */
+function optionsRecord(fields: DecodedField[], over: Partial<CollectedRecord> = {}): CollectedRecord {
+  return record(fields, { isOptions: true, scopeCount: 1, templateId: 400, ...over })
+}
+
+const octets = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'))
+
+/** Options facts of two exporters (192.0.2.1 domain 7 and 192.0.2.9 domain 7), received at t0 and t1. */
+export function optionsDataset(): OptionRow[] {
+  const t0 = 1_000_000n
+  const t1 = 2_000_000n
+  const app = (id: string, name: string, category: string): CollectedRecord =>
+    optionsRecord([
+      field('applicationId', 'octetArray', octets(id)),
+      field('applicationName', 'string', name),
+      field('applicationDescription', 'string', `${name} (RFC 6759)`),
+      field('applicationCategoryName', 'string', category),
+    ])
+  const iface = (
+    idx: number,
+    name: string,
+    descr: string,
+    over: Partial<CollectedRecord> = {},
+  ): CollectedRecord =>
+    optionsRecord(
+      [
+        field('ingressInterface', 'unsigned32', idx),
+        field('interfaceName', 'string', name),
+        field('interfaceDescription', 'string', descr),
+      ],
+      over,
+    )
+  return [
+    ...optionRows(app('0d000001', 'OldTube', 'Video'), t0), // superseded by the later row of the same id
+    ...optionRows(app('0d000001', 'YouTube', 'Streaming'), t1),
+    ...optionRows(app('0d000002', 'it\'s "quoted"', 'Other'), t1),
+    ...optionRows(iface(3, 'eth0', 'uplink'), t0),
+    ...optionRows(iface(4, 'eth1', "to 'core'"), t0),
+    ...optionRows(iface(3, 'ge-0/0/0', 'other exporter'), t0).map((r) => ({ ...r, exporter: '192.0.2.9' })),
+    ...optionRows(
+      optionsRecord([
+        field('ingressVRFID', 'unsigned32', 5),
+        field('egressVRFID', 'unsigned32', 5),
+        field('VRFname', 'string', 'blue'),
+      ]),
+      t0,
+    ),
+    ...optionRows(
+      optionsRecord([
+        field('observationDomainId', 'unsigned32', 7),
+        field('samplingPacketInterval', 'unsigned32', 1),
+        field('samplingPacketSpace', 'unsigned32', 99),
+      ]),
+      t0,
+    ),
+    ...optionRows(
+      optionsRecord([
+        field('samplerId', 'unsigned32', 2),
+        field('samplerRandomInterval', 'unsigned32', 1000),
+        field('samplerName', 'string', 'sampler-2'),
+      ]),
+      t0,
+    ),
+    ...optionRows(
+      optionsRecord([
+        field('exportingProcessId', 'unsigned32', 11),
+        field('exportedMessageTotalCount', 'unsigned64', 1234n),
+        field('exportedFlowRecordTotalCount', 'unsigned64', 56789n),
+      ]),
+      t1,
+    ),
+  ]
+}
+
+/** Flows that the options of optionsDataset() name (by time_start: 1..7 s). */
+export function joinFlows(): FlowRow[] {
+  const flow = (s: number, fields: DecodedField[], over: Partial<CollectedRecord> = {}): FlowRow =>
+    normalize(
+      record(
+        [
+          field('flowStartMilliseconds', 'dateTimeMilliseconds', BigInt(s * 1000)),
+          field('sourceIPv4Address', 'ipv4Address', `10.0.0.${s}`),
+          field('octetDeltaCount', 'unsigned64', BigInt(s * 100)),
+          ...fields,
+        ],
+        over,
+      ),
+      0n,
+    )
+  return [
+    flow(1, [
+      field('applicationId', 'octetArray', octets('0d000001')),
+      field('ingressInterface', 'unsigned32', 3),
+      field('egressInterface', 'unsigned32', 4),
+      field('egressVRFID', 'unsigned32', 5),
+    ]),
+    flow(2, [field('applicationId', 'octetArray', octets('0d000002')), field('samplerId', 'unsigned32', 2)]),
+    flow(3, [field('applicationName', 'string', 'own'), field('samplingInterval', 'unsigned32', 10)]),
+    flow(4, [
+      field('applicationId', 'octetArray', octets('0d0000ff')),
+      field('ingressVRFID', 'unsigned32', 5),
+    ]),
+    flow(5, [field('ingressInterface', 'unsigned32', 3)], { exporter: '192.0.2.9' }),
+    flow(6, [field('ingressInterface', 'unsigned32', 3)], { odid: 8 }),
+    flow(7, [field('applicationId', 'octetArray', octets('0d000001'))]),
+  ]
+}
+
+/** The joined fields of each joinFlows() row, in time order. */
+export const JOINED_EXPECTED = [
+  ['10.0.0.1', 'YouTube', 'Streaming', 'eth0', 'eth1', 'uplink', null, 'blue', 100n],
+  ['10.0.0.2', 'it\'s "quoted"', 'Other', null, null, null, null, null, 1000n],
+  ['10.0.0.3', 'own', null, null, null, null, null, null, 10n],
+  ['10.0.0.4', null, null, null, null, null, 'blue', null, 100n],
+  ['10.0.0.5', null, null, 'ge-0/0/0', null, 'other exporter', null, null, null],
+  ['10.0.0.6', null, null, null, null, null, null, null, null],
+  ['10.0.0.7', 'YouTube', 'Streaming', null, null, null, null, null, 100n],
+]
+const JOINED_COLUMNS = [
+  'src_addr',
+  'app_name',
+  'app_category',
+  'in_if_name',
+  'out_if_name',
+  'in_if_description',
+  'vrf_name',
+  'out_vrf_name',
+  'sampling_rate',
+]
+
+/** Filters on joined fields over joinFlows() and the source addresses (last octet) each selects. */
+export const JOINED_FILTERS: ReadonlyArray<readonly [string, number[]]> = [
+  ['app youtube', [1, 7]],
+  ['app YouTube and in if eth0', [1]],
+  ['not app youtube', [2, 3, 4, 5, 6]],
+  ['app ~ "*quoted*"', [2]],
+  ['app own', [3]],
+  ['app_category = Streaming', [1, 7]],
+  ['in if eth0', [1]],
+  ['out if eth1', [1]],
+  ['if ~ "eth*"', [1]],
+  ['in if ~ "ge-*"', [5]],
+  ['in if 3', [1, 5, 6]],
+  ['vrf blue', [1, 4]],
+  ['out_vrf_name = blue and bytes > 50', [1]],
+  ['sampling_rate >= 100', [1, 2, 4, 7]],
+  ['sampling_rate = 10', [3]],
+  ['in_if_description = "to \'core\'" or out_if_description = "to \'core\'"', [1]],
+  [`app = "x'; DROP TABLE flow_options; --"`, []],
+]
+
 export function defineStoreSuite(b: StoreBackend): void {
   describe.skipIf(b.skip !== undefined)(
     `store suite: ${b.name}${b.skip !== undefined ? ` (skipped: ${b.skip})` : ''}`,
@@ -344,6 +502,179 @@ export function defineStoreSuite(b: StoreBackend): void {
         const again = await reopen()
         expect(await again.count()).toBe(6)
         await again.close()
+      })
+
+      it('joins options data onto flows at query time: names, rates, filters and top-N', async () => {
+        const { store, reopen } = await b.create()
+        await fill(store, joinFlows())
+        // No options yet: the joined fields are empty, app_name is the flow's own applicationName.
+        const before = await store.query({ columns: JOINED_COLUMNS, limit: 100 })
+        expect(before.rows.map((r) => r.app_name)).toEqual([null, null, 'own', null, null, null, null])
+        expect(before.rows.map((r) => r.sampling_rate)).toEqual([null, null, 10n, null, null, null, null])
+        await store.insertOptions(optionsDataset())
+        const joined = await store.query({ columns: JOINED_COLUMNS, limit: 100 })
+        expect(joined.columns).toEqual(JOINED_COLUMNS)
+        expect(joined.rows.map((r) => JOINED_COLUMNS.map((c) => r[c]))).toEqual(JOINED_EXPECTED)
+        for (const [f, want] of JOINED_FILTERS) {
+          const r = await store.query({ filter: parseFilter(f), columns: ['src_addr'], limit: 100 })
+          expect(r.rows.map((x) => Number(String(x.src_addr).split('.')[3])).sort(), f).toEqual(want)
+        }
+        // The default listing carries the joined names; top-N groups by them.
+        const listing = await store.query({ filter: parseFilter('app youtube'), limit: 10 })
+        expect(listing.columns).toContain('app_name')
+        expect(listing.rows.map((r) => [r.src_addr, r.app_name, r.in_if_name])).toEqual([
+          ['10.0.0.1', 'YouTube', 'eth0'],
+          ['10.0.0.7', 'YouTube', null],
+        ])
+        const top = await store.query({ top: ['app'], by: 'bytes' })
+        expect(top.rows.map((r) => [r.app_name, r.flows, r.bytes])).toEqual([
+          [null, 3n, 1500n],
+          ['YouTube', 2n, 800n],
+          ['own', 1n, 300n],
+          ['it\'s "quoted"', 1n, 200n],
+        ])
+        const byIf = await store.query({
+          top: ['inifname', 'vrf'],
+          by: 'flows',
+          filter: parseFilter('in if 3'),
+        })
+        expect(byIf.rows.map((r) => [r.in_if_name, r.vrf_name, r.flows])).toEqual([
+          ['eth0', null, 1n],
+          ['ge-0/0/0', null, 1n],
+          [null, null, 1n],
+        ])
+        // The latest fact per key, for `flowtel query --options`.
+        const apps = await store.options({ kind: 'application' })
+        expect(apps.rows.map((r) => [r.key, r.name, r.category, r.received])).toEqual([
+          ['0d000001', 'YouTube', 'Streaming', 2_000_000n],
+          ['0d000002', 'it\'s "quoted"', 'Other', 2_000_000n],
+        ])
+        const stats = (await store.options({ kind: 'stats' })).rows
+        expect(stats.map((r) => [r.exporter, r.key, JSON.parse(String(r.data)) as unknown])).toEqual([
+          [
+            '192.0.2.1',
+            '11',
+            { exportingProcessId: 11, exportedMessageTotalCount: 1234, exportedFlowRecordTotalCount: 56789 },
+          ],
+        ])
+        expect((await store.options({})).rows).toHaveLength(9)
+        await store.close()
+        const again = await reopen()
+        expect(
+          (await again.query({ columns: JOINED_COLUMNS, limit: 100 })).rows.map((r) => r.app_name),
+        ).toEqual(JOINED_EXPECTED.map((r) => r[1]))
+        await again.close()
+      })
+
+      it.skipIf(!existsSync(HUAWEI))(
+        'names VRFs and interfaces from real exports (Huawei, Cisco)',
+        async () => {
+          const { store } = await b.create()
+          const writer = new BatchWriter(store, NAMES)
+          const options = new OptionsWriter(store)
+          const col = new FlowCollector()
+          const reader = new OfflineReader(col, (o) => {
+            storeRecords(writer, o)
+            options.add(o)
+          })
+          await reader.read([HUAWEI])
+          await writer.flush()
+          await options.flush()
+          // pmacct's golden decode of this capture: egress_vrf_name A4 for the two UDP flows (egressVRFID 1),
+          // ingress_vrf_name A4 for the BGP one (ingressVRFID 1), and no name for VRF id 0.
+          const rows = (
+            await store.query({ columns: ['proto', 'src_addr', 'vrf_name', 'out_vrf_name'], limit: 10 })
+          ).rows.map((r) => [r.proto, r.src_addr, r.vrf_name, r.out_vrf_name])
+          expect(rows).toEqual([
+            [4, '2001:db8:53::1', null, 'A4'],
+            [4, '2001:db8:53::1', null, 'A4'],
+            [6, 'fd00::2', 'A4', null],
+          ])
+          expect((await store.query({ filter: parseFilter('vrf A4'), limit: 10 })).rows).toHaveLength(3)
+          if (existsSync(CISCO_SRV6)) {
+            const col2 = new FlowCollector()
+            const w2 = new BatchWriter(store, NAMES)
+            const o2 = new OptionsWriter(store)
+            await new OfflineReader(col2, (o) => {
+              storeRecords(w2, o)
+              o2.add(o)
+            }).read([CISCO_SRV6])
+            await w2.flush()
+            await o2.flush()
+            const ifs = (await store.options({ kind: 'interface' })).rows
+            expect(ifs.length).toBeGreaterThan(0)
+            const named = await store.query({
+              filter: parseFilter('in if ~ "*"'),
+              columns: ['exporter', 'observation_domain', 'in_if', 'in_if_name'],
+              limit: 1000,
+            })
+            expect(named.rows.length).toBeGreaterThan(0)
+            // Each name is the one the exporter gave that interface index in that domain.
+            const byKey = new Map(
+              ifs.map((r) => [
+                `${String(r.exporter)}|${String(r.observation_domain)}|${String(r.key)}`,
+                r.name,
+              ]),
+            )
+            for (const r of named.rows)
+              expect(r.in_if_name).toBe(
+                byKey.get(`${String(r.exporter)}|${String(r.observation_domain)}|${String(r.in_if)}`),
+              )
+          }
+          await store.close()
+        },
+      )
+
+      it('probe → UDP → collector → store: flows named by the probe RFC 6759 catalogue (template 290)', async () => {
+        const { store } = await b.create()
+        const writer = new BatchWriter(store, NAMES, { maxRows: 200 })
+        const options = new OptionsWriter(store)
+        const col = new FlowCollector()
+        let taken = 0
+        const l = await listen({ protocol: 'udp', host: '127.0.0.1', port: 0 }, col, (o) => {
+          taken += storeRecords(writer, o)
+          options.add(o)
+        })
+        try {
+          const run = await probeRecords(
+            [bundledCaptures()],
+            { fields: ['all'], destinations: [{ kind: 'udp', host: '127.0.0.1', port: l.port }] },
+            [],
+            true,
+          )
+          // Not the options records (catalogue, RFC 5610 types, statistics: RFC 7011 §4 scopes).
+          const OPTION_FIELDS = [
+            'applicationName',
+            'informationElementId',
+            'observationDomainId',
+            'exportingProcessId',
+          ]
+          const flows = run.records.filter((r) => !OPTION_FIELDS.some((f) => f in r))
+          const catalogue = new Map(
+            run.records
+              .filter((r) => typeof r.applicationName === 'string' && typeof r.applicationId === 'string')
+              .map((r) => [r.applicationId as string, r.applicationName as string]),
+          )
+          expect(catalogue.size).toBeGreaterThan(100)
+          await waitFor(() => taken >= flows.length)
+          await writer.flush()
+          await options.flush()
+          const rows = (await store.query({ columns: ['src_addr', 'app_name'], limit: 1_000_000 })).rows
+          expect(rows).toHaveLength(flows.length)
+          // Every flow whose applicationId is in the catalogue gets that name, the others none.
+          const want = flows.map((f) => catalogue.get(String(f.applicationId)) ?? null).sort()
+          expect(rows.map((r) => r.app_name).sort()).toEqual(want)
+          const named = want.filter((n) => n !== null)
+          expect(named.length).toBeGreaterThan(0)
+          const dns = named.filter((n) => n === 'DNS').length
+          expect(dns).toBeGreaterThan(0)
+          expect((await store.query({ filter: parseFilter('app dns'), limit: 100_000 })).rows).toHaveLength(
+            dns,
+          )
+        } finally {
+          await l.close()
+          await writer.close()
+        }
       })
 
       it('probe → UDP → collector → store: every exported field comes back unchanged', async () => {

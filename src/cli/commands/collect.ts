@@ -5,7 +5,8 @@
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
  * With --store duckdb:PATH or clickhouse:URL the flow records are stored too (batched; flushed at the end, on
  * SIGINT/SIGTERM and by the batch triggers), and retention by age and row count runs at start and every
- * minute while listening.
+ * minute while listening. Options data records go to the store's options table (store/options-rows.ts),
+ * which `flowtel query` joins onto the flows. RFC 6313 lists are printed as JSON, decoded by the collector.
  */
 import { Command } from 'commander'
 import { createWriteStream } from 'node:fs'
@@ -21,6 +22,7 @@ import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
 import { basicListToJson } from '../../collector/structured.js'
 import { openStoreWriter, storeRecords } from '../../store/ingest.js'
+import { OptionsWriter } from '../../store/options-writer.js'
 import type { BatchWriter, RetentionPolicy } from '../../store/store.js'
 import { collect, intOption } from '../options.js'
 
@@ -47,12 +49,17 @@ interface CollectFlags {
 /** The JSON object written for one record: its elements, plus `@`-prefixed metadata with --meta. */
 export function recordLine(r: CollectedRecord, meta: boolean): Record<string, unknown> {
   const o = recordToJson(r)
-  // RFC 6313 basicLists as JSON lists instead of hex (a malformed list stays hex).
-  for (const f of r.fields)
-    if (f.type === 'basicList' && f.value instanceof Uint8Array && !Array.isArray(o[f.name])) {
+  // RFC 6313 lists as JSON (decoded by the collector with the session's templates); a malformed list stays
+  // hex, and so does a repeated one (its occurrences are an array already).
+  r.fields.forEach((f, i) => {
+    if (Array.isArray(o[f.name])) return
+    const s = r.structured?.get(i)
+    if (s !== undefined) o[f.name] = s
+    else if (f.type === 'basicList' && f.value instanceof Uint8Array) {
       const list = basicListToJson(f.value, () => {})
       if (list !== undefined) o[f.name] = list
     }
+  })
   if (!meta) return o
   return {
     '@version': r.version,
@@ -151,6 +158,7 @@ export function collectCommand(): Command {
       const out: Writable | undefined =
         jsonPath === undefined ? undefined : jsonPath === '-' ? process.stdout : createWriteStream(jsonPath)
       let writer: BatchWriter | undefined
+      let options: OptionsWriter | undefined
       let stored = 0
       const retention: RetentionPolicy = {
         ...(flags.retentionAge !== undefined ? { maxAgeMs: flags.retentionAge * 1000 } : {}),
@@ -169,6 +177,10 @@ export function collectCommand(): Command {
           maxDelayMs: flags.batchDelay,
           onError: (e) =>
             process.stderr.write(`flowtel collect: store write failed (kept, retrying): ${String(e)}\n`),
+        })
+        options = new OptionsWriter(writer.store, {
+          onError: (e) =>
+            process.stderr.write(`flowtel collect: options write failed (kept, retrying): ${String(e)}\n`),
         })
         await retain()
       }
@@ -189,6 +201,7 @@ export function collectCommand(): Command {
       }
       const sink = (o: DecodeOutput): void => {
         if (writer !== undefined) stored += storeRecords(writer, o)
+        options?.add(o)
         if (out === undefined) {
           for (const r of o.records) if (!r.isOptions) records++
           for (const e of o.events) side += JSON.stringify(eventLine(e)) + '\n'
@@ -265,6 +278,7 @@ export function collectCommand(): Command {
       }
       if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
       // Everything accepted is stored before the process ends (SIGTERM included: the listeners stopped above).
+      if (options !== undefined) await options.flush()
       if (writer !== undefined) await writer.close()
       if (out !== undefined && out !== process.stdout) await new Promise<void>((r) => out.end(r))
       if (flags.summary) {
@@ -272,6 +286,9 @@ export function collectCommand(): Command {
           '@event': 'summary',
           records,
           ...(writer !== undefined ? { stored, store: writer.stats } : {}),
+          ...(options !== undefined
+            ? { options: { ...options.stats, repeats: options.recorder.stats.repeats } }
+            : {}),
           input: reader.stats,
           // Per listener: connections, refused and idle-closed ones, TLS handshake failures, socket errors.
           ...(openListeners.length > 0

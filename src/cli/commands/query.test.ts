@@ -1,6 +1,6 @@
 // `flowtel collect --read ... --store duckdb:PATH` then `flowtel query` on that file: top-N, filters, formats,
 // time arguments and a filter error with its position.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -9,6 +9,7 @@ import { runProbe, DEFAULT_PROBE_OPTIONS } from '../../probe/probe.js'
 import { collectCommand } from './collect.js'
 import { parseTime, queryCommand } from './query.js'
 
+const HUAWEI = '/work/shared/exports/ipfix/netgauze__106-IPFIXv10-HUAWEI-vrf_name/traffic-00.pcap'
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-query-'))
 const db = join(dir, 'flows.duckdb')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -101,6 +102,41 @@ describe('flowtel query', () => {
 
   it('refuses a store that does not exist', async () => {
     await expect(run(['--store', `duckdb:${join(dir, 'none.duckdb')}`])).rejects.toThrow(/no flow store at/)
+  })
+
+  it.skipIf(!existsSync(HUAWEI))('shows names joined from options data, and lists the options', async () => {
+    const vrfDb = join(dir, 'vrf.duckdb')
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      await collectCommand().parseAsync(['--read', HUAWEI, '--store', `duckdb:${vrfDb}`, '--no-summary'], {
+        from: 'user',
+      })
+    } finally {
+      e.mockRestore()
+    }
+    // The default listing adds the joined columns that have a value: here the VRF names, no app or interface.
+    const table = (await run(['--store', `duckdb:${vrfDb}`])).trim().split('\n')
+    expect(table[0]).toMatch(/ bytes\s+rev_bytes\s+vrf_name\s+out_vrf_name$/)
+    expect(table).toHaveLength(4)
+    const csv = await run([
+      '--store',
+      `duckdb:${vrfDb}`,
+      '-f',
+      'vrf A4',
+      '--columns',
+      'proto,vrf_name,out_vrf_name',
+      '--format',
+      'csv',
+    ])
+    expect(csv).toBe('proto,vrf_name,out_vrf_name\n4,,A4\n4,,A4\n6,A4,\n')
+    const opts = (await run(['--store', `duckdb:${vrfDb}`, '--options', 'vrf', '--format', 'json']))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(opts).toMatchObject([{ exporter: '2001:db8:54::1', kind: 'vrf', key: '1', name: 'A4', rate: 0 }])
+    expect(String(opts[0]?.received)).toMatch(/^\d{4}-\d\d-\d\dT/)
+    // Without options data the listing is the plain summary (see the CSV header test above).
+    expect((await run(['--store', `duckdb:${db}`, '-n', '1'])).split('\n')[0]).toMatch(/rev_bytes$/)
   })
 
   it('parses time arguments', () => {

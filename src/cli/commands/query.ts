@@ -7,7 +7,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { valueToJson } from '../../ipfix/decoder.js'
 import { parseFilter } from '../../query/filter.js'
-import type { FlowQuery, TopMetric } from '../../query/sql.js'
+import { SUMMARY_JOINED, type FlowQuery, type TopMetric } from '../../query/sql.js'
+import { OPTION_KINDS } from '../../store/options-store.js'
+import type { OptionKind } from '../../store/options-rows.js'
 import { COLUMN_BY_NAME } from '../../schema/columns.js'
 import { openStoreForQuery, parseStore } from '../../store/open.js'
 import type { RowValue } from '../../store/normalize.js'
@@ -23,6 +25,8 @@ interface QueryFlags {
   until?: bigint
   limit?: number
   format: 'table' | 'json' | 'csv'
+  columns?: string
+  options?: OptionKind | true
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }
@@ -49,23 +53,36 @@ export function parseTime(value: string, name: string, nowMs = Date.now()): bigi
   return BigInt(ms) * 1000n
 }
 
+/** Time columns: the flow table's, and `received` of the options listing (µs since 1970). */
+const isTime = (column: string): boolean =>
+  COLUMN_BY_NAME.get(column)?.kind === 'time' || column === 'received'
+
 /** One value as text for table and CSV output. */
 export function cellText(column: string, v: RowValue): string {
   if (v === null) return ''
-  if (COLUMN_BY_NAME.get(column)?.kind === 'time' && typeof v === 'bigint')
+  if (isTime(column) && typeof v === 'bigint')
     return String(valueToJson('dateTimeMicroseconds', v * 1000n)).replace(/000Z$/, 'Z')
   return String(v)
 }
 
 function jsonValue(column: string, v: RowValue): unknown {
   if (typeof v === 'bigint') {
-    if (COLUMN_BY_NAME.get(column)?.kind === 'time') return cellText(column, v)
+    if (isTime(column)) return cellText(column, v)
     return valueToJson('unsigned64', v)
   }
   return v
 }
 
-const NUMERIC = new Set(['flows', 'packets', 'bytes'])
+const NUMERIC = new Set(['flows', 'packets', 'bytes', 'sampling_rate', 'rate', 'observation_domain'])
+
+/** The default listing without the joined columns that no listed row has a value for. */
+export function dropEmptyJoined(r: QueryResult): QueryResult {
+  const empty = new Set(
+    SUMMARY_JOINED.filter((c) => r.rows.every((row) => row[c] === null || row[c] === undefined)),
+  )
+  if (empty.size === 0) return r
+  return { columns: r.columns.filter((c) => !empty.has(c)), rows: r.rows }
+}
 
 export function formatResult(r: QueryResult, format: 'table' | 'json' | 'csv'): string {
   if (format === 'json')
@@ -121,6 +138,16 @@ export function queryCommand(): Command {
     .addOption(
       new Option('--format <fmt>', 'output format').choices(['table', 'json', 'csv']).default('table'),
     )
+    .option(
+      '--columns <list>',
+      'list these columns (flow columns and the joined app_name, app_category, in_if_name, out_if_name, ' +
+        'vrf_name, out_vrf_name, sampling_rate, ...)',
+    )
+    .addOption(
+      new Option('--options [kind]', 'list the latest options data per exporter instead of flows').choices(
+        OPTION_KINDS,
+      ),
+    )
     .action(async (flags: QueryFlags) => {
       parseStore(flags.store) // a bad URL fails before anything else
       const q: FlowQuery = { by: flags.by }
@@ -134,9 +161,24 @@ export function queryCommand(): Command {
       if (flags.since !== undefined) q.since = flags.since
       if (flags.until !== undefined) q.until = flags.until
       if (flags.limit !== undefined) q.limit = flags.limit
+      if (flags.columns !== undefined)
+        q.columns = flags.columns
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
       const store = await openStoreForQuery(flags.store)
       try {
-        process.stdout.write(formatResult(await store.query(q), flags.format))
+        if (flags.options !== undefined) {
+          const r = await store.options({
+            ...(flags.options !== true ? { kind: flags.options } : {}),
+            ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+          })
+          process.stdout.write(formatResult(r, flags.format))
+          return
+        }
+        const r = await store.query(q)
+        const listing = q.top === undefined && q.columns === undefined
+        process.stdout.write(formatResult(listing ? dropEmptyJoined(r) : r, flags.format))
       } finally {
         await store.close()
       }
