@@ -21,32 +21,8 @@ import {
 } from '../ipfix/elements.js'
 import type { Counter } from './data-set.js'
 
-/** RFC 5610 §3.1: data type codes in IANA "IPFIX Information Element Data Types" order. */
-const TYPE_BY_CODE: readonly IeDataType[] = [
-  'octetArray',
-  'unsigned8',
-  'unsigned16',
-  'unsigned32',
-  'unsigned64',
-  'signed8',
-  'signed16',
-  'signed32',
-  'signed64',
-  'float32',
-  'float64',
-  'boolean',
-  'macAddress',
-  'string',
-  'dateTimeSeconds',
-  'dateTimeMilliseconds',
-  'dateTimeMicroseconds',
-  'dateTimeNanoseconds',
-  'ipv4Address',
-  'ipv6Address',
-  'basicList',
-  'subTemplateList',
-  'subTemplateMultiList',
-]
+/** RFC 5610 §3.1: data type codes are indexes into IE_DATA_TYPES (kept in IANA code order). */
+const TYPE_BY_CODE: readonly IeDataType[] = IE_DATA_TYPES
 /** RFC 5610 §3.2: semantics codes. */
 const SEMANTICS_BY_CODE = [
   'default',

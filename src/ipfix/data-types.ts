@@ -1,4 +1,7 @@
-/** The IPFIX abstract data types (RFC 7012 §3.1, RFC 6313 §4.5), with no dependencies so generators can use them. */
+/**
+ * The IPFIX abstract data types (RFC 7012 §3.1, RFC 6313 §4.5), with no dependencies so generators can use them.
+ * In the order of IANA's "IPFIX Information Element Data Types" codes: the index is the RFC 5610 §3.1 code.
+ */
 
 export const IE_DATA_TYPES = [
   'octetArray',
