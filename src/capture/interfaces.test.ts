@@ -9,6 +9,7 @@ import {
   listInterfaces,
   NO_ADDRESS_REASON,
   NotMonitorableError,
+  parseVlanConfig,
   type NetInterface,
 } from './interfaces.js'
 
@@ -32,6 +33,36 @@ function itf(name: string, addresses: [string, 'IPv4' | 'IPv6'][], ifIndex = 7):
     reason: counted ? null : NO_ADDRESS_REASON,
   }
 }
+
+describe('VLAN sub-interfaces without the 8021q module at hand', () => {
+  // /proc/net/vlan/config as Linux 6.x writes it (net/8021q/vlanproc.c).
+  const config = [
+    'VLAN Dev name    | VLAN ID',
+    'Name-Type: VLAN_NAME_TYPE_RAW_PLUS_VID_NO_PAD',
+    'eth0.100       | 100  | eth0',
+    'vlan200        | 200  | eth0',
+    'broken line',
+    'bad | x | eth1',
+    '',
+  ].join('\n')
+
+  it('reads the sub-interfaces, their VLAN id and parent', () => {
+    expect([...parseVlanConfig(config)]).toEqual([
+      ['eth0.100', { id: 100, parent: 'eth0' }],
+      ['vlan200', { id: 200, parent: 'eth0' }],
+    ])
+  })
+
+  it('applies the address rule to a sub-interface as to any interface', () => {
+    const vlans = parseVlanConfig(config)
+    const v100 = { ...itf('eth0.100', [['10.0.100.1', 'IPv4']], 8), vlan: vlans.get('eth0.100') ?? null }
+    const v200 = { ...itf('vlan200', [], 9), vlan: vlans.get('vlan200') ?? null }
+    expect(checkMonitorable(['eth0.100'], [v100, v200]).map((i) => i.ifIndex)).toEqual([8])
+    expect(() => checkMonitorable(['vlan200'], [v100, v200])).toThrow(
+      `interface "vlan200": ${NO_ADDRESS_REASON}`,
+    )
+  })
+})
 
 describe('checkMonitorable', () => {
   const available = [

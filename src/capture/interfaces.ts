@@ -197,13 +197,19 @@ function procNetDevNames(): string[] {
 
 /** /proc/net/vlan/config: "eth0.100       | 100  | eth0" per VLAN device (present once 8021q is loaded). */
 function vlanConfig(): Map<string, { id: number; parent: string }> {
-  const map = new Map<string, { id: number; parent: string }>()
-  let text: string
   try {
-    text = readFileSync('/proc/net/vlan/config', 'utf8')
+    return parseVlanConfig(readFileSync('/proc/net/vlan/config', 'utf8'))
   } catch {
-    return map
+    return new Map()
   }
+}
+
+/**
+ * The 8021q module's /proc/net/vlan/config: two header lines, then `name | id | parent` per VLAN
+ * sub-interface. Lines that do not parse are passed over.
+ */
+export function parseVlanConfig(text: string): Map<string, { id: number; parent: string }> {
+  const map = new Map<string, { id: number; parent: string }>()
   for (const line of text.split('\n').slice(2)) {
     const parts = line.split('|').map((s) => s.trim())
     const [name, id, parent] = parts
