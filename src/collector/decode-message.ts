@@ -6,7 +6,7 @@
  * buffer (pending.ts) and is decoded when the template arrives; sequence numbers are accounted per session and
  * domain (session.ts). Nothing throws for bad input: every fault is a named counter.
  */
-import type { DecodedField, DecodedRecord } from '../ipfix/decoder.js'
+import type { DecodedField } from '../ipfix/decoder.js'
 import { lookupElement } from '../ipfix/elements.js'
 import { registerVendorElements } from '../ipfix/enterprise/vendors.js'
 import { decodeRecords, type CollectorTemplate } from './data-set.js'
@@ -24,42 +24,11 @@ import {
 import { decodeSflow } from './sflow.js'
 import { isListType, listToJson, type ListContext } from './structured.js'
 import { isTypeRecord } from './type-records.js'
-import { TemplateStore, templateKey, type SetResult, type TemplateStoreOptions } from './template-store.js'
+import { TemplateStore, templateKey, type TemplateStoreOptions } from './template-store.js'
 import { uptimeToUnixMs } from './netflow-v5.js'
+import type { CollectedRecord, DecodeOutput, MessageDecoderHost } from './decode-output.js'
 
-export type FlowVersion = 5 | 9 | 10
-
-export interface CollectedRecord extends DecodedRecord {
-  readonly version: FlowVersion | 'sflow'
-  readonly exporter: string
-  readonly exportTime: number
-  readonly sequence: number
-  /** Decoded from the pending buffer when its template arrived. */
-  readonly deferred: boolean
-  /**
-   * RFC 6313 lists of the record decoded as JSON (structured.ts), by field index; a malformed or undecodable
-   * list is absent here (counted) and stays hex in the field.
-   */
-  structured?: Map<number, unknown>
-}
-
-export interface TemplateEvent {
-  readonly event: 'template' | 'options-template' | 'withdrawal' | 'withdrawal-all'
-  readonly version: 9 | 10
-  readonly exporter: string
-  readonly domain: number
-  readonly templateId: number
-  readonly status?: SetResult
-  readonly scopeCount?: number
-  readonly fields?: ReadonlyArray<{ name: string; pen: number; id: number; length: number }>
-}
-
-export interface DecodeOutput {
-  readonly records: CollectedRecord[]
-  readonly events: TemplateEvent[]
-  /** The counter of the fault that ended the message, if any (records before it are kept). */
-  error?: string
-}
+export type { CollectedRecord, DecodeOutput, FlowVersion, TemplateEvent } from './decode-output.js'
 
 export interface CollectorOptions {
   templates?: TemplateStoreOptions
@@ -71,7 +40,7 @@ export interface CollectorOptions {
   absoluteTimes?: boolean
 }
 
-export class FlowCollector {
+export class FlowCollector implements MessageDecoderHost {
   readonly counters: Record<string, number> = {}
   readonly templates: TemplateStore
   readonly pending: PendingStore

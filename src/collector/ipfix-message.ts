@@ -6,14 +6,14 @@
  * of its Set is skipped; the other Sets of the message are still processed (standards §5.3).
  */
 import { minRecordLength, resolveIpfixField, type CollectorTemplate, type FieldDef } from './data-set.js'
-import type { DecodeOutput, FlowCollector } from './decode-message.js'
+import type { DecodeOutput, MessageDecoderHost } from './decode-output.js'
 import type { MessageContext } from './pending.js'
 import type { TransportSession } from './session.js'
 
 export const IPFIX_HEADER = 16
 
 export function decodeIpfix(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   bytes: Uint8Array,
   sess: TransportSession,
   now: number,
@@ -63,7 +63,7 @@ export function decodeIpfix(
 }
 
 function templateSet(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   view: DataView,
   p: number,
   end: number,

@@ -14,14 +14,14 @@ import {
   type CollectorTemplate,
   type FieldDef,
 } from './data-set.js'
-import type { DecodeOutput, FlowCollector } from './decode-message.js'
+import type { DecodeOutput, MessageDecoderHost } from './decode-output.js'
 import type { MessageContext } from './pending.js'
 import type { TransportSession } from './session.js'
 
 export const V9_HEADER = 20
 
 export function decodeV9(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   bytes: Uint8Array,
   sess: TransportSession,
   now: number,
@@ -58,7 +58,7 @@ export function decodeV9(
 }
 
 function templateFlowSet(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   view: DataView,
   p: number,
   end: number,
@@ -99,7 +99,7 @@ function templateFlowSet(
 }
 
 function optionsFlowSet(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   view: DataView,
   p: number,
   end: number,

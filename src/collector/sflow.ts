@@ -16,7 +16,7 @@ import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { ipv4Text, ipv6Text, type DecodedField, type FieldValue } from '../ipfix/decoder.js'
 import { lookupElement, type IeDataType } from '../ipfix/elements.js'
 import { SFLOW_PEN } from '../ipfix/enterprise/sflow.js'
-import type { DecodeOutput, FlowCollector } from './decode-message.js'
+import type { DecodeOutput, MessageDecoderHost } from './decode-output.js'
 import type { TransportSession } from './session.js'
 
 const LINK_ETHERNET = 1
@@ -81,7 +81,7 @@ function address(c: Cursor): string | undefined {
 }
 
 export function decodeSflow(
-  col: FlowCollector,
+  col: MessageDecoderHost,
   bytes: Uint8Array,
   sess: TransportSession,
   out: DecodeOutput,
@@ -180,7 +180,7 @@ export function decodeSflow(
 }
 
 /** Flow records of one flow sample into `fields`; false when the sample is unusable. */
-function flowRecords(col: FlowCollector, s: Cursor, fields: DecodedField[], rate: number): boolean {
+function flowRecords(col: MessageDecoderHost, s: Cursor, fields: DecodedField[], rate: number): boolean {
   if (!s.has(4)) return false
   const n = s.u32()
   for (let i = 0; i < n && i < MAX_RECORDS; i++) {
@@ -231,7 +231,7 @@ function flowRecords(col: FlowCollector, s: Cursor, fields: DecodedField[], rate
   return true
 }
 
-function rawHeader(col: FlowCollector, r: Cursor, fields: DecodedField[], rate: number): void {
+function rawHeader(col: MessageDecoderHost, r: Cursor, fields: DecodedField[], rate: number): void {
   if (!r.has(16)) {
     col.count('sflow_truncated_record')
     return
@@ -285,7 +285,7 @@ function rawHeader(col: FlowCollector, r: Cursor, fields: DecodedField[], rate: 
   }
 }
 
-function counterRecords(col: FlowCollector, s: Cursor, fields: DecodedField[]): void {
+function counterRecords(col: MessageDecoderHost, s: Cursor, fields: DecodedField[]): void {
   if (!s.has(4)) return
   const n = s.u32()
   for (let i = 0; i < n && i < MAX_RECORDS; i++) {
