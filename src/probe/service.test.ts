@@ -387,4 +387,40 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     expect(svc.getSettings()).toMatchObject({ activeTimeout: 120, inactiveTimeout: 10, workers: 2 })
     expect(liveWorkerThreads()).toBe(0)
   })
+
+  it('stops by itself and reports `failed` when a metering worker dies, instead of metering nothing', async () => {
+    const rx = await receiver()
+    cleanup.push(() => rx.listener.close())
+    const h = harness()
+    const svc = new ProbeService(h.deps, { meteringFault: { worker: 0, slot: 0 } })
+    await svc.start(settings({ collectors: [rx.address], workers: 2 }))
+    cleanup.push(() => svc.stop())
+    let failedWith: Error | undefined
+    void svc.failed.then((e) => (failedWith = e))
+    const cap = h.captures.get('fake0')!
+    // Packets of many flows, so that worker 0 gets some (both fixtures, several times over).
+    let at = Date.now() * 1000
+    for (let i = 0; i < 4; i++) at = cap.feed(await readPackets([DNS, HTTP]), at) + 1000
+    await waitFor(() => failedWith !== undefined)
+    expect(failedWith?.message).toMatch(/metering worker 0 failed: injected fault/)
+    await waitFor(() => !svc.running)
+    await svc.stop()
+    expect(h.logs.some((m) => /^metering failed: .*injected fault.*; stopping the probe$/.test(m))).toBe(true)
+    expect(h.logs.some((m) => m.startsWith('capture on fake0 failed'))).toBe(false)
+    expect(h.logs).toContain(
+      'probe: stopped after a metering failure; flows the failed metering held are lost',
+    )
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it('does not report `failed` on a graceful stop', async () => {
+    const rx = await receiver()
+    cleanup.push(() => rx.listener.close())
+    const { svc } = await started(settings({ collectors: [rx.address], workers: 2 }))
+    let failedWith: Error | undefined
+    void svc.failed.then((e) => (failedWith = e))
+    await svc.stop()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(failedWith).toBeUndefined()
+  })
 })

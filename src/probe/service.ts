@@ -34,6 +34,10 @@
  * (live-clock.ts). stop() first drains the captures (every packet the kernel captured before the stop is
  * metered: a connection made just before SIGTERM is not lost), then exports every flow (forcedEnd), closes the
  * exporter (last messages and statistics sent) and closes the captures.
+ *
+ * A failure of the metering itself (a worker thread dies, the pipeline throws) is not one capture's failure:
+ * the service logs it, stops by itself and resolves `failed`, so the command exits non-zero and a service
+ * manager restarts the probe, instead of a probe that runs on and meters nothing.
  */
 import type { PacketBatch } from '../capture/batch.js'
 import type { CaptureSettings, ProbeSettings } from '../config/settings.js'
@@ -108,6 +112,8 @@ export interface ServiceOptions {
   maxFlows?: number
   templateRefreshSeconds?: number
   statsIntervalSeconds?: number
+  /** Tests only: make one metering worker throw at a ring slot (see WorkerPoolOptions.fault). */
+  meteringFault?: { worker: number; slot: number }
 }
 
 /** Flow template IDs of the two settings generations that can be alive at once (see FlowRecords). */
@@ -186,6 +192,16 @@ export class ProbeService implements TelemetryControl {
     ignoredOctets: 0,
   }
   private readonly log: (message: string) => void
+  private fatalError: Error | undefined
+  private reportFatal: (err: Error) => void = () => undefined
+  /**
+   * Resolves (never rejects) with the error when metering itself fails: a metering worker thread died or the
+   * pipeline threw. The service then stops on its own (what the workers still hold is lost, the rest is
+   * flushed); the caller should exit non-zero so that a service manager restarts the probe.
+   */
+  readonly failed: Promise<Error> = new Promise<Error>((resolve) => {
+    this.reportFatal = resolve
+  })
 
   constructor(
     private readonly deps: ServiceDeps,
@@ -249,6 +265,7 @@ export class ProbeService implements TelemetryControl {
         pipeline: this.pipelineOptions(s),
         startUs: this.clock.nowUs() - 1_000_000,
         onWarning: (m) => this.log(`warning: ${m}`),
+        ...(this.opts.meteringFault !== undefined ? { fault: this.opts.meteringFault } : {}),
       })
     else {
       this.pipeline = this.newPipeline(s, undefined)
@@ -454,11 +471,7 @@ export class ProbeService implements TelemetryControl {
   private async runCapture(entry: { name: string; capture: ServiceCapture; error?: string }): Promise<void> {
     try {
       for await (const batch of entry.capture.batches()) {
-        const p = this.pipeline
-        const w = this.workers
-        if (p !== undefined) p.processBatch(batch)
-        else if (w !== undefined) await w.dispatch(batch)
-        else break
+        if (!(await this.meter(batch))) break
         this.clock.sawBatch()
         // Let the export sockets and the API run between batches.
         await new Promise<void>((resolve) => setImmediate(resolve))
@@ -467,6 +480,31 @@ export class ProbeService implements TelemetryControl {
       entry.error = (err as Error).message
       this.log(`capture on ${entry.name} failed: ${entry.error}`)
     }
+  }
+
+  /** Meter one capture batch; false when metering has stopped or failed (then the capture loop ends). */
+  private async meter(batch: PacketBatch): Promise<boolean> {
+    if (this.fatalError !== undefined) return false
+    try {
+      const p = this.pipeline
+      const w = this.workers
+      if (p !== undefined) p.processBatch(batch)
+      else if (w !== undefined) await w.dispatch(batch)
+      else return false
+      return true
+    } catch (err) {
+      this.fatal(err as Error)
+      return false
+    }
+  }
+
+  /** Metering failed (not one capture): log it once, stop the service and tell `failed`. */
+  private fatal(err: Error): void {
+    if (this.fatalError !== undefined) return
+    this.fatalError = err
+    this.log(`metering failed: ${err.message}; stopping the probe`)
+    this.reportFatal(err)
+    void this.stop()
   }
 
   private async closeInterface(name: string): Promise<void> {
@@ -486,14 +524,18 @@ export class ProbeService implements TelemetryControl {
     if (w !== undefined) {
       // Each worker ends its draining generation by itself (metering-worker.ts).
       const t = this.clock.tick()
-      if (t !== undefined)
-        w.advanceTo(t).catch((err: Error) => this.log(`metering workers failed: ${err.message}`))
+      if (t !== undefined) w.advanceTo(t).catch((err: unknown) => this.fatal(err as Error))
       return
     }
     const p = this.pipeline
     if (p === undefined) return
     const t = this.clock.tick()
-    if (t !== undefined) p.advanceTo(t)
+    try {
+      if (t !== undefined) p.advanceTo(t)
+    } catch (err) {
+      this.fatal(err as Error)
+      return
+    }
     const prev = p.predecessor
     if (prev !== undefined && (prev.cache.size === 0 || p.nowUs >= this.drainDeadlineUs)) this.retire(p)
   }
@@ -659,7 +701,11 @@ export class ProbeService implements TelemetryControl {
     }
     const p = this.pipeline
     if (p !== undefined) {
-      p.flush(EndReason.ForcedEnd)
+      try {
+        p.flush(EndReason.ForcedEnd)
+      } catch (err) {
+        this.log(`metering failed while flushing: ${(err as Error).message}`)
+      }
       this.retire(p)
     }
     if (this.workers !== undefined)
@@ -670,7 +716,11 @@ export class ProbeService implements TelemetryControl {
         await this.workers.terminate()
       }
     await this.exporter?.close()
-    this.log('probe: stopped; every flow exported')
+    this.log(
+      this.fatalError === undefined
+        ? 'probe: stopped; every flow exported'
+        : 'probe: stopped after a metering failure; flows the failed metering held are lost',
+    )
     this.log(`probe: final status ${JSON.stringify(this.status())}`)
   }
 }

@@ -6,7 +6,8 @@
  * it (config/flags.ts), or from the flags alone. A flag's default never overrides the file: only flags
  * actually given count. Signals: SIGTERM/SIGINT stop gracefully (every flow exported, exit 0); SIGHUP
  * re-reads the config file (with the same command-line flags over it) and applies it live. Settings changed
- * through the REST API are written back to the config file when there is one.
+ * through the REST API are written back to the config file when there is one. A metering failure (a worker
+ * thread died) stops the service and the command exits 1, so a service manager restarts the probe.
  */
 import type { Command } from 'commander'
 import { startApiServer, type ApiServer } from '../../api/server.js'
@@ -111,21 +112,22 @@ export async function runLiveProbe(cmd: Command): Promise<void> {
   }
   log(`api: listening on ${api.url}`)
 
-  await new Promise<void>((resolve) => {
+  const failure = await new Promise<Error | undefined>((resolve) => {
     let stopping = false
-    const stop = (sig: string): void => {
+    const stop = (why: string, err?: Error): void => {
       if (stopping) return
       stopping = true
-      log(`${sig}: stopping`)
+      log(`${why}: stopping`)
       void (async () => {
         try {
           await api.close()
         } finally {
           await service.stop()
-          resolve()
+          resolve(err)
         }
       })()
     }
+    void service.failed.then((err) => stop('metering failure', err))
     const reload = (): void => {
       if (configFile === undefined) {
         log('SIGHUP: no --config file to reload')
@@ -148,4 +150,6 @@ export async function runLiveProbe(cmd: Command): Promise<void> {
     process.on('SIGINT', () => stop('SIGINT'))
     process.on('SIGHUP', reload)
   })
+  // Exit non-zero so that systemd (Restart=on-failure) starts a probe that meters again.
+  if (failure !== undefined) throw new Error(`the probe stopped: metering failed: ${failure.message}`)
 }

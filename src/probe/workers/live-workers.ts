@@ -22,6 +22,8 @@ export interface LiveWorkersOptions {
   /** Time (µs) before the first packet: what the exporter's clock reads until then. */
   startUs: number
   onWarning?: (message: string) => void
+  /** Tests only: make one worker throw at a ring slot (see WorkerPoolOptions.fault). */
+  fault?: { worker: number; slot: number }
 }
 
 /** The workers' counters summed; generationsAlive is the largest (2 while any worker drains one). */
@@ -43,6 +45,7 @@ export class LiveWorkers {
       pipeline: opts.pipeline,
       onRecords: (worker, bytes) => merger.accept(worker, bytes),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
+      ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
     })
     this.pool.nowUs = opts.startUs
   }
