@@ -125,3 +125,85 @@ export function ja4(c: ClientHelloFacts, transport: 't' | 'q' | 'd' = 't'): { te
   const cc = cInput === '' ? '000000000000' : sha12(cInput)
   return { text: `${a}_${b}_${cc}`, raw: `${a}_${cipherList}_${cInput}` }
 }
+
+/** The fingerprints a TLS record carries: JA3 and JA3S MD5 (hex, '' without the hello) and the JA4 text. */
+export interface HandshakeFingerprints {
+  ja3: string
+  ja3s: string
+  ja4: string
+}
+
+/**
+ * Memo of handshake fingerprints by everything they are computed from. A handful of client stacks send
+ * most hellos, so most handshakes repeat one seen before: the key is written into a reused scratch array,
+ * hashed (FNV-1a) and compared in full with the cached one, so a repeated handshake costs a pass over its
+ * lists and no string building, digest or allocation.
+ */
+const MEMO_SLOTS = 1024
+const memoKeys: (Uint32Array | undefined)[] = new Array<Uint32Array | undefined>(MEMO_SLOTS)
+const memoValues: (HandshakeFingerprints | undefined)[] = new Array<HandshakeFingerprints | undefined>(
+  MEMO_SLOTS,
+)
+let scratch = new Uint32Array(256)
+let scratchLength = 0
+
+function put(v: number): void {
+  if (scratchLength === scratch.length) {
+    const grown = new Uint32Array(scratch.length * 2)
+    grown.set(scratch)
+    scratch = grown
+  }
+  scratch[scratchLength++] = v
+}
+
+function putList(l: readonly number[]): void {
+  put(l.length)
+  for (const v of l) put(v)
+}
+
+/** Writes the fingerprint inputs of a handshake into `scratch` (each list preceded by its length). */
+function writeKey(c: ClientHelloFacts, s: ServerHelloFacts, transport: string): void {
+  scratchLength = 0
+  put(transport.charCodeAt(0))
+  put(c.clientVersion)
+  put(c.sni !== '' ? 1 : 0)
+  putList(c.cipherSuites)
+  putList(c.extensionTypes)
+  putList(c.supportedGroups)
+  putList(c.ecPointFormats)
+  putList(c.supportedVersions)
+  putList(c.signatureAlgorithms)
+  const alpn = c.alpnOffered[0]
+  put(alpn === undefined ? 0xffffffff : alpn.length)
+  if (alpn !== undefined) for (let i = 0; i < alpn.length; i++) put(alpn.charCodeAt(i))
+  put(s.serverLegacyVersion)
+  put(s.cipherSuite)
+  putList(s.serverExtensionTypes)
+}
+
+function sameKey(k: Uint32Array): boolean {
+  if (k.length !== scratchLength) return false
+  for (let i = 0; i < scratchLength; i++) if (k[i] !== scratch[i]) return false
+  return true
+}
+
+/**
+ * JA3, JA3S and JA4 of one handshake (`transport` as ja4's), the same as ja3(c).hash, ja3s(s).hash and
+ * ja4(c, transport).text. The result may be shared with other calls: treat it as read-only.
+ */
+export function handshakeFingerprints(
+  c: ClientHelloFacts,
+  s: ServerHelloFacts,
+  transport: 't' | 'q' | 'd' = 't',
+): HandshakeFingerprints {
+  writeKey(c, s, transport)
+  let h = 0x811c9dc5
+  for (let i = 0; i < scratchLength; i++) h = Math.imul(h ^ scratch[i]!, 0x01000193)
+  const slot = (h >>> 0) % MEMO_SLOTS
+  const k = memoKeys[slot]
+  if (k !== undefined && sameKey(k)) return memoValues[slot]!
+  const value = { ja3: ja3(c).hash, ja3s: ja3s(s).hash, ja4: ja4(c, transport).text }
+  memoKeys[slot] = scratch.slice(0, scratchLength)
+  memoValues[slot] = value
+  return value
+}
