@@ -135,7 +135,8 @@ export interface HandshakeFingerprints {
 
 /**
  * Memo of handshake fingerprints by everything they are computed from. A handful of client stacks send
- * most hellos, so most handshakes repeat one seen before: the key is written into a reused scratch array,
+ * most hellos, so most handshakes repeat one seen before (once their GREASE values, random per connection and
+ * ignored by the fingerprints, are left out): the key is written into a reused scratch array,
  * hashed (FNV-1a) and compared in full with the cached one, so a repeated handshake costs a pass over its
  * lists and no string building, digest or allocation.
  */
@@ -161,24 +162,32 @@ function putList(l: readonly number[]): void {
   for (const v of l) put(v)
 }
 
+/** A list the fingerprints read without its GREASE values: those are left out (clients pick them at random). */
+function putListNoGrease(l: readonly number[]): void {
+  const at = scratchLength
+  put(0)
+  for (const v of l) if (!isGrease(v)) put(v)
+  scratch[at] = scratchLength - at - 1
+}
+
 /** Writes the fingerprint inputs of a handshake into `scratch` (each list preceded by its length). */
 function writeKey(c: ClientHelloFacts, s: ServerHelloFacts, transport: string): void {
   scratchLength = 0
   put(transport.charCodeAt(0))
   put(c.clientVersion)
   put(c.sni !== '' ? 1 : 0)
-  putList(c.cipherSuites)
-  putList(c.extensionTypes)
-  putList(c.supportedGroups)
+  putListNoGrease(c.cipherSuites)
+  putListNoGrease(c.extensionTypes)
+  putListNoGrease(c.supportedGroups)
   putList(c.ecPointFormats)
-  putList(c.supportedVersions)
+  putListNoGrease(c.supportedVersions)
   putList(c.signatureAlgorithms)
   const alpn = c.alpnOffered[0]
   put(alpn === undefined ? 0xffffffff : alpn.length)
   if (alpn !== undefined) for (let i = 0; i < alpn.length; i++) put(alpn.charCodeAt(i))
   put(s.serverLegacyVersion)
   put(s.cipherSuite)
-  putList(s.serverExtensionTypes)
+  putListNoGrease(s.serverExtensionTypes)
 }
 
 function sameKey(k: Uint32Array): boolean {
@@ -199,6 +208,9 @@ export function handshakeFingerprints(
   writeKey(c, s, transport)
   let h = 0x811c9dc5
   for (let i = 0; i < scratchLength; i++) h = Math.imul(h ^ scratch[i]!, 0x01000193)
+  // FNV's low bits depend only on the inputs' low bits: mix the high ones down before taking the slot.
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h ^= h >>> 13
   const slot = (h >>> 0) % MEMO_SLOTS
   const k = memoKeys[slot]
   if (k !== undefined && sameKey(k)) return memoValues[slot]!
