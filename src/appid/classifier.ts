@@ -7,7 +7,7 @@
  * exported RFC 6759 applicationId carries the entry's stable id.
  */
 import { CATALOGUE, type AppEntry } from './catalogue.js'
-import { SIGNATURES, type Signature } from './signatures.js'
+import { SIGNATURE_TRANSPORTS, SIGNATURES, type Signature, type Transport } from './signatures.js'
 
 /** How an application was recognised, weakest first (a stronger one replaces a weaker one). */
 export const Evidence = {
@@ -33,6 +33,9 @@ export class AppCatalogue {
   private readonly byName = new Map<string, number>()
   /** Signatures in catalogue order, each with the entry it names. */
   readonly signatures: readonly { readonly entry: number; readonly test: Signature }[]
+  /** The signatures that can match on TCP, and on UDP (SIGNATURE_TRANSPORTS), in catalogue order. */
+  readonly tcpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
+  readonly udpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
 
   constructor(entries: readonly AppEntry[] = CATALOGUE) {
     this.entries = entries
@@ -59,6 +62,13 @@ export class AppCatalogue {
       }
     })
     this.signatures = sigs
+    const on = (t: Transport): { entry: number; test: Signature }[] =>
+      sigs.filter((x) => {
+        const name = entries[x.entry]!.signature
+        return (SIGNATURE_TRANSPORTS[name] ?? ['tcp', 'udp']).includes(t)
+      })
+    this.tcpSignatures = on('tcp')
+    this.udpSignatures = on('udp')
   }
 
   /** The entry whose domain equals `host` or is its longest suffix at a label boundary; NO_APP if none. */
