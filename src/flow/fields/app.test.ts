@@ -54,6 +54,21 @@ describe('application catalogue', () => {
     expect(name('localhost')).toBe('')
   })
 
+  it('answers a name asked again (memoised, also past the memo bound) as it did the first time', () => {
+    const hosts = ['www.youtube.com', 'YOUTUBE.COM.', 'notyoutube.com', 'maps.google.com', 'localhost']
+    const first = hosts.map((h) => new AppCatalogue().byHost(h))
+    const c = new AppCatalogue()
+    for (let round = 0; round < 3; round++) {
+      expect(hosts.map((h) => c.byHost(h))).toEqual(first)
+      for (let i = 0; i < 5000; i++) c.byHost(`h${i}.example.net`)
+    }
+    expect(first.slice(0, 3).map((e) => (e === NO_APP ? '' : c.entries[e]!.name))).toEqual([
+      'YouTube',
+      'YouTube',
+      '',
+    ])
+  })
+
   it('keeps the DNS answer cache bounded, dropping the oldest address', () => {
     const cache = new DnsAnswerCache(3)
     for (let i = 1; i <= 4; i++) cache.set(`192.0.2.${i}`, i)
