@@ -168,6 +168,8 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected readonly countField = 'flowtelTlsTransactions'
   protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
+  /** txLength fits the strings to the room and is exact: written directly. */
+  protected override readonly prewrite = false
 
   constructor() {
     super(['tls', 'dtls'])
