@@ -7,7 +7,7 @@
  * exported RFC 6759 applicationId carries the entry's stable id.
  */
 import { CATALOGUE, type AppEntry } from './catalogue.js'
-import { SIGNATURES, type Signature } from './signatures.js'
+import { SIGNATURE_TRANSPORTS, SIGNATURES, type Signature, type Transport } from './signatures.js'
 
 /** How an application was recognised, weakest first (a stronger one replaces a weaker one). */
 export const Evidence = {
@@ -24,6 +24,10 @@ export const Evidence = {
 
 export const NO_APP = -1
 
+/** Names memoised by byHost at most (then the memo starts again), and the longest name memoised. */
+const HOST_MEMO = 4096
+const MAX_MEMO_HOST = 255
+
 export class AppCatalogue {
   readonly entries: readonly AppEntry[]
   private readonly byDomain = new Map<string, number>()
@@ -31,8 +35,14 @@ export class AppCatalogue {
   private readonly byPort = new Map<number, number>()
   private readonly byProtocol = new Map<number, number>()
   private readonly byName = new Map<string, number>()
+  /** byHost and named answers by the name as given (bounded: cleared when full). */
+  private readonly hostMemo = new Map<string, number>()
+  private readonly namedMemo = new Map<string, number>()
   /** Signatures in catalogue order, each with the entry it names. */
   readonly signatures: readonly { readonly entry: number; readonly test: Signature }[]
+  /** The signatures that can match on TCP, and on UDP (SIGNATURE_TRANSPORTS), in catalogue order. */
+  readonly tcpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
+  readonly udpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
 
   constructor(entries: readonly AppEntry[] = CATALOGUE) {
     this.entries = entries
@@ -59,10 +69,31 @@ export class AppCatalogue {
       }
     })
     this.signatures = sigs
+    const on = (t: Transport): { entry: number; test: Signature }[] =>
+      sigs.filter((x) => {
+        const name = entries[x.entry]!.signature
+        return (SIGNATURE_TRANSPORTS[name] ?? ['tcp', 'udp']).includes(t)
+      })
+    this.tcpSignatures = on('tcp')
+    this.udpSignatures = on('udp')
   }
 
-  /** The entry whose domain equals `host` or is its longest suffix at a label boundary; NO_APP if none. */
+  /**
+   * The entry whose domain equals `host` or is its longest suffix at a label boundary; NO_APP if none.
+   * Names repeat (the same servers over many flows and DNS answers): recent answers are memoised.
+   */
   byHost(host: string): number {
+    const memo = this.hostMemo.get(host)
+    if (memo !== undefined) return memo
+    const e = this.lookupHost(host)
+    if (host.length <= MAX_MEMO_HOST) {
+      if (this.hostMemo.size >= HOST_MEMO) this.hostMemo.clear()
+      this.hostMemo.set(host, e)
+    }
+    return e
+  }
+
+  private lookupHost(host: string): number {
     let h = host.toLowerCase()
     if (h.endsWith('.')) h = h.slice(0, -1)
     for (let guard = 0; guard < 16 && h !== ''; guard++) {
@@ -77,7 +108,12 @@ export class AppCatalogue {
 
   /** By catalogue name, case-insensitively (the L7 parser names map here: 'DNS', 'HTTP', 'TLS', ...). */
   named(name: string): number {
-    return this.byName.get(name.toLowerCase()) ?? NO_APP
+    let e = this.namedMemo.get(name)
+    if (e === undefined) {
+      e = this.byName.get(name.toLowerCase()) ?? NO_APP
+      if (this.namedMemo.size < HOST_MEMO) this.namedMemo.set(name, e)
+    }
+    return e
   }
 
   byTransportPort(protocol: number, port: number): number {

@@ -4,7 +4,16 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { probeRecords } from '../../test/helpers/probe-run.js'
-import { isGrease, ja3, ja3s, ja4, type ClientHelloFacts } from './tls-fingerprint.js'
+import fc from 'fast-check'
+import {
+  handshakeFingerprints,
+  isGrease,
+  ja3,
+  ja3s,
+  ja4,
+  type ClientHelloFacts,
+  type ServerHelloFacts,
+} from './tls-fingerprint.js'
 
 const hello: ClientHelloFacts = {
   clientVersion: 0x0303,
@@ -48,5 +57,42 @@ describe('tls fingerprints', () => {
         .text,
     ).toBe('771,49199,65281-11')
     expect(ja3({ ...hello, clientVersion: 0 }).hash).toBe('')
+  })
+
+  it('memoised per handshake: the same as ja3, ja3s and ja4 for any hello, repeated or not', () => {
+    // Small value ranges so that hellos repeat and differ in one element only (what the memo must tell apart).
+    const list = fc.array(fc.constantFrom(0, 10, 16, 0x0a0a, 0xfafa, 0x1301, 0x0304, 0xc02f), {
+      maxLength: 6,
+    })
+    const facts = fc.record({
+      clientVersion: fc.constantFrom(0, 0x0303, 0xfefd),
+      cipherSuites: list,
+      extensionTypes: list,
+      supportedGroups: list,
+      ecPointFormats: fc.array(fc.constantFrom(0, 1), { maxLength: 2 }),
+      supportedVersions: list,
+      signatureAlgorithms: list,
+      sni: fc.constantFrom('', 'a.example'),
+      alpnOffered: fc.array(fc.constantFrom('h2', 'h3', '', 'http/1.1'), { maxLength: 2 }),
+      serverLegacyVersion: fc.constantFrom(0, 0x0303),
+      cipherSuite: fc.constantFrom(0x1301, 0xc02f),
+      serverExtensionTypes: list,
+      transport: fc.constantFrom('t' as const, 'q' as const, 'd' as const),
+    })
+    fc.assert(
+      // A hello, and hellos that differ from it in one field each: all asked twice, interleaved.
+      fc.property(facts, facts, (a, b) => {
+        const variants = [a, ...Object.keys(a).map((k) => ({ ...a, [k]: b[k as keyof typeof b] }))]
+        for (const h of [...variants, ...variants]) {
+          const c: ClientHelloFacts & ServerHelloFacts = h
+          expect(handshakeFingerprints(c, c, h.transport)).toEqual({
+            ja3: ja3(c).hash,
+            ja3s: ja3s(c).hash,
+            ja4: ja4(c, h.transport).text,
+          })
+        }
+      }),
+      { numRuns: 200 },
+    )
   })
 })

@@ -125,3 +125,97 @@ export function ja4(c: ClientHelloFacts, transport: 't' | 'q' | 'd' = 't'): { te
   const cc = cInput === '' ? '000000000000' : sha12(cInput)
   return { text: `${a}_${b}_${cc}`, raw: `${a}_${cipherList}_${cInput}` }
 }
+
+/** The fingerprints a TLS record carries: JA3 and JA3S MD5 (hex, '' without the hello) and the JA4 text. */
+export interface HandshakeFingerprints {
+  ja3: string
+  ja3s: string
+  ja4: string
+}
+
+/**
+ * Memo of handshake fingerprints by everything they are computed from. A handful of client stacks send
+ * most hellos, so most handshakes repeat one seen before (once their GREASE values, random per connection and
+ * ignored by the fingerprints, are left out): the key is written into a reused scratch array,
+ * hashed (FNV-1a) and compared in full with the cached one, so a repeated handshake costs a pass over its
+ * lists and no string building, digest or allocation.
+ */
+const MEMO_SLOTS = 1024
+const memoKeys: (Uint32Array | undefined)[] = new Array<Uint32Array | undefined>(MEMO_SLOTS)
+const memoValues: (HandshakeFingerprints | undefined)[] = new Array<HandshakeFingerprints | undefined>(
+  MEMO_SLOTS,
+)
+let scratch = new Uint32Array(256)
+let scratchLength = 0
+
+function put(v: number): void {
+  if (scratchLength === scratch.length) {
+    const grown = new Uint32Array(scratch.length * 2)
+    grown.set(scratch)
+    scratch = grown
+  }
+  scratch[scratchLength++] = v
+}
+
+function putList(l: readonly number[]): void {
+  put(l.length)
+  for (const v of l) put(v)
+}
+
+/** A list the fingerprints read without its GREASE values: those are left out (clients pick them at random). */
+function putListNoGrease(l: readonly number[]): void {
+  const at = scratchLength
+  put(0)
+  for (const v of l) if (!isGrease(v)) put(v)
+  scratch[at] = scratchLength - at - 1
+}
+
+/** Writes the fingerprint inputs of a handshake into `scratch` (each list preceded by its length). */
+function writeKey(c: ClientHelloFacts, s: ServerHelloFacts, transport: string): void {
+  scratchLength = 0
+  put(transport.charCodeAt(0))
+  put(c.clientVersion)
+  put(c.sni !== '' ? 1 : 0)
+  putListNoGrease(c.cipherSuites)
+  putListNoGrease(c.extensionTypes)
+  putListNoGrease(c.supportedGroups)
+  putList(c.ecPointFormats)
+  putListNoGrease(c.supportedVersions)
+  putList(c.signatureAlgorithms)
+  const alpn = c.alpnOffered[0]
+  put(alpn === undefined ? 0xffffffff : alpn.length)
+  if (alpn !== undefined) for (let i = 0; i < alpn.length; i++) put(alpn.charCodeAt(i))
+  put(s.serverLegacyVersion)
+  put(s.cipherSuite)
+  putListNoGrease(s.serverExtensionTypes)
+}
+
+function sameKey(k: Uint32Array): boolean {
+  if (k.length !== scratchLength) return false
+  for (let i = 0; i < scratchLength; i++) if (k[i] !== scratch[i]) return false
+  return true
+}
+
+/**
+ * JA3, JA3S and JA4 of one handshake (`transport` as ja4's), the same as ja3(c).hash, ja3s(s).hash and
+ * ja4(c, transport).text. The result may be shared with other calls: treat it as read-only.
+ */
+export function handshakeFingerprints(
+  c: ClientHelloFacts,
+  s: ServerHelloFacts,
+  transport: 't' | 'q' | 'd' = 't',
+): HandshakeFingerprints {
+  writeKey(c, s, transport)
+  let h = 0x811c9dc5
+  for (let i = 0; i < scratchLength; i++) h = Math.imul(h ^ scratch[i]!, 0x01000193)
+  // FNV's low bits depend only on the inputs' low bits: mix the high ones down before taking the slot.
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h ^= h >>> 13
+  const slot = (h >>> 0) % MEMO_SLOTS
+  const k = memoKeys[slot]
+  if (k !== undefined && sameKey(k)) return memoValues[slot]!
+  const value = { ja3: ja3(c).hash, ja3s: ja3s(s).hash, ja4: ja4(c, transport).text }
+  memoKeys[slot] = scratch.slice(0, scratchLength)
+  memoValues[slot] = value
+  return value
+}

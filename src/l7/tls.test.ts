@@ -158,6 +158,24 @@ describe('tls parser', () => {
     expect(d.finish()[0]?.sni).toBe('www.example.org')
   })
 
+  it("keeps its own copy of a message cut across records (the caller's buffer is reused)", () => {
+    // The engine hands the parser views of packet buffers that the next packet overwrites.
+    const hs = handshake(1, CH_BODY)
+    const whole = new Driver<TlsTx>(tlsParser)
+    whole.feed(L7Dir.ToServer, record(hs))
+    for (const cut of [1, 4, 10, 60, hs.length - 1]) {
+      const s = tlsParser.newState('tcp')
+      const d = new Driver<TlsTx>(tlsParser)
+      for (const part of [hs.slice(0, cut), hs.slice(cut)]) {
+        const buf = record(part)
+        expect(tlsParser.parse(s, L7Dir.ToServer, buf, d.ctx).kind).toBe('ok')
+        buf.fill(0xee)
+      }
+      tlsParser.finish(s, d.ctx)
+      expect(d.ctx.txs).toEqual(whole.finish())
+    }
+  })
+
   it('gives the same transaction for records cut at every byte boundary', () => {
     const msgs = [
       [L7Dir.ToServer, CLIENT_HELLO],

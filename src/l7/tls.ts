@@ -430,8 +430,17 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
           s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
         }
         if (s.hs[dir].byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
-        s.hs[dir] = concat(s.hs[dir], b.subarray(p + 5, p + 5 + len))
-        handshakes(s, dir, ctx)
+        const record = b.subarray(p + 5, p + 5 + len)
+        if (s.hs[dir].byteLength === 0) {
+          // Parsed in place; only what a message cut across records leaves is kept, as a copy (`b` is the
+          // caller's buffer).
+          s.hs[dir] = record
+          handshakes(s, dir, ctx)
+          if (s.hs[dir].byteLength > 0) s.hs[dir] = s.hs[dir].slice()
+        } else {
+          s.hs[dir] = concat(s.hs[dir], record)
+          handshakes(s, dir, ctx)
+        }
       } else if (type === 20) {
         // ChangeCipherSpec: what follows in this direction is encrypted.
         s.ccs[dir] = true

@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AppCatalogue, DnsAnswerCache, NO_APP } from '../../appid/classifier.js'
 import { CATALOGUE } from '../../appid/catalogue.js'
-import { SIGNATURES } from '../../appid/signatures.js'
+import fc from 'fast-check'
+import { SIGNATURE_TRANSPORTS, SIGNATURES, type Transport } from '../../appid/signatures.js'
 import { dnsMessage } from '../../../test/helpers/l7.js'
 import { eth, ipv4, LINKTYPE, pcapFile, PROTO, TCP, tcp, udp } from '../../../test/helpers/packet-builder.js'
 import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
@@ -53,6 +54,21 @@ describe('application catalogue', () => {
     expect(name('localhost')).toBe('')
   })
 
+  it('answers a name asked again (memoised, also past the memo bound) as it did the first time', () => {
+    const hosts = ['www.youtube.com', 'YOUTUBE.COM.', 'notyoutube.com', 'maps.google.com', 'localhost']
+    const first = hosts.map((h) => new AppCatalogue().byHost(h))
+    const c = new AppCatalogue()
+    for (let round = 0; round < 3; round++) {
+      expect(hosts.map((h) => c.byHost(h))).toEqual(first)
+      for (let i = 0; i < 5000; i++) c.byHost(`h${i}.example.net`)
+    }
+    expect(first.slice(0, 3).map((e) => (e === NO_APP ? '' : c.entries[e]!.name))).toEqual([
+      'YouTube',
+      'YouTube',
+      '',
+    ])
+  })
+
   it('keeps the DNS answer cache bounded, dropping the oldest address', () => {
     const cache = new DnsAnswerCache(3)
     for (let i = 1; i <= 4; i++) cache.set(`192.0.2.${i}`, i)
@@ -92,6 +108,82 @@ describe('content signatures', () => {
     ntp[0] = 0x23
     expect(SIGNATURES.ntp!(ntp, 'udp', true, 40000, 123)).toBe(true)
     expect(SIGNATURES.ntp!(ntp, 'udp', true, 40000, 40001)).toBe(false)
+  })
+})
+
+describe('signatures by transport', () => {
+  const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
+  it('every signature declares its transports; the per-transport lists keep catalogue order', () => {
+    expect(Object.keys(SIGNATURE_TRANSPORTS).sort()).toEqual(Object.keys(SIGNATURES).sort())
+    const c = new AppCatalogue()
+    for (const [t, list] of [
+      ['tcp', c.tcpSignatures],
+      ['udp', c.udpSignatures],
+    ] as const)
+      expect(list).toEqual(
+        c.signatures.filter((x) => SIGNATURE_TRANSPORTS[c.entries[x.entry]!.signature]!.includes(t)),
+      )
+    expect(c.tcpSignatures.length + c.udpSignatures.length).toBeGreaterThan(c.signatures.length)
+  })
+
+  it('a signature never matches on a transport it does not declare', () => {
+    // Openings of the signatures' protocols (each may match on its own transport), cut and varied at random,
+    // on the ports the signatures look for.
+    const openings = [
+      'SSH-2.0-x\r\n',
+      'USER a\r\n',
+      '220 x SMTP\r\n',
+      '+OK\r\n',
+      '* OK\r\n',
+      'INVITE sip:a SIP/2.0\r\n',
+      'M-SEARCH * HTTP/1.1\r\n',
+      'd1:ad2:id20:',
+      'AMQP',
+      '@RSYNCD:',
+      '<stream:stream',
+      'NICK a\r\n',
+      'get a\r\n',
+      'OPTIONS rtsp://a',
+    ].map(bytes)
+    const payload = fc.oneof(
+      fc.uint8Array({ minLength: 0, maxLength: 160 }),
+      fc.tuple(fc.constantFrom(...openings), fc.uint8Array({ maxLength: 40 })).map(([a, b]) => {
+        const out = new Uint8Array(a.length + b.length)
+        out.set(a)
+        out.set(b, a.length)
+        return out
+      }),
+    )
+    const port = fc.constantFrom(
+      22,
+      53,
+      69,
+      88,
+      123,
+      137,
+      138,
+      139,
+      161,
+      389,
+      500,
+      514,
+      1194,
+      4500,
+      5060,
+      6379,
+      6667,
+      11211,
+      40000,
+    )
+    fc.assert(
+      fc.property(payload, fc.boolean(), port, port, (b, toServer, sport, dport) => {
+        for (const [name, sig] of Object.entries(SIGNATURES))
+          for (const t of ['tcp', 'udp'] as Transport[])
+            if (!SIGNATURE_TRANSPORTS[name]!.includes(t))
+              expect(sig(b, t, toServer, sport, dport), name).toBe(false)
+      }),
+      { numRuns: 3000 },
+    )
   })
 })
 

@@ -155,7 +155,8 @@ export class AppFields implements FlowFeature, L7Consumer {
     const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
     const t = proto === 6 ? 'tcp' : 'udp'
     const toServer = dir === Dir.Forward
-    for (const s of this.catalogue.signatures) {
+    const sigs = proto === 6 ? this.catalogue.tcpSignatures : this.catalogue.udpSignatures
+    for (const s of sigs) {
       if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
         this.set(id, s.entry, Evidence.Signature)
         return

@@ -24,7 +24,7 @@
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
-import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import { Template } from '../../ipfix/template.js'
 import type { FlowKey } from '../../l7/engine.js'
 import type { ReassemblyStats } from '../../l7/reassembly.js'
@@ -147,6 +147,14 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   }
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
+  /**
+   * True (the default): the protocol fields are first written into a scratch buffer, so the exporter is told
+   * the record's exact length and packs records tightly (with the generic txLength bound, about 1 kB, a
+   * message with a quarter of its room used would be sent before each transaction record). Groups whose
+   * txLength is exact already (it fits their strings to the room) set it false and write directly.
+   */
+  protected readonly prewrite: boolean = true
+  private readonly scratch = new BufferWriter(65535)
 
   /**
    * `parser`: the name of the L7 parser (src/l7/registry.ts) whose transactions the group writes, or several
@@ -253,7 +261,22 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     const ts = this.templates
     if (ex === undefined || ts === undefined) return
     const t = key.ipVersion === 6 ? ts[1] : ts[0]
-    const w = ex.beginRecord(t, t.fixedLength + this.txLength(tx, ex.maxRecordLength - t.fixedLength))
+    let pre: BufferWriter | undefined
+    if (this.prewrite) {
+      pre = this.scratch
+      pre.pos = 0
+      pre.overflow = false
+      this.writeTx(tx, pre)
+      if (pre.overflow) pre = undefined
+    }
+    // The key fields: two dateTimeMilliseconds, two addresses, two ports and the protocol.
+    const keyLength = 8 + 8 + (key.ipVersion === 6 ? 32 : 8) + 2 + 2 + 1
+    const w = ex.beginRecord(
+      t,
+      pre !== undefined
+        ? keyLength + pre.pos
+        : t.fixedLength + this.txLength(tx, ex.maxRecordLength - t.fixedLength),
+    )
     w.dateTimeMs(Math.floor(key.startUs / 1000))
     w.dateTimeMs(Math.floor(this.txTimeUs(tx, tsUs) / 1000))
     if (key.ipVersion === 6) {
@@ -266,7 +289,8 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     w.u16(key.srcPort)
     w.u16(key.dstPort)
     w.u8(key.protocol)
-    this.writeTx(tx, w)
+    if (pre !== undefined) w.bytes(pre.buf.subarray(0, pre.pos))
+    else this.writeTx(tx, w)
     ex.endRecord()
     this.records++
   }

@@ -32,6 +32,8 @@ export class QuicFields extends TransactionGroup<QuicTx> {
   protected readonly countField = 'flowtelQuicTransactions'
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [280, 281] as const
+  /** txLength fits the strings to the room and is exact: written directly. */
+  protected override readonly prewrite = false
 
   constructor() {
     super('quic')

@@ -19,7 +19,7 @@
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
-import { ja3, ja3s, ja4 } from '../../l7/tls-fingerprint.js'
+import { handshakeFingerprints } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
@@ -105,15 +105,16 @@ export interface TlsRecordParts {
  */
 export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], HELLO_STRING_BUDGET)
-  const j3 = ja3(tx).hash
-  const j3s = ja3s(tx).hash
+  const fp = handshakeFingerprints(tx, tx, tx.transport ?? 't')
+  const j3 = fp.ja3
+  const j3s = fp.ja3s
   const parts: TlsRecordParts = {
     sni: sni!,
     alpn: alpn!,
     offered: offered!,
     ja3: j3 === '' ? EMPTY : Buffer.from(j3, 'hex'),
     ja3s: j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'),
-    ja4: ja4(tx, tx.transport ?? 't').text,
+    ja4: fp.ja4,
     cert: [],
     length: 0,
   }
@@ -167,6 +168,8 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected readonly countField = 'flowtelTlsTransactions'
   protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
+  /** txLength fits the strings to the room and is exact: written directly. */
+  protected override readonly prewrite = false
 
   constructor() {
     super(['tls', 'dtls'])
