@@ -60,10 +60,16 @@ export const enum RecordKind {
   Tunnel = 1,
   /** An ICMP or ICMPv6 flow: the per-direction ICMP type and code. */
   Icmp = 2,
+  /**
+   * L7 transaction records were written for the flow since its last record: the transaction groups'
+   * count fields (flowtelDnsTransactions, ...). A record without them means none. Never with Icmp (the L7
+   * engine sees only TCP and UDP payloads), so kinds 6 and 7 do not exist.
+   */
+  Transactions = 4,
 }
 
-/** Kinds as a number of templates per IP version. */
-export const RECORD_KINDS = 4
+/** Kinds as a number of templates per IP version (0-5; see RecordKind.Transactions). */
+export const RECORD_KINDS = 6
 
 /** The record kind of flow `id`. */
 export function recordKind(id: number, flow: FlowView): number {
@@ -87,6 +93,11 @@ export interface FlowFeature {
   readonly varLengthBound?: number
   /** True when onPacket does nothing: the cache then leaves the feature out of the per-packet loop. */
   readonly noPacketWork?: boolean
+  /**
+   * RecordKind bits this feature adds for flow `id` when its record is written (after beforeExport-style
+   * hooks ran), for optional fields that only the feature knows about (RecordKind.Transactions).
+   */
+  recordKind?(id: number): number
   /** True when onCreate, onReset and onSwap do nothing (no per-flow state): the cache skips those calls. */
   readonly noFlowState?: boolean
   /** Make per-flow arrays hold at least `capacity` flows, keeping the first `used` entries. */
@@ -100,7 +111,8 @@ export interface FlowFeature {
   /** The initiator turned out to be the other side (a SYN seen late): swap per-direction state. */
   onSwap(id: number): void
   /** Write this feature's fields for flow `id`. */
-  write(id: number, flow: FlowView, w: RecordWriter): void
+  /** `kind`: the record's RecordKind bits (fields(v, kind) are the fields to write). */
+  write(id: number, flow: FlowView, w: RecordWriter, kind: number): void
   /** Groups that write records of their own (L7 transactions, the application catalogue) get the exporter. */
   attach?(exporter: IpfixExporter): void
 }

@@ -1,6 +1,7 @@
 /**
  * Turns flows leaving the cache into IPFIX data records: one template per IP version and record kind
- * (tunnelled or not, ICMP or not: see RecordKind), built from the enabled field groups in order, and each
+ * (tunnelled or not, ICMP or not, with L7 transactions or not: see RecordKind), built from the enabled field
+ * groups in order, and each
  * group writing its own fields (RFC 7011 §3.4.1, §3.4.3).
  *
  * The plain IPv4 and IPv6 templates (256, 257) are announced from the start; a kind's template is added
@@ -10,7 +11,14 @@
  */
 import { Template } from '../ipfix/template.js'
 import type { IpfixExporter } from '../ipfix/exporter.js'
-import { RECORD_KINDS, recordKind, type FieldList, type FlowFeature, type FlowView } from './feature.js'
+import {
+  RECORD_KINDS,
+  RecordKind,
+  recordKind,
+  type FieldList,
+  type FlowFeature,
+  type FlowView,
+} from './feature.js'
 
 /** Template IDs of flow records: 256 + 2·kind + (IPv6 ? 1 : 0); options templates use IDs from 400 up. */
 export const TEMPLATE_ID_IPV4 = 256
@@ -33,6 +41,8 @@ export class FlowRecords {
   /** The kind whose template a kind uses (itself, or a smaller kind with the same fields). */
   private readonly kindUsed: number[] = []
   private readonly varBound: number
+  /** The features that add RecordKind bits of their own (see FlowFeature.recordKind). */
+  private readonly kindFeatures: readonly FlowFeature[]
 
   /**
    * `templateIdBase` moves the template IDs (default 256): the live probe's next settings generation uses
@@ -44,6 +54,7 @@ export class FlowRecords {
     private readonly templateIdBase = TEMPLATE_ID_IPV4,
   ) {
     this.varBound = features.reduce((n, f) => n + (f.varLengthBound ?? 0), 0)
+    this.kindFeatures = features.filter((f) => f.recordKind !== undefined)
     const fieldsOf = (v: 4 | 6, kind: number): FieldList => features.flatMap((f) => f.fields(v, kind))
     for (let kind = 0; kind < RECORD_KINDS; kind++) {
       let used = kind
@@ -76,11 +87,16 @@ export class FlowRecords {
 
   /** The cache's expire handler: write flow `id` as one record. */
   readonly write = (id: number, flow: FlowView): void => {
-    const slot = 2 * this.kindUsed[recordKind(id, flow)]! + (flow.ipVersion(id) === 6 ? 1 : 0)
+    let kind = recordKind(id, flow)
+    const kf = this.kindFeatures
+    for (let i = 0; i < kf.length; i++) kind |= kf[i]!.recordKind!(id)
+    // No kind 6/7 (RecordKind.Transactions): an ICMP flow never reaches an L7 parser.
+    if (kind >= RECORD_KINDS) kind &= ~RecordKind.Transactions
+    const slot = 2 * this.kindUsed[kind]! + (flow.ipVersion(id) === 6 ? 1 : 0)
     const t = this.templates[slot] ?? this.add(slot)
     const w = this.exporter.beginRecord(t, this.maxLengths[slot]!)
     const features = this.features
-    for (let i = 0; i < features.length; i++) features[i]!.write(id, flow, w)
+    for (let i = 0; i < features.length; i++) features[i]!.write(id, flow, w, kind)
     this.exporter.endRecord()
   }
 }

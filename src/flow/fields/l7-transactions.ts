@@ -11,8 +11,10 @@
  * carry hundreds of transactions, which would not fit one record or one message, and per-transaction
  * records leave as soon as the response head is parsed, instead of waiting for the flow's timeout. The
  * flow record itself carries the number of transaction records written for it (flowtelDnsTransactions /
- * flowtelHttpTransactions), so a collector knows how many to expect. This is the same choice the `arp`
- * group made for ARP packets (src/flow/fields/arp.ts).
+ * flowtelHttpTransactions), so a collector knows how many to expect; a flow without any has a template
+ * without the count fields (RecordKind.Transactions: most flows carry no transaction, and 4 octets per group
+ * on every record made a third more messages). This is the same choice the `arp` group made for ARP packets
+ * (src/flow/fields/arp.ts).
  *
  * Record timing: a transaction is written when it completes (during the packet that completes it), and the
  * open ones when the flow ends (`beforeExport`, just before its last record) or the run ends (`finishAll`).
@@ -29,7 +31,7 @@ import { Template } from '../../ipfix/template.js'
 import type { FlowKey } from '../../l7/engine.js'
 import type { ReassemblyStats } from '../../l7/reassembly.js'
 import { resized } from '../../util/typed-arrays.js'
-import { EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { EndReason, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 /** String octets per transaction record, shared among its string fields (see clipAll). */
@@ -174,8 +176,13 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     return this.hub
   }
 
-  fields(): FieldList {
-    return [[this.countField]]
+  /** The count field, in the records of flows that had transactions (RecordKind.Transactions) only. */
+  fields(_ipVersion: 4 | 6, kind: number): FieldList {
+    return (kind & RecordKind.Transactions) !== 0 ? [[this.countField]] : []
+  }
+
+  recordKind(id: number): number {
+    return this.count[id]! > 0 ? RecordKind.Transactions : 0
   }
 
   /** Adds the transaction templates to the exporter; transactions are then written as records. */
@@ -205,8 +212,8 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
 
   onSwap(): void {}
 
-  write(id: number, _flow: FlowView, w: RecordWriter): void {
-    w.u32(this.count[id]!)
+  write(id: number, _flow: FlowView, w: RecordWriter, kind: number): void {
+    if ((kind & RecordKind.Transactions) !== 0) w.u32(this.count[id]!)
   }
 
   /** Called before the flow's record is written: on its last record, emit the open transactions. */
