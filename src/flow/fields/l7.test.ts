@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LINKTYPE, PROTO, TCP, eth, ipv4, pcapFile, tcp, udp } from '../../../test/helpers/packet-builder.js'
 import { ascii, dnsMessage, tcpFrame } from '../../../test/helpers/l7.js'
-import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+import { probeRecords, total, type JsonRecord } from '../../../test/helpers/probe-run.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-l7-'))
 afterAll(() => {
@@ -194,5 +194,35 @@ describe('dns and http field groups', () => {
     const recs = await run('off', [dgram(100, true, 5353, 5353, Q)], ['core'])
     expect(recs).toHaveLength(1)
     expect(Object.keys(recs[0]!).some((k) => k.startsWith('dns') || k.includes('Dns'))).toBe(false)
+  })
+})
+
+describe('transaction counts on flow records (RecordKind.Transactions)', () => {
+  const DNS = 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap'
+  const HTTP = 'test/fixtures/pcap/interop/arkime-http-simple-get.pcap'
+  const SMTP = 'test/fixtures/pcap/interop/ipfixprobe-smtp.pcap'
+  const COUNTS = ['flowtelDnsTransactions', 'flowtelHttpTransactions'] as const
+
+  it('carries every group count on flows with transactions and none on the others; the counts add up', async () => {
+    const { records } = await probeRecords([DNS, HTTP, SMTP], { fields: ['core', 'dns', 'http'] })
+    const flows = records.filter((r) => 'packetDeltaCount' in r)
+    const withCounts = flows.filter((r) => COUNTS.some((k) => k in r))
+    const without = flows.filter((r) => !COUNTS.some((k) => k in r))
+    expect(withCounts.length).toBeGreaterThan(0)
+    expect(without.length).toBeGreaterThan(0)
+    // All count fields or none (one template per kind), and a record with them has at least one transaction.
+    for (const r of withCounts) {
+      for (const k of COUNTS) expect(typeof r[k]).toBe('number')
+      expect(COUNTS.reduce((n, k) => n + (r[k] as number), 0)).toBeGreaterThan(0)
+    }
+    // The counts are the transaction records written.
+    expect(total(withCounts, 'flowtelDnsTransactions')).toBe(records.filter((r) => 'dnsId' in r).length)
+    expect(total(withCounts, 'flowtelHttpTransactions')).toBe(
+      records.filter((r) => 'httpRequestMethod' in r || 'httpStatusCode' in r).length,
+    )
+    // Flows without a transaction (SMTP here: no dns/http parser claims it) leave with the plain template.
+    expect(without.some((r) => r['destinationTransportPort'] === 25 || r['sourceTransportPort'] === 25)).toBe(
+      true,
+    )
   })
 })
