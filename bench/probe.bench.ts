@@ -8,6 +8,8 @@
 // BENCH_PAIRED=1: run the tools in rounds (one run of each per round) instead of all runs of one tool in a row,
 // and also print flowtel's CPU-time ratio to each reference as the median of the per-round ratios, which
 // holds up far better than separate medians on a machine that other work shares.
+// To compare two builds of flowtel itself (before/after a change), `npm run bench:ab` (probe-ab.bench.ts)
+// runs them side by side on one core, which is steadier still.
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'

@@ -306,6 +306,74 @@ describe('FlowCache', () => {
     )
   })
 
+  it('keeps every held flow findable under lookups, TCP restarts and evictions between find and insert', () => {
+    // create() reuses the empty index slot where update()'s lookup stopped; a deletion in between (a fresh
+    // SYN ending a closed flow, an eviction when full) or a lookup through has() must not leave it stale.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            host: fc.integer({ min: 0, max: 30 }),
+            flags: fc.constantFrom(0, SYN, SYN | ACK, ACK, RST | ACK, FIN | ACK),
+            reply: fc.boolean(),
+            probe: fc.integer({ min: 0, max: 30 }),
+            dt: fc.integer({ min: 0, max: 3 }),
+          }),
+          { maxLength: 300 },
+        ),
+        (ops) => {
+          const { cache, records, core } = harness({ inactiveTimeout: 5, maxFlows: 12, initialCapacity: 2 })
+          const probe = new PacketInfo()
+          let t = 0
+          for (const op of ops) {
+            t += op.dt * S
+            cache.expireDue(t)
+            // A lookup of some other flow first (the live service asks the previous generation this way).
+            probe.reset()
+            probe.ipVersion = 4
+            probe.protocol = 6
+            probe.src[0] = ip4(`10.3.0.${op.probe}`)
+            probe.dst[0] = ip4('10.4.0.1')
+            probe.srcPort = 2000 + op.probe
+            probe.dstPort = 80
+            cache.has(probe)
+            const p = op.reply
+              ? tcp('10.4.0.1', 80, `10.3.0.${op.host}`, 2000 + op.host, op.flags)
+              : tcp(`10.3.0.${op.host}`, 2000 + op.host, '10.4.0.1', 80, op.flags)
+            cache.update(p, t, 1)
+            expect(cache.has(p)).toBe(true)
+            expect(cache.size).toBeLessThanOrEqual(12)
+          }
+          cache.flushAll()
+          expect(cache.size).toBe(0)
+          expect(records.reduce((n, r) => n + r.packets + r.rPackets, 0)).toBe(ops.length)
+          expect(core.packets).toBe(ops.length)
+        },
+      ),
+      { seed: 7, numRuns: 200 },
+    )
+  })
+
+  it('finds a flow restarted by a fresh SYN after a lookup of an absent flow', () => {
+    // The lookup leaves the empty slot where it stopped; the SYN's update ends the closed flow (an index
+    // deletion) and must not put the new flow into that stale slot.
+    const { cache, records } = harness({ maxFlows: 1000 })
+    let t = 0
+    for (let x = 0; x < 64; x++) {
+      t += S
+      cache.update(tcp('10.5.0.1', 40000 + x, '10.6.0.1', 443, SYN), t, 1)
+      cache.update(tcp('10.6.0.1', 443, '10.5.0.1', 40000 + x, RST | ACK), t + 1, 1)
+      expect(cache.has(udp(`10.7.${x}.1`, 1, '10.7.0.2', 2))).toBe(false)
+      const again = tcp('10.5.0.1', 40000 + x, '10.6.0.1', 443, SYN)
+      cache.update(again, t + 2, 1)
+      expect(cache.has(again)).toBe(true)
+      cache.update(tcp('10.6.0.1', 443, '10.5.0.1', 40000 + x, SYN | ACK), t + 3, 1)
+    }
+    cache.flushAll()
+    expect(records).toHaveLength(128)
+    expect(records.filter((r) => r.packets === 1 && r.rPackets === 1)).toHaveLength(128)
+  })
+
   it('grows from a small initial capacity to many flows', () => {
     const { cache, records } = harness({ maxFlows: 100_000, initialCapacity: 16 })
     for (let i = 0; i < 50_000; i++) {

@@ -129,6 +129,11 @@ export class FlowCache implements FlowView {
 
   private index = new Int32Array(0)
   private indexMask = 0
+  /**
+   * The empty index slot where the last unsuccessful find() stopped, or NIL: create() puts the new flow
+   * there instead of probing again. Any change to the index (deletion, rebuild) clears it.
+   */
+  private emptySlot = NIL
 
   private readonly scratch = new Uint32Array(KEY_WORDS)
   readonly counters: CacheCounters = {
@@ -357,7 +362,12 @@ export class FlowCache implements FlowView {
     const base = id * SLOT_WORDS
     for (let i = 0; i < KEY_WORDS; i++) u32[base + i] = key[i]!
     u32[base + W_HASH] = h
-    this.insertIndex(id, h)
+    const slot = this.emptySlot
+    if (slot !== NIL) {
+      this.index[slot * 2] = id
+      this.index[slot * 2 + 1] = h | 0
+      this.emptySlot = NIL
+    } else this.insertIndex(id, h)
     // The first packet's sender is the initiator; a SYN/ACK seen first means its receiver initiated.
     let initiatorIsA = aToB
     let f = 0
@@ -448,7 +458,10 @@ export class FlowCache implements FlowView {
     let slot = h & mask
     while (true) {
       const id = index[slot * 2]!
-      if (id === NIL) return NIL
+      if (id === NIL) {
+        this.emptySlot = slot
+        return NIL
+      }
       if (index[slot * 2 + 1] === hs) {
         const base = id * SLOT_WORDS
         let same = true
@@ -475,6 +488,7 @@ export class FlowCache implements FlowView {
 
   /** Linear-probing deletion by backward shift (no tombstones, so lookups never degrade). */
   private removeIndex(id: number): void {
+    this.emptySlot = NIL
     const mask = this.indexMask
     const index = this.index
     let slot = this.u32[id * SLOT_WORDS + W_HASH]! & mask
@@ -512,6 +526,7 @@ export class FlowCache implements FlowView {
     let size = 16
     while (size < capacity * 2) size *= 2
     if (size * 2 !== this.index.length) {
+      this.emptySlot = NIL
       this.index = new Int32Array(size * 2).fill(NIL)
       this.indexMask = size - 1
       for (let id = 0; id < used; id++) {
