@@ -10,6 +10,7 @@
 import type { Column } from '../schema/columns.js'
 import type { ColumnBatch } from './store.js'
 import type { RowValue } from './normalize.js'
+import { KIND_WIDTH, type TypedBatch } from './typed-batch.js'
 
 class Out {
   buf = Buffer.allocUnsafe(1 << 16)
@@ -138,6 +139,61 @@ export function encodeRowBinary(batch: ColumnBatch, columns: readonly EncodedCol
         o.u8(0)
         if (v === null || !p.write(o, v)) o.buf[flagAt] = 1
       } else if (v === null || !p.write(o, v)) p.write(o, p.zero)
+    }
+  }
+  return o.buf.subarray(0, o.pos)
+}
+
+/**
+ * RowBinary of a typed batch (typed-batch.ts), in the order of `columns`. Its fixed-width columns already
+ * hold little-endian bytes (RowBinary's order), copied as they are; address keys are reversed into network
+ * order. The caller leaves out Nullable columns the batch does not have (they are NULL, the column's
+ * default); a non-Nullable column without a value gets the type's zero.
+ */
+export function encodeRowBinaryTyped(batch: TypedBatch, columns: readonly EncodedColumn[]): Buffer {
+  const o = new Out()
+  const plan = columns.map((c) => {
+    const t = batch.columns.get(c.column.name)
+    const kind = c.column.kind
+    return {
+      t,
+      nullable: c.nullable,
+      text: kind === 'text' || kind === 'json',
+      key: kind === 'ipkey',
+      width: KIND_WIDTH[kind],
+      bytes: t?.bytes ?? new Uint8Array(0),
+      valid: t?.valid ?? new Uint8Array(0),
+      strings: t?.strings ?? [],
+    }
+  })
+  // Fixed-width bytes per row, for the first allocation (strings grow it as needed).
+  let fixed = 0
+  for (const p of plan) fixed += (p.nullable ? 1 : 0) + (p.text ? 1 : p.width)
+  o.ensure(fixed * batch.length)
+  for (let i = 0; i < batch.length; i++) {
+    const byte = i >> 3
+    const bit = 1 << (i & 7)
+    for (const p of plan) {
+      const isValid = (p.valid[byte]! & bit) !== 0
+      if (p.nullable) o.u8(isValid ? 0 : 1)
+      if (p.text) {
+        const v = isValid ? p.strings[i] : undefined
+        if (typeof v === 'string') stringWriter(o, v)
+        else if (!p.nullable || isValid) o.u8(0) // the empty string
+        continue
+      }
+      if (!isValid) {
+        if (p.nullable) continue
+        o.ensure(p.width)
+        o.buf.fill(0, o.pos, o.pos + p.width)
+        o.pos += p.width
+        continue
+      }
+      o.ensure(p.width)
+      const from = i * p.width
+      if (p.key) for (let k = 0; k < 16; k++) o.buf[o.pos + k] = p.bytes[from + 15 - k]!
+      else for (let k = 0; k < p.width; k++) o.buf[o.pos + k] = p.bytes[from + k]!
+      o.pos += p.width
     }
   }
   return o.buf.subarray(0, o.pos)
