@@ -62,8 +62,11 @@ export interface FastPlan {
 
 const UINT_TYPES = new Set(['unsigned8', 'unsigned16', 'unsigned32', 'unsigned64'])
 const WIDTH = { u8: 1, u16: 2, u32: 4, u64: 8 } as const
-const KEY_OF: Record<string, string> = { src_addr: 'src_ip_key', dst_addr: 'dst_ip_key' }
-const BY_NAME = new Map(COLUMNS.map((c) => [c.name, c]))
+/** The key column beside each address column (metadata srcKey / dstKey of the column table). */
+const KEY_OF: Record<string, Column | undefined> = {
+  src_addr: COLUMNS.find((c) => c.meta === 'srcKey'),
+  dst_addr: COLUMNS.find((c) => c.meta === 'dstKey'),
+}
 
 /** The plan for template `t`, or undefined when its records must take the record path. */
 export function compileFastPlan(t: CollectorTemplate): FastPlan | undefined {
@@ -118,6 +121,7 @@ export function compileFastPlan(t: CollectorTemplate): FastPlan | undefined {
         break
       case 'srcKey':
       case 'dstKey':
+        if (c.kind !== 'ipkey') return undefined
         break // filled by the address steps
       case 'totalBytes':
       case 'totalPackets': {
@@ -131,14 +135,15 @@ export function compileFastPlan(t: CollectorTemplate): FastPlan | undefined {
         return undefined // a metadata source added later: the record path knows it
     }
   }
-  const steps: Step[] = raw.map((s) => {
-    const keyName = KEY_OF[s.column.name]
-    const key = keyName !== undefined ? BY_NAME.get(keyName) : undefined
-    if (key !== undefined && key.kind !== 'ipkey') return { ...s, sumSlot: -1, key: undefined }
+  const steps: Step[] = []
+  for (const s of raw) {
+    const found = KEY_OF[s.column.name]
+    const key = found?.kind === 'ipkey' ? found : undefined
     const slot = slotOf.get(s.column.name)
-    if (slot !== undefined && s.column.kind !== 'u64') throw new Error(`sum of non-u64 ${s.column.name}`)
-    return { ...s, sumSlot: slot ?? -1, key }
-  })
+    // A sum of columns other than 64-bit counters is one the record path knows how to make.
+    if (slot !== undefined && s.column.kind !== 'u64') return undefined
+    steps.push({ ...s, sumSlot: slot ?? -1, key })
+  }
   return { recordLength: off, steps, meta, slots: slotOf.size }
 }
 
