@@ -5,6 +5,8 @@
 //    nfcapd and to `flowtel collect --store duckdb:…` / `clickhouse:…`, each receiver pinned to core 1 and
 //    the sender to core 0 (bench/lib/ingest-race.ts). Printed per receiver and rate: rows stored of sent,
 //    and records per CPU second of the receiver (the one-core capacity, steady under load from others).
+//    bench/lib/ingest-inprocess.ts feeds the same stream to the decoder and a store without sockets, for
+//    profiling the decode → store path (node --cpu-prof).
 // 2. Stored flows for queries: GEN_FLOWS rows generated inside each engine with INSERT … SELECT (DuckDB
 //    range(), ClickHouse numbers()) with skewed, realistic distributions (below), identical in both
 //    engines; then top-10 latency (median of BENCH_QUERY_RUNS; ClickHouse also its server CPU time) and

@@ -26,9 +26,15 @@ import { isListType, listToJson, type ListContext } from './structured.js'
 import { isTypeRecord } from './type-records.js'
 import { TemplateStore, templateKey, type TemplateStoreOptions } from './template-store.js'
 import { uptimeToUnixMs } from './netflow-v5.js'
-import type { CollectedRecord, DecodeOutput, MessageDecoderHost } from './decode-output.js'
+import type { CollectedRecord, ColumnSink, DecodeOutput, MessageDecoderHost } from './decode-output.js'
 
-export type { CollectedRecord, DecodeOutput, FlowVersion, TemplateEvent } from './decode-output.js'
+export type {
+  CollectedRecord,
+  ColumnSink,
+  DecodeOutput,
+  FlowVersion,
+  TemplateEvent,
+} from './decode-output.js'
 
 export interface CollectorOptions {
   templates?: TemplateStoreOptions
@@ -47,6 +53,11 @@ export class FlowCollector implements MessageDecoderHost {
   readonly sessions = new Map<string, TransportSession>()
   private readonly maxSessions: number
   private readonly absoluteTimes: boolean
+  /**
+   * Where flow data sets go straight into storage columns, when set (collect --store without JSON output):
+   * their records are then counted in `DecodeOutput.columnar`, not listed in `records`.
+   */
+  columnSink: ColumnSink | undefined
 
   constructor(private readonly opts: CollectorOptions = {}) {
     registerVendorElements()
@@ -109,7 +120,7 @@ export class FlowCollector implements MessageDecoderHost {
     } catch {
       this.fail(out, 'exception')
     }
-    this.count('records', out.records.length)
+    this.count('records', out.records.length + (out.columnar ?? 0))
     return out
   }
 
@@ -231,6 +242,13 @@ export class FlowCollector implements MessageDecoderHost {
     out: DecodeOutput,
     now: number,
   ): number {
+    if (this.columnSink !== undefined && !t.options) {
+      const n = this.columnSink.takeDataSet(t, ctx, bytes, p, end)
+      if (n !== undefined) {
+        out.columnar = (out.columnar ?? 0) + n
+        return n
+      }
+    }
     const recs = decodeRecords(t, bytes, p, end, this.count)
     const lists = t.version === 10 && t.fields.some((f) => isListType(f.type))
     if (t.options && t.version === 10 && isTypeRecord(t.fields))

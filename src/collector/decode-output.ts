@@ -40,8 +40,28 @@ export interface TemplateEvent {
 export interface DecodeOutput {
   readonly records: CollectedRecord[]
   readonly events: TemplateEvent[]
+  /** Data records a ColumnSink took straight from their data sets (not in `records`). */
+  columnar?: number
   /** The counter of the fault that ended the message, if any (records before it are kept). */
   error?: string
+}
+
+/**
+ * Takes data sets straight into storage columns (store/fast-plan.ts), without record objects. Set on the
+ * collector only when nothing else needs the records (storing, no JSON output).
+ */
+export interface ColumnSink {
+  /**
+   * The records of data set bytes[p, end) by template `t`, stored; returns how many, or undefined when the
+   * sink does not take this template (the collector then decodes records as usual).
+   */
+  takeDataSet(
+    t: CollectorTemplate,
+    ctx: MessageContext,
+    bytes: Uint8Array,
+    p: number,
+    end: number,
+  ): number | undefined
 }
 
 /** The collector as the message decoders see it. */

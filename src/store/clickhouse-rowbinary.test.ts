@@ -1,9 +1,14 @@
 // RowBinary encoding byte by byte for one row: Nullable flags, little-endian integers, a 64-bit counter above
 // 2^53, a 16-byte address key in network order, LEB128-prefixed UTF-8, and NULL for values a column can't hold.
 import { describe, expect, it } from 'vitest'
-import { COLUMN_BY_NAME, type Column } from '../schema/columns.js'
-import { encodeRowBinary } from './clickhouse-rowbinary.js'
+import { ipfixMessage } from '../../test/helpers/ipfix-messages.js'
+import { templateFromSpecs } from '../collector/data-set.js'
+import { FlowCollector } from '../collector/decode-message.js'
+import { COLUMNS, COLUMN_BY_NAME, type Column } from '../schema/columns.js'
+import { encodeRowBinary, encodeRowBinaryTyped } from './clickhouse-rowbinary.js'
+import { FastPlanner } from './fast-plan.js'
 import { emptyBatch, pushRow } from './store.js'
+import { TypedBatch } from './typed-batch.js'
 
 const col = (name: string): Column => {
   const c = COLUMN_BY_NAME.get(name)
@@ -62,5 +67,56 @@ describe('RowBinary', () => {
     const b = emptyBatch(['exporter'])
     pushRow(b, { exporter: null }, ['exporter'])
     expect(encodeRowBinary(b, [{ column: col('exporter'), nullable: false }]).toString('hex')).toBe('00')
+  })
+})
+
+describe('RowBinary of typed batches', () => {
+  it('is byte for byte the RowBinary of the same rows as a ColumnBatch', () => {
+    const fields = [152, 153, 8, 28, 7, 11, 4, 1, 2, 58].map((id, i) => ({
+      id,
+      pen: 0,
+      length: [8, 8, 4, 16, 2, 2, 1, 8, 4, 2][i]!,
+    }))
+    let x = 99
+    const rnd = (): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0)
+    const records = Array.from({ length: 1100 }, () =>
+      fields.map((f) => {
+        const b = Buffer.alloc(f.length)
+        if (f.length === 8 && f.id >= 152) b.writeBigUInt64BE(BigInt(1_700_000_000_000 + (rnd() % 1e6)))
+        else for (let i = 0; i < b.length; i++) b[i] = rnd() & 255
+        return b
+      }),
+    )
+    const msg = ipfixMessage({ templateId: 300, fields, records, withTemplate: false })
+    const col = new FlowCollector()
+    const t = templateFromSpecs(
+      10,
+      300,
+      0,
+      fields.map((f) => [f.pen, f.id, f.length] as const),
+      col.count,
+    )
+    const planner = new FastPlanner()
+    const plan = planner.plan(t)
+    expect(plan).toBeDefined()
+    const batch = new TypedBatch(16)
+    const ctx = {
+      version: 10 as const,
+      session: 's',
+      exporter: '192.0.2.1',
+      domain: 7,
+      exportTime: 0,
+      sequence: 0,
+      sysUptime: 0,
+    }
+    expect(planner.decode(plan!, ctx, 300, msg, 20, msg.length, 1_700_000_000_000_000, batch)).toBe(1100)
+    // Strings the ASCII shortcut does not take: non-ASCII, and 128 characters or more.
+    const addr = batch.columns.get('src_addr')!
+    addr.strings[1] = 'adresse-ü'
+    addr.strings[2] = 'x'.repeat(300)
+    const columns = COLUMNS.map((c, i) => ({ column: c, nullable: i % 3 !== 0 }))
+    expect(encodeRowBinaryTyped(batch, columns).equals(encodeRowBinary(batch.toColumnBatch(), columns))).toBe(
+      true,
+    )
   })
 })

@@ -10,6 +10,7 @@
 import type { Column } from '../schema/columns.js'
 import type { ColumnBatch } from './store.js'
 import type { RowValue } from './normalize.js'
+import { KIND_WIDTH, type TypedBatch } from './typed-batch.js'
 
 class Out {
   buf = Buffer.allocUnsafe(1 << 16)
@@ -139,6 +140,93 @@ export function encodeRowBinary(batch: ColumnBatch, columns: readonly EncodedCol
         if (v === null || !p.write(o, v)) o.buf[flagAt] = 1
       } else if (v === null || !p.write(o, v)) p.write(o, p.zero)
     }
+  }
+  return o.buf.subarray(0, o.pos)
+}
+
+/**
+ * RowBinary of a typed batch (typed-batch.ts), in the order of `columns`. Its fixed-width columns already
+ * hold little-endian bytes (RowBinary's order), copied as they are; address keys are reversed into network
+ * order. The caller leaves out Nullable columns the batch does not have (they are NULL, the column's
+ * default); a non-Nullable column without a value gets the type's zero.
+ */
+export function encodeRowBinaryTyped(batch: TypedBatch, columns: readonly EncodedColumn[]): Buffer {
+  const o = new Out()
+  const plan = columns.map((c) => {
+    const t = batch.columns.get(c.column.name)
+    const kind = c.column.kind
+    return {
+      nullable: c.nullable,
+      // 0: fixed width, 1: address key (reversed), 2: text
+      mode: kind === 'text' || kind === 'json' ? 2 : kind === 'ipkey' ? 1 : 0,
+      width: KIND_WIDTH[kind],
+      bytes: t?.bytes ?? new Uint8Array(0),
+      valid: t?.valid ?? new Uint8Array(0),
+      strings: t?.strings ?? [],
+    }
+  })
+  // Fixed-width octets per row (a string counts its length octet; its text is added as it comes).
+  let fixed = 0
+  for (const p of plan) fixed += (p.nullable ? 1 : 0) + (p.mode === 2 ? 1 : p.width)
+  o.ensure(fixed * batch.length)
+  const np = plan.length
+  for (let i = 0; i < batch.length; i++) {
+    const byte = i >> 3
+    const bit = 1 << (i & 7)
+    // Room for the row's fixed-width part; each string makes room for itself and the rest of the row.
+    o.ensure(fixed)
+    let buf = o.buf
+    let pos = o.pos
+    for (let c = 0; c < np; c++) {
+      const p = plan[c]!
+      const isValid = (p.valid[byte]! & bit) !== 0
+      if (p.nullable) buf[pos++] = isValid ? 0 : 1
+      if (p.mode === 2) {
+        const v = isValid ? p.strings[i] : undefined
+        if (typeof v !== 'string') {
+          if (!p.nullable || isValid) buf[pos++] = 0 // the empty string
+          continue
+        }
+        // ASCII up to 127 characters (addresses, names): length octet and characters written directly.
+        let ascii = v.length < 128
+        if (ascii) {
+          o.pos = pos
+          o.ensure(v.length + 1 + fixed)
+          buf = o.buf
+          buf[pos] = v.length
+          for (let k = 0; k < v.length; k++) {
+            const ch = v.charCodeAt(k)
+            if (ch >= 0x80) {
+              ascii = false
+              break
+            }
+            buf[pos + 1 + k] = ch
+          }
+        }
+        if (ascii) pos += v.length + 1
+        else {
+          o.pos = pos
+          stringWriter(o, v)
+          o.ensure(fixed)
+          buf = o.buf
+          pos = o.pos
+        }
+        continue
+      }
+      const w = p.width
+      if (!isValid) {
+        if (p.nullable) continue
+        buf.fill(0, pos, pos + w)
+        pos += w
+        continue
+      }
+      const from = i * w
+      const b = p.bytes
+      if (p.mode === 1) for (let k = 0; k < 16; k++) buf[pos + k] = b[from + 15 - k]!
+      else for (let k = 0; k < w; k++) buf[pos + k] = b[from + k]!
+      pos += w
+    }
+    o.pos = pos
   }
   return o.buf.subarray(0, o.pos)
 }

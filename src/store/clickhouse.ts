@@ -41,7 +41,8 @@ import {
   partitionBy,
   ttlClause,
 } from './clickhouse-ddl.js'
-import { encodeRowBinary, type EncodedColumn } from './clickhouse-rowbinary.js'
+import { encodeRowBinary, encodeRowBinaryTyped, type EncodedColumn } from './clickhouse-rowbinary.js'
+import type { TypedBatch } from './typed-batch.js'
 import {
   ADDRESS_SUFFIX,
   ClickHouseDialect,
@@ -314,6 +315,27 @@ export class ClickHouseStore implements FlowStore {
       values: Readable.from([body]),
     })
     // The response body is empty; read it to the end so the connection is reused.
+    for await (const _ of r.stream as AsyncIterable<unknown>) void _
+  }
+
+  /** insert() for a typed batch: Nullable columns the batch has no value in are left out (NULL). */
+  async insertTyped(batch: TypedBatch): Promise<void> {
+    if (batch.length === 0) return
+    const info = this.requireTable()
+    const cols: EncodedColumn[] = []
+    for (const c of COLUMNS) {
+      const type = info.types.get(c.name)
+      if (type === undefined) continue
+      const nullable = type.includes('Nullable(')
+      if (nullable && !batch.columns.has(c.name)) continue
+      cols.push({ column: c, nullable })
+    }
+    const body = encodeRowBinaryTyped(batch, cols)
+    const names = cols.map((c) => chIdent(c.column.name)).join(', ')
+    const r = await this.client.exec({
+      query: `INSERT INTO ${this.table} (${names}) FORMAT RowBinary`,
+      values: Readable.from([body]),
+    })
     for await (const _ of r.stream as AsyncIterable<unknown>) void _
   }
 

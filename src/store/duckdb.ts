@@ -19,15 +19,16 @@ import {
   DuckDBDataChunk,
   DuckDBInstance,
   DuckDBTimestampValue,
+  type DuckDBAppender,
   UBIGINT,
   UHUGEINT,
   VARCHAR,
   type DuckDBConnection,
   type DuckDBType,
   type DuckDBValue,
-  type DuckDBVector,
 } from '@duckdb/node-api'
-import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
+import duckdb from '@duckdb/node-bindings'
+import { COLUMNS, FLOWS_TABLE, type ValueKind } from '../schema/columns.js'
 import { duckdbAddColumns, duckdbCreateTable, ident } from '../schema/ddl.js'
 import { compileQuery, DuckDbDialect, type FlowQuery, type ParamType } from '../query/sql.js'
 import { duckdbJoins } from '../query/joined.js'
@@ -42,6 +43,8 @@ import {
   type OptionsQuery,
 } from './options-store.js'
 import type { OptionRow } from './options-rows.js'
+import { CHUNK_ROWS, ChunkScratch, fillVector, fillVectorTyped } from './duckdb-chunk.js'
+import type { TypedBatch } from './typed-batch.js'
 import type { RowValue } from './normalize.js'
 import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
 
@@ -61,58 +64,21 @@ const PARAM_TYPES: Record<ParamType, DuckDBType | undefined> = {
   TIMESTAMP: undefined,
 }
 
-/** Rows per data chunk: DuckDB's vector size (a chunk holds at most that many). */
-const CHUNK_ROWS = 2048
-
-/** A batch cell as the value its DuckDB vector takes, or null when the value does not fit the column. */
-type ToDuck = (v: RowValue) => DuckDBValue
-
-const U64_MAX = (1n << 64n) - 1n
-const U128_MAX = (1n << 128n) - 1n
-
-function toDuckFor(c: Column | undefined): ToDuck {
-  const int =
-    (max: number): ToDuck =>
-    (v) => {
-      const n = typeof v === 'bigint' ? Number(v) : v
-      return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max ? n : null
-    }
-  switch (c?.kind) {
-    case undefined:
-      return () => null
-    case 'u8':
-      return int(0xff)
-    case 'u16':
-      return int(0xffff)
-    case 'u32':
-      return int(0xffffffff)
-    case 'u64':
-      return (v) => {
-        const n = typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : v
-        return typeof n === 'bigint' && n >= 0n && n <= U64_MAX ? n : null
-      }
-    case 'ipkey':
-      return (v) => (typeof v === 'bigint' && v >= 0n && v <= U128_MAX ? v : null)
-    case 'bool':
-      return (v) => (typeof v === 'boolean' ? v : null)
-    case 'time':
-      return (v) => (typeof v === 'bigint' && BigInt.asIntN(64, v) === v ? new DuckDBTimestampValue(v) : null)
-    case 'text':
-    case 'json':
-      return (v) => (typeof v === 'string' ? v : null)
-  }
-}
-
 /**
- * Marks the first `n` cells of a fresh vector NULL. The node-api vector keeps its validity mask in a
- * BigUint64Array that setItem(i, null) creates; filling it at once is what a column no row has costs
- * (most of the ~110 columns in most records). Without that internal, cell by cell.
+ * Appended rows are committed once this many wait (DuckDB's row group size: a commit of at least a row group
+ * is written straight to the file, a smaller one goes through the write-ahead log and is copied again at the
+ * next checkpoint; 10 000-row commits cost the engine about four times the CPU per row), or COMMIT_DELAY_MS
+ * after the first of them, or before anything else runs on the connection (a query sees every row inserted
+ * before it), and at close.
  */
-function fillNull(vector: DuckDBVector, n: number): void {
-  vector.setItem(0, null)
-  const mask = (vector as unknown as { validity?: { data?: unknown } }).validity?.data
-  if (mask instanceof BigUint64Array) mask.fill(0n)
-  else for (let i = 1; i < n; i++) vector.setItem(i, null)
+const COMMIT_ROWS = 122_880
+const COMMIT_DELAY_MS = 2000
+
+export interface DuckDbStoreOptions {
+  /** Commit appended rows when this many wait (default 122 880, one row group). */
+  commitRows?: number
+  /** Commit appended rows at most this many ms after the first of them was inserted (default 2000). */
+  commitDelayMs?: number
 }
 
 /** A value read back: timestamps as bigint µs, plain JS values otherwise. */
@@ -129,27 +95,61 @@ export class DuckDbStore implements FlowStore {
    * The table's physical column order (the appender writes in it): a table upgraded by ADD COLUMN has the
    * new columns last, and columns unknown to this release get NULL.
    */
-  private layout: Array<{ name: string; toDuck: ToDuck }> | undefined
+  private layout: Array<{ name: string; kind: ValueKind | undefined }> | undefined
+  /** The appender of rows not yet committed (kept open across inserts, see COMMIT_ROWS). */
+  private appender: DuckDBAppender | undefined
+  private uncommitted = 0
+  private commitTimer: NodeJS.Timeout | undefined
+  /** A commit that failed after its inserts had resolved: reported by the next insert. */
+  private commitError: unknown
+  private readonly scratch = new ChunkScratch()
+  private readonly commitRows: number
+  private readonly commitDelayMs: number
 
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
     readonly path: string,
-  ) {}
+    opts: DuckDbStoreOptions,
+  ) {
+    this.commitRows = opts.commitRows ?? COMMIT_ROWS
+    this.commitDelayMs = opts.commitDelayMs ?? COMMIT_DELAY_MS
+  }
 
   /** Opens (creating) the file; `:memory:` for a store without one. Call migrate() before use. */
-  static async open(path: string = DEFAULT_DUCKDB_PATH): Promise<DuckDbStore> {
+  static async open(path: string = DEFAULT_DUCKDB_PATH, opts: DuckDbStoreOptions = {}): Promise<DuckDbStore> {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
     const instance = await DuckDBInstance.create(path)
     const conn = await instance.connect()
-    return new DuckDbStore(instance, conn, path)
+    return new DuckDbStore(instance, conn, path, opts)
   }
 
-  /** Runs `f` after every earlier operation (one connection, one statement at a time). */
-  private serial<T>(f: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(f)
+  /**
+   * Runs `f` after every earlier operation (one connection, one statement at a time). Rows appended but not
+   * yet committed are committed first, unless `f` is an insert (which appends to them).
+   */
+  private serial<T>(f: () => Promise<T>, appends = false): Promise<T> {
+    const p = this.chain.then(() => {
+      if (!appends) this.commit()
+      return f()
+    })
     this.chain = p.catch(() => {})
     return p
+  }
+
+  /** Commits the appended rows and closes the appender (synchronous: nothing else runs meanwhile). */
+  private commit(): void {
+    if (this.commitTimer !== undefined) clearTimeout(this.commitTimer)
+    this.commitTimer = undefined
+    const a = this.appender
+    if (a === undefined) return
+    this.appender = undefined
+    this.uncommitted = 0
+    try {
+      a.flushSync()
+    } finally {
+      a.closeSync()
+    }
   }
 
   migrate(): Promise<void> {
@@ -198,7 +198,7 @@ export class DuckDbStore implements FlowStore {
     })
   }
 
-  private async tableLayout(): Promise<Array<{ name: string; toDuck: ToDuck }>> {
+  private async tableLayout(): Promise<Array<{ name: string; kind: ValueKind | undefined }>> {
     if (this.layout !== undefined) return this.layout
     const r = await this.conn.runAndReadAll(
       'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
@@ -207,7 +207,7 @@ export class DuckDbStore implements FlowStore {
     const byName = new Map(COLUMNS.map((c) => [c.name, c]))
     this.layout = r.getRowObjectsJS().map((row) => {
       const name = row.column_name as string
-      return { name, toDuck: toDuckFor(byName.get(name)) }
+      return { name, kind: byName.get(name)?.kind }
     })
     return this.layout
   }
@@ -222,39 +222,65 @@ export class DuckDbStore implements FlowStore {
   }
 
   /**
-   * Appends a batch column by column: data chunks of up to 2048 rows whose vectors are filled in JS and
-   * handed over whole (appendDataChunk), so the cost per row is a few array writes, not one native call per
-   * cell. A column no row of a chunk has is one fill of its NULL mask.
+   * Appends a batch column by column: data chunks of up to 2048 rows whose vectors are filled in bulk
+   * (duckdb-chunk.ts), so the cost per row is a few typed-array writes, not one native call per cell. The
+   * rows are committed with those of later batches (COMMIT_ROWS), so insert resolves once they are in the
+   * appender: any later operation on the store, and close, sees them committed.
    */
   insert(batch: ColumnBatch): Promise<void> {
-    return this.serial(async () => {
-      if (batch.length === 0) return
-      const layout = await this.tableLayout()
-      const a = await this.conn.createAppender(FLOWS_TABLE)
-      try {
-        const types = layout.map((_, j) => a.columnType(j))
-        const cols = layout.map((c) => batch.columns[c.name])
-        for (let from = 0; from < batch.length; from += CHUNK_ROWS) {
-          const n = Math.min(CHUNK_ROWS, batch.length - from)
-          const chunk = DuckDBDataChunk.create(types, n)
-          for (let j = 0; j < layout.length; j++) {
-            const vector = chunk.getColumnVector(j)
-            const values = cols[j]
-            const toDuck = layout[j]!.toDuck
-            if (values === undefined || values.length <= from) fillNull(vector, n)
-            else for (let i = 0; i < n; i++) vector.setItem(i, toDuck(values[from + i] ?? null))
-            vector.flush()
-          }
-          a.appendDataChunk(chunk)
-          // Let the event loop in between chunks (the listener's socket keeps being read while a batch is
-          // stored); the rows become visible together, at the flush below.
-          await new Promise<void>((resolve) => setImmediate(resolve))
-        }
-        a.flushSync()
-      } finally {
-        a.closeSync()
-      }
+    return this.append(batch.length, (layout) => {
+      const cols = layout.map((c) => batch.columns[c.name])
+      return (vector, j, from, n, s) => fillVector(vector, layout[j]!.kind, cols[j], from, n, s)
     })
+  }
+
+  /** insert() for a typed batch (typed-batch.ts): its columns are copied into the vectors as they are. */
+  insertTyped(batch: TypedBatch): Promise<void> {
+    return this.append(batch.length, (layout) => {
+      const cols = layout.map((c) => batch.columns.get(c.name))
+      return (vector, j, from, n, s) => fillVectorTyped(vector, cols[j], from, n, s)
+    })
+  }
+
+  /** Appends `length` rows chunk by chunk, each column's vector filled by the filler made for the layout. */
+  private append(
+    length: number,
+    filler: (
+      layout: Array<{ name: string; kind: ValueKind | undefined }>,
+    ) => (vector: duckdb.Vector, column: number, from: number, n: number, s: ChunkScratch) => void,
+  ): Promise<void> {
+    return this.serial(async () => {
+      if (this.commitError !== undefined) {
+        const e = this.commitError
+        this.commitError = undefined
+        throw e instanceof Error ? e : new Error(`DuckDB commit failed: ${JSON.stringify(e)}`)
+      }
+      if (length === 0) return
+      const layout = await this.tableLayout()
+      const a = (this.appender ??= await this.conn.createAppender(FLOWS_TABLE))
+      const types = layout.map((_, j) => a.columnType(j))
+      const fill = filler(layout)
+      const s = this.scratch
+      for (let from = 0; from < length; from += CHUNK_ROWS) {
+        const n = Math.min(CHUNK_ROWS, length - from)
+        const chunk = DuckDBDataChunk.create(types, n)
+        for (let j = 0; j < layout.length; j++)
+          fill(duckdb.data_chunk_get_vector(chunk.chunk, j), j, from, n, s)
+        a.appendDataChunk(chunk)
+        // Let the event loop in between chunks (the listener's socket keeps being read while a batch is
+        // stored).
+        if (from + n < length) await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+      this.uncommitted += length
+      if (this.uncommitted >= this.commitRows) this.commit()
+      else
+        this.commitTimer ??= setTimeout(() => {
+          this.commitTimer = undefined
+          this.serial(async () => {}).catch((e: unknown) => {
+            this.commitError = e
+          })
+        }, this.commitDelayMs).unref()
+    }, true)
   }
 
   async query(q: FlowQuery): Promise<QueryResult> {
@@ -338,7 +364,7 @@ export class DuckDbStore implements FlowStore {
 
   close(): Promise<void> {
     return this.serial(async () => {
-      // A checkpoint writes the WAL into the file, so the file alone holds everything.
+      // (serial committed the appended rows.) A checkpoint writes the WAL into the file, so the file alone holds everything.
       await this.conn.run('CHECKPOINT')
       this.conn.closeSync()
       this.instance.closeSync()

@@ -17,10 +17,13 @@ export async function openStoreWriter(url: string, opts: BatchWriterOptions = {}
   )
 }
 
-/** A collector sink that appends every flow record to the writer; returns how many it took. */
+/**
+ * A collector sink that appends every flow record to the writer; returns how many it took, counting those
+ * the writer took straight from their data sets (the collector's columnSink).
+ */
 export function storeRecords(writer: BatchWriter, o: DecodeOutput, nowMs = Date.now()): number {
   const received = BigInt(nowMs) * 1000n
-  let n = 0
+  let n = o.columnar ?? 0
   for (const r of o.records) {
     if (r.isOptions) continue
     writer.addRecord(r, received)

@@ -5,8 +5,12 @@
  */
 import type { FlowRow, RowValue } from './normalize.js'
 import type { FlowQuery } from '../query/sql.js'
-import type { CollectedRecord } from '../collector/decode-message.js'
+import type { CollectedRecord, ColumnSink } from '../collector/decode-message.js'
+import type { CollectorTemplate } from '../collector/data-set.js'
+import type { MessageContext } from '../collector/pending.js'
+import { FastPlanner } from './fast-plan.js'
 import { RecordPlanner, putRow } from './record-plan.js'
+import { TypedBatch } from './typed-batch.js'
 import type { OptionRow } from './options-rows.js'
 import type { OptionsQuery } from './options-store.js'
 
@@ -37,6 +41,8 @@ export interface FlowStore {
   migrate(): Promise<void>
   /** Appends a batch; resolves once the rows are stored. */
   insert(batch: ColumnBatch): Promise<void>
+  /** Appends a typed batch (typed-batch.ts), where the store has a path for it (else insert(toColumnBatch())). */
+  insertTyped?(batch: TypedBatch): Promise<void>
   query(q: FlowQuery): Promise<QueryResult>
   /** Appends options facts (store/options-rows.ts) to the options table, joined onto flows at query time. */
   insertOptions(rows: readonly OptionRow[]): Promise<void>
@@ -73,8 +79,11 @@ export interface BatchWriterOptions {
  * Buffers rows for a store. `add` is synchronous; flushes run one at a time in order. `close` flushes the
  * rest, waits for it and closes the store.
  */
-export class BatchWriter {
+export class BatchWriter implements ColumnSink {
   private batch: ColumnBatch
+  /** Rows decoded straight from data sets (fast-plan.ts), stored beside `batch`. */
+  private typed = new TypedBatch()
+  private readonly fast = new FastPlanner()
   private timer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
   private readonly maxRows: number
@@ -94,7 +103,30 @@ export class BatchWriter {
 
   /** Rows accepted but not yet stored. */
   get pending(): number {
-    return this.batch.length
+    return this.batch.length + this.typed.length
+  }
+
+  /**
+   * ColumnSink: a data set whose template has a fast plan goes straight into the typed batch (the same rows
+   * addRecord would make of its records); undefined for any other template.
+   */
+  takeDataSet(
+    t: CollectorTemplate,
+    ctx: MessageContext,
+    bytes: Uint8Array,
+    p: number,
+    end: number,
+  ): number | undefined {
+    const plan = this.fast.plan(t)
+    if (plan === undefined) return undefined
+    const n = this.fast.decode(plan, ctx, t.id, bytes, p, end, Date.now() * 1000, this.typed)
+    if (n !== undefined && n > 0) this.added()
+    return n
+  }
+
+  /** Counters of the fast path: data sets and records taken straight into columns. */
+  get fastStats(): Readonly<FastPlanner['stats']> {
+    return this.fast.stats
   }
 
   add(row: FlowRow): void {
@@ -117,7 +149,7 @@ export class BatchWriter {
   }
 
   private added(): void {
-    if (this.batch.length >= this.maxRows) this.kick()
+    if (this.batch.length + this.typed.length >= this.maxRows) this.kick()
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.kick(), this.maxDelayMs)
       this.timer.unref()
@@ -134,19 +166,31 @@ export class BatchWriter {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     const batch = this.batch
-    if (batch.length > 0) {
+    const typed = this.typed
+    if (batch.length + typed.length > 0) {
       this.batch = emptyBatch(this.names)
+      this.typed = new TypedBatch()
+      let typedDone = false
       this.chain = this.chain.then(async () => {
         try {
-          await this.store.insert(batch)
-          this.stats.rows += batch.length
+          if (typed.length > 0) {
+            if (this.store.insertTyped !== undefined) await this.store.insertTyped(typed)
+            else await this.store.insert(typed.toColumnBatch())
+          }
+          typedDone = true
+          if (batch.length > 0) await this.store.insert(batch)
+          this.stats.rows += batch.length + typed.length
           this.stats.flushes++
         } catch (e) {
           this.stats.errors++
           this.opts.onError?.(e)
-          // Keep the rows: put them in front of what arrived since, for the next flush.
+          // Keep the rows not stored: put them in front of what arrived since, for the next flush.
           const rest = this.batch
           this.batch = emptyBatch(this.names)
+          if (!typedDone) {
+            const t = typed.toColumnBatch()
+            for (let i = 0; i < t.length; i++) pushRow(this.batch, rowAt(t, i), this.names)
+          }
           for (let i = 0; i < batch.length; i++) pushRow(this.batch, rowAt(batch, i), this.names)
           for (let i = 0; i < rest.length; i++) pushRow(this.batch, rowAt(rest, i), this.names)
           throw e

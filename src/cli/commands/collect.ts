@@ -183,6 +183,8 @@ export function collectCommand(): Command {
             process.stderr.write(`flowtel collect: options write failed (kept, retrying): ${String(e)}\n`),
         })
         await retain()
+        // Nothing but the store reads the records: flow data sets go straight into its columns.
+        if (out === undefined) col.columnSink = writer
       }
       let text = ''
       let side = ''
@@ -203,6 +205,7 @@ export function collectCommand(): Command {
         if (writer !== undefined) stored += storeRecords(writer, o)
         options?.add(o)
         if (out === undefined) {
+          records += o.columnar ?? 0
           for (const r of o.records) if (!r.isOptions) records++
           for (const e of o.events) side += JSON.stringify(eventLine(e)) + '\n'
           for (const r of o.records)

@@ -1,0 +1,357 @@
+/**
+ * IPFIX data sets (RFC 7011 §3.4.3) decoded straight into typed storage columns (typed-batch.ts): one pass
+ * over the set with DataView reads, no record or field objects, no BigInt. A plan is compiled once per
+ * template and taken only when every row it makes is exactly the row record-plan.ts / normalize() would
+ * make of the same record, that is when
+ * - the template is an IPFIX (version 10) data template with fixed-length fields only;
+ * - every field has a column of the column table (schema/columns.ts), is that column's canonical element
+ *   (address columns: the IPv4 or IPv6 element), fills no column another field fills, and no element
+ *   repeats: nothing would go to the `extra` map column;
+ * - each value always fits its column: unsigned integers no wider than the column, dateTimeMilliseconds
+ *   (8 octets) and dateTimeSeconds (4) into time columns, IPv4/IPv6 addresses into the address columns
+ *   (their text, and the 128-bit key beside it);
+ * - every metadata column of the column table has a source this file knows.
+ * Any other template (options, lists, strings, MACs, booleans, reduced-size encodings wider than a column,
+ * elements without a column, a column added with a new metadata source) gets no plan: its records take the
+ * record path, so nothing stored today is lost and new columns flow through it.
+ */
+import type { CollectorTemplate } from '../collector/data-set.js'
+import type { MessageContext } from '../collector/pending.js'
+import { COLUMNS, COLUMN_BY_IE, type Column } from '../schema/columns.js'
+import { ipv4Text, ipv6Text } from '../util/address-text.js'
+import { VERSION_NAMES } from './normalize.js'
+import type { TypedBatch } from './typed-batch.js'
+
+const enum Op {
+  /** Unsigned integer of `len` octets (big-endian) into a column `width` octets wide (little-endian). */
+  Uint,
+  /** dateTimeMilliseconds (8 octets) → microseconds. */
+  Ms,
+  /** dateTimeSeconds (4 octets) → microseconds. */
+  Sec,
+  Ipv4,
+  Ipv6,
+}
+
+interface Step {
+  readonly op: Op
+  readonly off: number
+  readonly len: number
+  readonly column: Column
+  /** Index of the step's column in `sums` (a sum column's operand), or -1. */
+  readonly sumSlot: number
+  /** For address steps: the key column it also fills (src_ip_key / dst_ip_key), if any. */
+  readonly key: Column | undefined
+}
+
+interface MetaStep {
+  readonly column: Column
+  readonly source: 'received' | 'exporter' | 'domain' | 'template' | 'version' | 'sum'
+  /** 'sum': the slots of its two operands. */
+  readonly a: number
+  readonly b: number
+}
+
+export interface FastPlan {
+  readonly recordLength: number
+  readonly steps: readonly Step[]
+  readonly meta: readonly MetaStep[]
+  /** Operand slots of the sum columns. */
+  readonly slots: number
+}
+
+const UINT_TYPES = new Set(['unsigned8', 'unsigned16', 'unsigned32', 'unsigned64'])
+const WIDTH = { u8: 1, u16: 2, u32: 4, u64: 8 } as const
+/** The key column beside each address column (metadata srcKey / dstKey of the column table). */
+const KEY_OF: Record<string, Column | undefined> = {
+  src_addr: COLUMNS.find((c) => c.meta === 'srcKey'),
+  dst_addr: COLUMNS.find((c) => c.meta === 'dstKey'),
+}
+
+/** The plan for template `t`, or undefined when its records must take the record path. */
+export function compileFastPlan(t: CollectorTemplate): FastPlan | undefined {
+  if (t.version !== 10 || t.options || t.scopeCount !== 0 || t.fields.length === 0) return undefined
+  const taken = new Set<Column>()
+  const names = new Set<string>()
+  const raw: Array<{ op: Op; off: number; len: number; column: Column }> = []
+  let off = 0
+  for (const f of t.fields) {
+    if (f.length === 0xffff || names.has(f.name)) return undefined
+    names.add(f.name)
+    const c = COLUMN_BY_IE.get(f.name)
+    if (c === undefined || taken.has(c)) return undefined
+    taken.add(c)
+    let op: Op
+    if (c.name === 'src_addr' || c.name === 'dst_addr') {
+      if (f.type === 'ipv4Address' && f.length === 4 && f.name === c.ies[0]) op = Op.Ipv4
+      else if (f.type === 'ipv6Address' && f.length === 16 && f.name === c.ies[1]) op = Op.Ipv6
+      else return undefined
+    } else {
+      if (f.name !== c.ies[0] || c.name === 'icmp_type_code' || c.name === 'rev_icmp_type_code')
+        return undefined
+      if (c.kind === 'u8' || c.kind === 'u16' || c.kind === 'u32' || c.kind === 'u64') {
+        if (!UINT_TYPES.has(f.type) || f.length < 1 || f.length > WIDTH[c.kind]) return undefined
+        op = Op.Uint
+      } else if (c.kind === 'time' && f.type === 'dateTimeMilliseconds' && f.length === 8) op = Op.Ms
+      else if (c.kind === 'time' && f.type === 'dateTimeSeconds' && f.length === 4) op = Op.Sec
+      else return undefined
+    }
+    raw.push({ op, off, len: f.length, column: c })
+    off += f.length
+  }
+  // Metadata columns; the operands of sum columns get slots.
+  const slotOf = new Map<string, number>()
+  const meta: MetaStep[] = []
+  for (const c of COLUMNS) {
+    if (c.meta === undefined) continue
+    switch (c.meta) {
+      case 'domain':
+      case 'template':
+        if (c.kind !== 'u16' && c.kind !== 'u32') return undefined
+        meta.push({ column: c, source: c.meta, a: -1, b: -1 })
+        break
+      case 'received':
+        if (c.kind !== 'time') return undefined
+        meta.push({ column: c, source: c.meta, a: -1, b: -1 })
+        break
+      case 'exporter':
+      case 'version':
+        if (c.kind !== 'text') return undefined
+        meta.push({ column: c, source: c.meta, a: -1, b: -1 })
+        break
+      case 'srcKey':
+      case 'dstKey':
+        if (c.kind !== 'ipkey') return undefined
+        break // filled by the address steps
+      case 'totalBytes':
+      case 'totalPackets': {
+        if (c.sumOf === undefined || c.kind !== 'u64') return undefined
+        const [x, y] = c.sumOf
+        for (const n of [x, y]) if (!slotOf.has(n)) slotOf.set(n, slotOf.size)
+        meta.push({ column: c, source: 'sum', a: slotOf.get(x)!, b: slotOf.get(y)! })
+        break
+      }
+      default:
+        return undefined // a metadata source added later: the record path knows it
+    }
+  }
+  const steps: Step[] = []
+  for (const s of raw) {
+    const found = KEY_OF[s.column.name]
+    const key = found?.kind === 'ipkey' ? found : undefined
+    const slot = slotOf.get(s.column.name)
+    // A sum of columns other than 64-bit counters is one the record path knows how to make.
+    if (slot !== undefined && s.column.kind !== 'u64') return undefined
+    steps.push({ ...s, sumSlot: slot ?? -1, key })
+  }
+  return { recordLength: off, steps, meta, slots: slotOf.size }
+}
+
+const TWO32 = 4294967296
+const SAFE = Number.MAX_SAFE_INTEGER
+const I64_MAX = (1n << 63n) - 1n
+
+/** Plans by template object (templates are replaced, never changed, when redefined or retyped). */
+export class FastPlanner {
+  private readonly plans = new WeakMap<CollectorTemplate, FastPlan | null>()
+  /** Per sum slot: the operand of the current row (hi/lo words; -1 hi = absent). */
+  private hi = new Float64Array(8)
+  private lo = new Float64Array(8)
+  readonly stats = { sets: 0, records: 0 }
+
+  plan(t: CollectorTemplate): FastPlan | undefined {
+    let p = this.plans.get(t)
+    if (p === undefined) {
+      p = compileFastPlan(t) ?? null
+      this.plans.set(t, p)
+    }
+    return p ?? undefined
+  }
+
+  /**
+   * Decodes the records of data set bytes[p, end) by `plan` into `batch`; returns how many, or undefined
+   * (nothing added) when a value is one only the record path can store. A remainder shorter than a record
+   * is padding (RFC 7011 §3.3.1), as in data-set.ts.
+   */
+  decode(
+    plan: FastPlan,
+    ctx: MessageContext,
+    templateId: number,
+    bytes: Uint8Array,
+    p: number,
+    end: number,
+    receivedUs: number,
+    batch: TypedBatch,
+  ): number | undefined {
+    if (end > bytes.byteLength) end = bytes.byteLength
+    const len = plan.recordLength
+    const n = Math.floor((end - p) / len)
+    if (n <= 0) return 0
+    batch.reserve(n)
+    const base = batch.length
+    const src = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const steps = plan.steps
+    const cols = steps.map((s) => batch.column(s.column))
+    const outs = cols.map((c) => new DataView(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength))
+    const keys = steps.map((s) => (s.key !== undefined ? batch.column(s.key) : undefined))
+    const keyOuts = keys.map((k) => (k !== undefined ? k.bytes : undefined))
+    if (this.hi.length < plan.slots) {
+      this.hi = new Float64Array(plan.slots)
+      this.lo = new Float64Array(plan.slots)
+    }
+    const hi = this.hi
+    const lo = this.lo
+    const meta = plan.meta
+    const metaCols = meta.map((m) => batch.column(m.column))
+    const metaOuts = metaCols.map((c) => new DataView(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength))
+    const version = VERSION_NAMES['10'] ?? 'ipfix'
+    let q = p
+    for (let r = 0; r < n; r++, q += len) {
+      const row = base + r
+      const byte = row >> 3
+      const bit = 1 << (row & 7)
+      hi.fill(-1, 0, plan.slots)
+      for (let k = 0; k < steps.length; k++) {
+        const s = steps[k]!
+        const c = cols[k]!
+        const o = outs[k]!
+        const at = q + s.off
+        switch (s.op) {
+          case Op.Uint: {
+            // Big-endian of any length ≤ the column width → little-endian of the width.
+            const w = c.width
+            let h = 0
+            let l = 0
+            if (s.len <= 4) {
+              for (let i = 0; i < s.len; i++) l = l * 256 + src.getUint8(at + i)
+            } else {
+              for (let i = 0; i < s.len - 4; i++) h = h * 256 + src.getUint8(at + i)
+              l = src.getUint32(at + s.len - 4)
+            }
+            const to = row * w
+            if (w === 1) o.setUint8(to, l)
+            else if (w === 2) o.setUint16(to, l, true)
+            else if (w === 4) o.setUint32(to, l, true)
+            else {
+              o.setUint32(to, l, true)
+              o.setUint32(to + 4, h, true)
+            }
+            if (s.sumSlot >= 0) {
+              hi[s.sumSlot] = h
+              lo[s.sumSlot] = l
+            }
+            break
+          }
+          case Op.Ms:
+          case Op.Sec: {
+            const to = row * 8
+            let us: number
+            if (s.op === Op.Sec) us = src.getUint32(at) * 1_000_000
+            else {
+              const ms = src.getUint32(at) * TWO32 + src.getUint32(at + 4)
+              us = ms * 1000
+              if (!(ms <= SAFE) || us > SAFE) {
+                // Beyond 2^53 µs (year 2255): exact in BigInt, as the record path computes it. Past
+                // 2^63 - 1 µs a typed column cannot hold what the record path hands the store: the set
+                // goes to the record path.
+                const big = src.getBigUint64(at) * 1000n
+                if (big > I64_MAX) {
+                  batch.truncate(base, base + r + 1)
+                  return undefined
+                }
+                o.setBigInt64(to, big, true)
+                c.valid[byte]! |= bit
+                continue
+              }
+            }
+            o.setUint32(to, us % TWO32, true)
+            o.setUint32(to + 4, Math.floor(us / TWO32), true)
+            break
+          }
+          case Op.Ipv4: {
+            const v = src.getUint32(at)
+            c.strings[row] = ipv4Text(v)
+            const kb = keyOuts[k]
+            if (kb !== undefined) {
+              // ::ffff:a.b.c.d as 128-bit little-endian: the address, then 0xffff, then zeros.
+              const kt = row * 16
+              kb[kt] = v & 255
+              kb[kt + 1] = (v >>> 8) & 255
+              kb[kt + 2] = (v >>> 16) & 255
+              kb[kt + 3] = v >>> 24
+              kb[kt + 4] = 0xff
+              kb[kt + 5] = 0xff
+              kb.fill(0, kt + 6, kt + 16)
+              keys[k]!.valid[byte]! |= bit
+            }
+            break
+          }
+          case Op.Ipv6: {
+            c.strings[row] = ipv6Text(src, at)
+            const kb = keyOuts[k]
+            if (kb !== undefined) {
+              const kt = row * 16
+              for (let i = 0; i < 16; i++) kb[kt + i] = bytes[at + 15 - i]!
+              keys[k]!.valid[byte]! |= bit
+            }
+            break
+          }
+        }
+        c.valid[byte]! |= bit
+      }
+      for (let k = 0; k < meta.length; k++) {
+        const m = meta[k]!
+        const c = metaCols[k]!
+        const o = metaOuts[k]!
+        switch (m.source) {
+          case 'received':
+          case 'sum': {
+            let h: number
+            let l: number
+            if (m.source === 'received') {
+              h = Math.floor(receivedUs / TWO32)
+              l = receivedUs % TWO32
+            } else {
+              // Absent operands count 0; the sum is capped at 2^64 - 1 (normalize.ts total()).
+              const ah = hi[m.a]!
+              const bh = hi[m.b]!
+              h = (ah < 0 ? 0 : ah) + (bh < 0 ? 0 : bh)
+              l = (ah < 0 ? 0 : lo[m.a]!) + (bh < 0 ? 0 : lo[m.b]!)
+              if (l >= TWO32) {
+                l -= TWO32
+                h++
+              }
+              if (h >= TWO32) {
+                h = TWO32 - 1
+                l = TWO32 - 1
+              }
+            }
+            o.setUint32(row * 8, l, true)
+            o.setUint32(row * 8 + 4, h, true)
+            break
+          }
+          case 'exporter':
+            c.strings[row] = ctx.exporter
+            break
+          case 'version':
+            c.strings[row] = version
+            break
+          case 'domain':
+          case 'template': {
+            const v = m.source === 'domain' ? ctx.domain : templateId
+            // u16 or u32 (compileFastPlan): the domain is 32-bit on the wire, a template id 16-bit.
+            if (c.width === 4) o.setUint32(row * 4, v, true)
+            else if (v <= 0xffff) o.setUint16(row * 2, v, true)
+            else continue
+            break
+          }
+        }
+        c.valid[byte]! |= bit
+      }
+    }
+    batch.length += n
+    this.stats.sets++
+    this.stats.records += n
+    return n
+  }
+}
