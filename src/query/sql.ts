@@ -262,6 +262,36 @@ function listingColumns(q: FlowQuery, joins: boolean): string[] {
   return joins ? [...SUMMARY_COLUMNS, ...SUMMARY_JOINED] : SUMMARY_COLUMNS
 }
 
+/** The joined fields a filter names (query/joined.ts). */
+function filterJoined(e: FilterExpr | undefined, out: Set<string>): Set<string> {
+  if (e === undefined) return out
+  switch (e.type) {
+    case 'and':
+    case 'or':
+      filterJoined(e.left, out)
+      return filterJoined(e.right, out)
+    case 'not':
+      return filterJoined(e.expr, out)
+    case 'cmp':
+    case 'glob':
+      if (JOINED_BY_NAME.has(e.field)) out.add(e.field)
+      return out
+    default:
+      return out
+  }
+}
+
+/**
+ * Whether compiling `q` with joins available would join the options table: a joined field in the filter,
+ * the top fields or the listing's columns. A store asks which option kinds exist only then, so a top-N on
+ * flow columns costs no options lookup.
+ */
+export function queryUsesOptions(q: FlowQuery): boolean {
+  if (filterJoined(q.filter, new Set()).size > 0) return true
+  if (q.top !== undefined && q.top.length > 0) return q.top.some((f) => JOINED_BY_NAME.has(topColumn(f)))
+  return listingColumns(q, true).some((n) => JOINED_BY_NAME.has(n))
+}
+
 /** The whole SELECT for a flow query. */
 export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
   const c = new Compiler(dialect)

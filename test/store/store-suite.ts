@@ -14,7 +14,7 @@ import type { FlowQuery } from '../../src/query/sql.js'
 import { COLUMNS, type Column } from '../../src/schema/columns.js'
 import { storeRecords } from '../../src/store/ingest.js'
 import { normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js'
-import { BatchWriter, type FlowStore, type RetentionPolicy } from '../../src/store/store.js'
+import { BatchWriter, type FlowStore, type QueryResult, type RetentionPolicy } from '../../src/store/store.js'
 import { field, record } from '../helpers/flow-records.js'
 import { probeRecords } from '../helpers/probe-run.js'
 import { OfflineReader } from '../../src/collector/offline-reader.js'
@@ -27,6 +27,16 @@ const CISCO_SRV6 = '/work/shared/exports/ipfix/netgauze__500-IPFIXv10-BGP-CISCO-
 
 export interface SuiteStore extends FlowStore {
   retain(policy: RetentionPolicy, nowMs?: number): Promise<number>
+  /** A plain SELECT on the store's engine. */
+  sql(text: string): Promise<QueryResult>
+  /** The options table, qualified as the engine needs. */
+  readonly optionsTable: string
+}
+
+/** Every name in the options table, history included, sorted. */
+async function rawOptionNames(store: SuiteStore): Promise<string[]> {
+  const r = await store.sql(`SELECT name FROM ${store.optionsTable}`)
+  return r.rows.map((x) => String(x.name)).sort()
 }
 
 export interface StoreBackend {
@@ -482,6 +492,54 @@ export function defineStoreSuite(b: StoreBackend): void {
         expect(left).toEqual([0n, 100n, 200n, 300n])
         expect(await store.retain({}, now)).toBe(0)
         expect(await store.retain({ maxRows: 10, maxAgeMs: 3_600_000 }, now)).toBe(0)
+        await store.close()
+      })
+
+      it('retention trims the options facts superseded before the oldest flow kept', async () => {
+        const { store } = await b.create()
+        const now = Date.UTC(2026, 0, 15, 12)
+        const us = (msAgo: number): bigint => BigInt(now - msAgo) * 1000n
+        const fact = (key: string, name: string, msAgo: number): OptionRow => ({
+          time_received: us(msAgo),
+          exporter: '192.0.2.1',
+          observation_domain: 7,
+          kind: 'interface',
+          key,
+          name,
+          description: '',
+          category: '',
+          rate: 0n,
+          data: '{}',
+        })
+        const hour = 3_600_000
+        await store.insertOptions([
+          fact('1', 'eth0-old', 5 * hour), // superseded, older than every flow kept: trimmed
+          fact('1', 'eth0-mid', 3 * hour), // superseded, but newer than the oldest flow kept: kept
+          fact('1', 'eth0', hour / 2), // the latest of key 1: kept
+          fact('2', 'eth1', 6 * hour), // the latest of key 2, however old: kept
+        ])
+        const flow = (msAgo: number, ifIndex: number): FlowRow =>
+          normalize(record([field('ingressInterface', 'unsigned32', ifIndex)]), us(msAgo))
+        await fill(store, [flow(10 * hour, 1), flow(4 * hour, 1), flow(hour, 2)])
+        // No retention asked: nothing trimmed.
+        expect(await store.retain({}, now)).toBe(0)
+        expect((await store.options({ kind: 'interface' })).rows).toHaveLength(2)
+        expect(await store.retain({ maxAgeMs: 4.5 * hour }, now)).toBe(1) // the flow 10 hours old
+        const names = await store.query({ columns: ['in_if', 'in_if_name'], limit: 10 })
+        expect(names.rows.map((r) => [r.in_if, r.in_if_name]).sort()).toEqual([
+          [1, 'eth0'],
+          [2, 'eth1'],
+        ])
+        // What is left of the history: read through the options listing's source, all rows of the table.
+        const left = await store.options({ kind: 'interface' })
+        expect(left.rows.map((r) => [r.key, r.name])).toEqual([
+          ['1', 'eth0'],
+          ['2', 'eth1'],
+        ])
+        expect(await rawOptionNames(store)).toEqual(['eth0', 'eth0-mid', 'eth1'])
+        // By row count: the oldest flow kept is 1 hour old, so eth0-mid (3 hours) goes too.
+        expect(await store.retain({ maxRows: 1 }, now)).toBe(1)
+        expect(await rawOptionNames(store)).toEqual(['eth0', 'eth1'])
         await store.close()
       })
 
