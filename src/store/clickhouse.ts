@@ -18,7 +18,7 @@
  */
 import { Readable } from 'node:stream'
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
-import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE } from '../schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS, FLOWS_TABLE } from '../schema/columns.js'
 import { ipKey, keyText } from '../schema/ip-key.js'
 import { compileQuery, queryUsesOptions, type FlowQuery, type SqlDialect } from '../query/sql.js'
 import type { OptionRow } from './options-rows.js'
@@ -324,7 +324,8 @@ export class ClickHouseStore implements FlowStore {
 
   async query(q: FlowQuery): Promise<QueryResult> {
     const info = this.requireTable()
-    const d: SqlDialect = new ClickHouseDialect(this.table, info.generation)
+    const computed = new Set(COMPUTED_COLUMNS.map((c) => c.name).filter((n) => info.types.has(n)))
+    const d: SqlDialect = new ClickHouseDialect(this.table, info.generation, computed)
     d.joins = clickhouseJoins(this.optionsTable, queryUsesOptions(q) ? await this.optionKinds() : new Set())
     const { sql } = compileQuery(q, d)
     return this.sql(sql)

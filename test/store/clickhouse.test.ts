@@ -190,6 +190,21 @@ describe.skipIf(CLICKHOUSE_SKIP !== undefined)('ClickHouse backend', () => {
       ['10.0.0.1', 42n, null, 1n],
       ['10.0.0.2', null, null, 2n],
     ])
+    // The computed IPv4 columns are added (old parts compute them on read) and top-N groups by them.
+    const kinds = await s.sql(
+      `SELECT name, default_kind FROM system.columns WHERE database = '${db}' AND table = 'flows' ` +
+        "AND name IN ('src_ip4', 'dst_ip4') ORDER BY name",
+    )
+    expect(kinds.rows).toEqual([
+      { name: 'dst_ip4', default_kind: 'MATERIALIZED' },
+      { name: 'src_ip4', default_kind: 'MATERIALIZED' },
+    ])
+    // The old row has no address key (the key column came later): it is the no-address group.
+    const top = await s.query({ top: ['src_addr'], by: 'flows' })
+    expect(top.rows.map((r) => [r.src_addr, r.flows, r.bytes])).toEqual([
+      ['10.0.0.2', 1n, 0n],
+      [null, 1n, 42n],
+    ])
     await w.close()
   })
 

@@ -463,6 +463,67 @@ export function defineStoreSuite(b: StoreBackend): void {
         await store.close()
       })
 
+      it('top-N by address: IPv4, IPv6, 0.0.0.0, :: and no address are groups of their own', async () => {
+        const { store } = await b.create()
+        const flow = (src: string | undefined, bytes: number): FlowRow =>
+          normalize(
+            record([
+              ...(src === undefined
+                ? []
+                : [
+                    src.includes(':')
+                      ? field('sourceIPv6Address', 'ipv6Address', src)
+                      : field('sourceIPv4Address', 'ipv4Address', src),
+                  ]),
+              field('octetDeltaCount', 'unsigned64', BigInt(bytes)),
+            ]),
+            1_000_000n,
+          )
+        await fill(store, [
+          flow('10.0.0.1', 300),
+          flow('10.0.0.1', 200),
+          flow('2001:db8::1', 500),
+          flow('0.0.0.0', 400),
+          flow('::', 400),
+          flow(undefined, 400),
+          flow('10.0.0.2', 300),
+          flow('2001:db8::2', 100),
+        ])
+        // Ties by address key: IPv4-mapped (::ffff:…) before 2001:db8::, :: before 0.0.0.0, no address last.
+        const top = await store.query({ top: ['src_addr'], by: 'bytes' })
+        expect(top.rows.map((r) => [r.src_addr, r.flows, r.bytes])).toEqual([
+          ['10.0.0.1', 2n, 500n],
+          ['2001:db8::1', 1n, 500n],
+          ['::', 1n, 400n],
+          ['0.0.0.0', 1n, 400n],
+          [null, 1n, 400n],
+          ['10.0.0.2', 1n, 300n],
+          ['2001:db8::2', 1n, 100n],
+        ])
+        const v4 = await store.query({
+          top: ['src_addr'],
+          filter: parseFilter('src net 10.0.0.0/8'),
+          limit: 1,
+        })
+        expect(v4.rows.map((r) => [r.src_addr, r.bytes])).toEqual([['10.0.0.1', 500n]])
+        const notV4 = await store.query({ top: ['src_addr'], filter: parseFilter('not src net 10.0.0.0/8') })
+        expect(notV4.rows.map((r) => r.src_addr)).toEqual([
+          '2001:db8::1',
+          '::',
+          '0.0.0.0',
+          null,
+          '2001:db8::2',
+        ])
+        const zero = await store.query({
+          top: ['src_addr'],
+          filter: parseFilter('src ip 0.0.0.0 or src net 0.0.0.0/31'),
+        })
+        expect(zero.rows.map((r) => [r.src_addr, r.bytes])).toEqual([['0.0.0.0', 400n]])
+        const one = await store.query({ top: ['src_addr', 'proto'], filter: parseFilter('src ip 10.0.0.2') })
+        expect(one.rows.map((r) => [r.src_addr, r.proto, r.bytes])).toEqual([['10.0.0.2', null, 300n]])
+        await store.close()
+      })
+
       it('applies retention by age and by row count', async () => {
         const { store } = await b.create()
         const now = 1_800_000_000_000
