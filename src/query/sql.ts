@@ -137,6 +137,8 @@ export interface SqlDialect {
    */
   ipv4Column?(keyColumn: string): string | undefined
   ipv4ToKey?(expr: string): string
+  /** Top-N may group by integer columns packed into one number (packedGrouping; ClickHouse). */
+  readonly packKeys?: boolean
 }
 
 /** DuckDB: values bound as typed parameters `$n`. */
@@ -356,6 +358,56 @@ function ipv4Grouping(
   }
 }
 
+const INT_BITS: Partial<Record<ValueKind, number>> = { u8: 8, u16: 16, u32: 32 }
+
+/**
+ * Top-N whose group columns all fit one 64-bit number (ClickHouse: `packKeys`): Nullable integer columns
+ * as their value and a NULL bit (u8 9 bits, u16 17, u32 33), addresses with a computed IPv4 column as its
+ * 32-bit number. ClickHouse 18.16 groups one plain integer several times faster than a tuple of Nullable
+ * columns. The number is unpacked for the rows returned only. Rows whose IPv4 number is 0 (IPv6, no
+ * address, 0.0.0.0) are grouped by their columns themselves in a second half of a UNION ALL (`rest`).
+ */
+function packedGrouping(
+  keys: readonly string[],
+  d: SqlDialect,
+): { packed: string; shown: string; having: string; rest: string | undefined } | undefined {
+  if (d.packKeys !== true) return undefined
+  const toKey = (e: string): string => d.ipv4ToKey?.(e) ?? e
+  const parts: string[] = []
+  const shown: string[] = []
+  const nonZero: string[] = []
+  const zero: string[] = []
+  let off = 0
+  const field = (bits: number): string => `bitAnd(bitShiftRight(p, ${off}), ${(1n << BigInt(bits)) - 1n})`
+  for (const k of keys) {
+    const v4 = d.ipv4Column?.(k)
+    const bits = INT_BITS[COLUMN_BY_NAME.get(k)?.kind ?? 'text']
+    if (v4 !== undefined) {
+      parts.push(off === 0 ? `toUInt64(${v4})` : `bitShiftLeft(toUInt64(${v4}), ${off})`)
+      shown.push(`toNullable(${toKey(`toUInt32(${field(32)})`)}) AS ${k}`)
+      nonZero.push(`${field(32)} != 0`)
+      zero.push(`${v4} = 0`)
+      off += 32
+    } else if (bits !== undefined) {
+      const v = `if(isNull(${k}), ${1n << BigInt(bits)}, toUInt64(assumeNotNull(${k})))`
+      parts.push(off === 0 ? v : `bitShiftLeft(${v}, ${off})`)
+      shown.push(
+        `if(${field(bits + 1)} = ${1n << BigInt(bits)}, NULL, toUInt${bits}(${field(bits)})) AS ${k}`,
+      )
+      off += bits + 1
+    } else return undefined
+    if (off > 64) return undefined
+  }
+  // The narrowest type: a 16-bit key is an array index in ClickHouse, wider ones are hashed.
+  const width = off <= 8 ? 8 : off <= 16 ? 16 : off <= 32 ? 32 : 64
+  return {
+    packed: `toUInt${width}(${parts.length === 1 ? parts[0] : parts.reduce((a, b) => `bitOr(${a}, ${b})`)})`,
+    shown: shown.join(', '),
+    having: nonZero.join(' AND '),
+    rest: zero.length > 0 ? zero.join(' OR ') : undefined,
+  }
+}
+
 /** The whole SELECT for a flow query. */
 export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDialect()): CompiledSql {
   const c = new Compiler(dialect, joinedInFilter(q.filter, new Set()).size === 0)
@@ -397,16 +449,22 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
     }
     if (dialect.nestTop) {
       const aggs = 'count() AS flows_n, sum(total_packets) AS packets_n, sum(total_bytes) AS bytes_n'
-      const v4 = table === dialect.table ? ipv4Grouping(keys, dialect) : undefined
+      const own = table === dialect.table
+      const packed = own ? packedGrouping(keys, dialect) : undefined
+      const v4 = own && packed === undefined ? ipv4Grouping(keys, dialect) : undefined
+      const rest = (zero: string): string =>
+        // PREWHERE: only the granules holding such rows are read past the IPv4 columns.
+        ` UNION ALL SELECT ${g}, ${aggs} FROM ${table} PREWHERE ${zero}${whereSql} GROUP BY ${g}`
       const inner =
-        v4 !== undefined
-          ? // IPv4 rows grouped by the numbers (every address column non-zero), the rest by the keys.
-            `SELECT ${v4.shown}, flows_n, packets_n, bytes_n FROM (SELECT ${v4.groups}, ${aggs} FROM ` +
-            `${table}${whereSql} GROUP BY ${v4.groupBy} HAVING ${v4.nonZero}) UNION ALL ` +
-            // PREWHERE: only the granules holding such rows are read past the IPv4 columns.
-            `SELECT ${g}, ${aggs} FROM ${table} PREWHERE ${v4.zero}${whereSql} ` +
-            `GROUP BY ${g}`
-          : `SELECT ${g}, ${aggs} FROM ${table}${whereSql} GROUP BY ${g}`
+        packed !== undefined
+          ? `SELECT ${packed.shown}, flows_n, packets_n, bytes_n FROM (SELECT ${packed.packed} AS p, ${aggs} ` +
+            `FROM ${table}${whereSql} GROUP BY p${packed.having !== '' ? ` HAVING ${packed.having}` : ''})` +
+            (packed.rest !== undefined ? rest(packed.rest) : '')
+          : v4 !== undefined
+            ? // IPv4 rows grouped by the numbers (every address column non-zero), the rest by the keys.
+              `SELECT ${v4.shown}, flows_n, packets_n, bytes_n FROM (SELECT ${v4.groups}, ${aggs} FROM ` +
+              `${table}${whereSql} GROUP BY ${v4.groupBy} HAVING ${v4.nonZero})${rest(v4.zero)}`
+            : `SELECT ${g}, ${aggs} FROM ${table}${whereSql} GROUP BY ${g}`
       const sql =
         `SELECT ${cols.map(shownAs).join(', ')}, flows_n AS flows, packets_n AS packets, bytes_n AS bytes ` +
         `FROM (${inner}) ORDER BY ${by} DESC, ${g} LIMIT ${limit}`

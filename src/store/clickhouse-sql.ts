@@ -102,6 +102,7 @@ export class ClickHouseDialect implements SqlDialect {
   readonly params: SqlParam[] = []
   readonly falseLiteral = '0'
   readonly nestTop = true
+  readonly packKeys = true
   constructor(
     readonly table: string,
     readonly generation: ClickHouseGeneration,

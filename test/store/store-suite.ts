@@ -524,6 +524,51 @@ export function defineStoreSuite(b: StoreBackend): void {
         await store.close()
       })
 
+      it('top-N by integer columns: NULL is a group apart from 0, every width', async () => {
+        const { store } = await b.create()
+        const flow = (
+          port: number | undefined,
+          proto: number | undefined,
+          inIf: number | undefined,
+        ): FlowRow =>
+          normalize(
+            record([
+              ...(port !== undefined ? [field('destinationTransportPort', 'unsigned16', port)] : []),
+              ...(proto !== undefined ? [field('protocolIdentifier', 'unsigned8', proto)] : []),
+              ...(inIf !== undefined ? [field('ingressInterface', 'unsigned32', inIf)] : []),
+              field('octetDeltaCount', 'unsigned64', 10n),
+            ]),
+            1_000_000n,
+          )
+        await fill(store, [
+          flow(0, 0, 0),
+          flow(0, 0, 0),
+          flow(0, 0, 0),
+          flow(undefined, undefined, undefined),
+          flow(undefined, undefined, undefined),
+          flow(65535, 255, 4294967295),
+          flow(65535, 255, 4294967295),
+          flow(443, 6, 1),
+          flow(443, undefined, 1),
+        ])
+        const top = await store.query({ top: ['dst_port', 'proto', 'in_if'], by: 'flows' })
+        expect(top.rows.map((r) => [r.dst_port, r.proto, r.in_if, r.flows])).toEqual([
+          [0, 0, 0, 3n],
+          [65535, 255, 4294967295, 2n],
+          [null, null, null, 2n],
+          [443, 6, 1, 1n],
+          [443, null, 1, 1n],
+        ])
+        const ports = await store.query({ top: ['dst_port'], by: 'bytes' })
+        expect(ports.rows.map((r) => [r.dst_port, r.bytes])).toEqual([
+          [0, 30n],
+          [443, 20n],
+          [65535, 20n],
+          [null, 20n],
+        ])
+        await store.close()
+      })
+
       it('applies retention by age and by row count', async () => {
         const { store } = await b.create()
         const now = 1_800_000_000_000
