@@ -173,17 +173,27 @@ export function clusterDdl(o: ClusterDdlOptions): string[] {
       engine: `ReplicatedMergeTree(${chString(zoo)}, '{replica}')`,
       ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
     }),
-    distributedTable(o.database, o.cluster, key),
+    distributedTable(o.database, o.cluster, key, o.generation),
     createMigrationsTable(o.database, o.cluster),
   ]
 }
 
-/** The Distributed table over `flows_local` on every shard. */
-function distributedTable(database: string, cluster: string, key: string): string {
+/**
+ * The Distributed table over `flows_local` on every shard, with the stored columns only: 18.16 forwards
+ * an insert with every column of the Distributed table, and the local table refuses values for its
+ * MATERIALIZED ones (the computed IPv4 columns), so top-N through it groups by the address keys.
+ */
+function distributedTable(
+  database: string,
+  cluster: string,
+  key: string,
+  generation: ClickHouseGeneration,
+): string {
   const db = chIdent(database)
   const local = `${FLOWS_TABLE}${LOCAL_SUFFIX}`
+  const cols = COLUMNS.map((c) => `  ${chIdent(c.name)} ${columnType(c, generation)}`).join(',\n')
   return (
-    `CREATE TABLE IF NOT EXISTS ${db}.${FLOWS_TABLE}${onCluster(cluster)} AS ${db}.${local}\n` +
+    `CREATE TABLE IF NOT EXISTS ${db}.${FLOWS_TABLE}${onCluster(cluster)} (\n${cols}\n)\n` +
     `ENGINE = Distributed(${chIdent(cluster)}, ${db}, ${local}, ${key})`
   )
 }
