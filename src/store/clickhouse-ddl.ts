@@ -7,14 +7,15 @@
  *   form the sort key) and the totals (total_bytes, total_packets: plain UInt64 sums group fast; DEFAULT
  *   computes them for rows written before they existed).
  * - legacy: `Nullable(T)` with T in plain 18.16 forms, partitioned by day of time_received (UInt64 µs), no
- *   TTL (retention deletes; see clickhouse.ts).
+ *   TTL (retention deletes; see clickhouse.ts), and the computed IPv4 columns (columns.ts COMPUTED_COLUMNS)
+ *   that top-N by address groups by.
  * - modern: `LowCardinality(Nullable(String))`, `Nullable(DateTime64(6)) CODEC(DoubleDelta, LZ4)`, IPv6,
  *   Bool, codecs, and `TTL time_received + INTERVAL n SECOND` when an age limit is given.
  * - cluster: a ReplicatedMergeTree local table on every node (ON CLUSTER), and a Distributed table over it
  *   that collectors insert into and queries read; the sharding key spreads each batch over the shards and
  *   is deterministic, so a retried batch splits the same way and replica deduplication drops the repeat.
  */
-import { COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
+import { COLUMNS, COMPUTED_COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
 import { chIdent, chString, chUInt } from './clickhouse-sql.js'
 import type { ClickHouseGeneration } from './clickhouse-version.js'
 
@@ -83,10 +84,21 @@ export function createDatabase(database: string, cluster?: string): string {
   return `CREATE DATABASE IF NOT EXISTS ${chIdent(database)}${onCluster(cluster)}`
 }
 
+/** The computed columns (columns.ts COMPUTED_COLUMNS) a table of a generation has, as column definitions. */
+export function computedColumns(generation: ClickHouseGeneration): string[] {
+  if (generation !== 'legacy') return []
+  return COMPUTED_COLUMNS.map((c) => `${chIdent(c.name)} ${c.ch} MATERIALIZED ${c.chLegacy}`)
+}
+
 /** CREATE TABLE for the flows table (MergeTree by default). */
 export function createFlowsTable(opts: ClickHouseTableOptions, columns: readonly Column[] = COLUMNS): string {
   const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
-  const cols = columns.map((c) => `  ${chIdent(c.name)} ${columnType(c, opts.generation)}`).join(',\n')
+  const cols = [
+    ...columns.map((c) => `${chIdent(c.name)} ${columnType(c, opts.generation)}`),
+    ...computedColumns(opts.generation),
+  ]
+    .map((c) => `  ${c}`)
+    .join(',\n')
   const lines = [
     `CREATE TABLE IF NOT EXISTS ${name}${onCluster(opts.cluster)} (\n${cols}\n)`,
     `ENGINE = ${opts.engine ?? 'MergeTree()'}`,
@@ -105,12 +117,16 @@ export function addMissingColumns(
   columns: readonly Column[] = COLUMNS,
 ): string[] {
   const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
-  return columns
-    .filter((c) => !existing.has(c.name))
-    .map(
-      (c) =>
-        `ALTER TABLE ${name}${onCluster(opts.cluster)} ADD COLUMN ${chIdent(c.name)} ${columnType(c, opts.generation)}`,
-    )
+  const add = (def: string): string => `ALTER TABLE ${name}${onCluster(opts.cluster)} ADD COLUMN ${def}`
+  // Computed columns come after every stored one, since they read them (older parts compute them on read).
+  return [
+    ...columns
+      .filter((c) => !existing.has(c.name))
+      .map((c) => add(`${chIdent(c.name)} ${columnType(c, opts.generation)}`)),
+    ...computedColumns(opts.generation)
+      .filter((d) => !existing.has(d.split(' ')[0] ?? ''))
+      .map(add),
+  ]
 }
 
 export function createMigrationsTable(database: string, cluster?: string): string {
@@ -157,17 +173,27 @@ export function clusterDdl(o: ClusterDdlOptions): string[] {
       engine: `ReplicatedMergeTree(${chString(zoo)}, '{replica}')`,
       ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
     }),
-    distributedTable(o.database, o.cluster, key),
+    distributedTable(o.database, o.cluster, key, o.generation),
     createMigrationsTable(o.database, o.cluster),
   ]
 }
 
-/** The Distributed table over `flows_local` on every shard. */
-function distributedTable(database: string, cluster: string, key: string): string {
+/**
+ * The Distributed table over `flows_local` on every shard, with the stored columns only: 18.16 forwards
+ * an insert with every column of the Distributed table, and the local table refuses values for its
+ * MATERIALIZED ones (the computed IPv4 columns), so top-N through it groups by the address keys.
+ */
+function distributedTable(
+  database: string,
+  cluster: string,
+  key: string,
+  generation: ClickHouseGeneration,
+): string {
   const db = chIdent(database)
   const local = `${FLOWS_TABLE}${LOCAL_SUFFIX}`
+  const cols = COLUMNS.map((c) => `  ${chIdent(c.name)} ${columnType(c, generation)}`).join(',\n')
   return (
-    `CREATE TABLE IF NOT EXISTS ${db}.${FLOWS_TABLE}${onCluster(cluster)} AS ${db}.${local}\n` +
+    `CREATE TABLE IF NOT EXISTS ${db}.${FLOWS_TABLE}${onCluster(cluster)} (\n${cols}\n)\n` +
     `ENGINE = Distributed(${chIdent(cluster)}, ${db}, ${local}, ${key})`
   )
 }

@@ -16,7 +16,7 @@
  * `[A-Za-z_][A-Za-z0-9_]*` by chIdent. The unit tests (clickhouse-sql.test.ts) try injections through filter
  * strings and run them against a real server.
  */
-import { type Column } from '../schema/columns.js'
+import { IPV4_COLUMN_OF, type Column } from '../schema/columns.js'
 import type { ParamType, SqlDialect, SqlParam } from '../query/sql.js'
 import type { ClickHouseGeneration } from './clickhouse-version.js'
 
@@ -102,10 +102,22 @@ export class ClickHouseDialect implements SqlDialect {
   readonly params: SqlParam[] = []
   readonly falseLiteral = '0'
   readonly nestTop = true
+  readonly packKeys = true
   constructor(
     readonly table: string,
     readonly generation: ClickHouseGeneration,
+    /** The computed IPv4 columns the table has (columns.ts COMPUTED_COLUMNS). */
+    readonly ipv4Columns: ReadonlySet<string> = new Set(),
   ) {}
+
+  ipv4Column(keyColumn: string): string | undefined {
+    const c = IPV4_COLUMN_OF.get(keyColumn)
+    return c !== undefined && this.ipv4Columns.has(c) ? c : undefined
+  }
+
+  ipv4ToKey(expr: string): string {
+    return `IPv4ToIPv6(${expr})`
+  }
 
   value(value: bigint | string | boolean, type: ParamType): string {
     switch (type) {

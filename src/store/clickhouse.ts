@@ -18,9 +18,9 @@
  */
 import { Readable } from 'node:stream'
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
-import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE } from '../schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS, FLOWS_TABLE } from '../schema/columns.js'
 import { ipKey, keyText } from '../schema/ip-key.js'
-import { compileQuery, type FlowQuery, type SqlDialect } from '../query/sql.js'
+import { compileQuery, queryUsesOptions, type FlowQuery, type SqlDialect } from '../query/sql.js'
 import type { OptionRow } from './options-rows.js'
 import {
   OPTIONS_TABLE,
@@ -28,6 +28,7 @@ import {
   clickhouseJoins,
   clickhouseOptionsInsert,
   clickhouseOptionsTable,
+  clickhouseOptionsTrimWhere,
   latestOptionsSql,
   unprefixLatest,
   type OptionsQuery,
@@ -110,6 +111,9 @@ interface TableInfo {
 
 const MIGRATIONS = ['0001_flows', '0002_options'] as const
 
+/** How long the option kinds present are remembered between queries (another collector may add one). */
+const KINDS_TTL_MS = 10_000
+
 /** Strips Nullable(…) and LowCardinality(…) from a type name. */
 function baseType(t: string): string {
   let s = t
@@ -154,6 +158,7 @@ function stripSuffix(name: string): string {
 export class ClickHouseStore implements FlowStore {
   private info: TableInfo | undefined
   private appliedTtl: number | undefined
+  private kindsCache: { at: number; kinds: ReadonlySet<string> } | undefined
   readonly table: string
 
   private constructor(
@@ -341,18 +346,31 @@ export class ClickHouseStore implements FlowStore {
 
   async query(q: FlowQuery): Promise<QueryResult> {
     const info = this.requireTable()
-    const d: SqlDialect = new ClickHouseDialect(this.table, info.generation)
-    d.joins = clickhouseJoins(this.optionsTable, await this.optionKinds())
+    const computed = new Set(COMPUTED_COLUMNS.map((c) => c.name).filter((n) => info.types.has(n)))
+    const d: SqlDialect = new ClickHouseDialect(this.table, info.generation, computed)
+    d.joins = clickhouseJoins(this.optionsTable, queryUsesOptions(q) ? await this.optionKinds() : new Set())
     const { sql } = compileQuery(q, d)
     return this.sql(sql)
   }
 
-  private get optionsTable(): string {
+  /** The options table, qualified with the database. */
+  get optionsTable(): string {
     return `${chIdent(this.target.database)}.${OPTIONS_TABLE}`
   }
 
-  /** Kinds in the options table (none when a store made by an older release has no such table). */
-  private async optionKinds(): Promise<Set<string>> {
+  /**
+   * Kinds in the options table (none when a store made by an older release has no such table). Remembered
+   * for KINDS_TTL_MS (two round trips saved per query); this store's own options inserts forget it at once.
+   */
+  private async optionKinds(): Promise<ReadonlySet<string>> {
+    const c = this.kindsCache
+    if (c !== undefined && Date.now() - c.at < KINDS_TTL_MS) return c.kinds
+    const kinds = await this.readOptionKinds()
+    this.kindsCache = { at: Date.now(), kinds }
+    return kinds
+  }
+
+  private async readOptionKinds(): Promise<Set<string>> {
     const t = await this.rows(
       `SELECT count() AS n FROM system.tables WHERE database = ${chString(this.target.database)} ` +
         `AND name = ${chString(OPTIONS_TABLE)}`,
@@ -364,6 +382,7 @@ export class ClickHouseStore implements FlowStore {
   }
 
   async insertOptions(rows: readonly OptionRow[]): Promise<void> {
+    this.kindsCache = undefined
     for (const part of chunks(rows)) await this.command(clickhouseOptionsInsert(this.optionsTable, part))
   }
 
@@ -412,12 +431,12 @@ export class ClickHouseStore implements FlowStore {
     return n
   }
 
-  private async waitForMutations(): Promise<void> {
+  private async waitForMutations(table: string = FLOWS_TABLE): Promise<void> {
     const limit = Date.now() + (this.opts.mutationTimeoutMs ?? 300_000)
     for (;;) {
       const r = await this.rows(
         `SELECT count() AS n FROM system.mutations WHERE database = ${chString(this.target.database)} ` +
-          `AND table = ${chString(FLOWS_TABLE)} AND is_done = 0`,
+          `AND table = ${chString(table)} AND is_done = 0`,
       )
       if (Number(r[0]?.n ?? 0) === 0) return
       if (Date.now() > limit) throw new Error(`ClickHouse: retention mutation on ${this.table} still running`)
@@ -452,7 +471,23 @@ export class ClickHouseStore implements FlowStore {
       const t = r[0]?.t
       if (t !== undefined && t !== null) deleted += await this.deleteBefore(toBig(t))
     }
+    if (age > 0 || max > 0) await this.trimOptions(nowMs)
     return deleted
+  }
+
+  /** The options facts superseded before the oldest flow kept (options-store.ts "Retention"). */
+  private async trimOptions(nowMs: number): Promise<void> {
+    if ((await this.readOptionKinds()).size === 0) return
+    const r = await this.rows(
+      `SELECT ${this.generation === 'modern' ? 'toUnixTimestamp64Micro(min(time_received))' : 'min(time_received)'} ` +
+        `AS t, count() AS n FROM ${this.table}`,
+    )
+    const cutoff = Number(r[0]?.n ?? 0) > 0 ? toBig(r[0]?.t) : BigInt(Math.floor(nowMs)) * 1000n
+    const where = clickhouseOptionsTrimWhere(this.optionsTable, cutoff)
+    const n = await this.rows(`SELECT count() AS n FROM ${this.optionsTable} WHERE ${where}`)
+    if (Number(n[0]?.n ?? 0) === 0) return
+    await this.command(`ALTER TABLE ${this.optionsTable} DELETE WHERE ${where}`)
+    await this.waitForMutations(OPTIONS_TABLE)
   }
 
   /** Drops the whole database (tests). */

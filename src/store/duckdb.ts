@@ -30,7 +30,13 @@ import {
 import duckdb from '@duckdb/node-bindings'
 import { COLUMNS, FLOWS_TABLE, type ValueKind } from '../schema/columns.js'
 import { duckdbAddColumns, duckdbCreateTable, ident } from '../schema/ddl.js'
-import { compileQuery, DuckDbDialect, type FlowQuery, type ParamType } from '../query/sql.js'
+import {
+  compileQuery,
+  DuckDbDialect,
+  queryUsesOptions,
+  type FlowQuery,
+  type ParamType,
+} from '../query/sql.js'
 import { duckdbJoins } from '../query/joined.js'
 import { keyText } from '../schema/ip-key.js'
 import {
@@ -38,6 +44,7 @@ import {
   chunks,
   duckdbOptionsInsert,
   duckdbOptionsTable,
+  duckdbOptionsTrim,
   latestOptionsSql,
   unprefixLatest,
   type OptionsQuery,
@@ -90,6 +97,7 @@ function fromDuck(v: DuckDBValue): RowValue {
 }
 
 export class DuckDbStore implements FlowStore {
+  readonly optionsTable = OPTIONS_TABLE
   private chain: Promise<unknown> = Promise.resolve()
   /**
    * The table's physical column order (the appender writes in it): a table upgraded by ADD COLUMN has the
@@ -284,10 +292,13 @@ export class DuckDbStore implements FlowStore {
   }
 
   async query(q: FlowQuery): Promise<QueryResult> {
-    // The options kinds present decide which joins the query makes (query/joined.ts).
-    const kinds = new Set(
-      (await this.sql(`SELECT DISTINCT kind FROM ${OPTIONS_TABLE}`)).rows.map((r) => String(r.kind)),
-    )
+    // The options kinds present decide which joins the query makes (query/joined.ts); asked only when the
+    // query names a joined field.
+    const kinds = queryUsesOptions(q)
+      ? new Set(
+          (await this.sql(`SELECT DISTINCT kind FROM ${OPTIONS_TABLE}`)).rows.map((r) => String(r.kind)),
+        )
+      : new Set<string>()
     const {
       sql,
       params,
@@ -351,8 +362,17 @@ export class DuckDbStore implements FlowStore {
         )
         deleted += r.rowsChanged
       }
+      if ((policy.maxAgeMs ?? 0) > 0 || max > 0) await this.trimOptions(nowMs)
       return deleted
     })
+  }
+
+  /** The options facts superseded before the oldest flow kept (options-store.ts "Retention"). */
+  private async trimOptions(nowMs: number): Promise<void> {
+    const r = await this.conn.runAndReadAll(`SELECT epoch_us(min(time_received)) AS t FROM ${FLOWS_TABLE}`)
+    const oldest = r.getRowObjectsJS()[0]?.t
+    const cutoff = typeof oldest === 'bigint' ? oldest : BigInt(Math.floor(nowMs)) * 1000n
+    if (cutoff > 0n) await this.conn.run(duckdbOptionsTrim(), [cutoff])
   }
 
   count(): Promise<number> {

@@ -5,8 +5,11 @@
  * ClickHouse INSERT (every value through the literal writers of clickhouse-sql.ts; 18.16 has no query
  * parameters) and the "latest per key" listing (`flowtel query --options KIND`).
  *
- * Retention: the table is small (the recorder stores a fact again only when it changes or once an hour) and
- * is not trimmed with the flows.
+ * Retention (optionsTrim*): the recorder stores a fact again when it changes and once an hour, so the table
+ * grows with time. The joins and the listing read only the latest fact per (exporter, domain, kind, key);
+ * every older fact of a key is history. Flow retention (the stores' retain()) deletes that history once it
+ * is older than the oldest flow kept; the latest fact of each key is kept, however old, since it still
+ * names the flows kept.
  */
 import type { JoinDialect } from '../query/joined.js'
 import type { OptionKind, OptionRow } from './options-rows.js'
@@ -143,4 +146,26 @@ export function chunks<T>(rows: readonly T[], n = 500): T[][] {
   const out: T[][] = []
   for (let i = 0; i < rows.length; i += n) out.push(rows.slice(i, i + n))
   return out
+}
+
+const OPTION_KEY = 'exporter, observation_domain, kind, key'
+
+/** DuckDB: deletes the superseded facts received before `$1` (µs); see "Retention" above. */
+export function duckdbOptionsTrim(): string {
+  return (
+    `DELETE FROM ${OPTIONS_TABLE} o WHERE o.time_received < $1 AND EXISTS (SELECT 1 FROM ${OPTIONS_TABLE} n ` +
+    'WHERE n.exporter = o.exporter AND n.observation_domain = o.observation_domain AND n.kind = o.kind ' +
+    'AND n.key = o.key AND n.time_received > o.time_received)'
+  )
+}
+
+/**
+ * ClickHouse: the condition selecting the superseded facts received before `cutoffUs` (for a count and
+ * an `ALTER TABLE … DELETE WHERE`; 18.16 takes the IN subquery in a mutation).
+ */
+export function clickhouseOptionsTrimWhere(table: string, cutoffUs: bigint): string {
+  return (
+    `time_received < ${chUInt(cutoffUs)} AND (${OPTION_KEY}, time_received) NOT IN ` +
+    `(SELECT ${OPTION_KEY}, max(time_received) FROM ${table} GROUP BY ${OPTION_KEY})`
+  )
 }

@@ -14,7 +14,7 @@ import type { FlowQuery } from '../../src/query/sql.js'
 import { COLUMNS, type Column } from '../../src/schema/columns.js'
 import { storeRecords } from '../../src/store/ingest.js'
 import { normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js'
-import { BatchWriter, type FlowStore, type RetentionPolicy } from '../../src/store/store.js'
+import { BatchWriter, type FlowStore, type QueryResult, type RetentionPolicy } from '../../src/store/store.js'
 import { field, record } from '../helpers/flow-records.js'
 import { probeRecords } from '../helpers/probe-run.js'
 import { OfflineReader } from '../../src/collector/offline-reader.js'
@@ -28,6 +28,16 @@ const CISCO_SRV6 = '/work/shared/exports/ipfix/netgauze__500-IPFIXv10-BGP-CISCO-
 
 export interface SuiteStore extends FlowStore {
   retain(policy: RetentionPolicy, nowMs?: number): Promise<number>
+  /** A plain SELECT on the store's engine. */
+  sql(text: string): Promise<QueryResult>
+  /** The options table, qualified as the engine needs. */
+  readonly optionsTable: string
+}
+
+/** Every name in the options table, history included, sorted. */
+async function rawOptionNames(store: SuiteStore): Promise<string[]> {
+  const r = await store.sql(`SELECT name FROM ${store.optionsTable}`)
+  return r.rows.map((x) => String(x.name)).sort()
 }
 
 export interface StoreBackend {
@@ -520,6 +530,112 @@ export function defineStoreSuite(b: StoreBackend): void {
         await store.close()
       })
 
+      it('top-N by address: IPv4, IPv6, 0.0.0.0, :: and no address are groups of their own', async () => {
+        const { store } = await b.create()
+        const flow = (src: string | undefined, bytes: number): FlowRow =>
+          normalize(
+            record([
+              ...(src === undefined
+                ? []
+                : [
+                    src.includes(':')
+                      ? field('sourceIPv6Address', 'ipv6Address', src)
+                      : field('sourceIPv4Address', 'ipv4Address', src),
+                  ]),
+              field('octetDeltaCount', 'unsigned64', BigInt(bytes)),
+            ]),
+            1_000_000n,
+          )
+        await fill(store, [
+          flow('10.0.0.1', 300),
+          flow('10.0.0.1', 200),
+          flow('2001:db8::1', 500),
+          flow('0.0.0.0', 400),
+          flow('::', 400),
+          flow(undefined, 400),
+          flow('10.0.0.2', 300),
+          flow('2001:db8::2', 100),
+        ])
+        // Ties by address key: IPv4-mapped (::ffff:…) before 2001:db8::, :: before 0.0.0.0, no address last.
+        const top = await store.query({ top: ['src_addr'], by: 'bytes' })
+        expect(top.rows.map((r) => [r.src_addr, r.flows, r.bytes])).toEqual([
+          ['10.0.0.1', 2n, 500n],
+          ['2001:db8::1', 1n, 500n],
+          ['::', 1n, 400n],
+          ['0.0.0.0', 1n, 400n],
+          [null, 1n, 400n],
+          ['10.0.0.2', 1n, 300n],
+          ['2001:db8::2', 1n, 100n],
+        ])
+        const v4 = await store.query({
+          top: ['src_addr'],
+          filter: parseFilter('src net 10.0.0.0/8'),
+          limit: 1,
+        })
+        expect(v4.rows.map((r) => [r.src_addr, r.bytes])).toEqual([['10.0.0.1', 500n]])
+        const notV4 = await store.query({ top: ['src_addr'], filter: parseFilter('not src net 10.0.0.0/8') })
+        expect(notV4.rows.map((r) => r.src_addr)).toEqual([
+          '2001:db8::1',
+          '::',
+          '0.0.0.0',
+          null,
+          '2001:db8::2',
+        ])
+        const zero = await store.query({
+          top: ['src_addr'],
+          filter: parseFilter('src ip 0.0.0.0 or src net 0.0.0.0/31'),
+        })
+        expect(zero.rows.map((r) => [r.src_addr, r.bytes])).toEqual([['0.0.0.0', 400n]])
+        const one = await store.query({ top: ['src_addr', 'proto'], filter: parseFilter('src ip 10.0.0.2') })
+        expect(one.rows.map((r) => [r.src_addr, r.proto, r.bytes])).toEqual([['10.0.0.2', null, 300n]])
+        await store.close()
+      })
+
+      it('top-N by integer columns: NULL is a group apart from 0, every width', async () => {
+        const { store } = await b.create()
+        const flow = (
+          port: number | undefined,
+          proto: number | undefined,
+          inIf: number | undefined,
+        ): FlowRow =>
+          normalize(
+            record([
+              ...(port !== undefined ? [field('destinationTransportPort', 'unsigned16', port)] : []),
+              ...(proto !== undefined ? [field('protocolIdentifier', 'unsigned8', proto)] : []),
+              ...(inIf !== undefined ? [field('ingressInterface', 'unsigned32', inIf)] : []),
+              field('octetDeltaCount', 'unsigned64', 10n),
+            ]),
+            1_000_000n,
+          )
+        await fill(store, [
+          flow(0, 0, 0),
+          flow(0, 0, 0),
+          flow(0, 0, 0),
+          flow(undefined, undefined, undefined),
+          flow(undefined, undefined, undefined),
+          flow(65535, 255, 4294967295),
+          flow(65535, 255, 4294967295),
+          flow(443, 6, 1),
+          flow(443, undefined, 1),
+        ])
+        const top = await store.query({ top: ['dst_port', 'proto', 'in_if'], by: 'flows' })
+        expect(top.rows.map((r) => [r.dst_port, r.proto, r.in_if, r.flows])).toEqual([
+          [0, 0, 0, 3n],
+          [65535, 255, 4294967295, 2n],
+          [null, null, null, 2n],
+          [443, 6, 1, 1n],
+          [443, null, 1, 1n],
+        ])
+        const ports = await store.query({ top: ['dst_port'], by: 'bytes' })
+        expect(ports.rows.map((r) => [r.dst_port, r.bytes])).toEqual([
+          [0, 30n],
+          [443, 20n],
+          [65535, 20n],
+          [null, 20n],
+        ])
+        await store.close()
+      })
+
       it('applies retention by age and by row count', async () => {
         const { store } = await b.create()
         const now = 1_800_000_000_000
@@ -549,6 +665,54 @@ export function defineStoreSuite(b: StoreBackend): void {
         expect(left).toEqual([0n, 100n, 200n, 300n])
         expect(await store.retain({}, now)).toBe(0)
         expect(await store.retain({ maxRows: 10, maxAgeMs: 3_600_000 }, now)).toBe(0)
+        await store.close()
+      })
+
+      it('retention trims the options facts superseded before the oldest flow kept', async () => {
+        const { store } = await b.create()
+        const now = Date.UTC(2026, 0, 15, 12)
+        const us = (msAgo: number): bigint => BigInt(now - msAgo) * 1000n
+        const fact = (key: string, name: string, msAgo: number): OptionRow => ({
+          time_received: us(msAgo),
+          exporter: '192.0.2.1',
+          observation_domain: 7,
+          kind: 'interface',
+          key,
+          name,
+          description: '',
+          category: '',
+          rate: 0n,
+          data: '{}',
+        })
+        const hour = 3_600_000
+        await store.insertOptions([
+          fact('1', 'eth0-old', 5 * hour), // superseded, older than every flow kept: trimmed
+          fact('1', 'eth0-mid', 3 * hour), // superseded, but newer than the oldest flow kept: kept
+          fact('1', 'eth0', hour / 2), // the latest of key 1: kept
+          fact('2', 'eth1', 6 * hour), // the latest of key 2, however old: kept
+        ])
+        const flow = (msAgo: number, ifIndex: number): FlowRow =>
+          normalize(record([field('ingressInterface', 'unsigned32', ifIndex)]), us(msAgo))
+        await fill(store, [flow(10 * hour, 1), flow(4 * hour, 1), flow(hour, 2)])
+        // No retention asked: nothing trimmed.
+        expect(await store.retain({}, now)).toBe(0)
+        expect((await store.options({ kind: 'interface' })).rows).toHaveLength(2)
+        expect(await store.retain({ maxAgeMs: 4.5 * hour }, now)).toBe(1) // the flow 10 hours old
+        const names = await store.query({ columns: ['in_if', 'in_if_name'], limit: 10 })
+        expect(names.rows.map((r) => [r.in_if, r.in_if_name]).sort()).toEqual([
+          [1, 'eth0'],
+          [2, 'eth1'],
+        ])
+        // What is left of the history: read through the options listing's source, all rows of the table.
+        const left = await store.options({ kind: 'interface' })
+        expect(left.rows.map((r) => [r.key, r.name])).toEqual([
+          ['1', 'eth0'],
+          ['2', 'eth1'],
+        ])
+        expect(await rawOptionNames(store)).toEqual(['eth0', 'eth0-mid', 'eth1'])
+        // By row count: the oldest flow kept is 1 hour old, so eth0-mid (3 hours) goes too.
+        expect(await store.retain({ maxRows: 1 }, now)).toBe(1)
+        expect(await rawOptionNames(store)).toEqual(['eth0', 'eth1'])
         await store.close()
       })
 
