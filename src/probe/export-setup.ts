@@ -16,7 +16,7 @@ import { TcpTransport } from '../ipfix/transport-tcp.js'
 import { UdpTransport } from '../ipfix/transport-udp.js'
 import { openCaptureFiles } from '../capture/file-source.js'
 import { createTransports } from './destinations.js'
-import type { ProbeOptions, ProbeSummary } from './probe.js'
+import type { ProbeOptions, ProbeSummary } from './probe-options.js'
 
 /** Open the captures, turning a missing path into a short message that names it. */
 export async function openCaptures(paths: string[]): Promise<CaptureSource> {

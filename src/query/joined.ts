@@ -19,7 +19,7 @@
  * kind the options table does not hold is no join at all (its fields are NULL, or their fallback column).
  */
 import { COLUMNS } from '../schema/columns.js'
-import type { OptionKind } from '../store/options-rows.js'
+import type { OptionKind } from '../schema/option-kinds.js'
 
 export type JoinedKind = 'text' | 'u64'
 

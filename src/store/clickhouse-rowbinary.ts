@@ -8,7 +8,7 @@
  * UInt64 column) is written as NULL, or the type's zero in a non-Nullable column, never as wrong bytes.
  */
 import type { Column } from '../schema/columns.js'
-import type { ColumnBatch } from './store.js'
+import type { ColumnBatch } from './column-batch.js'
 import type { RowValue } from './normalize.js'
 import { KIND_WIDTH, type TypedBatch } from './typed-batch.js'
 

@@ -20,10 +20,11 @@
  * stored for the same (exporter, domain, kind, key) unless it is older than the refresh period, so exporters
  * that resend their options every minute do not grow the table; its memory is bounded.
  */
+import type { OptionKind } from '../schema/option-kinds.js'
 import type { CollectedRecord, DecodeOutput } from '../collector/decode-message.js'
 import { recordToJson, valueToJson, type DecodedField } from '../ipfix/decoder.js'
 
-export type OptionKind = 'interface' | 'application' | 'vrf' | 'sampling' | 'stats' | 'other'
+export type { OptionKind } from '../schema/option-kinds.js'
 
 export interface OptionRow {
   /** Collector clock, µs since 1970. */

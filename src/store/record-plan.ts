@@ -23,7 +23,7 @@ import {
   type FlowRow,
   type RowValue,
 } from './normalize.js'
-import type { ColumnBatch } from './store.js'
+import type { ColumnBatch } from './column-batch.js'
 
 interface Plan {
   readonly names: readonly string[]

@@ -13,16 +13,9 @@ import { RecordPlanner, putRow } from './record-plan.js'
 import { TypedBatch } from './typed-batch.js'
 import type { OptionRow } from './options-rows.js'
 import type { OptionsQuery } from './options-store.js'
+import type { ColumnBatch } from './column-batch.js'
 
-/**
- * Rows held by column: `columns[name][i]` is row i's value. A column array may be shorter than `length` (or
- * absent): the cells past its end are NULL (record-plan.ts fills columns lazily, so a record's absent
- * elements cost nothing).
- */
-export interface ColumnBatch {
-  length: number
-  readonly columns: Record<string, RowValue[]>
-}
+export type { ColumnBatch } from './column-batch.js'
 
 export interface RetentionPolicy {
   /** Rows whose time_received is older than this many ms are deleted (0 or absent: keep). */

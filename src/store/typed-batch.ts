@@ -11,7 +11,7 @@
  */
 import type { Column, ValueKind } from '../schema/columns.js'
 import type { RowValue } from './normalize.js'
-import type { ColumnBatch } from './store.js'
+import type { ColumnBatch } from './column-batch.js'
 
 export const KIND_WIDTH: Record<ValueKind, number> = {
   u8: 1,
