@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { availableParallelism } from 'node:os'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import type { IpfixStream } from './ipfix-stream.js'
 
@@ -19,9 +19,12 @@ export function pinSelf(core = 0): void {
   if (hasTaskset) spawnSync('taskset', ['-a', '-pc', String(core), String(process.pid)])
 }
 
-/** Undoes pinSelf: every core again (for the query part, where DuckDB runs in this process). */
+/**
+ * Undoes pinSelf: every core again (for the query part, where DuckDB runs in this process). The machine's
+ * cores, not availableParallelism(): that one follows this process's affinity, which is one core here.
+ */
 export function unpinSelf(): void {
-  if (hasTaskset) spawnSync('taskset', ['-a', '-pc', `0-${availableParallelism() - 1}`, String(process.pid)])
+  if (hasTaskset) spawnSync('taskset', ['-a', '-pc', `0-${cpus().length - 1}`, String(process.pid)])
 }
 
 /** CPU milliseconds (user + system, all threads) a process has used, from /proc/PID/stat. */
