@@ -11,6 +11,10 @@ import { FlowCollector, type CollectedRecord } from './decode-message.js'
 import { OfflineReader } from './offline-reader.js'
 import type { SessionKey } from './session.js'
 import { MAX_DEPTH, basicListToJson, listToJson } from './structured.js'
+import { normalize } from '../store/normalize.js'
+import { RecordPlanner } from '../store/record-plan.js'
+import { emptyBatch } from '../store/store.js'
+import { COLUMNS } from '../schema/columns.js'
 
 describe('basicList (RFC 6313 §4.5.3)', () => {
   it('decodes fixed-length and variable-length elements', () => {
@@ -124,6 +128,25 @@ describe('subTemplateList and subTemplateMultiList (RFC 6313 §4.5.2, §4.5.3)',
       },
     })
     expect(col.allCounters().list_kept_hex).toBeUndefined()
+  })
+
+  it('stores decoded lists in the flow row as the same JSON (extra column), both ingest paths', () => {
+    const col = new FlowCollector()
+    decode(col, TEMPLATES)
+    const [r] = decode(col, set(300, `00000010 ${STL(301, '0a000001 0050 0a000002 01bb')}`))
+    const want = recordLine(r!, false).subTemplateList
+    expect(want).toMatchObject({ templateId: 301 })
+    const fromNormalize = JSON.parse(String(normalize(r!).extra)) as Record<string, unknown>
+    expect(fromNormalize['subTemplateList']).toEqual(want)
+    const batch = emptyBatch()
+    new RecordPlanner().append(
+      batch,
+      r!,
+      1n,
+      COLUMNS.map((c) => c.name),
+    )
+    const fromPlan = JSON.parse(String(batch.columns['extra']?.[0])) as Record<string, unknown>
+    expect(fromPlan['subTemplateList']).toEqual(want)
   })
 
   it('keeps malformed lists as hex, counts them, and decodes the records around them (§5.3 #39-#41)', () => {

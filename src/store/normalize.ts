@@ -88,6 +88,18 @@ export function canonicalIe(c: Column, v: RowValue, row: FlowRow): string | unde
   return c.ies[0]
 }
 
+/**
+ * Field `k` of a record as it goes to `extra`: an RFC 6313 list as the JSON the collector decoded it to
+ * (structured.ts: elements, sub-template records), anything else (and an undecodable list, as hex) in
+ * valueToJson form.
+ */
+export function extraValue(r: CollectedRecord, k: number): unknown {
+  const s = r.structured?.get(k)
+  if (s !== undefined) return s
+  const f = r.fields[k]!
+  return valueToJson(f.type, f.value)
+}
+
 /** One decoded data record → a row; `receivedUs` is the collector's clock in microseconds. */
 export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.now()) * 1000n): FlowRow {
   // Every key in COLUMNS order first: all rows share one shape, which keeps property access fast.
@@ -97,11 +109,12 @@ export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.n
   const counts = new Map<string, number>()
   for (const f of r.fields) counts.set(f.name, (counts.get(f.name) ?? 0) + 1)
   const from = new Map<Column, DecodedField>()
-  for (const f of r.fields) {
+  for (let k = 0; k < r.fields.length; k++) {
+    const f = r.fields[k]!
     const repeated = (counts.get(f.name) ?? 0) > 1
     if (repeated) {
       const prev = extra[f.name]
-      const v = valueToJson(f.type, f.value)
+      const v = extraValue(r, k)
       if (Array.isArray(prev)) prev.push(v)
       else extra[f.name] = [v]
     }
@@ -110,7 +123,7 @@ export function normalize(r: CollectedRecord, receivedUs: bigint = BigInt(Date.n
     if (c !== undefined && v !== undefined) {
       row[c.name] = v
       from.set(c, f)
-    } else if (!repeated) extra[f.name] = valueToJson(f.type, f.value)
+    } else if (!repeated) extra[f.name] = extraValue(r, k)
   }
   const derived: string[] = []
   for (const [c, f] of from)

@@ -18,6 +18,7 @@ import {
   VERSION_NAMES,
   canonicalIe,
   convert,
+  extraValue,
   normalize,
   total,
   type FlowRow,
@@ -213,10 +214,10 @@ export class RecordPlanner {
         const f = fs[k]!
         if (p.repeated[k]) {
           const prev = extra[f.name]
-          const v = valueToJson(f.type, f.value)
+          const v = extraValue(r, k)
           if (Array.isArray(prev)) prev.push(v)
           else extra[f.name] = [v]
-        } else if (p.cols[k] === undefined) extra[f.name] = valueToJson(f.type, f.value)
+        } else if (p.cols[k] === undefined) extra[f.name] = extraValue(r, k)
       }
     }
     let derived: string[] | undefined
