@@ -106,7 +106,7 @@ describe('filter parser and compiler', () => {
   it('compiles top-N and listing queries', () => {
     const q = compileQuery({ top: ['srcip', 'dst_port'], by: 'packets', limit: 5 })
     expect(q.sql).toMatch(
-      /^SELECT src_ip_key AS src_addr, dst_port, count\(\*\) AS flows, sum\(total_packets\) AS packets, sum\(total_bytes\) AS bytes FROM flows GROUP BY src_ip_key, dst_port ORDER BY packets DESC, src_ip_key, dst_port LIMIT 5$/,
+      /^SELECT src_ip_key AS src_addr, dst_port, count\(\*\) AS flows, sum\(total_packets::BIGINT\) AS packets, sum\(total_bytes::BIGINT\) AS bytes FROM flows GROUP BY src_ip_key, dst_port ORDER BY packets DESC, src_ip_key, dst_port LIMIT 5$/,
     )
     expect(q.addressColumns).toEqual(['src_addr'])
     expect(() => compileQuery({ top: ['nope'] })).toThrow(/unknown --top field "nope"/)

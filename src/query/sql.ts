@@ -470,9 +470,11 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
         `FROM (${inner}) ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
       return { sql, params: c.params, addressColumns }
     }
+    // As BIGINT: DuckDB sums those on a fast path, UBIGINT through HUGEINT (the totals are capped at 2^63−1,
+    // store/normalize.ts TOTAL_MAX).
     const sql =
-      `SELECT ${cols.map(shownAs).join(', ')}, count(*) AS flows, sum(total_packets) AS packets, ` +
-      `sum(total_bytes) AS bytes FROM ${table}${whereSql} ` +
+      `SELECT ${cols.map(shownAs).join(', ')}, count(*) AS flows, sum(total_packets::BIGINT) AS packets, ` +
+      `sum(total_bytes::BIGINT) AS bytes FROM ${table}${whereSql} ` +
       `GROUP BY ${g} ORDER BY ${by} DESC, ${g} LIMIT ${limit}`
     return { sql, params: c.params, addressColumns }
   }

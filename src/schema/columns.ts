@@ -206,7 +206,7 @@ const TABLE: readonly Column[] = [
       [],
       'u64',
       'metric',
-      'bytes + rev_bytes (absent as 0, capped at 2^64−1)',
+      'bytes + rev_bytes (absent as 0, capped at 2^63−1)',
       'totalBytes',
     ),
     sumOf: ['bytes', 'rev_bytes'],

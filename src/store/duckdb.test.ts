@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { field, record } from '../../test/helpers/flow-records.js'
 import { COLUMNS } from '../schema/columns.js'
 import { DuckDbStore, parseStoreUrl } from './duckdb.js'
-import { normalize, type FlowRow } from './normalize.js'
+import { TOTAL_MAX, normalize, type FlowRow } from './normalize.js'
 import { BatchWriter } from './store.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-duckdb-'))
@@ -46,11 +46,30 @@ describe('DuckDB store', () => {
     const s = await openStore('m.duckdb')
     await s.migrate()
     await s.migrate()
-    expect(await s.migrations()).toEqual(['0001_flows', '0002_options'])
+    expect(await s.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
     await s.close()
     const again = await openStore('m.duckdb')
-    expect(await again.migrations()).toEqual(['0001_flows', '0002_options'])
+    expect(await again.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
     await again.close()
+  })
+
+  it('caps totals stored above 2^63-1 (before the cap moved) once, at migrate', async () => {
+    const s = await openStore('cap.duckdb')
+    const w = new BatchWriter(
+      s,
+      COLUMNS.map((c) => c.name),
+    )
+    w.add(normalize(record([field('octetDeltaCount', 'unsigned64', 5n)])))
+    await w.close()
+    const s2 = await openStore('cap.duckdb')
+    // What an older version stored, and its migration list without the step.
+    await s2.sql(`UPDATE flows SET total_bytes = ${(1n << 64n) - 1n}`)
+    await s2.sql(`DELETE FROM flowtel_migrations WHERE name = '0003_totals_int64'`)
+    await s2.close()
+    const s3 = await openStore('cap.duckdb')
+    expect((await s3.sql('SELECT total_bytes FROM flows')).rows).toEqual([{ total_bytes: TOTAL_MAX }])
+    expect((await s3.query({ top: ['proto'], by: 'bytes' })).rows[0]?.bytes).toBe(TOTAL_MAX)
+    await s3.close()
   })
 
   it('upgrades a file made by an older column table in place', async () => {

@@ -52,7 +52,7 @@ import {
 import type { OptionRow } from './options-rows.js'
 import { CHUNK_ROWS, ChunkScratch, fillVector, fillVectorTyped } from './duckdb-chunk.js'
 import type { TypedBatch } from './typed-batch.js'
-import type { RowValue } from './normalize.js'
+import { TOTAL_MAX, type RowValue } from './normalize.js'
 import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
 
 export const DEFAULT_DUCKDB_PATH = './data/flowtel.duckdb'
@@ -62,6 +62,9 @@ const MIGRATIONS: ReadonlyArray<{ name: string; sql: () => string[] }> = [
   { name: '0001_flows', sql: () => [duckdbCreateTable()] },
   { name: '0002_options', sql: () => [duckdbOptionsTable()] },
 ]
+
+/** The migration step that capped stored totals at TOTAL_MAX (run after the sum columns exist). */
+const TOTALS_CAPPED = '0003_totals_int64'
 
 const PARAM_TYPES: Record<ParamType, DuckDBType | undefined> = {
   UBIGINT,
@@ -193,15 +196,24 @@ export class DuckDbStore implements FlowStore {
           .map((r) => r.column_name as string),
       )
       for (const s of duckdbAddColumns()) await this.conn.run(s)
-      // A sum column added to a table with rows: fill it for them (capped like ingest, record-plan.ts).
+      // A sum column added to a table with rows: fill it for them (capped like ingest, normalize.ts total()).
       for (const c of COLUMNS)
         if (c.sumOf !== undefined && !before.has(c.name)) {
           const [x, y] = c.sumOf.map(ident) as [string, string]
           await this.conn.run(
             `UPDATE ${FLOWS_TABLE} SET ${ident(c.name)} = least(coalesce(${x}, 0)::UHUGEINT + ` +
-              `coalesce(${y}, 0), 18446744073709551615)::UBIGINT WHERE ${ident(c.name)} IS NULL`,
+              `coalesce(${y}, 0), ${TOTAL_MAX})::UBIGINT WHERE ${ident(c.name)} IS NULL`,
           )
         }
+      // Totals stored before the cap moved from 2^64−1 to 2^63−1 are capped once: top-N sums them as BIGINT.
+      if (!done.has(TOTALS_CAPPED)) {
+        for (const c of COLUMNS)
+          if (c.sumOf !== undefined)
+            await this.conn.run(
+              `UPDATE ${FLOWS_TABLE} SET ${ident(c.name)} = ${TOTAL_MAX} WHERE ${ident(c.name)} > ${TOTAL_MAX}`,
+            )
+        await this.conn.run('INSERT INTO flowtel_migrations (name) VALUES ($1)', [TOTALS_CAPPED])
+      }
       this.layout = undefined
     })
   }

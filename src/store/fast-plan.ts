@@ -148,6 +148,7 @@ export function compileFastPlan(t: CollectorTemplate): FastPlan | undefined {
 }
 
 const TWO32 = 4294967296
+const TWO31 = 2147483648
 const SAFE = Number.MAX_SAFE_INTEGER
 const I64_MAX = (1n << 63n) - 1n
 
@@ -312,7 +313,7 @@ export class FastPlanner {
               h = Math.floor(receivedUs / TWO32)
               l = receivedUs % TWO32
             } else {
-              // Absent operands count 0; the sum is capped at 2^64 - 1 (normalize.ts total()).
+              // Absent operands count 0; the sum is capped at 2^63 - 1 (normalize.ts TOTAL_MAX).
               const ah = hi[m.a]!
               const bh = hi[m.b]!
               h = (ah < 0 ? 0 : ah) + (bh < 0 ? 0 : bh)
@@ -321,8 +322,8 @@ export class FastPlanner {
                 l -= TWO32
                 h++
               }
-              if (h >= TWO32) {
-                h = TWO32 - 1
+              if (h >= TWO31) {
+                h = TWO31 - 1
                 l = TWO32 - 1
               }
             }

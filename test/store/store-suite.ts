@@ -13,7 +13,7 @@ import { FilterError, parseFilter } from '../../src/query/filter.js'
 import type { FlowQuery } from '../../src/query/sql.js'
 import { COLUMNS, type Column } from '../../src/schema/columns.js'
 import { storeRecords } from '../../src/store/ingest.js'
-import { normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js'
+import { TOTAL_MAX, normalize, rowToJson, type FlowRow } from '../../src/store/normalize.js'
 import { BatchWriter, type FlowStore, type QueryResult, type RetentionPolicy } from '../../src/store/store.js'
 import { field, record } from '../helpers/flow-records.js'
 import { probeRecords } from '../helpers/probe-run.js'
@@ -454,6 +454,20 @@ export function defineStoreSuite(b: StoreBackend): void {
         expect(back[1]?.src_ip_key).toBe((1n << 128n) - 2n)
         expect(back[0]?.flowtel_tcp_sack_permitted).toBe(true)
         expect(back[1]?.flowtel_tcp_sack_permitted).toBe(false)
+        await store.close()
+      })
+
+      it('caps a flow total at 2^63-1 and sums the largest counters in top-N without an error', async () => {
+        const { store } = await b.create()
+        const rows = everyTypeRows(1_800_000_000_000_000n)
+        // full(0): bytes and rev_bytes 2^64-1 each; full(1): 2^53+1 each.
+        expect(rows[0]?.total_bytes).toBe(TOTAL_MAX)
+        expect(rows[1]?.total_bytes).toBe(((1n << 53n) + 1n) * 2n)
+        await fill(store, rows)
+        const top = await store.query({ top: ['tos'], by: 'bytes' })
+        const bytes = top.rows.map((r) => BigInt(r.bytes as bigint | number))
+        expect(bytes).toContain(TOTAL_MAX)
+        expect(bytes).toContain(((1n << 53n) + 1n) * 2n)
         await store.close()
       })
 
