@@ -13,7 +13,7 @@
 import duckdb from '@duckdb/node-bindings'
 import type { ValueKind } from '../schema/columns.js'
 import type { RowValue } from './normalize.js'
-import type { TypedColumn } from './typed-batch.js'
+import { KIND_WIDTH, type TypedColumn } from './typed-batch.js'
 
 /** Rows per data chunk: DuckDB's vector size. */
 export const CHUNK_ROWS = 2048
@@ -35,18 +35,6 @@ export class ChunkScratch {
   readonly validity = new ArrayBuffer(CHUNK_ROWS / 8)
   readonly valid = new Uint8Array(this.validity)
   readonly noneValid = new ArrayBuffer(CHUNK_ROWS / 8)
-}
-
-const BYTES: Record<ValueKind, number> = {
-  u8: 1,
-  u16: 2,
-  u32: 4,
-  u64: 8,
-  time: 8,
-  ipkey: 16,
-  bool: 1,
-  text: 0,
-  json: 0,
 }
 
 function setNull(vector: duckdb.Vector, s: ChunkScratch, n: number): void {
@@ -162,7 +150,7 @@ export function fillVector(
     }
   }
   if (!any) return setNull(vector, s, n)
-  const width = BYTES[kind]
+  const width = KIND_WIDTH[kind]
   if (width > 0) duckdb.copy_data_to_vector(vector, 0, s.data, 0, have * width)
   if (!all || have < n) {
     duckdb.vector_ensure_validity_writable(vector)

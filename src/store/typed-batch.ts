@@ -13,6 +13,7 @@ import type { Column, ValueKind } from '../schema/columns.js'
 import type { RowValue } from './normalize.js'
 import type { ColumnBatch } from './column-batch.js'
 
+/** Octets per cell of a column kind in the typed layout (and in DuckDB vectors); 0: text, not fixed. */
 export const KIND_WIDTH: Record<ValueKind, number> = {
   u8: 1,
   u16: 2,
