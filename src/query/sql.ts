@@ -360,6 +360,13 @@ function ipv4Grouping(
 
 const INT_BITS: Partial<Record<ValueKind, number>> = { u8: 8, u16: 16, u32: 32 }
 
+/** The aggregate a top-N orders by (`--by`). */
+const BY_AGGREGATE: Readonly<Record<'flows' | 'bytes' | 'packets', string>> = {
+  flows: 'count()',
+  bytes: 'sum(total_bytes)',
+  packets: 'sum(total_packets)',
+}
+
 /**
  * Top-N whose group columns all fit one 64-bit number (ClickHouse: `packKeys`): Nullable integer columns
  * as their value and a NULL bit (u8 9 bits, u16 17, u32 33), addresses with a computed IPv4 column as its
@@ -370,7 +377,7 @@ const INT_BITS: Partial<Record<ValueKind, number>> = { u8: 8, u16: 16, u32: 32 }
 function packedGrouping(
   keys: readonly string[],
   d: SqlDialect,
-): { packed: string; shown: string; having: string; rest: string | undefined } | undefined {
+): { single: boolean; packed: string; shown: string; having: string; rest: string | undefined } | undefined {
   if (d.packKeys !== true) return undefined
   const toKey = (e: string): string => d.ipv4ToKey?.(e) ?? e
   const parts: string[] = []
@@ -398,10 +405,15 @@ function packedGrouping(
     } else return undefined
     if (off > 64) return undefined
   }
-  // The narrowest type: a 16-bit key is an array index in ClickHouse, wider ones are hashed.
+  // The narrowest type: a 16-bit key is an array index in ClickHouse, wider ones are hashed. One IPv4
+  // column alone is its UInt32 as it is (the conversions cost 18.16 a fifth of the query).
   const width = off <= 8 ? 8 : off <= 16 ? 16 : off <= 32 ? 32 : 64
+  const onlyV4 = keys.length === 1 ? d.ipv4Column?.(keys[0]!) : undefined
   return {
-    packed: `toUInt${width}(${parts.length === 1 ? parts[0] : parts.reduce((a, b) => `bitOr(${a}, ${b})`)})`,
+    single: onlyV4 !== undefined,
+    packed:
+      onlyV4 ??
+      `toUInt${width}(${parts.length === 1 ? parts[0] : parts.reduce((a, b) => `bitOr(${a}, ${b})`)})`,
     shown: shown.join(', '),
     having: nonZero.join(' AND '),
     rest: zero.length > 0 ? zero.join(' OR ') : undefined,
@@ -455,10 +467,18 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
       const rest = (zero: string): string =>
         // PREWHERE: only the granules holding such rows are read past the IPv4 columns.
         ` UNION ALL SELECT ${g}, ${aggs} FROM ${table} PREWHERE ${zero}${whereSql} GROUP BY ${g}`
+      // One IPv4 key: its top `limit` numbers by the ordering aggregate alone first, then all the aggregates
+      // for those only (18.16 spends as much on two more sums over every row as on the grouping). The
+      // numbers order as their keys do, so ties at the cut fall as in one pass.
+      const topOnly =
+        packed?.single === true
+          ? ` PREWHERE ${packed.packed} IN (SELECT p FROM (SELECT ${packed.packed} AS p, ${BY_AGGREGATE[by]} ` +
+            `AS n FROM ${table}${whereSql} GROUP BY p HAVING ${packed.having} ORDER BY n DESC, p LIMIT ${limit}))`
+          : ''
       const inner =
         packed !== undefined
           ? `SELECT ${packed.shown}, flows_n, packets_n, bytes_n FROM (SELECT ${packed.packed} AS p, ${aggs} ` +
-            `FROM ${table}${whereSql} GROUP BY p${packed.having !== '' ? ` HAVING ${packed.having}` : ''})` +
+            `FROM ${table}${topOnly}${whereSql} GROUP BY p${packed.having !== '' ? ` HAVING ${packed.having}` : ''})` +
             (packed.rest !== undefined ? rest(packed.rest) : '')
           : v4 !== undefined
             ? // IPv4 rows grouped by the numbers (every address column non-zero), the rest by the keys.

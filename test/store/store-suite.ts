@@ -602,6 +602,30 @@ export function defineStoreSuite(b: StoreBackend): void {
         expect(zero.rows.map((r) => [r.src_addr, r.bytes])).toEqual([['0.0.0.0', 400n]])
         const one = await store.query({ top: ['src_addr', 'proto'], filter: parseFilter('src ip 10.0.0.2') })
         expect(one.rows.map((r) => [r.src_addr, r.proto, r.bytes])).toEqual([['10.0.0.2', null, 300n]])
+        // A cut through a tie: the lower addresses of equal counts, and every sum of the groups kept.
+        await fill(store, [
+          flow('10.0.0.9', 1),
+          flow('10.0.0.9', 1),
+          flow('10.0.0.3', 7),
+          flow('10.0.0.5', 9),
+          flow('10.0.0.4', 9),
+        ])
+        const cut = await store.query({ top: ['src_addr'], by: 'flows', limit: 3 })
+        expect(cut.rows.map((r) => [r.src_addr, r.flows, r.bytes])).toEqual([
+          ['10.0.0.1', 2n, 500n],
+          ['10.0.0.9', 2n, 2n],
+          ['::', 1n, 400n],
+        ])
+        const cutV4 = await store.query({
+          top: ['src_addr'],
+          filter: parseFilter('src net 10.0.0.0/8'),
+          limit: 3,
+        })
+        expect(cutV4.rows.map((r) => [r.src_addr, r.flows, r.bytes])).toEqual([
+          ['10.0.0.1', 2n, 500n],
+          ['10.0.0.2', 1n, 300n],
+          ['10.0.0.4', 1n, 9n],
+        ])
         await store.close()
       })
 
