@@ -18,7 +18,7 @@
  */
 import { Readable } from 'node:stream'
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
-import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS, FLOWS_TABLE } from '../schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS, FLOWS_TABLE, type Column } from '../schema/columns.js'
 import { ipKey, keyText } from '../schema/ip-key.js'
 import { compileQuery, queryUsesOptions, type FlowQuery, type SqlDialect } from '../query/sql.js'
 import type { OptionRow } from './options-rows.js'
@@ -307,40 +307,37 @@ export class ClickHouseStore implements FlowStore {
 
   async insert(batch: ColumnBatch): Promise<void> {
     if (batch.length === 0) return
-    const info = this.requireTable()
-    const cols: EncodedColumn[] = []
-    for (const c of COLUMNS) {
-      const type = info.types.get(c.name)
-      if (type !== undefined) cols.push({ column: c, nullable: type.includes('Nullable(') })
-    }
-    const body = encodeRowBinary(batch, cols)
-    const names = cols.map((c) => chIdent(c.column.name)).join(', ')
-    const r = await this.client.exec({
-      query: `INSERT INTO ${this.table} (${names}) FORMAT RowBinary`,
-      values: Readable.from([body]),
-    })
-    // The response body is empty; read it to the end so the connection is reused.
-    for await (const _ of r.stream as AsyncIterable<unknown>) void _
+    const cols = this.insertColumns(() => true)
+    await this.insertRowBinary(cols, encodeRowBinary(batch, cols))
   }
 
   /** insert() for a typed batch: Nullable columns the batch has no value in are left out (NULL). */
   async insertTyped(batch: TypedBatch): Promise<void> {
     if (batch.length === 0) return
+    const cols = this.insertColumns((c, nullable) => !nullable || batch.columns.has(c.name))
+    await this.insertRowBinary(cols, encodeRowBinaryTyped(batch, cols))
+  }
+
+  /** The table's columns in COLUMNS order that `keep` accepts, with whether each is Nullable. */
+  private insertColumns(keep: (c: Column, nullable: boolean) => boolean): EncodedColumn[] {
     const info = this.requireTable()
     const cols: EncodedColumn[] = []
     for (const c of COLUMNS) {
       const type = info.types.get(c.name)
       if (type === undefined) continue
       const nullable = type.includes('Nullable(')
-      if (nullable && !batch.columns.has(c.name)) continue
-      cols.push({ column: c, nullable })
+      if (keep(c, nullable)) cols.push({ column: c, nullable })
     }
-    const body = encodeRowBinaryTyped(batch, cols)
+    return cols
+  }
+
+  private async insertRowBinary(cols: readonly EncodedColumn[], body: Buffer): Promise<void> {
     const names = cols.map((c) => chIdent(c.column.name)).join(', ')
     const r = await this.client.exec({
       query: `INSERT INTO ${this.table} (${names}) FORMAT RowBinary`,
       values: Readable.from([body]),
     })
+    // The response body is empty; read it to the end so the connection is reused.
     for await (const _ of r.stream as AsyncIterable<unknown>) void _
   }
 
