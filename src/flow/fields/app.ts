@@ -227,36 +227,21 @@ export class AppFields implements FlowFeature, L7Consumer {
     const id = key.flowId
     const c = this.catalogue
     switch (parser) {
-      case 'tls': {
-        const sni = (tx as TlsTx).sni
-        const byName = sni !== '' ? c.byHost(sni) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
-        else this.set(id, c.named('TLS'), Evidence.Signature)
+      case 'tls':
+        this.nameOr(id, (tx as TlsTx).sni, 'TLS', tsUs)
         break
-      }
-      case 'quic': {
-        // QUIC SNI (the ClientHello in the client's Initial packets, src/l7/quic.ts).
-        const sni = (tx as QuicTx).sni
-        const byName = sni !== '' ? c.byHost(sni) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
-        else this.set(id, c.named('QUIC'), Evidence.Signature)
+      // QUIC SNI (the ClientHello in the client's Initial packets, src/l7/quic.ts). Unlike TLS and HTTP, QUIC
+      // and DTLS names are set without their time (namedUs 0), as they always were.
+      case 'quic':
+        this.nameOr(id, (tx as QuicTx).sni, 'QUIC', 0)
         break
-      }
-      case 'dtls': {
-        // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
-        const sni = (tx as TlsTx).sni
-        const byName = sni !== '' ? c.byHost(sni) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name)
-        else this.set(id, c.named('DTLS'), Evidence.Signature)
+      // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
+      case 'dtls':
+        this.nameOr(id, (tx as TlsTx).sni, 'DTLS', 0)
         break
-      }
-      case 'http': {
-        const host = (tx as HttpTx).host.replace(/:\d+$/, '')
-        const byName = host !== '' ? c.byHost(host) : NO_APP
-        if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
-        else this.set(id, c.named('HTTP'), Evidence.Signature)
+      case 'http':
+        this.nameOr(id, (tx as HttpTx).host.replace(/:\d+$/, ''), 'HTTP', tsUs)
         break
-      }
       case 'dns': {
         const d = tx as DnsTx
         const byName = d.qname !== '' ? c.byHost(d.qname) : NO_APP
@@ -277,6 +262,13 @@ export class AppFields implements FlowFeature, L7Consumer {
         this.set(id, this.dhcp[(tx as DhcpTx).version === 6 ? 1 : 0], Evidence.Signature)
         break
     }
+  }
+
+  /** Names flow `id` by `host` when the catalogue knows it, else marks it as `protocol` (by signature). */
+  private nameOr(id: number, host: string, protocol: string, tsUs: number): void {
+    const byName = host !== '' ? this.catalogue.byHost(host) : NO_APP
+    if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
+    else this.set(id, this.catalogue.named(protocol), Evidence.Signature)
   }
 
   /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
