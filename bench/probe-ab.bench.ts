@@ -6,7 +6,8 @@
 //
 // npm run bench:ab -- <rootA> <rootB> [rounds]     (a root holds bin/flowtel.js and its dist/, e.g. a copy of
 //                                                   the repo after `npm run build`; default rounds 3)
-// Environment: BENCH_AB_CAPTURE (default bench/out/bench.pcap, built by `npm run bench`), BENCH_AB_CORE (0).
+// Environment: BENCH_AB_CAPTURE (default bench/out/bench.pcap, built by `npm run bench`), BENCH_AB_CORE (0),
+// BENCH_AB_ARGS (extra probe arguments for both builds, split on spaces, e.g. `--fields core,dns`).
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +20,7 @@ const args = process.argv.slice(2).filter((a) => a !== '--')
 const [rootA, rootB, roundsArg] = args
 const capture = process.env['BENCH_AB_CAPTURE'] ?? path.join(repo, 'bench/out/bench.pcap')
 const core = Number(process.env['BENCH_AB_CORE'] ?? 0)
+const extraArgs = (process.env['BENCH_AB_ARGS'] ?? '').split(' ').filter((a) => a !== '')
 
 function usage(message: string): never {
   process.stderr.write(`${message}\nusage: npm run bench:ab -- <rootA> <rootB> [rounds]\n`)
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
         capture,
         '--collector',
         `127.0.0.1:${sink.port}`,
+        ...extraArgs,
       ],
       { core },
     )
@@ -67,7 +70,11 @@ async function main(): Promise<void> {
   } finally {
     await sink.stop()
   }
-  process.stdout.write(`A = ${rootA}\nB = ${rootB}\ncapture: ${capture}, both on core ${core}\n`)
+  process.stdout.write(
+    `A = ${rootA}\nB = ${rootB}\ncapture: ${capture}, both on core ${core}` +
+      (extraArgs.length > 0 ? `, probe arguments: ${extraArgs.join(' ')}` : '') +
+      '\n',
+  )
   process.stdout.write(table(['round', 'A CPU s', 'B CPU s', 'B/A'], rows) + '\n')
   process.stdout.write(
     `median B/A CPU ratio ${fixed(median(ratios), 3)} (min ${fixed(Math.min(...ratios), 3)}, ` +
