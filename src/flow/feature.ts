@@ -51,8 +51,8 @@ export interface FlowView {
 }
 
 /**
- * Which optional fields a record carries (bit set): fields that are always zero for most flows have their
- * own templates, so the common record is smaller.
+ * Which optional fields a record carries, and in what size (bit set): fields that are always zero for most
+ * flows have their own templates, and so do counters that fit in 32 bits, so the common record is smaller.
  */
 export const enum RecordKind {
   Plain = 0,
@@ -66,10 +66,24 @@ export const enum RecordKind {
    * engine sees only TCP and UDP payloads), so kinds 6 and 7 do not exist.
    */
   Transactions = 4,
+  /**
+   * The flow's octet and packet counters (both directions) all fit in 32 bits: the `core` group writes
+   * them in 4 octets instead of 8 (reduced-size encoding, RFC 7011 §6.2). Most flows are small, and this
+   * takes 16 octets off their record.
+   */
+  Counters32 = 8,
 }
 
-/** Kinds as a number of templates per IP version (0-5; see RecordKind.Transactions). */
-export const RECORD_KINDS = 6
+/**
+ * Kinds as a number of templates per IP version: 0-15, of which 6, 7, 14 and 15 never occur (see
+ * RecordKind.Transactions).
+ */
+export const RECORD_KINDS = 16
+
+/** False for the kinds that never occur (ICMP with transactions). */
+export function isRecordKind(kind: number): boolean {
+  return (kind & (RecordKind.Icmp | RecordKind.Transactions)) !== (RecordKind.Icmp | RecordKind.Transactions)
+}
 
 /** The record kind of flow `id`. */
 export function recordKind(id: number, flow: FlowView): number {

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
 import type { RecordWriter } from '../ipfix/record-writer.js'
-import { Dir, EndReason, type FlowView } from './feature.js'
+import { Dir, EndReason, recordKind, type FlowView } from './feature.js'
 import { CoreFields } from './fields/core.js'
 import { FlowCache, type FlowCacheOptions } from './flow-cache.js'
 
@@ -91,7 +91,7 @@ function harness(opts: Partial<FlowCacheOptions> = {}) {
   const records: Rec[] = []
   const onExpire = (id: number, flow: FlowView): void => {
     const w = new ValueWriter()
-    core.write(id, flow, w)
+    core.write(id, flow, w, recordKind(id, flow) | core.recordKind(id))
     const r: Record<string, number | string> = {}
     // The ICMP type/code pair is only in the records of ICMP and ICMPv6 flows (RecordKind.Icmp).
     const proto = w.values[CORE_NAMES.indexOf('proto')]

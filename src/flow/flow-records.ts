@@ -1,17 +1,18 @@
 /**
  * Turns flows leaving the cache into IPFIX data records: one template per IP version and record kind
- * (tunnelled or not, ICMP or not, with L7 transactions or not: see RecordKind), built from the enabled field
- * groups in order, and each
- * group writing its own fields (RFC 7011 §3.4.1, §3.4.3).
+ * (tunnelled or not, ICMP or not, with L7 transactions or not, counters in 4 or 8 octets: see RecordKind),
+ * built from the enabled field groups in order, and each group writing its own fields (RFC 7011 §3.4.1,
+ * §3.4.3; reduced-size encoding §6.2).
  *
- * The plain IPv4 and IPv6 templates (256, 257) are announced from the start; a kind's template is added
- * to the exporter when its first record leaves (the exporter sends it before that record's message).
- * Kinds that would give the same fields as a smaller kind (e.g. tunnelled flows without the `tunnel`
- * group) use that kind's template.
+ * The plain IPv4 and IPv6 templates (256, 257, and 296, 297 with 32-bit counters) are announced from the
+ * start; a kind's template is added to the exporter when its first record leaves (the exporter sends it
+ * before that record's message). Kinds that would give the same fields as a smaller kind (e.g. tunnelled
+ * flows without the `tunnel` group) use that kind's template.
  */
 import { Template } from '../ipfix/template.js'
 import type { IpfixExporter } from '../ipfix/exporter.js'
 import {
+  isRecordKind,
   RECORD_KINDS,
   RecordKind,
   recordKind,
@@ -20,13 +21,20 @@ import {
   type FlowView,
 } from './feature.js'
 
-/** Template IDs of flow records: 256 + 2·kind + (IPv6 ? 1 : 0); options templates use IDs from 400 up. */
+/**
+ * Template IDs of flow records: 256 + 2·kind + (IPv6 ? 1 : 0) for the kinds with 8-octet counters (256-267),
+ * and 40 more for the same kinds with 32-bit counters (296-307), leaving 270-295 to the ARP, transaction
+ * and application templates.
+ */
 export const TEMPLATE_ID_IPV4 = 256
 export const TEMPLATE_ID_IPV6 = 257
+/** How far the templates of the RecordKind.Counters32 kinds are from their 8-octet counterparts. */
+export const COUNTERS32_ID_OFFSET = 40
 
 /** Template ID of the records of IP version `v` and record kind `kind`. */
 export function flowTemplateId(v: 4 | 6, kind: number): number {
-  return TEMPLATE_ID_IPV4 + 2 * kind + (v === 6 ? 1 : 0)
+  const offset = (kind & RecordKind.Counters32) !== 0 ? COUNTERS32_ID_OFFSET : 0
+  return TEMPLATE_ID_IPV4 + offset + 2 * (kind & ~RecordKind.Counters32) + (v === 6 ? 1 : 0)
 }
 
 const sameFields = (a: FieldList, b: FieldList): boolean =>
@@ -35,6 +43,9 @@ const sameFields = (a: FieldList, b: FieldList): boolean =>
 export class FlowRecords {
   readonly v4: Template
   readonly v6: Template
+  /** The plain templates with 32-bit counters (RecordKind.Counters32), the common case. */
+  readonly v4Counters32: Template
+  readonly v6Counters32: Template
   /** Per slot 2·kind + (IPv6 ? 1 : 0): the template and its record length bound, once added. */
   private readonly templates: (Template | undefined)[] = []
   private readonly maxLengths: number[] = []
@@ -59,7 +70,7 @@ export class FlowRecords {
     for (let kind = 0; kind < RECORD_KINDS; kind++) {
       let used = kind
       // The smallest kind (fewest bits) with the same fields for both IP versions.
-      for (let k = 0; k < kind; k++) {
+      for (let k = 0; k < kind && isRecordKind(kind); k++) {
         if ((k & kind) !== k) continue
         if (sameFields(fieldsOf(4, k), fieldsOf(4, kind)) && sameFields(fieldsOf(6, k), fieldsOf(6, kind))) {
           used = k
@@ -70,6 +81,9 @@ export class FlowRecords {
     }
     this.v4 = this.add(0)
     this.v6 = this.add(1)
+    const small = 2 * this.kindUsed[RecordKind.Counters32]!
+    this.v4Counters32 = this.templates[small] ?? this.add(small)
+    this.v6Counters32 = this.templates[small + 1] ?? this.add(small + 1)
   }
 
   private add(slot: number): Template {
@@ -90,8 +104,8 @@ export class FlowRecords {
     let kind = recordKind(id, flow)
     const kf = this.kindFeatures
     for (let i = 0; i < kf.length; i++) kind |= kf[i]!.recordKind!(id)
-    // No kind 6/7 (RecordKind.Transactions): an ICMP flow never reaches an L7 parser.
-    if (kind >= RECORD_KINDS) kind &= ~RecordKind.Transactions
+    // No ICMP kind with RecordKind.Transactions: an ICMP flow never reaches an L7 parser.
+    if (!isRecordKind(kind)) kind &= ~RecordKind.Transactions
     const slot = 2 * this.kindUsed[kind]! + (flow.ipVersion(id) === 6 ? 1 : 0)
     const t = this.templates[slot] ?? this.add(slot)
     const w = this.exporter.beginRecord(t, this.maxLengths[slot]!)

@@ -116,7 +116,10 @@ export interface ServiceOptions {
   meteringFault?: { worker: number; slot: number }
 }
 
-/** Flow template IDs of the two settings generations that can be alive at once (see FlowRecords). */
+/**
+ * Flow template IDs of the two settings generations that can be alive at once (see FlowRecords): 256-267
+ * and 296-307, 320-331 and 360-371.
+ */
 const TEMPLATE_BASES = [256, 320] as const
 
 /** Keys whose change needs a restart of the service. */

@@ -109,8 +109,8 @@ describe('templates (RFC 7011 §8, §8.4)', () => {
         }
       }
     }
-    // IPv4 and IPv6 flow templates, three statistics options templates.
-    expect([...known].sort((a, b) => a - b)).toEqual([256, 257, 65533, 65534, 65535])
+    // IPv4 and IPv6 flow templates with 8- and 4-octet counters, three statistics options templates.
+    expect([...known].sort((a, b) => a - b)).toEqual([256, 257, 296, 297, 65533, 65534, 65535])
   })
 
   it('re-sends every template each templateRefreshSeconds of packet time', async () => {
@@ -118,7 +118,7 @@ describe('templates (RFC 7011 §8, §8.4)', () => {
     const { msgs } = decodeStream(messages)
     const sends = msgs.filter((m) => isTemplateOnly(m.bytes))
     // Every refresh carries the whole set of templates.
-    for (const m of sends) expect(m.decoded.templates).toBe(5)
+    for (const m of sends) expect(m.decoded.templates).toBe(7)
     const times = sends.map((m) => m.header.exportTime)
     // 120 s of traffic: the initial send and about one refresh every 10 s.
     expect(times.length).toBeGreaterThanOrEqual(12)

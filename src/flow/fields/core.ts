@@ -4,7 +4,9 @@
  * Elements per RFC 7012 and the IANA registry; reverse counterparts per RFC 5103 (PEN 29305). Byte counts
  * are IP-level (octetDeltaCount counts IP total length), tcpControlBits uses the 1-octet reduced size that
  * every peer decodes (RFC 7125 §3; pmacct misreads 2 octets). The ICMP type/code pair is only in the
- * templates of ICMP and ICMPv6 flows (RecordKind.Icmp), as softflowd does.
+ * templates of ICMP and ICMPv6 flows (RecordKind.Icmp), as softflowd does. The four octet and packet
+ * counters are 4 octets long (reduced-size encoding, RFC 7011 §6.2) in the records of flows whose counters
+ * all fit in 32 bits (RecordKind.Counters32), and 8 octets in the others.
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import { BufferWriter, putU64s, type RecordWriter } from '../../ipfix/record-writer.js'
@@ -48,12 +50,36 @@ const V6_FIELDS: FieldList = V4_FIELDS.map(([name, len]) => {
 
 /** Without the ICMP type/code pair: records of flows other than ICMP/ICMPv6 (where both are always 0). */
 const withoutIcmp = (fields: FieldList): FieldList => fields.filter(([name]) => !/icmpTypeCode/i.test(name))
-const V4_FIELDS_NO_ICMP = withoutIcmp(V4_FIELDS)
-const V6_FIELDS_NO_ICMP = withoutIcmp(V6_FIELDS)
 
-/** Octets of a core record (all fields fixed-length), ICMP type/code (4 octets) included. */
+const COUNTERS = new Set([
+  'octetDeltaCount',
+  'packetDeltaCount',
+  'reverseOctetDeltaCount',
+  'reversePacketDeltaCount',
+])
+/** The counters in 4 octets (RecordKind.Counters32). */
+const with32BitCounters = (fields: FieldList): FieldList =>
+  fields.map((f) => (COUNTERS.has(f[0]) ? ([f[0], 4] as const) : f))
+
+/** Field lists by RecordKind bits Icmp and Counters32 (index: Icmp ? 1 : 0, + 2 with Counters32). */
+const V4_BY_KIND: readonly FieldList[] = [
+  withoutIcmp(V4_FIELDS),
+  V4_FIELDS,
+  with32BitCounters(withoutIcmp(V4_FIELDS)),
+  with32BitCounters(V4_FIELDS),
+]
+const V6_BY_KIND: readonly FieldList[] = [
+  withoutIcmp(V6_FIELDS),
+  V6_FIELDS,
+  with32BitCounters(withoutIcmp(V6_FIELDS)),
+  with32BitCounters(V6_FIELDS),
+]
+
+/** Octets of a core record (all fields fixed-length) with 8-octet counters, ICMP type/code included. */
 const V4_LENGTH = 76
 const V6_LENGTH = 100
+/** Counters below this fit the 4-octet encoding. */
+const TWO32 = 0x1_0000_0000
 
 /** Writes an IPv4 (word 0) or IPv6 (words 0-3) address at p; returns the position after it. */
 function putAddress(view: DataView, p: number, a: Uint32Array, ipVersion: number): number {
@@ -97,8 +123,17 @@ export class CoreFields implements FlowFeature {
   octets = 0
 
   fields(ipVersion: 4 | 6, kind: number): FieldList {
-    if ((kind & RecordKind.Icmp) !== 0) return ipVersion === 4 ? V4_FIELDS : V6_FIELDS
-    return ipVersion === 4 ? V4_FIELDS_NO_ICMP : V6_FIELDS_NO_ICMP
+    const i = ((kind & RecordKind.Icmp) !== 0 ? 1 : 0) + ((kind & RecordKind.Counters32) !== 0 ? 2 : 0)
+    return (ipVersion === 4 ? V4_BY_KIND : V6_BY_KIND)[i]!
+  }
+
+  /** RecordKind.Counters32 when the four counters of flow `id` all fit in 32 bits. */
+  recordKind(id: number): number {
+    const f64 = this.f64
+    const c = id * (SLOT / 8) + F_COUNTS
+    return f64[c]! < TWO32 && f64[c + 1]! < TWO32 && f64[c + 2]! < TWO32 && f64[c + 3]! < TWO32
+      ? RecordKind.Counters32
+      : 0
   }
 
   resize(capacity: number, used: number): void {
@@ -177,23 +212,24 @@ export class CoreFields implements FlowFeature {
     this.u8[b + B_SEEN] = ((s & 1) << 1) | ((s >> 1) & 1)
   }
 
-  write(id: number, flow: FlowView, w: RecordWriter): void {
+  write(id: number, flow: FlowView, w: RecordWriter, kind: number): void {
+    const small = (kind & RecordKind.Counters32) !== 0
     if (w instanceof BufferWriter) {
       const v = flow.ipVersion(id)
-      const len = v === 4 ? V4_LENGTH : V6_LENGTH // an upper bound without ICMP
+      const len = v === 4 ? V4_LENGTH : V6_LENGTH // an upper bound without ICMP or with 4-octet counters
       if (w.pos + len <= w.limit) {
-        this.writeDirect(id, flow, w, v)
+        this.writeDirect(id, flow, w, v, small)
         return
       }
     }
-    this.writeChecked(id, flow, w)
+    this.writeChecked(id, flow, w, small)
   }
 
   /**
    * The same record as writeChecked, written straight into the buffer after one bounds check for the
    * whole (fixed-length) record.
    */
-  private writeDirect(id: number, flow: FlowView, w: BufferWriter, v: number): void {
+  private writeDirect(id: number, flow: FlowView, w: BufferWriter, v: number, small: boolean): void {
     // Octets through the byte array (DataView.setUint8 was left as a builtin call), wider fields through
     // the DataView (inlined).
     const b = w.buf
@@ -217,11 +253,19 @@ export class CoreFields implements FlowFeature {
     const f64 = this.f64
     const c = id * (SLOT / 8) + F_COUNTS
     // octetDeltaCount, packetDeltaCount, then their reverse counterparts.
-    u64[0] = f64[c]!
-    u64[1] = f64[c + 2]!
-    u64[2] = f64[c + 1]!
-    u64[3] = f64[c + 3]!
-    p = putU64s(view, p, u64, 0, 4)
+    if (small) {
+      view.setUint32(p, f64[c]!)
+      view.setUint32(p + 4, f64[c + 2]!)
+      view.setUint32(p + 8, f64[c + 1]!)
+      view.setUint32(p + 12, f64[c + 3]!)
+      p += 16
+    } else {
+      u64[0] = f64[c]!
+      u64[1] = f64[c + 2]!
+      u64[2] = f64[c + 1]!
+      u64[3] = f64[c + 3]!
+      p = putU64s(view, p, u64, 0, 4)
+    }
     const u16 = this.u16
     const h = id * (SLOT / 2)
     b[p] = u16[h + H_TCP_FLAGS]! & 0xff
@@ -247,7 +291,7 @@ export class CoreFields implements FlowFeature {
     w.pos = p + 2
   }
 
-  private writeChecked(id: number, flow: FlowView, w: RecordWriter): void {
+  private writeChecked(id: number, flow: FlowView, w: RecordWriter, small: boolean): void {
     w.dateTimeMs(Math.floor(flow.startUs(id) / 1000))
     w.dateTimeMs(Math.floor(flow.endUs(id) / 1000))
     const v = flow.address(id, Dir.Forward, this.addr)
@@ -261,10 +305,11 @@ export class CoreFields implements FlowFeature {
     w.u8(flow.protocol(id))
     w.u8(v)
     const c = id * (SLOT / 8) + F_COUNTS
-    w.u64(this.f64[c]!)
-    w.u64(this.f64[c + 2]!)
-    w.u64(this.f64[c + 1]!)
-    w.u64(this.f64[c + 3]!)
+    // octetDeltaCount, packetDeltaCount, then their reverse counterparts.
+    for (const k of [0, 2, 1, 3]) {
+      if (small) w.u32(this.f64[c + k]!)
+      else w.u64(this.f64[c + k]!)
+    }
     const h = id * (SLOT / 2)
     w.u8(this.u16[h + H_TCP_FLAGS]! & 0xff)
     w.u8(this.u16[h + H_TCP_FLAGS + 1]! & 0xff)
