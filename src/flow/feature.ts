@@ -124,9 +124,16 @@ export interface FlowFeature {
   onReset(id: number): void
   /** The initiator turned out to be the other side (a SYN seen late): swap per-direction state. */
   onSwap(id: number): void
-  /** Write this feature's fields for flow `id`. */
-  /** `kind`: the record's RecordKind bits (fields(v, kind) are the fields to write). */
+  /**
+   * Write this feature's fields for flow `id`. `kind`: the record's RecordKind bits (fields(v, kind) are the
+   * fields to write); not called for a record in which the feature has no fields.
+   */
   write(id: number, flow: FlowView, w: RecordWriter, kind: number): void
+  /**
+   * Called before each record of flow `id` is built (before any recordKind or write), with its end
+   * reason set: the L7 hub emits the flow's open transactions here on its last record.
+   */
+  beforeExport?(id: number, flow: FlowView): void
   /** Groups that write records of their own (L7 transactions, the application catalogue) get the exporter. */
   attach?(exporter: IpfixExporter): void
 }

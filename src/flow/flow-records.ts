@@ -54,6 +54,11 @@ export class FlowRecords {
   private readonly varBound: number
   /** The features that add RecordKind bits of their own (see FlowFeature.recordKind). */
   private readonly kindFeatures: readonly FlowFeature[]
+  /**
+   * Per slot 2·kind + (IPv6 ? 1 : 0): the features with fields in such a record, in order (a feature with
+   * none writes nothing: most flows carry no transaction count, and the L7 hub has no fields).
+   */
+  private readonly writers: (readonly FlowFeature[])[] = []
 
   /**
    * `templateIdBase` moves the template IDs (default 256): the live probe's next settings generation uses
@@ -78,6 +83,7 @@ export class FlowRecords {
         }
       }
       this.kindUsed.push(used)
+      for (const v of [4, 6] as const) this.writers.push(features.filter((f) => f.fields(v, kind).length > 0))
     }
     this.v4 = this.add(0)
     this.v6 = this.add(1)
@@ -106,10 +112,11 @@ export class FlowRecords {
     for (let i = 0; i < kf.length; i++) kind |= kf[i]!.recordKind!(id)
     // No ICMP kind with RecordKind.Transactions: an ICMP flow never reaches an L7 parser.
     if (!isRecordKind(kind)) kind &= ~RecordKind.Transactions
-    const slot = 2 * this.kindUsed[kind]! + (flow.ipVersion(id) === 6 ? 1 : 0)
+    const v6 = flow.ipVersion(id) === 6 ? 1 : 0
+    const slot = 2 * this.kindUsed[kind]! + v6
     const t = this.templates[slot] ?? this.add(slot)
     const w = this.exporter.beginRecord(t, this.maxLengths[slot]!)
-    const features = this.features
+    const features = this.writers[2 * kind + v6]!
     for (let i = 0; i < features.length; i++) features[i]!.write(id, flow, w, kind)
     this.exporter.endRecord()
   }

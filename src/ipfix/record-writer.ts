@@ -4,6 +4,7 @@
  * Set lengths are patched when the Set closes. Writes past the limit never throw: they set `overflow`
  * and the caller drops the record.
  */
+import { writeAscii } from '../util/utf8.js'
 
 /** Writes the fields of one data record, in template order. */
 export interface RecordWriter {
@@ -145,6 +146,13 @@ export class BufferWriter implements RecordWriter {
     this.pos += b.byteLength
   }
   string(s: string): void {
+    // Most strings are short ASCII: written here without a call into Buffer (see util/utf8.ts).
+    const len = s.length
+    if (len < 255 && this.pos + 1 + len <= this.limit && writeAscii(this.buf, this.pos + 1, s) === len) {
+      this.buf[this.pos] = len
+      this.pos += 1 + len
+      return
+    }
     const n = Buffer.byteLength(s, 'utf8')
     if (!this.lengthPrefix(n)) return
     this.pos += this.buf.write(s, this.pos, n, 'utf8')

@@ -112,17 +112,25 @@ export class MeteringPipeline {
     const records = new FlowRecords(features, this.exporter, opts.flowTemplateIdBase)
     this.arp = arpGroup?.attach(this.exporter)
     // L7 groups write one record per transaction (see fields/l7-transactions.ts): the open ones of a flow
-    // leave just before its last record, so the record's transaction count includes them.
+    // leave just before its last record (the L7 hub's beforeExport), so the record's transaction count
+    // includes them.
     const txGroups = features.filter(isTransactionGroup)
     this.txGroups = txGroups
     for (const f of features) f.attach?.(this.exporter)
+    const before = features.filter((f) => f.beforeExport !== undefined)
+    const first = before[0]
     const onExpire =
-      txGroups.length === 0
+      first === undefined
         ? records.write
-        : (id: number, flow: FlowView): void => {
-            for (const g of txGroups) g.beforeExport(id, flow)
-            records.write(id, flow)
-          }
+        : before.length === 1
+          ? (id: number, flow: FlowView): void => {
+              first.beforeExport!(id, flow)
+              records.write(id, flow)
+            }
+          : (id: number, flow: FlowView): void => {
+              for (const f of before) f.beforeExport!(id, flow)
+              records.write(id, flow)
+            }
     this.cache = new FlowCache(
       {
         activeTimeout: opts.activeTimeout,

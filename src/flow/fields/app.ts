@@ -32,7 +32,7 @@ import type { QuicTx } from '../../l7/quic.js'
 import type { TlsTx } from '../../l7/tls.js'
 import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
-import { Dir, EndReason, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 export const APP_OPTIONS_TEMPLATE_ID = 290
@@ -169,8 +169,8 @@ export class AppFields implements FlowFeature, L7Consumer {
   onSwap(): void {}
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
-    // On the flow's last record, open transactions (a DNS query without answer) still name it.
-    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.hub?.end(id)
+    // On the flow's last record, open transactions (a DNS query without answer) still name it: the hub's
+    // beforeExport has emitted them already.
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
     if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {

@@ -134,3 +134,69 @@ describe('one L7 engine per feature set', () => {
     expect(only(app.records, 'applicationId')).toHaveLength(2)
   })
 })
+
+describe('transaction counts kept by the hub', () => {
+  const q = (id: number): Uint8Array =>
+    dnsMessage({ id, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
+  const r = (id: number): Uint8Array =>
+    dnsMessage({
+      id,
+      flags: 0x8180,
+      questions: [{ name: 'example.org', type: 1 }],
+      answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 9] }],
+    })
+  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
+    eth(
+      {},
+      ipv4(
+        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
+        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
+      ),
+    )
+  const timed = (name: string, frames: [seconds: number, frame: Uint8Array][]): string => {
+    const file = join(dir, `${name}.pcap`)
+    writeFileSync(
+      file,
+      pcapFile(
+        LINKTYPE.ETHERNET,
+        frames.map(([s, data]) => ({ data, tsUs: T0 + Math.round(s * 1e6) })),
+      ),
+    )
+    return file
+  }
+  const flowsOf = (records: JsonRecord[], cport: number): JsonRecord[] =>
+    records.filter((x) => 'flowEndReason' in x && x['sourceTransportPort'] === cport)
+
+  it('counts the transactions of each record of a flow, an active timeout starting again from 0', async () => {
+    const file = timed('count-per-record', [
+      [0, frame(true, 40100, 53, q(1))],
+      [0.001, frame(false, 40100, 53, r(1))],
+      [1.5, frame(true, 40100, 53, q(2))],
+      [1.501, frame(false, 40100, 53, r(2))],
+    ])
+    const { records } = await probeRecords([file], { fields: ['core', 'dns'], activeTimeout: 1 })
+    const flows = flowsOf(records, 40100)
+    expect(flows.map((x) => x['flowEndReason'])).toEqual([2, 4])
+    expect(flows.map((x) => x['flowtelDnsTransactions'])).toEqual([1, 1])
+  })
+
+  it('does not count the open transactions of a flow removed without a record on the flow that reuses its id', async () => {
+    // A: a query without answer; its active-timeout record leaves at 1 s (X's packet), and it is removed at
+    // its idle timeout (2 s) without a record. B, the next flow, takes its id: the hub emits A's open query
+    // then, and B's record counts only B's own exchange.
+    const file = timed('id-reuse', [
+      [0, frame(true, 40100, 53, q(3))],
+      [1, frame(true, 40300, 7, ascii('x'))],
+      [2.5, frame(true, 40200, 53, q(4))],
+      [2.501, frame(false, 40200, 53, r(4))],
+    ])
+    const { records } = await probeRecords([file], {
+      fields: ['core', 'dns'],
+      activeTimeout: 1,
+      inactiveTimeout: 2,
+    })
+    expect(only(records, 'dnsQname').map((x) => x['dnsId'])).toEqual([3, 4])
+    expect(flowsOf(records, 40100).map((x) => x['flowtelDnsTransactions'])).toEqual([undefined])
+    expect(flowsOf(records, 40200).map((x) => x['flowtelDnsTransactions'])).toEqual([1])
+  })
+})

@@ -22,7 +22,15 @@ import type { PacketInfo } from '../../decode/packet.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
 import { L7_PARSERS } from '../../l7/registry.js'
-import type { Dir, FieldList, FlowFeature, FlowView } from '../feature.js'
+import {
+  EndReason,
+  RecordKind,
+  type Dir,
+  type FieldList,
+  type FlowFeature,
+  type FlowView,
+} from '../feature.js'
+import { resized } from '../../util/typed-arrays.js'
 
 /** A field group that takes L7 transactions. */
 export interface L7Consumer {
@@ -36,6 +44,14 @@ export interface L7Consumer {
   readonly l7Handoffs: boolean
   /** False once the group needs no more transactions of flow `id` (absent: it always does). */
   wantsFlow?(id: number): boolean
+  /**
+   * Present on groups whose flow records count the flow's transactions: the hub then counts the
+   * transactions it gives such groups per flow (the record's RecordKind.Transactions bit), so the groups
+   * need no per-flow lifecycle of their own: each sets its count of flow `id` to 0 when it writes it in a
+   * record, and the hub calls clearCount when a new flow takes an id whose previous flow got transactions
+   * (after its last record too: the open ones a flow removed without a record emits when its id is reused).
+   */
+  clearCount?(id: number): void
   /** A transaction of flow `key.flowId` made by parser `parser`. */
   onL7Tx(key: FlowKey, tx: unknown, tsUs: number, parser: string): void
   /** Called once, before the first flow, with the hub the group is subscribed to. */
@@ -63,6 +79,9 @@ export class L7Hub implements FlowFeature {
   private gated = false
   /** Packets given to the engine so far (lets a group tell whether a transaction came with one packet). */
   packets = 0
+  /** The consumers that count transactions per flow (clearCount), and how many they got per flow. */
+  private counting: L7Consumer[] = []
+  private counted = new Uint32Array(0)
 
   constructor(private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {}
 
@@ -84,15 +103,30 @@ export class L7Hub implements FlowFeature {
 
   resize(capacity: number, used: number): void {
     this.engine.resize(capacity, used)
+    this.counted = resized(this.counted, capacity, used)
   }
 
   onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
     // A flow id is reused only after its flow left; a flow removed without a record (after an active
     // timeout, idle) still has to emit its open transactions. The hub runs before its groups, so they reset
-    // their per-flow state after these transactions.
+    // their per-flow state after these transactions; the counting groups are told here.
     const e = this.engine
     e.end(id)
     e.onCreate(id, tsUs)
+    if (this.counted[id] !== 0) {
+      for (const c of this.counting) c.clearCount!(id)
+      this.counted[id] = 0
+    }
+  }
+
+  /** On the flow's last record, its open transactions go out first (so its record counts them). */
+  beforeExport(id: number, flow: FlowView): void {
+    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.engine.end(id)
+  }
+
+  /** RecordKind.Transactions when a counting group got a transaction of the flow since its last record. */
+  recordKind(id: number): number {
+    return this.counted[id] !== 0 ? RecordKind.Transactions : 0
   }
 
   onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
@@ -105,7 +139,9 @@ export class L7Hub implements FlowFeature {
     e.onPacket(id, p, dir as number, tsUs)
   }
 
-  onReset(): void {}
+  onReset(id: number): void {
+    this.counted[id] = 0
+  }
 
   onSwap(id: number): void {
     this.engine.onSwap(id)
@@ -137,7 +173,12 @@ export class L7Hub implements FlowFeature {
     const cs = this.routes.get(parser)
     if (cs === undefined) return
     const handedOff = key.claimedBy !== parser
-    for (const c of cs) if (!handedOff || c.l7Handoffs) c.onL7Tx(key, tx, tsUs, parser)
+    const id = key.flowId
+    for (const c of cs)
+      if (!handedOff || c.l7Handoffs) {
+        if (c.clearCount !== undefined && id >= 0 && id < this.counted.length) this.counted[id]! += 1
+        c.onL7Tx(key, tx, tsUs, parser)
+      }
   }
 
   private build(): L7Engine<unknown> {
@@ -172,6 +213,7 @@ export class L7Hub implements FlowFeature {
     this.always = Uint8Array.from(names, (n) => (served(n).some((c) => c.wantsFlow === undefined) ? 1 : 0))
     this.conditional = names.map((n) => served(n).filter((c) => c.wantsFlow !== undefined))
     this.gated = this.always.includes(0)
+    this.counting = this.consumers.filter((c) => c.clearCount !== undefined)
     return new L7Engine<unknown>(
       names.map((n) => L7_PARSERS[n]!),
       (key, tx, tsUs, parser) => this.route(key, tx, tsUs, parser),

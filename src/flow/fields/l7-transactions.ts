@@ -31,7 +31,8 @@ import { Template } from '../../ipfix/template.js'
 import type { FlowKey } from '../../l7/engine.js'
 import type { ReassemblyStats } from '../../l7/reassembly.js'
 import { resized } from '../../util/typed-arrays.js'
-import { EndReason, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { utf8Length } from '../../util/utf8.js'
+import { RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 /** String octets per transaction record, shared among its string fields (see clipAll). */
@@ -72,7 +73,7 @@ export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
   let units = 0
   for (const s of strings) units += s.length
   if (units * 3 <= budget) return strings
-  const lens = strings.map((s) => Buffer.byteLength(s, 'utf8'))
+  const lens = strings.map(utf8Length)
   const order = lens.map((_, i) => i).sort((a, b) => lens[a]! - lens[b]!)
   const out = strings.slice()
   let left = budget
@@ -119,12 +120,17 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   readonly varLengthBound = 0
   /** The shared engine does the packet work (./l7-hub.ts). */
   readonly noPacketWork = true
+  /** The hub keeps the flow lifecycle (it counts transactions and calls clearCount: ./l7-hub.ts). */
+  readonly noFlowState = true
   readonly l7Parsers: readonly string[]
   /** The group's own parser (the first of l7Parsers). */
   readonly parser: string
   /** The parser's transactions count however the flow reached it (TLS after STARTTLS too). */
   readonly l7Handoffs = true
-  /** Transactions written per flow since its last record (for the flow record's count field). */
+  /**
+   * Transactions written per flow since its last record (for the flow record's count field); set to 0 when
+   * written (the hub's recordKind tells which records carry it).
+   */
   private count = new Uint32Array(0)
   private templates: [Template, Template] | undefined
   private exporter: IpfixExporter | undefined
@@ -181,10 +187,6 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     return (kind & RecordKind.Transactions) !== 0 ? [[this.countField]] : []
   }
 
-  recordKind(id: number): number {
-    return this.count[id]! > 0 ? RecordKind.Transactions : 0
-  }
-
   /** Adds the transaction templates to the exporter; transactions are then written as records. */
   attach(exporter: IpfixExporter): void {
     const t4 = Template.fromNames(this.templateIds[0], [...KEY_V4, ...this.txFields])
@@ -199,27 +201,22 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     this.count = resized(this.count, capacity, used)
   }
 
-  onCreate(id: number): void {
-    // The hub (in front of this group) has emitted the open transactions of the flow that had this id.
-    this.count[id] = 0
-  }
+  onCreate(): void {}
 
   onPacket(_id: number, _p: PacketInfo): void {}
 
-  onReset(id: number): void {
-    this.count[id] = 0
-  }
+  onReset(): void {}
 
   onSwap(): void {}
 
-  write(id: number, _flow: FlowView, w: RecordWriter, kind: number): void {
-    if ((kind & RecordKind.Transactions) !== 0) w.u32(this.count[id]!)
+  /** Only called for records with RecordKind.Transactions (the count field's only records). */
+  write(id: number, _flow: FlowView, w: RecordWriter): void {
+    w.u32(this.count[id]!)
+    this.count[id] = 0
   }
 
-  /** Called before the flow's record is written: on its last record, emit the open transactions. */
-  beforeExport(id: number, flow: FlowView): void {
-    if (flow.endReason(id) === (EndReason.ActiveTimeout as number)) return
-    this.l7.end(id)
+  clearCount(id: number): void {
+    this.count[id] = 0
   }
 
   summary(): L7Summary {

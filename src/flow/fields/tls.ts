@@ -21,6 +21,7 @@ import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import { handshakeFingerprints } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
+import { utf8Length } from '../../util/utf8.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
 
 /** The fields of a TLS handshake, in record order. */
@@ -67,14 +68,18 @@ const EMPTY = new Uint8Array(0)
 /** At most this many list entries are exported per list (real hellos have far fewer). */
 const MAX_LIST = 128
 
-function u16s(list: readonly number[]): Uint8Array {
+/** The first MAX_LIST entries of `list` as a variable-length value of 2-octet (`size` 2) or 1-octet values. */
+function writeList(w: RecordWriter, list: readonly number[], size: 1 | 2): void {
   const n = Math.min(list.length, MAX_LIST)
-  const out = new Uint8Array(n * 2)
-  for (let i = 0; i < n; i++) {
-    out[2 * i] = list[i]! >> 8
-    out[2 * i + 1] = list[i]! & 0xff
+  const octets = n * size
+  // The RFC 7011 §7 length prefix, as RecordWriter.varlen writes it.
+  if (octets < 255) w.u8(octets)
+  else {
+    w.u8(255)
+    w.u16(octets)
   }
-  return out
+  if (size === 2) for (let i = 0; i < n; i++) w.u16(list[i]! & 0xffff)
+  else for (let i = 0; i < n; i++) w.u8(list[i]! & 0xff)
 }
 
 /** Encoded size of a variable-length value of n octets (RFC 7011 §7). */
@@ -118,7 +123,7 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     cert: [],
     length: 0,
   }
-  const str = (x: string): number => varlenSize(Buffer.byteLength(x, 'utf8'))
+  const str = (x: string): number => varlenSize(utf8Length(x))
   const c = tx.certificate
   let used =
     str(parts.sni) +
@@ -201,13 +206,13 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.u16(tx.cipherSuite)
   w.string(p.sni)
   w.string(p.alpn)
-  w.varlen(u16s(tx.cipherSuites))
-  w.varlen(u16s(tx.extensionTypes))
-  w.varlen(u16s(tx.supportedGroups))
-  w.varlen(Uint8Array.from(tx.ecPointFormats.slice(0, MAX_LIST)))
+  writeList(w, tx.cipherSuites, 2)
+  writeList(w, tx.extensionTypes, 2)
+  writeList(w, tx.supportedGroups, 2)
+  writeList(w, tx.ecPointFormats, 1)
   w.u16(tx.recordVersion)
   w.string(p.offered)
-  w.varlen(u16s(tx.supportedVersions))
+  writeList(w, tx.supportedVersions, 2)
   w.varlen(p.ja3)
   w.varlen(p.ja3s)
   w.string(p.ja4)
@@ -216,21 +221,22 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.varlen(tx.clientSessionId.subarray(0, 32))
   w.varlen(tx.serverSessionId.subarray(0, 32))
   const c = tx.certificate
-  const [subjectCn, subjectO, issuerCn, issuerO, serial, san, sigAlg, keyAlg, subject, issuer] = p.cert
-  w.string(subjectCn!)
-  w.string(subjectO!)
-  w.string(issuerCn!)
-  w.string(issuerO!)
+  // subjectCn, subjectO, issuerCn, issuerO, serial, SAN, sigAlg, keyAlg, subject, issuer (TlsRecordParts).
+  const cert = p.cert
+  w.string(cert[0]!)
+  w.string(cert[1]!)
+  w.string(cert[2]!)
+  w.string(cert[3]!)
   w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
   w.u64(c?.notAfter ?? 0)
   w.u32(c?.keyLength ?? 0)
-  w.string(serial!)
-  w.string(san!)
+  w.string(cert[4]!)
+  w.string(cert[5]!)
   w.varlen(c?.sha1 ?? EMPTY)
   w.varlen(c?.sha256 ?? EMPTY)
-  w.string(sigAlg!)
-  w.string(keyAlg!)
+  w.string(cert[6]!)
+  w.string(cert[7]!)
   w.u8(Math.min(tx.chainLength, 255))
-  w.string(subject!)
-  w.string(issuer!)
+  w.string(cert[8]!)
+  w.string(cert[9]!)
 }
