@@ -1,8 +1,10 @@
 // A/B CPU comparison of two builds of the probe on a busy machine: each round runs `flowtel probe` of build A
-// and of build B at the same time, both pinned to the same core and exporting to one loopback UDP sink, so
-// both see the same contention; prints the CPU seconds (user+sys) of each and the median of the per-round
-// B/A ratios. Sequential runs on a machine shared with other work vary by ±15 % from run to run; the ratio of
-// two concurrent runs on one core stayed within ±1 % for identical builds. Prints only.
+// and of build B at the same time, both pinned to the same core, so both see the same contention; prints the
+// CPU seconds (user+sys) of each and the median of the per-round B/A ratios. Sequential runs on a machine
+// shared with other work vary by ±15 % from run to run; the ratio of two concurrent runs on one core stayed
+// within ±1 % for identical builds. Each build exports to a loopback UDP sink of its own: with one shared
+// sink, one build's datagrams keep the receiver awake for the other, which hides a change in how often the
+// sender has to wake it (sending in bursts). Prints only.
 //
 // npm run bench:ab -- <rootA> <rootB> [rounds]     (a root holds bin/flowtel.js and its dist/, e.g. a copy of
 //                                                   the repo after `npm run build`; default rounds 3)
@@ -38,8 +40,8 @@ async function main(): Promise<void> {
   if (!existsSync(capture)) usage(`${capture} not found (npm run bench builds it)`)
   if (tasksetPath === undefined) process.stderr.write('taskset not found: the runs are not pinned\n')
 
-  const sink = await startUdpSink(tasksetPath, undefined)
-  const run = (root: string): Promise<Measurement> =>
+  const sinks = [await startUdpSink(tasksetPath, undefined), await startUdpSink(tasksetPath, undefined)]
+  const run = (root: string, sink: (typeof sinks)[number]): Promise<Measurement> =>
     measure(
       [
         process.execPath,
@@ -58,9 +60,9 @@ async function main(): Promise<void> {
   try {
     for (let i = 1; i <= rounds; i++) {
       // Started 20 ms apart: measure() names its time file after the pid and the millisecond.
-      const first = run(rootA)
+      const first = run(rootA, sinks[0]!)
       await new Promise((resolve) => setTimeout(resolve, 20))
-      const [a, b] = await Promise.all([first, run(rootB)])
+      const [a, b] = await Promise.all([first, run(rootB, sinks[1]!)])
       for (const m of [a, b])
         if (m.code !== 0) throw new Error(`${m.argv.join(' ')} failed (${m.code ?? m.signal}): ${m.stderr}`)
       ratios.push(cpu(b) / cpu(a))
@@ -68,7 +70,7 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${i}/${rounds}: A ${fixed(cpu(a))} s, B ${fixed(cpu(b))} s\n`)
     }
   } finally {
-    await sink.stop()
+    for (const sink of sinks) await sink.stop()
   }
   process.stdout.write(
     `A = ${rootA}\nB = ${rootB}\ncapture: ${capture}, both on core ${core}` +

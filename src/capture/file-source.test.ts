@@ -107,12 +107,12 @@ describe('file source', () => {
     expect([...bufs][0]?.byteLength).toBe(1 << 16)
   })
 
-  it('defaults to batches of 1024 packets', async () => {
-    const path = await put('many.pcap', buildPcap(packets(2500, [20])))
+  it('defaults to batches of 4096 packets', async () => {
+    const path = await put('many.pcap', buildPcap(packets(10000, [20])))
     const source = await openCaptureFiles([path])
     const counts: number[] = []
     for await (const b of source.batches()) counts.push(b.count)
-    expect(counts).toEqual([1024, 1024, 452])
+    expect(counts).toEqual([4096, 4096, 1808])
   })
 
   it('reads several files in order as one stream, with progress and stats', async () => {

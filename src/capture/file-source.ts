@@ -17,7 +17,10 @@ import { isPcapngMagic, PcapngParser } from './pcapng-reader.js'
 import { countFormatError, DEFAULT_MAX_RECORD, ParseStatus, type RecordParser } from './record-parser.js'
 
 export interface OpenCaptureOptions {
-  /** Packets per batch (default 1024). */
+  /**
+   * Packets per batch (default 4096). The probe sends the messages a batch produced in one burst
+   * (ipfix/transport-udp.ts); 4096 rather than 1024 packets took 2 % off its CPU time on the bench capture.
+   */
   batchSize?: number
   /** Bytes read at a time, and the initial buffer size (default 8 MiB); tests use tiny values. */
   chunkSize?: number
@@ -27,7 +30,7 @@ export interface OpenCaptureOptions {
 
 export type CaptureFormat = 'pcap' | 'pcapng'
 
-export const DEFAULT_BATCH_SIZE = 1024
+export const DEFAULT_BATCH_SIZE = 4096
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
 /** Format of a capture from its first bytes (at least 4; 12 lets pcapng be confirmed), or null. */

@@ -11,7 +11,7 @@ import { headerOf, splitMessages } from './testing.js'
 import { parseCollectorAddress, type Transport } from './transport.js'
 import { JsonTransport } from './transport-json.js'
 import { TcpTransport } from './transport-tcp.js'
-import { UdpTransport } from './transport-udp.js'
+import { BURST_MESSAGES, UdpTransport } from './transport-udp.js'
 
 const tpl = Template.fromNames(256, [['sourceIPv4Address'], ['octetDeltaCount']])
 const opts = (): ExporterOptions => ({
@@ -202,6 +202,38 @@ describe('UDP transport', () => {
     expect(t.stats).toEqual({ messages: 100, octets: 100 * 64, errors: 0, dropped: 0 })
     t.send([Buffer.alloc(8)])
     expect(t.stats.dropped).toBe(1)
+  })
+
+  it('sends staged messages once the synchronous work ends, copied, in order, without close', async () => {
+    const rx = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 })
+    const got: Buffer[] = []
+    rx.on('message', (m) => got.push(m))
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r))
+    const t = new UdpTransport('127.0.0.1', rx.address().port)
+    await t.open()
+    // One buffer overwritten after each call (as the exporter does): the transport must have copied it.
+    const reused = Buffer.alloc(1400)
+    const sizes = Array.from({ length: 3 * BURST_MESSAGES + 5 }, (_, i) => 16 + ((i * 397) % 1384))
+    sizes.forEach((n, i) => {
+      reused.fill(i & 0xff, 0, n)
+      reused.writeUInt32BE(i, 0)
+      expect(t.sendReused(reused.subarray(0, n))).toBe(false)
+    })
+    // Nothing more is sent and the transport stays open: the last burst still leaves.
+    await until(() => got.length === sizes.length)
+    expect(got.map((m) => m.readUInt32BE(0))).toEqual(sizes.map((_, i) => i))
+    got.forEach((m, i) => {
+      expect(m.byteLength).toBe(sizes[i])
+      expect(m.subarray(4).every((b) => b === (i & 0xff))).toBe(true)
+    })
+    expect(t.stats).toEqual({
+      messages: sizes.length,
+      octets: sizes.reduce((a, b) => a + b),
+      errors: 0,
+      dropped: 0,
+    })
+    await t.close()
+    rx.close()
   })
 
   it('resolves names at open and keeps the old address when re-resolution fails', async () => {
