@@ -255,13 +255,15 @@ export class FlowCache implements FlowView {
    * Export every flow (end of input or shutdown), oldest first. A TCP flow that already saw FIN from both
    * sides or an RST ended by itself and keeps endOfFlow; the others get `reason`.
    */
-  flushAll(reason: EndReason = EndReason.ForcedEnd): void {
-    while (this.iHead !== NIL) {
+  flushAll(reason: EndReason = EndReason.ForcedEnd, max = Infinity): boolean {
+    for (let n = 0; this.iHead !== NIL; n++) {
+      if (n >= max) return false
       const id = this.iHead
       const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
       if ((f & F_PENDING) !== 0) this.remove(id)
       else this.expire(id, (f & F_CLOSING) !== 0 ? EndReason.EndOfFlow : reason)
     }
+    return true
   }
 
   /**

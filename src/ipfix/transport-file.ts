@@ -1,6 +1,7 @@
 /**
  * IPFIX File Format (RFC 5655 §6): messages back to back in one file, as ipfixDump reads it.
- * Writes go through a WriteStream in order; close() waits until everything is on disk.
+ * Writes go through a WriteStream in order; close() waits until everything is on disk. A producer that can
+ * wait (the offline probe) waits on whenWritable, so the stream's buffer stays small.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
@@ -37,6 +38,23 @@ export class FileTransport implements Transport {
     for (const c of message) s.write(c)
     this.stats.messages++
     this.stats.octets += chunksLength(message)
+  }
+
+  /** While the stream asks to drain: settles on 'drain' or when the stream ends or fails. */
+  whenWritable(): Promise<void> | undefined {
+    const s = this.stream
+    if (s === undefined || s.destroyed || !s.writableNeedDrain) return undefined
+    return new Promise((resolve) => {
+      const done = (): void => {
+        s.off('drain', done)
+        s.off('close', done)
+        s.off('error', done)
+        resolve()
+      }
+      s.on('drain', done)
+      s.on('close', done)
+      s.on('error', done)
+    })
   }
 
   onNewSession(_cb: () => void): void {

@@ -2,7 +2,8 @@
  * A Transport that decodes the IPFIX messages it is given (RFC 7011, via IpfixDecoder) and writes one JSON
  * line per data record to a file or stdout ('-'). Options data records are skipped unless `options: true`.
  * Writes respect backpressure: while the stream asks to drain, lines wait in memory up to maxBufferBytes,
- * beyond which records are dropped and counted. close() writes everything and waits for the stream.
+ * beyond which records are dropped and counted; a producer that can wait (the offline probe) waits on
+ * whenWritable instead, so nothing is dropped. close() writes everything and waits for the stream.
  */
 import { createWriteStream } from 'node:fs'
 import type { Writable } from 'node:stream'
@@ -29,6 +30,8 @@ export class JsonTransport implements Transport {
   private pending: string[] = []
   private pendingBytes = 0
   private waiting = false
+  /** Settles whenWritable's promise: on 'drain', error or close. */
+  private wake: (() => void) | undefined
   private readonly maxBuffer: number
 
   constructor(
@@ -61,10 +64,31 @@ export class JsonTransport implements Transport {
   private attach(s: Writable): void {
     s.on('error', () => {
       this.stats.errors++
+      this.wakeUp()
     })
+    s.on('close', () => this.wakeUp())
     s.on('drain', () => {
       this.waiting = false
       this.writePending()
+      this.wakeUp()
+    })
+  }
+
+  private wakeUp(): void {
+    const w = this.wake
+    this.wake = undefined
+    w?.()
+  }
+
+  whenWritable(): Promise<void> | undefined {
+    const s = this.out
+    if (!this.waiting || s === undefined || s.destroyed) return undefined
+    return new Promise((resolve) => {
+      const before = this.wake
+      this.wake = () => {
+        before?.()
+        resolve()
+      }
     })
   }
 
@@ -116,6 +140,7 @@ export class JsonTransport implements Transport {
     const s = this.out
     if (s === undefined) return
     this.out = undefined
+    this.wakeUp()
     if (this.pending.length > 0 && !s.destroyed) s.write(this.pending.join(''))
     this.pending = []
     this.pendingBytes = 0

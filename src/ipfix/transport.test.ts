@@ -272,4 +272,40 @@ describe('JSON transport', () => {
     expect(JSON.parse(lines[99] ?? '{}')).toEqual({ sourceIPv4Address: '0.0.0.99', octetDeltaCount: 99 })
     expect(t.stats.dropped).toBe(0)
   })
+
+  it('tells a producer that can wait when the stream asks to drain, and when it has room again', async () => {
+    const out = new PassThrough({ highWaterMark: 64 })
+    const t = new JsonTransport('mem', { stream: out })
+    await t.open()
+    const { e, add } = exporter(t)
+    expect(t.whenWritable()).toBeUndefined()
+    for (let i = 0; i < 10; i++) add(i)
+    e.flush()
+    // Nobody reads: the first lines filled the stream.
+    const w = t.whenWritable()
+    expect(w).toBeInstanceOf(Promise)
+    let settled = false
+    void w?.then(() => (settled = true))
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false)
+    out.resume()
+    await w
+    expect(t.whenWritable()).toBeUndefined()
+    await e.close()
+    expect(t.stats.dropped).toBe(0)
+  })
+
+  it('settles a pending wait when it closes', async () => {
+    const out = new PassThrough({ highWaterMark: 64 })
+    const t = new JsonTransport('mem', { stream: out })
+    await t.open()
+    const { e, add } = exporter(t)
+    for (let i = 0; i < 10; i++) add(i)
+    e.flush()
+    const w = t.whenWritable()
+    expect(w).toBeInstanceOf(Promise)
+    out.resume()
+    await e.close()
+    await w
+  })
 })

@@ -34,6 +34,12 @@ export interface Transport {
    * templates before any data (RFC 7011 §8.1, RFC 5153 §3.1).
    */
   onNewSession(cb: () => void): void
+  /**
+   * Optional backpressure for producers that can wait (the offline probe): a promise while the transport
+   * holds output it cannot pass on yet (a stream or socket asking to drain), settled once there is room
+   * again or the output is gone (closed, error, session lost). Undefined when there is room now.
+   */
+  whenWritable?(): Promise<void> | undefined
   close(): Promise<void>
   readonly stats: TransportStats
 }

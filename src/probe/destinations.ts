@@ -51,6 +51,8 @@ export function collectorDestinations(
 
 /** What NetFlow conversion needs from the probe: its template refresh, MTU and start time. */
 export interface TransportContext {
+  /** The producer waits on Transport.whenWritable between batches (the offline probe). */
+  producerWaits?: boolean
   mtu: number
   templateRefreshSeconds: number
   templateRefreshMessages: number
@@ -79,7 +81,9 @@ export function createTransports(destinations: readonly Destination[], ctx?: Tra
       case 'tls':
         return new TlsTransport(d.host, d.port, d.tls)
       case 'json':
-        return new JsonTransport(d.path)
+        // A producer that waits for the output to drain between batches keeps every line of a burst (a
+        // batch can expire many flows at once): memory is then bounded by the flow cache, not by a cap.
+        return new JsonTransport(d.path, ctx?.producerWaits === true ? { maxBufferBytes: Infinity } : {})
       case 'ipfix-file':
         return new FileTransport(d.path)
     }

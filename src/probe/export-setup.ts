@@ -41,6 +41,32 @@ export interface ProbeExport {
   firstPacketAt: (tsUs: number) => void
 }
 
+/** Longest wait for one output to drain; past it the run goes on and that output counts what it drops. */
+const DRAIN_WAIT_MS = 30_000
+
+/**
+ * Lets sockets drain, then waits while an output asks the producer to (a JSON or IPFIX file, a TCP
+ * collector that reads slower than we write): offline, nothing is dropped for want of buffer space. A
+ * collector that stops reading holds the run up for at most DRAIN_WAIT_MS.
+ */
+export async function outputsDrained(transports: readonly Transport[]): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve))
+  for (const t of transports) {
+    const w = t.whenWritable?.()
+    if (w === undefined) continue
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), DRAIN_WAIT_MS)
+    })
+    let next: Promise<void> | undefined = w
+    while (next !== undefined) {
+      if (await Promise.race([next.then(() => false), late])) break
+      next = t.whenWritable?.()
+    }
+    clearTimeout(timer)
+  }
+}
+
 /** Open the capture input and every transport of `opts`; on a failure nothing is left open. */
 export async function openExport(opts: ProbeOptions): Promise<ProbeExport> {
   const transportsWanted = opts.destinations.length + (opts.extraTransports?.length ?? 0)
@@ -55,6 +81,7 @@ export async function openExport(opts: ProbeOptions): Promise<ProbeExport> {
       templateRefreshSeconds: opts.templateRefreshSeconds,
       templateRefreshMessages: opts.templateRefreshMessages,
       startTimeMs: () => (firstUs > 0 ? firstUs / 1000 : undefined),
+      producerWaits: true,
     }),
     ...(opts.extraTransports ?? []),
   ]

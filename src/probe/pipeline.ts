@@ -196,9 +196,18 @@ export class MeteringPipeline {
 
   /** Export every flow and every open transaction (end of input, shutdown). */
   flush(reason: EndReason = EndReason.ForcedEnd): void {
-    this.predecessor?.flush(reason)
-    this.cache.flushAll(reason)
+    this.flushSome(reason, Infinity)
+  }
+
+  /**
+   * flush in steps of at most `max` flows, so that a producer that can wait lets its outputs drain in
+   * between (the offline probe): true once every flow and open transaction has left.
+   */
+  flushSome(reason: EndReason, max: number): boolean {
+    if (this.predecessor !== undefined && !this.predecessor.flushSome(reason, max)) return false
+    if (!this.cache.flushAll(reason, max)) return false
     for (const g of this.txGroups) g.finishAll()
+    return true
   }
 
   /** Change the timeouts live; flows stay in the cache. */

@@ -6,13 +6,16 @@
  */
 import { EndReason } from '../flow/feature.js'
 import { IpfixExporter } from '../ipfix/exporter.js'
-import { openExport, transportReports } from './export-setup.js'
+import { openExport, outputsDrained, transportReports } from './export-setup.js'
 import { MeteringPipeline } from './pipeline.js'
 import type { ProbeOptions, ProbeSummary } from './probe-options.js'
 
 export { openCaptures } from './export-setup.js'
 
 export { DEFAULT_PROBE_OPTIONS, type ProbeOptions, type ProbeSummary } from './probe-options.js'
+
+/** Flows exported per step of the final flush, between which the outputs may drain. */
+const FLUSH_STEP = 4096
 
 /** Run the probe over capture files to the end, flushing every flow. */
 export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
@@ -43,10 +46,9 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
           opts.onProgress(source.progress.done, source.progress.total)
         }
       }
-      // Let sockets drain between batches.
-      await new Promise<void>((resolve) => setImmediate(resolve))
+      await outputsDrained(transports)
     }
-    pipeline.flush(EndReason.ForcedEnd)
+    while (!pipeline.flushSome(EndReason.ForcedEnd, FLUSH_STEP)) await outputsDrained(transports)
   } finally {
     await exporter.close()
     await source.close()

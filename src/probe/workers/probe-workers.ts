@@ -16,7 +16,7 @@
  */
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
-import { openExport, transportReports } from '../export-setup.js'
+import { openExport, outputsDrained, transportReports } from '../export-setup.js'
 import type { ProbeOptions, ProbeSummary } from '../probe.js'
 import type { RingSize } from './packet-ring.js'
 import { RecordMerger } from './record-relay.js'
@@ -112,7 +112,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
         }
       }
       // Let sockets drain and the workers' records in between batches.
-      await new Promise<void>((resolve) => setImmediate(resolve))
+      await outputsDrained(transports)
     }
     finals = await pool.finish()
   } catch (err) {
