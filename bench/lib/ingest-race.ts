@@ -203,6 +203,18 @@ export interface RaceResult {
   readonly sent: number
   readonly stored: number
   readonly cpuMs: number
+  /** The receiver's peak resident memory (VmHWM), KiB. */
+  readonly peakRssKiB: number
+}
+
+/** Peak resident set (VmHWM) of a process in KiB, from /proc/PID/status; NaN when unreadable. */
+export function peakRssKiB(pid: number): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m !== null ? Number(m[1]) : NaN
+  } catch {
+    return NaN
+  }
 }
 
 /** Sends the stream to 127.0.0.1:port at `rate` records/s (paced per millisecond). */
@@ -256,6 +268,7 @@ export async function race(
   const sentRate = await replay(stream, port, rate)
   await idle(r.pid)
   const c1 = cpuMs(r.pid)
+  const peak = peakRssKiB(r.pid)
   const stored = await r.stopAndCount()
   return {
     receiver: receiver.name,
@@ -264,5 +277,6 @@ export async function race(
     sent: stream.totalRecords,
     stored,
     cpuMs: c1 - c0,
+    peakRssKiB: peak,
   }
 }
