@@ -203,6 +203,8 @@ export interface RaceResult {
   readonly sent: number
   readonly stored: number
   readonly cpuMs: number
+  /** CPU ms until the receiver exited after SIGTERM (its final flush, commit and checkpoint included). */
+  readonly cpuToExitMs: number
   /** The receiver's peak resident memory (VmHWM), KiB. */
   readonly peakRssKiB: number
 }
@@ -269,7 +271,14 @@ export async function race(
   await idle(r.pid)
   const c1 = cpuMs(r.pid)
   const peak = peakRssKiB(r.pid)
+  // CPU until the process exits (its last commit and checkpoint included): sampled while it stops.
+  let last = c1
+  const poll = setInterval(() => {
+    const now = cpuMs(r.pid)
+    if (Number.isFinite(now)) last = now
+  }, 10)
   const stored = await r.stopAndCount()
+  clearInterval(poll)
   return {
     receiver: receiver.name,
     offeredRate: rate,
@@ -277,6 +286,7 @@ export async function race(
     sent: stream.totalRecords,
     stored,
     cpuMs: c1 - c0,
+    cpuToExitMs: last - c0,
     peakRssKiB: peak,
   }
 }
