@@ -203,6 +203,20 @@ export interface RaceResult {
   readonly sent: number
   readonly stored: number
   readonly cpuMs: number
+  /** CPU ms until the receiver exited after SIGTERM (its final flush, commit and checkpoint included). */
+  readonly cpuToExitMs: number
+  /** The receiver's peak resident memory (VmHWM), KiB. */
+  readonly peakRssKiB: number
+}
+
+/** Peak resident set (VmHWM) of a process in KiB, from /proc/PID/status; NaN when unreadable. */
+export function peakRssKiB(pid: number): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m !== null ? Number(m[1]) : NaN
+  } catch {
+    return NaN
+  }
 }
 
 /** Sends the stream to 127.0.0.1:port at `rate` records/s (paced per millisecond). */
@@ -256,7 +270,15 @@ export async function race(
   const sentRate = await replay(stream, port, rate)
   await idle(r.pid)
   const c1 = cpuMs(r.pid)
+  const peak = peakRssKiB(r.pid)
+  // CPU until the process exits (its last commit and checkpoint included): sampled while it stops.
+  let last = c1
+  const poll = setInterval(() => {
+    const now = cpuMs(r.pid)
+    if (Number.isFinite(now)) last = now
+  }, 10)
   const stored = await r.stopAndCount()
+  clearInterval(poll)
   return {
     receiver: receiver.name,
     offeredRate: rate,
@@ -264,5 +286,7 @@ export async function race(
     sent: stream.totalRecords,
     stored,
     cpuMs: c1 - c0,
+    cpuToExitMs: last - c0,
+    peakRssKiB: peak,
   }
 }

@@ -5,7 +5,10 @@
  * layout (UTINYINT/USMALLINT/UINTEGER as 1/2/4-byte integers, UBIGINT and TIMESTAMP (µs) as 8 bytes,
  * UHUGEINT as {lower, upper} 64-bit words, BOOLEAN as one byte, all little-endian as the host is) and a
  * validity bitmap (bit i of 64-bit word i/64 set = row i is not NULL), then copied into the vector with one
- * call each. Strings take one call per non-NULL cell. A column no row of the chunk has costs two calls.
+ * call each. Strings of at most 12 ASCII characters are written in DuckDB's inline string form
+ * (`duckdb_string_t`: 32-bit length, then the characters, zero padded; no heap) with the rest of the chunk's
+ * column in one copy, longer or non-ASCII ones take one call each. A column no row of the chunk has costs two
+ * calls.
  *
  * The conversion rules are those of the per-cell path they replace: a value the column cannot hold (wrong
  * type, out of range) is stored as NULL.
@@ -35,6 +38,40 @@ export class ChunkScratch {
   readonly validity = new ArrayBuffer(CHUNK_ROWS / 8)
   readonly valid = new Uint8Array(this.validity)
   readonly noneValid = new ArrayBuffer(CHUNK_ROWS / 8)
+  /** Rows of a text column that are not stored inline: index, string, index, string, … */
+  readonly long: Array<number | string> = []
+}
+
+/** Octets a string may have to be stored inline in its 16-octet duckdb_string_t. */
+const INLINE_MAX = 12
+
+/**
+ * Writes `v` into row i of the scratch column as an inline duckdb_string_t; false (nothing written) when
+ * it is longer than INLINE_MAX or not ASCII (one octet per character).
+ */
+function putInline(s: ChunkScratch, i: number, v: string): boolean {
+  const len = v.length
+  if (len > INLINE_MAX) return false
+  const u8 = s.u8
+  const at = i * 16 + 4
+  for (let k = 0; k < len; k++) {
+    const ch = v.charCodeAt(k)
+    if (ch >= 0x80) return false
+    u8[at + k] = ch
+  }
+  s.u32[i * 4] = len
+  return true
+}
+
+/**
+ * After putInline for rows [0, n): the inline strings into the vector in one copy, then each of the `long`
+ * rows (index, string) with a call of its own (DuckDB copies it into the vector's heap).
+ */
+function flushStrings(vector: duckdb.Vector, s: ChunkScratch, n: number, long: Array<number | string>): void {
+  duckdb.copy_data_to_vector(vector, 0, s.data, 0, n * 16)
+  for (let k = 0; k < long.length; k += 2)
+    duckdb.vector_assign_string_element(vector, long[k] as number, long[k + 1] as string)
+  long.length = 0
 }
 
 function setNull(vector: duckdb.Vector, s: ChunkScratch, n: number): void {
@@ -138,14 +175,16 @@ export function fillVector(
     }
     case 'text':
     case 'json': {
+      s.u8.fill(0, 0, n * 16)
       for (let i = 0; i < have; i++) {
         const v = values[from + i]
         if (typeof v === 'string') {
-          duckdb.vector_assign_string_element(vector, i, v)
+          if (!putInline(s, i, v)) s.long.push(i, v)
           valid[i >> 3]! |= 1 << (i & 7)
           any = true
         } else all = false
       }
+      if (any) flushStrings(vector, s, n, s.long)
       break
     }
   }
@@ -181,12 +220,14 @@ export function fillVectorTyped(
     )
   else {
     const valid = t.valid
+    s.u8.fill(0, 0, n * 16)
     for (let i = 0; i < n; i++) {
       const r = from + i
       const v = t.strings[r]
-      if ((valid[r >> 3]! & (1 << (r & 7))) !== 0 && typeof v === 'string')
-        duckdb.vector_assign_string_element(vector, i, v)
+      if ((valid[r >> 3]! & (1 << (r & 7))) !== 0 && typeof v === 'string' && !putInline(s, i, v))
+        s.long.push(i, v)
     }
+    flushStrings(vector, s, n, s.long)
   }
   duckdb.vector_ensure_validity_writable(vector)
   duckdb.copy_data_to_vector_validity(

@@ -6,10 +6,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { field, record } from '../../test/helpers/flow-records.js'
-import { COLUMNS } from '../schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME } from '../schema/columns.js'
 import { DuckDbStore, parseStoreUrl } from './duckdb.js'
 import { TOTAL_MAX, normalize, type FlowRow } from './normalize.js'
-import { BatchWriter } from './store.js'
+import { BatchWriter, emptyBatch } from './store.js'
+import { TypedBatch } from './typed-batch.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-duckdb-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -93,5 +94,49 @@ describe('DuckDB store', () => {
     const again = await openStore('old.duckdb')
     expect(await again.count()).toBe(2)
     await again.close()
+  })
+
+  it('stores text as given, inline-short, long, non-ASCII and NULL, by both insert paths', async () => {
+    const samples = [
+      '',
+      'a',
+      '10.0.0.1',
+      'abcdefghijkl',
+      'abcdefghijklm',
+      'é',
+      '日本語',
+      'abcdefghijké',
+      null,
+    ]
+    // More rows than one 2048-row chunk, every sample at varied offsets.
+    const texts = Array.from({ length: 5000 }, (_, i) => samples[(i * 7) % samples.length] ?? null)
+    const s = await openStore('text.duckdb')
+    const plain = emptyBatch(names)
+    plain.length = texts.length
+    plain.columns['src_addr'] = texts
+    plain.columns['bytes'] = texts.map((_, i) => BigInt(i))
+    await s.insert(plain)
+    const typed = new TypedBatch()
+    typed.reserve(texts.length)
+    const src = typed.column(COLUMN_BY_NAME.get('src_addr')!)
+    const bytes = typed.column(COLUMN_BY_NAME.get('bytes')!)
+    texts.forEach((t, i) => {
+      if (t !== null) {
+        src.strings[i] = t
+        src.valid[i >> 3]! |= 1 << (i & 7)
+      }
+      new DataView(bytes.bytes.buffer).setBigUint64(i * 8, BigInt(texts.length + i), true)
+      bytes.valid[i >> 3]! |= 1 << (i & 7)
+    })
+    typed.length = texts.length
+    await s.insertTyped(typed)
+    const rows = (await s.sql('SELECT src_addr FROM flows ORDER BY bytes')).rows.map((r) => r.src_addr)
+    expect(rows).toEqual([...texts, ...texts])
+    // Inline strings compare and group like any other (zero padded as DuckDB's own).
+    const n = (await s.sql("SELECT count(*) AS n FROM flows WHERE src_addr = 'abcdefghijkl'")).rows[0]?.n
+    expect(n).toBe(BigInt(2 * texts.filter((t) => t === 'abcdefghijkl').length))
+    const groups = await s.sql('SELECT src_addr, count(*) AS n FROM flows GROUP BY src_addr')
+    expect(groups.rows.length).toBe(samples.length)
+    await s.close()
   })
 })

@@ -128,7 +128,8 @@ describe('fast path (IPFIX data sets straight into typed columns)', () => {
         fc.integer({ min: 1, max: 20 }),
         fc.integer({ min: 0, max: 2 ** 31 }),
         fc.boolean(),
-        async (fields, n, seed, dataFirst) => {
+        fc.integer({ min: 1, max: 3 }),
+        async (fields, n, seed, dataFirst, copies) => {
           let s = seed
           const rnd = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0)
           const values = Array.from({ length: n }, () =>
@@ -141,13 +142,15 @@ describe('fast path (IPFIX data sets straight into typed columns)', () => {
               return b
             }),
           )
-          // Data before its template (the pending buffer) or after it.
+          // Data before its template (the pending buffer) or after it; then more copies of the data set, so
+          // later sets start mid-batch (rows not on a whole validity octet).
           const msgs = dataFirst
             ? [message(fields, values, 0, false), message(fields, [], n, true)]
             : [message(fields, values, 0, true)]
+          for (let c = 1; c < copies; c++) msgs.push(message(fields, values, c * n, false))
           const slow = await ingest(msgs, false)
           const fast = await ingest(msgs, true)
-          expect(fast.rows.length).toBe(n)
+          expect(fast.rows.length).toBe(n * copies)
           expect(strip(fast.rows)).toEqual(strip(slow.rows))
           fastSets += fast.typedBatches
         },

@@ -1,15 +1,28 @@
 /**
  * Glue between the collector and a store: opens a store from its URL (duckdb: or clickhouse:, migrated,
- * behind a BatchWriter) and
+ * behind a BatchWriter; with `thread`, in a thread of its own behind a bounded queue: worker-store.ts) and
  * turns the collector's decode output into rows. Options data records are not flow rows and are skipped.
  */
 import type { DecodeOutput } from '../collector/decode-message.js'
 import { COLUMNS } from '../schema/columns.js'
 import { openStoreForWrite } from './open.js'
 import { BatchWriter, type BatchWriterOptions } from './store.js'
+import { WorkerStore } from './worker-store.js'
 
-export async function openStoreWriter(url: string, opts: BatchWriterOptions = {}): Promise<BatchWriter> {
-  const store = await openStoreForWrite(url)
+export interface StoreWriterOptions extends BatchWriterOptions {
+  /** Run the store in a thread of its own (live collection: the receive loop never waits for a commit). */
+  thread?: boolean
+  /** With `thread`: rows queued for the thread at most (more are dropped and counted). */
+  maxQueuedRows?: number
+}
+
+export async function openStoreWriter(url: string, opts: StoreWriterOptions = {}): Promise<BatchWriter> {
+  const store = opts.thread
+    ? await WorkerStore.open(url, {
+        ...(opts.maxQueuedRows !== undefined ? { maxQueuedRows: opts.maxQueuedRows } : {}),
+        ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
+      })
+    : await openStoreForWrite(url)
   return new BatchWriter(
     store,
     COLUMNS.map((c) => c.name),

@@ -81,8 +81,13 @@ describe('flowtel collect --store', () => {
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
       child.kill('SIGTERM')
       expect(await exited).toBe(0)
-      const summary = JSON.parse(stderr.trim().split('\n').at(-1) ?? '{}') as { stored?: number }
+      const summary = JSON.parse(stderr.trim().split('\n').at(-1) ?? '{}') as {
+        stored?: number
+        store?: { thread?: Record<string, number> }
+      }
       expect(summary.stored).toBe(expected)
+      // Listening, the store ran in its own thread: everything queued was stored, nothing dropped.
+      expect(summary.store?.thread).toEqual({ queued: 0, stored: expected, dropped: 0, failed: 0, errors: 0 })
       const store = await DuckDbStore.open(db)
       expect(await store.count()).toBe(expected)
       await store.close()

@@ -23,6 +23,7 @@ import { OfflineReader } from '../../collector/offline-reader.js'
 import { basicListToJson } from '../../collector/structured.js'
 import { openStoreWriter, storeRecords } from '../../store/ingest.js'
 import { OptionsWriter } from '../../store/options-writer.js'
+import { WorkerStore } from '../../store/worker-store.js'
 import type { BatchWriter, RetentionPolicy } from '../../store/store.js'
 import { collect, intOption } from '../options.js'
 
@@ -41,6 +42,7 @@ interface CollectFlags {
   templateLifetime: number
   sessionPerFile: boolean
   summary: boolean
+  storeThread: boolean
   tlsCert?: string
   tlsKey?: string
   tlsClientCa?: string
@@ -134,6 +136,10 @@ export function collectCommand(): Command {
     )
     .option('--session-per-file', 'treat each raw export file as its own exporter session', false)
     .option('--no-summary', 'do not print the counters to stderr at the end')
+    .option(
+      '--no-store-thread',
+      'listening: store in the receiving thread (default: a store thread behind a bounded queue, drops counted)',
+    )
     .action(async (flags: CollectFlags) => {
       const reads = flags.read ?? []
       const listens = (flags.listen ?? []).map(parseListen)
@@ -173,6 +179,9 @@ export function collectCommand(): Command {
       }
       if (flags.store !== undefined) {
         writer = await openStoreWriter(flags.store === true ? 'duckdb:' : flags.store, {
+          // Listening, the store runs in its own thread so the socket is read while it commits; reading
+          // files, nothing may be dropped and nothing waits on a socket.
+          thread: listens.length > 0 && flags.storeThread,
           maxRows: flags.batchRows,
           maxDelayMs: flags.batchDelay,
           onError: (e) =>
@@ -288,7 +297,16 @@ export function collectCommand(): Command {
         const summary = {
           '@event': 'summary',
           records,
-          ...(writer !== undefined ? { stored, store: writer.stats } : {}),
+          // With a store thread: rows queued, stored, dropped (queue full) and given up.
+          ...(writer !== undefined
+            ? {
+                stored,
+                store: {
+                  ...writer.stats,
+                  ...(writer.store instanceof WorkerStore ? { thread: writer.store.stats } : {}),
+                },
+              }
+            : {}),
           ...(options !== undefined
             ? { options: { ...options.stats, repeats: options.recorder.stats.repeats } }
             : {}),

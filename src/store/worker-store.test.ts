@@ -1,0 +1,76 @@
+// The store in a thread of its own (worker-store.ts): rows queued from the main thread are stored in
+// order, a query sees every row queued before it, a full queue drops whole batches and counts them, and
+// close stores what is queued. DuckDB files in a temporary directory.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { field, record } from '../../test/helpers/flow-records.js'
+import { COLUMNS, COLUMN_BY_NAME } from '../schema/columns.js'
+import { DuckDbStore } from './duckdb.js'
+import { normalize } from './normalize.js'
+import { emptyBatch, pushRow } from './store.js'
+import { TypedBatch } from './typed-batch.js'
+import { WorkerStore } from './worker-store.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'flowtel-worker-store-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const names = COLUMNS.map((c) => c.name)
+
+/** A typed batch of n rows: src_addr 10.0.0.(i % 250) and bytes = first + i. */
+function typed(n: number, first: number): TypedBatch {
+  const b = new TypedBatch()
+  b.reserve(n)
+  const src = b.column(COLUMN_BY_NAME.get('src_addr')!)
+  const bytes = b.column(COLUMN_BY_NAME.get('bytes')!)
+  const view = new DataView(bytes.bytes.buffer)
+  for (let i = 0; i < n; i++) {
+    src.strings[i] = `10.0.0.${i % 250}`
+    src.valid[i >> 3]! |= 1 << (i & 7)
+    view.setBigUint64(i * 8, BigInt(first + i), true)
+    bytes.valid[i >> 3]! |= 1 << (i & 7)
+  }
+  b.length = n
+  return b
+}
+
+describe('WorkerStore (the store in a thread)', () => {
+  it('stores typed and plain batches in order; queries see everything queued before them', async () => {
+    const url = `duckdb:${join(dir, 'a.duckdb')}`
+    const s = await WorkerStore.open(url)
+    await s.insertTyped(typed(3000, 0))
+    const plain = emptyBatch(names)
+    pushRow(plain, normalize(record([field('octetDeltaCount', 'unsigned64', 7n)])), names)
+    await s.insert(plain)
+    expect(await s.count()).toBe(3001)
+    // One group (no row has a protocol): every row queued before the query.
+    const top = await s.query({ top: ['proto'], by: 'flows' })
+    expect(top.rows.map((r) => r.flows)).toEqual([3001n])
+    expect(s.stats).toMatchObject({ queued: 0, stored: 3001, dropped: 0, failed: 0 })
+    await s.close()
+    // The file holds the same rows as a store opened in this thread sees.
+    const again = await DuckDbStore.open(join(dir, 'a.duckdb'))
+    const r = await again.sql('SELECT count(*) AS n, sum(bytes) AS b, min(src_addr) AS m FROM flows')
+    expect(r.rows[0]).toEqual({ n: 3001n, b: BigInt((2999 * 3000) / 2 + 7), m: '10.0.0.0' })
+    await again.close()
+  })
+
+  it('drops whole batches past the queue bound, counts them, and stores the rest at close', async () => {
+    const url = `duckdb:${join(dir, 'b.duckdb')}`
+    const s = await WorkerStore.open(url, { maxQueuedRows: 2500 })
+    // Queued back to back (nothing stored yet): 1000 + 1000 fit, the third 1000 does not.
+    await s.insertTyped(typed(1000, 0))
+    await s.insertTyped(typed(1000, 1000))
+    await s.insertTyped(typed(1000, 2000))
+    expect(s.stats.dropped).toBe(1000)
+    await s.close()
+    expect(s.stats).toMatchObject({ queued: 0, stored: 2000, dropped: 1000 })
+    const again = await DuckDbStore.open(join(dir, 'b.duckdb'))
+    expect(await again.count()).toBe(2000)
+    await again.close()
+  })
+
+  it('reports a store that cannot be opened', async () => {
+    await expect(WorkerStore.open('clickhouse:http://127.0.0.1:1/x')).rejects.toThrow(/ClickHouse/)
+  })
+})
