@@ -1,5 +1,6 @@
 // RowBinary encoding byte by byte for one row: Nullable flags, little-endian integers, a 64-bit counter above
 // 2^53, a 16-byte address key in network order, LEB128-prefixed UTF-8, and NULL for values a column can't hold.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ipfixMessage } from '../../test/helpers/ipfix-messages.js'
 import { templateFromSpecs } from '../collector/data-set.js'
@@ -117,6 +118,52 @@ describe('RowBinary of typed batches', () => {
     const columns = COLUMNS.map((c, i) => ({ column: c, nullable: i % 3 !== 0 }))
     expect(encodeRowBinaryTyped(batch, columns).equals(encodeRowBinary(batch.toColumnBatch(), columns))).toBe(
       true,
+    )
+  })
+
+  it('matches the row encoder for any mix of text, NULLs and fixed-width cells', () => {
+    const text = COLUMNS.filter((c) => c.kind === 'text').slice(0, 3)
+    const fixed = ['bytes', 'proto', 'src_ip_key', 'vlan', 'time_start'].map(col)
+    const cell = fc.option(fc.string({ unit: 'binary', maxLength: 300 }), { nil: null })
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.array(cell, { minLength: 3, maxLength: 3 }),
+            fc.uint8Array({ minLength: 40, maxLength: 40 }),
+            fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
+          ),
+          { maxLength: 40 },
+        ),
+        fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+        (rows, nullable) => {
+          const batch = new TypedBatch(8)
+          batch.reserve(rows.length)
+          rows.forEach(([texts, bytes, present], i) => {
+            text.forEach((c, k) => {
+              const v = texts[k]
+              if (v === null || v === undefined) return
+              const t = batch.column(c)
+              t.strings[i] = v
+              t.valid[i >> 3]! |= 1 << (i & 7)
+            })
+            let at = 0
+            fixed.forEach((c, k) => {
+              const t = batch.column(c)
+              if (present[k] === true) {
+                t.bytes.set(bytes.subarray(at, at + t.width), i * t.width)
+                t.valid[i >> 3]! |= 1 << (i & 7)
+              }
+              at += t.width
+            })
+          })
+          batch.length = rows.length
+          const columns = [...text, ...fixed].map((c, k) => ({ column: c, nullable: nullable[k] === true }))
+          const typed = encodeRowBinaryTyped(batch, columns)
+          expect(typed.equals(encodeRowBinary(batch.toColumnBatch(), columns))).toBe(true)
+        },
+      ),
+      { numRuns: 300 },
     )
   })
 })

@@ -161,7 +161,12 @@ export function encodeRowBinaryTyped(batch: TypedBatch, columns: readonly Encode
       mode: kind === 'text' || kind === 'json' ? 2 : kind === 'ipkey' ? 1 : 0,
       width: KIND_WIDTH[kind],
       bytes: t?.bytes ?? new Uint8Array(0),
-      valid: t?.valid ?? new Uint8Array(0),
+      valid:
+        t === undefined
+          ? new Uint8Array(0)
+          : kind === 'time'
+            ? from1970(t.valid, t.bytes, batch.length)
+            : t.valid,
       strings: t?.strings ?? [],
     }
   })
@@ -229,4 +234,18 @@ export function encodeRowBinaryTyped(batch: TypedBatch, columns: readonly Encode
     o.pos = pos
   }
   return o.buf.subarray(0, o.pos)
+}
+
+/**
+ * The validity of a time column with the times before 1970 (negative µs) cleared: like the row encoder,
+ * such a time is written as NULL (or zero), which an 18.16 UInt64 column can hold.
+ */
+function from1970(valid: Uint8Array, bytes: Uint8Array, n: number): Uint8Array {
+  let out = valid
+  for (let i = 0; i < n; i++) {
+    if ((bytes[i * 8 + 7]! & 0x80) === 0 || (valid[i >> 3]! & (1 << (i & 7))) === 0) continue
+    if (out === valid) out = valid.slice()
+    out[i >> 3]! &= ~(1 << (i & 7))
+  }
+  return out
 }
