@@ -4,12 +4,14 @@
  * wait (the offline probe) waits on whenWritable, so the stream's buffer stays small.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { chunksLength, type Transport, type TransportStats } from './transport.js'
+import { chunksLength, DrainWaiters, type Transport, type TransportStats } from './transport.js'
 
 export class FileTransport implements Transport {
   readonly name: string
   readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
   private stream: WriteStream | undefined
+  /** Settled on 'drain' or when the stream ends or fails. */
+  private readonly drainWaiters = new DrainWaiters()
 
   constructor(readonly path: string) {
     this.name = `file://${path}`
@@ -21,7 +23,10 @@ export class FileTransport implements Transport {
       s.once('open', () => {
         s.on('error', () => {
           this.stats.errors++
+          this.drainWaiters.wake()
         })
+        s.on('drain', () => this.drainWaiters.wake())
+        s.on('close', () => this.drainWaiters.wake())
         resolve()
       })
       s.once('error', reject)
@@ -44,17 +49,7 @@ export class FileTransport implements Transport {
   whenWritable(): Promise<void> | undefined {
     const s = this.stream
     if (s === undefined || s.destroyed || !s.writableNeedDrain) return undefined
-    return new Promise((resolve) => {
-      const done = (): void => {
-        s.off('drain', done)
-        s.off('close', done)
-        s.off('error', done)
-        resolve()
-      }
-      s.on('drain', done)
-      s.on('close', done)
-      s.on('error', done)
-    })
+    return this.drainWaiters.wait()
   }
 
   onNewSession(_cb: () => void): void {

@@ -8,7 +8,7 @@
 import { createWriteStream } from 'node:fs'
 import type { Writable } from 'node:stream'
 import { IpfixDecoder, recordToJson } from './decoder.js'
-import { chunksLength, type Transport, type TransportStats } from './transport.js'
+import { chunksLength, DrainWaiters, type Transport, type TransportStats } from './transport.js'
 
 export interface JsonTransportOptions {
   /** Also write options data records (exporter statistics etc.). Default false. */
@@ -30,8 +30,8 @@ export class JsonTransport implements Transport {
   private pending: string[] = []
   private pendingBytes = 0
   private waiting = false
-  /** Settles whenWritable's promise: on 'drain', error or close. */
-  private wake: (() => void) | undefined
+  /** Settled on 'drain', error or close. */
+  private readonly drainWaiters = new DrainWaiters()
   private readonly maxBuffer: number
 
   constructor(
@@ -64,32 +64,20 @@ export class JsonTransport implements Transport {
   private attach(s: Writable): void {
     s.on('error', () => {
       this.stats.errors++
-      this.wakeUp()
+      this.drainWaiters.wake()
     })
-    s.on('close', () => this.wakeUp())
+    s.on('close', () => this.drainWaiters.wake())
     s.on('drain', () => {
       this.waiting = false
       this.writePending()
-      this.wakeUp()
+      this.drainWaiters.wake()
     })
-  }
-
-  private wakeUp(): void {
-    const w = this.wake
-    this.wake = undefined
-    w?.()
   }
 
   whenWritable(): Promise<void> | undefined {
     const s = this.out
     if (!this.waiting || s === undefined || s.destroyed) return undefined
-    return new Promise((resolve) => {
-      const before = this.wake
-      this.wake = () => {
-        before?.()
-        resolve()
-      }
-    })
+    return this.drainWaiters.wait()
   }
 
   send(message: Uint8Array[]): void {
@@ -140,7 +128,7 @@ export class JsonTransport implements Transport {
     const s = this.out
     if (s === undefined) return
     this.out = undefined
-    this.wakeUp()
+    this.drainWaiters.wake()
     if (this.pending.length > 0 && !s.destroyed) s.write(this.pending.join(''))
     this.pending = []
     this.pendingBytes = 0

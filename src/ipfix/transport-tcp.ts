@@ -20,7 +20,7 @@
  */
 import net from 'node:net'
 import type { SocketEndpoints } from './transport-tap.js'
-import { chunksLength, type Transport, type TransportStats } from './transport.js'
+import { chunksLength, DrainWaiters, type Transport, type TransportStats } from './transport.js'
 
 /** A connection that lasted this long (ms) was a working session: the next reconnect starts the backoff afresh. */
 const STABLE_MS = 10_000
@@ -51,8 +51,8 @@ export class TcpTransport implements Transport {
   private connected = false
   /** The socket's write() returned false; wait for 'drain' before writing more. */
   private blocked = false
-  /** Settles whenWritable's promise: on 'drain' or when the connection ends. */
-  private wake: (() => void) | undefined
+  /** Settled on 'drain' or when the connection ends. */
+  private readonly drainWaiters = new DrainWaiters()
   private queue: Uint8Array[][] = []
   private queueBytes = 0
   private failures = 0
@@ -144,7 +144,7 @@ export class TcpTransport implements Transport {
     s.on('drain', () => {
       this.blocked = false
       this.drain()
-      this.wakeUp()
+      this.drainWaiters.wake()
     })
     s.on('error', (err) => {
       this.stats.errors++
@@ -157,7 +157,7 @@ export class TcpTransport implements Transport {
 
   private onClose(s: net.Socket): void {
     if (this.socket !== s) return
-    this.wakeUp()
+    this.drainWaiters.wake()
     const wasConnected = this.connected
     this.socket = undefined
     this.connected = false
@@ -217,32 +217,20 @@ export class TcpTransport implements Transport {
     this.sessionCbs.push(cb)
   }
 
-  private wakeUp(): void {
-    const w = this.wake
-    this.wake = undefined
-    w?.()
-  }
-
   /**
    * While connected and the socket asks to drain: settles on 'drain' or when the connection ends. Not
    * while disconnected: a producer does not wait for a collector to come back (the queue's cap applies).
    */
   whenWritable(): Promise<void> | undefined {
     if (!this.connected || !this.blocked || this.closing) return undefined
-    return new Promise((resolve) => {
-      const before = this.wake
-      this.wake = () => {
-        before?.()
-        resolve()
-      }
-    })
+    return this.drainWaiters.wait()
   }
 
   /** Writes what is queued if connected, then ends the connection (FIN) and stops reconnecting. */
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
-    this.wakeUp()
+    this.drainWaiters.wake()
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     const s = this.socket

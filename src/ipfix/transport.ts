@@ -45,6 +45,25 @@ export interface Transport {
 }
 
 /**
+ * The producers waiting on a transport's whenWritable: each wait() is a promise that the next wake()
+ * settles (on 'drain', or when the output is gone).
+ */
+export class DrainWaiters {
+  private resolvers: (() => void)[] = []
+
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.resolvers.push(resolve))
+  }
+
+  wake(): void {
+    if (this.resolvers.length === 0) return
+    const settle = this.resolvers
+    this.resolvers = []
+    for (const resolve of settle) resolve()
+  }
+}
+
+/**
  * Parses a collector address: 'host:port', 'fqdn:port' or '[v6]:port'. A bare port or an unbracketed IPv6
  * address is rejected with a message that says how to write it.
  */
