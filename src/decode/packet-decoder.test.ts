@@ -2,7 +2,7 @@
 // packets (test/helpers/packet-builder.ts). Specs as in packet-decoder.ts.
 import { describe, expect, it } from 'vitest'
 import { Anomalies } from './anomalies.js'
-import { DecodeResult, Tunnel } from './packet.js'
+import { DecodeResult, PacketInfo, Tunnel } from './packet.js'
 import { PacketDecoder } from './packet-decoder.js'
 import { decodeBytes } from './decode-harness.test-util.js'
 import {
@@ -789,5 +789,22 @@ describe('decoder reuse', () => {
     expect(a.info.src[3]).not.toBe(0)
     const b = decodeBytes(eth({ type: ETH.ARP }, arp()), { decoder })
     expect([b.info.ipVersion, b.info.src[3], b.info.dstPort]).toEqual([0, 0, 0])
+  })
+
+  it('clamps each packet to the buffer it is in, also after a longer buffer', () => {
+    // The decoder remembers the length of the last buffer: a shorter one must not be read past its end.
+    const decoder = new PacketDecoder(new Anomalies())
+    const frame = eth({}, tcpSyn())
+    const long = new Uint8Array(frame.length + 100)
+    long.set(frame)
+    const short = frame.slice(0, 20) // Ethernet header and 6 bytes of IPv4
+    const view = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength)
+    const out = new PacketInfo()
+    const at = (b: Uint8Array): DecodeResult =>
+      decoder.decode(b, view(b), 0, frame.length, frame.length, 1, 0, out)
+    expect(at(long)).toBe(DecodeResult.Ip)
+    expect(at(short)).toBe(DecodeResult.Malformed)
+    expect(decoder.anomalies.toObject()).toEqual({ truncated_ipv4_header: 1 })
+    expect(at(long)).toBe(DecodeResult.Ip)
   })
 })

@@ -202,6 +202,9 @@ export class PacketDecoder {
   private depth = 0
   private l2Headers = 0
   private vlanSeen = false
+  /** The buffer whose byteLength `bufLength` holds (see decodeAt). */
+  private lengthOf: Uint8Array | undefined = undefined
+  private bufLength = 0
   /** Saved outer packet per tunnel level, restored when the inner packet is malformed. */
   private readonly saves: PacketInfo[] = []
 
@@ -256,9 +259,15 @@ export class PacketDecoder {
     this.depth = 0
     this.l2Headers = 0
     this.vlanSeen = false
-    // Clamp to the buffer so a bad caller cannot make a DataView getter throw.
+    // Clamp to the buffer so a bad caller cannot make a DataView getter throw. The length is read once per
+    // buffer: a batch's packets share one, and `byteLength` of a typed array compiled to a generic property
+    // load (a call into the IC runtime) on every packet.
+    if (buf !== this.lengthOf) {
+      this.lengthOf = buf
+      this.bufLength = buf.byteLength
+    }
     let end = offset + caplen
-    if (end > buf.byteLength) end = buf.byteLength
+    if (end > this.bufLength) end = this.bufLength
     if (offset < 0 || end < offset) {
       this.anomalies.inc(A.truncated_ethernet_header)
       return DecodeResult.Malformed
