@@ -4,7 +4,10 @@
  * Layout: the state of flow `id` is one 128-octet slot of a single buffer (key, hash, flags, list links and
  * times side by side, so a packet or an expiring flow touches two cache lines instead of one per array),
  * ids are reused through a free list; an open-addressing index (linear probing, backward-shift
- * deletion) maps a canonical key to its id. Three
+ * deletion) maps a canonical key to its id. An index entry is one 32-bit word: id + 1, the distance from its
+ * home slot and a few bits of the key's hash as a tag, so the index takes 4 octets per slot and is sized
+ * by the flows held, not by the cache's capacity (the index lookup was the costliest cache miss of a packet,
+ * and of a flow's removal; 1 MiB of (id, hash) pairs on the bench capture became 256-512 KiB). Three
  * intrusive doubly linked lists order the flows for expiry without scanning the table:
  *   - idle list, by last packet (touched flows move to the tail): inactive timeout and eviction when full;
  *   - active list, by start of the current record: active timeout;
@@ -46,6 +49,19 @@ export type ExpireHandler = (id: number, flow: FlowView) => void
 
 const NIL = -1
 const DEFAULT_INITIAL_CAPACITY = 65536
+/** Most flows the index entry layout can name (id + 1 and the distance take at most 32 bits). */
+export const MAX_FLOWS_LIMIT = 2 ** 28 - 1
+/**
+ * Index entries: bits [0, idBits) hold id + 1 (0 = empty slot), the next DIST_BITS the distance from the
+ * entry's home slot (DIST_MAX = that many or more: the home is then found from the hash in the flow's slot),
+ * the remaining high bits a tag from the hash's high bits (a tag that differs rules the entry out without
+ * reading the flow's key).
+ */
+const DIST_BITS = 4
+const DIST_MAX = (1 << DIST_BITS) - 1
+/** The index grows (doubles) before it is fuller than this. */
+const INDEX_MAX_LOAD = 0.5
+const INDEX_MIN_SIZE = 16
 /** The expiry lists, as expireDueNow names the one due first. */
 const NONE = 0
 const CLOSING = 1
@@ -134,6 +150,13 @@ export class FlowCache implements FlowView {
 
   private index = new Int32Array(0)
   private indexMask = 0
+  /** The index doubles when a new flow would make it hold more entries than this. */
+  private indexLimit = 0
+  /** Entry layout (see DIST_BITS): id bits, their mask, the tag's shift right from the hash and its field. */
+  private readonly idBits: number
+  private readonly idMask: number
+  private readonly tagRight: number
+  private readonly tagField: number
   /**
    * The empty index slot where the last unsuccessful find() stopped, or NIL: create() puts the new flow
    * there instead of probing again. Any change to the index (deletion, rebuild) clears it.
@@ -151,12 +174,21 @@ export class FlowCache implements FlowView {
 
   constructor(opts: FlowCacheOptions, features: readonly FlowFeature[], onExpire: ExpireHandler) {
     if (!(opts.maxFlows >= 1)) throw new Error(`maxFlows must be at least 1 (got ${opts.maxFlows})`)
+    if (opts.maxFlows > MAX_FLOWS_LIMIT)
+      throw new Error(`maxFlows must be at most ${MAX_FLOWS_LIMIT} (got ${opts.maxFlows})`)
+    // id + 1 <= maxFlows; the tag takes what the id and the distance leave (hashKey gives 30 bits).
+    this.idBits = 32 - Math.clz32(opts.maxFlows)
+    this.idMask = 2 ** this.idBits - 1
+    const tagBits = 32 - DIST_BITS - this.idBits
+    this.tagRight = 30 - tagBits
+    this.tagField = tagBits === 0 ? 0 : (-1 << (this.idBits + DIST_BITS)) | 0
     this.opts = { ...opts }
     this.features = features
     this.packetFeatures = features.filter((f) => f.noPacketWork !== true)
     this.stateFeatures = features.filter((f) => f.noFlowState !== true)
     this.onExpire = onExpire
     this.grow(Math.min(opts.initialCapacity ?? DEFAULT_INITIAL_CAPACITY, opts.maxFlows))
+    this.growIndex()
   }
 
   get size(): number {
@@ -357,6 +389,9 @@ export class FlowCache implements FlowView {
       if ((this.u32[victim * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(victim)
       else this.expire(victim, EndReason.LackOfResources)
     }
+    // Before an id is taken: the rebuild tells live slots by their idle-list links, which a slot not yet
+    // set up does not have.
+    if (this.count >= this.indexLimit) this.growIndex()
     let id: number
     if (this.freeHead !== NIL) {
       id = this.freeHead
@@ -371,8 +406,7 @@ export class FlowCache implements FlowView {
     u32[base + W_HASH] = h
     const slot = this.emptySlot
     if (slot !== NIL) {
-      this.index[slot * 2] = id
-      this.index[slot * 2 + 1] = h | 0
+      this.setEntry(slot, id, h)
       this.emptySlot = NIL
     } else this.insertIndex(id, h)
     // The first packet's sender is the initiator; a SYN/ACK seen first means its receiver initiated.
@@ -455,21 +489,30 @@ export class FlowCache implements FlowView {
     this.counters.activeFlows = this.count
   }
 
-  // The index holds (id, hash) pairs per slot, so probing and backward-shift deletion compare hashes
-  // without touching the per-flow arrays (one cache line per few slots instead of one per flow).
+  // The index: see DIST_BITS for an entry's layout. Probing compares tags first, so a lookup reads the key
+  // of a flow only when the tag matches (1 in 2^tagBits for another flow, with a million-flow cache 1 in 256).
+
+  /** The tag field of hash `h` (0 when the layout leaves no tag bits). */
+  private tagOf(h: number): number {
+    return ((h >>> this.tagRight) << (this.idBits + DIST_BITS)) & this.tagField
+  }
+
   private find(key: Uint32Array, h: number): number {
     const mask = this.indexMask
     const u32 = this.u32
     const index = this.index
-    const hs = h | 0
+    const idMask = this.idMask
+    const tagField = this.tagField
+    const tag = this.tagOf(h)
     let slot = h & mask
     while (true) {
-      const id = index[slot * 2]!
-      if (id === NIL) {
+      const e = index[slot]!
+      if (e === 0) {
         this.emptySlot = slot
         return NIL
       }
-      if (index[slot * 2 + 1] === hs) {
+      if ((e & tagField) === tag) {
+        const id = (e & idMask) - 1
         const base = id * SLOT_WORDS
         let same = true
         for (let i = 0; i < KEY_WORDS; i++) {
@@ -484,13 +527,26 @@ export class FlowCache implements FlowView {
     }
   }
 
+  /** Write the entry of flow `id` (hash `h`) into the empty index slot `slot`. */
+  private setEntry(slot: number, id: number, h: number): void {
+    const dist = (slot - h) & this.indexMask
+    this.index[slot] = this.tagOf(h) | ((dist < DIST_MAX ? dist : DIST_MAX) << this.idBits) | (id + 1)
+  }
+
   private insertIndex(id: number, h: number): void {
     const mask = this.indexMask
     const index = this.index
     let slot = h & mask
-    while (index[slot * 2] !== NIL) slot = (slot + 1) & mask
-    index[slot * 2] = id
-    index[slot * 2 + 1] = h | 0
+    while (index[slot] !== 0) slot = (slot + 1) & mask
+    this.setEntry(slot, id, h)
+  }
+
+  /** How far the entry `e` at index slot `slot` is from its home slot. */
+  private distance(e: number, slot: number): number {
+    const d = (e >>> this.idBits) & DIST_MAX
+    if (d < DIST_MAX) return d
+    const id = (e & this.idMask) - 1
+    return (slot - this.u32[id * SLOT_WORDS + W_HASH]!) & this.indexMask
   }
 
   /** Linear-probing deletion by backward shift (no tombstones, so lookups never degrade). */
@@ -498,25 +554,40 @@ export class FlowCache implements FlowView {
     this.emptySlot = NIL
     const mask = this.indexMask
     const index = this.index
+    const idMask = this.idMask
+    const idBits = this.idBits
+    const entryId = id + 1
     let slot = this.u32[id * SLOT_WORDS + W_HASH]! & mask
-    while (index[slot * 2] !== id) slot = (slot + 1) & mask
+    while ((index[slot]! & idMask) !== entryId) slot = (slot + 1) & mask
     let hole = slot
     let next = (hole + 1) & mask
     while (true) {
-      const other = index[next * 2]!
-      if (other === NIL) break
-      const otherHash = index[next * 2 + 1]!
-      const home = otherHash & mask
-      // Move `other` into the hole if its home slot is not cyclically within (hole, next].
-      const inRange = hole <= next ? home > hole && home <= next : home > hole || home <= next
-      if (!inRange) {
-        index[hole * 2] = other
-        index[hole * 2 + 1] = otherHash
+      const e = index[next]!
+      if (e === 0) break
+      // An entry may fill the hole when the hole lies between its home slot and where it is.
+      const d = this.distance(e, next)
+      const back = (next - hole) & mask
+      if (d >= back) {
+        const nd = d - back
+        index[hole] = (e & ~(DIST_MAX << idBits)) | ((nd < DIST_MAX ? nd : DIST_MAX) << idBits)
         hole = next
       }
       next = (next + 1) & mask
     }
-    index[hole * 2] = NIL
+    index[hole] = 0
+  }
+
+  /** Double the index (or make the first one) and put every live flow back in. */
+  private growIndex(): void {
+    let size = this.index.length === 0 ? INDEX_MIN_SIZE : this.index.length * 2
+    while (this.count + 1 > size * INDEX_MAX_LOAD) size *= 2
+    this.emptySlot = NIL
+    this.index = new Int32Array(size)
+    this.indexMask = size - 1
+    this.indexLimit = Math.floor(size * INDEX_MAX_LOAD)
+    for (let id = 0; id < this.used; id++) {
+      if (this.isLive(id)) this.insertIndex(id, this.u32[id * SLOT_WORDS + W_HASH]!)
+    }
   }
 
   private grow(capacity: number): void {
@@ -529,17 +600,6 @@ export class FlowCache implements FlowView {
     this.f64 = new Float64Array(buf)
     for (const f of this.features) f.resize(capacity, used)
     this.capacity = capacity
-    // Index: at most half full.
-    let size = 16
-    while (size < capacity * 2) size *= 2
-    if (size * 2 !== this.index.length) {
-      this.emptySlot = NIL
-      this.index = new Int32Array(size * 2).fill(NIL)
-      this.indexMask = size - 1
-      for (let id = 0; id < used; id++) {
-        if (this.isLive(id)) this.insertIndex(id, this.u32[id * SLOT_WORDS + W_HASH]!)
-      }
-    }
   }
 
   /** A slot is live when it is on the idle list (every live flow is, free slots are not). */
