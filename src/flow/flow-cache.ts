@@ -7,7 +7,7 @@
  * deletion) maps a canonical key to its id. An index entry is one 32-bit word: id + 1, the distance from its
  * home slot and a few bits of the key's hash as a tag, so the index takes 4 octets per slot and is sized
  * by the flows held, not by the cache's capacity (the index lookup was the costliest cache miss of a packet,
- * and of a flow's removal; 1 MiB of (id, hash) pairs on the bench capture became 256-512 KiB). Three
+ * and of a flow's removal; on the bench capture 1 MiB of (id, hash) pairs became 512 KiB). Three
  * intrusive doubly linked lists order the flows for expiry without scanning the table:
  *   - idle list, by last packet (touched flows move to the tail): inactive timeout and eviction when full;
  *   - active list, by start of the current record: active timeout;

@@ -1,8 +1,8 @@
 // The flow cache's index (flow-cache.ts: one 32-bit entry per slot with id, distance from home and hash tag;
 // linear probing, backward-shift deletion) against a Map model, on keys chosen to collide: all share their
-// home slot (packets come fast enough for dozens to be held at once), so clusters wrap around, distances
-// pass the saturation point (DIST_MAX), and deletions shift
-// entries across non-movable ones. Flows leave through the idle timeout, an explicit flush and eviction.
+// home slot and packets come fast enough for dozens to be held at once, so clusters wrap around, distances
+// pass the saturation point (DIST_MAX), and deletions shift entries across non-movable ones. Flows leave
+// through the idle timeout, an explicit flush and eviction.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
