@@ -260,6 +260,19 @@ function timeColumn(
   return true
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/** 32-bit words over a key column's bytes (the same view while the bytes are the same). */
+const wordViews = new WeakMap<Uint8Array, Uint32Array>()
+function keyWords(kb: Uint8Array): Uint32Array {
+  let w = wordViews.get(kb)
+  if (w === undefined) {
+    w = new Uint32Array(kb.buffer, kb.byteOffset, kb.byteLength >> 2)
+    wordViews.set(kb, w)
+  }
+  return w
+}
+
 /** Entries of the IPv4 text cache (a power of two). */
 const V4_CACHE = 4096
 
@@ -296,9 +309,19 @@ function ipv4Column(
 ): void {
   const strings = c.strings
   const kb = key?.bytes
+  // On a little-endian host the key is four 32-bit words: the address, 0x0000ffff, 0, 0.
+  const k32 = kb !== undefined && LITTLE_ENDIAN && (kb.byteOffset & 3) === 0 ? keyWords(kb) : undefined
   for (let r = 0; r < n; r++, at += stride) {
     const v = src.getUint32(at)
     strings[base + r] = texts.text(v)
+    if (k32 !== undefined) {
+      const w = (base + r) * 4
+      k32[w] = v
+      k32[w + 1] = 0xffff
+      k32[w + 2] = 0
+      k32[w + 3] = 0
+      continue
+    }
     if (kb === undefined) continue
     const kt = (base + r) * 16
     kb[kt] = v & 255
