@@ -8,6 +8,7 @@ import { ipfixMessage } from '../../test/helpers/ipfix-messages.js'
 import { FlowCollector } from '../collector/decode-message.js'
 import { COLUMNS } from '../schema/columns.js'
 import type { RowValue } from './normalize.js'
+import { ipv4Text } from '../util/address-text.js'
 import { Ipv4TextCache, compileFastPlan } from './fast-plan.js'
 import { storeRecords } from './ingest.js'
 import { BatchWriter, type ColumnBatch, type FlowStore } from './store.js'
@@ -202,7 +203,7 @@ describe('fast path (IPFIX data sets straight into typed columns)', () => {
 })
 
 describe('IPv4 text cache', () => {
-  const text = (v: number): string => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')
+  const text = (v: number): string => ipv4Text(v)
 
   it('gives each address its own text, also when two addresses share a slot', () => {
     const c = new Ipv4TextCache()
@@ -210,7 +211,7 @@ describe('IPv4 text cache', () => {
     const a = 0xc0000201 // 192.0.2.1
     let b = a + 1
     while (slot(b) !== slot(a)) b++
-    for (const v of [a, b, a, 0, b, 0xffffffff, 0])
+    for (const v of [a, b, a, 0, b, 0xffffffff, 0, 0x01020304, 0x0a000a0a, 0xc0a864c8])
       expect(c.text(v), `address ${v.toString(16)}`).toBe(text(v))
   })
 })
