@@ -6,7 +6,9 @@
 //    the sender to core 0 (bench/lib/ingest-race.ts). Printed per receiver and rate: rows stored of sent,
 //    and records per CPU second of the receiver (the one-core capacity, steady under load from others).
 //    bench/lib/ingest-inprocess.ts feeds the same stream to the decoder and a store without sockets, for
-//    profiling the decode → store path (node --cpu-prof).
+//    profiling the decode → store path (node --cpu-prof). For a before/after of a change on this shared
+//    machine, bench/ingest-ab.bench.ts runs two builds side by side on one core instead (receiving-thread
+//    and process CPU per stored record, and their ratio).
 // 2. Stored flows for queries: GEN_FLOWS rows generated inside each engine with INSERT … SELECT (DuckDB
 //    range(), ClickHouse numbers()) with skewed, realistic distributions (bench/lib/generated-flows.ts), the same in both
 //    engines; then top-10 latency (median of BENCH_QUERY_RUNS; ClickHouse also its server CPU time) and

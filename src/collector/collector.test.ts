@@ -365,3 +365,59 @@ describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
     expect(col.decode(msg(1, 1, set(256, '0050')), UDP, NOW).records).toHaveLength(1)
   })
 })
+
+describe('lookups reused from the last message (one key object per exporter, as listeners pass)', () => {
+  it('a key object whose session ended starts a new session without the old templates', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256)), TCP, NOW)
+    expect(col.decode(msg(1, 1, set(256, '0050')), TCP, NOW).records).toHaveLength(1)
+    col.endSession(col.sessions.keys().next().value!)
+    const out = col.decode(msg(2, 1, set(256, '0050')), TCP, NOW)
+    expect(out.records).toHaveLength(0)
+    expect(col.allCounters()).toMatchObject({ sessions: 2, no_template: 1 })
+  })
+
+  it('keeps templates and sequence numbers of domains apart when messages alternate between them', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    col.decode(msg(0, 2, T_ADDR_BYTES(256)), UDP, NOW)
+    for (let i = 0; i < 3; i++) {
+      const a = col.decode(msg(i, 1, set(256, '0035')), UDP, NOW).records
+      expect(a.map(recordToJson)).toEqual([{ destinationTransportPort: 53 }])
+      const b = col.decode(msg(i, 2, D_ADDR_BYTES(256, ['10.0.0.9', 7])), UDP, NOW).records
+      expect(b.map(recordToJson)).toEqual([{ sourceIPv4Address: '10.0.0.9', octetDeltaCount: 7 }])
+    }
+    const s = [...col.sessions.values()][0]!
+    expect(s.sequence('ipfix', 1).stats.lost).toBe(0)
+    expect(s.sequence('ipfix', 2).stats.lost).toBe(0)
+    // A gap in domain 2 only is counted there.
+    col.decode(msg(10, 2, D_ADDR_BYTES(256, ['10.0.0.9', 7])), UDP, NOW)
+    expect(s.sequence('ipfix', 1).stats.lost).toBe(0)
+    expect(s.sequence('ipfix', 2).stats.lost).toBe(7)
+  })
+
+  it('a redefined template is the one used next, though the lookup key is the last one', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    expect(col.decode(msg(0, 1, set(256, '0035')), UDP, NOW).records.map(recordToJson)).toEqual([
+      { destinationTransportPort: 53 },
+    ])
+    col.decode(msg(1, 1, T_ADDR_BYTES(256)), UDP, NOW)
+    expect(
+      col.decode(msg(1, 1, D_ADDR_BYTES(256, ['10.0.0.1', 1])), UDP, NOW).records.map(recordToJson),
+    ).toEqual([{ sourceIPv4Address: '10.0.0.1', octetDeltaCount: 1 }])
+  })
+
+  it('evicts the least recently seen session while one key object keeps coming back', () => {
+    const col = new FlowCollector({ maxSessions: 2 })
+    const other = { ...UDP, exporterPort: 40001 }
+    const third = { ...UDP, exporterPort: 40002 }
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    col.decode(msg(0, 1, T_PORT(256)), other, NOW)
+    col.decode(msg(1, 1, set(256, '0001')), UDP, NOW) // UDP is now the most recent
+    col.decode(msg(0, 1, T_PORT(256)), third, NOW) // evicts `other`
+    expect(col.allCounters()['session_evicted']).toBe(1)
+    expect(col.decode(msg(2, 1, set(256, '0002')), UDP, NOW).records).toHaveLength(1)
+    expect(col.decode(msg(1, 1, set(256, '0003')), other, NOW).records).toHaveLength(0)
+  })
+})

@@ -71,8 +71,18 @@ export class FlowCollector implements MessageDecoderHost {
     this.counters[name] = (this.counters[name] ?? 0) + n
   }
 
+  /** The key object and session of the last message (listeners pass one key object per exporter). */
+  private lastKey: SessionKey | undefined
+  private lastSession: TransportSession | undefined
+
   /** The session object for a key (created on first use; the least recently seen is evicted when full). */
   session(key: SessionKey, now: number): TransportSession {
+    const last = this.lastSession
+    // The same key object as the last message, its session still live: it is already the most recent.
+    if (key === this.lastKey && last !== undefined && this.sessions.get(last.id) === last) {
+      last.lastSeen = now
+      return last
+    }
     const id = sessionId(key)
     let s = this.sessions.get(id)
     if (s !== undefined) {
@@ -90,6 +100,8 @@ export class FlowCollector implements MessageDecoderHost {
     }
     s.lastSeen = now
     this.sessions.set(id, s)
+    this.lastKey = key
+    this.lastSession = s
     return s
   }
 

@@ -109,15 +109,22 @@ async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: Listener
     })
   })
   const local = sock.address()
+  const collectorAddress = plain(local.address)
+  // The key of the last datagram's exporter, used again while the same exporter sends (the collector
+  // finds its session by the key object without building the session id).
+  let last: SessionKey | undefined
   sock.on('message', (msg, rinfo) => {
     count('datagrams')
-    const key: SessionKey = {
-      exporterAddress: plain(rinfo.address),
-      exporterPort: rinfo.port,
-      collectorAddress: plain(local.address),
-      collectorPort: local.port,
-      protocol: 'udp',
-    }
+    const exporterAddress = plain(rinfo.address)
+    let key = last
+    if (key === undefined || key.exporterPort !== rinfo.port || key.exporterAddress !== exporterAddress)
+      last = key = {
+        exporterAddress,
+        exporterPort: rinfo.port,
+        collectorAddress,
+        collectorPort: local.port,
+        protocol: 'udp',
+      }
     sink(col.decode(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), key))
   })
   return {

@@ -191,12 +191,18 @@ export class TransportSession {
 
   /** The tracker for one domain: `kind` separates IPFIX, NetFlow v9 and v5 numbering (different units). */
   sequence(kind: string, domain: number): SequenceTracker {
+    const l = this.last
+    if (l !== undefined && l.kind === kind && l.domain === domain) return l.tracker
     const k = `${kind}/${domain}`
     let t = this.sequences.get(k)
     if (t === undefined) {
       t = new SequenceTracker(this.seqOpts)
       this.sequences.set(k, t)
     }
+    this.last = { kind, domain, tracker: t }
     return t
   }
+
+  /** The tracker sequence() returned last (trackers are never removed from a session). */
+  private last: { kind: string; domain: number; tracker: SequenceTracker } | undefined
 }

@@ -139,6 +139,8 @@ export class TemplateStore {
     return 'added'
   }
 
+  private lastGet: { session: string; version: number; domain: number; id: number; key: string } | undefined
+
   /** The live template, or undefined (an expired UDP template is removed and counted). */
   get(
     session: string,
@@ -147,9 +149,16 @@ export class TemplateStore {
     id: number,
     now: number,
   ): CollectorTemplate | undefined {
-    const key = templateKey(session, version, domain, id)
+    // The last lookup's key string again when it is the same template (every data set of a stream asks
+    // for the same few): no key built per data set.
+    const h = this.lastGet
+    const key =
+      h !== undefined && h.id === id && h.session === session && h.domain === domain && h.version === version
+        ? h.key
+        : templateKey(session, version, domain, id)
     const e = this.map.get(key)
     if (e === undefined) return undefined
+    if (h?.key !== key) this.lastGet = { session, version, domain, id, key }
     if (e.protocol === 'udp' && this.lifetimeMs > 0 && now - e.receivedAt > this.lifetimeMs) {
       this.remove(key)
       this.count('template_expired')

@@ -220,12 +220,27 @@ export function fillVectorTyped(
     )
   else {
     const valid = t.valid
+    const u32 = s.u32
     s.u8.fill(0, 0, n * 16)
+    // The row before's inline string, copied as its 16 octets when this row holds the same (exporter,
+    // flow_version: one value in every row).
+    let prev: string | undefined
+    let prevAt = 0
     for (let i = 0; i < n; i++) {
       const r = from + i
       const v = t.strings[r]
-      if ((valid[r >> 3]! & (1 << (r & 7))) !== 0 && typeof v === 'string' && !putInline(s, i, v))
-        s.long.push(i, v)
+      if ((valid[r >> 3]! & (1 << (r & 7))) === 0 || typeof v !== 'string') continue
+      if (v === prev) {
+        const a = i * 4
+        const b = prevAt * 4
+        u32[a] = u32[b]!
+        u32[a + 1] = u32[b + 1]!
+        u32[a + 2] = u32[b + 2]!
+        u32[a + 3] = u32[b + 3]!
+      } else if (putInline(s, i, v)) {
+        prev = v
+        prevAt = i
+      } else s.long.push(i, v)
     }
     flushStrings(vector, s, n, s.long)
   }

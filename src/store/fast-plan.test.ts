@@ -8,7 +8,8 @@ import { ipfixMessage } from '../../test/helpers/ipfix-messages.js'
 import { FlowCollector } from '../collector/decode-message.js'
 import { COLUMNS } from '../schema/columns.js'
 import type { RowValue } from './normalize.js'
-import { compileFastPlan } from './fast-plan.js'
+import { ipv4Text } from '../util/address-text.js'
+import { Ipv4TextCache, compileFastPlan } from './fast-plan.js'
 import { storeRecords } from './ingest.js'
 import { BatchWriter, type ColumnBatch, type FlowStore } from './store.js'
 import type { TypedBatch } from './typed-batch.js'
@@ -198,5 +199,19 @@ describe('fast path (IPFIX data sets straight into typed columns)', () => {
     expect(compileFastPlan({ ...base, options: true, scopeCount: 1 })).toBeUndefined()
     expect(compileFastPlan({ ...base, fields: [{ ...f, length: 0xffff }] })).toBeUndefined()
     expect(compileFastPlan({ ...base, version: 9 })).toBeUndefined()
+  })
+})
+
+describe('IPv4 text cache', () => {
+  const text = (v: number): string => ipv4Text(v)
+
+  it('gives each address its own text, also when two addresses share a slot', () => {
+    const c = new Ipv4TextCache()
+    const slot = (v: number): number => Math.imul(v, 0x9e3779b1) >>> 20
+    const a = 0xc0000201 // 192.0.2.1
+    let b = a + 1
+    while (slot(b) !== slot(a)) b++
+    for (const v of [a, b, a, 0, b, 0xffffffff, 0, 0x01020304, 0x0a000a0a, 0xc0a864c8])
+      expect(c.text(v), `address ${v.toString(16)}`).toBe(text(v))
   })
 })

@@ -18,7 +18,7 @@
 import type { CollectorTemplate } from '../collector/data-set.js'
 import type { MessageContext } from '../collector/pending.js'
 import { COLUMNS, COLUMN_BY_IE, type Column } from '../schema/columns.js'
-import { ipv4Text, ipv6Text } from '../util/address-text.js'
+import { ipv6Text } from '../util/address-text.js'
 import { VERSION_NAMES } from './normalize.js'
 import type { TypedBatch, TypedColumn } from './typed-batch.js'
 
@@ -210,6 +210,9 @@ function uintColumn(
     else if (len < 4) {
       l = 0
       for (let i = 0; i < len; i++) l = l * 256 + src.getUint8(at + i)
+    } else if (len === 8) {
+      h = src.getUint32(at)
+      l = src.getUint32(at + 4)
     } else {
       for (let i = 0; i < len - 4; i++) h = h * 256 + src.getUint8(at + i)
       l = src.getUint32(at + len - 4)
@@ -257,6 +260,51 @@ function timeColumn(
   return true
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/** 32-bit words over a key column's bytes (the same view while the bytes are the same). */
+const wordViews = new WeakMap<Uint8Array, Uint32Array>()
+function keyWords(kb: Uint8Array): Uint32Array {
+  let w = wordViews.get(kb)
+  if (w === undefined) {
+    w = new Uint32Array(kb.buffer, kb.byteOffset, kb.byteLength >> 2)
+    wordViews.set(kb, w)
+  }
+  return w
+}
+
+/** Each octet's decimal text, with and without the dot after it. */
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i))
+const OCTET_DOT = OCTET.map((t) => `${t}.`)
+
+/** ipv4Text (util/address-text.ts) in three concatenations of ready octet texts (about 40 % less). */
+function dotted(v: number): string {
+  return OCTET_DOT[v >>> 24]! + OCTET_DOT[(v >>> 16) & 255]! + OCTET_DOT[(v >>> 8) & 255]! + OCTET[v & 255]!
+}
+
+/** Entries of the IPv4 text cache (a power of two). */
+const V4_CACHE = 4096
+
+/**
+ * The text of recently seen IPv4 addresses, direct-mapped by a hash of the address (bounded: a new
+ * address takes its slot): flows repeat their addresses (servers, gateways, busy clients), and a hit
+ * costs a lookup instead of formatting and allocating a string (about 10 times less).
+ */
+export class Ipv4TextCache {
+  private readonly keys = new Int32Array(V4_CACHE)
+  private readonly texts: string[] = new Array<string>(V4_CACHE).fill('')
+
+  text(v: number): string {
+    const h = Math.imul(v, 0x9e3779b1) >>> 20
+    const t = this.texts[h]!
+    if (this.keys[h] === (v | 0) && t !== '') return t
+    const s = dotted(v)
+    this.keys[h] = v
+    this.texts[h] = s
+    return s
+  }
+}
+
 /** IPv4 addresses → their text, and the ::ffff:a.b.c.d key (128-bit little-endian) when the column has one. */
 function ipv4Column(
   src: DataView,
@@ -266,12 +314,23 @@ function ipv4Column(
   c: TypedColumn,
   key: TypedColumn | undefined,
   base: number,
+  texts: Ipv4TextCache,
 ): void {
   const strings = c.strings
   const kb = key?.bytes
+  // On a little-endian host the key is four 32-bit words: the address, 0x0000ffff, 0, 0.
+  const k32 = kb !== undefined && LITTLE_ENDIAN && (kb.byteOffset & 3) === 0 ? keyWords(kb) : undefined
   for (let r = 0; r < n; r++, at += stride) {
     const v = src.getUint32(at)
-    strings[base + r] = ipv4Text(v)
+    strings[base + r] = texts.text(v)
+    if (k32 !== undefined) {
+      const w = (base + r) * 4
+      k32[w] = v
+      k32[w + 1] = 0xffff
+      k32[w + 2] = 0
+      k32[w + 3] = 0
+      continue
+    }
     if (kb === undefined) continue
     const kt = (base + r) * 16
     kb[kt] = v & 255
@@ -338,6 +397,7 @@ function sumColumn(
 export class FastPlanner {
   private readonly plans = new WeakMap<CollectorTemplate, FastPlan | null>()
   private bound: Bound | undefined
+  private readonly v4 = new Ipv4TextCache()
   readonly stats = { sets: 0, records: 0 }
 
   plan(t: CollectorTemplate): FastPlan | undefined {
@@ -406,7 +466,7 @@ export class FastPlanner {
           }
           break
         case Op.Ipv4:
-          ipv4Column(src, at, len, n, c, b.keys[k], base)
+          ipv4Column(src, at, len, n, c, b.keys[k], base, this.v4)
           break
         case Op.Ipv6:
           ipv6Column(src, bytes, at, len, n, c, b.keys[k], base)

@@ -35,8 +35,9 @@ export async function openStoreWriter(url: string, opts: StoreWriterOptions = {}
  * the writer took straight from their data sets (the collector's columnSink).
  */
 export function storeRecords(writer: BatchWriter, o: DecodeOutput, nowMs = Date.now()): number {
-  const received = BigInt(nowMs) * 1000n
   let n = o.columnar ?? 0
+  if (o.records.length === 0) return n
+  const received = BigInt(nowMs) * 1000n
   for (const r of o.records) {
     if (r.isOptions) continue
     writer.addRecord(r, received)

@@ -75,7 +75,7 @@ export interface BatchWriterOptions {
 export class BatchWriter implements ColumnSink {
   private batch: ColumnBatch
   /** Rows decoded straight from data sets (fast-plan.ts), stored beside `batch`. */
-  private typed = new TypedBatch()
+  private typed: TypedBatch
   private readonly fast = new FastPlanner()
   private timer: NodeJS.Timeout | undefined
   private chain: Promise<void> = Promise.resolve()
@@ -92,6 +92,15 @@ export class BatchWriter implements ColumnSink {
     this.batch = emptyBatch(names)
     this.maxRows = opts.maxRows ?? 10_000
     this.maxDelayMs = opts.maxDelayMs ?? 1000
+    this.typed = this.newTyped()
+  }
+
+  /**
+   * A typed batch sized for a whole flush (maxRows, plus a data set's worth past the trigger), so it does
+   * not grow by copying every column while it fills; capped, as columns take their room on first use.
+   */
+  private newTyped(): TypedBatch {
+    return new TypedBatch(Math.min(this.maxRows + 1024, 1 << 17))
   }
 
   /** Rows accepted but not yet stored. */
@@ -162,7 +171,7 @@ export class BatchWriter implements ColumnSink {
     const typed = this.typed
     if (batch.length + typed.length > 0) {
       this.batch = emptyBatch(this.names)
-      this.typed = new TypedBatch()
+      this.typed = this.newTyped()
       let typedDone = false
       this.chain = this.chain.then(async () => {
         try {

@@ -42,8 +42,9 @@ export class TypedBatch {
   private capacity: number
   readonly columns = new Map<string, TypedColumn>()
 
+  /** Room for `initialRows` rows before the first growth (rounded up to whole 64-row bitmap words). */
   constructor(initialRows = 4096) {
-    this.capacity = Math.max(64, initialRows)
+    this.capacity = Math.max(64, Math.ceil(initialRows / 64) * 64)
   }
 
   /** The column's storage (created on first use, grown with the batch). */
