@@ -82,6 +82,20 @@ export interface PcapAddon {
   /** getifaddrs(), unfiltered: family 0 is an interface's link entry, 4 and 6 its addresses. */
   interfaceAddresses(): NativeInterfaceAddress[]
   libVersion(): string
+  /** A connected, non-blocking UDP socket sending bursts with sendmmsg (native/pcap/src/udp_socket.cc). */
+  UdpSocket: new (remote: string, port: number, local: string) => NativeUdpSocket
+}
+
+export interface NativeUdpSocket {
+  /**
+   * Sends datagrams from..to-1, datagram i being data[ends[i-1] .. ends[i]) (ends[-1] = 0), in order.
+   * Returns how many left (waiting at most waitMs in all while the send buffer is full), or -errno when
+   * datagram `from` failed and was not sent.
+   */
+  send(data: Uint8Array, ends: Int32Array, from: number, to: number, waitMs: number): number
+  /** Local address and port (getsockname); undefined once closed. */
+  local(): { address: string; port: number } | undefined
+  close(): void
 }
 
 export interface NativeInterfaceAddress {

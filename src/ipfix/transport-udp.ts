@@ -3,9 +3,13 @@
  * address family. The host may be a name: it is resolved at open and again periodically (asynchronously,
  * keeping the old address if resolution fails). Templates are refreshed by the exporter (§8.4).
  *
- * Datagrams are sent without a completion callback: with one, Node schedules a nextTick per datagram,
- * which doubled the JavaScript cost of a send. Errors still reach the socket's 'error' event (an ICMP
- * port unreachable on the connected socket arrives there), and close() waits for the send queue.
+ * The socket is the native addon's (native/pcap/src/udp_socket.cc) when it is built: a burst leaves in one
+ * sendmmsg call, about 4.6 µs a datagram against Node dgram's 8 µs. A send buffer that stays full is waited
+ * on for at most SEND_WAIT_MS per burst, after which the rest of the burst is dropped and counted; an ICMP
+ * error reported on the connected socket counts one error. Without the addon (or with `native: false`)
+ * Node's dgram is used. Its datagrams are sent without a completion callback: with one, Node schedules a
+ * nextTick per datagram, which doubled the JavaScript cost of a send. Errors still reach the socket's
+ * 'error' event, and close() waits for the send queue.
  *
  * Messages leave in bursts, in the order given: each is copied into a staging buffer and the staged ones
  * are sent back to back once the caller's synchronous work ends (a microtask: for the probe, the end of a
@@ -19,6 +23,7 @@
 import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import { loadPcapAddon, type NativeUdpSocket } from '../capture/pcap-addon.js'
 import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
 
@@ -29,6 +34,18 @@ export interface UdpTransportOptions {
   resolve?: (host: string) => Promise<{ address: string; family: number }>
   /** Local address the datagrams leave from (HA pairs: each node its own); default chosen by the OS. */
   localAddress?: string
+  /** Use the native sendmmsg socket when the addon is built (default true); false forces Node's dgram. */
+  native?: boolean
+}
+
+/** The native socket class, or undefined when the addon is not built (FLOWTEL_NO_PCAP_ADDON=1 counts). */
+function nativeSocketClass():
+  (new (remote: string, port: number, local: string) => NativeUdpSocket) | undefined {
+  try {
+    return loadPcapAddon().UdpSocket
+  } catch {
+    return undefined
+  }
 }
 
 /** close() waits at most this long for queued datagrams, polling every DRAIN_POLL_MS. */
@@ -38,6 +55,8 @@ const DRAIN_POLL_MS = 2
 export const BURST_MESSAGES = 64
 /** Staging buffer size: BURST_MESSAGES messages of a 1500-octet link fit, and any one message does. */
 const STAGE_BYTES = BURST_MESSAGES * 1536
+/** The native socket waits this long at most per burst for room in a full send buffer. */
+const SEND_WAIT_MS = 100
 
 const defaultResolve = async (host: string): Promise<{ address: string; family: number }> => {
   const r = await lookup(host)
@@ -51,9 +70,14 @@ export class UdpTransport implements Transport {
   /** Resolver failures (the previous address is kept). */
   resolveErrors = 0
   private socket: dgram.Socket | undefined
+  private native: NativeUdpSocket | undefined
+  private readonly NativeSocket:
+    (new (remote: string, port: number, local: string) => NativeUdpSocket) | undefined
   private address = ''
-  /** Messages staged for the next burst: views into `stage`, in order. */
-  private readonly staged: Uint8Array[] = []
+  /** Messages staged for the next burst, in order: message i ends at stage[ends[i]] (and starts at ends[i-1]). */
+  private readonly ends = new Int32Array(BURST_MESSAGES)
+  private stagedCount = 0
+  private readonly oneEnd = new Int32Array(1)
   private stage = Buffer.allocUnsafe(STAGE_BYTES)
   private stagePos = 0
   private burstScheduled = false
@@ -71,6 +95,16 @@ export class UdpTransport implements Transport {
   ) {
     this.name = `udp://${host.includes(':') ? `[${host}]` : host}:${port}`
     this.resolve = opts.resolve ?? defaultResolve
+    this.NativeSocket = opts.native === false ? undefined : nativeSocketClass()
+  }
+
+  /** Whether datagrams leave through the native sendmmsg socket. */
+  get usesNativeSocket(): boolean {
+    return this.NativeSocket !== undefined
+  }
+
+  private get connected(): boolean {
+    return this.socket !== undefined || this.native !== undefined
   }
 
   /** The address datagrams currently go to. */
@@ -80,6 +114,11 @@ export class UdpTransport implements Transport {
 
   /** Local and remote address/port of the connected socket (for the debug capture), undefined before open. */
   socketEndpoints(): SocketEndpoints | undefined {
+    if (this.native !== undefined) {
+      const local = this.native.local()
+      if (local === undefined) return undefined
+      return { protocol: 'udp', local, remote: { address: this.address, port: this.port } }
+    }
     const s = this.socket
     if (s === undefined) return undefined
     try {
@@ -123,6 +162,22 @@ export class UdpTransport implements Transport {
    * lookup and route selection); it replaces the old one only once connected, so no datagram is lost.
    */
   private async setAddress(address: string, family: number): Promise<void> {
+    if (this.NativeSocket !== undefined) {
+      const local = this.opts.localAddress
+      let n: NativeUdpSocket
+      try {
+        n = new this.NativeSocket(address, this.port, local ?? '')
+      } catch (err) {
+        const from = local !== undefined && local !== '' ? ` from ${local}` : ''
+        throw new Error(`${this.name}: cannot use ${address}${from}: ${(err as Error).message}`)
+      }
+      this.sendBurst() // staged messages leave to the old address
+      const old = this.native
+      this.native = n
+      this.address = address
+      old?.close()
+      return
+    }
     const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4')
     s.on('error', () => {
       this.stats.errors++
@@ -152,7 +207,7 @@ export class UdpTransport implements Transport {
 
   /** Stages the message (a copy) for the next burst; see the file comment. */
   send(message: Uint8Array[]): void {
-    if (this.socket === undefined) {
+    if (!this.connected) {
       this.stats.dropped++
       return
     }
@@ -170,9 +225,9 @@ export class UdpTransport implements Transport {
       this.stage.set(c, p)
       p += c.byteLength
     }
-    this.staged.push(this.stage.subarray(this.stagePos, p))
+    this.ends[this.stagedCount++] = p
     this.stagePos = p
-    if (this.staged.length >= BURST_MESSAGES) this.sendBurst()
+    if (this.stagedCount >= BURST_MESSAGES) this.sendBurst()
     else if (!this.burstScheduled) {
       this.burstScheduled = true
       queueMicrotask(this.sendBurstNow)
@@ -187,18 +242,47 @@ export class UdpTransport implements Transport {
 
   /** Sends the staged messages back to back. */
   private sendBurst(): void {
-    const staged = this.staged
-    if (staged.length === 0) return
-    for (let i = 0; i < staged.length; i++) this.sendDatagram(staged[i]!)
-    staged.length = 0
+    const count = this.stagedCount
+    if (count === 0) return
+    this.stagedCount = 0
     this.stagePos = 0
+    if (this.native !== undefined) {
+      this.sendNative(this.native, this.stage, this.ends, count)
+      return
+    }
+    for (let i = 0, start = 0; i < count; i++) {
+      const end = this.ends[i]!
+      this.sendDatagram(this.stage.subarray(start, end))
+      start = end
+    }
     // A datagram the kernel could not take at once waits in the socket's queue with a reference into the
     // staging buffer: the next burst gets a fresh one.
     const s = this.socket
     if (s !== undefined && s.getSendQueueCount() > 0) this.stage = Buffer.allocUnsafe(STAGE_BYTES)
   }
 
+  /** Sends datagrams 0..count-1 of `data` (bounds in `ends`) in order; see the file comment. */
+  private sendNative(n: NativeUdpSocket, data: Uint8Array, ends: Int32Array, count: number): void {
+    let i = 0
+    while (i < count) {
+      const r = n.send(data, ends, i, count, SEND_WAIT_MS)
+      if (r > 0) i += r
+      else if (r < 0) {
+        this.stats.errors++ // datagram i failed (an ICMP error, a route, a size): it is not sent
+        i++
+      } else {
+        this.stats.dropped += count - i // the send buffer stayed full
+        return
+      }
+    }
+  }
+
   private sendDatagram(datagram: Uint8Array): void {
+    if (this.native !== undefined) {
+      this.oneEnd[0] = datagram.byteLength
+      this.sendNative(this.native, datagram, this.oneEnd, 1)
+      return
+    }
     const s = this.socket
     if (s === undefined) {
       this.stats.dropped++
@@ -219,6 +303,8 @@ export class UdpTransport implements Transport {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
     this.sendBurst()
+    this.native?.close()
+    this.native = undefined
     const s = this.socket
     this.socket = undefined
     if (s === undefined) return

@@ -11,6 +11,7 @@ import { headerOf, splitMessages } from './testing.js'
 import { parseCollectorAddress, type Transport } from './transport.js'
 import { JsonTransport } from './transport-json.js'
 import { TcpTransport } from './transport-tcp.js'
+import { pcapAddonAvailable } from '../capture/pcap-addon.js'
 import { BURST_MESSAGES, UdpTransport } from './transport-udp.js'
 
 const tpl = Template.fromNames(256, [['sourceIPv4Address'], ['octetDeltaCount']])
@@ -158,13 +159,19 @@ describe('TCP transport', () => {
   })
 })
 
-describe('UDP transport', () => {
+// Both sockets: the native sendmmsg one (when the addon is built) and Node's dgram.
+describe.each([
+  { native: true, kind: 'native sendmmsg socket' },
+  { native: false, kind: 'Node dgram socket' },
+])('UDP transport ($kind)', ({ native }) => {
+  if (native && !pcapAddonAvailable()) return void it.skip('native addon not built', () => undefined)
+
   it('sends one message per datagram over IPv6 loopback', async () => {
     const rx = dgram.createSocket('udp6')
     const got: Buffer[] = []
     rx.on('message', (m) => got.push(m))
     await new Promise<void>((r) => rx.bind(0, '::1', r))
-    const t = new UdpTransport('::1', rx.address().port)
+    const t = new UdpTransport('::1', rx.address().port, { native })
     expect(t.name).toBe(`udp://[::1]:${rx.address().port}`)
     expect(t.periodicTemplates).toBe(true)
     await t.open()
@@ -188,7 +195,7 @@ describe('UDP transport', () => {
     const got: number[] = []
     rx.on('message', (m) => got.push(m.readUInt32BE(0)))
     await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r))
-    const t = new UdpTransport('127.0.0.1', rx.address().port)
+    const t = new UdpTransport('127.0.0.1', rx.address().port, { native })
     await t.open()
     for (let i = 0; i < 100; i++) {
       const b = Buffer.alloc(64)
@@ -209,7 +216,7 @@ describe('UDP transport', () => {
     const got: Buffer[] = []
     rx.on('message', (m) => got.push(m))
     await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r))
-    const t = new UdpTransport('127.0.0.1', rx.address().port)
+    const t = new UdpTransport('127.0.0.1', rx.address().port, { native })
     await t.open()
     // One buffer overwritten after each call (as the exporter does): the transport must have copied it.
     const reused = Buffer.alloc(1400)
@@ -239,6 +246,7 @@ describe('UDP transport', () => {
   it('resolves names at open and keeps the old address when re-resolution fails', async () => {
     let calls = 0
     const t = new UdpTransport('collector.test', 4739, {
+      native,
       resolveIntervalMs: 20,
       resolve: (host) => {
         calls++
@@ -251,6 +259,54 @@ describe('UDP transport', () => {
     await until(() => t.resolveErrors > 0)
     expect(t.remoteAddress).toBe('127.0.0.1')
     await t.close()
+  })
+
+  it('uses the socket kind asked for, reports its endpoints and binds the local address', async () => {
+    const rx = dgram.createSocket('udp4')
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r))
+    const t = new UdpTransport('127.0.0.1', rx.address().port, { native, localAddress: '127.0.0.1' })
+    expect(t.usesNativeSocket).toBe(native)
+    await t.open()
+    const ep = t.socketEndpoints()
+    expect(ep?.remote).toEqual({ address: '127.0.0.1', port: rx.address().port })
+    expect(ep?.local.address).toBe('127.0.0.1')
+    expect(ep?.local.port).toBeGreaterThan(0)
+    const from = new Promise<number>((r) => rx.once('message', (_m, info) => r(info.port)))
+    t.send([Buffer.alloc(20)])
+    expect(await from).toBe(ep?.local.port)
+    await t.close()
+    rx.close()
+    await expect(
+      new UdpTransport('127.0.0.1', 4739, { native, localAddress: '192.0.2.1' }).open(),
+    ).rejects.toThrow(/cannot use 127\.0\.0\.1 from 192\.0\.2\.1/)
+  })
+
+  it('counts the ICMP port unreachable of a closed port as an error and keeps sending', async () => {
+    const first = dgram.createSocket('udp4')
+    await new Promise<void>((r) => first.bind(0, '127.0.0.1', r))
+    const port = first.address().port
+    await new Promise<void>((r) => first.close(() => r())) // nobody listens on `port` now
+    const t = new UdpTransport('127.0.0.1', port, { native })
+    await t.open()
+    for (let i = 0; i < 50 && t.stats.errors === 0; i++) {
+      t.send([Buffer.alloc(32)])
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(t.stats.errors).toBeGreaterThan(0)
+    // A collector comes up on the port: the same transport's datagrams reach it.
+    const rx = dgram.createSocket('udp4')
+    const got: number[] = []
+    rx.on('message', (m) => got.push(m.readUInt32BE(0)))
+    await new Promise<void>((r) => rx.bind(port, '127.0.0.1', r))
+    for (let i = 0; i < 5; i++) {
+      const b = Buffer.alloc(32)
+      b.writeUInt32BE(1000 + i, 0)
+      t.send([b])
+    }
+    await until(() => got.length === 5)
+    expect(got).toEqual([1000, 1001, 1002, 1003, 1004])
+    await t.close()
+    rx.close()
   })
 })
 

@@ -12,6 +12,7 @@
 // the capture without losing what the kernel already holds: the thread keeps reading until the kernel has
 // retired its current block (the pcap timeout, twice, plus a margin) and a read finds nothing, hands over the
 // batch it was filling, and ends with an `end` message; the handle stays open (stats readable) until close().
+// The addon also carries the exporter's sendmmsg UDP socket (udp_socket.cc), so one native build serves both.
 #include <napi.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -31,6 +32,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+Napi::Function UdpSocketInit(Napi::Env env);  // udp_socket.cc
 
 namespace {
 
@@ -627,6 +630,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("nameToIndex", Napi::Function::New(env, NameToIndex));
   exports.Set("interfaceAddresses", Napi::Function::New(env, InterfaceAddresses));
   exports.Set("libVersion", Napi::Function::New(env, LibVersion));
+  exports.Set("UdpSocket", UdpSocketInit(env));
   return exports;
 }
 
