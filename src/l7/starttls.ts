@@ -18,6 +18,31 @@ import { incomplete, L7Dir, OK, switchTo, type L7Parser, type ParseResult } from
 const MAX_LINE = 2048
 const MAX_LINES = 64
 
+/** Bytes of a flow's first payload the probes look at. */
+const PROBE_BYTES = 256
+
+const isWordStart = (c: number): boolean =>
+  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e
+
+/**
+ * A cheap test every probe below implies, so that binary payloads (most of them) are not decoded four
+ * times: a server greeting starts with "2" (SMTP/FTP 220), "*" (IMAP) or "+" (POP3); a client line the
+ * probes accept (EHLO, a tagged CAPABILITY, CAPA, AUTH TLS, FEAT...) starts, at the start of the payload
+ * or after a line break (the multi-line probes), with a letter, a digit or ".".
+ */
+function mayBeLines(b: Uint8Array, toServer: boolean): boolean {
+  const n = Math.min(b.byteLength, PROBE_BYTES)
+  if (n === 0) return false
+  if (!toServer) return b[0] === 0x32 || b[0] === 0x2a || b[0] === 0x2b
+  if (isWordStart(b[0]!)) return true
+  // JavaScript's multi-line ^ also matches after "\r".
+  for (let i = 1; i < n; i++) {
+    const c = b[i - 1]
+    if ((c === 0x0a || c === 0x0d) && isWordStart(b[i]!)) return true
+  }
+  return false
+}
+
 /** What distinguishes one line-based protocol's upgrade. */
 interface LineUpgrade {
   name: string
@@ -45,7 +70,9 @@ function lineParser(u: LineUpgrade): L7Parser<UpgradeState, never> {
     transports: ['tcp'],
     ports: u.ports,
     upgradesTo: ['tls'],
-    probe: (b, dir) => u.probe(latin1(b, 0, Math.min(b.byteLength, 256)), dir === L7Dir.ToServer),
+    probe: (b, dir) =>
+      mayBeLines(b, dir === L7Dir.ToServer) &&
+      u.probe(latin1(b, 0, Math.min(b.byteLength, PROBE_BYTES)), dir === L7Dir.ToServer),
     newState: () => ({ tag: undefined, lines: 0, done: false }),
     parse(s: UpgradeState, dir: L7Dir, b: Uint8Array): ParseResult {
       const toServer = dir === L7Dir.ToServer
