@@ -60,7 +60,10 @@ export class AppFields implements FlowFeature, L7Consumer {
   /** When the flow got its name: the hub's packet number and the packet's capture time (µs). */
   private namedAt = new Float64Array(0)
   private namedUs = new Float64Array(0)
-  private readonly carriers: Set<number>
+  /** Per catalogue entry: 1 for the CARRIERS. */
+  private readonly carriers: Uint8Array
+  /** Per catalogue entry: its stable id (the Selector ID). */
+  private readonly entryIds: Int32Array
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
   private exporter: IpfixExporter | undefined
@@ -74,7 +77,12 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   constructor(catalogue = new AppCatalogue()) {
     this.catalogue = catalogue
-    this.carriers = new Set(CARRIERS.map((n) => catalogue.named(n)).filter((i) => i !== NO_APP))
+    this.carriers = new Uint8Array(catalogue.entries.length)
+    for (const n of CARRIERS) {
+      const i = catalogue.named(n)
+      if (i !== NO_APP) this.carriers[i] = 1
+    }
+    this.entryIds = Int32Array.from(catalogue.entries, (e) => e.id)
     this.dnsLike = {
       dns: catalogue.named('DNS'),
       mdns: catalogue.named('MDNS'),
@@ -155,7 +163,10 @@ export class AppFields implements FlowFeature, L7Consumer {
     const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
     const t = proto === 6 ? 'tcp' : 'udp'
     const toServer = dir === Dir.Forward
-    const sigs = proto === 6 ? this.catalogue.tcpSignatures : this.catalogue.udpSignatures
+    const first = bytes[0]
+    if (first === undefined) return // no signature matches an empty payload
+    const c = this.catalogue
+    const sigs = (proto === 6 ? c.tcpSignaturesByOctet : c.udpSignaturesByOctet)[first]!
     for (const s of sigs) {
       if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
         this.set(id, s.entry, Evidence.Signature)
@@ -173,7 +184,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     // beforeExport has emitted them already.
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
-    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {
+    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers[entry] === 1)) {
       const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
@@ -192,7 +203,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
     this.classified[ev]! += 1
     if (entry !== NO_APP) {
-      const sel = this.catalogue.entries[entry]!.id
+      const sel = this.entryIds[entry]!
       w.u8(ENGINE_PANA_L7)
       w.u8(sel >>> 16)
       w.u16(sel & 0xffff)
