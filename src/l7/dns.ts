@@ -146,13 +146,27 @@ export function readName(c: Cursor): string {
   return name
 }
 
+/** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
+const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i))
+
 function rdataText(c: Cursor, type: number, start: number, len: number): string {
   const m = c.msg
+  if (type === 1) {
+    // A, the most common answer.
+    if (len !== 4) return ''
+    return (
+      DECIMAL[m[start]!]! +
+      '.' +
+      DECIMAL[m[start + 1]!]! +
+      '.' +
+      DECIMAL[m[start + 2]!]! +
+      '.' +
+      DECIMAL[m[start + 3]!]!
+    )
+  }
   const end = start + len
   const at = (o: number): Cursor => ({ msg: m, pos: o, anomaly: c.anomaly })
   switch (type) {
-    case 1: // A
-      return len === 4 ? `${m[start]}.${m[start + 1]}.${m[start + 2]}.${m[start + 3]}` : ''
     case 28: // AAAA
       return len === 16 ? ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start) : ''
     case 2: // NS
