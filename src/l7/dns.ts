@@ -87,14 +87,29 @@ function u32(m: Uint8Array, o: number): number {
   return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0
 }
 
-/** Escape a label byte the way Zeek prints names: printable ASCII as is, others as \xNN. */
-function labelText(m: Uint8Array, start: number, len: number): string {
-  let s = ''
+/**
+ * The text of the name being read, built octet by octet and decoded once: the labels' octets the way Zeek
+ * prints names (printable ASCII as is, others as \xNN), dots between them. A name has at most 255 octets
+ * (readName stops there), so at most 4 · 255 characters plus the dots.
+ */
+const NAME_TEXT = Buffer.alloc(2048)
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0))
+
+/** Appends label octets m[start, start + len) to NAME_TEXT at `at`; returns the new end. */
+function appendLabel(m: Uint8Array, start: number, len: number, at: number): number {
+  const out = NAME_TEXT
+  let n = at
   for (let i = start; i < start + len; i++) {
     const c = m[i]!
-    s += c > 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0')
+    if (c > 0x20 && c < 0x7f) out[n++] = c
+    else {
+      out[n++] = 0x5c // \
+      out[n++] = 0x78 // x
+      out[n++] = HEX_DIGITS[c >> 4]!
+      out[n++] = HEX_DIGITS[c & 15]!
+    }
   }
-  return s
+  return n
 }
 
 /** Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). */
@@ -103,7 +118,7 @@ export function readName(c: Cursor): string {
   let pos = c.pos
   let jumps = 0
   let after = -1
-  let name = ''
+  let chars = 0
   let total = 0
   for (;;) {
     if (pos >= m.byteLength) throw TRUNCATED
@@ -139,11 +154,12 @@ export function readName(c: Cursor): string {
       c.anomaly('dns_name_too_long')
       break
     }
-    name += (name === '' ? '' : '.') + labelText(m, pos + 1, len)
+    if (chars > 0) NAME_TEXT[chars++] = 0x2e
+    chars = appendLabel(m, pos + 1, len, chars)
     pos += 1 + len
   }
   c.pos = after >= 0 ? after : pos
-  return name
+  return chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
 }
 
 /** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
