@@ -148,7 +148,8 @@ export class AppCatalogue {
 
 /**
  * A dotted-quad IPv4 address in canonical form (four decimal octets 0-255, no leading zeros) as its 32-bit
- * number; any other text stays text. Read character by character (DNS answers bring many addresses).
+ * number, signed (`| 0`: a small integer to V8, where an unsigned one above 2^31 is a heap number made
+ * on every lookup); any other text stays text. Read character by character (DNS answers bring many).
  */
 function addressKey(address: string): number | string {
   const n = address.length
@@ -173,7 +174,7 @@ function addressKey(address: string): number | string {
       i++
     }
   }
-  return i === n ? v : address
+  return i === n ? v | 0 : address
 }
 
 /**
@@ -201,7 +202,7 @@ export class DnsAnswerCache {
 
   /** Lookup by an IPv4 address as a 32-bit number. */
   getIpv4(address: number): number {
-    return this.map.get(address >>> 0) ?? NO_APP
+    return this.map.get(address | 0) ?? NO_APP
   }
 
   get size(): number {

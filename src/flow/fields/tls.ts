@@ -253,6 +253,9 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   }
 }
 
+/** The first 32 octets of a session ID (all of a valid one, without a view made for it). */
+const atMost32 = (b: Uint8Array): Uint8Array => (b.byteLength <= 32 ? b : b.subarray(0, 32))
+
 /** Writes the TLS_TX_FIELDS of `tx`, with its variable-length parts `p` (tlsRecordParts). */
 export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void {
   w.u16(tx.clientVersion)
@@ -272,8 +275,8 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.string(p.ja4)
   w.u64(tx.setupUs)
   w.u8(tx.resumed)
-  w.varlen(tx.clientSessionId.subarray(0, 32))
-  w.varlen(tx.serverSessionId.subarray(0, 32))
+  w.varlen(atMost32(tx.clientSessionId))
+  w.varlen(atMost32(tx.serverSessionId))
   const c = tx.certificate
   // subjectCn, subjectO, issuerCn, issuerO, serial, SAN, sigAlg, keyAlg, subject, issuer (TlsRecordParts).
   const cert = p.cert
