@@ -139,6 +139,27 @@ function isResponseStart(m: Uint8Array, o: number): boolean {
   return startsWith(m, o, 'HTTP/1.') || startsWith(m, o, 'HTTP/0.9')
 }
 
+/**
+ * The first line start at or after `from` (the start of `m`, or just after a "\n") that begins a request
+ * (`toServer`) or a response; -1 when none. Line starts are found by a search for "\n", not by a test
+ * per octet (a resync may look through a long body).
+ */
+export function messageStart(m: Uint8Array, from: number, toServer: boolean): number {
+  const n = m.byteLength
+  let i = from
+  if (i > 0 && m[i - 1] !== 0x0a) {
+    const nl = m.indexOf(0x0a, i)
+    i = nl < 0 ? n : nl + 1
+  }
+  while (i < n) {
+    if (toServer ? isTokenMethodStart(m, i) : isResponseStart(m, i)) return i
+    const nl = m.indexOf(0x0a, i)
+    if (nl < 0) return -1
+    i = nl + 1
+  }
+  return -1
+}
+
 function newTx(): HttpTx {
   return {
     method: '',
@@ -373,14 +394,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
       }
       case Mode.Resync: {
         // Find a line start that begins a message of this direction.
-        let found = -1
-        for (let i = p; i < n; i++) {
-          if (i > 0 && m[i - 1] !== 0x0a) continue
-          if (dir === L7Dir.ToServer ? isTokenMethodStart(m, i) : isResponseStart(m, i)) {
-            found = i
-            break
-          }
-        }
+        const found = messageStart(m, p, dir === L7Dir.ToServer)
         if (found < 0) return n - p > 16 ? incomplete(n - 16, 17) : incomplete(p, 17)
         p = found
         side.mode = Mode.Head
