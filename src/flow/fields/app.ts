@@ -152,8 +152,13 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
-  onPacket(id: number, p: PacketInfo, dir: Dir): void {
-    // The hub (in front of this group) has given this packet to the parsers already.
+  /** The content signatures run from the hub (onPayload): no per-packet call from the flow cache. */
+  readonly noPacketWork = true
+
+  onPacket(): void {}
+
+  /** A packet with payload, after the hub gave it to the parsers (see L7Consumer.onPayload). */
+  onPayload(id: number, p: PacketInfo, dir: Dir): void {
     const n = p.payloadCaptured
     if (n === 0 || this.evidence[id]! >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES) return
     this.tries[id]! += 1
