@@ -207,20 +207,11 @@ export class AppFields implements FlowFeature, L7Consumer {
       }
     }
     this.classified[ev]! += 1
-    if (entry !== NO_APP) {
-      const sel = this.entryIds[entry]!
-      w.u8(ENGINE_PANA_L7)
-      w.u8(sel >>> 16)
-      w.u16(sel & 0xffff)
-    } else if (proto === 6 || proto === 17 || proto === 132) {
-      w.u8(ENGINE_IANA_L4)
-      w.u8(0)
-      w.u16(flow.port(id, Dir.Reverse))
-    } else {
-      w.u8(ENGINE_IANA_L3)
-      w.u8(0)
-      w.u16(proto)
-    }
+    // One 4-octet write: the engine ID in the top octet, the 3-octet selector below it (RFC 6759 §4.1).
+    if (entry !== NO_APP) w.u32((ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff))
+    else if (proto === 6 || proto === 17 || proto === 132)
+      w.u32((ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff))
+    else w.u32((ENGINE_IANA_L3 << 24) | (proto & 0xffff))
   }
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
