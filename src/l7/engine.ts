@@ -88,6 +88,19 @@ export interface FlowKey {
  */
 export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number, parser: string) => void
 
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * The captured payload of `p` as a plain Uint8Array view: made directly, it costs less than
+ * `buf.subarray`, which builds a Buffer (the packet buffer's class) through its species constructor.
+ */
+function payloadOf(p: PacketInfo): Uint8Array {
+  const b = p.buf
+  const o = p.payloadOffset
+  const end = Math.min(o + p.payloadCaptured, b.byteLength)
+  return end <= o ? NO_BYTES : new Uint8Array(b.buffer, b.byteOffset + o, end - o)
+}
+
 /** Room allocated ahead for pending input at most (beyond it the buffer grows as bytes come). */
 const MAX_PENDING_ROOM = 1 << 16
 
@@ -500,11 +513,11 @@ export class L7Engine<Tx> {
       return
     }
     const n = p.payloadCaptured
-    const o = p.payloadOffset
     let slot: Slot<Tx>
+    let bytes: Uint8Array | undefined
     if (st === ST_UNPROBED) {
       if (n === 0) return
-      const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
+      bytes = payloadOf(p)
       const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
       const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
       if (pi < 0) {
@@ -543,7 +556,7 @@ export class L7Engine<Tx> {
     }
     slot.tsUs = tsUs
     if (proto === UDP) {
-      if (n > 0) slot.data(dir, p.buf.subarray(o, Math.min(o + n, p.buf.byteLength)))
+      if (n > 0) slot.data(dir, bytes ?? payloadOf(p))
     } else {
       const r = slot.streams[dir]
       let seq = p.tcpSeq >>> 0
@@ -552,7 +565,7 @@ export class L7Engine<Tx> {
         r.start(seq)
       }
       if (n > 0) {
-        r.push(seq, p.buf.subarray(o, Math.min(o + n, p.buf.byteLength)))
+        r.push(seq, bytes ?? payloadOf(p))
         if (p.payloadLength > n) r.lost((seq + n) >>> 0, p.payloadLength - n)
       }
     }

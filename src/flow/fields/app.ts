@@ -165,13 +165,15 @@ export class AppFields implements FlowFeature, L7Consumer {
     const proto = p.protocol
     if (proto !== 6 && proto !== 17) return
     const o = p.payloadOffset
-    const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
+    const b = p.buf
+    const end = Math.min(o + n, b.byteLength)
+    if (end <= o) return // no signature matches an empty payload
+    // A plain view (cheaper to make than b.subarray, which builds a Buffer through its species constructor).
+    const bytes = new Uint8Array(b.buffer, b.byteOffset + o, end - o)
     const t = proto === 6 ? 'tcp' : 'udp'
     const toServer = dir === Dir.Forward
-    const first = bytes[0]
-    if (first === undefined) return // no signature matches an empty payload
     const c = this.catalogue
-    const sigs = (proto === 6 ? c.tcpSignaturesByOctet : c.udpSignaturesByOctet)[first]!
+    const sigs = (proto === 6 ? c.tcpSignaturesByOctet : c.udpSignaturesByOctet)[bytes[0]!]!
     for (const s of sigs) {
       if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
         this.set(id, s.entry, Evidence.Signature)
