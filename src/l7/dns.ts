@@ -386,8 +386,17 @@ function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>
   // The response names what it answers: its question, or (mDNS, RFC 6762 §6: no question section) its first
   // answer. A response about another name is not the answer to a pending query with the same ID (mDNS
   // uses ID 0 throughout), as Zeek pairs them.
-  const about = (m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')).toLowerCase()
-  const i = s.pending.findIndex((t) => t.id === m.id && (about === '' || t.qname.toLowerCase() === about))
+  // (Names are ASCII text: readName escapes other octets. Lower-cased only when an ID matches.)
+  const about = m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')
+  let lower: string | undefined
+  let i = -1
+  for (let k = 0; k < s.pending.length; k++) {
+    const t = s.pending[k]!
+    if (t.id === m.id && (about === '' || t.qname.toLowerCase() === (lower ??= about.toLowerCase()))) {
+      i = k
+      break
+    }
+  }
   let tx: DnsTx
   if (i >= 0) {
     tx = s.pending[i]!
