@@ -21,27 +21,32 @@ const MAX_LINES = 64
 /** Bytes of a flow's first payload the probes look at. */
 const PROBE_BYTES = 256
 
-const isWordStart = (c: number): boolean =>
-  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2e
-
 /**
- * A cheap test every probe below implies, so that binary payloads (most of them) are not decoded four
- * times: a server greeting starts with "2" (SMTP/FTP 220), "*" (IMAP) or "+" (POP3); a client line the
- * probes accept (EHLO, a tagged CAPABILITY, CAPA, AUTH TLS, FEAT...) starts, at the start of the payload
- * or after a line break (the multi-line probes), with a letter, a digit or ".".
+ * A cheap test the protocol's probe implies, so that most payloads are not decoded and matched four times:
+ * the first character of the server's greeting, and the first character of a client line the probe
+ * accepts, at the start of the payload, or (`multiline` probes, JavaScript's ^ with the m flag) also after
+ * a line break ("\n" or "\r").
  */
-function mayBeLines(b: Uint8Array, toServer: boolean): boolean {
+interface ProbeStart {
+  server: string
+  client: string
+  multiline: boolean
+}
+
+function mayMatch(b: Uint8Array, toServer: boolean, first: ProbeStart): boolean {
   const n = Math.min(b.byteLength, PROBE_BYTES)
   if (n === 0) return false
-  if (!toServer) return b[0] === 0x32 || b[0] === 0x2a || b[0] === 0x2b
-  if (isWordStart(b[0]!)) return true
-  // JavaScript's multi-line ^ also matches after "\r".
+  const chars = toServer ? first.client : first.server
+  if (chars.includes(String.fromCharCode(b[0]!))) return true
+  if (!toServer || !first.multiline) return false
   for (let i = 1; i < n; i++) {
     const c = b[i - 1]
-    if ((c === 0x0a || c === 0x0d) && isWordStart(b[i]!)) return true
+    if ((c === 0x0a || c === 0x0d) && chars.includes(String.fromCharCode(b[i]!))) return true
   }
   return false
 }
+
+const WORD_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.'
 
 /** What distinguishes one line-based protocol's upgrade. */
 interface LineUpgrade {
@@ -49,6 +54,8 @@ interface LineUpgrade {
   ports: number[]
   /** The first payload of a direction looks like this protocol. */
   probe(text: string, toServer: boolean): boolean
+  /** What `probe` implies about first characters (checked before decoding). */
+  first: ProbeStart
   /** The client's upgrade command: the tag its answer carries ('' untagged), else undefined. */
   command(line: string): string | undefined
   /** A server line after the command: the answer agrees, refuses, or is not the answer yet. */
@@ -71,7 +78,7 @@ function lineParser(u: LineUpgrade): L7Parser<UpgradeState, never> {
     ports: u.ports,
     upgradesTo: ['tls'],
     probe: (b, dir) =>
-      mayBeLines(b, dir === L7Dir.ToServer) &&
+      mayMatch(b, dir === L7Dir.ToServer, u.first) &&
       u.probe(latin1(b, 0, Math.min(b.byteLength, PROBE_BYTES)), dir === L7Dir.ToServer),
     newState: () => ({ tag: undefined, lines: 0, done: false }),
     parse(s: UpgradeState, dir: L7Dir, b: Uint8Array): ParseResult {
@@ -114,6 +121,7 @@ function finalCode(line: string): number {
 
 export const smtpParser = lineParser({
   name: 'smtp',
+  first: { server: '2', client: 'EeHh', multiline: false },
   ports: [25, 587, 2525],
   probe: (t, toServer) =>
     toServer ? /^(EHLO|HELO) /i.test(t) : /^220[ -]/.test(t) && /SMTP/i.test(t.split('\n')[0] ?? ''),
@@ -127,6 +135,7 @@ export const smtpParser = lineParser({
 
 export const imapParser = lineParser({
   name: 'imap',
+  first: { server: '*', client: WORD_CHARS, multiline: true },
   ports: [143],
   probe: (t, toServer) =>
     toServer ? /^[A-Za-z0-9.]+ (CAPABILITY|STARTTLS)\r?$/im.test(t) : /^\* (OK|PREAUTH)/.test(t),
@@ -143,6 +152,7 @@ export const imapParser = lineParser({
 
 export const pop3Parser = lineParser({
   name: 'pop3',
+  first: { server: '+', client: 'CcSs', multiline: true },
   ports: [110],
   probe: (t, toServer) => (toServer ? /^(CAPA|STLS)\r?$/im.test(t) : /^\+OK/.test(t)),
   command: (l) => (upper(l).trim() === 'STLS' ? '' : undefined),
@@ -152,6 +162,7 @@ export const pop3Parser = lineParser({
 
 export const ftpParser = lineParser({
   name: 'ftp',
+  first: { server: '2', client: 'AaFf', multiline: true },
   ports: [21],
   probe: (t, toServer) =>
     toServer
