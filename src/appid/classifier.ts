@@ -7,7 +7,13 @@
  * exported RFC 6759 applicationId carries the entry's stable id.
  */
 import { CATALOGUE, type AppEntry } from './catalogue.js'
-import { SIGNATURE_TRANSPORTS, SIGNATURES, type Signature, type Transport } from './signatures.js'
+import {
+  SIGNATURE_FIRST_OCTETS,
+  SIGNATURE_TRANSPORTS,
+  SIGNATURES,
+  type Signature,
+  type Transport,
+} from './signatures.js'
 
 /** How an application was recognised, weakest first (a stronger one replaces a weaker one). */
 export const Evidence = {
@@ -31,8 +37,8 @@ const MAX_MEMO_HOST = 255
 export class AppCatalogue {
   readonly entries: readonly AppEntry[]
   private readonly byDomain = new Map<string, number>()
-  /** Key: protocol << 16 | port (tcp/udp only). */
-  private readonly byPort = new Map<number, number>()
+  /** Entry by port: TCP ports at 0-65535, UDP ports at 65536-131071 (NO_APP when none). */
+  private readonly byPort = new Int32Array(2 * 65536).fill(NO_APP)
   private readonly byProtocol = new Map<number, number>()
   private readonly byName = new Map<string, number>()
   /** byHost and named answers by the name as given (bounded: cleared when full). */
@@ -43,6 +49,12 @@ export class AppCatalogue {
   /** The signatures that can match on TCP, and on UDP (SIGNATURE_TRANSPORTS), in catalogue order. */
   readonly tcpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
   readonly udpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
+  /**
+   * tcpSignatures and udpSignatures by the payload's first octet: those that can match with it
+   * (SIGNATURE_FIRST_OCTETS), in the same order. The first that matches is the same as in the full list.
+   */
+  readonly tcpSignaturesByOctet: readonly (readonly { readonly entry: number; readonly test: Signature }[])[]
+  readonly udpSignaturesByOctet: readonly (readonly { readonly entry: number; readonly test: Signature }[])[]
 
   constructor(entries: readonly AppEntry[] = CATALOGUE) {
     this.entries = entries
@@ -59,8 +71,8 @@ export class AppCatalogue {
       for (const p of e.ports) {
         const m = /^(tcp|udp)\/(\d{1,5})$/.exec(p)
         if (m === null || Number(m[2]) > 65535) throw new Error(`catalogue: ${e.name}: bad port "${p}"`)
-        const key = ((m[1] === 'tcp' ? 6 : 17) << 16) | Number(m[2])
-        if (!this.byPort.has(key)) this.byPort.set(key, i)
+        const key = (m[1] === 'tcp' ? 0 : 65536) + Number(m[2])
+        if (this.byPort[key] === NO_APP) this.byPort[key] = i
       }
       for (const n of e.ipProtocols) this.byProtocol.set(n, i)
       if (e.signature !== '') {
@@ -76,6 +88,14 @@ export class AppCatalogue {
       })
     this.tcpSignatures = on('tcp')
     this.udpSignatures = on('udp')
+    const byOctet = (
+      list: readonly { entry: number; test: Signature }[],
+    ): { entry: number; test: Signature }[][] =>
+      Array.from({ length: 256 }, (_, octet) =>
+        list.filter((x) => SIGNATURE_FIRST_OCTETS[entries[x.entry]!.signature]?.includes(octet) ?? true),
+      )
+    this.tcpSignaturesByOctet = byOctet(this.tcpSignatures)
+    this.udpSignaturesByOctet = byOctet(this.udpSignatures)
   }
 
   /**
@@ -117,8 +137,8 @@ export class AppCatalogue {
   }
 
   byTransportPort(protocol: number, port: number): number {
-    if (protocol !== 6 && protocol !== 17) return NO_APP
-    return this.byPort.get((protocol << 16) | port) ?? NO_APP
+    if ((protocol !== 6 && protocol !== 17) || port < 0 || port > 65535) return NO_APP
+    return this.byPort[protocol === 6 ? port : 65536 + port]!
   }
 
   byIpProtocol(protocol: number): number {
@@ -126,19 +146,35 @@ export class AppCatalogue {
   }
 }
 
-const IPV4_TEXT = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/
-
-/** A dotted-quad IPv4 address in canonical form as its 32-bit number; any other text stays text. */
+/**
+ * A dotted-quad IPv4 address in canonical form (four decimal octets 0-255, no leading zeros) as its 32-bit
+ * number, signed (`| 0`: a small integer to V8, where an unsigned one above 2^31 is a heap number made
+ * on every lookup); any other text stays text. Read character by character (DNS answers bring many).
+ */
 function addressKey(address: string): number | string {
-  const m = IPV4_TEXT.exec(address)
-  if (m === null) return address
+  const n = address.length
   let v = 0
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i])
-    if (o > 255) return address
+  let parts = 0
+  let i = 0
+  while (parts < 4) {
+    const first = i
+    let o = 0
+    while (i < n && i - first < 3) {
+      const c = address.charCodeAt(i)
+      if (c < 0x30 || c > 0x39) break
+      o = o * 10 + (c - 0x30)
+      i++
+    }
+    const digits = i - first
+    if (digits === 0 || o > 255 || (digits > 1 && address.charCodeAt(first) === 0x30)) return address
     v = v * 256 + o
+    parts++
+    if (parts < 4) {
+      if (address.charCodeAt(i) !== 0x2e) return address
+      i++
+    }
   }
-  return v
+  return i === n ? v | 0 : address
 }
 
 /**
@@ -166,7 +202,7 @@ export class DnsAnswerCache {
 
   /** Lookup by an IPv4 address as a 32-bit number. */
   getIpv4(address: number): number {
-    return this.map.get(address >>> 0) ?? NO_APP
+    return this.map.get(address | 0) ?? NO_APP
   }
 
   get size(): number {

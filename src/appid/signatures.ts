@@ -79,6 +79,15 @@ const SIP_MORE = [
   'SIP/2.0 ',
 ]
 
+// Word lists of the signatures below, built once (not per call).
+const FTP_COMMANDS = ['USER ', 'AUTH TLS', 'AUTH SSL', 'FEAT\r\n']
+const SMTP_GREETINGS = ['EHLO ', 'HELO ', 'ehlo ', 'helo ']
+const SSDP_STARTS = ['M-SEARCH * HTTP/1.1', 'NOTIFY * HTTP/1.1']
+const REDIS_WORDS = ['+OK', '+PONG', '-ERR', 'PING']
+const MEMCACHED_WORDS = ['get ', 'gets ', 'set ', 'add ', 'stats', 'VALUE ', 'STAT ', 'version']
+const RTSP_REQUESTS = ['OPTIONS rtsp://', 'DESCRIBE rtsp://', 'SETUP rtsp://', 'PLAY rtsp://']
+const IRC_COMMANDS = ['NICK ', 'USER ', 'CAP LS', 'PASS ']
+
 export const SIGNATURES: Readonly<Record<string, Signature>> = {
   ssh: (b) => ascii(b, 0, 'SSH-1.') || ascii(b, 0, 'SSH-2.0'),
   // TPKT (RFC 1006) version 3 whose length is the payload's, carrying an X.224 Connection Request/Confirm.
@@ -92,14 +101,9 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   vnc: (b, t) => t === 'tcp' && ascii(b, 0, 'RFB 0'),
   ftp: (b, t, toServer) =>
     t === 'tcp' &&
-    (toServer
-      ? anyAscii(b, ['USER ', 'AUTH TLS', 'AUTH SSL', 'FEAT\r\n'])
-      : ascii(b, 0, '220') && (contains(b, 'FTP') || contains(b, 'ftp'))),
+    (toServer ? anyAscii(b, FTP_COMMANDS) : ascii(b, 0, '220') && (contains(b, 'FTP') || contains(b, 'ftp'))),
   smtp: (b, t, toServer) =>
-    t === 'tcp' &&
-    (toServer
-      ? anyAscii(b, ['EHLO ', 'HELO ', 'ehlo ', 'helo '])
-      : ascii(b, 0, '220') && contains(b, 'SMTP')),
+    t === 'tcp' && (toServer ? anyAscii(b, SMTP_GREETINGS) : ascii(b, 0, '220') && contains(b, 'SMTP')),
   pop3: (b, t, toServer) => t === 'tcp' && !toServer && ascii(b, 0, '+OK'),
   imap: (b, t, toServer) => t === 'tcp' && !toServer && (ascii(b, 0, '* OK') || ascii(b, 0, '* PREAUTH')),
   // RFC 1350: RRQ/WRQ, a file name, NUL, a mode, NUL.
@@ -161,7 +165,7 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   smb1: (b, t) => t === 'tcp' && b.byteLength >= 8 && b[0] === 0 && b[4] === 0xff && ascii(b, 5, 'SMB'),
   smb2: (b, t) =>
     t === 'tcp' && b.byteLength >= 8 && b[0] === 0 && (b[4] === 0xfe || b[4] === 0xfd) && ascii(b, 5, 'SMB'),
-  ssdp: (b, t) => t === 'udp' && anyAscii(b, ['M-SEARCH * HTTP/1.1', 'NOTIFY * HTTP/1.1']),
+  ssdp: (b, t) => t === 'udp' && anyAscii(b, SSDP_STARTS),
   // Server greeting: 3-octet length, sequence 0, protocol 10, NUL-terminated version text.
   mysql: (b, t, toServer) =>
     t === 'tcp' &&
@@ -196,10 +200,8 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   redis: (b, t, _d, sport, dport) =>
     t === 'tcp' &&
     onPort(6379, sport, dport) &&
-    ((b[0] === 0x2a && b[1]! >= 0x31 && b[1]! <= 0x39) || anyAscii(b, ['+OK', '+PONG', '-ERR', 'PING'])),
-  memcached: (b, _t, _d, sport, dport) =>
-    onPort(11211, sport, dport) &&
-    anyAscii(b, ['get ', 'gets ', 'set ', 'add ', 'stats', 'VALUE ', 'STAT ', 'version']),
+    ((b[0] === 0x2a && b[1]! >= 0x31 && b[1]! <= 0x39) || anyAscii(b, REDIS_WORDS)),
+  memcached: (b, _t, _d, sport, dport) => onPort(11211, sport, dport) && anyAscii(b, MEMCACHED_WORDS),
   // TNS header: length, checksum, type CONNECT (1) / ACCEPT (2) / REFUSE (4) / REDIRECT (5) / DATA (6).
   tns: (b, t, _d, sport, dport) =>
     t === 'tcp' &&
@@ -215,7 +217,8 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
         ascii(b, 0, 'd1:rd2:id20:') ||
         ascii(b, 0, 'd1:q') ||
         contains(b, 'BitTorrent', 64),
-  sip: (b) => anyAscii(b, SIP_METHODS) || anyAscii(b, SIP_MORE),
+  // Every method (and the status line) starts with a capital letter: one test rejects other payloads.
+  sip: (b) => b[0]! >= 0x41 && b[0]! <= 0x5a && (anyAscii(b, SIP_METHODS) || anyAscii(b, SIP_MORE)),
   // RFC 3550: version 2, a payload type that is not RTCP (72-76 with the marker bit), a plausible length.
   rtp: (b, t, _d, sport, dport) => {
     if (t !== 'udp' || b.byteLength < 12 || b[0]! >> 6 !== 2 || sport < 1024 || dport < 1024) return false
@@ -232,10 +235,7 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   // RFC 8489: message type with the top two bits 0, length + 20 = payload, magic cookie 0x2112A442.
   stun: (b) =>
     b.byteLength >= 20 && (b[0]! & 0xc0) === 0 && u32(b, 4) === 0x2112a442 && u16(b, 2) + 20 === b.byteLength,
-  rtsp: (b, t) =>
-    t === 'tcp' &&
-    (anyAscii(b, ['OPTIONS rtsp://', 'DESCRIBE rtsp://', 'SETUP rtsp://', 'PLAY rtsp://']) ||
-      ascii(b, 0, 'RTSP/1.0 ')),
+  rtsp: (b, t) => t === 'tcp' && (anyAscii(b, RTSP_REQUESTS) || ascii(b, 0, 'RTSP/1.0 ')),
   // P_CONTROL_HARD_RESET_CLIENT_V2/V3 (opcode 7 or 10, key id 0) and a session id, behind a length over TCP.
   openvpn: (b, t, _d, sport, dport) => {
     const o = t === 'tcp' ? 2 : 0
@@ -285,12 +285,11 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   xmpp: (b, t) =>
     t === 'tcp' &&
     (contains(b, '<stream:stream', 128) || (ascii(b, 0, '<?xml') && contains(b, 'jabber', 200))),
+  // The command or prefix first (cheap), the port or NOTICE search after.
   irc: (b, t, toServer, sport, dport) =>
     t === 'tcp' &&
-    (onPort(6667, sport, dport) || onPort(6697, sport, dport) || contains(b, ' NOTICE ')) &&
-    (toServer
-      ? anyAscii(b, ['NICK ', 'USER ', 'CAP LS', 'PASS '])
-      : b[0] === 0x3a && contains(b, ' NOTICE ')),
+    (toServer ? anyAscii(b, IRC_COMMANDS) : b[0] === 0x3a && contains(b, ' NOTICE ')) &&
+    (onPort(6667, sport, dport) || onPort(6697, sport, dport) || contains(b, ' NOTICE ')),
   // SOCKS5 greeting (version 5, n methods, n octets) or SOCKS4 CONNECT/BIND.
   socks: (b, t, toServer) =>
     t === 'tcp' &&
@@ -384,4 +383,49 @@ export const SIGNATURE_TRANSPORTS: Readonly<Record<string, readonly Transport[]>
   rsync: ['tcp'],
   bitcoin: ['tcp'],
   quic: ['udp'],
+}
+
+const chars = (s: string): number[] => Array.from(s, (c) => c.charCodeAt(0))
+const range = (a: number, z: number): number[] => Array.from({ length: z - a + 1 }, (_, i) => a + i)
+
+/**
+ * The first payload octets with which each signature can match at all (whatever the rest, the transport,
+ * the direction and the ports), so a packet is tried only against the signatures its first octet allows
+ * (src/appid/classifier.ts); absent: any first octet (a length, a search, a port-gated bit test).
+ * classifier.test.ts checks every set against its signature.
+ */
+export const SIGNATURE_FIRST_OCTETS: Readonly<Record<string, readonly number[]>> = {
+  ssh: chars('S'),
+  rdp: [3],
+  vnc: chars('R'),
+  ftp: chars('UAF2'),
+  smtp: chars('EHeh2'),
+  pop3: chars('+'),
+  imap: chars('*'),
+  tftp: [0],
+  snmp: [0x30],
+  syslog: chars('<'),
+  ldap: [0x30],
+  smb1: [0],
+  smb2: [0],
+  ssdp: chars('MN'),
+  tds: [0x10, 0x12],
+  redis: chars('*+-P'),
+  memcached: chars('gsaVSv'),
+  sip: range(0x41, 0x5a),
+  rtp: range(0x80, 0xbf),
+  rtcp: range(0x80, 0xbf),
+  stun: range(0x00, 0x3f),
+  rtsp: chars('ODSPR'),
+  wireguard: [1, 2, 3, 4],
+  bgp: [0xff],
+  mqtt: [0x10],
+  amqp: chars('A'),
+  irc: chars('NUCP:'),
+  socks: [4, 5],
+  dcerpc: [5],
+  dtls: range(20, 23),
+  rsync: chars('@'),
+  bitcoin: [0xf9, 0x0b],
+  quic: range(0xc0, 0xff),
 }

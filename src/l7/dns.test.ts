@@ -182,3 +182,31 @@ describe('dns parser', () => {
     )
   })
 })
+
+describe('DNS name text', () => {
+  /** Zeek's rendering of a name from its labels: printable ASCII as is, other octets as \xNN, dots between. */
+  const reference = (labels: Uint8Array[]): string =>
+    labels
+      .map((l) =>
+        Array.from(l, (c) =>
+          c > 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0'),
+        ).join(''),
+      )
+      .join('.')
+
+  it('renders every label octet as Zeek prints it, for any labels', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 63 }), { minLength: 1, maxLength: 3 }),
+        (labels) => {
+          // A query whose question name is these labels.
+          const name = labels.flatMap((l) => [l.length, ...l])
+          const msg = Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, ...name, 0, 0, 1, 0, 1])
+          const m = parseMessage(msg, () => undefined)
+          expect(m?.qname).toBe(reference(labels))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+})

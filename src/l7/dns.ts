@@ -87,14 +87,29 @@ function u32(m: Uint8Array, o: number): number {
   return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0
 }
 
-/** Escape a label byte the way Zeek prints names: printable ASCII as is, others as \xNN. */
-function labelText(m: Uint8Array, start: number, len: number): string {
-  let s = ''
+/**
+ * The text of the name being read, built octet by octet and decoded once: the labels' octets the way Zeek
+ * prints names (printable ASCII as is, others as \xNN), dots between them. A name has at most 255 octets
+ * (readName stops there), so at most 4 · 255 characters plus the dots.
+ */
+const NAME_TEXT = Buffer.alloc(2048)
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0))
+
+/** Appends label octets m[start, start + len) to NAME_TEXT at `at`; returns the new end. */
+function appendLabel(m: Uint8Array, start: number, len: number, at: number): number {
+  const out = NAME_TEXT
+  let n = at
   for (let i = start; i < start + len; i++) {
     const c = m[i]!
-    s += c > 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\x' + c.toString(16).padStart(2, '0')
+    if (c > 0x20 && c < 0x7f) out[n++] = c
+    else {
+      out[n++] = 0x5c // \
+      out[n++] = 0x78 // x
+      out[n++] = HEX_DIGITS[c >> 4]!
+      out[n++] = HEX_DIGITS[c & 15]!
+    }
   }
-  return s
+  return n
 }
 
 /** Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). */
@@ -103,7 +118,7 @@ export function readName(c: Cursor): string {
   let pos = c.pos
   let jumps = 0
   let after = -1
-  let name = ''
+  let chars = 0
   let total = 0
   for (;;) {
     if (pos >= m.byteLength) throw TRUNCATED
@@ -139,20 +154,35 @@ export function readName(c: Cursor): string {
       c.anomaly('dns_name_too_long')
       break
     }
-    name += (name === '' ? '' : '.') + labelText(m, pos + 1, len)
+    if (chars > 0) NAME_TEXT[chars++] = 0x2e
+    chars = appendLabel(m, pos + 1, len, chars)
     pos += 1 + len
   }
   c.pos = after >= 0 ? after : pos
-  return name
+  return chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
 }
+
+/** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
+const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i))
 
 function rdataText(c: Cursor, type: number, start: number, len: number): string {
   const m = c.msg
+  if (type === 1) {
+    // A, the most common answer.
+    if (len !== 4) return ''
+    return (
+      DECIMAL[m[start]!]! +
+      '.' +
+      DECIMAL[m[start + 1]!]! +
+      '.' +
+      DECIMAL[m[start + 2]!]! +
+      '.' +
+      DECIMAL[m[start + 3]!]!
+    )
+  }
   const end = start + len
   const at = (o: number): Cursor => ({ msg: m, pos: o, anomaly: c.anomaly })
   switch (type) {
-    case 1: // A
-      return len === 4 ? `${m[start]}.${m[start + 1]}.${m[start + 2]}.${m[start + 3]}` : ''
     case 28: // AAAA
       return len === 16 ? ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start) : ''
     case 2: // NS
@@ -356,8 +386,17 @@ function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>
   // The response names what it answers: its question, or (mDNS, RFC 6762 §6: no question section) its first
   // answer. A response about another name is not the answer to a pending query with the same ID (mDNS
   // uses ID 0 throughout), as Zeek pairs them.
-  const about = (m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')).toLowerCase()
-  const i = s.pending.findIndex((t) => t.id === m.id && (about === '' || t.qname.toLowerCase() === about))
+  // (Names are ASCII text: readName escapes other octets. Lower-cased only when an ID matches.)
+  const about = m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')
+  let lower: string | undefined
+  let i = -1
+  for (let k = 0; k < s.pending.length; k++) {
+    const t = s.pending[k]!
+    if (t.id === m.id && (about === '' || t.qname.toLowerCase() === (lower ??= about.toLowerCase()))) {
+      i = k
+      break
+    }
+  }
   let tx: DnsTx
   if (i >= 0) {
     tx = s.pending[i]!

@@ -2,11 +2,12 @@
 // claims get a slot; unclaimed flows are rejected after `probePackets`; slots are bounded and reused; the
 // per-flow byte bound stops a flow that buffers too much; the parser stopping frees the slot at once; a
 // parser hands a flow on (named target, or re-detection after an HTTP CONNECT) with the bytes it left.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
 import { ascii } from '../../test/helpers/l7.js'
 import { L7Engine, type L7EngineOptions } from './engine.js'
-import { httpParser, type HttpTx } from './http.js'
+import { httpParser, type HttpState, type HttpTx } from './http.js'
 import { incomplete, L7Dir, OK, parseError, switchTo, type L7Parser } from './parser.js'
 
 const OPTS: L7EngineOptions = { maxFlows: 2, maxBytesPerFlow: 1024, maxBytesTotal: 4096, probePackets: 2 }
@@ -173,5 +174,86 @@ describe('L7 engine hand-off', () => {
       ['GET', ''],
     ])
     expect(e.counters.handoffs).toBe(2)
+  })
+})
+
+describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
+  /** The HTTP parser without `skip`: every body byte goes through parse, as before skipping existed. */
+  const h = httpParser
+  const noSkip: L7Parser<HttpState, HttpTx> = {
+    name: h.name,
+    transports: h.transports,
+    ports: h.ports,
+    probe: (b, d, t) => h.probe(b, d, t),
+    newState: (t) => h.newState(t),
+    parse: (s, d, b, ctx) => h.parse(s, d, b, ctx),
+    gap: (s, d, n, ctx) => h.gap!(s, d, n, ctx),
+    wantsMore: (s) => h.wantsMore(s),
+    finish: (s, ctx) => h.finish(s, ctx),
+  }
+
+  const body = (n: number): string => 'x'.repeat(n)
+  const chunked = (sizes: number[]): string =>
+    sizes.map((n) => `${n.toString(16)}\r\n${body(n)}\r\n`).join('') + '0\r\n\r\n'
+  const request = fc.constantFrom(
+    'GET /a HTTP/1.1\r\nHost: a\r\n\r\n',
+    `POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 300\r\n\r\n${body(300)}`,
+    `PUT /c HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n${chunked([5, 200, 17])}`,
+  )
+  const response = fc.constantFrom(
+    `HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${body(1000)}`,
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked([100, 1, 700])}`,
+    'HTTP/1.1 304 Not Modified\r\n\r\n',
+  )
+
+  /** Feeds `stream` of direction `dir` as segments cut at `cuts`, leaving out the segments in `lost`. */
+  function feed(
+    e: L7Engine<HttpTx>,
+    dir: L7Dir,
+    stream: Uint8Array,
+    cuts: number[],
+    lost: Set<number>,
+  ): void {
+    const at = [
+      0,
+      ...cuts.filter((c) => c > 0 && c < stream.byteLength).sort((a, b) => a - b),
+      stream.byteLength,
+    ]
+    for (let i = 0; i + 1 < at.length; i++) {
+      if (at[i] === at[i + 1] || lost.has(i)) continue
+      const p = pkt(stream.slice(at[i], at[i + 1]), (dir === L7Dir.ToServer ? 1000 : 500000) + at[i]!)
+      if (dir === L7Dir.ToClient) [p.srcPort, p.dstPort] = [80, 40000]
+      e.onPacket(1, p, dir, 1 + i)
+    }
+  }
+
+  it('gives the same transactions and anomalies as parsing every byte, with any segmentation and losses', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(request, response), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
+        (pairs, cutsUp, cutsDown, lostDown) => {
+          const run = (parser: L7Parser<HttpState, HttpTx>): unknown => {
+            const txs: HttpTx[] = []
+            const opts = { maxFlows: 4, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
+            const e = new L7Engine<HttpTx>([parser], (_k, tx) => txs.push(tx), opts)
+            e.resize(4, 0)
+            e.onCreate(1, 0)
+            // The first request segment whole, so the flow is claimed.
+            feed(e, L7Dir.ToServer, ascii(pairs.map((p) => p[0]).join('')), cutsUp, new Set())
+            feed(e, L7Dir.ToClient, ascii(pairs.map((p) => p[1]).join('')), cutsDown, new Set(lostDown))
+            e.end(1)
+            return {
+              txs,
+              anomalies: [...e.counters.anomalies],
+            }
+          }
+          expect(run(httpParser)).toEqual(run(noSkip))
+        },
+      ),
+      { numRuns: 300 },
+    )
   })
 })

@@ -88,6 +88,22 @@ export interface FlowKey {
  */
 export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number, parser: string) => void
 
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * The captured payload of `p` as a plain Uint8Array view: made directly, it costs less than
+ * `buf.subarray`, which builds a Buffer (the packet buffer's class) through its species constructor.
+ */
+function payloadOf(p: PacketInfo): Uint8Array {
+  const b = p.buf
+  const o = p.payloadOffset
+  const end = Math.min(o + p.payloadCaptured, b.byteLength)
+  return end <= o ? NO_BYTES : new Uint8Array(b.buffer, b.byteOffset + o, end - o)
+}
+
+/** Room allocated ahead for pending input at most (beyond it the buffer grows as bytes come). */
+const MAX_PENDING_ROOM = 1 << 16
+
 /** Hand-offs per flow at most (a parser that hands back and forth is cut off). */
 const MAX_HANDOFFS = 4
 
@@ -128,9 +144,16 @@ class Slot<Tx> implements L7Context<Tx> {
   }
   readonly budget: Budget
   readonly streams: [StreamReassembler, StreamReassembler]
-  /** Unconsumed parser input per direction (owned copies) and the total length the parser needs. */
+  /**
+   * Unconsumed parser input per direction: an owned buffer whose first `held` bytes wait (the rest is room
+   * for what follows, so a message spread over many segments is copied once, not once per segment), and
+   * the total length the parser needs.
+   */
   readonly pending: [Uint8Array | undefined, Uint8Array | undefined] = [undefined, undefined]
+  readonly held = [0, 0]
   readonly need = [0, 0]
+  /** Bytes per direction the parser skips next (L7Parser.skip): dropped without a parse call. */
+  readonly skip = [0, 0]
 
   constructor(
     private readonly engine: L7Engine<Tx>,
@@ -163,6 +186,8 @@ class Slot<Tx> implements L7Context<Tx> {
     this.streams[1].reset()
     this.dropPending(0)
     this.dropPending(1)
+    this.skip[0] = 0
+    this.skip[1] = 0
     this.parser = undefined
     this.parserIndex = -1
     this.handoffs = 0
@@ -173,10 +198,20 @@ class Slot<Tx> implements L7Context<Tx> {
   }
 
   private dropPending(d: number): void {
-    const p = this.pending[d]
-    if (p !== undefined) this.budget.release(p.byteLength)
+    if (this.pending[d] !== undefined) this.budget.release(this.held[d]!)
     this.pending[d] = undefined
+    this.held[d] = 0
     this.need[d] = 0
+  }
+
+  /** Keeps `rest` (charged to the budget already) as direction `d`'s pending input, with room for `need`. */
+  private hold(d: L7Dir, rest: Uint8Array, need: number): void {
+    // Not zeroed (only the first `held` bytes are ever read), and small ones come from Buffer's pool.
+    const buf = Buffer.allocUnsafe(Math.max(rest.byteLength, Math.min(need, MAX_PENDING_ROOM)))
+    buf.set(rest)
+    this.pending[d] = buf
+    this.held[d] = rest.byteLength
+    this.need[d] = need
   }
 
   /** Parser input for direction `d` (a reassembled TCP chunk or a UDP datagram). */
@@ -188,26 +223,43 @@ class Slot<Tx> implements L7Context<Tx> {
       return
     }
     let buf = bytes
+    const skip = this.skip[d]!
+    if (skip > 0) {
+      if (buf.byteLength <= skip) {
+        this.skip[d] = skip - buf.byteLength
+        return
+      }
+      this.skip[d] = 0
+      buf = buf.subarray(skip)
+    }
     const old = this.pending[d]
     if (old !== undefined) {
       // `old` is charged to the budget already; charge the new bytes too while they wait together.
-      if (!this.budget.reserve(bytes.byteLength)) return this.overflow()
-      const merged = new Uint8Array(old.byteLength + bytes.byteLength)
-      merged.set(old)
-      merged.set(bytes, old.byteLength)
-      this.pending[d] = merged
-      if (merged.byteLength < this.need[d]!) return
+      if (!this.budget.reserve(buf.byteLength)) return this.overflow()
+      const held = this.held[d]!
+      const total = held + buf.byteLength
+      let into = old
+      if (total > old.byteLength) {
+        into = Buffer.allocUnsafe(Math.max(total, Math.min(2 * old.byteLength, MAX_PENDING_ROOM)))
+        into.set(old.subarray(0, held))
+        this.pending[d] = into
+      }
+      into.set(buf, held)
+      this.held[d] = total
+      if (total < this.need[d]!) return
       this.pending[d] = undefined
+      this.held[d] = 0
       this.need[d] = 0
-      this.budget.release(merged.byteLength)
-      buf = merged
+      this.budget.release(total)
+      buf = into.subarray(0, total)
     }
     const r = parser.parse(this.state, d, buf, this)
-    if (r.kind === 'incomplete') {
+    if (r.kind === 'ok') {
+      if (parser.skip !== undefined) this.skip[d] = parser.skip(this.state, d)
+    } else if (r.kind === 'incomplete') {
       const rest = buf.byteLength - r.consumed
       if (!this.budget.reserve(rest)) return this.overflow()
-      this.pending[d] = buf.slice(r.consumed)
-      this.need[d] = r.needed
+      this.hold(d, buf.subarray(r.consumed), r.needed)
     } else if (r.kind === 'error') {
       this.anomaly(r.anomaly)
       this.engine.counters.parserErrors++
@@ -246,10 +298,15 @@ class Slot<Tx> implements L7Context<Tx> {
     const from = this.parserIndex
     this.parser!.finish(this.state, this)
     const o = d === L7Dir.ToServer ? L7Dir.ToClient : L7Dir.ToServer
-    const held = this.pending[o]
+    const pending = this.pending[o]
+    const held = pending?.subarray(0, this.held[o])
     if (held !== undefined) this.budget.release(held.byteLength)
     this.pending[o] = undefined
+    this.held[o] = 0
     this.need[o] = 0
+    // What the old parser meant to skip is the new parser's to read.
+    this.skip[0] = 0
+    this.skip[1] = 0
     this.parser = undefined
     this.parserIndex = -1
     this.state = undefined
@@ -285,6 +342,13 @@ class Slot<Tx> implements L7Context<Tx> {
 
   gap(d: L7Dir, size: number): void {
     if (this.dead || this.parser === undefined) return
+    // A gap inside bytes the parser skips anyway changes nothing but how many are left to skip.
+    const skip = this.skip[d]!
+    if (skip > size) {
+      this.skip[d] = skip - size
+      return
+    }
+    this.skip[d] = 0
     this.dropPending(d)
     this.parser.gap?.(this.state, d, size, this)
   }
@@ -329,6 +393,9 @@ export class L7Engine<Tx> {
   private readonly free: number[] = []
   /** Parser indexes per well-known port (the hint), and the per-parser counters by index. */
   private readonly byPort = new Map<number, number[]>()
+  /** Per parser index: 1 when it runs over TCP, and over UDP (tested before its probe). */
+  private readonly onTcp: Uint8Array
+  private readonly onUdp: Uint8Array
   private readonly perParser: L7ParserCounters[]
   /** Per parser index: 1 when flows may be handed to it. */
   private readonly targets: Uint8Array
@@ -348,6 +415,8 @@ export class L7Engine<Tx> {
         this.byPort.set(port, l)
       }
     })
+    this.onTcp = Uint8Array.from(parsers, (p) => (p.transports.includes('tcp') ? 1 : 0))
+    this.onUdp = Uint8Array.from(parsers, (p) => (p.transports.includes('udp') ? 1 : 0))
     const t = opts.handoffTargets
     this.targets = Uint8Array.from(parsers, (p) => (t === undefined || t.includes(p.name) ? 1 : 0))
     this.perParser = parsers.map((p) => {
@@ -444,11 +513,11 @@ export class L7Engine<Tx> {
       return
     }
     const n = p.payloadCaptured
-    const o = p.payloadOffset
     let slot: Slot<Tx>
+    let bytes: Uint8Array | undefined
     if (st === ST_UNPROBED) {
       if (n === 0) return
-      const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
+      bytes = payloadOf(p)
       const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
       const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
       if (pi < 0) {
@@ -487,7 +556,7 @@ export class L7Engine<Tx> {
     }
     slot.tsUs = tsUs
     if (proto === UDP) {
-      if (n > 0) slot.data(dir, p.buf.subarray(o, Math.min(o + n, p.buf.byteLength)))
+      if (n > 0) slot.data(dir, bytes ?? payloadOf(p))
     } else {
       const r = slot.streams[dir]
       let seq = p.tcpSeq >>> 0
@@ -496,7 +565,7 @@ export class L7Engine<Tx> {
         r.start(seq)
       }
       if (n > 0) {
-        r.push(seq, p.buf.subarray(o, Math.min(o + n, p.buf.byteLength)))
+        r.push(seq, bytes ?? payloadOf(p))
         if (p.payloadLength > n) r.lost((seq + n) >>> 0, p.payloadLength - n)
       }
     }
@@ -574,17 +643,18 @@ export class L7Engine<Tx> {
     except = -1,
   ): number {
     const ps = this.parsers
+    const on = transport === 'tcp' ? this.onTcp : this.onUdp
     const hinted = this.byPort.get(dport) ?? this.byPort.get(sport)
     if (hinted !== undefined)
       for (const i of hinted) {
         if (i === except || (only !== undefined && only[i] !== 1)) continue
-        const p = ps[i]!
-        if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return i
+        if (on[i] === 1 && ps[i]!.probe(bytes, dir, transport)) return i
       }
+    // Probes are pure: a hinted parser that said no is not asked again.
     for (let i = 0; i < ps.length; i++) {
       if (i === except || (only !== undefined && only[i] !== 1)) continue
-      const p = ps[i]!
-      if (p.transports.includes(transport) && p.probe(bytes, dir, transport)) return i
+      if (on[i] === 1 && (hinted === undefined || !hinted.includes(i)) && ps[i]!.probe(bytes, dir, transport))
+        return i
     }
     return -1
   }

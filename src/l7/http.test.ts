@@ -4,7 +4,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
-import { httpParser, type HttpState, type HttpTx } from './http.js'
+import { httpParser, messageStart, type HttpState, type HttpTx } from './http.js'
 import { L7Dir } from './parser.js'
 
 const REQ = ascii(
@@ -172,6 +172,48 @@ describe('http parser', () => {
         },
       ),
       { seed: 7, numRuns: 1500 },
+    )
+  })
+})
+
+describe('HTTP resync', () => {
+  /** The line start search as a test per octet. */
+  function reference(m: Uint8Array, from: number, toServer: boolean): number {
+    for (let i = from; i < m.byteLength; i++) {
+      if (i > 0 && m[i - 1] !== 0x0a) continue
+      const rest = Buffer.from(m.subarray(i)).toString('latin1')
+      if (
+        toServer
+          ? /^[A-Z0-9_.-]{1,32} /.test(rest)
+          : rest.startsWith('HTTP/1.') || rest.startsWith('HTTP/0.9')
+      )
+        return i
+    }
+    return -1
+  }
+
+  it('finds the first message start at a line start, as a test per octet does', () => {
+    const piece = fc.oneof(
+      fc.constantFrom(
+        '\n',
+        '\r\n',
+        'GET / HTTP/1.1\r\n',
+        'HTTP/1.1 200 OK\r\n',
+        'x',
+        'HTTP/1.',
+        'M-SEARCH ',
+        'A ',
+      ),
+      fc.string({ maxLength: 12 }),
+      fc.uint8Array({ maxLength: 12 }).map((b) => Buffer.from(b).toString('latin1')),
+    )
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), fc.nat(80), fc.boolean(), (pieces, from, toServer) => {
+        const m = Uint8Array.from(pieces.join(''), (c) => c.charCodeAt(0) & 0xff)
+        const f = Math.min(from, m.byteLength)
+        expect(messageStart(m, f, toServer)).toBe(reference(m, f, toServer))
+      }),
+      { numRuns: 3000 },
     )
   })
 })

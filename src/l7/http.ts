@@ -139,6 +139,27 @@ function isResponseStart(m: Uint8Array, o: number): boolean {
   return startsWith(m, o, 'HTTP/1.') || startsWith(m, o, 'HTTP/0.9')
 }
 
+/**
+ * The first line start at or after `from` (the start of `m`, or just after a "\n") that begins a request
+ * (`toServer`) or a response; -1 when none. Line starts are found by a search for "\n", not by a test
+ * per octet (a resync may look through a long body).
+ */
+export function messageStart(m: Uint8Array, from: number, toServer: boolean): number {
+  const n = m.byteLength
+  let i = from
+  if (i > 0 && m[i - 1] !== 0x0a) {
+    const nl = m.indexOf(0x0a, i)
+    i = nl < 0 ? n : nl + 1
+  }
+  while (i < n) {
+    if (toServer ? isTokenMethodStart(m, i) : isResponseStart(m, i)) return i
+    const nl = m.indexOf(0x0a, i)
+    if (nl < 0) return -1
+    i = nl + 1
+  }
+  return -1
+}
+
 function newTx(): HttpTx {
   return {
     method: '',
@@ -165,24 +186,44 @@ interface Head {
   fields: Map<string, string>
 }
 
-/** Splits a complete header block [0, end) into its start line and fields (lower-case names, first wins). */
+/** The header fields the parser reads (lower case); the others are only checked for their syntax. */
+const FIELDS_READ: ReadonlySet<string> = new Set([
+  'host',
+  'user-agent',
+  'referer',
+  'x-forwarded-for',
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+  'upgrade',
+  'server',
+  'location',
+])
+
+/**
+ * Splits a complete header block [0, end) into its start line and the fields in FIELDS_READ (lower-case
+ * names, first wins). The block is decoded once (latin1: one character per octet, so string and byte
+ * offsets agree) and cut into lines as text.
+ */
 function parseHead(m: Uint8Array, end: number, ctx: L7Context<HttpTx>): Head {
   const fields = new Map<string, string>()
+  const text = latin1(m, 0, end)
   let p = 0
-  let e = lineEnd(m, p, end)
-  const start = latin1(m, 0, e > 0 && m[e - 1] === 0x0d ? e - 1 : e).trim()
+  let e = text.indexOf('\n')
+  // (A block always ends with a line break: headerBlockEnd found it.)
+  if (e < 0) return { start: '', fields }
+  const start = text.slice(0, e > 0 && text.charCodeAt(e - 1) === 0x0d ? e - 1 : e).trim()
   p = e + 1
   while (p < end) {
-    e = lineEnd(m, p, end)
+    e = text.indexOf('\n', p)
     if (e < 0) break
-    const stop = e > p && m[e - 1] === 0x0d ? e - 1 : e
+    const stop = e > p && text.charCodeAt(e - 1) === 0x0d ? e - 1 : e
     if (stop > p) {
-      const line = latin1(m, p, stop)
-      const colon = line.indexOf(':')
-      if (colon <= 0) ctx.anomaly('http_bad_header_line')
+      const colon = text.indexOf(':', p)
+      if (colon < 0 || colon >= stop || colon === p) ctx.anomaly('http_bad_header_line')
       else {
-        const name = line.slice(0, colon).trim().toLowerCase()
-        if (!fields.has(name)) fields.set(name, line.slice(colon + 1).trim())
+        const name = text.slice(p, colon).trim().toLowerCase()
+        if (FIELDS_READ.has(name) && !fields.has(name)) fields.set(name, text.slice(colon + 1, stop).trim())
       }
     }
     p = e + 1
@@ -353,14 +394,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
       }
       case Mode.Resync: {
         // Find a line start that begins a message of this direction.
-        let found = -1
-        for (let i = p; i < n; i++) {
-          if (i > 0 && m[i - 1] !== 0x0a) continue
-          if (dir === L7Dir.ToServer ? isTokenMethodStart(m, i) : isResponseStart(m, i)) {
-            found = i
-            break
-          }
-        }
+        const found = messageStart(m, p, dir === L7Dir.ToServer)
         if (found < 0) return n - p > 16 ? incomplete(n - 16, 17) : incomplete(p, 17)
         p = found
         side.mode = Mode.Head
@@ -429,7 +463,11 @@ export const httpParser: L7Parser<HttpState, HttpTx> = {
   upgradesTo: ['*'],
 
   probe(bytes: Uint8Array, dir: L7Dir): boolean {
-    if (dir === L7Dir.ToServer) return isRequestForProbe(bytes) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
+    if (dir === L7Dir.ToServer) {
+      // Every request (and the HTTP/2 preface) starts with a method character: one test for other payloads.
+      if (bytes.byteLength === 0 || !isMethodChar(bytes[0]!)) return false
+      return isRequestForProbe(bytes) || startsWith(bytes, 0, 'PRI * HTTP/2.0')
+    }
     return isResponseStart(bytes, 0) && bytes.byteLength >= 12
   },
 
@@ -447,6 +485,26 @@ export const httpParser: L7Parser<HttpState, HttpTx> = {
 
   parse(s: HttpState, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<HttpTx>): ParseResult {
     return parseSide(s, dir, bytes, ctx)
+  },
+
+  skip(s: HttpState, dir: L7Dir): number {
+    // Body bytes the parse loop would only count down (see L7Parser.skip): counted as consumed now.
+    const side = s.sides[dir]
+    if (s.done) return 0
+    switch (side.mode) {
+      case Mode.Length:
+      case Mode.ChunkData: {
+        const k = side.remaining
+        side.remaining = 0
+        side.mode = side.mode === Mode.Length ? Mode.Head : Mode.ChunkSize
+        return k
+      }
+      case Mode.UntilClose:
+      case Mode.Done:
+        return Infinity
+      default:
+        return 0
+    }
   },
 
   gap(s: HttpState, dir: L7Dir, size: number, ctx: L7Context<HttpTx>): void {

@@ -70,6 +70,14 @@ export interface L7Parser<State, Tx> {
   probe(bytes: Uint8Array, dir: L7Dir, transport: L7Transport): boolean
   newState(transport: L7Transport): State
   parse(state: State, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<Tx>): ParseResult
+  /**
+   * After a parse that returned `ok`: how many of the following bytes of direction `dir` the parser would
+   * only step over (an HTTP body; Infinity: all of them), now counted as consumed. The engine drops them
+   * without calling parse, so bulk bodies cost no parser call per segment; a gap inside them only shortens
+   * the count, and a gap past them is passed on (after which the parser resynchronises as usual). Absent or
+   * 0: every byte is parsed.
+   */
+  skip?(state: State, dir: L7Dir): number
   /** `size` bytes of direction `dir` were lost (TCP): resynchronise or give up. */
   gap?(state: State, dir: L7Dir, size: number, ctx: L7Context<Tx>): void
   /** False once the parser needs no more bytes (reassembly then stops for the flow). */

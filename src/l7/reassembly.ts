@@ -151,6 +151,7 @@ export class StreamReassembler {
   /** Stop for good and release what is held. */
   clear(): void {
     this.stopped = true
+    if (this.segs.length === 0) return // (most streams: no new array per pooled reset)
     for (const s of this.segs) this.budget.release(s.data.byteLength)
     this.segs = []
   }

@@ -3,6 +3,7 @@
 // segment after the first cut at every byte boundary; refusals and plaintext sessions give no TLS; and real captures
 // (test/fixtures/pcap/starttls, see SOURCES.md there) against the values Zeek and Arkime logged for them.
 import { join } from 'node:path'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
 import { ascii } from '../../test/helpers/l7.js'
@@ -230,5 +231,64 @@ describe('TLS after an in-band upgrade in real captures', () => {
     expect(recs.map((r) => [r['destinationTransportPort'], r['tlsSni'], r['tlsCipherSuite']])).toEqual([
       [5432, 'database-1.cyx4x7yvdoay.us-east-1.rds.amazonaws.com', 0xc030], // ECDHE_RSA_AES_256_GCM_SHA384
     ])
+  })
+})
+
+describe('line upgrade probes: the first-character test', () => {
+  // The probes' patterns as they were before the first-character test, on the decoded first 256 octets.
+  const firstLine = (t: string): string => t.split('\n')[0] ?? ''
+  const reference: Record<string, (t: string, toServer: boolean) => boolean> = {
+    smtp: (t, s) => (s ? /^(EHLO|HELO) /i.test(t) : /^220[ -]/.test(t) && /SMTP/i.test(firstLine(t))),
+    imap: (t, s) => (s ? /^[A-Za-z0-9.]+ (CAPABILITY|STARTTLS)\r?$/im.test(t) : /^\* (OK|PREAUTH)/.test(t)),
+    pop3: (t, s) => (s ? /^(CAPA|STLS)\r?$/im.test(t) : /^\+OK/.test(t)),
+    ftp: (t, s) =>
+      s ? /^(AUTH (TLS|SSL)|FEAT)\r?$/im.test(t) : /^220[ -]/.test(t) && /FTP/i.test(firstLine(t)),
+  }
+  const parsers = [smtpParser, imapParser, pop3Parser, ftpParser]
+
+  it('accepts exactly what the patterns accept', () => {
+    const line = fc.constantFrom(
+      'EHLO a',
+      'helo b',
+      '220 mail SMTP ready',
+      '220-ftp FTP',
+      'a1 CAPABILITY',
+      'x.y starttls',
+      '* OK ready',
+      '* PREAUTH',
+      '+OK',
+      'CAPA',
+      'stls',
+      'AUTH TLS',
+      'auth ssl',
+      'FEAT',
+      'x',
+      '',
+    )
+    const junk = fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1'))
+    const text = fc
+      .array(fc.oneof(line, junk), { minLength: 1, maxLength: 6 })
+      .chain((parts) =>
+        fc.tuple(
+          fc.constant(parts),
+          fc.array(fc.constantFrom('\r\n', '\n', '\r', ' '), {
+            minLength: parts.length,
+            maxLength: parts.length,
+          }),
+        ),
+      )
+      .map(([parts, seps]) => parts.map((p, i) => p + seps[i]!).join(''))
+    fc.assert(
+      fc.property(text, fc.boolean(), (t, toServer) => {
+        const b = Uint8Array.from(t, (c) => c.charCodeAt(0) & 0xff)
+        const decoded = Buffer.from(b.subarray(0, 256)).toString('latin1')
+        for (const p of parsers)
+          expect(
+            p.probe(b, toServer ? L7Dir.ToServer : L7Dir.ToClient, 'tcp'),
+            `${p.name} ${JSON.stringify(t)}`,
+          ).toBe(reference[p.name]!(decoded, toServer))
+      }),
+      { numRuns: 3000 },
+    )
   })
 })

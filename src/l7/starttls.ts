@@ -18,12 +18,44 @@ import { incomplete, L7Dir, OK, switchTo, type L7Parser, type ParseResult } from
 const MAX_LINE = 2048
 const MAX_LINES = 64
 
+/** Bytes of a flow's first payload the probes look at. */
+const PROBE_BYTES = 256
+
+/**
+ * A cheap test the protocol's probe implies, so that most payloads are not decoded and matched four times:
+ * the first character of the server's greeting, and the first character of a client line the probe
+ * accepts, at the start of the payload, or (`multiline` probes, JavaScript's ^ with the m flag) also after
+ * a line break ("\n" or "\r").
+ */
+interface ProbeStart {
+  server: string
+  client: string
+  multiline: boolean
+}
+
+function mayMatch(b: Uint8Array, toServer: boolean, first: ProbeStart): boolean {
+  const n = Math.min(b.byteLength, PROBE_BYTES)
+  if (n === 0) return false
+  const chars = toServer ? first.client : first.server
+  if (chars.includes(String.fromCharCode(b[0]!))) return true
+  if (!toServer || !first.multiline) return false
+  for (let i = 1; i < n; i++) {
+    const c = b[i - 1]
+    if ((c === 0x0a || c === 0x0d) && chars.includes(String.fromCharCode(b[i]!))) return true
+  }
+  return false
+}
+
+const WORD_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.'
+
 /** What distinguishes one line-based protocol's upgrade. */
 interface LineUpgrade {
   name: string
   ports: number[]
   /** The first payload of a direction looks like this protocol. */
   probe(text: string, toServer: boolean): boolean
+  /** What `probe` implies about first characters (checked before decoding). */
+  first: ProbeStart
   /** The client's upgrade command: the tag its answer carries ('' untagged), else undefined. */
   command(line: string): string | undefined
   /** A server line after the command: the answer agrees, refuses, or is not the answer yet. */
@@ -45,7 +77,9 @@ function lineParser(u: LineUpgrade): L7Parser<UpgradeState, never> {
     transports: ['tcp'],
     ports: u.ports,
     upgradesTo: ['tls'],
-    probe: (b, dir) => u.probe(latin1(b, 0, Math.min(b.byteLength, 256)), dir === L7Dir.ToServer),
+    probe: (b, dir) =>
+      mayMatch(b, dir === L7Dir.ToServer, u.first) &&
+      u.probe(latin1(b, 0, Math.min(b.byteLength, PROBE_BYTES)), dir === L7Dir.ToServer),
     newState: () => ({ tag: undefined, lines: 0, done: false }),
     parse(s: UpgradeState, dir: L7Dir, b: Uint8Array): ParseResult {
       const toServer = dir === L7Dir.ToServer
@@ -87,6 +121,7 @@ function finalCode(line: string): number {
 
 export const smtpParser = lineParser({
   name: 'smtp',
+  first: { server: '2', client: 'EeHh', multiline: false },
   ports: [25, 587, 2525],
   probe: (t, toServer) =>
     toServer ? /^(EHLO|HELO) /i.test(t) : /^220[ -]/.test(t) && /SMTP/i.test(t.split('\n')[0] ?? ''),
@@ -100,6 +135,7 @@ export const smtpParser = lineParser({
 
 export const imapParser = lineParser({
   name: 'imap',
+  first: { server: '*', client: WORD_CHARS, multiline: true },
   ports: [143],
   probe: (t, toServer) =>
     toServer ? /^[A-Za-z0-9.]+ (CAPABILITY|STARTTLS)\r?$/im.test(t) : /^\* (OK|PREAUTH)/.test(t),
@@ -116,6 +152,7 @@ export const imapParser = lineParser({
 
 export const pop3Parser = lineParser({
   name: 'pop3',
+  first: { server: '+', client: 'CcSs', multiline: true },
   ports: [110],
   probe: (t, toServer) => (toServer ? /^(CAPA|STLS)\r?$/im.test(t) : /^\+OK/.test(t)),
   command: (l) => (upper(l).trim() === 'STLS' ? '' : undefined),
@@ -125,6 +162,7 @@ export const pop3Parser = lineParser({
 
 export const ftpParser = lineParser({
   name: 'ftp',
+  first: { server: '2', client: 'AaFf', multiline: true },
   ports: [21],
   probe: (t, toServer) =>
     toServer

@@ -140,7 +140,7 @@ export interface HandshakeFingerprints {
  * hashed (FNV-1a) and compared in full with the cached one, so a repeated handshake costs a pass over its
  * lists and no string building, digest or allocation.
  */
-const MEMO_SLOTS = 1024
+const MEMO_SLOTS = 4096
 const memoKeys: (Uint32Array | undefined)[] = new Array<Uint32Array | undefined>(MEMO_SLOTS)
 const memoValues: (HandshakeFingerprints | undefined)[] = new Array<HandshakeFingerprints | undefined>(
   MEMO_SLOTS,

@@ -60,7 +60,10 @@ export class AppFields implements FlowFeature, L7Consumer {
   /** When the flow got its name: the hub's packet number and the packet's capture time (µs). */
   private namedAt = new Float64Array(0)
   private namedUs = new Float64Array(0)
-  private readonly carriers: Set<number>
+  /** Per catalogue entry: 1 for the CARRIERS. */
+  private readonly carriers: Uint8Array
+  /** Per catalogue entry: its stable id (the Selector ID). */
+  private readonly entryIds: Int32Array
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
   private exporter: IpfixExporter | undefined
@@ -74,7 +77,12 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   constructor(catalogue = new AppCatalogue()) {
     this.catalogue = catalogue
-    this.carriers = new Set(CARRIERS.map((n) => catalogue.named(n)).filter((i) => i !== NO_APP))
+    this.carriers = new Uint8Array(catalogue.entries.length)
+    for (const n of CARRIERS) {
+      const i = catalogue.named(n)
+      if (i !== NO_APP) this.carriers[i] = 1
+    }
+    this.entryIds = Int32Array.from(catalogue.entries, (e) => e.id)
     this.dnsLike = {
       dns: catalogue.named('DNS'),
       mdns: catalogue.named('MDNS'),
@@ -144,18 +152,28 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
-  onPacket(id: number, p: PacketInfo, dir: Dir): void {
-    // The hub (in front of this group) has given this packet to the parsers already.
+  /** The content signatures run from the hub (onPayload): no per-packet call from the flow cache. */
+  readonly noPacketWork = true
+
+  onPacket(): void {}
+
+  /** A packet with payload, after the hub gave it to the parsers (see L7Consumer.onPayload). */
+  onPayload(id: number, p: PacketInfo, dir: Dir): void {
     const n = p.payloadCaptured
     if (n === 0 || this.evidence[id]! >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES) return
     this.tries[id]! += 1
     const proto = p.protocol
     if (proto !== 6 && proto !== 17) return
     const o = p.payloadOffset
-    const bytes = p.buf.subarray(o, Math.min(o + n, p.buf.byteLength))
+    const b = p.buf
+    const end = Math.min(o + n, b.byteLength)
+    if (end <= o) return // no signature matches an empty payload
+    // A plain view (cheaper to make than b.subarray, which builds a Buffer through its species constructor).
+    const bytes = new Uint8Array(b.buffer, b.byteOffset + o, end - o)
     const t = proto === 6 ? 'tcp' : 'udp'
     const toServer = dir === Dir.Forward
-    const sigs = proto === 6 ? this.catalogue.tcpSignatures : this.catalogue.udpSignatures
+    const c = this.catalogue
+    const sigs = (proto === 6 ? c.tcpSignaturesByOctet : c.udpSignaturesByOctet)[bytes[0]!]!
     for (const s of sigs) {
       if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
         this.set(id, s.entry, Evidence.Signature)
@@ -173,7 +191,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     // beforeExport has emitted them already.
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
-    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers.has(entry))) {
+    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers[entry] === 1)) {
       const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
@@ -191,20 +209,11 @@ export class AppFields implements FlowFeature, L7Consumer {
       }
     }
     this.classified[ev]! += 1
-    if (entry !== NO_APP) {
-      const sel = this.catalogue.entries[entry]!.id
-      w.u8(ENGINE_PANA_L7)
-      w.u8(sel >>> 16)
-      w.u16(sel & 0xffff)
-    } else if (proto === 6 || proto === 17 || proto === 132) {
-      w.u8(ENGINE_IANA_L4)
-      w.u8(0)
-      w.u16(flow.port(id, Dir.Reverse))
-    } else {
-      w.u8(ENGINE_IANA_L3)
-      w.u8(0)
-      w.u16(proto)
-    }
+    // One 4-octet write: the engine ID in the top octet, the 3-octet selector below it (RFC 6759 §4.1).
+    if (entry !== NO_APP) w.u32((ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff))
+    else if (proto === 6 || proto === 17 || proto === 132)
+      w.u32((ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff))
+    else w.u32((ENGINE_IANA_L3 << 24) | (proto & 0xffff))
   }
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */

@@ -55,18 +55,19 @@ export class DnsFields extends TransactionGroup<DnsTx> {
     w.u16(tx.nscount)
     w.u16(tx.arcount)
     const first = tx.answers[0]
-    const [qname, crrName, answers, ttls] = clipAll([
-      tx.qname,
-      first?.name ?? '',
-      tx.answers
-        .filter((a) => a.data !== '')
-        .map((a) => a.data)
-        .join(','),
-      tx.answers
-        .filter((a) => a.data !== '')
-        .map((a) => a.ttl)
-        .join(','),
-    ])
+    // The answers with data, and their TTLs, comma separated (one pass, no intermediate lists).
+    let data = ''
+    let dataTtls = ''
+    for (const a of tx.answers) {
+      if (a.data === '') continue
+      if (data !== '' || dataTtls !== '') {
+        data += ','
+        dataTtls += ','
+      }
+      data += a.data
+      dataTtls += a.ttl
+    }
+    const [qname, crrName, answers, ttls] = clipAll([tx.qname, first?.name ?? '', data, dataTtls])
     w.string(qname!)
     w.u16(tx.qtype < 0 ? 0 : tx.qtype)
     w.u16(tx.qclass < 0 ? 0 : tx.qclass)

@@ -56,6 +56,12 @@ export interface L7Consumer {
   onL7Tx(key: FlowKey, tx: unknown, tsUs: number, parser: string): void
   /** Called once, before the first flow, with the hub the group is subscribed to. */
   useHub(hub: L7Hub): void
+  /**
+   * Present on a group that looks at packet payloads itself (`app`'s content signatures): the hub calls it
+   * for every packet with captured payload, right after the engine saw the packet (the group then declares
+   * noPacketWork, so the flow cache makes no call of its own per packet for it).
+   */
+  onPayload?(id: number, p: PacketInfo, dir: Dir): void
 }
 
 export function isL7Consumer(f: FlowFeature): f is FlowFeature & L7Consumer {
@@ -82,6 +88,8 @@ export class L7Hub implements FlowFeature {
   /** The consumers that count transactions per flow (clearCount), and how many they got per flow. */
   private counting: L7Consumer[] = []
   private counted = new Uint32Array(0)
+  /** The groups with an onPayload hook (at most `app`). */
+  private payloadConsumers: L7Consumer[] = []
 
   constructor(private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {}
 
@@ -131,12 +139,19 @@ export class L7Hub implements FlowFeature {
 
   onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
     const e = this.built!
+    let parse = true
     if (this.gated) {
       const pi = e.parserOf(id)
-      if (pi >= 0 && this.always[pi] === 0 && !this.wanted(pi, id)) return
+      if (pi >= 0 && this.always[pi] === 0 && !this.wanted(pi, id)) parse = false
     }
-    this.packets++
-    e.onPacket(id, p, dir as number, tsUs)
+    if (parse) {
+      this.packets++
+      e.onPacket(id, p, dir as number, tsUs)
+    }
+    if (p.payloadCaptured > 0) {
+      const pc = this.payloadConsumers
+      for (let i = 0; i < pc.length; i++) pc[i]!.onPayload!(id, p, dir)
+    }
   }
 
   onReset(id: number): void {
@@ -214,6 +229,7 @@ export class L7Hub implements FlowFeature {
     this.conditional = names.map((n) => served(n).filter((c) => c.wantsFlow !== undefined))
     this.gated = this.always.includes(0)
     this.counting = this.consumers.filter((c) => c.clearCount !== undefined)
+    this.payloadConsumers = this.consumers.filter((c) => c.onPayload !== undefined)
     return new L7Engine<unknown>(
       names.map((n) => L7_PARSERS[n]!),
       (key, tx, tsUs, parser) => this.route(key, tx, tsUs, parser),

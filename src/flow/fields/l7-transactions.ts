@@ -74,6 +74,10 @@ export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
   for (const s of strings) units += s.length
   if (units * 3 <= budget) return strings
   const lens = strings.map(utf8Length)
+  // All fit (no string is then cut below: the shortest left never exceeds its equal share).
+  let octets = 0
+  for (const l of lens) octets += l
+  if (octets <= budget) return strings
   const order = lens.map((_, i) => i).sort((a, b) => lens[a]! - lens[b]!)
   const out = strings.slice()
   let left = budget

@@ -19,7 +19,8 @@
  */
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
-import { handshakeFingerprints } from '../../l7/tls-fingerprint.js'
+import type { CertInfo } from '../../l7/x509.js'
+import { handshakeFingerprints, type HandshakeFingerprints } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { utf8Length } from '../../util/utf8.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
@@ -97,9 +98,68 @@ export interface TlsRecordParts {
   ja3s: Uint8Array
   ja4: string
   /** subjectCn, subjectO, issuerCn, issuerO, serial, SAN DNS names, sigAlg, keyAlg, subject, issuer. */
-  cert: string[]
+  cert: readonly string[]
   /** Encoded octets of all variable-length fields (what the record adds to the template's fixed length). */
   length: number
+}
+
+/**
+ * The JA3 / JA3S digests as octets, kept with the fingerprints they come from: handshakeFingerprints hands
+ * out the same object for a handshake seen before, so a repeated handshake converts no hex.
+ */
+const digestOctets = new WeakMap<HandshakeFingerprints, [Uint8Array | undefined, Uint8Array | undefined]>()
+
+function md5Bytes(fp: HandshakeFingerprints, which: 0 | 1, hex: string): Uint8Array {
+  if (hex === '') return EMPTY
+  let pair = digestOctets.get(fp)
+  if (pair === undefined) {
+    pair = [undefined, undefined]
+    digestOctets.set(fp, pair)
+  }
+  return (pair[which] ??= Buffer.from(hex, 'hex'))
+}
+
+/** A certificate's strings in record order (TlsRecordParts.cert), their UTF-8 and encoded sizes. */
+interface CertStrings {
+  full: readonly string[]
+  /** UTF-8 octets of all the strings. */
+  octets: number
+  /** The same as variable-length values (with their length prefixes). */
+  encoded: number
+}
+
+/**
+ * Kept with the certificate description: x509's cache hands out the same CertInfo for a certificate seen
+ * before, so a repeated certificate's strings are joined and measured once.
+ */
+const certStringsOf = new WeakMap<CertInfo, CertStrings>()
+
+function certStrings(c: CertInfo): CertStrings {
+  let cs = certStringsOf.get(c)
+  if (cs === undefined) {
+    const full = [
+      c.subjectCn,
+      c.subjectO,
+      c.issuerCn,
+      c.issuerO,
+      c.serial,
+      c.sanDns.join(','),
+      c.sigAlg,
+      c.keyAlg,
+      c.subject,
+      c.issuer,
+    ]
+    let octets = 0
+    let encoded = 0
+    for (const x of full) {
+      const n = utf8Length(x)
+      octets += n
+      encoded += varlenSize(n)
+    }
+    cs = { full, octets, encoded }
+    certStringsOf.set(c, cs)
+  }
+  return cs
 }
 
 /**
@@ -117,8 +177,8 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     sni: sni!,
     alpn: alpn!,
     offered: offered!,
-    ja3: j3 === '' ? EMPTY : Buffer.from(j3, 'hex'),
-    ja3s: j3s === '' ? EMPTY : Buffer.from(j3s, 'hex'),
+    ja3: md5Bytes(fp, 0, j3),
+    ja3s: md5Bytes(fp, 1, j3s),
     ja4: fp.ja4,
     cert: [],
     length: 0,
@@ -141,23 +201,17 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     varlenSize(Math.min(tx.serverSessionId.length, 32)) +
     varlenSize(c?.sha1.length ?? 0) +
     varlenSize(c?.sha256.length ?? 0)
-  const full =
-    c === undefined
-      ? ['', '', '', '', '', '', '', '', '', '']
-      : [
-          c.subjectCn,
-          c.subjectO,
-          c.issuerCn,
-          c.issuerO,
-          c.serial,
-          c.sanDns.join(','),
-          c.sigAlg,
-          c.keyAlg,
-          c.subject,
-          c.issuer,
-        ]
+  const known = c === undefined ? undefined : certStrings(c)
+  const full = known === undefined ? ['', '', '', '', '', '', '', '', '', ''] : known.full
   // Each certificate string may need a 3-octet length prefix.
-  const cert = clipAll(full, Math.max(0, room - used - 3 * full.length))
+  const budget = Math.max(0, room - used - 3 * full.length)
+  if (known !== undefined && known.octets <= budget) {
+    // All fit (the common case): as clipAll would give them, sized once per certificate.
+    parts.cert = known.full
+    parts.length = used + known.encoded
+    return parts
+  }
+  const cert = clipAll([...full], budget)
   const san = cert[5]!
   // Whole names only: a cut name would read as another (wrong) name.
   if (san.length < full[5]!.length && full[5]![san.length] !== ',')
@@ -199,6 +253,9 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   }
 }
 
+/** The first 32 octets of a session ID (all of a valid one, without a view made for it). */
+const atMost32 = (b: Uint8Array): Uint8Array => (b.byteLength <= 32 ? b : b.subarray(0, 32))
+
 /** Writes the TLS_TX_FIELDS of `tx`, with its variable-length parts `p` (tlsRecordParts). */
 export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void {
   w.u16(tx.clientVersion)
@@ -218,8 +275,8 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.string(p.ja4)
   w.u64(tx.setupUs)
   w.u8(tx.resumed)
-  w.varlen(tx.clientSessionId.subarray(0, 32))
-  w.varlen(tx.serverSessionId.subarray(0, 32))
+  w.varlen(atMost32(tx.clientSessionId))
+  w.varlen(atMost32(tx.serverSessionId))
   const c = tx.certificate
   // subjectCn, subjectO, issuerCn, issuerO, serial, SAN, sigAlg, keyAlg, subject, issuer (TlsRecordParts).
   const cert = p.cert

@@ -1,0 +1,75 @@
+// Tests of the catalogue lookups and the DNS answer cache (src/appid/classifier.ts).
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { AppCatalogue, DnsAnswerCache, NO_APP } from './classifier.js'
+
+/** The canonical dotted quad as the cache keys it: four octets 0-255 without leading zeros. */
+function referenceIpv4(text: string): number | undefined {
+  const m = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/.exec(text)
+  if (m === null) return undefined
+  let v = 0
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i])
+    if (o > 255) return undefined
+    v = v * 256 + o
+  }
+  return v
+}
+
+const octet = fc.oneof(
+  fc.integer({ min: 0, max: 255 }).map(String),
+  fc.constantFrom('256', '999', '00', '01', '007', '1000', '', '-1', ' 1', '1 ', '+1'),
+)
+const addressText = fc.oneof(
+  fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')),
+  fc.tuple(octet, octet, octet).map((o) => o.join('.')),
+  fc.tuple(octet, octet, octet, octet, octet).map((o) => o.join('.')),
+  fc
+    .tuple(octet, octet, octet, octet, fc.constantFrom('\n', 'x', '.', ':'))
+    .map(([a, b, c, d, e]) => `${a}.${b}.${c}.${d}${e}`),
+  fc.string({ maxLength: 20 }),
+)
+
+describe('DnsAnswerCache', () => {
+  it('finds an address by its number exactly when the text is a canonical dotted quad', () => {
+    fc.assert(
+      fc.property(addressText, (text) => {
+        const cache = new DnsAnswerCache()
+        cache.set(text, 7)
+        const v = referenceIpv4(text)
+        if (v === undefined) {
+          // Kept as text: found by the text only.
+          expect(cache.get(text)).toBe(7)
+        } else {
+          expect(cache.getIpv4(v)).toBe(7)
+          expect(cache.get(text)).toBe(7)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('keys IPv4 answers by number, so every spelling of the flow address meets them', () => {
+    const cache = new DnsAnswerCache()
+    cache.set('192.0.2.10', 3)
+    expect(cache.getIpv4(0xc000020a)).toBe(3)
+    expect(cache.getIpv4(0xc000020b)).toBe(NO_APP)
+    cache.set('192.000.2.11', 4)
+    expect(cache.getIpv4(0xc000020b)).toBe(NO_APP)
+  })
+})
+
+describe('AppCatalogue.byTransportPort', () => {
+  it('gives the first catalogue entry listing the port, per transport', () => {
+    const c = new AppCatalogue()
+    for (const proto of [6, 17]) {
+      const t = proto === 6 ? 'tcp' : 'udp'
+      for (const port of [0, 22, 53, 80, 443, 3389, 5353, 65535]) {
+        const expected = c.entries.findIndex((e) => e.ports.includes(`${t}/${port}`))
+        expect(c.byTransportPort(proto, port)).toBe(expected < 0 ? NO_APP : expected)
+      }
+    }
+    expect(c.byTransportPort(1, 80)).toBe(NO_APP)
+    expect(c.byTransportPort(6, 70000)).toBe(NO_APP)
+  })
+})
