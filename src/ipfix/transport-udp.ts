@@ -36,11 +36,14 @@ export interface UdpTransportOptions {
   localAddress?: string
   /** Use the native sendmmsg socket when the addon is built (default true); false forces Node's dgram. */
   native?: boolean
+  /** The native socket class, replaceable in tests (default: the addon's, when built). */
+  nativeSocketClass?: NativeSocketClass
 }
 
+type NativeSocketClass = new (remote: string, port: number, local: string) => NativeUdpSocket
+
 /** The native socket class, or undefined when the addon is not built (FLOWTEL_NO_PCAP_ADDON=1 counts). */
-function nativeSocketClass():
-  (new (remote: string, port: number, local: string) => NativeUdpSocket) | undefined {
+function nativeSocketClass(): NativeSocketClass | undefined {
   try {
     return loadPcapAddon().UdpSocket
   } catch {
@@ -71,8 +74,7 @@ export class UdpTransport implements Transport {
   resolveErrors = 0
   private socket: dgram.Socket | undefined
   private native: NativeUdpSocket | undefined
-  private readonly NativeSocket:
-    (new (remote: string, port: number, local: string) => NativeUdpSocket) | undefined
+  private readonly NativeSocket: NativeSocketClass | undefined
   private address = ''
   /** Messages staged for the next burst, in order: message i ends at stage[ends[i]] (and starts at ends[i-1]). */
   private readonly ends = new Int32Array(BURST_MESSAGES)
@@ -95,7 +97,7 @@ export class UdpTransport implements Transport {
   ) {
     this.name = `udp://${host.includes(':') ? `[${host}]` : host}:${port}`
     this.resolve = opts.resolve ?? defaultResolve
-    this.NativeSocket = opts.native === false ? undefined : nativeSocketClass()
+    this.NativeSocket = opts.native === false ? undefined : (opts.nativeSocketClass ?? nativeSocketClass())
   }
 
   /** Whether datagrams leave through the native sendmmsg socket. */

@@ -11,7 +11,7 @@ import { headerOf, splitMessages } from './testing.js'
 import { parseCollectorAddress, type Transport } from './transport.js'
 import { JsonTransport } from './transport-json.js'
 import { TcpTransport } from './transport-tcp.js'
-import { pcapAddonAvailable } from '../capture/pcap-addon.js'
+import { pcapAddonAvailable, type NativeUdpSocket } from '../capture/pcap-addon.js'
 import { BURST_MESSAGES, UdpTransport } from './transport-udp.js'
 
 const tpl = Template.fromNames(256, [['sourceIPv4Address'], ['octetDeltaCount']])
@@ -307,6 +307,45 @@ describe.each([
     expect(got).toEqual([1000, 1001, 1002, 1003, 1004])
     await t.close()
     rx.close()
+  })
+})
+
+describe('UDP transport, native socket results', () => {
+  // A scripted socket: each send() returns the next scripted result and records which datagrams it was asked for.
+  function scripted(results: number[]) {
+    const calls: { from: number; to: number; first: number }[] = []
+    class FakeSocket implements NativeUdpSocket {
+      send(data: Uint8Array, ends: Int32Array, from: number, to: number): number {
+        const start = from === 0 ? 0 : ends[from - 1]!
+        calls.push({ from, to, first: data[start]! })
+        const r = results.shift() ?? to - from
+        return r > 0 ? Math.min(r, to - from) : r
+      }
+      local() {
+        return { address: '127.0.0.1', port: 1 }
+      }
+      close(): void {}
+    }
+    return { calls, FakeSocket }
+  }
+
+  it('resumes after a partial send, skips and counts a failed datagram, drops and counts after a full buffer', async () => {
+    // 10 datagrams: 3 leave, datagram 3 fails (-ECONNREFUSED), 2 leave, then the buffer stays full (0).
+    const { calls, FakeSocket } = scripted([3, -111, 2, 0])
+    const t = new UdpTransport('127.0.0.1', 4739, { nativeSocketClass: FakeSocket })
+    expect(t.usesNativeSocket).toBe(true)
+    await t.open()
+    for (let i = 0; i < 10; i++) t.send([Buffer.from([i, 0, 0, 0])])
+    await Promise.resolve() // the burst leaves at the end of the synchronous work
+    expect(calls.map((c) => [c.from, c.first])).toEqual([
+      [0, 0],
+      [3, 3],
+      [4, 4],
+      [6, 6],
+    ])
+    expect(calls.every((c) => c.to === 10)).toBe(true)
+    expect(t.stats).toEqual({ messages: 10, octets: 40, errors: 1, dropped: 4 })
+    await t.close()
   })
 })
 
