@@ -3,13 +3,8 @@
  * address family. The host may be a name: it is resolved at open and again periodically (asynchronously,
  * keeping the old address if resolution fails). Templates are refreshed by the exporter (§8.4).
  *
- * The socket is the native addon's (native/pcap/src/udp_socket.cc) when it is built: a burst leaves in one
- * sendmmsg call, about 4.6 µs a datagram against Node dgram's 8 µs. A send buffer that stays full is waited
- * on for at most SEND_WAIT_MS per burst, after which the rest of the burst is dropped and counted; an ICMP
- * error reported on the connected socket counts one error. Without the addon (or with `native: false`)
- * Node's dgram is used. Its datagrams are sent without a completion callback: with one, Node schedules a
- * nextTick per datagram, which doubled the JavaScript cost of a send. Errors still reach the socket's
- * 'error' event, and close() waits for the send queue.
+ * The socket (udp-socket.ts) is the native addon's sendmmsg one when the addon is built, else Node's dgram
+ * (also with `native: false`).
  *
  * Messages leave in bursts, in the order given: each is copied into a staging buffer and the staged ones
  * are sent back to back once the caller's synchronous work ends (a microtask: for the probe, the end of a
@@ -20,12 +15,12 @@
  * packets) took another 2 %. Nothing waits for more data, so a message is never held past the work that
  * produced it.
  */
-import dgram from 'node:dgram'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { loadPcapAddon, type NativeUdpSocket } from '../capture/pcap-addon.js'
+import { loadPcapAddon } from '../capture/pcap-addon.js'
 import type { SocketEndpoints } from './transport-tap.js'
 import { chunksLength, type Transport, type TransportStats } from './transport.js'
+import { openBurstSocket, type BurstSocket, type NativeSocketClass } from './udp-socket.js'
 
 export interface UdpTransportOptions {
   /** Re-resolve a host name this often (ms); 0 = never. Default 60 000. */
@@ -40,8 +35,6 @@ export interface UdpTransportOptions {
   nativeSocketClass?: NativeSocketClass
 }
 
-type NativeSocketClass = new (remote: string, port: number, local: string) => NativeUdpSocket
-
 /** The native socket class, or undefined when the addon is not built (FLOWTEL_NO_PCAP_ADDON=1 counts). */
 function nativeSocketClass(): NativeSocketClass | undefined {
   try {
@@ -51,15 +44,12 @@ function nativeSocketClass(): NativeSocketClass | undefined {
   }
 }
 
-/** close() waits at most this long for queued datagrams, polling every DRAIN_POLL_MS. */
+/** close() waits at most this long for queued datagrams. */
 const CLOSE_DRAIN_MS = 5000
-const DRAIN_POLL_MS = 2
 /** Messages staged at most before they are sent. */
 export const BURST_MESSAGES = 64
 /** Staging buffer size: BURST_MESSAGES messages of a 1500-octet link fit, and any one message does. */
 const STAGE_BYTES = BURST_MESSAGES * 1536
-/** The native socket waits this long at most per burst for room in a full send buffer. */
-const SEND_WAIT_MS = 100
 
 const defaultResolve = async (host: string): Promise<{ address: string; family: number }> => {
   const r = await lookup(host)
@@ -72,8 +62,7 @@ export class UdpTransport implements Transport {
   readonly stats: TransportStats = { messages: 0, octets: 0, errors: 0, dropped: 0 }
   /** Resolver failures (the previous address is kept). */
   resolveErrors = 0
-  private socket: dgram.Socket | undefined
-  private native: NativeUdpSocket | undefined
+  private socket: BurstSocket | undefined
   private readonly NativeSocket: NativeSocketClass | undefined
   private address = ''
   /** Messages staged for the next burst, in order: message i ends at stage[ends[i]] (and starts at ends[i-1]). */
@@ -105,10 +94,6 @@ export class UdpTransport implements Transport {
     return this.NativeSocket !== undefined
   }
 
-  private get connected(): boolean {
-    return this.socket !== undefined || this.native !== undefined
-  }
-
   /** The address datagrams currently go to. */
   get remoteAddress(): string {
     return this.address
@@ -116,24 +101,7 @@ export class UdpTransport implements Transport {
 
   /** Local and remote address/port of the connected socket (for the debug capture), undefined before open. */
   socketEndpoints(): SocketEndpoints | undefined {
-    if (this.native !== undefined) {
-      const local = this.native.local()
-      if (local === undefined) return undefined
-      return { protocol: 'udp', local, remote: { address: this.address, port: this.port } }
-    }
-    const s = this.socket
-    if (s === undefined) return undefined
-    try {
-      const local = s.address()
-      const remote = s.remoteAddress()
-      return {
-        protocol: 'udp',
-        local: { address: local.address, port: local.port },
-        remote: { address: remote.address, port: remote.port },
-      }
-    } catch {
-      return undefined // closed meanwhile
-    }
+    return this.socket?.endpoints()
   }
 
   async open(): Promise<void> {
@@ -164,52 +132,23 @@ export class UdpTransport implements Transport {
    * lookup and route selection); it replaces the old one only once connected, so no datagram is lost.
    */
   private async setAddress(address: string, family: number): Promise<void> {
-    if (this.NativeSocket !== undefined) {
-      const local = this.opts.localAddress
-      let n: NativeUdpSocket
-      try {
-        n = new this.NativeSocket(address, this.port, local ?? '')
-      } catch (err) {
-        const from = local !== undefined && local !== '' ? ` from ${local}` : ''
-        throw new Error(`${this.name}: cannot use ${address}${from}: ${(err as Error).message}`)
-      }
-      this.sendBurst() // staged messages leave to the old address
-      const old = this.native
-      this.native = n
-      this.address = address
-      old?.close()
-      return
-    }
-    const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4')
-    s.on('error', () => {
-      this.stats.errors++
-    })
     const local = this.opts.localAddress
-    await new Promise<void>((resolve, reject) => {
-      const failed = (err: Error): void => {
-        s.close()
-        const from = local !== undefined ? ` from ${local}` : ''
-        reject(new Error(`${this.name}: cannot use ${address}${from}: ${err.message}`))
-      }
-      s.once('error', failed)
-      const connect = (): void =>
-        s.connect(this.port, address, () => {
-          s.off('error', failed)
-          resolve()
-        })
-      if (local !== undefined && local !== '') s.bind({ address: local, port: 0 }, connect)
-      else connect()
-    })
-    s.unref()
+    let socket: BurstSocket
+    try {
+      socket = await openBurstSocket(this.NativeSocket, address, family, this.port, local, this.stats)
+    } catch (err) {
+      const from = local !== undefined && local !== '' ? ` from ${local}` : ''
+      throw new Error(`${this.name}: cannot use ${address}${from}: ${(err as Error).message}`)
+    }
     const old = this.socket
-    this.socket = s
+    this.socket = socket
     this.address = address
-    if (old !== undefined) old.close()
+    void old?.close(0)
   }
 
   /** Stages the message (a copy) for the next burst; see the file comment. */
   send(message: Uint8Array[]): void {
-    if (!this.connected) {
+    if (this.socket === undefined) {
       this.stats.dropped++
       return
     }
@@ -248,53 +187,21 @@ export class UdpTransport implements Transport {
     if (count === 0) return
     this.stagedCount = 0
     this.stagePos = 0
-    if (this.native !== undefined) {
-      this.sendNative(this.native, this.stage, this.ends, count)
+    if (this.socket === undefined) {
+      this.stats.dropped += count
       return
     }
-    for (let i = 0, start = 0; i < count; i++) {
-      const end = this.ends[i]!
-      this.sendDatagram(this.stage.subarray(start, end))
-      start = end
-    }
-    // A datagram the kernel could not take at once waits in the socket's queue with a reference into the
-    // staging buffer: the next burst gets a fresh one.
-    const s = this.socket
-    if (s !== undefined && s.getSendQueueCount() > 0) this.stage = Buffer.allocUnsafe(STAGE_BYTES)
+    // A socket that still holds datagrams of this burst keeps a reference into `stage`: the next burst gets a
+    // fresh one.
+    if (this.socket.sendBurst(this.stage, this.ends, count, this.stats))
+      this.stage = Buffer.allocUnsafe(STAGE_BYTES)
   }
 
-  /** Sends datagrams 0..count-1 of `data` (bounds in `ends`) in order; see the file comment. */
-  private sendNative(n: NativeUdpSocket, data: Uint8Array, ends: Int32Array, count: number): void {
-    let i = 0
-    while (i < count) {
-      const r = n.send(data, ends, i, count, SEND_WAIT_MS)
-      if (r > 0) i += r
-      else if (r < 0) {
-        this.stats.errors++ // datagram i failed (an ICMP error, a route, a size): it is not sent
-        i++
-      } else {
-        this.stats.dropped += count - i // the send buffer stayed full
-        return
-      }
-    }
-  }
-
+  /** One message too large for the staging buffer, sent on its own. */
   private sendDatagram(datagram: Uint8Array): void {
-    if (this.native !== undefined) {
-      this.oneEnd[0] = datagram.byteLength
-      this.sendNative(this.native, datagram, this.oneEnd, 1)
-      return
-    }
-    const s = this.socket
-    if (s === undefined) {
-      this.stats.dropped++
-      return
-    }
-    try {
-      s.send(datagram)
-    } catch {
-      this.stats.errors++
-    }
+    this.oneEnd[0] = datagram.byteLength
+    if (this.socket === undefined) this.stats.dropped++
+    else this.socket.sendBurst(datagram, this.oneEnd, 1, this.stats)
   }
 
   onNewSession(_cb: () => void): void {
@@ -305,14 +212,9 @@ export class UdpTransport implements Transport {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
     this.sendBurst()
-    this.native?.close()
-    this.native = undefined
     const s = this.socket
     this.socket = undefined
-    if (s === undefined) return
     // Let queued datagrams (those the kernel could not take at once) leave before closing the socket.
-    for (let waited = 0; s.getSendQueueCount() > 0 && waited < CLOSE_DRAIN_MS; waited += DRAIN_POLL_MS)
-      await new Promise<void>((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
-    await new Promise<void>((resolve) => s.close(() => resolve()))
+    await s?.close(CLOSE_DRAIN_MS)
   }
 }
