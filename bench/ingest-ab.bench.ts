@@ -11,14 +11,14 @@
 //                                                        node_modules, e.g. a `git archive` copy of a commit)
 // Environment: RATE (default 20 000 records/s: both builds must keep up on one shared core), INGEST_FLOWS
 // (default 300 000), BENCH_AB_CORE (the receivers' core, default 1).
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DuckDbStore } from '../src/store/duckdb.js'
 import { buildIpfixStream, type IpfixStream } from './lib/ipfix-stream.js'
-import { freeUdpPort, hasTaskset, pinSelf } from './lib/ingest-race.js'
+import { freeUdpPort, hasTaskset, pinSelf, startPinned, waitForText } from './lib/ingest-race.js'
 
 const args = process.argv.slice(2).filter((a) => a !== '--')
 const [rootA, rootB, roundsArg] = args
@@ -71,16 +71,10 @@ async function start(root: string, dir: string): Promise<Running> {
     `duckdb:${path}`,
     '--no-summary',
   ]
-  const cmd = hasTaskset ? ['taskset', '-c', core, ...argv] : argv
-  const child = spawn(cmd[0]!, cmd.slice(1), { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] })
-  let text = ''
-  child.stderr?.on('data', (d: Buffer) => (text += d.toString()))
-  const end = Date.now() + 60_000
-  while (!/listening on/.test(text)) {
-    if (child.exitCode !== null || Date.now() > end)
-      throw new Error(`${root}: collector did not start: ${text}`)
-    await sleep(50)
-  }
+  const child = startPinned(argv, root, core)
+  await waitForText(child, /listening on/, 60_000).catch((e: Error) => {
+    throw new Error(`${root}: collector did not start: ${e.message}`)
+  })
   return { child, port, path }
 }
 

@@ -75,15 +75,17 @@ export interface RunningReceiver {
   stopAndCount(): Promise<number>
 }
 
-function startPinned(argv: string[], cwd?: string): ChildProcess {
-  const cmd = hasTaskset ? ['taskset', '-c', '1', ...argv] : argv
+/** Spawns argv pinned to `core` (when taskset exists), in `cwd` when given, with stdout and stderr piped. */
+export function startPinned(argv: string[], cwd?: string, core = '1'): ChildProcess {
+  const cmd = hasTaskset ? ['taskset', '-c', core, ...argv] : argv
   return spawn(cmd[0]!, cmd.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd !== undefined ? { cwd } : {}),
   })
 }
 
-function waitForText(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
+/** Resolves once the child's stdout or stderr has printed `re`; rejects after `ms` or when it exits first. */
+export function waitForText(child: ChildProcess, re: RegExp, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let text = ''
     const t = setTimeout(() => reject(new Error(`no ${String(re)} within ${ms} ms: ${text}`)), ms)
