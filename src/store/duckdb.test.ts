@@ -47,10 +47,11 @@ describe('DuckDB store', () => {
     const s = await openStore('m.duckdb')
     await s.migrate()
     await s.migrate()
-    expect(await s.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
+    // A new file: the lazy layout's table, never the full one (0001_flows).
+    expect(await s.migrations()).toEqual(['0002_options', '0003_totals_int64', '0004_flows_lazy'])
     await s.close()
     const again = await openStore('m.duckdb')
-    expect(await again.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
+    expect(await again.migrations()).toEqual(['0002_options', '0003_totals_int64', '0004_flows_lazy'])
     await again.close()
   })
 
@@ -64,7 +65,7 @@ describe('DuckDB store', () => {
     await w.close()
     const s2 = await openStore('cap.duckdb')
     // What an older version stored, and its migration list without the step.
-    await s2.sql(`UPDATE flows SET total_bytes = ${(1n << 64n) - 1n}`)
+    await s2.sql(`UPDATE ${await s2.storedTable()} SET total_bytes = ${(1n << 64n) - 1n}`)
     await s2.sql(`DELETE FROM flowtel_migrations WHERE name = '0003_totals_int64'`)
     await s2.close()
     const s3 = await openStore('cap.duckdb')
