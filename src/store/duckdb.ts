@@ -116,9 +116,21 @@ export interface DuckDbStoreOptions {
   commitRows?: number
   /** Commit appended rows at most this many ms after the first of them was inserted (default 15 000). */
   commitDelayMs?: number
-  /** DuckDB's worker threads (its `threads` setting; default: DuckDB's, one per core). */
-  threads?: number
+  /**
+   * DuckDB threads (its `threads` setting) while appending, committing and applying retention: default 1
+   * (INGEST_THREADS).
+   */
+  ingestThreads?: number
+  /** DuckDB threads while running a query (query, options, sql): default DuckDB's own, one per core. */
+  queryThreads?: number
 }
+
+/**
+ * DuckDB threads for ingest. One: the append and commit CPU per record is what bounds ingest on a busy
+ * collector, and DuckDB's extra threads added to it (in-process harness pinned to one core, 6 paired runs:
+ * 0.88 of the CPU with one thread; bench/lib/ingest-inprocess.ts) without making a commit take less CPU.
+ */
+export const INGEST_THREADS = 1
 
 interface StoredColumn {
   readonly name: string
@@ -177,6 +189,8 @@ export class DuckDbStore implements FlowStore {
     private readonly conn: DuckDBConnection,
     readonly path: string,
     opts: DuckDbStoreOptions,
+    /** DuckDB threads between queries (ingest) and while one runs. */
+    readonly threads: { readonly ingest: number; readonly query: number },
   ) {
     this.commitRows = opts.commitRows ?? COMMIT_ROWS
     this.commitDelayMs = opts.commitDelayMs ?? COMMIT_DELAY_MS
@@ -185,12 +199,31 @@ export class DuckDbStore implements FlowStore {
   /** Opens (creating) the file; `:memory:` for a store without one. Call migrate() before use. */
   static async open(path: string = DEFAULT_DUCKDB_PATH, opts: DuckDbStoreOptions = {}): Promise<DuckDbStore> {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    const instance = await DuckDBInstance.create(
-      path,
-      opts.threads !== undefined ? { threads: String(Math.max(1, Math.floor(opts.threads))) } : undefined,
-    )
+    const instance = await DuckDBInstance.create(path)
     const conn = await instance.connect()
-    return new DuckDbStore(instance, conn, path, opts)
+    const count = (n: number | undefined, dflt: number): number =>
+      n !== undefined && Number.isFinite(n) ? Math.max(1, Math.floor(n)) : dflt
+    const own = Number(
+      (await conn.runAndReadAll("SELECT current_setting('threads') AS t")).getRowObjectsJS()[0]?.t ?? 1,
+    )
+    const threads = {
+      ingest: count(opts.ingestThreads, INGEST_THREADS),
+      query: count(opts.queryThreads, own),
+    }
+    if (threads.ingest !== own) await conn.run(`SET threads = ${threads.ingest}`)
+    return new DuckDbStore(instance, conn, path, opts, threads)
+  }
+
+  /** Runs `f` with the query threads (and back to the ingest threads after it). */
+  private async withQueryThreads<T>(f: () => Promise<T>): Promise<T> {
+    const { ingest, query } = this.threads
+    if (ingest === query) return f()
+    await this.conn.run(`SET threads = ${query}`)
+    try {
+      return await f()
+    } finally {
+      await this.conn.run(`SET threads = ${ingest}`)
+    }
   }
 
   /**
@@ -479,7 +512,7 @@ export class DuckDbStore implements FlowStore {
   async insertOptions(rows: readonly OptionRow[]): Promise<void> {
     for (const part of chunks(rows)) {
       const { sql, values } = duckdbOptionsInsert(part)
-      await this.sql(sql, values)
+      await this.serial(() => this.conn.run(sql, values))
     }
   }
 
@@ -487,10 +520,12 @@ export class DuckDbStore implements FlowStore {
     return unprefixLatest(await this.sql(latestOptionsSql(OPTIONS_TABLE, 'arg_max', q)))
   }
 
-  /** Runs one statement with bound values; rows come back with timestamps as µs. */
+  /** Runs one statement with bound values (with the query threads); rows come back with timestamps as µs. */
   sql(text: string, values: DuckDBValue[] = [], types?: (DuckDBType | undefined)[]): Promise<QueryResult> {
     return this.serial(async () => {
-      const r = await this.conn.runAndReadAll(text, values, types as DuckDBType[] | undefined)
+      const r = await this.withQueryThreads(() =>
+        this.conn.runAndReadAll(text, values, types as DuckDBType[] | undefined),
+      )
       const columns = r.columnNames()
       const rows = r.getRowObjects().map((o) => {
         const row: Record<string, RowValue> = {}
@@ -551,13 +586,40 @@ export class DuckDbStore implements FlowStore {
   }
 }
 
-/** `duckdb:PATH` (or `duckdb:` / `duckdb` for the default path) → the path; throws for other stores. */
-export function parseStoreUrl(url: string): { kind: 'duckdb'; path: string } {
+/** Settings a DuckDB store URL may carry after `?` (name=count, joined by &) → the option they set. */
+const URL_SETTINGS: Record<string, 'ingestThreads' | 'queryThreads'> = {
+  ingest_threads: 'ingestThreads',
+  query_threads: 'queryThreads',
+}
+
+/**
+ * `duckdb:PATH` (or `duckdb:` / `duckdb` for the default path) → the path; throws for other stores. The
+ * path may end in `?ingest_threads=N&query_threads=N` (DuckDbStoreOptions).
+ */
+export function parseStoreUrl(url: string): {
+  kind: 'duckdb'
+  path: string
+  options: Pick<DuckDbStoreOptions, 'ingestThreads' | 'queryThreads'>
+} {
   const m = /^duckdb(?::(.*))?$/.exec(url.trim())
   if (m === null)
     throw new Error(
       `unsupported store "${url}": expected duckdb:PATH or clickhouse:http://HOST:PORT/DATABASE`,
     )
-  const path = m[1] ?? ''
-  return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path }
+  let path = m[1] ?? ''
+  const options: { ingestThreads?: number; queryThreads?: number } = {}
+  const q = /\?([a-z_]+=[^&]*(?:&[a-z_]+=[^&]*)*)$/.exec(path)
+  if (q !== null) {
+    path = path.slice(0, q.index)
+    for (const kv of (q[1] ?? '').split('&')) {
+      const [k = '', v = ''] = kv.split('=')
+      const option = URL_SETTINGS[k]
+      if (option === undefined)
+        throw new Error(`bad DuckDB store URL "${url}": unknown setting ${k} (ingest_threads, query_threads)`)
+      if (!/^[1-9][0-9]{0,3}$/.test(v))
+        throw new Error(`bad DuckDB store URL "${url}": ${k} must be 1 to 9999`)
+      options[option] = Number(v)
+    }
+  }
+  return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path, options }
 }
