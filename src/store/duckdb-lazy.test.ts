@@ -400,6 +400,23 @@ describe('DuckDB lazy columns', () => {
     await again.close()
   })
 
+  it('keeps a stored column this release does not know (a later one added it) in flows, NULL in new rows', async () => {
+    const { store, path } = await create('lazy')
+    await addRows(store, [flow(1)])
+    await store.sql(`ALTER TABLE ${FLOWS_STORED} ADD COLUMN future_metric UINTEGER`)
+    await store.sql(`UPDATE ${FLOWS_STORED} SET future_metric = 9`)
+    await store.close()
+    const again = await reopen(path)
+    await addRows(again, [flow(2, [f('vlanId', 'unsigned16', 4)])])
+    expect(
+      (await again.sql('SELECT src_port, vlan, future_metric FROM flows ORDER BY src_port')).rows,
+    ).toEqual([
+      { src_port: 40001, vlan: null, future_metric: 9 },
+      { src_port: 40002, vlan: 4, future_metric: null },
+    ])
+    await again.close()
+  })
+
   it('storedTable(names) adds the columns an INSERT … SELECT writes', async () => {
     const { store } = await create('lazy')
     const t = await store.storedTable(['vlan', 'time_received', 'no_such_column'])
