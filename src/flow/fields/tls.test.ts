@@ -63,11 +63,13 @@ function tx(san: string[], suites = 30): TlsTx {
 
 /** Exposes the group's protected record hooks. */
 class Writer extends TlsFields {
-  /** Octets writeTx writes for the variable-length part, after txLength fitted it to `room`. */
+  /** Octets writeTx writes for the variable-length part, after fitTx fitted it to `room`. */
   written(t: TlsTx, room: number): { announced: number; varPart: number } {
-    const announced = this.txLength(t, room)
+    const announced = tlsRecordParts(t, room).length
+    this.fitTx(t, room)
     const w = new BufferWriter(65535)
     this.writeTx(t, w)
+    this.doneTx()
     // The fixed-length fields of the TLS part: 3 u16, recordVersion u16, setup u64, resumed u8, validity
     // 2 u64, key length u32, chain length u8.
     return { announced, varPart: w.pos - (4 * 2 + 8 + 1 + 16 + 4 + 1) }

@@ -227,8 +227,6 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected readonly countField = 'flowtelTlsTransactions'
   protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
-  /** txLength fits the strings to the room and is exact: written directly. */
-  protected override readonly prewrite = false
 
   constructor() {
     super(['tls', 'dtls'])
@@ -238,17 +236,19 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tx.serverHelloUs > 0 ? tx.serverHelloUs : tsUs
   }
 
-  /** Parts of the transaction about to be written (txLength fits them; writeTx writes them). */
+  /** Parts of the transaction being written (fitTx fits them to the room; writeTx writes them). */
   private parts: { tx: TlsTx; parts: TlsRecordParts } | undefined
 
-  protected override txLength(tx: TlsTx, room: number): number {
+  protected override fitTx(tx: TlsTx, room: number): void {
     this.parts = { tx, parts: tlsRecordParts(tx, room) }
-    return this.parts.parts.length
+  }
+
+  protected override doneTx(): void {
+    this.parts = undefined
   }
 
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
     const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
-    this.parts = undefined
     writeTlsTx(tx, w, p)
   }
 }
