@@ -146,11 +146,23 @@ export class BufferWriter implements RecordWriter {
     this.pos += b.byteLength
   }
   string(s: string): void {
-    // Most strings are short ASCII: written here without a call into Buffer (see util/utf8.ts).
+    // Most strings are ASCII: written here without a call into Buffer (see util/utf8.ts), with the length
+    // prefix lengthPrefix would write.
     const len = s.length
-    if (len < 255 && this.pos + 1 + len <= this.limit && writeAscii(this.buf, this.pos + 1, s) === len) {
-      this.buf[this.pos] = len
-      this.pos += 1 + len
+    if (len < 255) {
+      if (this.pos + 1 + len <= this.limit && writeAscii(this.buf, this.pos + 1, s) === len) {
+        this.buf[this.pos] = len
+        this.pos += 1 + len
+        return
+      }
+    } else if (
+      len <= 65535 &&
+      this.pos + 3 + len <= this.limit &&
+      writeAscii(this.buf, this.pos + 3, s) === len
+    ) {
+      this.buf[this.pos] = 255
+      this.view.setUint16(this.pos + 1, len)
+      this.pos += 3 + len
       return
     }
     const n = Buffer.byteLength(s, 'utf8')
