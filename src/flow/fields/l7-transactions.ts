@@ -38,6 +38,12 @@ import type { L7Consumer, L7Hub } from './l7-hub.js'
 /** String octets per transaction record, shared among its string fields (see clipAll). */
 const STRING_BUDGET = 1000
 
+/**
+ * True when strings of `units` UTF-16 code units in all may need clipAll: a code unit takes at most 3 UTF-8
+ * octets, so fewer fit the budget whole (clipAll's own first test, without building its array).
+ */
+export const mayClip = (units: number, budget = STRING_BUDGET): boolean => units * 3 > budget
+
 const KEY_V4: FieldList = [
   ['flowStartMilliseconds'],
   ['observationTimeMilliseconds'],

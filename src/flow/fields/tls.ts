@@ -17,7 +17,7 @@
  * DNS names, SHA-1/SHA-256 fingerprints, signature and key algorithms, chain length, subject and issuer DN. The flow record gets
  * flowtelTlsTransactions. Off by default.
  */
-import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
 import { handshakeFingerprints, type HandshakeFingerprints } from '../../l7/tls-fingerprint.js'
@@ -73,6 +73,21 @@ const MAX_LIST = 128
 function writeList(w: RecordWriter, list: readonly number[], size: 1 | 2): void {
   const n = Math.min(list.length, MAX_LIST)
   const octets = n * size
+  // Into the message buffer at once when it has the room (the prefix is one octet: at most 256 octets).
+  if (w instanceof BufferWriter && octets < 255 && w.pos + 1 + octets <= w.limit) {
+    const b = w.buf
+    let p = w.pos
+    b[p++] = octets
+    if (size === 2)
+      for (let i = 0; i < n; i++) {
+        const v = list[i]!
+        b[p++] = (v >> 8) & 0xff
+        b[p++] = v & 0xff
+      }
+    else for (let i = 0; i < n; i++) b[p++] = list[i]! & 0xff
+    w.pos = p
+    return
+  }
   // The RFC 7011 §7 length prefix, as RecordWriter.varlen writes it.
   if (octets < 255) w.u8(octets)
   else {
