@@ -14,6 +14,8 @@ function reference(s: string): Buffer {
 const STRINGS = [
   '',
   'a',
+  'x'.repeat(63),
+  'x'.repeat(64),
   'x'.repeat(254),
   'x'.repeat(255),
   'y'.repeat(256),
