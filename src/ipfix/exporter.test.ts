@@ -134,6 +134,51 @@ describe('message packing', () => {
     for (const m of t.messages) expect(m.byteLength).toBeLessThanOrEqual(256)
   })
 
+  it('beginRecordFit packs exactly as beginRecord with the exact length, and drops what no message holds', async () => {
+    const run = async (
+      names: string[],
+      fit: boolean,
+    ): Promise<{ messages: Uint8Array[]; dropped: number }> => {
+      const { t, e } = setup({ maxMessageSize: 256 })
+      names.forEach((name, i) => {
+        let tries = 0
+        for (;;) {
+          tries++
+          const w = fit ? e.beginRecordFit(tpl) : e.beginRecord(tpl, 4 + 8 + 1 + name.length)
+          w.ipv4(i)
+          w.u64(i)
+          w.string(name)
+          if (!fit) {
+            e.endRecord()
+            break
+          }
+          if (e.endRecordFit()) break
+        }
+        expect(tries).toBeLessThanOrEqual(2)
+      })
+      await e.close()
+      return { messages: t.messages, dropped: e.stats.droppedRecords }
+    }
+    const names = Array.from({ length: 600 }, (_, i) => 'n'.repeat((i * 37) % 200))
+    const exact = await run(names, false)
+    const fitted = await run(names, true)
+    expect(fitted.messages.length).toBeGreaterThan(100)
+    expect(fitted.messages.map((m) => Buffer.from(m).toString('hex'))).toEqual(
+      exact.messages.map((m) => Buffer.from(m).toString('hex')),
+    )
+    // A record longer than a whole message: dropped and counted, the others all arrive.
+    names.splice(100, 0, 'w'.repeat(300))
+    const withLong = await run(names, true)
+    expect(withLong.dropped).toBe(1)
+    const d = new IpfixDecoder()
+    const ids = withLong.messages.flatMap((m) =>
+      d.decode(m).records.map((r) => recordToJson(r).octetDeltaCount),
+    )
+    expect(ids).toEqual(names.map((_, i) => i).filter((i) => i !== 100))
+    expect(d.counters).toEqual({})
+    for (const m of withLong.messages) expect(m.byteLength).toBeLessThanOrEqual(256)
+  })
+
   it('flushes a partly filled message after about one second of now()', () => {
     const { clock, t, e, add } = setup()
     add(1)

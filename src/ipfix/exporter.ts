@@ -282,6 +282,32 @@ export class IpfixExporter {
     return this.msg.w
   }
 
+  /**
+   * Begins a record whose length is only known once written (strings): it is written straight into the
+   * message, up to the message's end. endRecordFit() then tells whether it fitted. The message is sent
+   * before the record exactly when beginRecord with the record's exact length would have sent it.
+   */
+  beginRecordFit(t: Template): RecordWriter {
+    return this.beginRecord(t, 0)
+  }
+
+  /**
+   * Ends a record begun with beginRecordFit. True: done (kept, or dropped because even an empty message
+   * cannot hold it). False: it did not fit the rest of the message, which has been sent: write the record
+   * again (beginRecordFit...) into the now empty message.
+   */
+  endRecordFit(): boolean {
+    const t = this.cur
+    if (t === undefined || this.inScratch || !this.msg.w.overflow || this.msg.records === 0) {
+      this.endRecord()
+      return true
+    }
+    this.abandonDirect()
+    this.cur = undefined
+    this.flush()
+    return false
+  }
+
   endRecord(): void {
     const t = this.cur
     if (t === undefined) return

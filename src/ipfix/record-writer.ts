@@ -30,6 +30,8 @@ export interface RecordWriter {
 }
 
 const TWO32 = 0x1_0000_0000
+/** Strings this long and longer are written by Buffer (one call, then native speed per character). */
+const ASCII_LOOP_MAX = 64
 
 /**
  * Writes `n` non-negative safe integers from `src[from..]` as 8 octets each at `p` (for fixed-length
@@ -146,9 +148,14 @@ export class BufferWriter implements RecordWriter {
     this.pos += b.byteLength
   }
   string(s: string): void {
-    // Most strings are short ASCII: written here without a call into Buffer (see util/utf8.ts).
+    // Short ASCII strings, most of them, are written here: a loop over the code units costs less than a call
+    // into Buffer's C++ below ASCII_LOOP_MAX units (see util/utf8.ts), more above it.
     const len = s.length
-    if (len < 255 && this.pos + 1 + len <= this.limit && writeAscii(this.buf, this.pos + 1, s) === len) {
+    if (
+      len < ASCII_LOOP_MAX &&
+      this.pos + 1 + len <= this.limit &&
+      writeAscii(this.buf, this.pos + 1, s) === len
+    ) {
       this.buf[this.pos] = len
       this.pos += 1 + len
       return

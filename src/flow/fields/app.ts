@@ -66,6 +66,12 @@ export class AppFields implements FlowFeature, L7Consumer {
   private readonly entryIds: Int32Array
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
+  /**
+   * One bit per TCP port (0-65535) and UDP port (65536 + port): set when the catalogue has an entry for it.
+   * Most flows' client ports have none; this 16 kB map answers that without loading the catalogue's 512 kB
+   * port table, whose lines for random ports are seldom in the cache.
+   */
+  private readonly portKnown = new Uint8Array((2 * 65536) >> 3)
   private exporter: IpfixExporter | undefined
   private template: Template | undefined
   /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
@@ -90,6 +96,17 @@ export class AppFields implements FlowFeature, L7Consumer {
       netbios: catalogue.named('NetBIOS'),
     }
     this.dhcp = [catalogue.named('DHCP'), catalogue.named('DHCPV6')]
+    for (let k = 0; k < 2 * 65536; k++)
+      if (catalogue.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP)
+        this.portKnown[k >> 3]! |= 1 << (k & 7)
+  }
+
+  /** catalogue.byTransportPort, through portKnown. */
+  private byPort(proto: number, port: number): number {
+    if (proto !== 6 && proto !== 17) return NO_APP
+    const k = (proto === 6 ? 0 : 65536) + (port & 0xffff)
+    if ((this.portKnown[k >> 3]! & (1 << (k & 7))) === 0) return NO_APP
+    return this.catalogue.byTransportPort(proto, port)
   }
 
   useHub(hub: L7Hub): void {
@@ -200,8 +217,8 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
     const proto = flow.protocol(id)
     if (entry === NO_APP) {
-      entry = this.catalogue.byTransportPort(proto, flow.port(id, Dir.Reverse))
-      if (entry === NO_APP) entry = this.catalogue.byTransportPort(proto, flow.port(id, Dir.Forward))
+      entry = this.byPort(proto, flow.port(id, Dir.Reverse))
+      if (entry === NO_APP) entry = this.byPort(proto, flow.port(id, Dir.Forward))
       if (entry !== NO_APP) ev = Evidence.Port
       else {
         entry = this.catalogue.byIpProtocol(proto)

@@ -12,7 +12,7 @@
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { DnsTx } from '../../l7/dns.js'
 import type { FieldList } from '../feature.js'
-import { clipAll, TransactionGroup } from './l7-transactions.js'
+import { clipAll, mayClip, TransactionGroup } from './l7-transactions.js'
 
 const TX_FIELDS: FieldList = [
   ['dnsId'],
@@ -67,17 +67,22 @@ export class DnsFields extends TransactionGroup<DnsTx> {
       data += a.data
       dataTtls += a.ttl
     }
-    const [qname, crrName, answers, ttls] = clipAll([tx.qname, first?.name ?? '', data, dataTtls])
-    w.string(qname!)
+    let qname = tx.qname
+    let crrName = first?.name ?? ''
+    let answers = data
+    let ttls = dataTtls
+    if (mayClip(qname.length + crrName.length + answers.length + ttls.length))
+      [qname = '', crrName = '', answers = '', ttls = ''] = clipAll([qname, crrName, answers, ttls])
+    w.string(qname)
     w.u16(tx.qtype < 0 ? 0 : tx.qtype)
     w.u16(tx.qclass < 0 ? 0 : tx.qclass)
-    w.string(crrName!)
+    w.string(crrName)
     w.u16(first?.type ?? 0)
     w.u16(first?.class ?? 0)
     w.u32(first?.ttl ?? 0)
     const rt = tx.queryUs > 0 && tx.responseUs >= tx.queryUs ? Math.round(tx.responseUs - tx.queryUs) : 0
     w.u32(rt > 0xffffffff ? 0xffffffff : rt)
-    w.string(answers!)
-    w.string(ttls!)
+    w.string(answers)
+    w.string(ttls)
   }
 }

@@ -26,7 +26,7 @@
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
-import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
+import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { Template } from '../../ipfix/template.js'
 import type { FlowKey } from '../../l7/engine.js'
 import type { ReassemblyStats } from '../../l7/reassembly.js'
@@ -37,6 +37,12 @@ import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 /** String octets per transaction record, shared among its string fields (see clipAll). */
 const STRING_BUDGET = 1000
+
+/**
+ * True when strings of `units` UTF-16 code units in all may need clipAll: a code unit takes at most 3 UTF-8
+ * octets, so fewer fit the budget whole (clipAll's own first test, without building its array).
+ */
+export const mayClip = (units: number, budget = STRING_BUDGET): boolean => units * 3 > budget
 
 const KEY_V4: FieldList = [
   ['flowStartMilliseconds'],
@@ -148,25 +154,21 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   protected abstract readonly countField: string
   protected abstract readonly txFields: FieldList
   protected abstract readonly templateIds: readonly [v4: number, v6: number]
-  /** Writes the protocol fields of `tx` (after the key fields), in txFields order. */
+  /**
+   * Writes the protocol fields of `tx` (after the key fields), in txFields order. It may be called twice for
+   * one transaction: again into the next message when the record did not fit the rest of the current one.
+   */
   protected abstract writeTx(tx: Tx, w: RecordWriter): void
   /**
-   * An upper bound of the variable-length part of the transaction's record, called just before writeTx.
-   * `room` is what one message leaves for it; a group whose strings can be longer fits them to it here.
+   * Called once before writeTx with the room one message leaves for the protocol fields: a group whose
+   * strings could exceed it (a TLS certificate) fits them to it here. The other groups share STRING_BUDGET
+   * among their strings (clipAll).
    */
-  protected txLength(_tx: Tx, _room: number): number {
-    return STRING_BUDGET + 3 * this.txFields.length + 64
-  }
+  protected fitTx(_tx: Tx, _room: number): void {}
+  /** Called after the record of `tx` is written (drops what fitTx kept). */
+  protected doneTx(): void {}
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
-  /**
-   * True (the default): the protocol fields are first written into a scratch buffer, so the exporter is told
-   * the record's exact length and packs records tightly (with the generic txLength bound, about 1 kB, a
-   * message with a quarter of its room used would be sent before each transaction record). Groups whose
-   * txLength is exact already (it fits their strings to the room) set it false and write directly.
-   */
-  protected readonly prewrite: boolean = true
-  private readonly scratch = new BufferWriter(65535)
 
   /**
    * `parser`: the name of the L7 parser (src/l7/registry.ts) whose transactions the group writes, or several
@@ -269,37 +271,27 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     const ts = this.templates
     if (ex === undefined || ts === undefined) return
     const t = key.ipVersion === 6 ? ts[1] : ts[0]
-    let pre: BufferWriter | undefined
-    if (this.prewrite) {
-      pre = this.scratch
-      pre.pos = 0
-      pre.overflow = false
-      this.writeTx(tx, pre)
-      if (pre.overflow) pre = undefined
-    }
-    // The key fields: two dateTimeMilliseconds, two addresses, two ports and the protocol.
-    const keyLength = 8 + 8 + (key.ipVersion === 6 ? 32 : 8) + 2 + 2 + 1
-    const w = ex.beginRecord(
-      t,
-      pre !== undefined
-        ? keyLength + pre.pos
-        : t.fixedLength + this.txLength(tx, ex.maxRecordLength - t.fixedLength),
-    )
-    w.dateTimeMs(Math.floor(key.startUs / 1000))
-    w.dateTimeMs(Math.floor(this.txTimeUs(tx, tsUs) / 1000))
-    if (key.ipVersion === 6) {
-      w.ipv6(key.src)
-      w.ipv6(key.dst)
-    } else {
-      w.ipv4(key.src[0]!)
-      w.ipv4(key.dst[0]!)
-    }
-    w.u16(key.srcPort)
-    w.u16(key.dstPort)
-    w.u8(key.protocol)
-    if (pre !== undefined) w.bytes(pre.buf.subarray(0, pre.pos))
-    else this.writeTx(tx, w)
-    ex.endRecord()
+    this.fitTx(tx, ex.maxRecordLength - t.fixedLength)
+    const startMs = Math.floor(key.startUs / 1000)
+    const timeMs = Math.floor(this.txTimeUs(tx, tsUs) / 1000)
+    // Written straight into the message; once more into the next one when it did not fit this one's rest.
+    do {
+      const w = ex.beginRecordFit(t)
+      w.dateTimeMs(startMs)
+      w.dateTimeMs(timeMs)
+      if (key.ipVersion === 6) {
+        w.ipv6(key.src)
+        w.ipv6(key.dst)
+      } else {
+        w.ipv4(key.src[0]!)
+        w.ipv4(key.dst[0]!)
+      }
+      w.u16(key.srcPort)
+      w.u16(key.dstPort)
+      w.u8(key.protocol)
+      this.writeTx(tx, w)
+    } while (!ex.endRecordFit())
+    this.doneTx()
     this.records++
   }
 }

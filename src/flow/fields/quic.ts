@@ -32,9 +32,6 @@ export class QuicFields extends TransactionGroup<QuicTx> {
   protected readonly countField = 'flowtelQuicTransactions'
   protected readonly txFields = TX_FIELDS
   protected readonly templateIds = [280, 281] as const
-  /** txLength fits the strings to the room and is exact: written directly. */
-  protected override readonly prewrite = false
-
   constructor() {
     super('quic')
   }
@@ -43,7 +40,7 @@ export class QuicFields extends TransactionGroup<QuicTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tsUs
   }
 
-  /** The TLS parts of the transaction about to be written (txLength fits them; writeTx writes them). */
+  /** The TLS parts of the transaction being written (fitTx fits them to the room; writeTx writes them). */
   private parts: { tx: QuicTx; parts: TlsRecordParts } | undefined
 
   /** Connection IDs are at most 20 octets (RFC 9000 §17.2): one length octet each. */
@@ -51,15 +48,16 @@ export class QuicFields extends TransactionGroup<QuicTx> {
     return [tx.dcid, tx.scid, tx.serverScid].reduce((n, c) => n + 1 + Math.min(c.byteLength, 20), 0)
   }
 
-  protected override txLength(tx: QuicTx, room: number): number {
-    const cids = QuicFields.cidLength(tx)
-    this.parts = { tx, parts: tlsRecordParts(tx, room - cids) }
-    return cids + this.parts.parts.length
+  protected override fitTx(tx: QuicTx, room: number): void {
+    this.parts = { tx, parts: tlsRecordParts(tx, room - QuicFields.cidLength(tx)) }
+  }
+
+  protected override doneTx(): void {
+    this.parts = undefined
   }
 
   protected writeTx(tx: QuicTx, w: RecordWriter): void {
     const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
-    this.parts = undefined
     w.u32(tx.quicVersion)
     w.varlen(tx.dcid.subarray(0, 20))
     w.varlen(tx.scid.subarray(0, 20))

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { BufferWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
-import { TlsFields, tlsRecordParts } from './tls.js'
+import { TlsFields, tlsRecordParts, type TlsRecordParts } from './tls.js'
 
 const SAN = Array.from({ length: 120 }, (_, i) => `host-${i}.cdn.example.com`)
 
@@ -61,13 +61,34 @@ function tx(san: string[], suites = 30): TlsTx {
   }
 }
 
+const varlenSize = (n: number): number => (n < 255 ? 1 + n : 3 + n)
+const utf8 = (s: string): number => varlenSize(Buffer.byteLength(s, 'utf8'))
+
+/** The variable-length part of the record of `t` with these parts, measured with Buffer. */
+function varLength(t: TlsTx, p: TlsRecordParts): number {
+  const lists = [t.cipherSuites, t.extensionTypes, t.supportedGroups, t.supportedVersions]
+  return (
+    [p.sni, p.alpn, p.offered, p.ja4, ...p.cert].reduce((n, s) => n + utf8(s), 0) +
+    lists.reduce((n, l) => n + varlenSize(2 * Math.min(l.length, 128)), 0) +
+    varlenSize(t.ecPointFormats.length) +
+    varlenSize(p.ja3.length) +
+    varlenSize(p.ja3s.length) +
+    varlenSize(Math.min(t.clientSessionId.length, 32)) +
+    varlenSize(Math.min(t.serverSessionId.length, 32)) +
+    varlenSize(t.certificate?.sha1.length ?? 0) +
+    varlenSize(t.certificate?.sha256.length ?? 0)
+  )
+}
+
 /** Exposes the group's protected record hooks. */
 class Writer extends TlsFields {
-  /** Octets writeTx writes for the variable-length part, after txLength fitted it to `room`. */
+  /** Octets writeTx writes for the variable-length part, after fitTx fitted it to `room`. */
   written(t: TlsTx, room: number): { announced: number; varPart: number } {
-    const announced = this.txLength(t, room)
+    const announced = varLength(t, tlsRecordParts(t, room))
+    this.fitTx(t, room)
     const w = new BufferWriter(65535)
     this.writeTx(t, w)
+    this.doneTx()
     // The fixed-length fields of the TLS part: 3 u16, recordVersion u16, setup u64, resumed u8, validity
     // 2 u64, key length u32, chain length u8.
     return { announced, varPart: w.pos - (4 * 2 + 8 + 1 + 16 + 4 + 1) }
@@ -84,7 +105,7 @@ describe('tls record budget', () => {
   it('cuts a SAN list that does not fit after its last whole name, keeping the other strings whole', () => {
     for (const room of [1300, 1000, 700]) {
       const p = tlsRecordParts(tx(SAN), room)
-      expect(p.length).toBeLessThanOrEqual(room)
+      expect(varLength(tx(SAN), p)).toBeLessThanOrEqual(room)
       const names = p.cert[5]!.split(',')
       expect(names.length).toBeGreaterThan(5)
       expect(names.length).toBeLessThan(SAN.length)
@@ -101,13 +122,40 @@ describe('tls record budget', () => {
     expect(n(1300)).toBeGreaterThan(n(1000))
   })
 
-  it('announces exactly what it writes, at every room size', () => {
+  it('writes what the parts measure, within the room when the fixed parts leave any', () => {
     const g = new Writer()
+    const nonAscii = { ...tx(SAN), sni: 'b\u00fccher.example', alpnOffered: ['h2', '\u00e9'.repeat(150)] }
     for (const room of [0, 200, 700, 1000, 1432, 1452, 8952, 65515]) {
-      for (const t of [tx(SAN), tx([]), tx(SAN, 128), { ...tx(SAN), certificate: undefined }]) {
+      for (const t of [tx(SAN), tx([]), tx(SAN, 128), { ...tx(SAN), certificate: undefined }, nonAscii]) {
         const { announced, varPart } = g.written(t, room)
         expect(varPart).toBe(announced)
+        if (room >= 700) expect(varPart).toBeLessThanOrEqual(room)
       }
+    }
+  })
+
+  it('keeps every string whole when the record fits, whatever the strings are made of', () => {
+    for (const sni of ['www.example.com', '\u00e9'.repeat(100), 'x'.repeat(190)]) {
+      const t = { ...tx(SAN.slice(0, 10)), sni }
+      const p = tlsRecordParts(t, 1400)
+      expect([p.sni, p.alpn, p.offered, p.cert[5]]).toEqual([
+        sni,
+        'h2',
+        'h2,http/1.1',
+        SAN.slice(0, 10).join(','),
+      ])
+      expect(p.cert).toEqual([
+        '*.example.com',
+        'Example Inc',
+        'Example CA G2',
+        'Example Trust',
+        '325D8297987D50B0',
+        SAN.slice(0, 10).join(','),
+        'sha256WithRSAEncryption',
+        'rsaEncryption',
+        cert(SAN).subject,
+        cert(SAN).issuer,
+      ])
     }
   })
 })

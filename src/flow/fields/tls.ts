@@ -17,7 +17,7 @@
  * DNS names, SHA-1/SHA-256 fingerprints, signature and key algorithms, chain length, subject and issuer DN. The flow record gets
  * flowtelTlsTransactions. Off by default.
  */
-import type { RecordWriter } from '../../ipfix/record-writer.js'
+import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
 import { handshakeFingerprints, type HandshakeFingerprints } from '../../l7/tls-fingerprint.js'
@@ -73,6 +73,21 @@ const MAX_LIST = 128
 function writeList(w: RecordWriter, list: readonly number[], size: 1 | 2): void {
   const n = Math.min(list.length, MAX_LIST)
   const octets = n * size
+  // Into the message buffer at once when it has the room (the prefix is one octet: at most 256 octets).
+  if (w instanceof BufferWriter && octets < 255 && w.pos + 1 + octets <= w.limit) {
+    const b = w.buf
+    let p = w.pos
+    b[p++] = octets
+    if (size === 2)
+      for (let i = 0; i < n; i++) {
+        const v = list[i]!
+        b[p++] = (v >> 8) & 0xff
+        b[p++] = v & 0xff
+      }
+    else for (let i = 0; i < n; i++) b[p++] = list[i]! & 0xff
+    w.pos = p
+    return
+  }
   // The RFC 7011 §7 length prefix, as RecordWriter.varlen writes it.
   if (octets < 255) w.u8(octets)
   else {
@@ -99,24 +114,25 @@ export interface TlsRecordParts {
   ja4: string
   /** subjectCn, subjectO, issuerCn, issuerO, serial, SAN DNS names, sigAlg, keyAlg, subject, issuer. */
   cert: readonly string[]
-  /** Encoded octets of all variable-length fields (what the record adds to the template's fixed length). */
-  length: number
 }
 
 /**
  * The JA3 / JA3S digests as octets, kept with the fingerprints they come from: handshakeFingerprints hands
  * out the same object for a handshake seen before, so a repeated handshake converts no hex.
  */
-const digestOctets = new WeakMap<HandshakeFingerprints, [Uint8Array | undefined, Uint8Array | undefined]>()
+const digestOctets = new WeakMap<HandshakeFingerprints, [Uint8Array, Uint8Array]>()
 
-function md5Bytes(fp: HandshakeFingerprints, which: 0 | 1, hex: string): Uint8Array {
-  if (hex === '') return EMPTY
+/** The JA3 and JA3S digests of `fp` as octets (EMPTY for a missing one). */
+function digestsOf(fp: HandshakeFingerprints): [Uint8Array, Uint8Array] {
   let pair = digestOctets.get(fp)
   if (pair === undefined) {
-    pair = [undefined, undefined]
+    pair = [
+      fp.ja3 === '' ? EMPTY : Buffer.from(fp.ja3, 'hex'),
+      fp.ja3s === '' ? EMPTY : Buffer.from(fp.ja3s, 'hex'),
+    ]
     digestOctets.set(fp, pair)
   }
-  return (pair[which] ??= Buffer.from(hex, 'hex'))
+  return pair
 }
 
 /** A certificate's strings in record order (TlsRecordParts.cert), their UTF-8 and encoded sizes. */
@@ -162,64 +178,66 @@ function certStrings(c: CertInfo): CertStrings {
   return cs
 }
 
+/** The certificate strings of a handshake without a certificate. */
+const NO_CERT: readonly string[] = ['', '', '', '', '', '', '', '', '', '']
+
+/** The offered ALPN protocols, comma separated. */
+const offeredText = (list: readonly string[]): string =>
+  list.length === 0 ? '' : list.length === 1 ? list[0]! : list.join(',')
+
 /**
  * Fits the record's strings into `room` octets of variable-length fields (one message's worth after the
  * fixed fields): the ClientHello strings share HELLO_STRING_BUDGET, and the certificate strings share all
  * that is left, so a long SAN list takes the room the rest does not need instead of a fixed share. A SAN
- * list that still does not fit is cut after its last whole name.
+ * list that still does not fit is cut after its last whole name. The variable-length fields written with
+ * the parts (writeTlsTx) then take at most `room` octets (when the fixed lists and digests alone fit it).
  */
 export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
-  const [sni, alpn, offered] = clipAll([tx.sni, tx.alpn, tx.alpnOffered.join(',')], HELLO_STRING_BUDGET)
+  let sni = tx.sni
+  let alpn = tx.alpn
+  let offered = offeredText(tx.alpnOffered)
+  // clipAll's own test (a UTF-16 code unit takes at most 3 UTF-8 octets), without building its array.
+  if ((sni.length + alpn.length + offered.length) * 3 > HELLO_STRING_BUDGET)
+    [sni = '', alpn = '', offered = ''] = clipAll([sni, alpn, offered], HELLO_STRING_BUDGET)
   const fp = handshakeFingerprints(tx, tx, tx.transport ?? 't')
-  const j3 = fp.ja3
-  const j3s = fp.ja3s
-  const parts: TlsRecordParts = {
-    sni: sni!,
-    alpn: alpn!,
-    offered: offered!,
-    ja3: md5Bytes(fp, 0, j3),
-    ja3s: md5Bytes(fp, 1, j3s),
-    ja4: fp.ja4,
-    cert: [],
-    length: 0,
-  }
-  const str = (x: string): number => varlenSize(utf8Length(x))
+  const [ja3, ja3s] = digestsOf(fp)
+  const ja4 = fp.ja4
   const c = tx.certificate
-  let used =
-    str(parts.sni) +
-    str(parts.alpn) +
-    str(parts.offered) +
+  // The variable-length fields other than the certificate strings; `hello` and ja4 measured below.
+  const lists =
     varlenSize(Math.min(tx.cipherSuites.length, MAX_LIST) * 2) +
     varlenSize(Math.min(tx.extensionTypes.length, MAX_LIST) * 2) +
     varlenSize(Math.min(tx.supportedGroups.length, MAX_LIST) * 2) +
     varlenSize(Math.min(tx.ecPointFormats.length, MAX_LIST)) +
     varlenSize(Math.min(tx.supportedVersions.length, MAX_LIST) * 2) +
-    varlenSize(parts.ja3.length) +
-    varlenSize(parts.ja3s.length) +
-    str(parts.ja4) +
+    varlenSize(ja3.length) +
+    varlenSize(ja3s.length) +
     varlenSize(Math.min(tx.clientSessionId.length, 32)) +
     varlenSize(Math.min(tx.serverSessionId.length, 32)) +
     varlenSize(c?.sha1.length ?? 0) +
     varlenSize(c?.sha256.length ?? 0)
-  const known = c === undefined ? undefined : certStrings(c)
-  const full = known === undefined ? ['', '', '', '', '', '', '', '', '', ''] : known.full
+  if (c === undefined) return { sni, alpn, offered, ja3, ja3s, ja4, cert: NO_CERT }
+  const known = certStrings(c)
   // Each certificate string may need a 3-octet length prefix.
-  const budget = Math.max(0, room - used - 3 * full.length)
-  if (known !== undefined && known.octets <= budget) {
-    // All fit (the common case): as clipAll would give them, sized once per certificate.
-    parts.cert = known.full
-    parts.length = used + known.encoded
-    return parts
-  }
+  const certRoom = room - lists - 3 * known.full.length
+  // Common case: the whole certificate fits even with the strings' largest UTF-8 sizes (3 octets a unit).
+  const helloBound =
+    varlenSize(sni.length * 3) +
+    varlenSize(alpn.length * 3) +
+    varlenSize(offered.length * 3) +
+    varlenSize(ja4.length * 3)
+  if (known.octets <= certRoom - helloBound) return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full }
+  const str = (x: string): number => varlenSize(utf8Length(x))
+  const used = str(sni) + str(alpn) + str(offered) + str(ja4)
+  const budget = Math.max(0, certRoom - used)
+  if (known.octets <= budget) return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full }
+  const full = known.full
   const cert = clipAll([...full], budget)
   const san = cert[5]!
   // Whole names only: a cut name would read as another (wrong) name.
   if (san.length < full[5]!.length && full[5]![san.length] !== ',')
     cert[5] = san.slice(0, Math.max(0, san.lastIndexOf(',')))
-  for (const x of cert) used += str(x)
-  parts.cert = cert
-  parts.length = used
-  return parts
+  return { sni, alpn, offered, ja3, ja3s, ja4, cert }
 }
 
 export class TlsFields extends TransactionGroup<TlsTx> {
@@ -227,8 +245,6 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   protected readonly countField = 'flowtelTlsTransactions'
   protected readonly txFields = TLS_TX_FIELDS
   protected readonly templateIds = [276, 277] as const
-  /** txLength fits the strings to the room and is exact: written directly. */
-  protected override readonly prewrite = false
 
   constructor() {
     super(['tls', 'dtls'])
@@ -238,17 +254,19 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tx.serverHelloUs > 0 ? tx.serverHelloUs : tsUs
   }
 
-  /** Parts of the transaction about to be written (txLength fits them; writeTx writes them). */
+  /** Parts of the transaction being written (fitTx fits them to the room; writeTx writes them). */
   private parts: { tx: TlsTx; parts: TlsRecordParts } | undefined
 
-  protected override txLength(tx: TlsTx, room: number): number {
+  protected override fitTx(tx: TlsTx, room: number): void {
     this.parts = { tx, parts: tlsRecordParts(tx, room) }
-    return this.parts.parts.length
+  }
+
+  protected override doneTx(): void {
+    this.parts = undefined
   }
 
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
     const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
-    this.parts = undefined
     writeTlsTx(tx, w, p)
   }
 }
