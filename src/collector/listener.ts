@@ -108,7 +108,8 @@ async function listenUdp(
   sink: ListenerSink,
   opts: ListenOptions,
 ): Promise<Listener> {
-  const counters: Record<string, number> = {}
+  // Receive-buffer drops are shown even while there are none: counted, never silent (issue #6).
+  const counters: Record<string, number> = { datagrams: 0, receive_buffer_drops: 0 }
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1
   }

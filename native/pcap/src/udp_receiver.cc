@@ -26,6 +26,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -386,6 +387,7 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
   }
 
   void Run() {
+    pthread_setname_np(pthread_self(), "flowtel-udp-rx");  // shows in /proc/PID/task/*/comm, top -H
     std::string error;
     unsigned next = 0;  // scratch messages next..got-1 are received but not yet in a slot
     unsigned got = 0;
