@@ -182,7 +182,7 @@ function openNative(opts: UdpReceiverOptions, host: string, onDatagram: Datagram
     const { data, meta } = s
     opts.onBatch?.(count)
     try {
-      for (let i = 0, m = 0; i < count; i++, m += META_STRIDE) {
+      for (let i = 0, m = 0; i < count && !closed; i++, m += META_STRIDE) {
         const off = meta[m]!
         const address = sources.name(meta[m + 4]!, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 3]!)
         onDatagram(data.subarray(off, off + meta[m + 1]!), address, meta[m + 2]!)
