@@ -4,7 +4,7 @@
 // npm run bench:probe                full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench:probe -- --quick     one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,flowtel-held,flowtel-w1,flowtel-w2,fields-core,fields-core+dns+http+tls+dhcp+app+quic,fields-all,softflowd,softflowd-1m,nfpcapd,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
+// BENCH_TOOLS=flowtel,flowtel-held,flowtel-w1,flowtel-w2,fields-core,fields-core+dns+http+tls+dhcp+app+quic,fields-all,softflowd,softflowd-1m,nfpcapd,ndpi,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
 // BENCH_PAIRED=1: run the tools in rounds (one run of each per round) instead of all runs of one tool in a row,
 // and also print flowtel's CPU-time ratio to each reference as the median of the per-round ratios, which
 // holds up far better than separate medians on a machine that other work shares.
@@ -145,6 +145,18 @@ const tools: readonly Tool[] = [
     },
   },
   {
+    // The DPI reference for the L7 groups (issue 4): nDPI's reader classifies every flow and keeps them all
+    // to the end of the file. Debian's libndpi-bin; not needed for anything but this row.
+    name: 'ndpiReader -i F (nDPI DPI)',
+    binary: 'ndpiReader',
+    sink: false,
+    argv: (f) => ['ndpiReader', '-i', f],
+    parse: (m) => {
+      const flows = /Unique flows:\s+(\d+)/.exec(m.stdout)
+      return flows ? { flows: Number(flows[1]) } : {}
+    },
+  },
+  {
     name: 'tcpdump -w /dev/null (read floor)',
     binary: 'tcpdump',
     sink: false,
@@ -162,6 +174,7 @@ const toolKeys = new Map<string, string>([
   ['softflowd (8192 flows)', 'softflowd'],
   ['softflowd -m 1000000', 'softflowd-1m'],
   ['nfpcapd -w DIR', 'nfpcapd'],
+  ['ndpiReader -i F (nDPI DPI)', 'ndpi'],
   ['tcpdump -w /dev/null (read floor)', 'tcpdump'],
 ])
 
@@ -407,6 +420,14 @@ function printReport(info: CaptureInfo, results: readonly Result[], baselineRss:
           `${fixed((100 * coreOnly.cpuS) / x.cpuS, 0)}%`,
         ]),
       ),
+    )
+  }
+  const allL7 = rows.find((x) => x.name === 'flowtel --fields core,dns,http,tls,dhcp,app,quic')
+  const ndpi = rows.find((x) => x.name === 'ndpiReader -i F (nDPI DPI)')
+  if (allL7?.ok && ndpi?.ok) {
+    console.log(
+      `\nevery L7 group against nDPI's reader: packets/s ${ratio(allL7.pps, ndpi.pps)}, ` +
+        `CPU time ${ratio(allL7.cpuS, ndpi.cpuS)}, peak RSS ${ratio(allL7.rss, ndpi.rss)} (>1x: flowtel is faster / uses more)`,
     )
   }
   const ft = rows.find((r) => r.name === 'flowtel probe')

@@ -16,7 +16,8 @@
 //
 // node --import tsx bench/store.bench.ts
 // Environment: INGEST_FLOWS=N (default 300 000), RATES=r1,r2 (default 10000,25000,50000,200000),
-// RECEIVERS=nfcapd,duckdb,clickhouse (empty: no ingest part), GEN_FLOWS=N (default 10 000 000), BENCH_QUERY_RUNS=N (default 5),
+// RECEIVERS=nfcapd,duckdb,clickhouse,duckdb-floor (empty: no ingest part; duckdb-floor: DuckDB's own cost of
+// storing the stream's rows, bench/lib/duckdb-floor.ts), GEN_FLOWS=N (default 10 000 000), BENCH_QUERY_RUNS=N (default 5),
 // STORES=duckdb,clickhouse (query part), CLICKHOUSE_URL=http://HOST:PORT (default: a private
 // clickhouse-server started for the run, test/helpers).
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -27,6 +28,7 @@ import { ClickHouseStore } from '../src/store/clickhouse.js'
 import { DuckDbStore } from '../src/store/duckdb.js'
 import type { FlowStore } from '../src/store/store.js'
 import { startClickHouse, type ClickHouseServer } from '../test/helpers/clickhouse-server.js'
+import { duckdbFloor } from './lib/duckdb-floor.js'
 import { generateClickHouse, generateDuckDb } from './lib/generated-flows.js'
 import { buildIpfixStream, RECORD_LENGTH } from './lib/ipfix-stream.js'
 import {
@@ -42,7 +44,7 @@ import {
 
 const ingestFlows = Number(process.env['INGEST_FLOWS'] ?? 300_000)
 const rates = (process.env['RATES'] ?? '10000,25000,50000,200000').split(',').map(Number)
-const receivers = (process.env['RECEIVERS'] ?? 'nfcapd,duckdb,clickhouse').split(',')
+const receivers = (process.env['RECEIVERS'] ?? 'nfcapd,duckdb,clickhouse,duckdb-floor').split(',')
 const genFlows = Number(process.env['GEN_FLOWS'] ?? 10_000_000)
 const queryRuns = Number(process.env['BENCH_QUERY_RUNS'] ?? 5)
 const stores = (process.env['STORES'] ?? 'duckdb,clickhouse').split(',')
@@ -158,6 +160,20 @@ try {
       )
       rmSync(d, { recursive: true, force: true })
     }
+  if (receivers.includes('duckdb-floor')) {
+    // DuckDB alone, no Flowtel code: what storing these rows costs at the least (bench/lib/duckdb-floor.ts).
+    pinSelf(1)
+    for (const which of ['filled', 'all'] as const) {
+      const f = await duckdbFloor(ingestFlows, which)
+      line(
+        `DuckDB floor: INSERT … SELECT, ${f.columns} columns${which === 'filled' ? ' (those filled)' : ' (all)'}`,
+        `${n(f.rows)} rows, ${(f.storeCpuMs / 1000).toFixed(2)} CPU s = ${n(f.rows / (f.storeCpuMs / 1000))} ` +
+          `rows/CPU s (generating the values: ${(f.generateCpuMs / 1000).toFixed(2)} CPU s, not counted), ` +
+          `one DuckDB thread, load average ${loadavg()[0]?.toFixed(1) ?? '?'}`,
+      )
+    }
+    pinSelf(0)
+  }
 
   unpinSelf()
   if (stores.includes('duckdb')) {

@@ -75,8 +75,10 @@ export async function generateDuckDb(g: DuckDbStore, flows: number, baseMs: numb
     cat: (...p) => `(${p.join(' || ')})`,
     baseMs,
   })
+  // Into the table holding the rows (flows is a view over it in a lazy-column file: store/duckdb.ts).
+  const table = await g.storedTable(cols.map(([n]) => n))
   await g.sql(
-    `INSERT INTO flows (${cols.map(([n]) => n).join(', ')}) SELECT ${cols.map(([, e]) => e).join(', ')} ` +
+    `INSERT INTO ${table} (${cols.map(([n]) => n).join(', ')}) SELECT ${cols.map(([, e]) => e).join(', ')} ` +
       `FROM (SELECT range::UBIGINT AS i FROM range(${Math.floor(flows)}))`,
   )
 }

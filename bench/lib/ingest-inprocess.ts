@@ -2,9 +2,12 @@
 // collector's decoder and a store writer (no sockets), for profiling the decode → store path
 // (node --cpu-prof --import tsx bench/lib/ingest-inprocess.ts). Prints records per CPU second of the process.
 //
+// With a DuckDB store, also prints the file's bytes per stored flow after close (which checkpoints).
+//
 // Environment: INGEST_FLOWS=N (default 300 000), STORE=duckdb:PATH|clickhouse:URL|clickhouse (a private
-// server, test/helpers)|none (default a temporary DuckDB file), BATCH_ROWS=N (default 10 000).
-import { mkdtempSync, rmSync } from 'node:fs'
+// server, test/helpers)|none (default a temporary DuckDB file), DUCKDB_SETTINGS=ingest_threads=N&… (the
+// temporary file's URL settings, store/duckdb.ts parseStoreUrl), BATCH_ROWS=N (default 10 000).
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FlowCollector } from '../../src/collector/decode-message.js'
@@ -16,7 +19,10 @@ import { buildIpfixStream } from './ipfix-stream.js'
 const flows = Number(process.env['INGEST_FLOWS'] ?? 300_000)
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-ingest-inproc-'))
 let server: ClickHouseServer | undefined
-let url = process.env['STORE'] ?? `duckdb:${join(dir, 'ingest.duckdb')}`
+const settings = process.env['DUCKDB_SETTINGS']
+let url =
+  process.env['STORE'] ??
+  `duckdb:${join(dir, 'ingest.duckdb')}${settings !== undefined ? `?${settings}` : ''}`
 if (url === 'clickhouse') {
   server = await startClickHouse()
   url = `clickhouse:${server.url}/bench_inproc`
@@ -27,7 +33,8 @@ const writer =
   url === 'none'
     ? undefined
     : await openStoreWriter(url, { maxRows: Number(process.env['BATCH_ROWS'] ?? 10_000) })
-// DUCKDB_SQL: a statement run on the store first (SET …), for experiments.
+// DUCKDB_SQL: a statement run on the store first (SET …), for experiments (threads: DUCKDB_SETTINGS, as
+// sql() runs with the query threads and sets the ingest threads back after it).
 if (writer !== undefined && process.env['DUCKDB_SQL'] !== undefined && writer.store instanceof DuckDbStore)
   await writer.store.sql(process.env['DUCKDB_SQL'])
 if (writer !== undefined && process.env['FAST'] !== '0') col.columnSink = writer
@@ -59,5 +66,9 @@ console.log(
     `(${wallMs.toFixed(0)} ms wall) = ${Math.round(stored / cpuS).toLocaleString('en-US')} records/CPU s`,
 )
 if (writer !== undefined) await writer.close()
+if (writer?.store instanceof DuckDbStore && writer.store.path !== ':memory:' && count > 0)
+  console.log(
+    `duckdb: file ${statSync(writer.store.path).size} bytes = ${(statSync(writer.store.path).size / count).toFixed(1)} bytes per stored flow`,
+  )
 await server?.stop()
 rmSync(dir, { recursive: true, force: true })

@@ -2,7 +2,14 @@
 import { DuckDBInstance } from '@duckdb/node-api'
 import { describe, expect, it } from 'vitest'
 import { COLUMNS, COLUMN_BY_IE } from './columns.js'
-import { duckdbAddColumns, duckdbCreateTable } from './ddl.js'
+import {
+  CORE_COLUMNS,
+  duckdbAddColumns,
+  duckdbCreateStoredTable,
+  duckdbCreateTable,
+  duckdbFlowsView,
+  duckdbValueType,
+} from './ddl.js'
 import { cidrRange, ipKey } from './ip-key.js'
 
 describe('column table', () => {
@@ -25,6 +32,22 @@ describe('DDL', () => {
     }
     const r = await c.runAndReadAll('DESCRIBE flows')
     expect(r.getRowObjectsJS().map((x) => x.column_name)).toEqual(COLUMNS.map((x) => x.name))
+    c.closeSync()
+  })
+
+  it('DuckDB lazy layout: the stored table and the view of every column over it', async () => {
+    const db = await DuckDBInstance.create(':memory:')
+    const c = await db.connect()
+    await c.run(duckdbCreateStoredTable())
+    await c.run('ALTER TABLE flows_stored ADD COLUMN "later col" INTEGER')
+    const stored = [...COLUMNS.filter((x) => CORE_COLUMNS.has(x.name)).map((x) => x.name), 'later col']
+    await c.run(duckdbFlowsView(stored))
+    await c.run(duckdbFlowsView(stored)) // replaced, not an error
+    const r = await c.runAndReadAll('DESCRIBE flows')
+    const described = r.getRowObjectsJS().map((x) => [x.column_name, x.column_type])
+    // Every column in the column table's order and type, then the stored column it does not know.
+    expect(described).toEqual([...COLUMNS.map((x) => [x.name, duckdbValueType(x)]), ['later col', 'INTEGER']])
+    expect(duckdbValueType(COLUMNS.find((x) => x.kind === 'ipkey')!)).toBe('UHUGEINT')
     c.closeSync()
   })
 })

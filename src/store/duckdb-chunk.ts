@@ -244,6 +244,9 @@ export function fillVectorTyped(
     }
     flushStrings(vector, s, n, s.long)
   }
+  // A new vector is all valid without a mask: one is made only for a chunk with a NULL in this column (DuckDB
+  // then also takes its all-valid paths when appending and compressing).
+  if (allValid(t.valid, from, n)) return
   duckdb.vector_ensure_validity_writable(vector)
   duckdb.copy_data_to_vector_validity(
     vector,
@@ -252,4 +255,13 @@ export function fillVectorTyped(
     t.valid.byteOffset + from / 8,
     Math.ceil(n / 64) * 8,
   )
+}
+
+/** Whether bits [from, from + n) of a validity bitmap are all set (`from` a multiple of 8). */
+export function allValid(valid: Uint8Array, from: number, n: number): boolean {
+  const first = from >> 3
+  const whole = n >> 3
+  for (let i = 0; i < whole; i++) if (valid[first + i] !== 0xff) return false
+  const rest = n & 7
+  return rest === 0 || ((valid[first + whole] ?? 0) & ((1 << rest) - 1)) === (1 << rest) - 1
 }

@@ -38,19 +38,59 @@ async function openStore(name: string): Promise<DuckDbStore> {
 
 describe('DuckDB store', () => {
   it('parses store URLs', () => {
-    expect(parseStoreUrl('duckdb:/tmp/x.duckdb')).toEqual({ kind: 'duckdb', path: '/tmp/x.duckdb' })
+    expect(parseStoreUrl('duckdb:/tmp/x.duckdb')).toEqual({
+      kind: 'duckdb',
+      path: '/tmp/x.duckdb',
+      options: {},
+    })
     expect(parseStoreUrl('duckdb').path).toBe('./data/flowtel.duckdb')
     expect(() => parseStoreUrl('mysql://x')).toThrow(/unsupported store/)
+    expect(parseStoreUrl('duckdb:/tmp/x.duckdb?ingest_threads=2&query_threads=8')).toEqual({
+      kind: 'duckdb',
+      path: '/tmp/x.duckdb',
+      options: { ingestThreads: 2, queryThreads: 8 },
+    })
+    expect(parseStoreUrl('duckdb:?query_threads=3')).toEqual({
+      kind: 'duckdb',
+      path: './data/flowtel.duckdb',
+      options: { queryThreads: 3 },
+    })
+    // A ? not followed by settings is part of the path.
+    expect(parseStoreUrl('duckdb:/tmp/what?.duckdb').path).toBe('/tmp/what?.duckdb')
+    expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?threads=2')).toThrow(/unknown setting threads/)
+    expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?ingest_threads=0')).toThrow(/1 to 9999/)
+    expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?ingest_threads=x')).toThrow(/1 to 9999/)
+  })
+
+  it('appends with the ingest threads and queries with the query threads', async () => {
+    const threads = async (s: DuckDbStore): Promise<unknown> =>
+      (await s.sql("SELECT current_setting('threads') AS t")).rows[0]?.t
+    const s = await DuckDbStore.open(join(dir, 'threads.duckdb'), { ingestThreads: 1, queryThreads: 3 })
+    await s.migrate()
+    expect(s.threads).toEqual({ ingest: 1, query: 3 })
+    // A query runs with the query threads.
+    expect(await threads(s)).toBe(3n)
+    const w = new BatchWriter(s, names)
+    w.add(flow(1, Date.now()))
+    await w.flush()
+    expect(await s.count()).toBe(1)
+    await s.close()
+    // Defaults: one thread for ingest, DuckDB's own for queries.
+    const d = await openStore('threads.duckdb')
+    expect(d.threads.ingest).toBe(1)
+    expect(BigInt(d.threads.query)).toBe(await threads(d))
+    await d.close()
   })
 
   it('migrates idempotently, also reopening the file', async () => {
     const s = await openStore('m.duckdb')
     await s.migrate()
     await s.migrate()
-    expect(await s.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
+    // A new file: the lazy layout's table, never the full one (0001_flows).
+    expect(await s.migrations()).toEqual(['0002_options', '0003_totals_int64', '0004_flows_lazy'])
     await s.close()
     const again = await openStore('m.duckdb')
-    expect(await again.migrations()).toEqual(['0001_flows', '0002_options', '0003_totals_int64'])
+    expect(await again.migrations()).toEqual(['0002_options', '0003_totals_int64', '0004_flows_lazy'])
     await again.close()
   })
 
@@ -64,7 +104,7 @@ describe('DuckDB store', () => {
     await w.close()
     const s2 = await openStore('cap.duckdb')
     // What an older version stored, and its migration list without the step.
-    await s2.sql(`UPDATE flows SET total_bytes = ${(1n << 64n) - 1n}`)
+    await s2.sql(`UPDATE ${await s2.storedTable()} SET total_bytes = ${(1n << 64n) - 1n}`)
     await s2.sql(`DELETE FROM flowtel_migrations WHERE name = '0003_totals_int64'`)
     await s2.close()
     const s3 = await openStore('cap.duckdb')

@@ -1,9 +1,20 @@
 /**
  * The embedded flow store: DuckDB (`@duckdb/node-api`) in one file, `./data/flowtel.duckdb` by default.
  *
- * - Migrations are named steps recorded in `flowtel_migrations`, each run once; after them every column of
- *   the column table is added if missing (ADD COLUMN IF NOT EXISTS), so `migrate()` is idempotent and an
- *   older file is upgraded in place.
+ * - Migrations are named steps recorded in `flowtel_migrations`, each run once; after them every column the
+ *   layout needs is added if missing (ADD COLUMN IF NOT EXISTS), so `migrate()` is idempotent and an older
+ *   file is upgraded in place.
+ * - Lazy columns (schema/ddl.ts): a new file stores its rows in `flows_stored`, created with the core
+ *   columns only (ddl.ts CORE_COLUMNS); the first batch holding a value for a column it lacks adds that
+ *   column (the appended rows committed first, then ADD COLUMN and the view recreated in one transaction)
+ *   before it is appended. Readers see `flows`, a view with every column of the column table, an absent
+ *   one as a typed NULL, so queries, filters, top-N and raw SQL read the logical table as before. Why: a
+ *   column no row holds still costs DuckDB per row appended (its validity, its segments and their
+ *   compression at commit): the 78 of 105 columns routers and the probe's default templates never fill took
+ *   about half of DuckDB's append CPU (bench/ingest-ab.bench.ts). Adding a column is a catalog change plus a
+ *   NULL column for the rows already stored (about 60 ms CPU for 5 million rows), once per file and column.
+ *   A file made before lazy columns (`flows` a table with every column) keeps that full layout; writes go to
+ *   the table (`storedTable()`), reads to `flows` in either layout.
  * - Inserts go through DuckDB's appender (one per batch, flushed and closed before insert resolves), by data
  *   chunk: each column's vector filled in JS and handed over whole.
  * - Retention (retain): by age, rows whose time_received is older than maxAgeMs; by size, at most maxRows
@@ -28,8 +39,16 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api'
 import duckdb from '@duckdb/node-bindings'
-import { COLUMNS, FLOWS_TABLE, type ValueKind } from '../schema/columns.js'
-import { duckdbAddColumns, duckdbCreateTable, ident } from '../schema/ddl.js'
+import { COLUMNS, COLUMN_BY_NAME, FLOWS_TABLE, type Column, type ValueKind } from '../schema/columns.js'
+import {
+  CORE_COLUMNS,
+  FLOWS_STORED,
+  duckdbAddColumns,
+  duckdbCreateStoredTable,
+  duckdbCreateTable,
+  duckdbFlowsView,
+  ident,
+} from '../schema/ddl.js'
 import {
   compileQuery,
   DuckDbDialect,
@@ -51,16 +70,23 @@ import {
 } from './options-store.js'
 import type { OptionRow } from './options-rows.js'
 import { CHUNK_ROWS, ChunkScratch, fillVector, fillVectorTyped } from './duckdb-chunk.js'
-import type { TypedBatch } from './typed-batch.js'
+import type { TypedBatch, TypedColumn } from './typed-batch.js'
 import { TOTAL_MAX, type RowValue } from './normalize.js'
 import type { ColumnBatch, FlowStore, QueryResult, RetentionPolicy } from './store.js'
 
 export const DEFAULT_DUCKDB_PATH = './data/flowtel.duckdb'
 
-/** Named, ordered migration steps; a step never changes once released (add a new one instead). */
-const MIGRATIONS: ReadonlyArray<{ name: string; sql: () => string[] }> = [
-  { name: '0001_flows', sql: () => [duckdbCreateTable()] },
+/** How a file holds the flows (see the file comment): `flows` a full table, or a view over `flows_stored`. */
+type Layout = 'full' | 'lazy'
+
+/**
+ * Named, ordered migration steps; a step never changes once released (add a new one instead). A step with
+ * a layout runs only in files of that layout (a new file is lazy: 0001_flows never runs in it).
+ */
+const MIGRATIONS: ReadonlyArray<{ name: string; sql: () => string[]; layout?: Layout }> = [
+  { name: '0001_flows', sql: () => [duckdbCreateTable()], layout: 'full' },
   { name: '0002_options', sql: () => [duckdbOptionsTable()] },
+  { name: '0004_flows_lazy', sql: () => [duckdbCreateStoredTable()], layout: 'lazy' },
 ]
 
 /** The migration step that capped stored totals at TOTAL_MAX (run after the sum columns exist). */
@@ -90,6 +116,42 @@ export interface DuckDbStoreOptions {
   commitRows?: number
   /** Commit appended rows at most this many ms after the first of them was inserted (default 15 000). */
   commitDelayMs?: number
+  /**
+   * DuckDB threads (its `threads` setting) while appending, committing and applying retention: default 1
+   * (INGEST_THREADS).
+   */
+  ingestThreads?: number
+  /** DuckDB threads while running a query (query, options, sql): default DuckDB's own, one per core. */
+  queryThreads?: number
+}
+
+/**
+ * DuckDB threads for ingest. One: the append and commit CPU per record is what bounds ingest on a busy
+ * collector, and DuckDB's extra threads added to it (in-process harness pinned to one core, 6 paired runs:
+ * 0.88 of the CPU with one thread; bench/lib/ingest-inprocess.ts) without making a commit take less CPU.
+ */
+export const INGEST_THREADS = 1
+
+interface StoredColumn {
+  readonly name: string
+  /** undefined: a column this release does not know (appended as NULL). */
+  readonly kind: ValueKind | undefined
+}
+
+/** Whether rows [0, length) of a column array hold a value (a cell past the array's end is NULL). */
+function holdsValue(values: readonly RowValue[] | undefined, length: number): boolean {
+  if (values === undefined) return false
+  const n = Math.min(length, values.length)
+  for (let i = 0; i < n; i++) if (values[i] !== null && values[i] !== undefined) return true
+  return false
+}
+
+/** Whether rows [0, length) of a typed column hold a value (a validity bit set). */
+function holdsTyped(t: TypedColumn | undefined, length: number): boolean {
+  if (t === undefined) return false
+  const octets = Math.min(t.valid.length, Math.ceil(length / 8))
+  for (let i = 0; i < octets; i++) if (t.valid[i] !== 0) return true
+  return false
 }
 
 /** A value read back: timestamps as bigint µs, plain JS values otherwise. */
@@ -104,10 +166,14 @@ export class DuckDbStore implements FlowStore {
   readonly optionsTable = OPTIONS_TABLE
   private chain: Promise<unknown> = Promise.resolve()
   /**
-   * The table's physical column order (the appender writes in it): a table upgraded by ADD COLUMN has the
-   * new columns last, and columns unknown to this release get NULL.
+   * The stored table's physical column order (the appender writes in it): columns added by ADD COLUMN are
+   * last, and columns unknown to this release get NULL.
    */
-  private layout: Array<{ name: string; kind: ValueKind | undefined }> | undefined
+  private layout: StoredColumn[] | undefined
+  /** The columns of the column table the stored table lacks (lazy layout), with `layout`. */
+  private absent: Column[] = []
+  /** The file's layout (see the file comment), known after migrate() or the first write. */
+  private flowsLayout: Layout | undefined
   /** The appender of rows not yet committed (kept open across inserts, see COMMIT_ROWS). */
   private appender: DuckDBAppender | undefined
   private uncommitted = 0
@@ -123,6 +189,8 @@ export class DuckDbStore implements FlowStore {
     private readonly conn: DuckDBConnection,
     readonly path: string,
     opts: DuckDbStoreOptions,
+    /** DuckDB threads between queries (ingest) and while one runs. */
+    readonly threads: { readonly ingest: number; readonly query: number },
   ) {
     this.commitRows = opts.commitRows ?? COMMIT_ROWS
     this.commitDelayMs = opts.commitDelayMs ?? COMMIT_DELAY_MS
@@ -133,7 +201,29 @@ export class DuckDbStore implements FlowStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
     const instance = await DuckDBInstance.create(path)
     const conn = await instance.connect()
-    return new DuckDbStore(instance, conn, path, opts)
+    const count = (n: number | undefined, dflt: number): number =>
+      n !== undefined && Number.isFinite(n) ? Math.max(1, Math.floor(n)) : dflt
+    const own = Number(
+      (await conn.runAndReadAll("SELECT current_setting('threads') AS t")).getRowObjectsJS()[0]?.t ?? 1,
+    )
+    const threads = {
+      ingest: count(opts.ingestThreads, INGEST_THREADS),
+      query: count(opts.queryThreads, own),
+    }
+    if (threads.ingest !== own) await conn.run(`SET threads = ${threads.ingest}`)
+    return new DuckDbStore(instance, conn, path, opts, threads)
+  }
+
+  /** Runs `f` with the query threads (and back to the ingest threads after it). */
+  private async withQueryThreads<T>(f: () => Promise<T>): Promise<T> {
+    const { ingest, query } = this.threads
+    if (ingest === query) return f()
+    await this.conn.run(`SET threads = ${query}`)
+    try {
+      return await f()
+    } finally {
+      await this.conn.run(`SET threads = ${ingest}`)
+    }
   }
 
   /**
@@ -174,8 +264,10 @@ export class DuckDbStore implements FlowStore {
           .getRowObjectsJS()
           .map((r) => r.name as string),
       )
+      const layout = await this.fileLayout()
+      const table = layout === 'lazy' ? FLOWS_STORED : FLOWS_TABLE
       for (const m of MIGRATIONS) {
-        if (done.has(m.name)) continue
+        if (done.has(m.name) || (m.layout !== undefined && m.layout !== layout)) continue
         await this.conn.run('BEGIN TRANSACTION')
         try {
           for (const s of m.sql()) await this.conn.run(s)
@@ -186,51 +278,121 @@ export class DuckDbStore implements FlowStore {
           throw e
         }
       }
-      const before = new Set(
-        (
-          await this.conn.runAndReadAll(
-            'SELECT column_name FROM information_schema.columns WHERE table_name = $1',
-            [FLOWS_TABLE],
-          )
-        )
-          .getRowObjectsJS()
-          .map((r) => r.column_name as string),
-      )
-      for (const s of duckdbAddColumns()) await this.conn.run(s)
+      this.layout = undefined
+      const before = new Set((await this.tableLayout()).map((c) => c.name))
+      // Full layout: every column of the column table; lazy: the core ones (a later release may add some).
+      const needed = layout === 'lazy' ? COLUMNS.filter((c) => CORE_COLUMNS.has(c.name)) : COLUMNS
+      for (const s of duckdbAddColumns(needed, table)) await this.conn.run(s)
       // A sum column added to a table with rows: fill it for them (capped like ingest, normalize.ts total()).
-      for (const c of COLUMNS)
+      // Its operands may be absent from a lazy table (never held a value): they count 0.
+      this.layout = undefined
+      const stored = new Set((await this.tableLayout()).map((c) => c.name))
+      const operand = (n: string): string => (stored.has(n) ? ident(n) : 'NULL')
+      for (const c of needed)
         if (c.sumOf !== undefined && !before.has(c.name)) {
-          const [x, y] = c.sumOf.map(ident) as [string, string]
+          const [x, y] = c.sumOf.map(operand) as [string, string]
           await this.conn.run(
-            `UPDATE ${FLOWS_TABLE} SET ${ident(c.name)} = least(coalesce(${x}, 0)::UHUGEINT + ` +
+            `UPDATE ${table} SET ${ident(c.name)} = least(coalesce(${x}, 0)::UHUGEINT + ` +
               `coalesce(${y}, 0), ${TOTAL_MAX})::UBIGINT WHERE ${ident(c.name)} IS NULL`,
           )
         }
       // Totals stored before the cap moved from 2^64−1 to 2^63−1 are capped once: top-N sums them as BIGINT.
       if (!done.has(TOTALS_CAPPED)) {
-        for (const c of COLUMNS)
+        for (const c of needed)
           if (c.sumOf !== undefined)
             await this.conn.run(
-              `UPDATE ${FLOWS_TABLE} SET ${ident(c.name)} = ${TOTAL_MAX} WHERE ${ident(c.name)} > ${TOTAL_MAX}`,
+              `UPDATE ${table} SET ${ident(c.name)} = ${TOTAL_MAX} WHERE ${ident(c.name)} > ${TOTAL_MAX}`,
             )
         await this.conn.run('INSERT INTO flowtel_migrations (name) VALUES ($1)', [TOTALS_CAPPED])
       }
-      this.layout = undefined
+      // The view's columns follow the column table of this release (a column it added reads as NULL).
+      if (layout === 'lazy') await this.conn.run(duckdbFlowsView([...stored]))
     })
   }
 
-  private async tableLayout(): Promise<Array<{ name: string; kind: ValueKind | undefined }>> {
-    if (this.layout !== undefined) return this.layout
+  /**
+   * The file's layout: full when `flows` is a table (a file made before lazy columns), else lazy (also
+   * for a new file, where migrate() creates the stored table and the view).
+   */
+  private async fileLayout(): Promise<Layout> {
+    if (this.flowsLayout !== undefined) return this.flowsLayout
     const r = await this.conn.runAndReadAll(
-      'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position',
+      "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = $1",
       [FLOWS_TABLE],
     )
-    const byName = new Map(COLUMNS.map((c) => [c.name, c]))
-    this.layout = r.getRowObjectsJS().map((row) => {
-      const name = row.column_name as string
-      return { name, kind: byName.get(name)?.kind }
+    const type = r.getRowObjectsJS()[0]?.table_type
+    this.flowsLayout = type === 'BASE TABLE' ? 'full' : 'lazy'
+    return this.flowsLayout
+  }
+
+  /**
+   * The table the rows are stored in, with the columns `names` (those of the column table it lacks added
+   * first): for writers other than insert (bench/lib/generated-flows.ts INSERT … SELECT). Runs in order
+   * with the other operations.
+   */
+  storedTable(names: readonly string[] = []): Promise<string> {
+    return this.serial(async () => {
+      const layout = await this.fileLayout()
+      if (layout === 'full') return FLOWS_TABLE
+      await this.tableLayout()
+      const want = new Set(names)
+      const missing = this.absent.filter((c) => want.has(c.name))
+      if (missing.length > 0) await this.addColumns(missing)
+      return FLOWS_STORED
     })
-    return this.layout
+  }
+
+  /** The stored table's columns in physical order (cached until the table changes). */
+  private async tableLayout(): Promise<StoredColumn[]> {
+    if (this.layout !== undefined) return this.layout
+    const table = (await this.fileLayout()) === 'lazy' ? FLOWS_STORED : FLOWS_TABLE
+    const r = await this.conn.runAndReadAll(
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = $1 " +
+        'ORDER BY ordinal_position',
+      [table],
+    )
+    const layout = r.getRowObjectsJS().map((row) => {
+      const name = row.column_name as string
+      return { name, kind: COLUMN_BY_NAME.get(name)?.kind }
+    })
+    const stored = new Set(layout.map((c) => c.name))
+    this.absent = COLUMNS.filter((c) => !stored.has(c.name))
+    this.layout = layout
+    return layout
+  }
+
+  /**
+   * Lazy layout: adds columns to the stored table and recreates the view, in one transaction, after
+   * committing the appended rows (the appender is made for the table's columns; the next insert makes a
+   * new one).
+   */
+  private async addColumns(columns: readonly Column[]): Promise<void> {
+    this.commit()
+    await this.conn.run('BEGIN TRANSACTION')
+    try {
+      for (const s of duckdbAddColumns(columns, FLOWS_STORED)) await this.conn.run(s)
+      this.layout = undefined
+      const stored = (await this.tableLayout()).map((c) => c.name)
+      await this.conn.run(duckdbFlowsView(stored))
+      await this.conn.run('COMMIT')
+    } catch (e) {
+      this.layout = undefined
+      await this.conn.run('ROLLBACK')
+      throw e
+    }
+  }
+
+  /**
+   * Lazy layout: adds the columns of the column table the stored table lacks and the batch holds a value
+   * for (`holds(name)`); resolves to the stored table's columns.
+   */
+  private async withColumnsFor(holds: (name: string) => boolean): Promise<StoredColumn[]> {
+    const layout = await this.tableLayout()
+    if (this.flowsLayout !== 'lazy' || this.absent.length === 0) return layout
+    const missing = this.absent.filter((c) => holds(c.name))
+    if (missing.length === 0) return layout
+    await this.addColumns(missing)
+    return this.tableLayout()
   }
 
   /** Names of the applied migration steps, in order. */
@@ -249,25 +411,38 @@ export class DuckDbStore implements FlowStore {
    * appender: any later operation on the store, and close, sees them committed.
    */
   insert(batch: ColumnBatch): Promise<void> {
-    return this.append(batch.length, (layout) => {
-      const cols = layout.map((c) => batch.columns[c.name])
-      return (vector, j, from, n, s) => fillVector(vector, layout[j]!.kind, cols[j], from, n, s)
-    })
+    return this.append(
+      batch.length,
+      (n) => holdsValue(batch.columns[n], batch.length),
+      (layout) => {
+        const cols = layout.map((c) => batch.columns[c.name])
+        return (vector, j, from, n, s) => fillVector(vector, layout[j]!.kind, cols[j], from, n, s)
+      },
+    )
   }
 
   /** insert() for a typed batch (typed-batch.ts): its columns are copied into the vectors as they are. */
   insertTyped(batch: TypedBatch): Promise<void> {
-    return this.append(batch.length, (layout) => {
-      const cols = layout.map((c) => batch.columns.get(c.name))
-      return (vector, j, from, n, s) => fillVectorTyped(vector, cols[j], from, n, s)
-    })
+    return this.append(
+      batch.length,
+      (n) => holdsTyped(batch.columns.get(n), batch.length),
+      (layout) => {
+        const cols = layout.map((c) => batch.columns.get(c.name))
+        return (vector, j, from, n, s) => fillVectorTyped(vector, cols[j], from, n, s)
+      },
+    )
   }
 
-  /** Appends `length` rows chunk by chunk, each column's vector filled by the filler made for the layout. */
+  /**
+   * Appends `length` rows chunk by chunk, each column's vector filled by the filler made for the layout;
+   * `holds(name)`: whether the batch has a value in that column (lazy layout: a column the stored table lacks
+   * is added first).
+   */
   private append(
     length: number,
+    holds: (name: string) => boolean,
     filler: (
-      layout: Array<{ name: string; kind: ValueKind | undefined }>,
+      layout: StoredColumn[],
     ) => (vector: duckdb.Vector, column: number, from: number, n: number, s: ChunkScratch) => void,
   ): Promise<void> {
     return this.serial(async () => {
@@ -277,8 +452,11 @@ export class DuckDbStore implements FlowStore {
         throw e instanceof Error ? e : new Error(`DuckDB commit failed: ${JSON.stringify(e)}`)
       }
       if (length === 0) return
-      const layout = await this.tableLayout()
-      const a = (this.appender ??= await this.conn.createAppender(FLOWS_TABLE))
+      await this.fileLayout()
+      const layout = await this.withColumnsFor(holds)
+      const a = (this.appender ??= await this.conn.createAppender(
+        this.flowsLayout === 'lazy' ? FLOWS_STORED : FLOWS_TABLE,
+      ))
       const types = layout.map((_, j) => a.columnType(j))
       const fill = filler(layout)
       const s = this.scratch
@@ -334,7 +512,7 @@ export class DuckDbStore implements FlowStore {
   async insertOptions(rows: readonly OptionRow[]): Promise<void> {
     for (const part of chunks(rows)) {
       const { sql, values } = duckdbOptionsInsert(part)
-      await this.sql(sql, values)
+      await this.serial(() => this.conn.run(sql, values))
     }
   }
 
@@ -342,10 +520,12 @@ export class DuckDbStore implements FlowStore {
     return unprefixLatest(await this.sql(latestOptionsSql(OPTIONS_TABLE, 'arg_max', q)))
   }
 
-  /** Runs one statement with bound values; rows come back with timestamps as µs. */
+  /** Runs one statement with bound values (with the query threads); rows come back with timestamps as µs. */
   sql(text: string, values: DuckDBValue[] = [], types?: (DuckDBType | undefined)[]): Promise<QueryResult> {
     return this.serial(async () => {
-      const r = await this.conn.runAndReadAll(text, values, types as DuckDBType[] | undefined)
+      const r = await this.withQueryThreads(() =>
+        this.conn.runAndReadAll(text, values, types as DuckDBType[] | undefined),
+      )
       const columns = r.columnNames()
       const rows = r.getRowObjects().map((o) => {
         const row: Record<string, RowValue> = {}
@@ -358,11 +538,12 @@ export class DuckDbStore implements FlowStore {
 
   retain(policy: RetentionPolicy, nowMs = Date.now()): Promise<number> {
     return this.serial(async () => {
+      const table = (await this.fileLayout()) === 'lazy' ? FLOWS_STORED : FLOWS_TABLE
       let deleted = 0
       if ((policy.maxAgeMs ?? 0) > 0) {
         const cutoff = BigInt(Math.floor(nowMs - (policy.maxAgeMs ?? 0))) * 1000n
         const r = await this.conn.run(
-          `DELETE FROM ${FLOWS_TABLE} WHERE time_received < make_timestamp($1::BIGINT)`,
+          `DELETE FROM ${table} WHERE time_received < make_timestamp($1::BIGINT)`,
           [cutoff],
         )
         deleted += r.rowsChanged
@@ -370,7 +551,7 @@ export class DuckDbStore implements FlowStore {
       const max = Math.floor(policy.maxRows ?? 0)
       if (max > 0) {
         const r = await this.conn.run(
-          `DELETE FROM ${FLOWS_TABLE} WHERE rowid IN (SELECT rowid FROM ${FLOWS_TABLE} ` +
+          `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} ` +
             `ORDER BY time_received DESC, rowid DESC OFFSET ${max})`,
         )
         deleted += r.rowsChanged
@@ -405,13 +586,40 @@ export class DuckDbStore implements FlowStore {
   }
 }
 
-/** `duckdb:PATH` (or `duckdb:` / `duckdb` for the default path) → the path; throws for other stores. */
-export function parseStoreUrl(url: string): { kind: 'duckdb'; path: string } {
+/** Settings a DuckDB store URL may carry after `?` (name=count, joined by &) → the option they set. */
+const URL_SETTINGS: Record<string, 'ingestThreads' | 'queryThreads'> = {
+  ingest_threads: 'ingestThreads',
+  query_threads: 'queryThreads',
+}
+
+/**
+ * `duckdb:PATH` (or `duckdb:` / `duckdb` for the default path) → the path; throws for other stores. The
+ * path may end in `?ingest_threads=N&query_threads=N` (DuckDbStoreOptions).
+ */
+export function parseStoreUrl(url: string): {
+  kind: 'duckdb'
+  path: string
+  options: Pick<DuckDbStoreOptions, 'ingestThreads' | 'queryThreads'>
+} {
   const m = /^duckdb(?::(.*))?$/.exec(url.trim())
   if (m === null)
     throw new Error(
       `unsupported store "${url}": expected duckdb:PATH or clickhouse:http://HOST:PORT/DATABASE`,
     )
-  const path = m[1] ?? ''
-  return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path }
+  let path = m[1] ?? ''
+  const options: { ingestThreads?: number; queryThreads?: number } = {}
+  const q = /\?([a-z_]+=[^&]*(?:&[a-z_]+=[^&]*)*)$/.exec(path)
+  if (q !== null) {
+    path = path.slice(0, q.index)
+    for (const kv of (q[1] ?? '').split('&')) {
+      const [k = '', v = ''] = kv.split('=')
+      const option = URL_SETTINGS[k]
+      if (option === undefined)
+        throw new Error(`bad DuckDB store URL "${url}": unknown setting ${k} (ingest_threads, query_threads)`)
+      if (!/^[1-9][0-9]{0,3}$/.test(v))
+        throw new Error(`bad DuckDB store URL "${url}": ${k} must be 1 to 9999`)
+      options[option] = Number(v)
+    }
+  }
+  return { kind: 'duckdb', path: path === '' ? DEFAULT_DUCKDB_PATH : path, options }
 }

@@ -5,7 +5,7 @@ import { openStoreForQuery, parseStore } from './open.js'
 
 describe('store URLs', () => {
   it('reads DuckDB and ClickHouse URLs', () => {
-    expect(parseStore('duckdb:/tmp/x.duckdb')).toEqual({ kind: 'duckdb', path: '/tmp/x.duckdb' })
+    expect(parseStore('duckdb:/tmp/x.duckdb')).toEqual({ kind: 'duckdb', path: '/tmp/x.duckdb', options: {} })
     expect(parseStore('clickhouse:http://127.0.0.1:8123/flows')).toEqual({
       kind: 'clickhouse',
       target: { url: 'http://127.0.0.1:8123', database: 'flows' },

@@ -8,7 +8,7 @@ import { ClickHouseStore, parseClickHouseUrl, type ClickHouseTarget } from './cl
 import { DuckDbStore, parseStoreUrl as parseDuckDbUrl } from './duckdb.js'
 import type { FlowStore } from './store.js'
 
-export type StoreSpec = { kind: 'duckdb'; path: string } | { kind: 'clickhouse'; target: ClickHouseTarget }
+export type StoreSpec = ReturnType<typeof parseDuckDbUrl> | { kind: 'clickhouse'; target: ClickHouseTarget }
 
 /** Parses a store URL; throws naming the accepted forms. */
 export function parseStore(url: string): StoreSpec {
@@ -21,7 +21,9 @@ export function parseStore(url: string): StoreSpec {
 export async function openStoreForWrite(url: string): Promise<FlowStore> {
   const spec = parseStore(url)
   const store =
-    spec.kind === 'duckdb' ? await DuckDbStore.open(spec.path) : await ClickHouseStore.open(spec.target)
+    spec.kind === 'duckdb'
+      ? await DuckDbStore.open(spec.path, spec.options)
+      : await ClickHouseStore.open(spec.target)
   try {
     await store.migrate()
   } catch (e) {
@@ -39,7 +41,7 @@ export async function openStoreForQuery(url: string): Promise<FlowStore> {
       throw new Error(
         `no flow store at ${spec.path} (flowtel collect --store duckdb:${spec.path} creates it)`,
       )
-    const s = await DuckDbStore.open(spec.path)
+    const s = await DuckDbStore.open(spec.path, spec.options)
     await s.migrate()
     return s
   }

@@ -1,14 +1,16 @@
 /**
  * `flowtel store ddl`: prints the DDL of a store's schema (schema/columns.ts) without running it.
  *
- * - `--store duckdb:PATH`: the DuckDB table.
+ * - `--store duckdb:PATH`: what a new DuckDB file gets (lazy layout): the stored table with the core columns
+ *   and the `flows` view over it (the other columns are added to the table on their first value).
  * - `--store clickhouse:URL`: the single-server ClickHouse table, for the server's generation (read with
  *   `SELECT version()`; `--generation legacy|modern` prints it without asking a server).
  * - `--cluster NAME` (ClickHouse): the cluster layout of docs/store.md: database, ReplicatedMergeTree local
  *   table and Distributed table, each ON CLUSTER NAME, for an operator to run once.
  */
 import { Command, Option } from 'commander'
-import { duckdbCreateTable } from '../../schema/ddl.js'
+import { COLUMNS } from '../../schema/columns.js'
+import { CORE_COLUMNS, duckdbCreateStoredTable, duckdbFlowsView } from '../../schema/ddl.js'
 import { ClickHouseStore } from '../../store/clickhouse.js'
 import {
   DEFAULT_SHARDING_KEY,
@@ -56,7 +58,8 @@ export function storeCommand(): Command {
       if (spec.kind === 'duckdb') {
         if (flags.cluster !== undefined)
           throw new Error('flowtel store ddl: --cluster is for ClickHouse stores')
-        process.stdout.write(duckdbCreateTable() + ';\n')
+        const core = COLUMNS.filter((c) => CORE_COLUMNS.has(c.name)).map((c) => c.name)
+        process.stdout.write(`${duckdbCreateStoredTable()};\n${duckdbFlowsView(core)};\n`)
         return
       }
       let generation = flags.generation
