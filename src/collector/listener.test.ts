@@ -1,17 +1,23 @@
-// Live listeners on loopback: a mixed NetFlow v5 / v9 / IPFIX stream on one UDP port over IPv4 and IPv6,
+// Live listeners on loopback: a mixed NetFlow v5 / v9 / IPFIX stream on one UDP port over IPv4, IPv6 and
+// dual stack, through both UDP receive paths, and their receive-buffer drops counted;
 // and IPFIX over TCP with framing across writes and templates dropped when the connection ends.
+import { execFileSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { hex } from '../ipfix/testing.js'
 import { FlowCollector, type CollectedRecord } from './decode-message.js'
 import { listen, parseListen } from './listener.js'
+import { nativeUdpReceiverClass, type UdpReceiverKind } from './udp-receiver.js'
 
 const IPFIX_TPL = hex('000a 001c 6553f100 00000000 00000001  0002 000c 0100 0001 000b 0002')
 const IPFIX_DATA = hex('000a 0016 6553f100 00000000 00000001  0100 0006 0050')
 const V9 = hex(`0009 0002 00002710 6553f100 00000001 00000007
   0000 000c 0100 0001 000c 0004  0100 0008 0a000001`)
 const V5 = hex('0005 0001 00002710 6553f100 00000000 00000064 0000 0000' + '00'.repeat(48))
+
+/** Both UDP receive paths when the addon is built. */
+const udpKinds: UdpReceiverKind[] = nativeUdpReceiverClass() !== undefined ? ['native', 'dgram'] : ['dgram']
 
 function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
   const start = Date.now()
@@ -32,20 +38,59 @@ describe('listeners', () => {
     expect(() => parseListen('http://x:1')).toThrow(/bad listen address/)
   })
 
-  it.each(['127.0.0.1', '::1'])('decodes a mixed v5/v9/IPFIX UDP stream on one port (%s)', async (host) => {
+  it.each(udpKinds.flatMap((kind) => ['127.0.0.1', '::1', '::'].map((host) => [kind, host] as const)))(
+    'decodes a mixed v5/v9/IPFIX UDP stream on one port (%s receiver, %s)',
+    async (kind, host) => {
+      const col = new FlowCollector()
+      const got: CollectedRecord[] = []
+      const l = await listen({ protocol: 'udp', host, port: 0 }, col, (o) => got.push(...o.records), {
+        udpReceiver: kind,
+      })
+      const from = host === '::' ? '127.0.0.1' : host // `::` takes IPv4 too (dual stack)
+      const s = createSocket(from.includes(':') ? 'udp6' : 'udp4')
+      try {
+        expect(l.udpReceiver).toBe(kind)
+        for (const m of [IPFIX_TPL, IPFIX_DATA, V9, V5]) s.send(m, l.port, from)
+        await waitFor(() => got.length === 3)
+        expect(got.map((r) => r.version).sort()).toEqual([10, 5, 9].sort())
+        expect(got.every((r) => r.exporter === from)).toBe(true)
+        expect(l.counters['datagrams']).toBe(4)
+      } finally {
+        s.close()
+        await l.close()
+      }
+    },
+  )
+
+  it.each(udpKinds)('counts receive-buffer drops (%s receiver)', async (kind) => {
     const col = new FlowCollector()
-    const got: CollectedRecord[] = []
-    const l = await listen({ protocol: 'udp', host, port: 0 }, col, (o) => got.push(...o.records))
-    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4')
+    let records = 0
+    const l = await listen(
+      { protocol: 'udp', host: '127.0.0.1', port: 0 },
+      col,
+      (o) => (records += o.records.length),
+      {
+        udpReceiver: kind,
+        udpReceiveBufferBytes: 4096,
+        udpTuning: { slots: 1, slotDatagrams: 2 },
+      },
+    )
     try {
-      for (const m of [IPFIX_TPL, IPFIX_DATA, V9, V5]) s.send(m, l.port, host)
-      await waitFor(() => got.length === 3)
-      expect(got.map((r) => r.version).sort()).toEqual([10, 5, 9].sort())
-      expect(got.every((r) => r.exporter === host)).toBe(true)
+      // This thread is blocked in execFileSync while a child sends: the kernel drops what does not fit.
+      const msgs = [IPFIX_TPL, ...Array.from({ length: 1500 }, () => IPFIX_DATA)].map((m) =>
+        Buffer.from(m).toString('hex'),
+      )
+      const script = `const s=require('dgram').createSocket('udp4');const m=${JSON.stringify(msgs)};let i=0;
+        const go=()=>{if(i>=m.length)return s.close();s.send(Buffer.from(m[i++],'hex'),${l.port},'127.0.0.1',go)};go()`
+      execFileSync(process.execPath, ['-e', script], { stdio: 'ignore' })
+      await waitFor(() => (l.counters['datagrams'] ?? 0) > 0)
     } finally {
-      s.close()
       await l.close()
     }
+    expect(l.counters['receive_buffer_drops']).toBeGreaterThan(0)
+    expect((l.counters['datagrams'] ?? 0) + (l.counters['receive_buffer_drops'] ?? 0)).toBeLessThanOrEqual(
+      1501,
+    )
   })
 
   it('frames IPFIX over TCP and drops the session templates when it closes', async () => {

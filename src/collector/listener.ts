@@ -5,16 +5,18 @@
  * brackets; `[::]` listens on IPv6 and IPv4 (dual stack). Socket errors are counted, never thrown (standards
  * §5.2); a TCP connection that cannot be framed is closed (§9.1). Buffered TCP bytes are bounded by the framer
  * (one message, at most 65535 octets); connections are capped and idle ones closed (standards §5.3 #46).
+ * UDP datagrams come through udp-receiver.ts: the native addon's recvmmsg thread in batches when it is built,
+ * else Node's dgram; the kernel's receive-buffer drops are counted either way (issue #6: no silent loss).
  * `tls://HOST:PORT` is the TCP listener behind TLS (RFC 7011 §11: TLS 1.2+, certificate and key from PEM files;
  * with a client CA, exporters must present a certificate it signed, §11.3). Failed handshakes are counted.
  */
-import { createSocket, type Socket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
 import { sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
+import { openUdpReceiver, type UdpReceiverKind, type UdpReceiverOptions } from './udp-receiver.js'
 
 export interface ListenAddress {
   readonly protocol: 'udp' | 'tcp' | 'tls'
@@ -45,7 +47,13 @@ export interface Listener {
   readonly address: ListenAddress
   /** The port actually bound (useful with port 0). */
   readonly port: number
+  /**
+   * Counters: datagrams, socket_errors, receive_buffer_drops (UDP: the kernel's drops of the socket, receive
+   * buffer full), connections and the TCP limits' refusals and idle closes, TLS handshake errors.
+   */
   readonly counters: Record<string, number>
+  /** UDP: the receive path in use (udp-receiver.ts). */
+  readonly udpReceiver?: UdpReceiverKind
   close(): Promise<void>
 }
 
@@ -56,6 +64,12 @@ export interface ListenOptions {
   idleTimeoutMs?: number
   /** Required for tls:// listeners. */
   tls?: TlsListenFiles
+  /** UDP: the receive buffer asked for (SO_RCVBUF, bytes). Default 8 MiB (capped at net.core.rmem_max). */
+  udpReceiveBufferBytes?: number
+  /** UDP: 'auto' (default: the addon's recvmmsg thread when built, else Node's dgram), 'native' or 'dgram'. */
+  udpReceiver?: UdpReceiverKind | 'auto'
+  /** UDP, native receiver: batch time bound and queue sizes (udp-receiver.ts; tests use small ones). */
+  udpTuning?: Pick<UdpReceiverOptions, 'flushMs' | 'slots' | 'slotDatagrams' | 'slotBytes'>
 }
 
 export interface TlsListenFiles {
@@ -80,58 +94,67 @@ export async function listen(
   sink: ListenerSink,
   opts: ListenOptions = {},
 ): Promise<Listener> {
-  return addr.protocol === 'udp' ? listenUdp(addr, collector, sink) : listenTcp(addr, collector, sink, opts)
+  return addr.protocol === 'udp'
+    ? listenUdp(addr, collector, sink, opts)
+    : listenTcp(addr, collector, sink, opts)
 }
 
-/** Bytes asked for the UDP socket's receive buffer (SO_RCVBUF). */
+/** Bytes asked for the UDP socket's receive buffer (SO_RCVBUF) by default. */
 const UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
 
-async function listenUdp(addr: ListenAddress, col: FlowCollector, sink: ListenerSink): Promise<Listener> {
-  const v6 = addr.host.includes(':')
-  // A large receive buffer rides out bursts (template rounds, the application catalogue, many exporters
-  // at once) while the event loop is busy storing; the kernel caps it at net.core.rmem_max.
-  const sock: Socket = createSocket({
-    type: v6 ? 'udp6' : 'udp4',
-    ipv6Only: false,
-    reuseAddr: false,
-    recvBufferSize: UDP_RECEIVE_BUFFER,
-  })
-  const counters: Record<string, number> = {}
+async function listenUdp(
+  addr: ListenAddress,
+  col: FlowCollector,
+  sink: ListenerSink,
+  opts: ListenOptions,
+): Promise<Listener> {
+  // Receive-buffer drops are shown even while there are none: counted, never silent (issue #6).
+  const counters: Record<string, number> = { datagrams: 0, receive_buffer_drops: 0 }
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1
   }
-  sock.on('error', () => count('socket_errors'))
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject)
-    sock.bind(addr.port, addr.host, () => {
-      sock.off('error', reject)
-      resolve()
-    })
-  })
-  const local = sock.address()
-  const collectorAddress = plain(local.address)
   // The key of the last datagram's exporter, used again while the same exporter sends (the collector
   // finds its session by the key object without building the session id).
   let last: SessionKey | undefined
-  sock.on('message', (msg, rinfo) => {
+  let collectorAddress = ''
+  let collectorPort = 0
+  const onDatagram = (bytes: Uint8Array, address: string, port: number): void => {
     count('datagrams')
-    const exporterAddress = plain(rinfo.address)
+    const exporterAddress = plain(address)
     let key = last
-    if (key === undefined || key.exporterPort !== rinfo.port || key.exporterAddress !== exporterAddress)
-      last = key = {
-        exporterAddress,
-        exporterPort: rinfo.port,
-        collectorAddress,
-        collectorPort: local.port,
-        protocol: 'udp',
-      }
-    sink(col.decode(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), key))
-  })
+    if (key === undefined || key.exporterPort !== port || key.exporterAddress !== exporterAddress)
+      last = key = { exporterAddress, exporterPort: port, collectorAddress, collectorPort, protocol: 'udp' }
+    sink(col.decode(bytes, key))
+  }
+  // A large receive buffer rides out bursts (template rounds, the application catalogue, many exporters
+  // at once) while the receiving thread is busy; the kernel caps it at net.core.rmem_max. What it cannot
+  // hold the kernel drops; those drops are counted (receive_buffer_drops), never silent.
+  const receiver = await openUdpReceiver(
+    {
+      host: addr.host,
+      port: addr.port,
+      recvBufferBytes: opts.udpReceiveBufferBytes ?? UDP_RECEIVE_BUFFER,
+      ...(opts.udpReceiver !== undefined ? { kind: opts.udpReceiver } : {}),
+      ...opts.udpTuning,
+      onError: (e, fatal) => {
+        count('socket_errors')
+        // The socket can no longer be read (the native receiver's thread ended): say so, not only count it.
+        if (fatal) process.emitWarning(`collector listener stopped receiving: ${e.message}`)
+      },
+      onDrops: (total) => {
+        counters['receive_buffer_drops'] = total
+      },
+    },
+    onDatagram,
+  )
+  collectorAddress = plain(receiver.address)
+  collectorPort = receiver.port
   return {
     address: addr,
-    port: local.port,
+    port: receiver.port,
     counters,
-    close: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+    udpReceiver: receiver.kind,
+    close: () => receiver.close(),
   }
 }
 

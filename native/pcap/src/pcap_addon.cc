@@ -12,7 +12,8 @@
 // the capture without losing what the kernel already holds: the thread keeps reading until the kernel has
 // retired its current block (the pcap timeout, twice, plus a margin) and a read finds nothing, hands over the
 // batch it was filling, and ends with an `end` message; the handle stays open (stats readable) until close().
-// The addon also carries the exporter's sendmmsg UDP socket (udp_socket.cc), so one native build serves both.
+// The addon also carries the exporter's sendmmsg UDP socket (udp_socket.cc) and the collector's recvmmsg
+// receiver (udp_receiver.cc), so one native build serves all three.
 #include <napi.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -33,7 +34,8 @@
 #include <thread>
 #include <vector>
 
-Napi::Function UdpSocketInit(Napi::Env env);  // udp_socket.cc
+Napi::Function UdpSocketInit(Napi::Env env);    // udp_socket.cc
+Napi::Function UdpReceiverInit(Napi::Env env);  // udp_receiver.cc
 
 namespace {
 
@@ -631,6 +633,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("interfaceAddresses", Napi::Function::New(env, InterfaceAddresses));
   exports.Set("libVersion", Napi::Function::New(env, LibVersion));
   exports.Set("UdpSocket", UdpSocketInit(env));
+  exports.Set("UdpReceiver", UdpReceiverInit(env));
   return exports;
 }
 
