@@ -43,6 +43,7 @@ interface CollectFlags {
   sessionPerFile: boolean
   summary: boolean
   storeThread: boolean
+  storeQueueRows: number
   tlsCert?: string
   tlsKey?: string
   tlsClientCa?: string
@@ -140,6 +141,12 @@ export function collectCommand(): Command {
       '--no-store-thread',
       'listening: store in the receiving thread (default: a store thread behind a bounded queue, drops counted)',
     )
+    .option(
+      '--store-queue-rows <n>',
+      'listening: rows waiting for the store thread at most; more are dropped, counted and warned of',
+      intOption('--store-queue-rows', 1, 2 ** 30),
+      262_144,
+    )
     .action(async (flags: CollectFlags) => {
       const reads = flags.read ?? []
       const listens = (flags.listen ?? []).map(parseListen)
@@ -182,6 +189,7 @@ export function collectCommand(): Command {
           // Listening, the store runs in its own thread so the socket is read while it commits; reading
           // files, nothing may be dropped and nothing waits on a socket.
           thread: listens.length > 0 && flags.storeThread,
+          maxQueuedRows: flags.storeQueueRows,
           maxRows: flags.batchRows,
           maxDelayMs: flags.batchDelay,
           onError: (e) =>
@@ -266,8 +274,18 @@ export function collectCommand(): Command {
           )
         // Expire templates and pending data; save templates now and then, so a crash loses little.
         let ticks = 0
+        let droppedSeen = 0
         const timer = setInterval(() => {
           col.expire()
+          // Rows the store thread could not take: said at once (every 10 s at most), not only in the summary.
+          const thread = writer?.store instanceof WorkerStore ? writer.store.stats : undefined
+          if (thread !== undefined && thread.dropped > droppedSeen) {
+            process.stderr.write(
+              `flowtel collect: the store is behind: ${thread.dropped - droppedSeen} rows dropped in the last ` +
+                `10 s (${thread.dropped} in all; queue of ${flags.storeQueueRows} rows full; see --store-queue-rows)\n`,
+            )
+            droppedSeen = thread.dropped
+          }
           // Once a minute: retention, and the templates file.
           if (++ticks % 6 !== 0) return
           retain().catch((e) => process.stderr.write(`flowtel collect: retention failed: ${String(e)}\n`))
@@ -293,14 +311,23 @@ export function collectCommand(): Command {
       if (options !== undefined) await options.flush()
       if (writer !== undefined) await writer.close()
       if (out !== undefined && out !== process.stdout) await new Promise<void>((r) => out.end(r))
+      // With a store thread, what it stored: rows handed to it can still be dropped (queue full) or given up.
+      const thread = writer?.store instanceof WorkerStore ? writer.store.stats : undefined
+      if (thread !== undefined && thread.dropped + thread.failed > 0)
+        process.stderr.write(
+          `flowtel collect: ${thread.dropped + thread.failed} of ${stored} flow records were not stored ` +
+            `(${thread.dropped} dropped with the store thread's queue full, ${thread.failed} given up)\n`,
+        )
       if (flags.summary) {
         const summary = {
           '@event': 'summary',
           records,
-          // With a store thread: rows queued, stored, dropped (queue full) and given up.
+          // stored: rows in the store; accepted: rows handed to it. With a store thread: rows queued, stored,
+          // dropped (queue full) and given up.
           ...(writer !== undefined
             ? {
-                stored,
+                stored: thread !== undefined ? thread.stored : stored,
+                accepted: stored,
                 store: {
                   ...writer.stats,
                   ...(writer.store instanceof WorkerStore ? { thread: writer.store.stats } : {}),
