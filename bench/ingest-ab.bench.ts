@@ -2,10 +2,11 @@
 // for the probe): each round runs `flowtel collect --listen udp://… --store duckdb:…` of build A and of build B
 // at the same time, both pinned to one core, and sends each datagram of the recorded IPFIX stream
 // (bench/lib/ipfix-stream.ts) to both, from core 0, at RATE records/s; so both see the same contention.
-// Printed per round and build: rows stored, CPU seconds of the receiving (main) thread and of the whole
-// process (/proc/PID/task/*/stat), as µs per stored record, and at the end the median B/A ratio of each.
-// The main thread receives, decodes (store/fast-plan.ts) and hands batches to the store thread; the rest is
-// the store thread (DuckDB's appender), DuckDB's own threads and V8's GC helpers. Prints only.
+// Printed per round and build: rows stored, CPU seconds of the receiving threads and of the whole process
+// (/proc/PID/task/*/stat), as µs per stored record, and at the end the median B/A ratio of each. The
+// receiving threads: the native UDP receiver (`flowtel-udp-rx`, recvmmsg) where the build has one, and the
+// main thread, which decodes (store/fast-plan.ts) and hands batches to the store thread; the rest is the
+// store thread (DuckDB's appender), DuckDB's own threads and V8's GC helpers. Prints only.
 //
 // npm run bench:ingest-ab -- <rootA> <rootB> [rounds]   (a root holds bench/lib/flowtel-cli.ts, src/ and
 //                                                        node_modules, e.g. a `git archive` copy of a commit)
@@ -32,7 +33,10 @@ const flows = Number(process.env['INGEST_FLOWS'] ?? 300_000)
 const core = process.env['BENCH_AB_CORE'] ?? '1'
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** CPU ms (user + system) of a process's main thread and of all its threads, from /proc. */
+/**
+ * CPU ms (user + system) of a process's receiving threads (the main thread, and the native UDP receiver
+ * `flowtel-udp-rx` when the build has one) and of all its threads, from /proc.
+ */
 function threadCpu(pid: number): { main: number; all: number } {
   let main = 0
   let all = 0
@@ -42,7 +46,7 @@ function threadCpu(pid: number): { main: number; all: number } {
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
       const ms = (Number(f[11]) + Number(f[12])) * 10
       all += ms
-      if (tid === String(pid)) main = ms
+      if (tid === String(pid) || s.includes('(flowtel-udp-rx)')) main += ms
     } catch {
       // the thread ended
     }
@@ -149,7 +153,7 @@ for (let round = 1; round <= rounds; round++) {
       per.push({ main, all })
       console.log(
         `round ${round} ${i === 0 ? 'A' : 'B'}: stored ${stored.toLocaleString('en-US')} of ` +
-          `${flows.toLocaleString('en-US')}, main thread ${(main * 1000).toFixed(2)} µs/record, ` +
+          `${flows.toLocaleString('en-US')}, receiving threads ${(main * 1000).toFixed(2)} µs/record, ` +
           `process ${(all * 1000).toFixed(2)} µs/record = ${Math.round(1 / (all / 1000)).toLocaleString('en-US')} ` +
           `records/CPU s (load average ${loadavg()[0]?.toFixed(1) ?? '?'})`,
       )
@@ -162,6 +166,6 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 console.log(
-  `B/A CPU per stored record, median of ${rounds}: main thread ${med(ratios.main).toFixed(3)}, ` +
+  `B/A CPU per stored record, median of ${rounds}: receiving threads ${med(ratios.main).toFixed(3)}, ` +
     `process ${med(ratios.all).toFixed(3)}`,
 )
