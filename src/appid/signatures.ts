@@ -34,7 +34,9 @@ function anyAscii(b: Uint8Array, words: readonly string[]): boolean {
 function contains(b: Uint8Array, s: string, limit = 256): boolean {
   const end = Math.min(b.byteLength, limit) - s.length
   const first = s.charCodeAt(0)
-  for (let i = 0; i <= end; i++) if (b[i] === first && ascii(b, i, s)) return true
+  // Candidates by a native search for the first character, not a test per octet.
+  for (let i = end >= 0 ? b.indexOf(first) : -1; i >= 0 && i <= end; i = b.indexOf(first, i + 1))
+    if (ascii(b, i, s)) return true
   return false
 }
 
