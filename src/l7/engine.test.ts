@@ -89,8 +89,10 @@ describe('L7 engine', () => {
       // Each request in three segments; the two flows' halves wait at the same time.
       send(1, `GET /one${n} HTTP/1.1\r\nHo`)
       send(2, `GET /two${n} HTTP/1.1\r\nHost: tw`)
-      send(1, `st: one${n}.example\r\nAccept: */*`)
-      send(2, `o${n}.example\r\n`)
+      // The third requests carry long header lines: they wait in the larger pooled rooms.
+      const pad = n === 2 ? `\r\nX-Pad: ${'p'.repeat(3000)}\r\nX-Pad2: ${'q'.repeat(9000)}` : ''
+      send(1, `st: one${n}.example\r\nAccept: */*${pad}`)
+      send(2, `o${n}.example\r\n${n === 2 ? `X-Pad: ${'r'.repeat(14000)}\r\n` : ''}`)
       send(1, '\r\n\r\n')
       send(2, '\r\n')
     }

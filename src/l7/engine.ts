@@ -104,12 +104,20 @@ function payloadOf(p: PacketInfo): Uint8Array {
 /** Room allocated ahead for pending input at most (beyond it the buffer grows as bytes come). */
 const MAX_PENDING_ROOM = 1 << 16
 /**
- * Pending input that fits POOLED_ROOM bytes waits in a buffer of that size from the engine's pool, which
- * keeps up to POOL_SIZE of them between uses (a message cut across segments is the common case: TLS
- * records, HTTP heads); larger ones are allocated to size and left to the GC.
+ * Pending input waits in a buffer from the engine's pools (a message cut across segments is the common case:
+ * HTTP heads, TLS records): one pool per size in ROOM_SIZES, each keeping up to POOL_KEEP of its buffers
+ * between uses (4.5 MiB at most in all), so held input costs neither an allocation nor zeroing once the
+ * pools are warm. One size holds the largest TLS record the tls parser accepts (16384 + 2048 octets and its
+ * header), so a record does not take twice its room. Larger input is allocated to size and left to the GC.
  */
-const POOLED_ROOM = 4096
-const POOL_SIZE = 256
+const ROOM_SIZES = [4096, 8192, 18688, 32768, MAX_PENDING_ROOM]
+const POOL_KEEP = [256, 64, 56, 32, 16]
+
+/** Index in ROOM_SIZES of the smallest room that holds `size` bytes; -1 above MAX_PENDING_ROOM. */
+function roomClass(size: number): number {
+  for (let c = 0; c < ROOM_SIZES.length; c++) if (size <= ROOM_SIZES[c]!) return c
+  return -1
+}
 
 /** Hand-offs per flow at most (a parser that hands back and forth is cut off). */
 const MAX_HANDOFFS = 4
@@ -405,8 +413,8 @@ export class L7Engine<Tx> {
   private slotOf = new Int32Array(0)
   private startUs = new Float64Array(0)
   private readonly slots: Slot<Tx>[] = []
-  /** Pending-input buffers of POOLED_ROOM bytes not in use (see room). */
-  private readonly pool: Uint8Array[] = []
+  /** Pending-input buffers not in use, per size class (see roomClass). */
+  private readonly pools: Uint8Array[][] = POOL_KEEP.map(() => [])
   private readonly free: number[] = []
   /** Parser indexes per well-known port (the hint), and the per-parser counters by index. */
   private readonly byPort = new Map<number, number[]>()
@@ -448,13 +456,20 @@ export class L7Engine<Tx> {
    * bytes written into it are read).
    */
   room(size: number): Uint8Array {
-    if (size > POOLED_ROOM) return new Uint8Array(size)
-    return this.pool.pop() ?? new Uint8Array(POOLED_ROOM)
+    const c = roomClass(size)
+    // Not zeroed (only the bytes written into it are read).
+    if (c < 0) return Buffer.allocUnsafe(size)
+    return this.pools[c]!.pop() ?? new Uint8Array(ROOM_SIZES[c]!)
   }
 
-  /** Pending-input buffer `b` is no longer used: pooled when of the pooled size and the pool has room. */
+  /** Pending-input buffer `b` is no longer used: pooled when it is a class's size and that pool has room. */
   recycle(b: Uint8Array): void {
-    if (b.byteLength === POOLED_ROOM && this.pool.length < POOL_SIZE) this.pool.push(b)
+    const n = b.byteLength
+    const c = roomClass(n)
+    if (c >= 0 && n === ROOM_SIZES[c] && b.byteOffset === 0) {
+      const pool = this.pools[c]!
+      if (pool.length < POOL_KEEP[c]!) pool.push(b)
+    }
   }
 
   /** Counts anomaly `name` (of a flow of parser `parserIndex`, -1 when none). */
