@@ -34,6 +34,7 @@ function anyAscii(b: Uint8Array, words: readonly string[]): boolean {
 function contains(b: Uint8Array, s: string, limit = 256): boolean {
   const end = Math.min(b.byteLength, limit) - s.length
   const first = s.charCodeAt(0)
+  // (A loop bounded by `limit`: a native indexOf would search the whole payload when the character is absent.)
   for (let i = 0; i <= end; i++) if (b[i] === first && ascii(b, i, s)) return true
   return false
 }
@@ -409,6 +410,8 @@ export const SIGNATURE_FIRST_OCTETS: Readonly<Record<string, readonly number[]>>
   smb1: [0],
   smb2: [0],
   ssdp: chars('MN'),
+  // The first octet of a 4-octet length equal to the payload's (a captured payload is under 2^24 octets).
+  postgres: [0],
   tds: [0x10, 0x12],
   redis: chars('*+-P'),
   memcached: chars('gsaVSv'),

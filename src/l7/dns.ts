@@ -112,8 +112,12 @@ function appendLabel(m: Uint8Array, start: number, len: number, at: number): num
   return n
 }
 
-/** Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). */
-export function readName(c: Cursor): string {
+/**
+ * Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). Without
+ * `text` the name is only walked (same checks and anomalies) and '' returned: the probe's plausibility test
+ * needs no string.
+ */
+export function readName(c: Cursor, text = true): string {
   const m = c.msg
   let pos = c.pos
   let jumps = 0
@@ -154,8 +158,10 @@ export function readName(c: Cursor): string {
       c.anomaly('dns_name_too_long')
       break
     }
-    if (chars > 0) NAME_TEXT[chars++] = 0x2e
-    chars = appendLabel(m, pos + 1, len, chars)
+    if (text) {
+      if (chars > 0) NAME_TEXT[chars++] = 0x2e
+      chars = appendLabel(m, pos + 1, len, chars)
+    }
     pos += 1 + len
   }
   c.pos = after >= 0 ? after : pos
@@ -320,13 +326,13 @@ function plausible(m: Uint8Array): boolean {
   }
   try {
     for (let i = 0; i < qd; i++) {
-      readName(c)
+      readName(c, false)
       const cls = u16(m, c.pos + 2) & 0x7fff
       if (cls !== 1 && cls !== 3 && cls !== 4 && cls !== 254 && cls !== 255) return false
       c.pos += 4
     }
     if (qd === 0) {
-      readName(c)
+      readName(c, false)
       u16(m, c.pos + 2)
     }
   } catch {

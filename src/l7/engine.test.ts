@@ -68,6 +68,42 @@ describe('L7 engine', () => {
     expect(e.activeFlows).toBe(2)
   })
 
+  it('keeps the pending input of interleaved flows apart while their buffers go round the pool', () => {
+    const got: [number, string, string][] = []
+    const e = new L7Engine<HttpTx>([httpParser], (k, tx) => got.push([k.flowId, tx.target, tx.host]), {
+      ...OPTS,
+      maxBytesTotal: 1 << 20,
+      maxBytesPerFlow: 1 << 16,
+    })
+    e.resize(16, 0)
+    const seq = [1, 1, 1]
+    const send = (id: number, text: string): void => {
+      const p = pkt(ascii(text), seq[id]!)
+      p.srcPort = 40000 + id
+      e.onPacket(id, p, L7Dir.ToServer, 1)
+      seq[id]! += text.length
+    }
+    e.onCreate(1, 0)
+    e.onCreate(2, 0)
+    for (let n = 0; n < 4; n++) {
+      // Each request in three segments; the two flows' halves wait at the same time.
+      send(1, `GET /one${n} HTTP/1.1\r\nHo`)
+      send(2, `GET /two${n} HTTP/1.1\r\nHost: tw`)
+      // The third requests carry long header lines: they wait in the larger pooled rooms.
+      const pad = n === 2 ? `\r\nX-Pad: ${'p'.repeat(3000)}\r\nX-Pad2: ${'q'.repeat(9000)}` : ''
+      send(1, `st: one${n}.example\r\nAccept: */*${pad}`)
+      send(2, `o${n}.example\r\n${n === 2 ? `X-Pad: ${'r'.repeat(14000)}\r\n` : ''}`)
+      send(1, '\r\n\r\n')
+      send(2, '\r\n')
+    }
+    e.end(1)
+    e.end(2)
+    const expected = (id: number, name: string): [number, string, string][] =>
+      [0, 1, 2, 3].map((n) => [id, `/${name}${n}`, `${name}${n}.example`])
+    expect(got.filter((g) => g[0] === 1)).toEqual(expected(1, 'one'))
+    expect(got.filter((g) => g[0] === 2)).toEqual(expected(2, 'two'))
+  })
+
   it('stops a flow whose buffered bytes exceed the per-flow bound', () => {
     const { e } = engine()
     e.onCreate(0, 0)

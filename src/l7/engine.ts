@@ -103,6 +103,21 @@ function payloadOf(p: PacketInfo): Uint8Array {
 
 /** Room allocated ahead for pending input at most (beyond it the buffer grows as bytes come). */
 const MAX_PENDING_ROOM = 1 << 16
+/**
+ * Pending input waits in a buffer from the engine's pools (a message cut across segments is the common case:
+ * HTTP heads, TLS records): one pool per size in ROOM_SIZES, each keeping up to POOL_KEEP of its buffers
+ * between uses (4.5 MiB at most in all), so held input costs neither an allocation nor zeroing once the
+ * pools are warm. One size holds the largest TLS record the tls parser accepts (16384 + 2048 octets and its
+ * header), so a record does not take twice its room. Larger input is allocated to size and left to the GC.
+ */
+const ROOM_SIZES = [4096, 8192, 18688, 32768, MAX_PENDING_ROOM]
+const POOL_KEEP = [256, 64, 56, 32, 16]
+
+/** Index in ROOM_SIZES of the smallest room that holds `size` bytes; -1 above MAX_PENDING_ROOM. */
+function roomClass(size: number): number {
+  for (let c = 0; c < ROOM_SIZES.length; c++) if (size <= ROOM_SIZES[c]!) return c
+  return -1
+}
 
 /** Hand-offs per flow at most (a parser that hands back and forth is cut off). */
 const MAX_HANDOFFS = 4
@@ -198,7 +213,11 @@ class Slot<Tx> implements L7Context<Tx> {
   }
 
   private dropPending(d: number): void {
-    if (this.pending[d] !== undefined) this.budget.release(this.held[d]!)
+    const b = this.pending[d]
+    if (b !== undefined) {
+      this.budget.release(this.held[d]!)
+      this.engine.recycle(b)
+    }
     this.pending[d] = undefined
     this.held[d] = 0
     this.need[d] = 0
@@ -206,8 +225,7 @@ class Slot<Tx> implements L7Context<Tx> {
 
   /** Keeps `rest` (charged to the budget already) as direction `d`'s pending input, with room for `need`. */
   private hold(d: L7Dir, rest: Uint8Array, need: number): void {
-    // Not zeroed (only the first `held` bytes are ever read), and small ones come from Buffer's pool.
-    const buf = Buffer.allocUnsafe(Math.max(rest.byteLength, Math.min(need, MAX_PENDING_ROOM)))
+    const buf = this.engine.room(Math.max(rest.byteLength, Math.min(need, MAX_PENDING_ROOM)))
     buf.set(rest)
     this.pending[d] = buf
     this.held[d] = rest.byteLength
@@ -233,6 +251,8 @@ class Slot<Tx> implements L7Context<Tx> {
       buf = buf.subarray(skip)
     }
     const old = this.pending[d]
+    /** The pending buffer `buf` views once complete: back to the pool after the parse. */
+    let spent: Uint8Array | undefined
     if (old !== undefined) {
       // `old` is charged to the budget already; charge the new bytes too while they wait together.
       if (!this.budget.reserve(buf.byteLength)) return this.overflow()
@@ -240,8 +260,9 @@ class Slot<Tx> implements L7Context<Tx> {
       const total = held + buf.byteLength
       let into = old
       if (total > old.byteLength) {
-        into = Buffer.allocUnsafe(Math.max(total, Math.min(2 * old.byteLength, MAX_PENDING_ROOM)))
+        into = this.engine.room(Math.max(total, Math.min(2 * old.byteLength, MAX_PENDING_ROOM)))
         into.set(old.subarray(0, held))
+        this.engine.recycle(old)
         this.pending[d] = into
       }
       into.set(buf, held)
@@ -252,6 +273,7 @@ class Slot<Tx> implements L7Context<Tx> {
       this.need[d] = 0
       this.budget.release(total)
       buf = into.subarray(0, total)
+      spent = into
     }
     const r = parser.parse(this.state, d, buf, this)
     if (r.kind === 'ok') {
@@ -268,6 +290,7 @@ class Slot<Tx> implements L7Context<Tx> {
     } else if (r.kind === 'switch') {
       return this.handOff(r.to, d, buf.subarray(r.consumed))
     }
+    if (spent !== undefined) this.engine.recycle(spent)
     if (!parser.wantsMore(this.state)) this.dead = true
     if (this.dead) this.stop()
   }
@@ -390,6 +413,8 @@ export class L7Engine<Tx> {
   private slotOf = new Int32Array(0)
   private startUs = new Float64Array(0)
   private readonly slots: Slot<Tx>[] = []
+  /** Pending-input buffers not in use, per size class (see roomClass). */
+  private readonly pools: Uint8Array[][] = POOL_KEEP.map(() => [])
   private readonly free: number[] = []
   /** Parser indexes per well-known port (the hint), and the per-parser counters by index. */
   private readonly byPort = new Map<number, number[]>()
@@ -424,6 +449,27 @@ export class L7Engine<Tx> {
       this.counters.byParser.set(p.name, c)
       return c
     })
+  }
+
+  /**
+   * A buffer of at least `size` bytes for pending input (its content is whatever it held before: only the
+   * bytes written into it are read).
+   */
+  room(size: number): Uint8Array {
+    const c = roomClass(size)
+    // Not zeroed (only the bytes written into it are read).
+    if (c < 0) return Buffer.allocUnsafe(size)
+    return this.pools[c]!.pop() ?? new Uint8Array(ROOM_SIZES[c]!)
+  }
+
+  /** Pending-input buffer `b` is no longer used: pooled when it is a class's size and that pool has room. */
+  recycle(b: Uint8Array): void {
+    const n = b.byteLength
+    const c = roomClass(n)
+    if (c >= 0 && n === ROOM_SIZES[c] && b.byteOffset === 0) {
+      const pool = this.pools[c]!
+      if (pool.length < POOL_KEEP[c]!) pool.push(b)
+    }
   }
 
   /** Counts anomaly `name` (of a flow of parser `parserIndex`, -1 when none). */
@@ -483,6 +529,20 @@ export class L7Engine<Tx> {
   parserOf(id: number): number {
     if (this.status[id] !== ST_ACTIVE) return -1
     return this.slots[this.slotOf[id]!]?.parserIndex ?? -1
+  }
+
+  /**
+   * True when packets of flow `id` can no longer do L7 work until it leaves: no parser claimed it (or none
+   * could: not TCP or UDP), or its parser needed no more bytes. (A flow whose initiator turns out to be the
+   * other side is probed again only while it has L7 state: see onSwap.)
+   */
+  isDone(id: number): boolean {
+    return this.status[id] === ST_NONE
+  }
+
+  /** True while no payload of flow `id` has been probed yet (or all probed so far were refused). */
+  isUnprobed(id: number): boolean {
+    return this.status[id] === ST_UNPROBED
   }
 
   /** Slots in use (flows with L7 state). */

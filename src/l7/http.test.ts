@@ -27,6 +27,70 @@ const run = (msgs: ReadonlyArray<readonly [L7Dir, Uint8Array]>): HttpTx[] => {
 }
 
 describe('http parser', () => {
+  it('reads a header exactly when its trimmed, lower-cased name is one it reads (fuzzed names)', () => {
+    const read: Record<string, keyof HttpTx> = {
+      host: 'host',
+      'user-agent': 'userAgent',
+      referer: 'referer',
+      'x-forwarded-for': 'xForwardedFor',
+    }
+    const piece = fc.oneof(
+      fc.constantFrom(...Object.keys(read), 'date', 'accept', 'hist', 'hosts', 'x'),
+      fc.constantFrom(' ', '\t', '\v', '\f', '\xa0', '\x85', 'A', '-', 'ÿ', 'À'),
+    )
+    const name = fc
+      .array(piece, { minLength: 1, maxLength: 3 })
+      .chain((parts) =>
+        fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }).map((up) => [parts, up] as const),
+      )
+      .map(([parts, up]) => {
+        const n = parts.join('')
+        return [...n].map((c, i) => (up[i % 8] ? c.toUpperCase() : c)).join('')
+      })
+      .filter((n) => !/[:\r\n]/.test(n) && [...n].every((c) => c.charCodeAt(0) < 256))
+    fc.assert(
+      fc.property(fc.array(name, { minLength: 1, maxLength: 6 }), (names) => {
+        const lines = names.map((n, i) => `${n}: v${i}\r\n`).join('')
+        const d = new Driver<HttpTx>(httpParser)
+        d.feed(L7Dir.ToServer, Buffer.from(`GET / HTTP/1.1\r\n${lines}\r\n`, 'latin1'))
+        const [tx] = d.finish()
+        const expected: Record<string, string> = {}
+        names.forEach((n, i) => {
+          const key = read[n.trim().toLowerCase()]
+          if (key !== undefined && !(key in expected)) expected[key] = `v${i}`
+        })
+        for (const key of Object.values(read)) expect(tx![key]).toBe(expected[key] ?? '')
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  it('reads header names in any case and around whitespace, and no look-alike names', () => {
+    const txs = run([
+      [
+        L7Dir.ToServer,
+        ascii(
+          'GET / HTTP/1.1\r\nHost : first.example\r\nHOST: second.example\r\nhosT2: x\r\n' +
+            'Hist: x\r\nDate: today\r\n\tuser-AGENT\t: ua/1\r\nUser-Agents: no\r\n' +
+            'x-forwarded-for: 192.0.2.1\r\n\r\n',
+        ),
+      ],
+      [
+        L7Dir.ToClient,
+        ascii('HTTP/1.1 200 OK\r\nSERVER:  srv \r\nServe: no\r\nlocation: /l\r\nContent-Length: 0\r\n\r\n'),
+      ],
+    ])
+    expect(txs).toHaveLength(1)
+    expect(txs[0]).toMatchObject({
+      host: 'first.example',
+      userAgent: 'ua/1',
+      xForwardedFor: '192.0.2.1',
+      server: 'srv',
+      location: '/l',
+      contentLength: 0,
+    })
+  })
+
   it('extracts request and response fields and skips bodies', () => {
     const txs = run([
       [L7Dir.ToServer, REQ],

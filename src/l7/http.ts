@@ -201,6 +201,18 @@ const FIELDS_READ: ReadonlySet<string> = new Set([
 ])
 
 /**
+ * Per name length: a bit per first letter (a = bit 0, lower-cased) of the FIELDS_READ names of that length.
+ * A header line whose name fails this test is not one of them, and costs no string.
+ */
+const READ_FIRST = new Uint32Array(32)
+for (const n of FIELDS_READ) READ_FIRST[n.length]! |= 1 << (n.charCodeAt(0) - 0x61)
+
+/** Whitespace as String.prototype.trim sees it, among latin1 characters. */
+function isTrimmed(c: number): boolean {
+  return (c >= 0x09 && c <= 0x0d) || c === 0x20 || c === 0xa0
+}
+
+/**
  * Splits a complete header block [0, end) into its start line and the fields in FIELDS_READ (lower-case
  * names, first wins). The block is decoded once (latin1: one character per octet, so string and byte
  * offsets agree) and cut into lines as text.
@@ -222,8 +234,16 @@ function parseHead(m: Uint8Array, end: number, ctx: L7Context<HttpTx>): Head {
       const colon = text.indexOf(':', p)
       if (colon < 0 || colon >= stop || colon === p) ctx.anomaly('http_bad_header_line')
       else {
-        const name = text.slice(p, colon).trim().toLowerCase()
-        if (FIELDS_READ.has(name) && !fields.has(name)) fields.set(name, text.slice(colon + 1, stop).trim())
+        // The name's bounds as trim() leaves them; its first letter and length say whether it may be read.
+        let a = p
+        let b = colon
+        while (a < b && isTrimmed(text.charCodeAt(a))) a++
+        while (b > a && isTrimmed(text.charCodeAt(b - 1))) b--
+        const first = (text.charCodeAt(a) | 0x20) - 0x61
+        if (b - a < 32 && first >= 0 && first < 26 && (READ_FIRST[b - a]! & (1 << first)) !== 0) {
+          const name = text.slice(a, b).toLowerCase()
+          if (FIELDS_READ.has(name) && !fields.has(name)) fields.set(name, text.slice(colon + 1, stop).trim())
+        }
       }
     }
     p = e + 1

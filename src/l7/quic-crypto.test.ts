@@ -102,6 +102,24 @@ describe('QUIC Initial protection (RFC 9001 Appendix A, RFC 9369 Appendix A)', (
     ])
   })
 
+  it('gives the keys of a DCID seen before from its cache, and the right ones after the cache turned over', () => {
+    const info = quicVersionInfo(QUIC_V1)!
+    const first = initialKeys(info, DCID, 'client')
+    expect(initialKeys(info, DCID, 'client')).toBe(first)
+    expect(initialKeys(info, DCID, 'server')).not.toBe(first)
+    // Another version's salt gives other keys for the same DCID.
+    expect(initialKeys(quicVersionInfo(QUIC_V2)!, DCID, 'client').key.equals(first.key)).toBe(false)
+    for (let i = 0; i < 300; i++)
+      initialKeys(info, Uint8Array.of(i >> 8, i & 0xff, 1, 2, 3, 4, 5, 6), 'client')
+    const again = initialKeys(info, DCID, 'client')
+    expect(again).not.toBe(first)
+    expect([again.key, again.iv, again.hp].map((b) => b.toString('hex'))).toEqual([
+      '1f369613dd76d5467730efcbe3b1a22d',
+      'fa044b2f42a3fd3b46fb255c',
+      '9f50449e04a0e810283a1e9933adedd2',
+    ])
+  })
+
   it('computes the A.2 header protection mask from its sample', () => {
     const c = initialKeys(quicVersionInfo(QUIC_V1)!, DCID, 'client')
     expect(headerMask(c.hp, A2_SAMPLE).toString('hex')).toBe('437b9aec36')

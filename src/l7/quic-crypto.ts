@@ -125,8 +125,27 @@ export interface InitialKeys {
   readonly hp: Buffer
 }
 
+/**
+ * Derived Initial keys of the last KEY_CACHE_SIZE (salt, DCID, side) triples. A connection's client Initials
+ * (a ClientHello over several datagrams, resends) and a client's repeated attempts share one DCID; each
+ * derivation costs eight HMACs.
+ */
+const KEY_CACHE_SIZE = 256
+const keyCache = new Map<string, InitialKeys>()
+
 /** The client's or the server's Initial keys for `dcid`, the DCID of the client's first Initial. */
 export function initialKeys(info: QuicVersionInfo, dcid: Uint8Array, side: 'client' | 'server'): InitialKeys {
+  // The salt names the derivation (each version family has its own; the labels follow from it).
+  const key = `${side === 'client' ? 'c' : 's'}${info.salt.toString('latin1')}${info.labels}${Buffer.from(dcid.buffer, dcid.byteOffset, dcid.byteLength).toString('latin1')}`
+  const hit = keyCache.get(key)
+  if (hit !== undefined) return hit
+  const keys = deriveInitialKeys(info, dcid, side)
+  if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!)
+  keyCache.set(key, keys)
+  return keys
+}
+
+function deriveInitialKeys(info: QuicVersionInfo, dcid: Uint8Array, side: 'client' | 'server'): InitialKeys {
   const initial = hkdfExtract(info.salt, dcid)
   const secret = hkdfExpandLabel(initial, side === 'client' ? 'client in' : 'server in', 32)
   return {

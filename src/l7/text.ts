@@ -9,10 +9,11 @@ export function latin1(m: Uint8Array, a: number, b: number): string {
   return Buffer.from(m.buffer, m.byteOffset, m.byteLength).toString('latin1', a, b)
 }
 
-/** Index of the first "\n" at or after `from`, or -1. */
+/** Index of the first "\n" at or after `from` and before `to`, or -1 (a native search, not a loop per octet). */
 export function lineEnd(m: Uint8Array, from: number, to = m.byteLength): number {
-  for (let i = from; i < to; i++) if (m[i] === 0x0a) return i
-  return -1
+  if (from >= to) return -1
+  const i = m.indexOf(0x0a, from)
+  return i >= 0 && i < to ? i : -1
 }
 
 /** End (exclusive, after the blank line) of a header block starting at `from`, or -1 when not yet complete. */

@@ -199,6 +199,11 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
+  /** Signatures are tried no more on flow `id` (named by them or better, or out of tries). */
+  payloadDone(id: number): boolean {
+    return this.evidence[id]! >= Evidence.Signature || this.tries[id]! >= SIGNATURE_TRIES
+  }
+
   onReset(): void {}
 
   onSwap(): void {}

@@ -9,6 +9,7 @@ import { LINKTYPE, PROTO, eth, ipv4, pcapFile, udp } from '../../../test/helpers
 import { tcpConversation } from '../../../test/helpers/tcp-conversation.js'
 import { ascii, dnsMessage } from '../../../test/helpers/l7.js'
 import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+import { L7Engine } from '../../l7/engine.js'
 import { httpParser } from '../../l7/http.js'
 import { createFieldGroups } from './index.js'
 import { isL7Consumer, L7Hub } from './l7-hub.js'
@@ -198,5 +199,52 @@ describe('transaction counts kept by the hub', () => {
     expect(only(records, 'dnsQname').map((x) => x['dnsId'])).toEqual([3, 4])
     expect(flowsOf(records, 40100).map((x) => x['flowtelDnsTransactions'])).toEqual([undefined])
     expect(flowsOf(records, 40200).map((x) => x['flowtelDnsTransactions'])).toEqual([1])
+  })
+})
+
+describe('flows the L7 work is done with', () => {
+  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
+    eth(
+      {},
+      ipv4(
+        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
+        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
+      ),
+    )
+  const junk = (i: number): Uint8Array =>
+    Uint8Array.from({ length: 40 }, (_, k) => (i * 31 + k * 7 + 1) & 0xff)
+  const query = dnsMessage({ id: 5, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
+
+  /** 20 datagrams no parser and no signature knows (flow A, 0..1.9 s), then at 40 s a DNS query (flow B). */
+  function settleFile(): string {
+    const frames = Array.from({ length: 20 }, (_, i) => frame(i % 2 === 0, 40500, 7000, junk(i)))
+    const file = join(dir, 'settle.pcap')
+    writeFileSync(
+      file,
+      pcapFile(LINKTYPE.ETHERNET, [
+        ...frames.map((data, i) => ({ data, tsUs: T0 + i * 100_000 })),
+        { data: frame(true, 40600, 53, query), tsUs: T0 + 40_000_000 },
+      ]),
+    )
+    return file
+  }
+
+  async function engineCalls(fields: string[]): Promise<{ calls: number; records: JsonRecord[] }> {
+    const spy = vi.spyOn(L7Engine.prototype, 'onPacket')
+    const { records } = await probeRecords([settleFile()], { fields: ['core', ...fields] })
+    const calls = spy.mock.calls.length
+    spy.mockRestore()
+    return { calls, records }
+  }
+
+  it('stop reaching the engine once it and the payload hooks are done, until their id is reused', async () => {
+    // dns alone: the engine rejects A after its 4 probe packets; app tries its signatures on 8.
+    const dns = await engineCalls(['dns'])
+    expect(dns.calls).toBe(4 + 1)
+    const app = await engineCalls(['dns', 'app'])
+    expect(app.calls).toBe(8 + 1)
+    // B took A's id after A's idle timeout and was parsed: its query is a transaction.
+    for (const r of [dns.records, app.records])
+      expect(only(r, 'dnsQname').map((x) => x['dnsId'])).toEqual([5])
   })
 })

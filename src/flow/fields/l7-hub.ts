@@ -17,6 +17,10 @@
  * `app` once the flow is named); when no subscribed group wants a claimed flow any more, its packets no
  * longer reach the parser (its state stays, so the flow's end still emits what was open then, as when each
  * group had its own engine).
+ *
+ * A flow the engine is done with (no parser claimed it after its probe packets, or its parser needs no
+ * more bytes) and whose payload hooks are done is marked settled: each further packet of it costs the hub
+ * one typed-array load, not a call into the engine and one per payload hook.
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
@@ -62,6 +66,11 @@ export interface L7Consumer {
    * noPacketWork, so the flow cache makes no call of its own per packet for it).
    */
   onPayload?(id: number, p: PacketInfo, dir: Dir): void
+  /**
+   * With onPayload: true once onPayload has nothing more to do for flow `id` until it leaves (it must stay
+   * true until the group's onCreate for that id).
+   */
+  payloadDone?(id: number): boolean
 }
 
 export function isL7Consumer(f: FlowFeature): f is FlowFeature & L7Consumer {
@@ -90,6 +99,10 @@ export class L7Hub implements FlowFeature {
   private counted = new Uint32Array(0)
   /** The groups with an onPayload hook (at most `app`). */
   private payloadConsumers: L7Consumer[] = []
+  /** Per flow: 1 when no further packet of it can do L7 work (see the file comment). */
+  private settled = new Uint8Array(0)
+  /** Every payload hook tells when it is done (payloadDone): flows may settle. */
+  private settles = false
 
   constructor(private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {}
 
@@ -112,6 +125,7 @@ export class L7Hub implements FlowFeature {
   resize(capacity: number, used: number): void {
     this.engine.resize(capacity, used)
     this.counted = resized(this.counted, capacity, used)
+    this.settled = resized(this.settled, capacity, used)
   }
 
   onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
@@ -121,6 +135,7 @@ export class L7Hub implements FlowFeature {
     const e = this.engine
     e.end(id)
     e.onCreate(id, tsUs)
+    this.settled[id] = 0
     if (this.counted[id] !== 0) {
       for (const c of this.counting) c.clearCount!(id)
       this.counted[id] = 0
@@ -138,7 +153,11 @@ export class L7Hub implements FlowFeature {
   }
 
   onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
+    if (this.settled[id] === 1) return
     const e = this.built!
+    // A packet without payload of a flow not yet probed (a handshake, an ACK) has nothing for the engine
+    // (which reassembles only flows a parser claimed) nor for a payload hook.
+    if (p.payloadCaptured === 0 && e.isUnprobed(id)) return
     let parse = true
     if (this.gated) {
       const pi = e.parserOf(id)
@@ -148,9 +167,11 @@ export class L7Hub implements FlowFeature {
       this.packets++
       e.onPacket(id, p, dir as number, tsUs)
     }
-    if (p.payloadCaptured > 0) {
-      const pc = this.payloadConsumers
-      for (let i = 0; i < pc.length; i++) pc[i]!.onPayload!(id, p, dir)
+    const pc = this.payloadConsumers
+    if (p.payloadCaptured > 0) for (let i = 0; i < pc.length; i++) pc[i]!.onPayload!(id, p, dir)
+    if (this.settles && e.isDone(id)) {
+      for (let i = 0; i < pc.length; i++) if (!pc[i]!.payloadDone!(id)) return
+      this.settled[id] = 1
     }
   }
 
@@ -230,6 +251,7 @@ export class L7Hub implements FlowFeature {
     this.gated = this.always.includes(0)
     this.counting = this.consumers.filter((c) => c.clearCount !== undefined)
     this.payloadConsumers = this.consumers.filter((c) => c.onPayload !== undefined)
+    this.settles = this.payloadConsumers.every((c) => c.payloadDone !== undefined)
     return new L7Engine<unknown>(
       names.map((n) => L7_PARSERS[n]!),
       (key, tx, tsUs, parser) => this.route(key, tx, tsUs, parser),
