@@ -318,6 +318,21 @@ export class ClickHouseStore implements FlowStore {
     await this.insertRowBinary(cols, encodeRowBinaryTyped(batch, cols))
   }
 
+  /**
+   * The batches in one INSERT: the columns any of them has (a batch without one writes NULL there), each
+   * batch's RowBinary one after the other in the request body. ClickHouse takes a few large inserts far
+   * faster than many small ones (each is a request and a part to merge later).
+   */
+  async insertTypedMany(batches: readonly TypedBatch[]): Promise<void> {
+    const some = batches.filter((b) => b.length > 0)
+    if (some.length === 0) return
+    const cols = this.insertColumns((c, nullable) => !nullable || some.some((b) => b.columns.has(c.name)))
+    await this.insertRowBinary(
+      cols,
+      some.map((b) => encodeRowBinaryTyped(b, cols)),
+    )
+  }
+
   /** The table's columns in COLUMNS order that `keep` accepts, with whether each is Nullable. */
   private insertColumns(keep: (c: Column, nullable: boolean) => boolean): EncodedColumn[] {
     const info = this.requireTable()
@@ -331,11 +346,14 @@ export class ClickHouseStore implements FlowStore {
     return cols
   }
 
-  private async insertRowBinary(cols: readonly EncodedColumn[], body: Buffer): Promise<void> {
+  private async insertRowBinary(
+    cols: readonly EncodedColumn[],
+    body: Buffer | readonly Buffer[],
+  ): Promise<void> {
     const names = cols.map((c) => chIdent(c.column.name)).join(', ')
     const r = await this.client.exec({
       query: `INSERT INTO ${this.table} (${names}) FORMAT RowBinary`,
-      values: Readable.from([body]),
+      values: Readable.from(Buffer.isBuffer(body) ? [body] : body),
     })
     // The response body is empty; read it to the end so the connection is reused.
     for await (const _ of r.stream as AsyncIterable<unknown>) void _

@@ -1,7 +1,8 @@
 /**
  * The store thread (worker_threads): opens the store of `workerData.url` for writing and runs what the
  * main thread's WorkerStore (worker-store.ts) asks, one request at a time in arrival order, so a query
- * sees every row queued before it. Inserts are acknowledged once stored; a failed insert is kept and tried
+ * sees every row queued before it. Typed inserts that queued up behind a slow one go in as one insert where
+ * the store has insertTypedMany (ClickHouse). Inserts are acknowledged once stored; a failed insert is kept and tried
  * again before the next request (and every RETRY_MS while nothing else comes), its rows still counted as
  * queued by the main thread, so the queue bound holds while a store is down.
  */
@@ -11,6 +12,8 @@ import type { FlowStore } from './store.js'
 import { fromWire, type Reply, type Request } from './worker-wire.js'
 
 const RETRY_MS = 1000
+/** Rows of typed batches waiting in a row merged into one insert at most (stores with insertTypedMany). */
+const MERGE_ROWS = 131_072
 
 const port = parentPort
 if (port === null) throw new Error('store-worker: not started as a worker thread')
@@ -24,8 +27,8 @@ try {
 }
 port.postMessage({ id: 0, ok: true } satisfies Reply)
 
-/** Inserts that failed, oldest first: [request id, run]. */
-const failed: Array<[number, () => Promise<void>]> = []
+/** Inserts that failed, oldest first: [request ids, run]. */
+const failed: Array<[number[], () => Promise<void>]> = []
 let retryTimer: NodeJS.Timeout | undefined
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -33,7 +36,7 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 /** Tries the failed inserts again, in order; stops at the first that fails again. */
 async function retry(): Promise<void> {
   while (failed.length > 0) {
-    const [id, run] = failed[0]!
+    const [ids, run] = failed[0]!
     try {
       await run()
     } catch (e) {
@@ -41,7 +44,7 @@ async function retry(): Promise<void> {
       return
     }
     failed.shift()
-    port!.postMessage({ id, ok: true } satisfies Reply)
+    for (const id of ids) port!.postMessage({ id, ok: true } satisfies Reply)
   }
 }
 
@@ -51,6 +54,20 @@ function scheduleRetry(): void {
     retryTimer = undefined
     chain = chain.then(retry).then(scheduleRetry)
   }, RETRY_MS)
+}
+
+/** Runs an insert of the requests `ids` (acknowledged once stored), or keeps it for retry() when it fails. */
+async function insert(ids: number[], run: () => Promise<void>): Promise<void> {
+  if (failed.length > 0) failed.push([ids, run])
+  else
+    try {
+      await run()
+      for (const id of ids) port!.postMessage({ id, ok: true } satisfies Reply)
+    } catch (e) {
+      failed.push([ids, run])
+      port!.postMessage({ id: -1, ok: false, error: message(e) } satisfies Reply)
+    }
+  scheduleRetry()
 }
 
 async function handle(m: Request): Promise<void> {
@@ -63,16 +80,7 @@ async function handle(m: Request): Promise<void> {
             const b = fromWire(m.batch)
             return store.insertTyped !== undefined ? store.insertTyped(b) : store.insert(b.toColumnBatch())
           }
-    if (failed.length > 0) failed.push([m.id, run])
-    else
-      try {
-        await run()
-        port!.postMessage({ id: m.id, ok: true } satisfies Reply)
-      } catch (e) {
-        failed.push([m.id, run])
-        port!.postMessage({ id: -1, ok: false, error: message(e) } satisfies Reply)
-      }
-    scheduleRetry()
+    await insert([m.id], run)
     return
   }
   try {
@@ -99,7 +107,8 @@ async function handle(m: Request): Promise<void> {
       case 'close':
         if (retryTimer !== undefined) clearTimeout(retryTimer)
         // Inserts that still fail are given up (their ids acknowledged as failed).
-        for (const [id] of failed) port!.postMessage({ id, ok: false, error: 'store failing at close' })
+        for (const [ids] of failed)
+          for (const id of ids) port!.postMessage({ id, ok: false, error: 'store failing at close' })
         failed.length = 0
         value = await store.close()
         break
@@ -111,7 +120,47 @@ async function handle(m: Request): Promise<void> {
   if (m.op === 'close') port!.close()
 }
 
+/**
+ * Typed inserts waiting in a row, `m` first, taken off `inbox` up to MERGE_ROWS rows, as one insert: while
+ * the store is slower than the stream (a ClickHouse insert takes a while), the batches that queued up
+ * meanwhile go in together instead of one request each.
+ */
+async function insertMerged(m: Extract<Request, { op: 'insertTyped' }>): Promise<void> {
+  await retry()
+  const group = [m]
+  let rows = m.batch.length
+  for (
+    let next = inbox[0];
+    next?.op === 'insertTyped' && rows + next.batch.length <= MERGE_ROWS;
+    next = inbox[0]
+  ) {
+    inbox.shift()
+    group.push(next)
+    rows += next.batch.length
+  }
+  const batches = group.map((g) => fromWire(g.batch))
+  await insert(
+    group.map((g) => g.id),
+    () => store.insertTypedMany?.(batches) ?? Promise.reject(new Error('insertTypedMany: not offered')),
+  )
+}
+
+/** Requests not yet handled, in arrival order. */
+const inbox: Request[] = []
+let draining = false
+
+async function drain(): Promise<void> {
+  for (let m = inbox.shift(); m !== undefined; m = inbox.shift()) {
+    if (m.op === 'insertTyped' && store.insertTypedMany !== undefined) await insertMerged(m)
+    else await handle(m)
+  }
+  draining = false
+}
+
 let chain: Promise<void> = Promise.resolve()
 port.on('message', (m: Request) => {
-  chain = chain.then(() => handle(m))
+  inbox.push(m)
+  if (draining) return
+  draining = true
+  chain = chain.then(drain)
 })

@@ -36,6 +36,11 @@ export interface FlowStore {
   insert(batch: ColumnBatch): Promise<void>
   /** Appends a typed batch (typed-batch.ts), where the store has a path for it (else insert(toColumnBatch())). */
   insertTyped?(batch: TypedBatch): Promise<void>
+  /**
+   * Appends several typed batches as one insert, where that is cheaper than one each (ClickHouse: one request
+   * and one part); the store thread merges the typed batches waiting for it through this.
+   */
+  insertTypedMany?(batches: readonly TypedBatch[]): Promise<void>
   query(q: FlowQuery): Promise<QueryResult>
   /** Appends options facts (store/options-rows.ts) to the options table, joined onto flows at query time. */
   insertOptions(rows: readonly OptionRow[]): Promise<void>

@@ -15,7 +15,7 @@ import { storeCommand } from '../../src/cli/commands/store.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../src/probe/probe.js'
 import { parseFilter } from '../../src/query/filter.js'
 import type { FlowQuery } from '../../src/query/sql.js'
-import { COLUMNS, COMPUTED_COLUMNS } from '../../src/schema/columns.js'
+import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS } from '../../src/schema/columns.js'
 import { ClickHouseStore } from '../../src/store/clickhouse.js'
 import { clusterDdl } from '../../src/store/clickhouse-ddl.js'
 import { chString } from '../../src/store/clickhouse-sql.js'
@@ -23,6 +23,8 @@ import { generationFor, parseVersion } from '../../src/store/clickhouse-version.
 import { DuckDbStore } from '../../src/store/duckdb.js'
 import { normalize } from '../../src/store/normalize.js'
 import { BatchWriter } from '../../src/store/store.js'
+import { TypedBatch } from '../../src/store/typed-batch.js'
+import { WorkerStore } from '../../src/store/worker-store.js'
 import { CLICKHOUSE_SKIP, startClickHouse, type ClickHouseServer } from '../helpers/clickhouse-server.js'
 import {
   FILTER_CASES,
@@ -55,6 +57,28 @@ async function open(db: string): Promise<ClickHouseStore> {
   return s
 }
 
+/** A typed batch of n rows: src_addr 10.0.0.(i % 250), bytes = first + i, and proto when given. */
+function typedRows(n: number, first: number, proto: number | undefined): TypedBatch {
+  const b = new TypedBatch()
+  b.reserve(n)
+  const src = b.column(COLUMN_BY_NAME.get('src_addr')!)
+  const bytes = b.column(COLUMN_BY_NAME.get('bytes')!)
+  const view = new DataView(bytes.bytes.buffer)
+  const p = proto === undefined ? undefined : b.column(COLUMN_BY_NAME.get('proto')!)
+  for (let i = 0; i < n; i++) {
+    src.strings[i] = `10.0.0.${i % 250}`
+    src.valid[i >> 3]! |= 1 << (i & 7)
+    view.setBigUint64(i * 8, BigInt(first + i), true)
+    bytes.valid[i >> 3]! |= 1 << (i & 7)
+    if (p !== undefined && proto !== undefined) {
+      p.bytes[i] = proto
+      p.valid[i >> 3]! |= 1 << (i & 7)
+    }
+  }
+  b.length = n
+  return b
+}
+
 defineStoreSuite({
   name: 'ClickHouse',
   skip: CLICKHOUSE_SKIP,
@@ -74,6 +98,32 @@ describe.skipIf(CLICKHOUSE_SKIP !== undefined)('ClickHouse backend', () => {
     databases.push(db)
     return db
   }
+
+  it('the store thread merges typed batches that queue up behind an insert into fewer inserts', async () => {
+    const db = track('merge_thread')
+    const s = await WorkerStore.open(`clickhouse:${url(db)}`)
+    // 20 batches of 1000 rows queued back to back; the even ones have a protocol, the odd ones none.
+    for (let k = 0; k < 20; k++) await s.insertTyped(typedRows(1000, k * 1000, k % 2 === 0 ? 6 : undefined))
+    await s.close()
+    expect(s.stats).toMatchObject({ queued: 0, stored: 20_000, dropped: 0, failed: 0 })
+    const c = await ClickHouseStore.open(url(db))
+    const r = await c.sql(
+      `SELECT count() AS n, sum(bytes) AS b, countIf(proto = 6) AS tcp, countIf(isNull(proto)) AS none FROM ${c.table}`,
+    )
+    expect(r.rows[0]).toMatchObject({
+      n: 20_000n,
+      b: BigInt((19_999 * 20_000) / 2),
+      tcp: 10_000n,
+      none: 10_000n,
+    })
+    // Each insert makes one part at level 0 (merges make higher levels): fewer inserts than batches.
+    const parts = await c.sql(
+      `SELECT count() AS p FROM system.parts WHERE database = '${db}' AND table = 'flows' AND level = 0`,
+    )
+    expect(Number(parts.rows[0]?.['p'])).toBeGreaterThan(0)
+    expect(Number(parts.rows[0]?.['p'])).toBeLessThan(20)
+    await c.close()
+  })
 
   it('detects the server version and creates the table in its generation', async () => {
     const s = await open(track('version'))
