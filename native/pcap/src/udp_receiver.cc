@@ -43,6 +43,8 @@
 #include <thread>
 #include <vector>
 
+#include "socket_address.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -98,20 +100,11 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
       rcvbuf = o.Get("recvBufferBytes").As<Napi::Number>().Int64Value();
     if (port < 0 || port > 65535) throw Napi::RangeError::New(env, "port out of range");
     const bool v6 = host.find(':') != std::string::npos;
-    addrinfo hints{};
-    hints.ai_family = v6 ? AF_INET6 : AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-    addrinfo* res = nullptr;
-    int grc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-    if (grc != 0 || res == nullptr)
-      throw Napi::Error::New(env, "not a numeric address: " + host + " (" + gai_strerror(grc) + ")");
     sockaddr_storage sa{};
-    std::memcpy(&sa, res->ai_addr, res->ai_addrlen);
-    socklen_t saLen = res->ai_addrlen;
-    freeaddrinfo(res);
-    if (v6) reinterpret_cast<sockaddr_in6*>(&sa)->sin6_port = htons(static_cast<uint16_t>(port));
-    else reinterpret_cast<sockaddr_in*>(&sa)->sin_port = htons(static_cast<uint16_t>(port));
+    socklen_t saLen = 0;
+    std::string why;
+    if (!flowtel::ParseNumeric(host, v6 ? AF_INET6 : AF_INET, &sa, &saLen, &why)) throw Napi::Error::New(env, why);
+    flowtel::SetPort(&sa, port);
     family_ = v6 ? AF_INET6 : AF_INET;
     fd_ = socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) Fail(env, "socket", errno);
@@ -229,27 +222,7 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
   }
 
   // local(): { address, port } of the bound socket (getsockname); undefined once closed.
-  Napi::Value Local(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    sockaddr_storage sa{};
-    socklen_t len = sizeof sa;
-    if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return env.Undefined();
-    char text[INET6_ADDRSTRLEN] = {0};
-    int port = 0;
-    if (sa.ss_family == AF_INET) {
-      auto* s4 = reinterpret_cast<sockaddr_in*>(&sa);
-      inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
-      port = ntohs(s4->sin_port);
-    } else {
-      auto* s6 = reinterpret_cast<sockaddr_in6*>(&sa);
-      inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
-      port = ntohs(s6->sin6_port);
-    }
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("address", Napi::String::New(env, text));
-    o.Set("port", Napi::Number::New(env, port));
-    return o;
-  }
+  Napi::Value Local(const Napi::CallbackInfo& info) { return flowtel::LocalEndpoint(info.Env(), fd_); }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     Shutdown(false);

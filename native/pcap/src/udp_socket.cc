@@ -24,31 +24,14 @@
 #include <string>
 #include <vector>
 
+#include "socket_address.h"
+
 namespace {
 
 constexpr int kMaxBurst = 1024;
 
-bool ParseNumeric(const std::string& text, int family, sockaddr_storage* out, socklen_t* len, std::string* why) {
-  addrinfo hints{};
-  hints.ai_family = family;
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICHOST;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(text.c_str(), nullptr, &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    *why = std::string("not a numeric address: ") + text + " (" + gai_strerror(rc) + ")";
-    return false;
-  }
-  std::memcpy(out, res->ai_addr, res->ai_addrlen);
-  *len = res->ai_addrlen;
-  freeaddrinfo(res);
-  return true;
-}
-
-void SetPort(sockaddr_storage* sa, int port) {
-  if (sa->ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(sa)->sin_port = htons(static_cast<uint16_t>(port));
-  else reinterpret_cast<sockaddr_in6*>(sa)->sin6_port = htons(static_cast<uint16_t>(port));
-}
+using flowtel::ParseNumeric;
+using flowtel::SetPort;
 
 class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
  public:
@@ -150,27 +133,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket> {
   }
 
   // local(): { address, port } of the bound socket (getsockname).
-  Napi::Value Local(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    sockaddr_storage sa{};
-    socklen_t len = sizeof sa;
-    if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return env.Undefined();
-    char text[INET6_ADDRSTRLEN] = {0};
-    int port = 0;
-    if (sa.ss_family == AF_INET) {
-      auto* s4 = reinterpret_cast<sockaddr_in*>(&sa);
-      inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text);
-      port = ntohs(s4->sin_port);
-    } else {
-      auto* s6 = reinterpret_cast<sockaddr_in6*>(&sa);
-      inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text);
-      port = ntohs(s6->sin6_port);
-    }
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("address", Napi::String::New(env, text));
-    o.Set("port", Napi::Number::New(env, port));
-    return o;
-  }
+  Napi::Value Local(const Napi::CallbackInfo& info) { return flowtel::LocalEndpoint(info.Env(), fd_); }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (fd_ >= 0) ::close(fd_);
