@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DuckDbStore } from '../src/store/duckdb.js'
 import { buildIpfixStream, type IpfixStream } from './lib/ipfix-stream.js'
-import { freeUdpPort, hasTaskset, pinSelf, startPinned, waitForText } from './lib/ingest-race.js'
+import { collectArgv, freeUdpPort, hasTaskset, pinSelf, startPinned, waitForText } from './lib/ingest-race.js'
 
 const args = process.argv.slice(2).filter((a) => a !== '--')
 const [rootA, rootB, roundsArg] = args
@@ -63,19 +63,7 @@ interface Running {
 async function start(root: string, dir: string): Promise<Running> {
   const port = await freeUdpPort()
   const path = join(dir, 'ingest.duckdb')
-  const argv = [
-    process.execPath,
-    '--import',
-    'tsx',
-    'bench/lib/flowtel-cli.ts',
-    'collect',
-    '--listen',
-    `udp://127.0.0.1:${port}`,
-    '--store',
-    `duckdb:${path}`,
-    '--no-summary',
-  ]
-  const child = startPinned(argv, root, core)
+  const child = startPinned(collectArgv(port, `duckdb:${path}`), root, core)
   await waitForText(child, /listening on/, 60_000).catch((e: Error) => {
     throw new Error(`${root}: collector did not start: ${e.message}`)
   })

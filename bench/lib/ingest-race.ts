@@ -152,6 +152,23 @@ export const nfcapdReceiver: Receiver = {
   },
 }
 
+/** `flowtel collect` listening on 127.0.0.1:port and storing into `storeUrl`, without its summary. */
+export function collectArgv(port: number, storeUrl: string, extra: readonly string[] = []): string[] {
+  return [
+    process.execPath,
+    '--import',
+    'tsx',
+    'bench/lib/flowtel-cli.ts',
+    'collect',
+    '--listen',
+    `udp://127.0.0.1:${port}`,
+    '--store',
+    storeUrl,
+    ...extra,
+    '--no-summary',
+  ]
+}
+
 /**
  * `flowtel collect` from the sources (tsx), storing into `storeUrl(dir)`; `count` reads the store back.
  * FLOWTEL_CLI_ROOT=DIR runs the checkout in DIR instead (another commit, for a before/after figure; it needs
@@ -168,20 +185,7 @@ export function flowtelReceiver(
     async start(port, dir) {
       const url = storeUrl(dir)
       const child = startPinned(
-        [
-          process.execPath,
-          '--import',
-          'tsx',
-          'bench/lib/flowtel-cli.ts',
-          'collect',
-          '--listen',
-          `udp://127.0.0.1:${port}`,
-          '--store',
-          url,
-          '--batch-rows',
-          String(batchRows),
-          '--no-summary',
-        ],
+        collectArgv(port, url, ['--batch-rows', String(batchRows)]),
         process.env['FLOWTEL_CLI_ROOT'],
       )
       await waitForText(child, /listening on/, 60_000)
