@@ -141,7 +141,7 @@ async function insertMerged(m: Extract<Request, { op: 'insertTyped' }>): Promise
   const batches = group.map((g) => fromWire(g.batch))
   await insert(
     group.map((g) => g.id),
-    () => store.insertTypedMany?.(batches) ?? Promise.reject(new Error('insertTypedMany: not offered')),
+    () => store.insertTypedMany!(batches), // drain() merges only for stores that offer it
   )
 }
 
