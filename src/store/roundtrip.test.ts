@@ -5,10 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { bundledCaptures } from '../cli/commands/demo.js'
 import { FlowCollector } from '../collector/decode-message.js'
 import { splitRaw } from '../collector/offline-reader.js'
-import { probeRecords } from '../../test/helpers/probe-run.js'
+import { exportBundledCaptures } from '../../test/helpers/probe-run.js'
 import { readFileSync } from 'node:fs'
 import { DuckDbStore } from './duckdb.js'
 import { storeRecords } from './ingest.js'
@@ -23,10 +22,7 @@ const names = COLUMNS.map((c) => c.name)
 describe('collector restart → DuckDB', () => {
   it('decodes data after a restart with the templates learned before it', async () => {
     const ipfix = join(dir, 'all.ipfix')
-    await probeRecords([bundledCaptures()], {
-      fields: ['all'],
-      destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
-    })
+    await exportBundledCaptures(ipfix, { fields: ['all'] })
     const messages = splitRaw(readFileSync(ipfix), () => {})
     const key = {
       protocol: 'udp' as const,

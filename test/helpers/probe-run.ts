@@ -1,6 +1,7 @@
 // Runs the probe in-process over captures and returns its summary and the exported flow records as JSON
 // objects (decoded from the IPFIX stream by the JSON transport, exactly as `--json` writes them).
 import { Writable } from 'node:stream'
+import { bundledCaptures } from '../../src/cli/commands/demo.js'
 import { JsonTransport } from '../../src/ipfix/transport-json.js'
 import {
   DEFAULT_PROBE_OPTIONS,
@@ -55,4 +56,20 @@ export function total(records: readonly JsonRecord[], field: string): number {
     if (typeof v === 'number') n += v
   }
   return n
+}
+
+/**
+ * Runs the probe over the bundled captures (what `npm start` reads) and writes its IPFIX export to `path` as
+ * an RFC 5655 file, the input the collector and store tests read back. Returns the probe's summary.
+ */
+export async function exportBundledCaptures(
+  path: string,
+  overrides: Partial<ProbeOptions> = {},
+): Promise<ProbeSummary> {
+  return runProbe({
+    ...DEFAULT_PROBE_OPTIONS,
+    ...overrides,
+    reads: [bundledCaptures()],
+    destinations: [{ kind: 'ipfix-file', path, host: '' }],
+  })
 }

@@ -9,10 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { collectCommand } from '../../src/cli/commands/collect.js'
-import { bundledCaptures } from '../../src/cli/commands/demo.js'
 import { queryCommand } from '../../src/cli/commands/query.js'
 import { storeCommand } from '../../src/cli/commands/store.js'
-import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../src/probe/probe.js'
 import { parseFilter } from '../../src/query/filter.js'
 import type { FlowQuery } from '../../src/query/sql.js'
 import { COLUMNS, COLUMN_BY_NAME, COMPUTED_COLUMNS } from '../../src/schema/columns.js'
@@ -26,6 +24,7 @@ import { BatchWriter } from '../../src/store/store.js'
 import { TypedBatch } from '../../src/store/typed-batch.js'
 import { WorkerStore } from '../../src/store/worker-store.js'
 import { CLICKHOUSE_SKIP, startClickHouse, type ClickHouseServer } from '../helpers/clickhouse-server.js'
+import { exportBundledCaptures } from '../helpers/probe-run.js'
 import {
   FILTER_CASES,
   NAMES,
@@ -292,11 +291,7 @@ describe.skipIf(CLICKHOUSE_SKIP !== undefined)('ClickHouse backend', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flowtel-ch-cli-'))
     try {
       const ipfix = join(dir, 'flows.ipfix')
-      await runProbe({
-        ...DEFAULT_PROBE_OPTIONS,
-        reads: [bundledCaptures()],
-        destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
-      })
+      await exportBundledCaptures(ipfix)
       const chUrl = `clickhouse:${url(track('cli'))}`
       const duckUrl = `duckdb:${join(dir, 'flows.duckdb')}`
       for (const store of [chUrl, duckUrl])

@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { bundledCaptures } from './demo.js'
-import { DEFAULT_PROBE_OPTIONS, runProbe } from '../../probe/probe.js'
+import { exportBundledCaptures } from '../../../test/helpers/probe-run.js'
 import { DuckDbStore } from '../../store/duckdb.js'
 import { FlowCollector } from '../../collector/decode-message.js'
 import { splitRaw } from '../../collector/offline-reader.js'
@@ -34,11 +33,7 @@ async function collectAndStop(
   const dir = mkdtempSync(join(tmpdir(), 'flowtel-sigterm-'))
   try {
     const ipfix = join(dir, 'flows.ipfix')
-    await runProbe({
-      ...DEFAULT_PROBE_OPTIONS,
-      reads: [bundledCaptures()],
-      destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
-    })
+    await exportBundledCaptures(ipfix)
     const messages = splitRaw(readFileSync(ipfix), () => {})
     const check = new FlowCollector()
     let expected = 0

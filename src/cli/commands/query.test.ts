@@ -4,8 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { bundledCaptures } from './demo.js'
-import { runProbe, DEFAULT_PROBE_OPTIONS } from '../../probe/probe.js'
+import { exportBundledCaptures } from '../../../test/helpers/probe-run.js'
 import { collectCommand } from './collect.js'
 import { parseTime, queryCommand } from './query.js'
 
@@ -32,11 +31,7 @@ async function run(args: string[]): Promise<string> {
 
 beforeAll(async () => {
   const ipfix = join(dir, 'flows.ipfix')
-  await runProbe({
-    ...DEFAULT_PROBE_OPTIONS,
-    reads: [bundledCaptures()],
-    destinations: [{ kind: 'ipfix-file', path: ipfix, host: '' }],
-  })
+  await exportBundledCaptures(ipfix)
   const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
   try {
     await collectCommand().parseAsync(['--read', ipfix, '--store', `duckdb:${db}`, '--no-summary'], {
