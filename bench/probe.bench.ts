@@ -423,6 +423,16 @@ function printReport(info: CaptureInfo, results: readonly Result[], baselineRss:
     )
   }
   const allL7 = rows.find((x) => x.name === 'flowtel --fields core,dns,http,tls,dhcp,app,quic')
+  if (coreOnly?.ok && allL7?.ok && allL7.flows > 0) {
+    // Issue 4's goal, and what it means per flow: the CPU time the L7 groups add, spread over the flows.
+    const share = coreOnly.cpuS / allL7.cpuS
+    const perFlowUs = (s: number): string => `${fixed((1e6 * s) / allL7.flows, 2)} µs`
+    console.log(
+      `\nevery L7 group: ${fixed(100 * share, 0)}% of core's packets/CPU-s (goal: at least 70%, ` +
+        `${share >= 0.7 ? 'met' : 'not met'}); the groups add ${perFlowUs(allL7.cpuS - coreOnly.cpuS)} ` +
+        `of CPU per flow, the goal allows ${perFlowUs(coreOnly.cpuS / 0.7 - coreOnly.cpuS)}`,
+    )
+  }
   const ndpi = rows.find((x) => x.name === 'ndpiReader -i F (nDPI DPI)')
   if (allL7?.ok && ndpi?.ok) {
     console.log(
