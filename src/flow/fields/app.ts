@@ -72,6 +72,8 @@ export class AppFields implements FlowFeature, L7Consumer {
    * port table, whose lines for random ports are seldom in the cache.
    */
   private readonly portKnown = new Uint8Array((2 * 65536) >> 3)
+  /** Per IP protocol number: catalogue.byIpProtocol (a Map lookup), for the flows no port names. */
+  private readonly byProtocol = new Int32Array(256)
   private exporter: IpfixExporter | undefined
   private template: Template | undefined
   /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
@@ -99,6 +101,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     for (let k = 0; k < 2 * 65536; k++)
       if (catalogue.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP)
         this.portKnown[k >> 3]! |= 1 << (k & 7)
+    for (let proto = 0; proto < 256; proto++) this.byProtocol[proto] = catalogue.byIpProtocol(proto)
   }
 
   /** catalogue.byTransportPort, through portKnown. */
@@ -213,7 +216,11 @@ export class AppFields implements FlowFeature, L7Consumer {
     // beforeExport has emitted them already.
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
-    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers[entry] === 1)) {
+    if (
+      ev < Evidence.DnsCache &&
+      (entry === NO_APP || this.carriers[entry] === 1) &&
+      this.dnsCache.size !== 0
+    ) {
       const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
@@ -226,7 +233,7 @@ export class AppFields implements FlowFeature, L7Consumer {
       if (entry === NO_APP) entry = this.byPort(proto, flow.port(id, Dir.Forward))
       if (entry !== NO_APP) ev = Evidence.Port
       else {
-        entry = this.catalogue.byIpProtocol(proto)
+        entry = this.byProtocol[proto & 0xff]!
         if (entry !== NO_APP) ev = Evidence.IpProtocol
       }
     }
@@ -304,7 +311,6 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
   private serverNamed(flow: FlowView, id: number): number {
-    if (this.dnsCache.size === 0) return NO_APP
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
     const v = this.addrView
