@@ -66,6 +66,8 @@ export class AppFields implements FlowFeature, L7Consumer {
   private readonly entryIds: Int32Array
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
+  /** The entries of the protocols a transaction names when its server name is not in the catalogue. */
+  private readonly protocols: { tls: number; quic: number; dtls: number; http: number }
   /**
    * One bit per TCP port (0-65535) and UDP port (65536 + port): set when the catalogue has an entry for it.
    * Most flows' client ports have none; this 16 kB map answers that without loading the catalogue's 512 kB
@@ -98,6 +100,12 @@ export class AppFields implements FlowFeature, L7Consumer {
       netbios: catalogue.named('NetBIOS'),
     }
     this.dhcp = [catalogue.named('DHCP'), catalogue.named('DHCPV6')]
+    this.protocols = {
+      tls: catalogue.named('TLS'),
+      quic: catalogue.named('QUIC'),
+      dtls: catalogue.named('DTLS'),
+      http: catalogue.named('HTTP'),
+    }
     for (let k = 0; k < 2 * 65536; k++)
       if (catalogue.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP)
         this.portKnown[k >> 3]! |= 1 << (k & 7)
@@ -264,21 +272,22 @@ export class AppFields implements FlowFeature, L7Consumer {
   private onTx(key: FlowKey, tx: unknown, parser: string, tsUs: number): void {
     const id = key.flowId
     const c = this.catalogue
+    const protocols = this.protocols
     switch (parser) {
       case 'tls':
-        this.nameOr(id, (tx as TlsTx).sni, 'TLS', tsUs)
+        this.nameOr(id, (tx as TlsTx).sni, protocols.tls, tsUs)
         break
       // QUIC SNI (the ClientHello in the client's Initial packets, src/l7/quic.ts). Unlike TLS and HTTP, QUIC
       // and DTLS names are set without their time (namedUs 0), as they always were.
       case 'quic':
-        this.nameOr(id, (tx as QuicTx).sni, 'QUIC', 0)
+        this.nameOr(id, (tx as QuicTx).sni, protocols.quic, 0)
         break
       // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
       case 'dtls':
-        this.nameOr(id, (tx as TlsTx).sni, 'DTLS', 0)
+        this.nameOr(id, (tx as TlsTx).sni, protocols.dtls, 0)
         break
       case 'http':
-        this.nameOr(id, (tx as HttpTx).host.replace(/:\d+$/, ''), 'HTTP', tsUs)
+        this.nameOr(id, withoutPort((tx as HttpTx).host), protocols.http, tsUs)
         break
       case 'dns': {
         const d = tx as DnsTx
@@ -302,11 +311,14 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
-  /** Names flow `id` by `host` when the catalogue knows it, else marks it as `protocol` (by signature). */
-  private nameOr(id: number, host: string, protocol: string, tsUs: number): void {
+  /**
+   * Names flow `id` by `host` when the catalogue knows it, else marks it as the protocol of catalogue entry
+   * `protocol` (by signature).
+   */
+  private nameOr(id: number, host: string, protocol: number, tsUs: number): void {
     const byName = host !== '' ? this.catalogue.byHost(host) : NO_APP
     if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
-    else this.set(id, this.catalogue.named(protocol), Evidence.Signature)
+    else this.set(id, protocol, Evidence.Signature)
   }
 
   /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
@@ -336,6 +348,20 @@ export class AppFields implements FlowFeature, L7Consumer {
       ex.endRecord()
     }
   }
+}
+
+/**
+ * `host` without a trailing `:port` (a colon and ASCII digits at the end; what `host.replace(/:\d+$/, '')`
+ * gives, without a regular expression per HTTP transaction).
+ */
+export function withoutPort(host: string): string {
+  let i = host.length
+  while (i > 0) {
+    const c = host.charCodeAt(i - 1)
+    if (c < 0x30 || c > 0x39) break
+    i--
+  }
+  return i < host.length && i > 0 && host.charCodeAt(i - 1) === 0x3a ? host.slice(0, i - 1) : host
 }
 
 /** When transaction `tx` of parser `parser` began (its first message; µs). */
