@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
 import type { RecordWriter } from '../ipfix/record-writer.js'
-import { Dir, EndReason, recordKind, type FlowView } from './feature.js'
+import { Dir, EndReason, recordKind, type FlowFeature, type FlowView } from './feature.js'
 import { CoreFields } from './fields/core.js'
 import { FlowCache, type FlowCacheOptions } from './flow-cache.js'
 
@@ -391,6 +391,54 @@ describe('FlowCache', () => {
     cache.flushAll()
     expect(records).toHaveLength(50_000)
     expect(records.reduce((n, r) => n + r.packets, 0)).toBe(50_000 + Math.ceil(50_000 / 7))
+  })
+
+  it('tells every feature after the first about flows and packets, skipping those without such work', () => {
+    // The first feature of each list has a call site of its own; the others are called in a loop.
+    const calls: string[] = []
+    const recorder = (name: string, flags: { noPacketWork?: boolean; noFlowState?: boolean } = {}) =>
+      ({
+        name,
+        ...flags,
+        fields: () => [],
+        resize: () => {},
+        onCreate: (id: number, _p: PacketInfo, dir: Dir) => calls.push(`${name} create ${id} ${dir}`),
+        onPacket: (id: number, _p: PacketInfo, dir: Dir) => calls.push(`${name} packet ${id} ${dir}`),
+        onReset: (id: number) => calls.push(`${name} reset ${id}`),
+        onSwap: (id: number) => calls.push(`${name} swap ${id}`),
+        write: () => {},
+      }) satisfies FlowFeature
+    const cache = new FlowCache(
+      { inactiveTimeout: 30, activeTimeout: 300, tcpEndLinger: 2, maxFlows: 10 },
+      [
+        recorder('a'),
+        recorder('b'),
+        recorder('c', { noPacketWork: true }),
+        recorder('d', { noFlowState: true }),
+      ],
+      () => {},
+    )
+    cache.update(tcp('10.0.0.1', 1000, '10.0.0.2', 80, ACK), 0, 1)
+    cache.update(tcp('10.0.0.2', 80, '10.0.0.1', 1000, ACK), 1, 1)
+    // A late SYN from the responder turns the flow around.
+    cache.update(tcp('10.0.0.2', 80, '10.0.0.1', 1000, SYN), 2, 1)
+    expect(calls).toEqual([
+      'a create 0 0',
+      'b create 0 0',
+      'c create 0 0',
+      'a packet 0 0',
+      'b packet 0 0',
+      'd packet 0 0',
+      'a packet 0 1',
+      'b packet 0 1',
+      'd packet 0 1',
+      'a swap 0',
+      'b swap 0',
+      'c swap 0',
+      'a packet 0 0',
+      'b packet 0 0',
+      'd packet 0 0',
+    ])
   })
 
   it('reports initiator and responder addresses through the FlowView', () => {

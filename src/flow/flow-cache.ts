@@ -48,6 +48,17 @@ export const DEFAULT_CACHE_OPTIONS: FlowCacheOptions = {
 export type ExpireHandler = (id: number, flow: FlowView) => void
 
 const NIL = -1
+/** Stands in for the first feature of an empty list (see FlowCache.packetFirst). */
+const NO_FEATURE: FlowFeature = {
+  name: '',
+  fields: () => [],
+  resize: () => {},
+  onCreate: () => {},
+  onPacket: () => {},
+  onReset: () => {},
+  onSwap: () => {},
+  write: () => {},
+}
 const DEFAULT_INITIAL_CAPACITY = 65536
 /** Most flows the index entry layout can name (id + 1 and the distance take at most 32 bits). */
 export const MAX_FLOWS_LIMIT = 2 ** 28 - 1
@@ -119,6 +130,16 @@ export class FlowCache implements FlowView {
   private readonly packetFeatures: readonly FlowFeature[]
   private readonly stateFeatures: readonly FlowFeature[]
   /**
+   * The first of each list (`core`, present in every pipeline) gets a call site of its own, which then sees
+   * one class only and is inlined; the others (the L7 hub, `app`, ...) go through the loops over the rest.
+   * With one shared polymorphic call site, the L7 groups' code filled the inlining budget of update() and
+   * create(), so parts of the cache's own work (key, index, lists) became calls, for every flow.
+   */
+  private readonly packetFirst: FlowFeature
+  private readonly packetRest: readonly FlowFeature[]
+  private readonly stateFirst: FlowFeature
+  private readonly stateRest: readonly FlowFeature[]
+  /**
    * No flow is due before this packet time (a lower bound of the three list heads' due times), so
    * expireDue returns at once for earlier times. Reset to 0 whenever a head or its due time may move earlier.
    */
@@ -186,6 +207,10 @@ export class FlowCache implements FlowView {
     this.features = features
     this.packetFeatures = features.filter((f) => f.noPacketWork !== true)
     this.stateFeatures = features.filter((f) => f.noFlowState !== true)
+    this.packetFirst = this.packetFeatures[0] ?? NO_FEATURE
+    this.packetRest = this.packetFeatures.slice(1)
+    this.stateFirst = this.stateFeatures[0] ?? NO_FEATURE
+    this.stateRest = this.stateFeatures.slice(1)
     this.onExpire = onExpire
     this.grow(Math.min(opts.initialCapacity ?? DEFAULT_INITIAL_CAPACITY, opts.maxFlows))
     this.growIndex()
@@ -217,8 +242,9 @@ export class FlowCache implements FlowView {
     const f = this.u32[id * SLOT_WORDS + W_FLAGS]!
     let dir: Dir = ((f & F_INITIATOR_IS_A) !== 0) === aToB ? Dir.Forward : Dir.Reverse
     if (p.protocol === TCP) dir = this.tcpState(id, p, dir)
-    const features = this.packetFeatures
-    for (let i = 0; i < features.length; i++) features[i]!.onPacket(id, p, dir, tsUs)
+    this.packetFirst.onPacket(id, p, dir, tsUs)
+    const rest = this.packetRest
+    for (let i = 0; i < rest.length; i++) rest[i]!.onPacket(id, p, dir, tsUs)
   }
 
   /**
@@ -429,8 +455,9 @@ export class FlowCache implements FlowView {
     this.counters.activeFlows = this.count
     if (this.count > this.counters.peakActiveFlows) this.counters.peakActiveFlows = this.count
     const dir = initiatorIsA === aToB ? Dir.Forward : Dir.Reverse
-    for (let i = 0; i < this.stateFeatures.length; i++)
-      this.stateFeatures[i]!.onCreate(id, p, dir, tsUs, ifIndex)
+    this.stateFirst.onCreate(id, p, dir, tsUs, ifIndex)
+    const rest = this.stateRest
+    for (let i = 0; i < rest.length; i++) rest[i]!.onCreate(id, p, dir, tsUs, ifIndex)
     return id
   }
 

@@ -291,6 +291,32 @@ describe('templates', () => {
     expect(lookupElement(29305, 2)?.name).toBe('reversePacketDeltaCount')
   })
 
+  it('takes records only of added templates, also when records of several templates alternate', async () => {
+    const { t, e, add } = setup()
+    const other = Template.fromNames(272, [['protocolIdentifier']])
+    const notAdded = Template.fromNames(300, [['protocolIdentifier']])
+    const sameSlot = Template.fromNames(320, [['protocolIdentifier']]) // 320 & 63 === 256 & 63
+    e.addTemplate(other)
+    for (let i = 0; i < 3; i++) {
+      add(i)
+      e.beginRecord(other, 1).u8(17)
+      e.endRecord()
+    }
+    expect(() => e.beginRecord(notAdded, 1)).toThrow(/template 300 was not added/)
+    expect(() => e.beginRecord(sameSlot, 1)).toThrow(/template 320 was not added/)
+    add(3) // 256 again, after 320 was looked up in its slot
+    // A template replaced by another layout on its ID no longer serves.
+    const replaced = Template.fromNames(272, [['protocolIdentifier'], ['ipClassOfService']])
+    e.addTemplate(replaced)
+    expect(() => e.beginRecord(other, 1)).toThrow(/template 272 was not added/)
+    e.beginRecord(replaced, 2).u16(0x1100)
+    e.endRecord()
+    await e.close()
+    const d = new IpfixDecoder()
+    const records = t.messages.flatMap((m) => d.decode(m).records)
+    expect(records.map((r) => r.templateId)).toEqual([256, 272, 256, 272, 256, 272, 256, 272])
+  })
+
   it('redefining a template id flushes pending data first and resends templates', async () => {
     const { t, e, add } = setup()
     add(1)

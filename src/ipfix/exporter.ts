@@ -123,6 +123,8 @@ const UNITS_CODES: Readonly<Record<string, number>> = {
 
 /** A partly filled message is sent once its first record is this old (seconds of now()). */
 const MAX_MESSAGE_AGE = 1
+/** Slots of IpfixExporter.checked (a power of 2; the flow, transaction and options templates differ in it). */
+const CHECKED_SLOTS = 64
 const TWO32 = 0x1_0000_0000
 
 interface Destination {
@@ -151,8 +153,14 @@ export class IpfixExporter {
   private readonly infoTemplate: Template | undefined
   private readonly statsTemplates: Template[]
   private cur: Template | undefined
-  /** The last template beginRecord found added (saves a Map lookup per record; cleared by addTemplate). */
-  private checked: Template | undefined
+  /**
+   * Templates beginRecord found added, by the low bits of their ID (saves a Map lookup per record; cleared
+   * by addTemplate). Several slots, not only the last template: transaction records alternate with flow
+   * records, which made the one-template check look the template up on most records.
+   */
+  private readonly checked: (Template | undefined)[] = new Array<Template | undefined>(CHECKED_SLOTS).fill(
+    undefined,
+  )
   private inScratch = false
   private recordStart = 0
   private messageStart = 0
@@ -233,7 +241,7 @@ export class IpfixExporter {
 
   /** Adds (or, with a different layout on the same ID, replaces) a template; it is sent before its data. */
   addTemplate(t: Template): void {
-    this.checked = undefined
+    this.checked.fill(undefined)
     const old = this.templates.get(t.id)
     if (old === t || (old !== undefined && old.sameLayout(t) && !this.statsTemplates.includes(old))) {
       this.templates.set(t.id, t)
@@ -258,13 +266,14 @@ export class IpfixExporter {
   beginRecord(t: Template, maxLength: number): RecordWriter {
     if (this.cur !== undefined) this.abandonRecord()
     this.start()
-    if (t !== this.checked) {
+    const slot = t.id & (CHECKED_SLOTS - 1)
+    if (t !== this.checked[slot]) {
       // A template with the same ID and layout as the one added serves too (two settings generations of
       // the live probe write the same L7/ARP records: probe/pipeline.ts).
       const added = this.templates.get(t.id)
       if (added !== t && (added === undefined || !added.sameLayout(t)))
         throw new Error(`template ${t.id} was not added to the exporter`)
-      this.checked = t
+      this.checked[slot] = t
     }
     if (maxLength > this.budget) {
       this.scratch.pos = 0
@@ -596,10 +605,11 @@ export class IpfixExporter {
     }
     if (defs.length === 0) {
       this.templates.delete(it.id)
-      this.checked = undefined
+      this.checked.fill(undefined)
       return
     }
     this.templates.set(it.id, it)
+    this.checked.fill(undefined)
     const b = new MessageBuilder(this.opts.maxMessageSize)
     for (const def of defs) {
       const desc = this.opts.describeElement?.(def.pen, def.id) ?? ''

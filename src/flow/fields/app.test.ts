@@ -17,6 +17,7 @@ import {
 import { dnsMessage } from '../../../test/helpers/l7.js'
 import { eth, ipv4, LINKTYPE, pcapFile, PROTO, TCP, tcp, udp } from '../../../test/helpers/packet-builder.js'
 import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+import { withoutPort } from './app.js'
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/pcap/app')
 /** Signatures served by the L7 parsers of src/l7 rather than by src/appid/signatures.ts. */
@@ -80,6 +81,31 @@ describe('application catalogue', () => {
     expect(cache.size).toBe(3)
     expect(cache.get('192.0.2.1')).toBe(NO_APP)
     expect(cache.get('192.0.2.4')).toBe(4)
+  })
+})
+
+describe('HTTP Host without its port', () => {
+  it('drops a trailing colon and digits, as /:\\d+$/ does', () => {
+    expect(withoutPort('example.com:8080')).toBe('example.com')
+    expect(withoutPort('[::1]:80')).toBe('[::1]')
+    expect(withoutPort('a:1:2')).toBe('a:1')
+    expect(withoutPort('a::5')).toBe('a:')
+    expect(withoutPort(':80')).toBe('')
+    for (const same of ['example.com', 'host:', 'host:8a', '8080', '', 'x:\u0661'])
+      expect(withoutPort(same)).toBe(same)
+  })
+
+  it('agrees with the regular expression on any host text', () => {
+    const chars = fc.constantFrom(...'ab.:09[]\u0661 -')
+    fc.assert(
+      fc.property(
+        fc.array(chars, { maxLength: 12 }).map((a) => a.join('')),
+        (h) => {
+          expect(withoutPort(h)).toBe(h.replace(/:\d+$/, ''))
+        },
+      ),
+      { numRuns: 2000 },
+    )
   })
 })
 

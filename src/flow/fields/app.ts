@@ -66,12 +66,16 @@ export class AppFields implements FlowFeature, L7Consumer {
   private readonly entryIds: Int32Array
   private readonly dnsLike: { dns: number; mdns: number; llmnr: number; netbios: number }
   private readonly dhcp: [v4: number, v6: number]
+  /** The entries of the protocols a transaction names when its server name is not in the catalogue. */
+  private readonly protocols: { tls: number; quic: number; dtls: number; http: number }
   /**
    * One bit per TCP port (0-65535) and UDP port (65536 + port): set when the catalogue has an entry for it.
    * Most flows' client ports have none; this 16 kB map answers that without loading the catalogue's 512 kB
    * port table, whose lines for random ports are seldom in the cache.
    */
   private readonly portKnown = new Uint8Array((2 * 65536) >> 3)
+  /** Per IP protocol number: catalogue.byIpProtocol (a Map lookup), for the flows no port names. */
+  private readonly byProtocol = new Int32Array(256)
   private exporter: IpfixExporter | undefined
   private template: Template | undefined
   /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
@@ -96,9 +100,16 @@ export class AppFields implements FlowFeature, L7Consumer {
       netbios: catalogue.named('NetBIOS'),
     }
     this.dhcp = [catalogue.named('DHCP'), catalogue.named('DHCPV6')]
+    this.protocols = {
+      tls: catalogue.named('TLS'),
+      quic: catalogue.named('QUIC'),
+      dtls: catalogue.named('DTLS'),
+      http: catalogue.named('HTTP'),
+    }
     for (let k = 0; k < 2 * 65536; k++)
       if (catalogue.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP)
         this.portKnown[k >> 3]! |= 1 << (k & 7)
+    for (let proto = 0; proto < 256; proto++) this.byProtocol[proto] = catalogue.byIpProtocol(proto)
   }
 
   /** catalogue.byTransportPort, through portKnown. */
@@ -213,7 +224,11 @@ export class AppFields implements FlowFeature, L7Consumer {
     // beforeExport has emitted them already.
     let entry = this.app[id]!
     let ev: number = this.evidence[id]!
-    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers[entry] === 1)) {
+    if (
+      ev < Evidence.DnsCache &&
+      (entry === NO_APP || this.carriers[entry] === 1) &&
+      this.dnsCache.size !== 0
+    ) {
       const named = this.serverNamed(flow, id)
       if (named !== NO_APP) {
         entry = named
@@ -226,7 +241,7 @@ export class AppFields implements FlowFeature, L7Consumer {
       if (entry === NO_APP) entry = this.byPort(proto, flow.port(id, Dir.Forward))
       if (entry !== NO_APP) ev = Evidence.Port
       else {
-        entry = this.catalogue.byIpProtocol(proto)
+        entry = this.byProtocol[proto & 0xff]!
         if (entry !== NO_APP) ev = Evidence.IpProtocol
       }
     }
@@ -257,21 +272,22 @@ export class AppFields implements FlowFeature, L7Consumer {
   private onTx(key: FlowKey, tx: unknown, parser: string, tsUs: number): void {
     const id = key.flowId
     const c = this.catalogue
+    const protocols = this.protocols
     switch (parser) {
       case 'tls':
-        this.nameOr(id, (tx as TlsTx).sni, 'TLS', tsUs)
+        this.nameOr(id, (tx as TlsTx).sni, protocols.tls, tsUs)
         break
       // QUIC SNI (the ClientHello in the client's Initial packets, src/l7/quic.ts). Unlike TLS and HTTP, QUIC
       // and DTLS names are set without their time (namedUs 0), as they always were.
       case 'quic':
-        this.nameOr(id, (tx as QuicTx).sni, 'QUIC', 0)
+        this.nameOr(id, (tx as QuicTx).sni, protocols.quic, 0)
         break
       // DTLS (WebRTC after STUN, VPNs): a server name when the ClientHello has one, else DTLS over STUN.
       case 'dtls':
-        this.nameOr(id, (tx as TlsTx).sni, 'DTLS', 0)
+        this.nameOr(id, (tx as TlsTx).sni, protocols.dtls, 0)
         break
       case 'http':
-        this.nameOr(id, (tx as HttpTx).host.replace(/:\d+$/, ''), 'HTTP', tsUs)
+        this.nameOr(id, withoutPort((tx as HttpTx).host), protocols.http, tsUs)
         break
       case 'dns': {
         const d = tx as DnsTx
@@ -295,16 +311,18 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
   }
 
-  /** Names flow `id` by `host` when the catalogue knows it, else marks it as `protocol` (by signature). */
-  private nameOr(id: number, host: string, protocol: string, tsUs: number): void {
+  /**
+   * Names flow `id` by `host` when the catalogue knows it, else marks it as the protocol of catalogue entry
+   * `protocol` (by signature).
+   */
+  private nameOr(id: number, host: string, protocol: number, tsUs: number): void {
     const byName = host !== '' ? this.catalogue.byHost(host) : NO_APP
     if (byName !== NO_APP) this.set(id, byName, Evidence.Name, tsUs)
-    else this.set(id, this.catalogue.named(protocol), Evidence.Signature)
+    else this.set(id, protocol, Evidence.Signature)
   }
 
   /** The catalogue entry a DNS answer seen earlier gave the flow's responder address (NO_APP if none). */
   private serverNamed(flow: FlowView, id: number): number {
-    if (this.dnsCache.size === 0) return NO_APP
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
     const v = this.addrView
@@ -330,6 +348,20 @@ export class AppFields implements FlowFeature, L7Consumer {
       ex.endRecord()
     }
   }
+}
+
+/**
+ * `host` without a trailing `:port` (a colon and ASCII digits at the end; what `host.replace(/:\d+$/, '')`
+ * gives, without a regular expression per HTTP transaction).
+ */
+export function withoutPort(host: string): string {
+  let i = host.length
+  while (i > 0) {
+    const c = host.charCodeAt(i - 1)
+    if (c < 0x30 || c > 0x39) break
+    i--
+  }
+  return i < host.length && i > 0 && host.charCodeAt(i - 1) === 0x3a ? host.slice(0, i - 1) : host
 }
 
 /** When transaction `tx` of parser `parser` began (its first message; µs). */

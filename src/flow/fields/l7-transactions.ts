@@ -121,6 +121,63 @@ export interface L7Summary {
   reassembly: ReassemblyStats
 }
 
+/**
+ * What the transaction path of a group reads and counts, in an object of one class: five groups share the
+ * base class's methods, and reads of fields of `this` there saw five classes (megamorphic property loads
+ * on every transaction); reads of this object see one. The group's own writers are bound to it.
+ */
+class TxPath<Tx> {
+  /** See TransactionGroup.count. */
+  count = new Uint32Array(0)
+  exporter: IpfixExporter | undefined = undefined
+  v4: Template | undefined = undefined
+  v6: Template | undefined = undefined
+  listener: ((e: TransactionEvent<Tx>) => void) | undefined = undefined
+  records = 0
+  transactions = 0
+
+  constructor(
+    readonly writeTx: (tx: Tx, w: RecordWriter) => void,
+    readonly fitTx: (tx: Tx, room: number) => void,
+    readonly doneTx: () => void,
+    readonly txTimeUs: (tx: Tx, tsUs: number) => number,
+  ) {}
+
+  onTx(key: FlowKey, tx: Tx, tsUs: number): void {
+    const id = key.flowId
+    if (id >= 0 && id < this.count.length) this.count[id]! += 1
+    this.transactions++
+    this.listener?.({ key, tx, tsUs })
+    const ex = this.exporter
+    if (ex === undefined) return
+    const v6 = key.ipVersion === 6
+    const t = v6 ? this.v6 : this.v4
+    if (t === undefined) return
+    this.fitTx(tx, ex.maxRecordLength - t.fixedLength)
+    const startMs = Math.floor(key.startUs / 1000)
+    const timeMs = Math.floor(this.txTimeUs(tx, tsUs) / 1000)
+    // Written straight into the message; once more into the next one when it did not fit this one's rest.
+    do {
+      const w = ex.beginRecordFit(t)
+      w.dateTimeMs(startMs)
+      w.dateTimeMs(timeMs)
+      if (v6) {
+        w.ipv6(key.src)
+        w.ipv6(key.dst)
+      } else {
+        w.ipv4(key.src[0]!)
+        w.ipv4(key.dst[0]!)
+      }
+      w.u16(key.srcPort)
+      w.u16(key.dstPort)
+      w.u8(key.protocol)
+      this.writeTx(tx, w)
+    } while (!ex.endRecordFit())
+    this.doneTx()
+    this.records++
+  }
+}
+
 export function isTransactionGroup(f: FlowFeature): f is TransactionGroup<unknown> {
   return f instanceof TransactionGroup
 }
@@ -138,18 +195,27 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   /** The parser's transactions count however the flow reached it (TLS after STARTTLS too). */
   readonly l7Handoffs = true
   /**
-   * Transactions written per flow since its last record (for the flow record's count field); set to 0 when
-   * written (the hub's recordKind tells which records carry it).
+   * The transaction path's state (TxPath). Its `count`: transactions written per flow since its last
+   * record (for the flow record's count field); set to 0 when written (the hub's recordKind tells which
+   * records carry it).
    */
-  private count = new Uint32Array(0)
-  private templates: [Template, Template] | undefined
-  private exporter: IpfixExporter | undefined
+  private readonly path: TxPath<Tx>
   private hub: L7Hub | undefined
+
   /** Set by tests and the scorer: receives every transaction (also when an exporter is attached). */
-  listener: ((e: TransactionEvent<Tx>) => void) | undefined
+  get listener(): ((e: TransactionEvent<Tx>) => void) | undefined {
+    return this.path.listener
+  }
+  set listener(l: ((e: TransactionEvent<Tx>) => void) | undefined) {
+    this.path.listener = l
+  }
   /** Transaction records written, and transactions seen (also without an exporter). */
-  records = 0
-  transactions = 0
+  get records(): number {
+    return this.path.records
+  }
+  get transactions(): number {
+    return this.path.transactions
+  }
 
   protected abstract readonly countField: string
   protected abstract readonly txFields: FieldList
@@ -177,6 +243,21 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   constructor(parser: string | readonly string[]) {
     this.l7Parsers = typeof parser === 'string' ? [parser] : parser
     this.parser = this.l7Parsers[0]!
+    this.path = TransactionGroup.pathOf(this)
+  }
+
+  /**
+   * The transaction path of `group`, with the subclass's methods (already on its prototype in the
+   * constructor) bound to it, not wrapped in arrow functions: an arrow's `this.writeTx` would again be one
+   * property load shared by five classes.
+   */
+  private static pathOf<Tx>(group: TransactionGroup<Tx>): TxPath<Tx> {
+    return new TxPath<Tx>(
+      group.writeTx.bind(group),
+      group.fitTx.bind(group),
+      group.doneTx.bind(group),
+      group.txTimeUs.bind(group),
+    )
   }
 
   useHub(hub: L7Hub): void {
@@ -199,12 +280,13 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     const t6 = Template.fromNames(this.templateIds[1], [...KEY_V6, ...this.txFields])
     exporter.addTemplate(t4)
     exporter.addTemplate(t6)
-    this.templates = [t4, t6]
-    this.exporter = exporter
+    this.path.v4 = t4
+    this.path.v6 = t6
+    this.path.exporter = exporter
   }
 
   resize(capacity: number, used: number): void {
-    this.count = resized(this.count, capacity, used)
+    this.path.count = resized(this.path.count, capacity, used)
   }
 
   onCreate(): void {}
@@ -217,12 +299,13 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
 
   /** Only called for records with RecordKind.Transactions (the count field's only records). */
   write(id: number, _flow: FlowView, w: RecordWriter): void {
-    w.u32(this.count[id]!)
-    this.count[id] = 0
+    const count = this.path.count
+    w.u32(count[id]!)
+    count[id] = 0
   }
 
   clearCount(id: number): void {
-    this.count[id] = 0
+    this.path.count[id] = 0
   }
 
   summary(): L7Summary {
@@ -260,38 +343,6 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   }
 
   onL7Tx(key: FlowKey, tx: unknown, tsUs: number): void {
-    this.onTx(key, tx as Tx, tsUs)
-  }
-
-  private onTx(key: FlowKey, tx: Tx, tsUs: number): void {
-    if (key.flowId >= 0 && key.flowId < this.count.length) this.count[key.flowId]! += 1
-    this.transactions++
-    this.listener?.({ key, tx, tsUs })
-    const ex = this.exporter
-    const ts = this.templates
-    if (ex === undefined || ts === undefined) return
-    const t = key.ipVersion === 6 ? ts[1] : ts[0]
-    this.fitTx(tx, ex.maxRecordLength - t.fixedLength)
-    const startMs = Math.floor(key.startUs / 1000)
-    const timeMs = Math.floor(this.txTimeUs(tx, tsUs) / 1000)
-    // Written straight into the message; once more into the next one when it did not fit this one's rest.
-    do {
-      const w = ex.beginRecordFit(t)
-      w.dateTimeMs(startMs)
-      w.dateTimeMs(timeMs)
-      if (key.ipVersion === 6) {
-        w.ipv6(key.src)
-        w.ipv6(key.dst)
-      } else {
-        w.ipv4(key.src[0]!)
-        w.ipv4(key.dst[0]!)
-      }
-      w.u16(key.srcPort)
-      w.u16(key.dstPort)
-      w.u8(key.protocol)
-      this.writeTx(tx, w)
-    } while (!ex.endRecordFit())
-    this.doneTx()
-    this.records++
+    this.path.onTx(key, tx as Tx, tsUs)
   }
 }
