@@ -242,20 +242,31 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
     'HTTP/1.1 304 Not Modified\r\n\r\n',
   )
 
-  /** Feeds `stream` of direction `dir` as segments cut at `cuts`, leaving out the segments in `lost`. */
+  /**
+   * Feeds `stream` of direction `dir` as segments cut at `cuts`, leaving out the segments in `lost`; `swaps`
+   * exchange segments after the first (reordering) and `dups` segments are sent again at the end.
+   */
   function feed(
     e: L7Engine<HttpTx>,
     dir: L7Dir,
     stream: Uint8Array,
     cuts: number[],
     lost: Set<number>,
+    swaps: number[] = [],
+    dups = 0,
   ): void {
     const at = [
       0,
       ...cuts.filter((c) => c > 0 && c < stream.byteLength).sort((a, b) => a - b),
       stream.byteLength,
     ]
-    for (let i = 0; i + 1 < at.length; i++) {
+    const order = at.slice(0, -1).map((_, i) => i)
+    for (const w of swaps) {
+      const a = 1 + (w % Math.max(1, order.length - 1))
+      const b = 1 + ((w >>> 4) % Math.max(1, order.length - 1))
+      if (a < order.length && b < order.length) [order[a], order[b]] = [order[b]!, order[a]!]
+    }
+    for (const i of [...order, ...order.slice(1, 1 + dups)]) {
       if (at[i] === at[i + 1] || lost.has(i)) continue
       const p = pkt(stream.slice(at[i], at[i + 1]), (dir === L7Dir.ToServer ? 1000 : 500000) + at[i]!)
       if (dir === L7Dir.ToClient) [p.srcPort, p.dstPort] = [80, 40000]
@@ -285,6 +296,37 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
               txs,
               anomalies: [...e.counters.anomalies],
             }
+          }
+          expect(run(httpParser)).toEqual(run(noSkip))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('gives the same transactions, anomalies and stream counts as parsing every byte, segments reordered', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(request, response), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.nat(3),
+        fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
+        (pairs, cutsUp, cutsDown, swapsUp, swapsDown, dups, lostDown) => {
+          const run = (parser: L7Parser<HttpState, HttpTx>): unknown => {
+            const txs: HttpTx[] = []
+            const opts = { maxFlows: 4, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
+            const e = new L7Engine<HttpTx>([parser], (_k, tx) => txs.push(tx), opts)
+            e.resize(4, 0)
+            e.onCreate(1, 0)
+            const up = ascii(pairs.map((p) => p[0]).join(''))
+            const down = ascii(pairs.map((p) => p[1]).join(''))
+            feed(e, L7Dir.ToServer, up, cutsUp, new Set(), swapsUp, dups)
+            feed(e, L7Dir.ToClient, down, cutsDown, new Set(lostDown), swapsDown, dups)
+            e.end(1)
+            return { txs, anomalies: [...e.counters.anomalies], reassembly: e.counters.reassembly }
           }
           expect(run(httpParser)).toEqual(run(noSkip))
         },

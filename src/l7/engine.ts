@@ -90,17 +90,6 @@ export type TxHandler<Tx> = (key: FlowKey, tx: Tx, tsUs: number, parser: string)
 
 const NO_BYTES = new Uint8Array(0)
 
-/**
- * The captured payload of `p` as a plain Uint8Array view: made directly, it costs less than
- * `buf.subarray`, which builds a Buffer (the packet buffer's class) through its species constructor.
- */
-function payloadOf(p: PacketInfo): Uint8Array {
-  const b = p.buf
-  const o = p.payloadOffset
-  const end = Math.min(o + p.payloadCaptured, b.byteLength)
-  return end <= o ? NO_BYTES : new Uint8Array(b.buffer, b.byteOffset + o, end - o)
-}
-
 /** Room allocated ahead for pending input at most (beyond it the buffer grows as bytes come). */
 const MAX_PENDING_ROOM = 1 << 16
 /**
@@ -426,6 +415,10 @@ export class L7Engine<Tx> {
   private readonly targets: Uint8Array
   /** Where counts of a flow without a parser would go (none do today). */
   private readonly unattributed = newParserCounters()
+  /** The packet buffer payload views were last made of, and its ArrayBuffer and offset (see payloadOf). */
+  private viewedBuf: Uint8Array = NO_BYTES
+  private viewedAb: ArrayBufferLike = NO_BYTES.buffer
+  private viewedBase = 0
 
   constructor(
     private readonly parsers: readonly AnyL7Parser[],
@@ -577,7 +570,7 @@ export class L7Engine<Tx> {
     let bytes: Uint8Array | undefined
     if (st === ST_UNPROBED) {
       if (n === 0) return
-      bytes = payloadOf(p)
+      bytes = this.payloadOf(p)
       const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
       const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
       if (pi < 0) {
@@ -607,8 +600,13 @@ export class L7Engine<Tx> {
       k.startUs = this.startUs[id]!
       k.flowId = id
       const fwd = dir === L7Dir.ToServer
-      k.src.set(fwd ? p.src : p.dst)
-      k.dst.set(fwd ? p.dst : p.src)
+      const src = fwd ? p.src : p.dst
+      const dst = fwd ? p.dst : p.src
+      // (Element by element: TypedArray.set costs more for four words.)
+      for (let i = 0; i < 4; i++) {
+        k.src[i] = src[i]!
+        k.dst[i] = dst[i]!
+      }
       k.srcPort = fwd ? p.srcPort : p.dstPort
       k.dstPort = fwd ? p.dstPort : p.srcPort
     } else {
@@ -616,7 +614,7 @@ export class L7Engine<Tx> {
     }
     slot.tsUs = tsUs
     if (proto === UDP) {
-      if (n > 0) slot.data(dir, bytes ?? payloadOf(p))
+      if (n > 0) slot.data(dir, bytes ?? this.payloadOf(p))
     } else {
       const r = slot.streams[dir]
       let seq = p.tcpSeq >>> 0
@@ -625,11 +623,33 @@ export class L7Engine<Tx> {
         r.start(seq)
       }
       if (n > 0) {
-        r.push(seq, bytes ?? payloadOf(p))
+        // Body bytes the parser skips (in order, nothing held): sequence numbers advance, nothing is read.
+        const skip = slot.skip[dir]!
+        const len = bytes === undefined ? Math.min(n, p.buf.byteLength - p.payloadOffset) : 0
+        if (len > 0 && skip >= len && r.advance(seq, len)) slot.skip[dir] = skip - len
+        else r.push(seq, bytes ?? this.payloadOf(p))
         if (p.payloadLength > n) r.lost((seq + n) >>> 0, p.payloadLength - n)
       }
     }
     if (slot.dead) this.release(id, true)
+  }
+
+  /**
+   * The captured payload of `p` as a plain Uint8Array view. Made directly from the ArrayBuffer it costs less
+   * than `buf.subarray` (which builds a Buffer, the packet buffer's class, through its species constructor);
+   * the ArrayBuffer is looked up once per packet buffer (a batch), since reading `.buffer` costs as much as
+   * making the view.
+   */
+  private payloadOf(p: PacketInfo): Uint8Array {
+    const b = p.buf
+    if (b !== this.viewedBuf) {
+      this.viewedBuf = b
+      this.viewedAb = b.buffer
+      this.viewedBase = b.byteOffset
+    }
+    const o = p.payloadOffset
+    const end = Math.min(o + p.payloadCaptured, b.byteLength)
+    return end <= o ? NO_BYTES : new Uint8Array(this.viewedAb, this.viewedBase + o, end - o)
   }
 
   /** The initiator turned out to be the other side: swap the per-direction state of flow `id`. */

@@ -4,7 +4,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
-import { httpParser, messageStart, type HttpState, type HttpTx } from './http.js'
+import { headBlock, httpParser, messageStart, type HttpState, type HttpTx } from './http.js'
 import { L7Dir } from './parser.js'
 
 const REQ = ascii(
@@ -279,5 +279,67 @@ describe('HTTP resync', () => {
       }),
       { numRuns: 3000 },
     )
+  })
+})
+
+describe('HTTP header blocks and chunk sizes', () => {
+  /** The block end as a walk over lines: the first empty line ("\n" or "\r\n") ends it. */
+  function reference(m: Uint8Array, from: number): string | undefined {
+    let p = from
+    for (;;) {
+      const e = m.indexOf(0x0a, p)
+      if (e < 0) return undefined
+      if (e === p || (e === p + 1 && m[p] === 0x0d))
+        return Buffer.from(m.subarray(from, e + 1)).toString('latin1')
+      p = e + 1
+    }
+  }
+
+  it('finds the end of a header block as a walk over its lines does', () => {
+    const piece = fc.oneof(
+      fc.constantFrom('\n', '\r\n', '\r', '\n\r\n', '\n\n', 'Host: a', 'x', ':', '\r\r\n'),
+      fc.uint8Array({ maxLength: 6 }).map((b) => Buffer.from(b).toString('latin1')),
+    )
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 14 }), fc.nat(40), (pieces, from) => {
+        // A block starts with a character other than a line break (the parser steps over those first).
+        const m = Uint8Array.from('G' + pieces.join(''), (c) => c.charCodeAt(0) & 0xff)
+        const f = Math.min(from, m.byteLength - 1)
+        if (m[f] === 0x0a || m[f] === 0x0d) return
+        expect(headBlock(m, f)).toBe(reference(m, f))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('reads chunk sizes: leading zeros, extensions, case and whitespace; too many digits resync', () => {
+    const parse = (chunks: string): { txs: HttpTx[]; anomalies: string[] } => {
+      const d = new Driver<HttpTx>(httpParser)
+      d.feed(L7Dir.ToServer, GET)
+      d.feed(L7Dir.ToClient, ascii(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`))
+      d.feed(L7Dir.ToServer, GET)
+      d.feed(L7Dir.ToClient, RESP_LEN)
+      return { txs: d.finish(), anomalies: d.ctx.anomalies }
+    }
+    const ok = [
+      '0000000000000000005\r\nhello\r\n0\r\n\r\n', // 19 digits, 1 significant
+      ' \t5 ;name=value\r\nhello\r\n000\r\n\r\n',
+      'aBc\r\n' + 'x'.repeat(0xabc) + '\r\n0\r\n\r\n',
+      '\r\n5\r\nhello\r\n0;x\r\nTrailer: 1\r\n\r\n', // an empty line before the size is skipped
+      '00000000000010\r\n' + 'y'.repeat(16) + '\r\n0\r\n\r\n',
+    ]
+    for (const c of ok) {
+      const r = parse(c)
+      expect(r.anomalies).toEqual([])
+      expect(r.txs.map((t) => t.status)).toEqual([200, 404])
+    }
+    // 13 significant digits, no digit, a minus sign: not a size; the next response is found again.
+    for (const c of ['1000000000000\r\n', 'g\r\n', '-5\r\n', ';5\r\n']) {
+      const r = parse(c)
+      expect(r.anomalies).toEqual(['http_bad_chunk_size'])
+      expect(r.txs.map((t) => t.status)).toEqual([200, 404])
+    }
+    // 12 significant digits are a size (a body that long is only skipped).
+    expect(parse('fffffffffff0\r\nabc').anomalies).toEqual([])
   })
 })

@@ -15,7 +15,7 @@
  * After a TCP gap inside a body the body count absorbs it; a gap elsewhere makes the direction resync at
  * the next line that starts a request (a method) or a response ("HTTP/1.").
  */
-import { headerBlockEnd, latin1, lineEnd, startsWith } from './text.js'
+import { indexOfBytes, latin1, lineEnd, startsWith } from './text.js'
 import {
   incomplete,
   L7Dir,
@@ -181,13 +181,11 @@ function newTx(): HttpTx {
   }
 }
 
-interface Head {
-  start: string
-  fields: Map<string, string>
-}
-
-/** The header fields the parser reads (lower case); the others are only checked for their syntax. */
-const FIELDS_READ: ReadonlySet<string> = new Set([
+/**
+ * The header fields the parser reads (lower case, RFC 9110 field names), in the order of HeadField. Each
+ * has its own pair of length and first letter, so that pair alone picks the candidate (READ_ID).
+ */
+const FIELDS_READ = [
   'host',
   'user-agent',
   'referer',
@@ -198,14 +196,40 @@ const FIELDS_READ: ReadonlySet<string> = new Set([
   'upgrade',
   'server',
   'location',
-])
+] as const
+
+const enum HeadField {
+  Host = 0,
+  UserAgent = 1,
+  Referer = 2,
+  XForwardedFor = 3,
+  ContentType = 4,
+  ContentLength = 5,
+  TransferEncoding = 6,
+  Upgrade = 7,
+  Server = 8,
+  Location = 9,
+}
+
+/** Per name length (< 32) and first letter (a = 0, lower-cased): 1 + the FIELDS_READ index, 0 for none. */
+const READ_ID = new Uint8Array(32 * 26)
+FIELDS_READ.forEach((n, i) => {
+  const at = n.length * 26 + n.charCodeAt(0) - 0x61
+  if (READ_ID[at] !== 0)
+    throw new Error(`http: header names ${n} and ${FIELDS_READ[READ_ID[at]! - 1]} collide`)
+  READ_ID[at] = i + 1
+})
 
 /**
- * Per name length: a bit per first letter (a = bit 0, lower-cased) of the FIELDS_READ names of that length.
- * A header line whose name fails this test is not one of them, and costs no string.
+ * One message head: its start line (trimmed) and the values (trimmed; first wins) of the fields in
+ * FIELDS_READ. A single instance is reused for every head (its values are copied into the transaction).
  */
-const READ_FIRST = new Uint32Array(32)
-for (const n of FIELDS_READ) READ_FIRST[n.length]! |= 1 << (n.charCodeAt(0) - 0x61)
+interface Head {
+  start: string
+  fields: (string | undefined)[]
+}
+
+const HEAD: Head = { start: '', fields: FIELDS_READ.map(() => undefined) }
 
 /** Whitespace as String.prototype.trim sees it, among latin1 characters. */
 function isTrimmed(c: number): boolean {
@@ -213,19 +237,37 @@ function isTrimmed(c: number): boolean {
 }
 
 /**
- * Splits a complete header block [0, end) into its start line and the fields in FIELDS_READ (lower-case
- * names, first wins). The block is decoded once (latin1: one character per octet, so string and byte
- * offsets agree) and cut into lines as text.
+ * True when text [a, b) is the lower-case ASCII `name` once lower-cased (toLowerCase maps no other latin1
+ * character to a lower-case ASCII letter).
  */
-function parseHead(m: Uint8Array, end: number, ctx: L7Context<HttpTx>): Head {
-  const fields = new Map<string, string>()
-  const text = latin1(m, 0, end)
-  let p = 0
+function isName(text: string, a: number, b: number, name: string): boolean {
+  if (b - a !== name.length) return false
+  for (let i = 0; i < name.length; i++) {
+    const c = text.charCodeAt(a + i)
+    const l = name.charCodeAt(i)
+    if (c !== l && !(c >= 0x41 && c <= 0x5a && c + 0x20 === l)) return false
+  }
+  return true
+}
+
+/**
+ * Splits a complete header block `text` (decoded latin1, one character per octet; it ends with its empty
+ * line) into its start line and the fields in FIELDS_READ (into HEAD). Other header lines are only checked
+ * for a colon, and cost no string.
+ */
+function parseHead(text: string, ctx: L7Context<HttpTx>): Head {
+  const h = HEAD
+  const fields = h.fields
+  for (let i = 0; i < fields.length; i++) fields[i] = undefined
+  const end = text.length
   let e = text.indexOf('\n')
-  // (A block always ends with a line break: headerBlockEnd found it.)
-  if (e < 0) return { start: '', fields }
-  const start = text.slice(0, e > 0 && text.charCodeAt(e - 1) === 0x0d ? e - 1 : e).trim()
-  p = e + 1
+  // (A block always ends with a line break: blockEnd found it.)
+  if (e < 0) {
+    h.start = ''
+    return h
+  }
+  h.start = text.slice(0, e > 0 && text.charCodeAt(e - 1) === 0x0d ? e - 1 : e).trim()
+  let p = e + 1
   while (p < end) {
     e = text.indexOf('\n', p)
     if (e < 0) break
@@ -234,38 +276,53 @@ function parseHead(m: Uint8Array, end: number, ctx: L7Context<HttpTx>): Head {
       const colon = text.indexOf(':', p)
       if (colon < 0 || colon >= stop || colon === p) ctx.anomaly('http_bad_header_line')
       else {
-        // The name's bounds as trim() leaves them; its first letter and length say whether it may be read.
+        // The name's bounds as trim() leaves them; its length and first letter pick the candidate.
         let a = p
         let b = colon
         while (a < b && isTrimmed(text.charCodeAt(a))) a++
         while (b > a && isTrimmed(text.charCodeAt(b - 1))) b--
         const first = (text.charCodeAt(a) | 0x20) - 0x61
-        if (b - a < 32 && first >= 0 && first < 26 && (READ_FIRST[b - a]! & (1 << first)) !== 0) {
-          const name = text.slice(a, b).toLowerCase()
-          if (FIELDS_READ.has(name) && !fields.has(name)) fields.set(name, text.slice(colon + 1, stop).trim())
-        }
+        const id = b - a < 32 && first >= 0 && first < 26 ? READ_ID[(b - a) * 26 + first]! - 1 : -1
+        if (id >= 0 && fields[id] === undefined && isName(text, a, b, FIELDS_READ[id]!))
+          fields[id] = text.slice(colon + 1, stop).trim()
       }
     }
     p = e + 1
   }
-  return { start, fields }
+  return h
+}
+
+/** `s` is 1 to 15 decimal digits (a Content-Length the parser takes, /^\d{1,15}$/). */
+function isDecimal(s: string): boolean {
+  const n = s.length
+  if (n < 1 || n > 15) return false
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x30 || c > 0x39) return false
+  }
+  return true
+}
+
+/** A trimmed Transfer-Encoding value whose last coding is chunked (/chunked\s*$/i once trimmed). */
+function endsChunked(te: string): boolean {
+  return te.length >= 7 && isName(te, te.length - 7, te.length, 'chunked')
 }
 
 /** Sets the body mode of `side` from the message's framing fields (RFC 9112 §6.3). */
-function bodyMode(side: Side, f: Map<string, string>, isResponse: boolean, ctx: L7Context<HttpTx>): void {
-  const te = f.get('transfer-encoding')
-  if (te !== undefined && /chunked\s*$/i.test(te)) {
+function bodyMode(side: Side, f: Head['fields'], isResponse: boolean, ctx: L7Context<HttpTx>): void {
+  const te = f[HeadField.TransferEncoding]
+  if (te !== undefined && endsChunked(te)) {
     side.mode = Mode.ChunkSize
     return
   }
-  const cl = f.get('content-length')
+  const cl = f[HeadField.ContentLength]
   if (cl !== undefined) {
-    const n = /^\d{1,15}$/.test(cl) ? Number(cl) : NaN
-    if (Number.isNaN(n)) {
+    if (!isDecimal(cl)) {
       ctx.anomaly('http_bad_content_length')
       side.mode = isResponse ? Mode.UntilClose : Mode.Head
       return
     }
+    const n = Number(cl)
     side.mode = n > 0 ? Mode.Length : Mode.Head
     side.remaining = n
     return
@@ -273,36 +330,45 @@ function bodyMode(side: Side, f: Map<string, string>, isResponse: boolean, ctx: 
   side.mode = isResponse ? Mode.UntilClose : Mode.Head
 }
 
-function onRequest(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<HttpTx>): void {
-  const h = parseHead(m, end, ctx)
+/** `s` contains `word` once lower-cased (ASCII `word`). */
+function includesLower(s: string, word: string): boolean {
+  return s.toLowerCase().includes(word)
+}
+
+function onRequest(s: HttpState, text: string, ctx: L7Context<HttpTx>): void {
+  const h = parseHead(text, ctx)
   const side = s.sides[L7Dir.ToServer]
-  const parts = h.start.split(' ')
+  const start = h.start
   const tx = newTx()
-  tx.method = parts[0] ?? ''
-  const last = parts[parts.length - 1] ?? ''
-  if (parts.length >= 3) {
-    tx.target = parts.slice(1, -1).join(' ')
-    tx.version = last
-  } else if (parts.length === 2 && last.startsWith('HTTP/')) {
+  // The start line split at spaces: method, target (may hold spaces), version.
+  const sp1 = start.indexOf(' ')
+  const sp2 = start.lastIndexOf(' ')
+  tx.method = sp1 < 0 ? start : start.slice(0, sp1)
+  if (sp1 >= 0 && sp2 > sp1) {
+    tx.target = start.slice(sp1 + 1, sp2)
+    tx.version = start.slice(sp2 + 1)
+  } else if (sp1 >= 0 && start.startsWith('HTTP/', sp1 + 1)) {
     // "OPTIONS HTTP/1.1": no target.
-    tx.version = last
+    tx.version = start.slice(sp1 + 1)
   } else {
     // RFC 1945 simple request (HTTP/0.9): the response is the body alone, up to the close.
-    tx.target = parts[1] ?? ''
+    tx.target = sp1 < 0 ? '' : start.slice(sp1 + 1)
     tx.version = 'HTTP/0.9'
   }
-  if (parts.length < 2) ctx.anomaly('http_bad_request_line')
+  if (sp1 < 0) ctx.anomaly('http_bad_request_line')
   const f = h.fields
-  tx.host = f.get('host') ?? ''
-  tx.userAgent = f.get('user-agent') ?? ''
-  tx.referer = f.get('referer') ?? ''
-  tx.xForwardedFor = f.get('x-forwarded-for') ?? ''
-  tx.contentType = f.get('content-type') ?? ''
-  const cl = f.get('content-length')
-  if (cl !== undefined && /^\d{1,15}$/.test(cl)) tx.contentLength = Number(cl)
-  const up = (f.get('upgrade') ?? '').toLowerCase()
-  if (up.includes('websocket')) tx.upgrade = 'websocket'
-  else if (up.includes('h2c')) tx.upgrade = 'h2c'
+  tx.host = f[HeadField.Host] ?? ''
+  tx.userAgent = f[HeadField.UserAgent] ?? ''
+  tx.referer = f[HeadField.Referer] ?? ''
+  tx.xForwardedFor = f[HeadField.XForwardedFor] ?? ''
+  tx.contentType = f[HeadField.ContentType] ?? ''
+  const cl = f[HeadField.ContentLength]
+  if (cl !== undefined && isDecimal(cl)) tx.contentLength = Number(cl)
+  const up = f[HeadField.Upgrade]
+  if (up !== undefined) {
+    if (includesLower(up, 'websocket')) tx.upgrade = 'websocket'
+    else if (includesLower(up, 'h2c')) tx.upgrade = 'h2c'
+  }
   tx.requestUs = ctx.tsUs
   bodyMode(side, f, false, ctx)
   if (s.pending.length >= MAX_PENDING) {
@@ -312,15 +378,20 @@ function onRequest(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<Http
   s.pending.push(tx)
 }
 
-function onResponse(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<HttpTx>): void {
-  const h = parseHead(m, end, ctx)
+/** `s` is three decimal digits (/^\d{3}$/ on the status code). */
+function isStatus(s: string): boolean {
+  return s.length === 3 && isDecimal(s)
+}
+
+function onResponse(s: HttpState, text: string, ctx: L7Context<HttpTx>): void {
+  const h = parseHead(text, ctx)
   const side = s.sides[L7Dir.ToClient]
-  const sp1 = h.start.indexOf(' ')
-  const version = sp1 < 0 ? h.start : h.start.slice(0, sp1)
-  const rest = sp1 < 0 ? '' : h.start.slice(sp1 + 1)
-  const sp2 = rest.indexOf(' ')
-  const code = sp2 < 0 ? rest : rest.slice(0, sp2)
-  const status = /^\d{3}$/.test(code) ? Number(code) : -1
+  const start = h.start
+  const sp1 = start.indexOf(' ')
+  const version = sp1 < 0 ? start : start.slice(0, sp1)
+  const sp2 = sp1 < 0 ? -1 : start.indexOf(' ', sp1 + 1)
+  const code = sp1 < 0 ? '' : sp2 < 0 ? start.slice(sp1 + 1) : start.slice(sp1 + 1, sp2)
+  const status = isStatus(code) ? Number(code) : -1
   if (status < 0) ctx.anomaly('http_bad_status_line')
   const f = h.fields
   if (status >= 100 && status < 200 && status !== 101) {
@@ -331,17 +402,19 @@ function onResponse(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<Htt
   const tx = s.pending.shift() ?? newTx()
   if (tx.version === '') tx.version = version
   tx.status = status
-  tx.reason = sp2 < 0 ? '' : rest.slice(sp2 + 1)
-  tx.server = f.get('server') ?? ''
-  tx.location = f.get('location') ?? ''
-  const ct = f.get('content-type')
+  tx.reason = sp2 < 0 ? '' : start.slice(sp2 + 1)
+  tx.server = f[HeadField.Server] ?? ''
+  tx.location = f[HeadField.Location] ?? ''
+  const ct = f[HeadField.ContentType]
   if (ct !== undefined) tx.contentType = ct
-  const cl = f.get('content-length')
-  tx.contentLength = cl !== undefined && /^\d{1,15}$/.test(cl) ? Number(cl) : -1
+  const cl = f[HeadField.ContentLength]
+  tx.contentLength = cl !== undefined && isDecimal(cl) ? Number(cl) : -1
   tx.responseUs = ctx.tsUs
   if (status === 101) {
-    if (tx.upgrade === '')
-      tx.upgrade = (f.get('upgrade') ?? '').toLowerCase().includes('h2c') ? 'h2c' : 'websocket'
+    if (tx.upgrade === '') {
+      const up = f[HeadField.Upgrade]
+      tx.upgrade = up !== undefined && includesLower(up, 'h2c') ? 'h2c' : 'websocket'
+    }
     s.done = true
   } else if (tx.method === 'CONNECT' && status >= 200 && status < 300) {
     tx.upgrade = 'connect'
@@ -353,6 +426,32 @@ function onResponse(s: HttpState, m: Uint8Array, end: number, ctx: L7Context<Htt
     bodyMode(side, f, true, ctx)
   }
   ctx.emit(tx)
+}
+
+/** The value of hex digit `c` (an octet), -1 for another character. */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  const l = c | 0x20
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1
+}
+
+const NL_NL = Uint8Array.of(0x0a, 0x0a)
+const NL_CR_NL = Uint8Array.of(0x0a, 0x0d, 0x0a)
+
+/**
+ * The header block that starts at `from` of `m` with a character other than a line break, as latin1 text
+ * (one character per octet) up to and including its empty line, or undefined while it is incomplete. The
+ * first "\n\r\n" or "\n\n" ends it: two native searches, not one per line.
+ */
+export function headBlock(m: Uint8Array, from: number): string | undefined {
+  const crlf = indexOfBytes(m, NL_CR_NL, from)
+  if (crlf >= 0) {
+    const text = latin1(m, from, crlf + 3)
+    const lf = text.indexOf('\n\n')
+    return lf < 0 ? text : text.slice(0, lf + 2)
+  }
+  const lf = indexOfBytes(m, NL_NL, from)
+  return lf < 0 ? undefined : latin1(m, from, lf + 2)
 }
 
 /** Skips body bytes and parses heads of one direction. */
@@ -386,17 +485,29 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
           if (n - p > 1024) return parseError('http_bad_chunk_size')
           return incomplete(p, n - p + 1)
         }
-        const line = latin1(m, p, e).trim()
+        // The line, trimmed as String.prototype.trim would (no string is made of it).
+        let a = p
+        let z = e
+        while (a < z && isTrimmed(m[a]!)) a++
+        while (z > a && isTrimmed(m[z - 1]!)) z--
         p = e + 1
-        if (line === '') break // the CRLF after chunk data when the sender split it oddly
-        const hex = /^[0-9a-fA-F]+/.exec(line)
-        if (hex === null || hex[0].replace(/^0+/, '').length > 12) {
+        if (a === z) break // the CRLF after chunk data when the sender split it oddly
+        // The leading hex digits (a chunk extension may follow), their value, and how many are significant.
+        let i = a
+        while (i < z && m[i] === 0x30) i++
+        const digits = i
+        let size = 0
+        for (; i < z; i++) {
+          const v = hexValue(m[i]!)
+          if (v < 0) break
+          size = size * 16 + v
+        }
+        if (i === a || i - digits > 12) {
           // Not a size, or one no real body has (and 2^64 wrap-around is a smuggling trick): resync.
           ctx.anomaly('http_bad_chunk_size')
           side.mode = Mode.Resync
           break
         }
-        const size = parseInt(hex[0], 16)
         if (size === 0) side.mode = Mode.Trailers
         else {
           side.mode = Mode.ChunkData
@@ -446,8 +557,8 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
           s.done = true
           return OK
         }
-        const end = headerBlockEnd(m, p)
-        if (end < 0) {
+        const text = headBlock(m, p)
+        if (text === undefined) {
           if (n - p > MAX_HEAD) {
             ctx.anomaly('http_header_too_long')
             side.mode = Mode.Resync
@@ -456,7 +567,7 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
           }
           return incomplete(p, n - p + 1)
         }
-        const head = m.subarray(p, end)
+        const end = p + text.length
         const ok = dir === L7Dir.ToServer ? isTokenMethodStart(m, p) : isResponseStart(m, p)
         if (!ok) {
           ctx.anomaly(dir === L7Dir.ToServer ? 'http_bad_request_line' : 'http_bad_status_line')
@@ -464,8 +575,8 @@ function parseSide(s: HttpState, dir: L7Dir, m: Uint8Array, ctx: L7Context<HttpT
           p = end
           break
         }
-        if (dir === L7Dir.ToServer) onRequest(s, head, head.byteLength, ctx)
-        else onResponse(s, head, head.byteLength, ctx)
+        if (dir === L7Dir.ToServer) onRequest(s, text, ctx)
+        else onResponse(s, text, ctx)
         p = end
         break
       }

@@ -103,6 +103,27 @@ describe('stream reassembly', () => {
     expect(budget.used).toBe(0)
   })
 
+  it('advance() steps over the next bytes only when nothing is held, as push and delivery would', () => {
+    const { r, text, stats } = setup()
+    expect(r.advance(100, 3)).toBe(false) // not started: the caller pushes
+    r.start(100)
+    r.push(100, bytes('ab'))
+    expect(r.advance(101, 3)).toBe(false) // not the next byte
+    expect(r.advance(102, 3)).toBe(true)
+    expect(r.position).toBe(5)
+    r.push(105, bytes('cd'))
+    r.push(110, bytes('ij')) // held: a hole at 107
+    expect(r.advance(107, 3)).toBe(false)
+    r.push(107, bytes('efg'))
+    expect(text()).toBe('abcdefgij')
+    r.push(102, bytes('xyz')) // the advanced bytes count as seen: a retransmission
+    expect(stats.retransmissions).toBe(1)
+    expect(r.advance(0xffffffff, 2)).toBe(false)
+    expect(r.advance(112, 0x7fffffff)).toBe(true) // any length, the sequence space wraps
+    r.clear()
+    expect(r.advance((112 + 0x7fffffff) >>> 0, 1)).toBe(false) // stopped: push ignores it
+  })
+
   it('property: any segmentation, order and duplication of a stream reassembles to the stream', () => {
     fc.assert(
       fc.property(

@@ -128,6 +128,18 @@ export class StreamReassembler {
     this.insert(this.offset + rel, d)
   }
 
+  /**
+   * `len` bytes at `seq` that the sink would only drop (a body its parser skips): when they are exactly the
+   * next ones and nothing is held, the stream steps over them (as push then delivering them would) without
+   * a view or a sink call, and returns true; otherwise false, and the caller pushes them.
+   */
+  advance(seq: number, len: number): boolean {
+    if (!this.started || this.stopped || seq >>> 0 !== this.next || this.segs.length !== 0) return false
+    this.next = (this.next + len) >>> 0
+    this.offset += len
+    return true
+  }
+
   /** End of the flow: deliver everything still held, declaring the holes as gaps. */
   flush(): void {
     while (!this.stopped && this.segs.length > 0) this.skipTo(this.segs[0]!.start)
