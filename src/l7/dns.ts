@@ -134,33 +134,6 @@ const SEEN_JUMPS = new Int32Array(SEEN_MAX)
 const SEEN_TEXT: string[] = new Array<string>(SEEN_MAX).fill('')
 let seenCount = 0
 
-/**
- * Name texts by their octets: names repeat across messages (a query's name in its response, the same
- * servers asked again), and one string each saves decoding them again (and gives later lookups by name a
- * string whose hash is known). Direct-mapped by a hash of the text, texts up to NAME_CACHE_LONGEST.
- */
-const NAME_CACHE_BITS = 12
-const NAME_CACHE_LONGEST = 255
-const NAME_CACHE: string[] = new Array<string>(1 << NAME_CACHE_BITS).fill('')
-
-/** The string of NAME_TEXT[0, chars), from NAME_CACHE when it holds it. */
-function nameString(chars: number): string {
-  const t = NAME_TEXT
-  if (chars > NAME_CACHE_LONGEST) return t.toString('latin1', 0, chars)
-  let h = chars
-  for (let i = 0; i < chars; i++) h = (Math.imul(h, 31) + t[i]!) | 0
-  const slot = Math.imul(h, 0x9e3779b1) >>> (32 - NAME_CACHE_BITS)
-  const cached = NAME_CACHE[slot]!
-  if (cached.length === chars) {
-    let i = 0
-    while (i < chars && cached.charCodeAt(i) === t[i]) i++
-    if (i === chars) return cached
-  }
-  const s = t.toString('latin1', 0, chars)
-  NAME_CACHE[slot] = s
-  return s
-}
-
 /** Offset after the name readName read last (not after pointer targets). */
 let nameEnd = 0
 
@@ -229,7 +202,7 @@ function readName(start: number, text: boolean): string {
   }
   nameEnd = after >= 0 ? after : p
   if (!text) return ''
-  const s = chars === 0 ? '' : nameString(chars)
+  const s = chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
   if (clean && seenCount < SEEN_MAX) {
     SEEN_AT[seenCount] = start
     SEEN_JUMPS[seenCount] = jumps
@@ -241,68 +214,25 @@ function readName(start: number, text: boolean): string {
 /** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
 const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i))
 
-/**
- * Address texts of recent A and AAAA answers, direct-mapped by a hash of the address (the same servers
- * answer again and again): the address as 32-bit words (one for A, four for AAAA) and its text ('' in an
- * empty slot).
- */
-const ADDRESS_CACHE_BITS = 12
-const A_WORD = new Int32Array(1 << ADDRESS_CACHE_BITS)
-const A_TEXT: string[] = new Array<string>(1 << ADDRESS_CACHE_BITS).fill('')
-const AAAA_WORDS = new Int32Array(4 << ADDRESS_CACHE_BITS)
-const AAAA_TEXT: string[] = new Array<string>(1 << ADDRESS_CACHE_BITS).fill('')
-
-function word(m: Uint8Array, o: number): number {
-  return (m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!
-}
-
-/** Dotted-quad text of the A record data at `start` (4 octets in the message). */
-function aText(m: Uint8Array, start: number): string {
-  const v = word(m, start)
-  const slot = Math.imul(v, 0x9e3779b1) >>> (32 - ADDRESS_CACHE_BITS)
-  const cached = A_TEXT[slot]!
-  if (cached !== '' && A_WORD[slot] === v) return cached
-  const s =
-    DECIMAL[m[start]!]! +
-    '.' +
-    DECIMAL[m[start + 1]!]! +
-    '.' +
-    DECIMAL[m[start + 2]!]! +
-    '.' +
-    DECIMAL[m[start + 3]!]!
-  A_WORD[slot] = v
-  A_TEXT[slot] = s
-  return s
-}
-
-/** RFC 5952 text of the AAAA record data at `start` (16 octets in the message). */
-function aaaaText(m: Uint8Array, start: number): string {
-  const a = word(m, start)
-  const b = word(m, start + 4)
-  const c = word(m, start + 8)
-  const d = word(m, start + 12)
-  const h = Math.imul(Math.imul(Math.imul(a, 31) ^ b, 31) ^ c, 31) ^ d
-  const slot = Math.imul(h, 0x9e3779b1) >>> (32 - ADDRESS_CACHE_BITS)
-  const w = AAAA_WORDS
-  const k = slot << 2
-  const cached = AAAA_TEXT[slot]!
-  if (cached !== '' && w[k] === a && w[k + 1] === b && w[k + 2] === c && w[k + 3] === d) return cached
-  const s = ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start)
-  w[k] = a
-  w[k + 1] = b
-  w[k + 2] = c
-  w[k + 3] = d
-  AAAA_TEXT[slot] = s
-  return s
-}
-
 function rdataText(type: number, start: number, len: number): string {
   const m = msg
-  if (type === 1) return len === 4 ? aText(m, start) : '' // A, the most common answer
+  if (type === 1) {
+    // A, the most common answer.
+    if (len !== 4) return ''
+    return (
+      DECIMAL[m[start]!]! +
+      '.' +
+      DECIMAL[m[start + 1]!]! +
+      '.' +
+      DECIMAL[m[start + 2]!]! +
+      '.' +
+      DECIMAL[m[start + 3]!]!
+    )
+  }
   const end = start + len
   switch (type) {
     case 28: // AAAA
-      return len === 16 ? aaaaText(m, start) : ''
+      return len === 16 ? ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start) : ''
     case 2: // NS
     case 5: // CNAME
     case 12: // PTR
