@@ -77,21 +77,16 @@ class Truncated extends Error {}
 const TRUNCATED = new Truncated('truncated')
 
 /**
- * The message being parsed and the reading position in it. Parsing is synchronous and one message at a
- * time, so this state is the module's: no cursor object per message or per name.
+ * Where the message being parsed counts its anomalies. Parsing is synchronous and one message at a time, so
+ * this (with nameEnd and the names seen below) is the module's state: no cursor object per message or name.
  */
-const EMPTY = new Uint8Array(0)
-let msg: Uint8Array = EMPTY
-let pos = 0
 let sink: AnomalySink = { anomaly: () => undefined }
 
-function u16(o: number): number {
-  const m = msg
+function u16(m: Uint8Array, o: number): number {
   if (o + 2 > m.byteLength) throw TRUNCATED
   return (m[o]! << 8) | m[o + 1]!
 }
-function u32(o: number): number {
-  const m = msg
+function u32(m: Uint8Array, o: number): number {
   if (o + 4 > m.byteLength) throw TRUNCATED
   return ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0
 }
@@ -142,8 +137,7 @@ let nameEnd = 0
  * name is only walked (same checks and anomalies) and '' returned: the probe's plausibility test needs no
  * string.
  */
-function readName(start: number, text: boolean): string {
-  const m = msg
+function readName(m: Uint8Array, start: number, text: boolean): string {
   const end = m.byteLength
   let p = start
   let jumps = 0
@@ -214,8 +208,7 @@ function readName(start: number, text: boolean): string {
 /** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
 const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i))
 
-function rdataText(type: number, start: number, len: number): string {
-  const m = msg
+function rdataText(m: Uint8Array, type: number, start: number, len: number): string {
   if (type === 1) {
     // A, the most common answer.
     if (len !== 4) return ''
@@ -237,11 +230,11 @@ function rdataText(type: number, start: number, len: number): string {
     case 5: // CNAME
     case 12: // PTR
     case 6: // SOA: Zeek logs the primary name server (mname)
-      return readName(start, true)
+      return readName(m, start, true)
     case 15: // MX: preference, exchange
-      return readName(start + 2, true)
+      return readName(m, start + 2, true)
     case 33: // SRV: priority, weight, port, target
-      return readName(start + 6, true)
+      return readName(m, start + 6, true)
     case 16: {
       // TXT: character-strings, each "TXT <len> <text>" as Zeek prints them.
       const parts: string[] = []
@@ -262,7 +255,7 @@ function rdataText(type: number, start: number, len: number): string {
     case 65534: // BIND 9 private type: key signing state (Zeek names it)
       return 'BIND9 signing signal'
     case 46: // RRSIG: type covered ... signer name at offset 18
-      return len >= 18 ? `RRSIG ${u16(start)} ${readName(start + 18, true)}` : ''
+      return len >= 18 ? `RRSIG ${u16(m, start)} ${readName(m, start + 18, true)}` : ''
     default:
       return ''
   }
@@ -283,17 +276,16 @@ function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessag
     to.anomaly('dns_truncated_message')
     return undefined
   }
-  msg = bytes
   sink = to
-  pos = 12
   seenCount = 0
+  let pos = 12
   const out: DnsMessage = {
-    id: u16(0),
-    flags: u16(2),
-    qdcount: u16(4),
-    ancount: u16(6),
-    nscount: u16(8),
-    arcount: u16(10),
+    id: (bytes[0]! << 8) | bytes[1]!,
+    flags: (bytes[2]! << 8) | bytes[3]!,
+    qdcount: (bytes[4]! << 8) | bytes[5]!,
+    ancount: (bytes[6]! << 8) | bytes[7]!,
+    nscount: (bytes[8]! << 8) | bytes[9]!,
+    arcount: (bytes[10]! << 8) | bytes[11]!,
     qname: '',
     qtype: -1,
     qclass: -1,
@@ -301,10 +293,10 @@ function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessag
   }
   try {
     for (let i = 0; i < out.qdcount; i++) {
-      const name = readName(pos, true)
+      const name = readName(bytes, pos, true)
       pos = nameEnd
-      const type = u16(pos)
-      const cls = u16(pos + 2)
+      const type = u16(bytes, pos)
+      const cls = u16(bytes, pos + 2)
       pos += 4
       if (i === 0) {
         out.qname = name
@@ -313,14 +305,14 @@ function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessag
       }
     }
     for (let i = 0; i < out.ancount; i++) {
-      const name = readName(pos, true)
+      const name = readName(bytes, pos, true)
       pos = nameEnd
-      const type = u16(pos)
-      const cls = u16(pos + 2)
-      const ttl = u32(pos + 4)
-      const rdlen = u16(pos + 8)
+      const type = u16(bytes, pos)
+      const cls = u16(bytes, pos + 2)
+      const ttl = u32(bytes, pos + 4)
+      const rdlen = u16(bytes, pos + 8)
       const start = pos + 10
-      if (start + rdlen > msg.byteLength) throw TRUNCATED
+      if (start + rdlen > bytes.byteLength) throw TRUNCATED
       pos = start + rdlen
       if (out.answers.length < MAX_ANSWERS) {
         out.answers.push({
@@ -328,7 +320,7 @@ function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessag
           type,
           class: mdns ? cls & 0x7fff : cls,
           ttl,
-          data: rdataText(type, start, rdlen),
+          data: rdataText(bytes, type, start, rdlen),
         })
       }
     }
@@ -338,8 +330,6 @@ function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessag
     // What was parsed before the cut (header, question, first answers) is kept.
     to.anomaly('dns_truncated_message')
     return out
-  } finally {
-    msg = EMPTY
   }
 }
 
@@ -370,28 +360,25 @@ function plausible(m: Uint8Array): boolean {
   if (qd > 8 || an > 512 || ns > 512 || ar > 512) return false
   if (qd === 0 && !(qr && an > 0) && opcode !== 5) return false
   if (!qr && an > 8) return false
-  msg = m
   sink = PROBE_SINK
   PROBE_SINK.bad = false
   let at = 12
   try {
     for (let i = 0; i < qd; i++) {
-      readName(at, false)
+      readName(m, at, false)
       at = nameEnd
-      const cls = u16(at + 2) & 0x7fff
+      const cls = u16(m, at + 2) & 0x7fff
       if (cls !== 1 && cls !== 3 && cls !== 4 && cls !== 254 && cls !== 255) return false
       at += 4
     }
     if (qd === 0) {
-      readName(at, false)
+      readName(m, at, false)
       at = nameEnd
-      u16(at + 2)
+      u16(m, at + 2)
     }
   } catch {
     // A question cut by the capture (or by a TCP segment boundary) still counts as plausible.
     return !PROBE_SINK.bad && at > 12
-  } finally {
-    msg = EMPTY
   }
   return !PROBE_SINK.bad
 }
