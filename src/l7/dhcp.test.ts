@@ -168,6 +168,32 @@ describe('dhcp parser', () => {
     expect(d.ctx.anomalies).toEqual([])
   })
 
+  it('renders option text as Zeek prints it (\\xNN, a trailing NUL dropped, 255 octets kept) and ids as hex', () => {
+    const long = Array.from({ length: 255 }, (_, i) => (i % 2 === 0 ? 0x61 : 0x0a))
+    const id = Array.from({ length: 200 }, (_, i) => i)
+    const m = dhcp4({
+      options: [
+        [53, 1, 1],
+        [12, 6, 0x68, 0x00, 0x7f, 0x20, 0x7e, 0x00], // h \0 DEL space ~ and a trailing NUL
+        [60, 255, ...long],
+        [56, 0],
+        [61, 200, ...id.slice(0, 200)],
+      ],
+    })
+    const d = new Driver<DhcpTx>(dhcpParser, 'udp')
+    d.feed(L7Dir.ToServer, m)
+    const [tx] = d.finish()
+    const hex = (b: number[]): string => b.map((c) => c.toString(16).padStart(2, '0')).join('')
+    expect(tx).toMatchObject({
+      hostName: 'h\\x00\\x7f ~',
+      vendorClass: long.map((c) => (c === 0x61 ? 'a' : '\\x0a')).join(''),
+      message: '',
+      clientId: hex(id.slice(0, 128)),
+      clientMac: '020000000001',
+    })
+    expect(d.ctx.anomalies).toEqual([])
+  })
+
   it('counts an option running past the end and keeps what came before it', () => {
     const m = dhcp4({
       options: [

@@ -71,24 +71,44 @@ const BOOTP_FIXED = 236
 /** Longest text kept from one option (the record writer clips again to its budget). */
 const MAX_TEXT = 255
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+/**
+ * The text being built by hex and text: octets written here and decoded once, instead of a string
+ * concatenation per octet. All of it is ASCII (printable octets, \xNN, hex digits), so latin1 decodes it.
+ * text keeps MAX_TEXT octets of 4 characters at most, hex 128 octets of 2.
+ */
+const TEXT_OUT = Buffer.alloc(4 * MAX_TEXT)
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0))
 
+/** Lowercase hex of m[a, b), at most 128 octets of it. */
 function hex(m: Uint8Array, a: number, b: number): string {
-  let s = ''
-  for (let i = a; i < b && i < a + 128; i++) s += HEX[m[i]!]!
-  return s
+  const out = TEXT_OUT
+  const end = Math.min(b, a + 128)
+  let n = 0
+  for (let i = a; i < end; i++) {
+    const c = m[i]!
+    out[n++] = HEX_DIGITS[c >> 4]!
+    out[n++] = HEX_DIGITS[c & 15]!
+  }
+  return n === 0 ? '' : out.toString('latin1', 0, n)
 }
 
 /** Printable text of an option (other octets as \xNN, like Zeek). */
 function text(m: Uint8Array, a: number, b: number): string {
-  let s = ''
+  const out = TEXT_OUT
   const end = Math.min(b, a + MAX_TEXT)
+  let n = 0
   for (let i = a; i < end; i++) {
     const c = m[i]!
     if (c === 0 && i === b - 1) break // a trailing NUL some clients add
-    s += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '\\x' + HEX[c]!
+    if (c >= 0x20 && c < 0x7f) out[n++] = c
+    else {
+      out[n++] = 0x5c // \
+      out[n++] = 0x78 // x
+      out[n++] = HEX_DIGITS[c >> 4]!
+      out[n++] = HEX_DIGITS[c & 15]!
+    }
   }
-  return s
+  return n === 0 ? '' : out.toString('latin1', 0, n)
 }
 
 function u16(m: Uint8Array, o: number): number {

@@ -4,6 +4,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, dnsMessage, dnsName, feedSplit, tcpFrame } from '../../test/helpers/l7.js'
+import { ipv6Text } from '../util/address-text.js'
 import { dnsParser, parseMessage, type DnsState, type DnsTx } from './dns.js'
 import { L7Dir } from './parser.js'
 
@@ -110,6 +111,51 @@ describe('dns parser', () => {
     ])
   })
 
+  it('reads a name a pointer repeats like the first time, within the jump budget across both walks', () => {
+    // Question "b.a" (offset 12). Answer 1: name → the question; CNAME data (offset 33) = a chain of `first`
+    // pointers ending at "a" (offset 14), read as "a" with `first` jumps. Answer 2: name = a pointer to its
+    // own data, a chain of `second - 1` pointers ending at answer 1's data: `second + first` jumps in all,
+    // against the budget of 32.
+    const chained = (first: number, second: number): Uint8Array => {
+      const b = [0, 1, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0x62, 1, 0x61, 0, 0, 1, 0, 1]
+      const rr = (name: number[], data: number[]): void =>
+        void b.push(...name, 0, 5, 0, 1, 0, 0, 0, 60, data.length >> 8, data.length & 0xff, ...data)
+      const chain = (at: number, n: number, to: number): number[] =>
+        Array.from({ length: n }, (_, i) => (i < n - 1 ? [0xc0, at + 2 * (i + 1)] : [0xc0, to])).flat()
+      rr([0xc0, 12], chain(33, first, 14))
+      const n = b.length
+      rr([0xc0, n + 12], chain(n + 12, second - 1, 33))
+      return Uint8Array.from(b)
+    }
+    const an: string[] = []
+    const names = (m: Uint8Array): string[] =>
+      parseMessage(m, (a) => an.push(a))!.answers.flatMap((a) => [a.name, a.data])
+    expect(names(chained(20, 12))).toEqual(['b.a', 'a', 'a', 'a'])
+    expect(an).toEqual([])
+    // 20 + 13 jumps: answer 2's name is a loop (its data, 20 + 12, is not).
+    expect(names(chained(20, 13))).toEqual(['b.a', 'a', '', 'a'])
+    expect(an).toEqual(['dns_pointer_loop'])
+  })
+
+  it('renders the addresses of A and AAAA answers, for any address', () => {
+    const rand = fc.sample(fc.uint8Array({ minLength: 16, maxLength: 16 }), { numRuns: 2000, seed: 3 })
+    for (const [i, a] of rand.entries()) {
+      const v4 = Array.from(a.subarray(0, 4))
+      const m = dnsMessage({
+        id: i,
+        flags: 0x8180,
+        questions: [{ name: 'a.test', type: 1 }],
+        answers: [
+          { name: PTR_Q, type: 1, data: v4 },
+          { name: PTR_Q, type: 28, data: Array.from(a) },
+        ],
+      })
+      const [four, six] = parseMessage(m, () => undefined)!.answers
+      expect(four!.data).toBe(v4.join('.'))
+      expect(six!.data).toBe(ipv6Text(new DataView(a.buffer, a.byteOffset, 16), 0))
+    }
+  })
+
   it('counts truncated messages', () => {
     const an: string[] = []
     const m = parseMessage(response.subarray(0, 70), (n) => an.push(n))
@@ -208,5 +254,34 @@ describe('DNS name text', () => {
       ),
       { numRuns: 500 },
     )
+  })
+
+  it('renders names right however often they repeat', () => {
+    // Names that differ in one octet, asked twice each.
+    const labels = fc.sample(fc.uint8Array({ minLength: 1, maxLength: 12 }), { numRuns: 1000, seed: 5 })
+    for (const round of [0, 1])
+      for (const [i, l] of labels.entries()) {
+        const twin = Uint8Array.from(l, (c, k) => (k === 0 ? c ^ 1 : c))
+        for (const label of [l, twin]) {
+          const msg = Uint8Array.from([
+            i >> 8,
+            i & 0xff,
+            1,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            label.length,
+            ...label,
+          ])
+          const m = parseMessage(Uint8Array.from([...msg, 0, 0, 1, 0, 1]), () => undefined)
+          expect(m?.qname, `round ${round}`).toBe(reference([label]))
+        }
+      }
   })
 })

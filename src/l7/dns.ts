@@ -68,15 +68,19 @@ const MAX_PENDING = 32
 const MAX_ANSWERS = 64
 const MAX_JUMPS = 32
 
-/** Reading position and anomaly sink while parsing one message. */
-interface Cursor {
-  msg: Uint8Array
-  pos: number
-  anomaly: (name: string) => void
+/** Where parsing counts anomalies (an L7Context, or a wrapper around a test's callback). */
+interface AnomalySink {
+  anomaly(name: string): void
 }
 
 class Truncated extends Error {}
 const TRUNCATED = new Truncated('truncated')
+
+/**
+ * Where the message being parsed counts its anomalies. Parsing is synchronous and one message at a time, so
+ * this (with nameEnd and the names seen below) is the module's state: no cursor object per message or name.
+ */
+let sink: AnomalySink = { anomaly: () => undefined }
 
 function u16(m: Uint8Array, o: number): number {
   if (o + 2 > m.byteLength) throw TRUNCATED
@@ -113,66 +117,98 @@ function appendLabel(m: Uint8Array, start: number, len: number, at: number): num
 }
 
 /**
- * Reads a possibly compressed name at c.pos; advances c.pos past it (not past pointer targets). Without
- * `text` the name is only walked (same checks and anomalies) and '' returned: the probe's plausibility test
- * needs no string.
+ * Names already read in this message, by the offset they were read from (RFC 1035 §4.1.4: a pointer
+ * repeats a name given earlier, most often the question's), with the jumps their walk took. A pointer to
+ * one of these offsets, met before any label of the name being read, ends that name with the text read
+ * before: the walk from there would see the same octets (its checks passed), unless the jumps of both
+ * walks exceed the budget, which is then walked again to count the loop as before.
  */
-export function readName(c: Cursor, text = true): string {
-  const m = c.msg
-  let pos = c.pos
+const SEEN_MAX = 16
+const SEEN_AT = new Int32Array(SEEN_MAX)
+const SEEN_JUMPS = new Int32Array(SEEN_MAX)
+const SEEN_TEXT: string[] = new Array<string>(SEEN_MAX).fill('')
+let seenCount = 0
+
+/** Offset after the name readName read last (not after pointer targets). */
+let nameEnd = 0
+
+/**
+ * Reads a possibly compressed name at `start` of the message; sets nameEnd past it. Without `text` the
+ * name is only walked (same checks and anomalies) and '' returned: the probe's plausibility test needs no
+ * string.
+ */
+function readName(m: Uint8Array, start: number, text: boolean): string {
+  const end = m.byteLength
+  let p = start
   let jumps = 0
   let after = -1
   let chars = 0
   let total = 0
+  let clean = false
   for (;;) {
-    if (pos >= m.byteLength) throw TRUNCATED
-    const len = m[pos]!
+    if (p >= end) throw TRUNCATED
+    const len = m[p]!
     if (len === 0) {
-      pos++
+      p++
+      clean = true
       break
     }
     const kind = len & 0xc0
     if (kind === 0xc0) {
-      if (pos + 2 > m.byteLength) throw TRUNCATED
-      const target = ((len & 0x3f) << 8) | m[pos + 1]!
-      if (after < 0) after = pos + 2
-      if (target >= m.byteLength) {
-        c.anomaly('dns_pointer_out_of_range')
+      if (p + 2 > end) throw TRUNCATED
+      const target = ((len & 0x3f) << 8) | m[p + 1]!
+      if (after < 0) after = p + 2
+      if (target >= end) {
+        sink.anomaly('dns_pointer_out_of_range')
         break
       }
-      if (++jumps > MAX_JUMPS || target === pos) {
-        c.anomaly('dns_pointer_loop')
+      if (++jumps > MAX_JUMPS || target === p) {
+        sink.anomaly('dns_pointer_loop')
         break
       }
-      pos = target
+      if (total === 0 && text) {
+        // Nothing of this name read yet: a name read before from the target is its text.
+        for (let i = 0; i < seenCount; i++) {
+          if (SEEN_AT[i] !== target || jumps + SEEN_JUMPS[i]! > MAX_JUMPS) continue
+          nameEnd = after
+          return SEEN_TEXT[i]!
+        }
+      }
+      p = target
       continue
     }
     if (kind !== 0) {
       // 0x40 / 0x80: extended label types (RFC 6891 §5 obsoletes them).
-      c.anomaly('dns_bad_label_type')
+      sink.anomaly('dns_bad_label_type')
       throw TRUNCATED
     }
-    if (pos + 1 + len > m.byteLength) throw TRUNCATED
+    if (p + 1 + len > end) throw TRUNCATED
     total += len + 1
     if (total > 255) {
-      c.anomaly('dns_name_too_long')
+      sink.anomaly('dns_name_too_long')
       break
     }
     if (text) {
       if (chars > 0) NAME_TEXT[chars++] = 0x2e
-      chars = appendLabel(m, pos + 1, len, chars)
+      chars = appendLabel(m, p + 1, len, chars)
     }
-    pos += 1 + len
+    p += 1 + len
   }
-  c.pos = after >= 0 ? after : pos
-  return chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
+  nameEnd = after >= 0 ? after : p
+  if (!text) return ''
+  const s = chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
+  if (clean && seenCount < SEEN_MAX) {
+    SEEN_AT[seenCount] = start
+    SEEN_JUMPS[seenCount] = jumps
+    SEEN_TEXT[seenCount++] = s
+  }
+  return s
 }
 
 /** Decimal text of 0..255 (dotted-quad addresses without number formatting). */
 const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i))
 
-function rdataText(c: Cursor, type: number, start: number, len: number): string {
-  const m = c.msg
+function rdataText(m: Uint8Array, type: number, start: number, len: number): string {
   if (type === 1) {
     // A, the most common answer.
     if (len !== 4) return ''
@@ -187,7 +223,6 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
     )
   }
   const end = start + len
-  const at = (o: number): Cursor => ({ msg: m, pos: o, anomaly: c.anomaly })
   switch (type) {
     case 28: // AAAA
       return len === 16 ? ipv6Text(new DataView(m.buffer, m.byteOffset, m.byteLength), start) : ''
@@ -195,11 +230,11 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
     case 5: // CNAME
     case 12: // PTR
     case 6: // SOA: Zeek logs the primary name server (mname)
-      return readName(at(start))
+      return readName(m, start, true)
     case 15: // MX: preference, exchange
-      return readName(at(start + 2))
+      return readName(m, start + 2, true)
     case 33: // SRV: priority, weight, port, target
-      return readName(at(start + 6))
+      return readName(m, start + 6, true)
     case 16: {
       // TXT: character-strings, each "TXT <len> <text>" as Zeek prints them.
       const parts: string[] = []
@@ -207,7 +242,7 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
       while (p < end) {
         const n = m[p]!
         if (p + 1 + n > end) {
-          c.anomaly('dns_bad_txt')
+          sink.anomaly('dns_bad_txt')
           break
         }
         parts.push(`TXT ${n} ${Buffer.from(m.subarray(p + 1, p + 1 + n)).toString('latin1')}`)
@@ -220,7 +255,7 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
     case 65534: // BIND 9 private type: key signing state (Zeek names it)
       return 'BIND9 signing signal'
     case 46: // RRSIG: type covered ... signer name at offset 18
-      return len >= 18 ? `RRSIG ${u16(m, start)} ${readName(at(start + 18))}` : ''
+      return len >= 18 ? `RRSIG ${u16(m, start)} ${readName(m, start + 18, true)}` : ''
     default:
       return ''
   }
@@ -228,22 +263,29 @@ function rdataText(c: Cursor, type: number, start: number, len: number): string 
 
 /** Parses one DNS message; a truncated one gives what precedes the cut (counted), under 12 octets nothing. */
 export function parseMessage(
-  msg: Uint8Array,
+  bytes: Uint8Array,
   anomaly: (name: string) => void,
   mdns = false,
 ): DnsMessage | undefined {
-  const c: Cursor = { msg, pos: 12, anomaly }
-  if (msg.byteLength < 12) {
-    anomaly('dns_truncated_message')
+  return parseWith(bytes, { anomaly }, mdns)
+}
+
+/** parseMessage counting into `to` (the engine's context itself, without a callback per parse). */
+function parseWith(bytes: Uint8Array, to: AnomalySink, mdns: boolean): DnsMessage | undefined {
+  if (bytes.byteLength < 12) {
+    to.anomaly('dns_truncated_message')
     return undefined
   }
+  sink = to
+  seenCount = 0
+  let pos = 12
   const out: DnsMessage = {
-    id: u16(msg, 0),
-    flags: u16(msg, 2),
-    qdcount: u16(msg, 4),
-    ancount: u16(msg, 6),
-    nscount: u16(msg, 8),
-    arcount: u16(msg, 10),
+    id: (bytes[0]! << 8) | bytes[1]!,
+    flags: (bytes[2]! << 8) | bytes[3]!,
+    qdcount: (bytes[4]! << 8) | bytes[5]!,
+    ancount: (bytes[6]! << 8) | bytes[7]!,
+    nscount: (bytes[8]! << 8) | bytes[9]!,
+    arcount: (bytes[10]! << 8) | bytes[11]!,
     qname: '',
     qtype: -1,
     qclass: -1,
@@ -251,10 +293,11 @@ export function parseMessage(
   }
   try {
     for (let i = 0; i < out.qdcount; i++) {
-      const name = readName(c)
-      const type = u16(msg, c.pos)
-      const cls = u16(msg, c.pos + 2)
-      c.pos += 4
+      const name = readName(bytes, pos, true)
+      pos = nameEnd
+      const type = u16(bytes, pos)
+      const cls = u16(bytes, pos + 2)
+      pos += 4
       if (i === 0) {
         out.qname = name
         out.qtype = type
@@ -262,21 +305,22 @@ export function parseMessage(
       }
     }
     for (let i = 0; i < out.ancount; i++) {
-      const name = readName(c)
-      const type = u16(msg, c.pos)
-      const cls = u16(msg, c.pos + 2)
-      const ttl = u32(msg, c.pos + 4)
-      const rdlen = u16(msg, c.pos + 8)
-      const start = c.pos + 10
-      if (start + rdlen > msg.byteLength) throw TRUNCATED
-      c.pos = start + rdlen
+      const name = readName(bytes, pos, true)
+      pos = nameEnd
+      const type = u16(bytes, pos)
+      const cls = u16(bytes, pos + 2)
+      const ttl = u32(bytes, pos + 4)
+      const rdlen = u16(bytes, pos + 8)
+      const start = pos + 10
+      if (start + rdlen > bytes.byteLength) throw TRUNCATED
+      pos = start + rdlen
       if (out.answers.length < MAX_ANSWERS) {
         out.answers.push({
           name,
           type,
           class: mdns ? cls & 0x7fff : cls,
           ttl,
-          data: rdataText(c, type, start, rdlen),
+          data: rdataText(bytes, type, start, rdlen),
         })
       }
     }
@@ -284,7 +328,7 @@ export function parseMessage(
   } catch (e) {
     if (!(e instanceof Truncated)) throw e
     // What was parsed before the cut (header, question, first answers) is kept.
-    anomaly('dns_truncated_message')
+    to.anomaly('dns_truncated_message')
     return out
   }
 }
@@ -316,30 +360,35 @@ function plausible(m: Uint8Array): boolean {
   if (qd > 8 || an > 512 || ns > 512 || ar > 512) return false
   if (qd === 0 && !(qr && an > 0) && opcode !== 5) return false
   if (!qr && an > 8) return false
-  let bad = false
-  const c: Cursor = {
-    msg: m,
-    pos: 12,
-    anomaly: () => {
-      bad = true
-    },
-  }
+  sink = PROBE_SINK
+  PROBE_SINK.bad = false
+  let at = 12
   try {
     for (let i = 0; i < qd; i++) {
-      readName(c, false)
-      const cls = u16(m, c.pos + 2) & 0x7fff
+      readName(m, at, false)
+      at = nameEnd
+      const cls = u16(m, at + 2) & 0x7fff
       if (cls !== 1 && cls !== 3 && cls !== 4 && cls !== 254 && cls !== 255) return false
-      c.pos += 4
+      at += 4
     }
     if (qd === 0) {
-      readName(c, false)
-      u16(m, c.pos + 2)
+      readName(m, at, false)
+      at = nameEnd
+      u16(m, at + 2)
     }
   } catch {
     // A question cut by the capture (or by a TCP segment boundary) still counts as plausible.
-    return !bad && c.pos > 12
+    return !PROBE_SINK.bad && at > 12
   }
-  return !bad
+  return !PROBE_SINK.bad
+}
+
+/** The plausibility test's sink: any anomaly makes the message implausible. */
+const PROBE_SINK = {
+  bad: false,
+  anomaly(): void {
+    PROBE_SINK.bad = true
+  },
 }
 
 function newTx(): DnsTx {
@@ -398,7 +447,10 @@ function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>
   let i = -1
   for (let k = 0; k < s.pending.length; k++) {
     const t = s.pending[k]!
-    if (t.id === m.id && (about === '' || t.qname.toLowerCase() === (lower ??= about.toLowerCase()))) {
+    if (
+      t.id === m.id &&
+      (about === '' || t.qname === about || t.qname.toLowerCase() === (lower ??= about.toLowerCase()))
+    ) {
       i = k
       break
     }
@@ -435,9 +487,8 @@ export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readon
   },
 
   parse(s: DnsState, dir: L7Dir, bytes: Uint8Array, ctx: L7Context<DnsTx>): ParseResult {
-    const anomaly = (n: string): void => ctx.anomaly(n)
     if (!s.tcp) {
-      const m = parseMessage(bytes, anomaly, true)
+      const m = parseWith(bytes, ctx, true)
       if (m !== undefined) onMessage(s, dir, m, ctx)
       return OK
     }
@@ -447,7 +498,7 @@ export const dnsParser: L7Parser<DnsState, DnsTx> & { readonly mdnsPorts: readon
       if (p + 2 > bytes.byteLength) return incomplete(p, 2)
       const len = (bytes[p]! << 8) | bytes[p + 1]!
       if (p + 2 + len > bytes.byteLength) return incomplete(p, 2 + len)
-      const m = parseMessage(bytes.subarray(p + 2, p + 2 + len), anomaly)
+      const m = parseWith(bytes.subarray(p + 2, p + 2 + len), ctx, false)
       if (m !== undefined) onMessage(s, dir, m, ctx)
       p += 2 + len
     }
