@@ -20,7 +20,7 @@
 import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
-import { handshakeFingerprints, type HandshakeFingerprints } from '../../l7/tls-fingerprint.js'
+import { handshakeFingerprints } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { utf8Length } from '../../util/utf8.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
@@ -116,25 +116,6 @@ export interface TlsRecordParts {
   cert: readonly string[]
 }
 
-/**
- * The JA3 / JA3S digests as octets, kept with the fingerprints they come from: handshakeFingerprints hands
- * out the same object for a handshake seen before, so a repeated handshake converts no hex.
- */
-const digestOctets = new WeakMap<HandshakeFingerprints, [Uint8Array, Uint8Array]>()
-
-/** The JA3 and JA3S digests of `fp` as octets (EMPTY for a missing one). */
-function digestsOf(fp: HandshakeFingerprints): [Uint8Array, Uint8Array] {
-  let pair = digestOctets.get(fp)
-  if (pair === undefined) {
-    pair = [
-      fp.ja3 === '' ? EMPTY : Buffer.from(fp.ja3, 'hex'),
-      fp.ja3s === '' ? EMPTY : Buffer.from(fp.ja3s, 'hex'),
-    ]
-    digestOctets.set(fp, pair)
-  }
-  return pair
-}
-
 /** A certificate's strings in record order (TlsRecordParts.cert), their UTF-8 and encoded sizes. */
 interface CertStrings {
   full: readonly string[]
@@ -200,7 +181,8 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   if ((sni.length + alpn.length + offered.length) * 3 > HELLO_STRING_BUDGET)
     [sni = '', alpn = '', offered = ''] = clipAll([sni, alpn, offered], HELLO_STRING_BUDGET)
   const fp = handshakeFingerprints(tx, tx, tx.transport ?? 't')
-  const [ja3, ja3s] = digestsOf(fp)
+  const ja3 = fp.ja3Octets
+  const ja3s = fp.ja3sOctets
   const ja4 = fp.ja4
   const c = tx.certificate
   // The variable-length fields other than the certificate strings; `hello` and ja4 measured below.
