@@ -140,16 +140,20 @@ export interface HandshakeFingerprints {
  * Memo of handshake fingerprints by everything they are computed from. A handful of client stacks send
  * most hellos, so most handshakes repeat one seen before (once their GREASE values, random per connection and
  * ignored by the fingerprints, are left out): the key is written into a reused scratch array and hashed
- * (FNV-1a) in one pass, and compared in full with the cached one, so a repeated handshake costs a pass over
- * its lists and no string building, digest or allocation. Two-way sets (slots 2i and 2i+1): two handshakes
- * that hash to one set and alternate (two busy client stacks) both stay.
+ * (FNV-1a) in one pass, looked up by its hash and compared in full with the cached one, so a repeated
+ * handshake costs a pass over its lists and no string building, digest or allocation. Handshakes whose keys
+ * share a hash are chained: any number of them that alternate all stay (with a direct-mapped table, three
+ * stacks of one capture that fell into one slot missed on every handshake). At MEMO_SIZE hashes the memo
+ * starts over; a chain longer than MAX_CHAIN starts over too.
  */
-const MEMO_SETS = 2048
-const memoKeys: (Uint32Array | undefined)[] = new Array<Uint32Array | undefined>(2 * MEMO_SETS)
-const memoHashes = new Int32Array(2 * MEMO_SETS)
-const memoValues: (HandshakeFingerprints | undefined)[] = new Array<HandshakeFingerprints | undefined>(
-  2 * MEMO_SETS,
-)
+interface MemoEntry {
+  key: Uint32Array
+  value: HandshakeFingerprints
+  next: MemoEntry | undefined
+}
+const MEMO_SIZE = 4096
+const MAX_CHAIN = 8
+const memo = new Map<number, MemoEntry>()
 let scratch = new Uint32Array(512)
 
 /** Scratch room for a key of `n` values at least. */
@@ -239,14 +243,10 @@ export function handshakeFingerprints(
   const n = writeKey(k, c, s, transport)
   let h = 0x811c9dc5
   for (let i = 0; i < n; i++) h = Math.imul(h ^ k[i]!, 0x01000193)
-  // FNV's low bits depend only on the inputs' low bits: mix the high ones down before taking the set.
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
-  h ^= h >>> 13
-  const slot = 2 * ((h >>> 0) % MEMO_SETS)
-  for (let i = slot; i < slot + 2; i++) {
-    const key = memoKeys[i]
-    if (memoHashes[i] === h && key !== undefined && sameKey(key, k, n)) return memoValues[i]!
-  }
+  h &= 0x3fffffff // a small integer (no heap number as the Map's key)
+  let first = memo.get(h)
+  let chain = 0
+  for (let e = first; e !== undefined; e = e.next, chain++) if (sameKey(e.key, k, n)) return e.value
   const ja3Hash = ja3(c).hash
   const ja3sHash = ja3s(s).hash
   const value: HandshakeFingerprints = {
@@ -256,12 +256,8 @@ export function handshakeFingerprints(
     ja3Octets: octets(ja3Hash),
     ja3sOctets: octets(ja3sHash),
   }
-  // The set's newer entry moves to the second slot; this one takes the first.
-  memoKeys[slot + 1] = memoKeys[slot]
-  memoHashes[slot + 1] = memoHashes[slot]!
-  memoValues[slot + 1] = memoValues[slot]
-  memoKeys[slot] = k.slice(0, n)
-  memoHashes[slot] = h
-  memoValues[slot] = value
+  if (first === undefined && memo.size >= MEMO_SIZE) memo.clear()
+  if (chain >= MAX_CHAIN) first = undefined // keys made to collide cannot grow a chain without bound
+  memo.set(h, { key: k.slice(0, n), value, next: first })
   return value
 }
