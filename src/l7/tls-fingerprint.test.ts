@@ -85,14 +85,41 @@ describe('tls fingerprints', () => {
         const variants = [a, ...Object.keys(a).map((k) => ({ ...a, [k]: b[k as keyof typeof b] }))]
         for (const h of [...variants, ...variants]) {
           const c: ClientHelloFacts & ServerHelloFacts = h
-          expect(handshakeFingerprints(c, c, h.transport)).toEqual({
+          const fp = handshakeFingerprints(c, c, h.transport)
+          expect(fp).toEqual({
             ja3: ja3(c).hash,
             ja3s: ja3s(c).hash,
             ja4: ja4(c, h.transport).text,
+            ja3Octets: new Uint8Array(Buffer.from(ja3(c).hash, 'hex')),
+            ja3sOctets: new Uint8Array(Buffer.from(ja3s(c).hash, 'hex')),
           })
         }
       }),
       { numRuns: 200 },
     )
+  })
+
+  it('hands out the memoised fingerprints again for handshakes that alternate, GREASE values aside', () => {
+    const server: ServerHelloFacts = {
+      serverLegacyVersion: 0x0303,
+      cipherSuite: 0x1301,
+      serverExtensionTypes: [43],
+    }
+    // Pairs of stacks that differ in one cipher suite, asked in turn, with fresh GREASE values each time.
+    for (let i = 0; i < 300; i++) {
+      const stacks = [0, 1].map((j) => ({ ...hello, cipherSuites: [0x1301, 0x1000 + 2 * i + j] }))
+      const first = stacks.map((c) => handshakeFingerprints(c, server))
+      expect(first[0]).not.toEqual(first[1])
+      for (let round = 0; round < 3; round++)
+        stacks.forEach((c, j) => {
+          const grease = 0x0a0a + 0x1010 * ((round + j) % 16)
+          const again = {
+            ...c,
+            cipherSuites: [grease, ...c.cipherSuites],
+            extensionTypes: [...c.extensionTypes, grease],
+          }
+          expect(handshakeFingerprints(again, server)).toBe(first[j])
+        })
+    }
   })
 })

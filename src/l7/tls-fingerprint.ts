@@ -131,70 +131,104 @@ export interface HandshakeFingerprints {
   ja3: string
   ja3s: string
   ja4: string
+  /** The JA3 and JA3S MD5 digests as 16 octets (empty without the hello). */
+  ja3Octets: Uint8Array
+  ja3sOctets: Uint8Array
 }
 
 /**
  * Memo of handshake fingerprints by everything they are computed from. A handful of client stacks send
  * most hellos, so most handshakes repeat one seen before (once their GREASE values, random per connection and
- * ignored by the fingerprints, are left out): the key is written into a reused scratch array,
- * hashed (FNV-1a) and compared in full with the cached one, so a repeated handshake costs a pass over its
- * lists and no string building, digest or allocation.
+ * ignored by the fingerprints, are left out): the key is written into a reused scratch array and hashed
+ * (FNV-1a) in one pass, looked up by its hash and compared in full with the cached one, so a repeated
+ * handshake costs a pass over its lists and no string building, digest or allocation. Handshakes whose keys
+ * share a hash are chained: any number of them that alternate all stay (with a direct-mapped table, three
+ * stacks of one capture that fell into one slot missed on every handshake). At MEMO_SIZE hashes the memo
+ * starts over; a chain longer than MAX_CHAIN starts over too.
  */
-const MEMO_SLOTS = 4096
-const memoKeys: (Uint32Array | undefined)[] = new Array<Uint32Array | undefined>(MEMO_SLOTS)
-const memoValues: (HandshakeFingerprints | undefined)[] = new Array<HandshakeFingerprints | undefined>(
-  MEMO_SLOTS,
-)
-let scratch = new Uint32Array(256)
-let scratchLength = 0
+interface MemoEntry {
+  key: Uint32Array
+  value: HandshakeFingerprints
+  next: MemoEntry | undefined
+}
+const MEMO_SIZE = 4096
+const MAX_CHAIN = 8
+const memo = new Map<number, MemoEntry>()
+let scratch = new Uint32Array(512)
 
-function put(v: number): void {
-  if (scratchLength === scratch.length) {
-    const grown = new Uint32Array(scratch.length * 2)
-    grown.set(scratch)
-    scratch = grown
-  }
-  scratch[scratchLength++] = v
+/** Scratch room for a key of `n` values at least. */
+function scratchFor(n: number): Uint32Array {
+  if (scratch.length < n) scratch = new Uint32Array(Math.max(n, 2 * scratch.length))
+  return scratch
 }
 
-function putList(l: readonly number[]): void {
-  put(l.length)
-  for (const v of l) put(v)
-}
+const NO_ALPN = 0xffffffff
 
-/** A list the fingerprints read without its GREASE values: those are left out (clients pick them at random). */
-function putListNoGrease(l: readonly number[]): void {
-  const at = scratchLength
-  put(0)
-  for (const v of l) if (!isGrease(v)) put(v)
-  scratch[at] = scratchLength - at - 1
-}
-
-/** Writes the fingerprint inputs of a handshake into `scratch` (each list preceded by its length). */
-function writeKey(c: ClientHelloFacts, s: ServerHelloFacts, transport: string): void {
-  scratchLength = 0
-  put(transport.charCodeAt(0))
-  put(c.clientVersion)
-  put(c.sni !== '' ? 1 : 0)
-  putListNoGrease(c.cipherSuites)
-  putListNoGrease(c.extensionTypes)
-  putListNoGrease(c.supportedGroups)
-  putList(c.ecPointFormats)
-  putListNoGrease(c.supportedVersions)
-  putList(c.signatureAlgorithms)
+/**
+ * Writes the fingerprint inputs of a handshake into `k` from `at` (each list preceded by its length; GREASE
+ * left out of the lists the fingerprints read without it); returns the end.
+ */
+function writeKey(k: Uint32Array, c: ClientHelloFacts, s: ServerHelloFacts, transport: string): number {
+  let n = 0
+  k[n++] = transport.charCodeAt(0)
+  k[n++] = c.clientVersion
+  k[n++] = c.sni !== '' ? 1 : 0
+  n = putNoGrease(k, n, c.cipherSuites)
+  n = putNoGrease(k, n, c.extensionTypes)
+  n = putNoGrease(k, n, c.supportedGroups)
+  n = putAll(k, n, c.ecPointFormats)
+  n = putNoGrease(k, n, c.supportedVersions)
+  n = putAll(k, n, c.signatureAlgorithms)
   const alpn = c.alpnOffered[0]
-  put(alpn === undefined ? 0xffffffff : alpn.length)
-  if (alpn !== undefined) for (let i = 0; i < alpn.length; i++) put(alpn.charCodeAt(i))
-  put(s.serverLegacyVersion)
-  put(s.cipherSuite)
-  putListNoGrease(s.serverExtensionTypes)
+  if (alpn === undefined) k[n++] = NO_ALPN
+  else {
+    k[n++] = alpn.length
+    for (let i = 0; i < alpn.length; i++) k[n++] = alpn.charCodeAt(i)
+  }
+  k[n++] = s.serverLegacyVersion
+  k[n++] = s.cipherSuite
+  return putNoGrease(k, n, s.serverExtensionTypes)
 }
 
-function sameKey(k: Uint32Array): boolean {
-  if (k.length !== scratchLength) return false
-  for (let i = 0; i < scratchLength; i++) if (k[i] !== scratch[i]) return false
+function putAll(k: Uint32Array, n: number, l: readonly number[]): number {
+  k[n++] = l.length
+  for (let i = 0; i < l.length; i++) k[n++] = l[i]!
+  return n
+}
+
+function putNoGrease(k: Uint32Array, n: number, l: readonly number[]): number {
+  const at = n++
+  for (let i = 0; i < l.length; i++) {
+    const v = l[i]!
+    if (!isGrease(v)) k[n++] = v
+  }
+  k[at] = n - at - 1
+  return n
+}
+
+/** Values a handshake's key may take (an upper bound: its lists whole, and the fixed values). */
+function keyBound(c: ClientHelloFacts, s: ServerHelloFacts): number {
+  return (
+    16 +
+    c.cipherSuites.length +
+    c.extensionTypes.length +
+    c.supportedGroups.length +
+    c.ecPointFormats.length +
+    c.supportedVersions.length +
+    c.signatureAlgorithms.length +
+    (c.alpnOffered[0]?.length ?? 0) +
+    s.serverExtensionTypes.length
+  )
+}
+
+function sameKey(a: Uint32Array, b: Uint32Array, n: number): boolean {
+  if (a.length !== n) return false
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+const EMPTY = new Uint8Array(0)
+const octets = (hex: string): Uint8Array => (hex === '' ? EMPTY : new Uint8Array(Buffer.from(hex, 'hex')))
 
 /**
  * JA3, JA3S and JA4 of one handshake (`transport` as ja4's), the same as ja3(c).hash, ja3s(s).hash and
@@ -205,17 +239,25 @@ export function handshakeFingerprints(
   s: ServerHelloFacts,
   transport: 't' | 'q' | 'd' = 't',
 ): HandshakeFingerprints {
-  writeKey(c, s, transport)
+  const k = scratchFor(keyBound(c, s))
+  const n = writeKey(k, c, s, transport)
   let h = 0x811c9dc5
-  for (let i = 0; i < scratchLength; i++) h = Math.imul(h ^ scratch[i]!, 0x01000193)
-  // FNV's low bits depend only on the inputs' low bits: mix the high ones down before taking the slot.
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
-  h ^= h >>> 13
-  const slot = (h >>> 0) % MEMO_SLOTS
-  const k = memoKeys[slot]
-  if (k !== undefined && sameKey(k)) return memoValues[slot]!
-  const value = { ja3: ja3(c).hash, ja3s: ja3s(s).hash, ja4: ja4(c, transport).text }
-  memoKeys[slot] = scratch.slice(0, scratchLength)
-  memoValues[slot] = value
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ k[i]!, 0x01000193)
+  h &= 0x3fffffff // a small integer (no heap number as the Map's key)
+  let first = memo.get(h)
+  let chain = 0
+  for (let e = first; e !== undefined; e = e.next, chain++) if (sameKey(e.key, k, n)) return e.value
+  const ja3Hash = ja3(c).hash
+  const ja3sHash = ja3s(s).hash
+  const value: HandshakeFingerprints = {
+    ja3: ja3Hash,
+    ja3s: ja3sHash,
+    ja4: ja4(c, transport).text,
+    ja3Octets: octets(ja3Hash),
+    ja3sOctets: octets(ja3sHash),
+  }
+  if (first === undefined && memo.size >= MEMO_SIZE) memo.clear()
+  if (chain >= MAX_CHAIN) first = undefined // keys made to collide cannot grow a chain without bound
+  memo.set(h, { key: k.slice(0, n), value, next: first })
   return value
 }

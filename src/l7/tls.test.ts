@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
 import { L7Dir } from './parser.js'
-import { tlsParser, type TlsState, type TlsTx } from './tls.js'
+import { newTlsTx, parseClientHello, tlsParser, type TlsState, type TlsTx } from './tls.js'
 
 const u16 = (v: number): number[] => [v >> 8, v & 0xff]
 const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
@@ -148,6 +148,21 @@ describe('tls parser', () => {
     d.feed(L7Dir.ToServer, record(handshake(1, body)))
     expect(d.finish()[0]).toMatchObject({ sni: 'a.example', extensionTypes: [16, 0] })
     expect(d.ctx.anomalies).toEqual(['tls_bad_extension'])
+  })
+
+  it('keeps what a ClientHello cut short gave before the cut', () => {
+    const body = Uint8Array.from(CH_BODY)
+    const whole = newTlsTx()
+    expect(parseClientHello(body, whole)).toBe(0)
+    // version 2, random 32, session ID 1 + 4, suites 2 + 6, compression 1 + 1: the extensions start at 51.
+    for (let cut = 0; cut < body.byteLength; cut++) {
+      const tx = newTlsTx()
+      expect(parseClientHello(body.subarray(0, cut), tx)).toBe(cut === 49 || cut === 50 ? 0 : undefined)
+      expect(tx.clientVersion).toBe(cut >= 2 ? 0x0303 : 0)
+      expect([...tx.clientSessionId]).toEqual(cut >= 35 ? [1, 2, 3, 4].slice(0, cut - 35) : [])
+      expect(tx.cipherSuites).toEqual(cut >= 47 ? whole.cipherSuites : [])
+      expect(tx.sni).toBe('')
+    }
   })
 
   it('gathers a handshake message split over several records', () => {

@@ -135,140 +135,199 @@ export function newTlsTx(transport: 't' | 'q' | 'd' = 't'): TlsTx {
 class Truncated extends Error {}
 const TRUNCATED = new Truncated('truncated')
 
-/** Bounded reader over one handshake message body. */
-class Reader {
-  pos = 0
-  constructor(
-    readonly b: Uint8Array,
-    readonly end = b.byteLength,
-  ) {}
-  u8(): number {
-    if (this.pos + 1 > this.end) throw TRUNCATED
-    return this.b[this.pos++]!
-  }
-  u16(): number {
-    if (this.pos + 2 > this.end) throw TRUNCATED
-    const v = (this.b[this.pos]! << 8) | this.b[this.pos + 1]!
-    this.pos += 2
-    return v
-  }
-  skip(n: number): void {
-    if (this.pos + n > this.end) throw TRUNCATED
-    this.pos += n
-  }
-  /** A child reader over the next `n` bytes. */
-  sub(n: number): Reader {
-    if (this.pos + n > this.end) throw TRUNCATED
-    const r = new Reader(this.b, this.pos + n)
-    r.pos = this.pos
-    this.pos += n
-    return r
-  }
-  get left(): number {
-    return this.end - this.pos
-  }
+/*
+ * The readers below take the message bytes `b` and the bounds [p, end) of what they read, with no reader
+ * object or view per field (a ClientHello has a dozen extensions). A body that ends too early throws
+ * TRUNCATED; an extension that is malformed inside its own bounds only makes its reader return false (its
+ * neighbours are still read). What was read before either stays in the transaction.
+ */
+
+/** Throws TRUNCATED unless `n` octets from `p` lie within `end`. */
+function need(p: number, n: number, end: number): void {
+  if (p + n > end) throw TRUNCATED
 }
+
+const u16at = (b: Uint8Array, p: number): number => (b[p]! << 8) | b[p + 1]!
+const u24at = (b: Uint8Array, p: number): number => (b[p]! << 16) | (b[p + 1]! << 8) | b[p + 2]!
+
+/** End of the vector whose `size`-octet length is at `p`, or -1 when it does not fit within `end`. */
+function vectorEnd(b: Uint8Array, p: number, end: number, size: 1 | 2): number {
+  if (p + size > end) return -1
+  const e = p + size + (size === 1 ? b[p]! : u16at(b, p))
+  return e > end ? -1 : e
+}
+
+/** Node's Buffer#latin1Slice works on any Uint8Array: a string without a Buffer view made for it. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: (a: number, z: number) => string })
+  .latin1Slice
 
 const ascii = (b: Uint8Array, a: number, e: number): string =>
-  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', a, e)
+  latin1Slice !== undefined
+    ? latin1Slice.call(b, a, e)
+    : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', a, e)
 
-function u16List(r: Reader): number[] {
+/** The 2-octet values in [p, end) (an odd last octet is left out). */
+function u16List(b: Uint8Array, p: number, end: number): number[] {
   const out: number[] = []
-  while (r.left >= 2) out.push(r.u16())
+  for (; p + 2 <= end; p += 2) out.push(u16at(b, p))
   return out
 }
 
-function alpnList(r: Reader): string[] {
+/** ALPN protocol_name_list (RFC 7301 §3.1) at `p`; undefined when malformed. */
+function alpnList(b: Uint8Array, p: number, end: number): string[] | undefined {
+  const e = vectorEnd(b, p, end, 2)
+  if (e < 0) return undefined
   const out: string[] = []
-  const list = r.sub(r.u16())
-  while (list.left > 0) {
-    const n = list.u8()
-    const start = list.pos
-    list.skip(n)
-    out.push(ascii(r.b, start, start + n))
+  for (p += 2; p < e;) {
+    const n = b[p++]!
+    if (p + n > e) return undefined
+    out.push(ascii(b, p, p + n))
+    p += n
   }
   return out
 }
 
-/** One ClientHello extension; a malformed one throws Truncated (its neighbours are still read). */
-function clientExtension(type: number, e: Reader, tx: TlsTx): void {
-  if (type === 0) {
-    // server_name: list of (type, name); host_name is type 0.
-    const list = e.sub(e.u16())
-    while (list.left >= 3) {
-      const nt = list.u8()
-      const n = list.u16()
-      const start = list.pos
-      list.skip(n)
-      if (nt === 0 && tx.sni === '') tx.sni = ascii(e.b, start, start + n)
+/** One ClientHello extension's body [p, end); false when it is malformed. */
+function clientExtension(type: number, b: Uint8Array, p: number, end: number, tx: TlsTx): boolean {
+  switch (type) {
+    case 0: {
+      // server_name: list of (type, name); host_name is type 0.
+      const e = vectorEnd(b, p, end, 2)
+      if (e < 0) return false
+      for (p += 2; e - p >= 3;) {
+        const nt = b[p]!
+        const n = u16at(b, p + 1)
+        p += 3
+        if (p + n > e) return false
+        if (nt === 0 && tx.sni === '') tx.sni = ascii(b, p, p + n)
+        p += n
+      }
+      return true
     }
-  } else if (type === 10) tx.supportedGroups = u16List(e.sub(e.u16()))
-  else if (type === 11) {
-    const l = e.sub(e.u8())
-    while (l.left > 0) tx.ecPointFormats.push(l.u8())
-  } else if (type === 16) tx.alpnOffered = alpnList(e)
-  else if (type === 43) tx.supportedVersions = u16List(e.sub(e.u8()))
-  else if (type === 13) tx.signatureAlgorithms = u16List(e.sub(e.u16()))
-  else if (type === 35) tx.ticketOffered = e.left > 0
-  else if (type === 41) tx.pskOffered = true
+    case 10:
+    case 13:
+    case 43: {
+      // supported_groups, signature_algorithms (2-octet lengths), supported_versions (1-octet length)
+      const size = type === 43 ? 1 : 2
+      const e = vectorEnd(b, p, end, size)
+      if (e < 0) return false
+      const list = u16List(b, p + size, e)
+      if (type === 10) tx.supportedGroups = list
+      else if (type === 13) tx.signatureAlgorithms = list
+      else tx.supportedVersions = list
+      return true
+    }
+    case 11: {
+      const e = vectorEnd(b, p, end, 1)
+      if (e < 0) return false
+      for (p++; p < e; p++) tx.ecPointFormats.push(b[p]!)
+      return true
+    }
+    case 16: {
+      const list = alpnList(b, p, end)
+      if (list === undefined) return false
+      tx.alpnOffered = list
+      return true
+    }
+    case 35:
+      tx.ticketOffered = end > p
+      return true
+    case 41:
+      tx.pskOffered = true
+      return true
+    default:
+      return true
+  }
 }
 
-/** Walks an extension block, calling `each` per extension; returns how many were malformed. */
-function extensions(exts: Reader, each: (type: number, e: Reader) => void): number {
+/** Returns the number of malformed extensions. DTLS (RFC 6347 §4.2.1) adds a cookie after the session ID. */
+function clientHello(b: Uint8Array, p: number, end: number, tx: TlsTx, dtls: boolean): number {
+  need(p, 2, end)
+  tx.clientVersion = u16at(b, p)
+  need(p, 2 + 32 + 1, end)
+  p += 2 + 32
+  const sid = b[p++]!
+  tx.sessionIdLength = sid
+  tx.clientSessionId = b.slice(p, Math.min(p + sid, end))
+  need(p, sid, end)
+  p += sid
+  if (dtls) {
+    need(p, 1, end)
+    const cookie = b[p++]!
+    need(p, cookie, end)
+    p += cookie
+  }
+  need(p, 2, end)
+  const suites = u16at(b, p)
+  p += 2
+  need(p, suites, end)
+  tx.cipherSuites = u16List(b, p, p + suites)
+  p += suites
+  need(p, 1, end)
+  const compression = b[p++]!
+  need(p, compression, end)
+  p += compression
+  if (end - p < 2) return 0
+  const e = p + 2 + u16at(b, p)
+  if (e > end) throw TRUNCATED
+  p += 2
   let bad = 0
-  while (exts.left >= 4) {
-    const type = exts.u16()
-    const e = exts.sub(exts.u16())
-    try {
-      each(type, e)
-    } catch (err) {
-      if (!(err instanceof Truncated)) throw err
-      bad++
-    }
+  while (e - p >= 4) {
+    const type = u16at(b, p)
+    const n = u16at(b, p + 2)
+    p += 4
+    need(p, n, e)
+    tx.extensionTypes.push(type)
+    if (!clientExtension(type, b, p, p + n, tx)) bad++
+    p += n
   }
   return bad
 }
 
-/** Returns the number of malformed extensions. DTLS (RFC 6347 §4.2.1) adds a cookie after the session ID. */
-function clientHello(body: Reader, tx: TlsTx, dtls = false): number {
-  tx.clientVersion = body.u16()
-  body.skip(32)
-  const sid = body.u8()
-  tx.sessionIdLength = sid
-  tx.clientSessionId = body.b.slice(body.pos, body.pos + sid)
-  body.skip(sid)
-  if (dtls) body.skip(body.u8())
-  tx.cipherSuites = u16List(body.sub(body.u16()))
-  body.skip(body.u8()) // compression methods
-  if (body.left < 2) return 0
-  return extensions(body.sub(body.u16()), (type, e) => {
-    tx.extensionTypes.push(type)
-    clientExtension(type, e, tx)
-  })
-}
-
 /** Returns the number of malformed extensions. */
-function serverHello(body: Reader, tx: TlsTx): number {
-  tx.serverVersion = body.u16()
-  tx.serverLegacyVersion = tx.serverVersion
-  body.skip(32)
+function serverHello(b: Uint8Array, p: number, end: number, tx: TlsTx): number {
+  need(p, 2, end)
+  const v = u16at(b, p)
+  tx.serverVersion = v
+  tx.serverLegacyVersion = v
+  need(p, 2 + 32, end)
+  p += 2 + 32
   // TLS 1.3 drafts before 22 (0x7f01-0x7f15) had no legacy_session_id_echo and no compression method.
-  const v = tx.serverVersion
   const draft = v >> 8 === 0x7f && (v & 0xff) < 22
   if (!draft) {
-    const sid = body.u8()
-    tx.serverSessionId = body.b.slice(body.pos, body.pos + sid)
-    body.skip(sid)
+    need(p, 1, end)
+    const sid = b[p++]!
+    tx.serverSessionId = b.slice(p, Math.min(p + sid, end))
+    need(p, sid, end)
+    p += sid
   }
-  tx.cipherSuite = body.u16()
-  if (!draft) body.u8()
-  if (body.left < 2) return 0
-  return extensions(body.sub(body.u16()), (type, e) => {
+  need(p, 2, end)
+  tx.cipherSuite = u16at(b, p)
+  p += 2
+  if (!draft) {
+    need(p, 1, end)
+    p++
+  }
+  if (end - p < 2) return 0
+  const e = p + 2 + u16at(b, p)
+  if (e > end) throw TRUNCATED
+  p += 2
+  let bad = 0
+  while (e - p >= 4) {
+    const type = u16at(b, p)
+    const n = u16at(b, p + 2)
+    p += 4
+    need(p, n, e)
     tx.serverExtensionTypes.push(type)
-    if (type === 43 && e.left >= 2) tx.serverVersion = e.u16()
-    else if (type === 16) tx.alpn = alpnList(e)[0] ?? ''
-    else if (type === 41) tx.resumed = RESUMED_PSK
-  })
+    if (type === 43 && n >= 2) tx.serverVersion = u16at(b, p)
+    else if (type === 16) {
+      const list = alpnList(b, p, p + n)
+      if (list === undefined) bad++
+      else tx.alpn = list[0] ?? ''
+    } else if (type === 41) tx.resumed = RESUMED_PSK
+    p += n
+  }
+  return bad
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -289,33 +348,22 @@ function abbreviated(tx: TlsTx): void {
 }
 
 /** Certificate (RFC 5246 §7.4.2): a u24 list of u24-length DER certificates, the server's first. */
-function certificates(body: Reader, tx: TlsTx, ctx: Anomalies): void {
-  const list = body.sub(u24(body))
+function certificates(b: Uint8Array, p: number, end: number, tx: TlsTx, ctx: Anomalies): void {
+  need(p, 3, end)
+  const e = p + 3 + u24at(b, p)
+  if (e > end) throw TRUNCATED
   let n = 0
-  while (list.left >= 3) {
-    const len = u24(list)
-    const start = list.pos
-    list.skip(len)
+  for (p += 3; e - p >= 3;) {
+    const len = u24at(b, p)
+    p += 3
+    need(p, len, e)
     if (n++ === 0) {
-      tx.certificate = describeCertificate(list.b.subarray(start, start + len))
+      tx.certificate = describeCertificate(b.subarray(p, p + len))
       if (tx.certificate === undefined) ctx.anomaly('tls_bad_certificate')
     }
+    p += len
   }
   tx.chainLength = n
-}
-
-function u24(r: Reader): number {
-  return (r.u8() << 16) | r.u16()
-}
-
-/** Runs `read` over `body`; undefined when the body is truncated, else what `read` returned. */
-function guarded<T>(body: Uint8Array, read: (r: Reader) => T): T | undefined {
-  try {
-    return read(new Reader(body))
-  } catch (e) {
-    if (!(e instanceof Truncated)) throw e
-    return undefined
-  }
 }
 
 /**
@@ -324,17 +372,33 @@ function guarded<T>(body: Uint8Array, read: (r: Reader) => T): T | undefined {
  * came before the cut is in `tx`). `dtls`: the body has DTLS's cookie field (RFC 6347 §4.2.1).
  */
 export function parseClientHello(body: Uint8Array, tx: TlsTx, dtls = false): number | undefined {
-  return guarded(body, (r) => clientHello(r, tx, dtls))
+  try {
+    return clientHello(body, 0, body.byteLength, tx, dtls)
+  } catch (e) {
+    if (e !== TRUNCATED) throw e
+    return undefined
+  }
 }
 
 /** Reads a ServerHello body into `tx` (DTLS's is the same); as parseClientHello. */
 export function parseServerHello(body: Uint8Array, tx: TlsTx): number | undefined {
-  return guarded(body, (r) => serverHello(r, tx))
+  try {
+    return serverHello(body, 0, body.byteLength, tx)
+  } catch (e) {
+    if (e !== TRUNCATED) throw e
+    return undefined
+  }
 }
 
 /** Reads a Certificate body (TLS <= 1.2, DTLS): the server's certificate and the chain length. */
 export function parseCertificate(body: Uint8Array, tx: TlsTx, ctx: Anomalies): boolean {
-  return guarded(body, (r) => (certificates(r, tx, ctx), true)) === true
+  try {
+    certificates(body, 0, body.byteLength, tx, ctx)
+    return true
+  } catch (e) {
+    if (e !== TRUNCATED) throw e
+    return false
+  }
 }
 
 /** The handshake is over (or followed far enough): the transaction leaves and the parser is done. */
@@ -344,45 +408,48 @@ function complete(s: TlsState, ctx: L7Context<TlsTx>): void {
   s.done = true
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.byteLength === 0) return b.slice()
-  const out = new Uint8Array(a.byteLength + b.byteLength)
-  out.set(a)
-  out.set(b, a.byteLength)
-  return out
-}
+/** A copy of b[from, to) (also when `b` is a Buffer, whose slice is a view). */
+const copyOf = (b: Uint8Array, from: number, to: number): Uint8Array =>
+  Uint8Array.prototype.slice.call(b, from, to)
 
-/** Parses the complete handshake messages gathered for `dir`; returns false when the parser is done. */
-function handshakes(s: TlsState, dir: L7Dir, ctx: L7Context<TlsTx>): void {
-  let hs = s.hs[dir]
-  let p = 0
-  while (!s.done && hs.byteLength - p >= 4) {
+/**
+ * Parses the complete handshake messages in hs[from, to) (bytes of direction `dir`); returns where the first
+ * incomplete one starts (`to` when none is).
+ */
+function handshakes(
+  s: TlsState,
+  dir: L7Dir,
+  ctx: L7Context<TlsTx>,
+  hs: Uint8Array,
+  from: number,
+  to: number,
+): number {
+  let p = from
+  while (!s.done && to - p >= 4) {
     const type = hs[p]!
-    const len = (hs[p + 1]! << 16) | (hs[p + 2]! << 8) | hs[p + 3]!
-    if (p + 4 + len > hs.byteLength) break
-    const body = new Reader(hs.subarray(p + 4, p + 4 + len))
+    const end = p + 4 + u24at(hs, p + 1)
+    if (end > to) break
     const tx = (s.tx ??= newTlsTx())
     try {
       if (type === CLIENT_HELLO && dir === L7Dir.ToServer) {
         tx.clientHelloUs = ctx.tsUs
-        if (clientHello(body, tx) > 0) ctx.anomaly('tls_bad_extension')
+        if (clientHello(hs, p + 4, end, tx, false) > 0) ctx.anomaly('tls_bad_extension')
       } else if (type === SERVER_HELLO && dir === L7Dir.ToClient && !s.afterHello) {
         tx.serverHelloUs = ctx.tsUs
-        if (serverHello(body, tx) > 0) ctx.anomaly('tls_bad_extension')
+        if (serverHello(hs, p + 4, end, tx) > 0) ctx.anomaly('tls_bad_extension')
         s.afterHello = true
       } else if (dir === L7Dir.ToClient && s.afterHello) {
         s.serverMessages++
         if (type === CERTIFICATE && tx.serverVersion < 0x0304 && tx.certificate === undefined)
-          certificates(body, tx, ctx)
+          certificates(hs, p + 4, end, tx, ctx)
       }
     } catch (e) {
-      if (!(e instanceof Truncated)) throw e
+      if (e !== TRUNCATED) throw e
       ctx.anomaly('tls_truncated_hello')
     }
-    p += 4 + len
+    p = end
   }
-  hs = hs.subarray(p)
-  s.hs[dir] = hs.byteLength === 0 ? EMPTY : hs
+  return p
 }
 
 const EMPTY = new Uint8Array(0)
@@ -429,17 +496,20 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
           s.tx = newTlsTx()
           s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
         }
-        if (s.hs[dir].byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
-        const record = b.subarray(p + 5, p + 5 + len)
-        if (s.hs[dir].byteLength === 0) {
+        const held = s.hs[dir]
+        if (held.byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
+        const end = p + 5 + len
+        if (held.byteLength === 0) {
           // Parsed in place; only what a message cut across records leaves is kept, as a copy (`b` is the
           // caller's buffer).
-          s.hs[dir] = record
-          handshakes(s, dir, ctx)
-          if (s.hs[dir].byteLength > 0) s.hs[dir] = s.hs[dir].slice()
+          const stop = handshakes(s, dir, ctx, b, p + 5, end)
+          s.hs[dir] = stop === end ? EMPTY : copyOf(b, stop, end)
         } else {
-          s.hs[dir] = concat(s.hs[dir], record)
-          handshakes(s, dir, ctx)
+          const hs = new Uint8Array(held.byteLength + len)
+          hs.set(held)
+          hs.set(b.subarray(p + 5, end), held.byteLength)
+          const stop = handshakes(s, dir, ctx, hs, 0, hs.byteLength)
+          s.hs[dir] = stop === hs.byteLength ? EMPTY : hs.subarray(stop)
         }
       } else if (type === 20) {
         // ChangeCipherSpec: what follows in this direction is encrypted.

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { BufferWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
-import { TlsFields, tlsRecordParts, type TlsRecordParts } from './tls.js'
+import { TlsFields, tlsRecordParts, writeTlsTx, type TlsRecordParts } from './tls.js'
 
 const SAN = Array.from({ length: 120 }, (_, i) => `host-${i}.cdn.example.com`)
 
@@ -157,5 +157,48 @@ describe('tls record budget', () => {
         cert(SAN).issuer,
       ])
     }
+  })
+
+  it('writes the certificate fields as the field-by-field encoding of the fitted strings', () => {
+    // The certificate part of the record, field by field (TLS_TX_FIELDS from tlsSubjectCn on).
+    const reference = (t: TlsTx, p: TlsRecordParts): Uint8Array => {
+      const w = new BufferWriter(65535)
+      const c = t.certificate
+      const s = p.cert
+      for (const x of s.slice(0, 4)) w.string(x)
+      w.u64(c?.notBefore ?? 0)
+      w.u64(c?.notAfter ?? 0)
+      w.u32(c?.keyLength ?? 0)
+      w.string(s[4]!)
+      w.string(s[5]!)
+      w.varlen(c?.sha1 ?? new Uint8Array(0))
+      w.varlen(c?.sha256 ?? new Uint8Array(0))
+      w.string(s[6]!)
+      w.string(s[7]!)
+      w.u8(Math.min(t.chainLength, 255))
+      w.string(s[8]!)
+      w.string(s[9]!)
+      return w.buf.subarray(0, w.pos)
+    }
+    const odd = {
+      ...cert(SAN),
+      subjectO: 'M\u00fcller & S\u00f6hne \u{1f600}',
+      issuer: 'CN=\ud800x',
+      serial: '',
+    }
+    const cases: TlsTx[] = [
+      tx(SAN),
+      tx([]),
+      { ...tx(SAN), certificate: undefined },
+      { ...tx(SAN), certificate: odd, chainLength: 300 },
+    ]
+    for (const t of cases)
+      for (const room of [400, 1000, 1385, 65515]) {
+        const p = tlsRecordParts(t, room)
+        const w = new BufferWriter(65535)
+        writeTlsTx(t, w, p)
+        const want = reference(t, p)
+        expect(Buffer.from(w.buf.subarray(w.pos - want.byteLength, w.pos))).toEqual(Buffer.from(want))
+      }
   })
 })

@@ -20,7 +20,7 @@
 import { BufferWriter, type RecordWriter } from '../../ipfix/record-writer.js'
 import type { TlsTx } from '../../l7/tls.js'
 import type { CertInfo } from '../../l7/x509.js'
-import { handshakeFingerprints, type HandshakeFingerprints } from '../../l7/tls-fingerprint.js'
+import { handshakeFingerprints } from '../../l7/tls-fingerprint.js'
 import type { FieldList } from '../feature.js'
 import { utf8Length } from '../../util/utf8.js'
 import { clipAll, TransactionGroup } from './l7-transactions.js'
@@ -114,39 +114,61 @@ export interface TlsRecordParts {
   ja4: string
   /** subjectCn, subjectO, issuerCn, issuerO, serial, SAN DNS names, sigAlg, keyAlg, subject, issuer. */
   cert: readonly string[]
+  /**
+   * The certificate fields with `cert` as their strings, encoded as writeTlsTx writes them: tlsSubjectCn to
+   * flowtelTlsPublicKeyAlg, and flowtelTlsSubject and flowtelTlsIssuer (flowtelTlsChainLength between).
+   */
+  certFields: CertFields
 }
 
-/**
- * The JA3 / JA3S digests as octets, kept with the fingerprints they come from: handshakeFingerprints hands
- * out the same object for a handshake seen before, so a repeated handshake converts no hex.
- */
-const digestOctets = new WeakMap<HandshakeFingerprints, [Uint8Array, Uint8Array]>()
+/** A certificate's record fields before and after flowtelTlsChainLength, encoded (see certFields). */
+type CertFields = readonly [Uint8Array, Uint8Array]
 
-/** The JA3 and JA3S digests of `fp` as octets (EMPTY for a missing one). */
-function digestsOf(fp: HandshakeFingerprints): [Uint8Array, Uint8Array] {
-  let pair = digestOctets.get(fp)
-  if (pair === undefined) {
-    pair = [
-      fp.ja3 === '' ? EMPTY : Buffer.from(fp.ja3, 'hex'),
-      fp.ja3s === '' ? EMPTY : Buffer.from(fp.ja3s, 'hex'),
-    ]
-    digestOctets.set(fp, pair)
-  }
-  return pair
+/** Fields no message can hold (more than 65535 octets): writing them sets the writer's overflow. */
+const UNWRITABLE: CertFields = [new Uint8Array(65536), EMPTY]
+
+/** Encodes the certificate fields of `c` with the strings `cert` (TlsRecordParts.cert order). */
+function encodeCertFields(c: CertInfo | undefined, cert: readonly string[]): CertFields {
+  let size = 8 + 8 + 4 + 2 * 3 + (c?.sha1.length ?? 0) + (c?.sha256.length ?? 0)
+  for (const x of cert) size += 3 + utf8Length(x)
+  const w = new BufferWriter(size)
+  w.string(cert[0]!)
+  w.string(cert[1]!)
+  w.string(cert[2]!)
+  w.string(cert[3]!)
+  w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
+  w.u64(c?.notAfter ?? 0)
+  w.u32(c?.keyLength ?? 0)
+  w.string(cert[4]!)
+  w.string(cert[5]!)
+  w.varlen(c?.sha1 ?? EMPTY)
+  w.varlen(c?.sha256 ?? EMPTY)
+  w.string(cert[6]!)
+  w.string(cert[7]!)
+  const split = w.pos
+  w.string(cert[8]!)
+  w.string(cert[9]!)
+  // A string past 65535 octets cannot be a variable-length value: the record cannot be written either way.
+  if (w.overflow) return UNWRITABLE
+  return [w.buf.subarray(0, split), w.buf.subarray(split, w.pos)]
 }
 
-/** A certificate's strings in record order (TlsRecordParts.cert), their UTF-8 and encoded sizes. */
+/** A certificate's strings in record order (TlsRecordParts.cert), their UTF-8 size and their encoding. */
 interface CertStrings {
   full: readonly string[]
   /** UTF-8 octets of all the strings. */
   octets: number
-  /** The same as variable-length values (with their length prefixes). */
-  encoded: number
+  fields: CertFields
+  /** The strings and fields of the certificate cut to a budget of string octets, by budget (a few). */
+  cuts: Map<number, { cert: readonly string[]; fields: CertFields }>
 }
+
+/** Budgets of cut certificate strings kept per certificate. */
+const CUTS_KEPT = 8
 
 /**
  * Kept with the certificate description: x509's cache hands out the same CertInfo for a certificate seen
- * before, so a repeated certificate's strings are joined and measured once.
+ * before, so a repeated certificate's strings are joined, measured and encoded once.
  */
 const certStringsOf = new WeakMap<CertInfo, CertStrings>()
 
@@ -166,20 +188,37 @@ function certStrings(c: CertInfo): CertStrings {
       c.issuer,
     ]
     let octets = 0
-    let encoded = 0
-    for (const x of full) {
-      const n = utf8Length(x)
-      octets += n
-      encoded += varlenSize(n)
-    }
-    cs = { full, octets, encoded }
+    for (const x of full) octets += utf8Length(x)
+    cs = { full, octets, fields: encodeCertFields(c, full), cuts: new Map() }
     certStringsOf.set(c, cs)
   }
   return cs
 }
 
-/** The certificate strings of a handshake without a certificate. */
+/** The certificate strings cut to `budget` octets (clipAll; the SAN list after its last whole name). */
+function cutCert(
+  c: CertInfo,
+  cs: CertStrings,
+  budget: number,
+): { cert: readonly string[]; fields: CertFields } {
+  let cut = cs.cuts.get(budget)
+  if (cut === undefined) {
+    const full = cs.full
+    const cert = clipAll([...full], budget)
+    const san = cert[5]!
+    // Whole names only: a cut name would read as another (wrong) name.
+    if (san.length < full[5]!.length && full[5]![san.length] !== ',')
+      cert[5] = san.slice(0, Math.max(0, san.lastIndexOf(',')))
+    cut = { cert, fields: encodeCertFields(c, cert) }
+    if (cs.cuts.size >= CUTS_KEPT) cs.cuts.clear()
+    cs.cuts.set(budget, cut)
+  }
+  return cut
+}
+
+/** The certificate strings of a handshake without a certificate, and its fields. */
 const NO_CERT: readonly string[] = ['', '', '', '', '', '', '', '', '', '']
+const NO_CERT_FIELDS = encodeCertFields(undefined, NO_CERT)
 
 /** The offered ALPN protocols, comma separated. */
 const offeredText = (list: readonly string[]): string =>
@@ -200,9 +239,12 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   if ((sni.length + alpn.length + offered.length) * 3 > HELLO_STRING_BUDGET)
     [sni = '', alpn = '', offered = ''] = clipAll([sni, alpn, offered], HELLO_STRING_BUDGET)
   const fp = handshakeFingerprints(tx, tx, tx.transport ?? 't')
-  const [ja3, ja3s] = digestsOf(fp)
+  const ja3 = fp.ja3Octets
+  const ja3s = fp.ja3sOctets
   const ja4 = fp.ja4
   const c = tx.certificate
+  if (c === undefined)
+    return { sni, alpn, offered, ja3, ja3s, ja4, cert: NO_CERT, certFields: NO_CERT_FIELDS }
   // The variable-length fields other than the certificate strings; `hello` and ja4 measured below.
   const lists =
     varlenSize(Math.min(tx.cipherSuites.length, MAX_LIST) * 2) +
@@ -214,9 +256,8 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     varlenSize(ja3s.length) +
     varlenSize(Math.min(tx.clientSessionId.length, 32)) +
     varlenSize(Math.min(tx.serverSessionId.length, 32)) +
-    varlenSize(c?.sha1.length ?? 0) +
-    varlenSize(c?.sha256.length ?? 0)
-  if (c === undefined) return { sni, alpn, offered, ja3, ja3s, ja4, cert: NO_CERT }
+    varlenSize(c.sha1.length) +
+    varlenSize(c.sha256.length)
   const known = certStrings(c)
   // Each certificate string may need a 3-octet length prefix.
   const certRoom = room - lists - 3 * known.full.length
@@ -226,18 +267,15 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     varlenSize(alpn.length * 3) +
     varlenSize(offered.length * 3) +
     varlenSize(ja4.length * 3)
-  if (known.octets <= certRoom - helloBound) return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full }
+  if (known.octets <= certRoom - helloBound)
+    return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full, certFields: known.fields }
   const str = (x: string): number => varlenSize(utf8Length(x))
   const used = str(sni) + str(alpn) + str(offered) + str(ja4)
   const budget = Math.max(0, certRoom - used)
-  if (known.octets <= budget) return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full }
-  const full = known.full
-  const cert = clipAll([...full], budget)
-  const san = cert[5]!
-  // Whole names only: a cut name would read as another (wrong) name.
-  if (san.length < full[5]!.length && full[5]![san.length] !== ',')
-    cert[5] = san.slice(0, Math.max(0, san.lastIndexOf(',')))
-  return { sni, alpn, offered, ja3, ja3s, ja4, cert }
+  if (known.octets <= budget)
+    return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full, certFields: known.fields }
+  const cut = cutCert(c, known, budget)
+  return { sni, alpn, offered, ja3, ja3s, ja4, cert: cut.cert, certFields: cut.fields }
 }
 
 export class TlsFields extends TransactionGroup<TlsTx> {
@@ -254,19 +292,22 @@ export class TlsFields extends TransactionGroup<TlsTx> {
     return tx.clientHelloUs > 0 ? tx.clientHelloUs : tx.serverHelloUs > 0 ? tx.serverHelloUs : tsUs
   }
 
-  /** Parts of the transaction being written (fitTx fits them to the room; writeTx writes them). */
-  private parts: { tx: TlsTx; parts: TlsRecordParts } | undefined
+  /** The transaction being written and its parts (fitTx fits them to the room; writeTx writes them). */
+  private partsTx: TlsTx | undefined
+  private parts: TlsRecordParts | undefined
 
   protected override fitTx(tx: TlsTx, room: number): void {
-    this.parts = { tx, parts: tlsRecordParts(tx, room) }
+    this.partsTx = tx
+    this.parts = tlsRecordParts(tx, room)
   }
 
   protected override doneTx(): void {
+    this.partsTx = undefined
     this.parts = undefined
   }
 
   protected writeTx(tx: TlsTx, w: RecordWriter): void {
-    const p = this.parts?.tx === tx ? this.parts.parts : tlsRecordParts(tx, Infinity)
+    const p = this.partsTx === tx && this.parts !== undefined ? this.parts : tlsRecordParts(tx, Infinity)
     writeTlsTx(tx, w, p)
   }
 }
@@ -295,23 +336,9 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.u8(tx.resumed)
   w.varlen(atMost32(tx.clientSessionId))
   w.varlen(atMost32(tx.serverSessionId))
-  const c = tx.certificate
-  // subjectCn, subjectO, issuerCn, issuerO, serial, SAN, sigAlg, keyAlg, subject, issuer (TlsRecordParts).
-  const cert = p.cert
-  w.string(cert[0]!)
-  w.string(cert[1]!)
-  w.string(cert[2]!)
-  w.string(cert[3]!)
-  w.u64(c?.notBefore ?? 0) // signed64 seconds; certificates before 1970 are not a concern here
-  w.u64(c?.notAfter ?? 0)
-  w.u32(c?.keyLength ?? 0)
-  w.string(cert[4]!)
-  w.string(cert[5]!)
-  w.varlen(c?.sha1 ?? EMPTY)
-  w.varlen(c?.sha256 ?? EMPTY)
-  w.string(cert[6]!)
-  w.string(cert[7]!)
+  // subjectCn, subjectO, issuerCn, issuerO, validity, key length, serial, SAN, SHA-1, SHA-256, sigAlg,
+  // keyAlg; chain length; subject, issuer.
+  w.bytes(p.certFields[0])
   w.u8(Math.min(tx.chainLength, 255))
-  w.string(cert[8]!)
-  w.string(cert[9]!)
+  w.bytes(p.certFields[1])
 }
