@@ -240,6 +240,45 @@ function clientExtension(type: number, b: Uint8Array, p: number, end: number, tx
   }
 }
 
+/** One ServerHello extension at [p, end); false when it is malformed. */
+function serverExtension(type: number, b: Uint8Array, p: number, end: number, tx: TlsTx): boolean {
+  if (type === 43 && end - p >= 2) tx.serverVersion = u16at(b, p)
+  else if (type === 16) {
+    const list = alpnList(b, p, end)
+    if (list === undefined) return false
+    tx.alpn = list[0] ?? ''
+  } else if (type === 41) tx.resumed = RESUMED_PSK
+  return true
+}
+
+/**
+ * The extension block at `p` (a 2-octet length, then type-length-value entries) of a ClientHello or, with
+ * `server`, a ServerHello: each type is listed in the transaction and the extension read. Returns how many
+ * were malformed (their neighbours are still read); none when the hello ends before the block.
+ */
+function extensions(b: Uint8Array, p: number, end: number, tx: TlsTx, server: boolean): number {
+  if (end - p < 2) return 0
+  const e = p + 2 + u16at(b, p)
+  if (e > end) throw TRUNCATED
+  p += 2
+  let bad = 0
+  while (e - p >= 4) {
+    const type = u16at(b, p)
+    const n = u16at(b, p + 2)
+    p += 4
+    need(p, n, e)
+    if (server) {
+      tx.serverExtensionTypes.push(type)
+      if (!serverExtension(type, b, p, p + n, tx)) bad++
+    } else {
+      tx.extensionTypes.push(type)
+      if (!clientExtension(type, b, p, p + n, tx)) bad++
+    }
+    p += n
+  }
+  return bad
+}
+
 /** Returns the number of malformed extensions. DTLS (RFC 6347 §4.2.1) adds a cookie after the session ID. */
 function clientHello(b: Uint8Array, p: number, end: number, tx: TlsTx, dtls: boolean): number {
   need(p, 2, end)
@@ -267,21 +306,7 @@ function clientHello(b: Uint8Array, p: number, end: number, tx: TlsTx, dtls: boo
   const compression = b[p++]!
   need(p, compression, end)
   p += compression
-  if (end - p < 2) return 0
-  const e = p + 2 + u16at(b, p)
-  if (e > end) throw TRUNCATED
-  p += 2
-  let bad = 0
-  while (e - p >= 4) {
-    const type = u16at(b, p)
-    const n = u16at(b, p + 2)
-    p += 4
-    need(p, n, e)
-    tx.extensionTypes.push(type)
-    if (!clientExtension(type, b, p, p + n, tx)) bad++
-    p += n
-  }
-  return bad
+  return extensions(b, p, end, tx, false)
 }
 
 /** Returns the number of malformed extensions. */
@@ -308,26 +333,7 @@ function serverHello(b: Uint8Array, p: number, end: number, tx: TlsTx): number {
     need(p, 1, end)
     p++
   }
-  if (end - p < 2) return 0
-  const e = p + 2 + u16at(b, p)
-  if (e > end) throw TRUNCATED
-  p += 2
-  let bad = 0
-  while (e - p >= 4) {
-    const type = u16at(b, p)
-    const n = u16at(b, p + 2)
-    p += 4
-    need(p, n, e)
-    tx.serverExtensionTypes.push(type)
-    if (type === 43 && n >= 2) tx.serverVersion = u16at(b, p)
-    else if (type === 16) {
-      const list = alpnList(b, p, p + n)
-      if (list === undefined) bad++
-      else tx.alpn = list[0] ?? ''
-    } else if (type === 41) tx.resumed = RESUMED_PSK
-    p += n
-  }
-  return bad
+  return extensions(b, p, end, tx, true)
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
