@@ -13,7 +13,7 @@
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { DhcpTx } from '../../l7/dhcp.js'
 import type { FieldList } from '../feature.js'
-import { clipAll, mayClip, TransactionGroup } from './l7-transactions.js'
+import { clipAll, TransactionGroup } from './l7-transactions.js'
 
 const TX_FIELDS: FieldList = [
   ['dhcpType'],
@@ -36,34 +36,9 @@ const TX_FIELDS: FieldList = [
   ['flowtelDhcpRelayInfo'],
 ]
 
-/**
- * Dotted-quad text → number (0 for '' or anything else). The parser's addresses (four decimal octets) are
- * read digit by digit; other text takes the general rule: four parts split at dots, each Number() & 0xff.
- */
-export function ipv4Number(s: string): number {
+/** Dotted-quad text → number (0 for '' or anything else). */
+function ipv4Number(s: string): number {
   if (s === '') return 0
-  const n = s.length
-  let v = 0
-  let octet = 0
-  let digits = 0
-  let dots = 0
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 0x30 && c <= 0x39 && digits < 3) {
-      octet = octet * 10 + (c - 0x30)
-      digits++
-    } else if (c === 0x2e && digits > 0 && dots < 3) {
-      v = v * 256 + (octet & 0xff)
-      octet = 0
-      digits = 0
-      dots++
-    } else return ipv4NumberOf(s)
-  }
-  if (dots !== 3 || digits === 0) return ipv4NumberOf(s)
-  return v * 256 + (octet & 0xff)
-}
-
-function ipv4NumberOf(s: string): number {
   const p = s.split('.')
   if (p.length !== 4) return 0
   return p.reduce((v, o) => v * 256 + (Number(o) & 0xff), 0)
@@ -93,42 +68,11 @@ export class DhcpFields extends TransactionGroup<DhcpTx> {
     w.ipv4(v4 ? ipv4Number(tx.assignedAddr) : 0)
     w.ipv4(v4 ? ipv4Number(tx.serverId) : 0)
     w.u32(tx.leaseTime < 0 ? 0 : tx.leaseTime)
-    const hostName = tx.hostName
-    const domain = tx.domain
-    const assigned = v4 ? '' : tx.assignedAddr
-    const serverId = v4 ? '' : tx.serverId
-    const units =
-      hostName.length +
-      domain.length +
-      assigned.length +
-      serverId.length +
-      tx.clientId.length +
-      tx.clientFqdn.length +
-      tx.vendorClass.length +
-      tx.paramList.length +
-      tx.relayAddr.length +
-      tx.message.length +
-      tx.relayInfo.length
-    if (!mayClip(units)) {
-      // Nothing to clip (clipAll would give the same strings): written as they are, without an array.
-      w.string(hostName)
-      w.string(domain)
-      w.string(assigned)
-      w.string(serverId)
-      w.string(tx.clientId)
-      w.string(tx.clientFqdn)
-      w.string(tx.vendorClass)
-      w.string(tx.paramList)
-      w.string(tx.relayAddr)
-      w.string(tx.message)
-      w.string(tx.relayInfo)
-      return
-    }
     const strings = clipAll([
-      hostName,
-      domain,
-      assigned,
-      serverId,
+      tx.hostName,
+      tx.domain,
+      v4 ? '' : tx.assignedAddr,
+      v4 ? '' : tx.serverId,
       tx.clientId,
       tx.clientFqdn,
       tx.vendorClass,
