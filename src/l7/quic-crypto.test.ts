@@ -125,6 +125,20 @@ describe('QUIC Initial protection (RFC 9001 Appendix A, RFC 9369 Appendix A)', (
     expect(headerMask(c.hp, A2_SAMPLE).toString('hex')).toBe('437b9aec36')
   })
 
+  it("masks with the keys' reused header protection cipher as with a fresh one, sample after sample", () => {
+    const v1 = quicVersionInfo(QUIC_V1)!
+    const c = initialKeys(v1, DCID, 'client')
+    const s = initialKeys(v1, DCID, 'server')
+    expect(c.hpCipher.update(A2_SAMPLE).subarray(0, 5).toString('hex')).toBe('437b9aec36')
+    // Interleaved samples of two keys: each answer depends on its key and sample only, never on the last.
+    for (let i = 0; i < 40; i++) {
+      const sample = Uint8Array.from({ length: 16 }, (_, j) => (i * 31 + j * 7) & 0xff)
+      const k = i % 3 === 0 ? s : c
+      expect(k.hpCipher.update(sample).subarray(0, 5)).toEqual(headerMask(k.hp, sample))
+    }
+    expect(c.hpCipher.update(A2_SAMPLE).subarray(0, 5).toString('hex')).toBe('437b9aec36')
+  })
+
   it('opens the A.2 client Initial: packet number 2, the CRYPTO frame and padding', () => {
     const pkt = a2Packet()
     expect(pkt.byteLength).toBe(1200)

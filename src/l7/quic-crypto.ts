@@ -9,7 +9,7 @@
  * so any observer can derive them; that is the design (RFC 9001 §5.2: Initial protection is not
  * confidentiality). Nothing here throws on bad input: a packet that does not open gives undefined.
  */
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, type Cipher } from 'node:crypto'
 
 /** How a QUIC version protects its Initial packets. */
 export interface QuicVersionInfo {
@@ -123,6 +123,11 @@ export interface InitialKeys {
   readonly key: Buffer
   readonly iv: Buffer
   readonly hp: Buffer
+  /**
+   * AES-128-ECB under `hp`, made once and reused for every header protection mask of these keys: ECB keeps
+   * no state between whole blocks, and making a cipher per packet cost ~30 us (cold), a third of opening one.
+   */
+  readonly hpCipher: Cipher
 }
 
 /**
@@ -148,18 +153,25 @@ export function initialKeys(info: QuicVersionInfo, dcid: Uint8Array, side: 'clie
 function deriveInitialKeys(info: QuicVersionInfo, dcid: Uint8Array, side: 'client' | 'server'): InitialKeys {
   const initial = hkdfExtract(info.salt, dcid)
   const secret = hkdfExpandLabel(initial, side === 'client' ? 'client in' : 'server in', 32)
+  const hp = hkdfExpandLabel(secret, `${info.labels}hp`, 16)
   return {
     key: hkdfExpandLabel(secret, `${info.labels}key`, 16),
     iv: hkdfExpandLabel(secret, `${info.labels}iv`, 12),
-    hp: hkdfExpandLabel(secret, `${info.labels}hp`, 16),
+    hp,
+    hpCipher: ecb(hp),
   }
+}
+
+/** An AES-128-ECB encryptor without padding: each 16-octet update gives that block's encryption. */
+function ecb(key: Buffer): Cipher {
+  const c = createCipheriv('aes-128-ecb', key, null)
+  c.setAutoPadding(false)
+  return c
 }
 
 /** The 5-octet header protection mask of a 16-octet sample (RFC 9001 §5.4.3, AES-ECB). */
 export function headerMask(hp: Buffer, sample: Uint8Array): Buffer {
-  const c = createCipheriv('aes-128-ecb', hp, null)
-  c.setAutoPadding(false)
-  return c.update(sample).subarray(0, 5)
+  return ecb(hp).update(sample).subarray(0, 5)
 }
 
 /** An opened (unprotected and decrypted) long-header packet. */
@@ -180,7 +192,7 @@ export function openLongHeader(
   keys: InitialKeys,
 ): OpenedPacket | undefined {
   if (pnOffset + 4 + 16 > end || end > pkt.byteLength) return undefined
-  const mask = headerMask(keys.hp, pkt.subarray(pnOffset + 4, pnOffset + 20))
+  const mask = keys.hpCipher.update(pkt.subarray(pnOffset + 4, pnOffset + 20))
   const first = pkt[0]! ^ (mask[0]! & 0x0f)
   const pnLen = (first & 0x03) + 1
   if (pnOffset + pnLen + 16 > end) return undefined
