@@ -356,7 +356,7 @@ class Slot<Tx> implements L7Context<Tx> {
     if (this.dead || this.parser === undefined) return
     // A gap inside bytes the parser skips anyway changes nothing but how many are left to skip.
     const skip = this.skip[d]!
-    if (skip > size) {
+    if (skip > size && this.parser.gapsInSkip !== true) {
       this.skip[d] = skip - size
       return
     }

@@ -78,6 +78,11 @@ export interface L7Parser<State, Tx> {
    * 0: every byte is parsed.
    */
   skip?(state: State, dir: L7Dir): number
+  /**
+   * True when a gap inside the bytes `skip` counted goes to `gap` like any other (the parser's framing
+   * depends on them: TLS records passed over), instead of only shortening the count.
+   */
+  readonly gapsInSkip?: boolean
   /** `size` bytes of direction `dir` were lost (TCP): resynchronise or give up. */
   gap?(state: State, dir: L7Dir, size: number, ctx: L7Context<Tx>): void
   /** False once the parser needs no more bytes (reassembly then stops for the flow). */

@@ -4,7 +4,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
-import { L7Dir } from './parser.js'
+import { PacketInfo } from '../decode/packet.js'
+import { L7Engine } from './engine.js'
+import { L7Dir, type L7Parser } from './parser.js'
 import { newTlsTx, parseClientHello, tlsParser, type TlsState, type TlsTx } from './tls.js'
 
 const u16 = (v: number): number[] => [v >> 8, v & 0xff]
@@ -231,5 +233,124 @@ describe('tls parser', () => {
       ),
       { seed: 11, numRuns: 2000 },
     )
+  })
+})
+
+describe('tls parser: records passed over (encrypted, alerts, ChangeCipherSpec) through the engine', () => {
+  const opaque = (type: number, n: number, fill = 0x5a): Uint8Array =>
+    Uint8Array.from([type, 3, 3, ...u16(n), ...new Array<number>(n).fill(fill)])
+  const cat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(parts.flatMap((p) => [...p]))
+  const CCS = opaque(20, 1, 1)
+
+  /** The same parser without skip: every byte goes to parse, and gaps reach it as before passing over. */
+  const everyByte: L7Parser<TlsState, TlsTx> = {
+    name: 'tls',
+    transports: ['tcp'],
+    ports: [443],
+    probe: (b, d, t) => tlsParser.probe(b, d, t),
+    newState: (t) => tlsParser.newState(t),
+    parse: (st, d, b, ctx) => tlsParser.parse(st, d, b, ctx),
+    gap: (st, d, n, ctx) => tlsParser.gap!(st, d, n, ctx),
+    wantsMore: (st) => tlsParser.wantsMore(st),
+    finish: (st, ctx) => tlsParser.finish(st, ctx),
+  }
+
+  /**
+   * Runs the flow through an engine: the client's hello whole, the server's stream cut at `cuts` without
+   * the segments in `lost`, then the client's stream after its hello. Each segment is its own capture time,
+   * so the setup time tells when a record took effect.
+   */
+  function run(
+    parser: L7Parser<TlsState, TlsTx>,
+    server: Uint8Array,
+    client: Uint8Array,
+    cuts: number[],
+    lost: Set<number>,
+    peak: { held: number } = { held: 0 },
+  ): unknown {
+    const txs: Array<[TlsTx, number]> = []
+    const opts = { maxFlows: 2, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
+    const e = new L7Engine<TlsTx>([parser], (_k, tx, ts) => txs.push([tx, ts]), opts)
+    e.resize(2, 0)
+    e.onCreate(1, 0)
+    let ts = 1
+    const send = (dir: L7Dir, data: Uint8Array, seq: number): void => {
+      const p = new PacketInfo()
+      p.buf = data
+      p.payloadCaptured = p.payloadLength = data.byteLength
+      p.protocol = 6
+      p.ipVersion = 4
+      ;[p.srcPort, p.dstPort] = dir === L7Dir.ToServer ? [40000, 443] : [443, 40000]
+      p.tcpSeq = seq
+      p.tcpFlags = 0x18
+      e.onPacket(1, p, dir, ts++)
+      peak.held = Math.max(peak.held, e.total.used)
+    }
+    send(L7Dir.ToServer, CLIENT_HELLO, 1000)
+    const at = [
+      0,
+      ...cuts.filter((c) => c > 0 && c < server.byteLength).sort((a, b) => a - b),
+      server.byteLength,
+    ]
+    for (let i = 0; i + 1 < at.length; i++)
+      if (at[i] !== at[i + 1] && !lost.has(i))
+        send(L7Dir.ToClient, server.slice(at[i], at[i + 1]), 50000 + at[i]!)
+    send(L7Dir.ToServer, client, 1000 + CLIENT_HELLO.byteLength)
+    e.end(1)
+    return { txs, anomalies: [...e.counters.anomalies] }
+  }
+
+  const serverStreams = fc.constantFrom(
+    // TLS 1.3: ServerHello, CCS, the encrypted flight and application data (a full-size record among them).
+    cat(SERVER_HELLO, CCS, opaque(23, 3000), opaque(23, 16384 + 256), opaque(23, 40)),
+    // An alert cut across segments ends the handshake.
+    cat(SERVER_HELLO, opaque(23, 900), opaque(21, 2000), opaque(23, 500)),
+    // A heartbeat and a ChangeCipherSpec cut across segments, then encrypted handshake records.
+    cat(SERVER_HELLO, opaque(24, 700), opaque(20, 300, 1), opaque(22, 2500), opaque(23, 100)),
+    // More records than the parser follows after the ServerHello.
+    cat(SERVER_HELLO, ...Array.from({ length: 70 }, (_, i) => opaque(23, 50 + i * 7))),
+  )
+  const clientStreams = fc.constantFrom(
+    cat(CCS, opaque(23, 53)),
+    cat(CCS, opaque(23, 6000)),
+    cat(opaque(21, 2)),
+    new Uint8Array(0),
+  )
+
+  it('gives the same transactions, times and anomalies as parsing every byte, with any segmentation and losses', () => {
+    fc.assert(
+      fc.property(
+        serverStreams,
+        clientStreams,
+        fc.array(fc.integer({ min: 1, max: 25000 }), { maxLength: 14 }),
+        fc.array(fc.integer({ min: 1, max: 10 }), { maxLength: 2 }),
+        (server, client, cuts, lost) => {
+          expect(run(tlsParser, server, client, cuts, new Set(lost))).toEqual(
+            run(everyByte, server, client, cuts, new Set(lost)),
+          )
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('holds none of a record it passes over, and a loss inside one ends the transaction as any gap', () => {
+    const server = cat(SERVER_HELLO, CCS, opaque(23, 16000), opaque(23, 40))
+    const cuts = [SERVER_HELLO.byteLength + CCS.byteLength + 100, 8000, 12000]
+    const peak = { held: 0 }
+    const whole = run(tlsParser, server, cat(CCS, opaque(23, 53)), cuts, new Set(), peak) as {
+      txs: Array<[TlsTx, number]>
+    }
+    // Client hello at 1; server segments at 2..5; the client's encrypted record at 6 ends the handshake.
+    expect(whole.txs.map(([tx, ts]) => [tx.sni, tx.setupUs, ts])).toEqual([['www.example.org', 5, 6]])
+    // Gathered whole, the 16 KB record would have waited in the engine's buffers (12000 octets at most).
+    expect(peak.held).toBe(0)
+    // The segment 8000..12000 is lost and the client says nothing more: the flow's end finds the hole.
+    const lossy = run(tlsParser, server, new Uint8Array(0), cuts, new Set([2])) as {
+      txs: Array<[TlsTx, number]>
+      anomalies: Array<[string, number]>
+    }
+    expect(lossy.anomalies).toContainEqual(['tls_gap', 1])
+    expect(lossy.txs.map(([tx]) => [tx.sni, tx.setupUs])).toEqual([['www.example.org', 0]])
   })
 })

@@ -94,6 +94,15 @@ export interface TlsState {
   serverMessages: number
   /** Records followed since the ServerHello (bounded by MAX_RECORDS_AFTER_HELLO). */
   records: number
+  /**
+   * Per direction: the type of a record being passed over (one whose body is never read: encrypted, alert,
+   * ChangeCipherSpec, heartbeat), -1 when none, and how many of its octets are still to pass before its
+   * last one. The record takes effect when its last octet arrives, as when it was gathered whole, without
+   * holding its body (an encrypted record is up to 18 KB, and the server's records after its hello are
+   * followed until the client's first encrypted one).
+   */
+  passing: [number, number]
+  passLeft: [number, number]
 }
 
 /** Records followed after the ServerHello before giving up on the setup time. */
@@ -460,6 +469,39 @@ function handshakes(
 
 const EMPTY = new Uint8Array(0)
 
+/** A record of `type` whose body the parser never reads (in direction `dir` now): it may be passed over. */
+function opaque(s: TlsState, dir: L7Dir, type: number): boolean {
+  return type === 23 || type === 20 || type === 21 || type === 24 || (type === HANDSHAKE && s.ccs[dir])
+}
+
+/** A whole record of an opaque type (see opaque) of direction `dir` takes effect. */
+function opaqueRecord(s: TlsState, dir: L7Dir, type: number, ctx: L7Context<TlsTx>): void {
+  if (type === 20) {
+    // ChangeCipherSpec: what follows in this direction is encrypted.
+    s.ccs[dir] = true
+    if (dir === L7Dir.ToClient && s.afterHello && s.serverMessages === 0 && s.tx !== undefined)
+      abbreviated(s.tx)
+  } else if (type === 23 || type === HANDSHAKE) {
+    // The client's first encrypted record (its Finished, or application data) ends its handshake.
+    if (dir === L7Dir.ToServer && s.afterHello) {
+      const tx = s.tx
+      if (tx !== undefined && tx.clientHelloUs > 0) tx.setupUs = Math.max(0, ctx.tsUs - tx.clientHelloUs)
+      complete(s, ctx)
+    }
+  } else if (type === 21) {
+    if (s.afterHello) complete(s, ctx) // an alert: the handshake failed or the session ends
+  }
+}
+
+/** Counts a whole record followed after the ServerHello; false (the parser is done) past the bound. */
+function counted(s: TlsState, ctx: L7Context<TlsTx>): boolean {
+  if (s.afterHello && ++s.records > MAX_RECORDS_AFTER_HELLO) {
+    complete(s, ctx)
+    return false
+  }
+  return true
+}
+
 export const tlsParser: L7Parser<TlsState, TlsTx> = {
   name: 'tls',
   transports: ['tcp'],
@@ -482,21 +524,39 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
       ccs: [false, false],
       serverMessages: 0,
       records: 0,
+      passing: [-1, -1],
+      passLeft: [0, 0],
     }
   },
 
   parse(s: TlsState, dir: L7Dir, b: Uint8Array, ctx: L7Context<TlsTx>): ParseResult {
     let p = 0
+    const passing = s.passing[dir]
+    if (passing >= 0) {
+      // The body of a record passed over (see skip): its last octet ends it.
+      const left = s.passLeft[dir]
+      if (b.byteLength <= left) {
+        s.passLeft[dir] = left - b.byteLength
+        return OK
+      }
+      s.passing[dir] = -1
+      s.passLeft[dir] = 0
+      p = left + 1
+      if (s.done || !counted(s, ctx)) return OK
+      opaqueRecord(s, dir, passing, ctx)
+    }
     while (p < b.byteLength && !s.done) {
       if (b.byteLength - p < 5) return incomplete(p, 5)
       const type = b[p]!
       const len = (b[p + 3]! << 8) | b[p + 4]!
       if (b[p + 1] !== 3 || len > 16384 + 2048) return parseError('tls_bad_record')
-      if (b.byteLength - p < 5 + len) return incomplete(p, 5 + len)
-      if (s.afterHello && ++s.records > MAX_RECORDS_AFTER_HELLO) {
-        complete(s, ctx)
-        break
+      if (b.byteLength - p < 5 + len) {
+        if (!opaque(s, dir, type)) return incomplete(p, 5 + len)
+        s.passing[dir] = type
+        s.passLeft[dir] = 5 + len - (b.byteLength - p) - 1
+        return OK
       }
+      if (!counted(s, ctx)) break
       if (type === HANDSHAKE && !s.ccs[dir]) {
         if (s.tx === undefined && dir === L7Dir.ToServer) {
           s.tx = newTlsTx()
@@ -517,27 +577,25 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
           const stop = handshakes(s, dir, ctx, hs, 0, hs.byteLength)
           s.hs[dir] = stop === hs.byteLength ? EMPTY : hs.subarray(stop)
         }
-      } else if (type === 20) {
-        // ChangeCipherSpec: what follows in this direction is encrypted.
-        s.ccs[dir] = true
-        if (dir === L7Dir.ToClient && s.afterHello && s.serverMessages === 0 && s.tx !== undefined)
-          abbreviated(s.tx)
-      } else if (type === 23 || (type === HANDSHAKE && s.ccs[dir])) {
-        // The client's first encrypted record (its Finished, or application data) ends its handshake.
-        if (dir === L7Dir.ToServer && s.afterHello) {
-          const tx = s.tx
-          if (tx !== undefined && tx.clientHelloUs > 0) tx.setupUs = Math.max(0, ctx.tsUs - tx.clientHelloUs)
-          complete(s, ctx)
-        }
-      } else if (type === 21) {
-        if (s.afterHello) complete(s, ctx) // an alert: the handshake failed or the session ends
-      } else if (type !== 24) {
+      } else if (opaque(s, dir, type)) {
+        opaqueRecord(s, dir, type, ctx)
+      } else {
         return parseError('tls_bad_record')
       }
       p += 5 + len
     }
     return OK
   },
+
+  skip(s: TlsState, dir: L7Dir): number {
+    // The body of a record passed over, but its last octet (see parse), is counted as consumed now.
+    const left = s.passLeft[dir]
+    s.passLeft[dir] = 0
+    return left
+  },
+
+  /** A gap inside a record passed over loses the framing as any other gap does. */
+  gapsInSkip: true,
 
   gap(s: TlsState, _dir: L7Dir, _size: number, ctx: L7Context<TlsTx>): void {
     // Record framing is lost: emit what the ClientHello gave and stop.
