@@ -278,8 +278,15 @@ describe('line upgrade probes: the first-character test', () => {
         ),
       )
       .map(([parts, seps]) => parts.map((p, i) => p + seps[i]!).join(''))
+    // A long prefix moves lines across the 256 octets the probes look at.
+    const prefix = fc.oneof(
+      fc.constant(''),
+      fc.integer({ min: 200, max: 270 }).map((n) => 'x'.repeat(n)),
+      fc.uint8Array({ minLength: 230, maxLength: 300 }).map((b) => Buffer.from(b).toString('latin1')),
+    )
     fc.assert(
-      fc.property(text, fc.boolean(), (t, toServer) => {
+      fc.property(prefix, text, fc.boolean(), (pre, body, toServer) => {
+        const t = pre + body
         const b = Uint8Array.from(t, (c) => c.charCodeAt(0) & 0xff)
         const decoded = Buffer.from(b.subarray(0, 256)).toString('latin1')
         for (const p of parsers)

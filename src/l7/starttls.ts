@@ -33,15 +33,31 @@ interface ProbeStart {
   multiline: boolean
 }
 
-function mayMatch(b: Uint8Array, toServer: boolean, first: ProbeStart): boolean {
+/** ProbeStart with its character sets as tables by octet (1: the octet is one of the characters). */
+interface StartTables {
+  server: Uint8Array
+  client: Uint8Array
+  multiline: boolean
+}
+
+function startTables(first: ProbeStart): StartTables {
+  const table = (chars: string): Uint8Array => {
+    const t = new Uint8Array(256)
+    for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1
+    return t
+  }
+  return { server: table(first.server), client: table(first.client), multiline: first.multiline }
+}
+
+function mayMatch(b: Uint8Array, toServer: boolean, first: StartTables): boolean {
   const n = Math.min(b.byteLength, PROBE_BYTES)
   if (n === 0) return false
   const chars = toServer ? first.client : first.server
-  if (chars.includes(String.fromCharCode(b[0]!))) return true
+  if (chars[b[0]!] === 1) return true
   if (!toServer || !first.multiline) return false
   for (let i = 1; i < n; i++) {
     const c = b[i - 1]
-    if ((c === 0x0a || c === 0x0d) && chars.includes(String.fromCharCode(b[i]!))) return true
+    if ((c === 0x0a || c === 0x0d) && chars[b[i]!] === 1) return true
   }
   return false
 }
@@ -72,13 +88,14 @@ export interface UpgradeState {
 }
 
 function lineParser(u: LineUpgrade): L7Parser<UpgradeState, never> {
+  const first = startTables(u.first)
   return {
     name: u.name,
     transports: ['tcp'],
     ports: u.ports,
     upgradesTo: ['tls'],
     probe: (b, dir) =>
-      mayMatch(b, dir === L7Dir.ToServer, u.first) &&
+      mayMatch(b, dir === L7Dir.ToServer, first) &&
       u.probe(latin1(b, 0, Math.min(b.byteLength, PROBE_BYTES)), dir === L7Dir.ToServer),
     newState: () => ({ tag: undefined, lines: 0, done: false }),
     parse(s: UpgradeState, dir: L7Dir, b: Uint8Array): ParseResult {
