@@ -14,6 +14,7 @@
  * counted (`dns_pointer_loop`, `dns_pointer_out_of_range`) and end the name.
  */
 import { ipv6Text } from '../util/address-text.js'
+import { latin1 } from './text.js'
 import {
   incomplete,
   L7Dir,
@@ -196,7 +197,7 @@ function readName(m: Uint8Array, start: number, text: boolean): string {
   }
   nameEnd = after >= 0 ? after : p
   if (!text) return ''
-  const s = chars === 0 ? '' : NAME_TEXT.toString('latin1', 0, chars)
+  const s = latin1(NAME_TEXT, 0, chars)
   if (clean && seenCount < SEEN_MAX) {
     SEEN_AT[seenCount] = start
     SEEN_JUMPS[seenCount] = jumps
@@ -245,7 +246,7 @@ function rdataText(m: Uint8Array, type: number, start: number, len: number): str
           sink.anomaly('dns_bad_txt')
           break
         }
-        parts.push(`TXT ${n} ${Buffer.from(m.subarray(p + 1, p + 1 + n)).toString('latin1')}`)
+        parts.push(`TXT ${n} ${latin1(m, p + 1, p + 1 + n)}`)
         p += 1 + n
       }
       return parts.join(' ')
@@ -458,7 +459,10 @@ function onMessage(s: DnsState, dir: L7Dir, m: DnsMessage, ctx: L7Context<DnsTx>
   let tx: DnsTx
   if (i >= 0) {
     tx = s.pending[i]!
-    s.pending.splice(i, 1)
+    // Most often the only query waiting (splice costs several times pop or shift).
+    if (i === s.pending.length - 1) s.pending.pop()
+    else if (i === 0) s.pending.shift()
+    else s.pending.splice(i, 1)
   } else {
     tx = newTx()
     tx.qname = about === '' ? '' : m.qdcount > 0 ? m.qname : (m.answers[0]?.name ?? '')
