@@ -73,3 +73,17 @@ describe('AppCatalogue.byTransportPort', () => {
     expect(c.byTransportPort(6, 70000)).toBe(NO_APP)
   })
 })
+
+describe('AppCatalogue.portKnown', () => {
+  it('has the bit of a port set exactly when byTransportPort names an entry for it', () => {
+    const c = new AppCatalogue()
+    let known = 0
+    for (let k = 0; k < 2 * 65536; k++) {
+      const bit = (c.portKnown[k >> 3]! >> (k & 7)) & 1
+      const named = c.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP
+      if (bit !== (named ? 1 : 0)) expect.fail(`port key ${k}: bit ${bit}, named ${named}`)
+      known += bit
+    }
+    expect(known).toBeGreaterThan(100)
+  })
+})
