@@ -344,21 +344,48 @@ function addressKey(address: string): number | string {
   return i === n ? v | 0 : address
 }
 
+/** Bits of DnsAnswerCache's IPv4 filter (2^16: 8 kB, cheap to keep in the cache beside the flow state). */
+const FILTER_BITS = 16
+
+/** The filter bit of IPv4 address `v` (a multiplicative hash: spreads addresses of one subnet). */
+function filterBit(v: number): number {
+  return Math.imul(v, 0x9e3779b1) >>> (32 - FILTER_BITS)
+}
+
 /**
  * Server addresses named by DNS answers (address text → catalogue entry), most recent kept, bounded: the
  * oldest entry leaves when `capacity` is reached. IPv4 addresses are kept as numbers, so a flow's address
  * is looked up without formatting it.
+ *
+ * Most flows' servers were never named by a DNS answer: a filter with one bit per hash of the IPv4 keys
+ * answers most lookups without the map (a clear bit: not there), and a count of the text keys (IPv6 and
+ * anything else) tells when formatting a flow's IPv6 address could find anything. Bits of keys that left
+ * stay set until the filter is rebuilt from the map, once as many keys have left as it holds.
  */
 export class DnsAnswerCache {
   private readonly map = new Map<number | string, number>()
+  private readonly filter = new Uint32Array((1 << FILTER_BITS) >>> 5)
+  /** IPv4 keys that left the map since the filter was last rebuilt. */
+  private stale = 0
+  /** Keys in the map that are text (not IPv4 numbers). */
+  private texts = 0
   constructor(private readonly capacity = 65536) {}
 
   set(address: string, entry: number): void {
     const key = addressKey(address)
     if (this.map.has(key)) this.map.delete(key)
-    else if (this.map.size >= this.capacity) {
-      const oldest = this.map.keys().next().value
-      if (oldest !== undefined) this.map.delete(oldest)
+    else {
+      if (this.map.size >= this.capacity) {
+        const oldest = this.map.keys().next().value
+        if (oldest !== undefined) {
+          this.map.delete(oldest)
+          this.left(oldest)
+        }
+      }
+      if (typeof key === 'number') {
+        const h = filterBit(key)
+        this.filter[h >>> 5]! |= 1 << (h & 31)
+      } else this.texts++
     }
     this.map.set(key, entry)
   }
@@ -369,10 +396,32 @@ export class DnsAnswerCache {
 
   /** Lookup by an IPv4 address as a 32-bit number. */
   getIpv4(address: number): number {
+    const h = filterBit(address)
+    if ((this.filter[h >>> 5]! & (1 << (h & 31))) === 0) return NO_APP
     return this.map.get(address | 0) ?? NO_APP
+  }
+
+  /** False when no key is text: no IPv6 address (nor other text) can be found. */
+  get holdsText(): boolean {
+    return this.texts !== 0
   }
 
   get size(): number {
     return this.map.size
+  }
+
+  private left(key: number | string): void {
+    if (typeof key !== 'number') {
+      this.texts--
+      return
+    }
+    if (++this.stale < Math.max(1024, this.map.size)) return
+    this.filter.fill(0)
+    for (const k of this.map.keys())
+      if (typeof k === 'number') {
+        const h = filterBit(k)
+        this.filter[h >>> 5]! |= 1 << (h & 31)
+      }
+    this.stale = 0
   }
 }

@@ -178,10 +178,9 @@ export class AppFields implements FlowFeature, L7Consumer {
   }
 
   onCreate(id: number): void {
-    // The hub (in front of this group) has emitted the open transactions of the flow that had this id.
-    this.app[id] = NO_APP
-    this.evidence[id] = Evidence.None
-    this.tries[id] = 0
+    // The hub (in front of this group) has emitted the open transactions of the flow that had this id. The
+    // flow's state is set up at its first payload (onFirstPayload): until then it has none (fresh).
+    if (this.hub === undefined) this.onFirstPayload(id)
     // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
     // round carries the catalogue queued by attach().
     const ex = this.exporter
@@ -189,6 +188,18 @@ export class AppFields implements FlowFeature, L7Consumer {
       if (this.seenTemplateSends > 0) this.sendCatalogue()
       this.seenTemplateSends = ex.stats.templateSends
     }
+  }
+
+  /** Flow `id` brings its first payload (the hub calls this before the parsers see it). */
+  onFirstPayload(id: number): void {
+    this.app[id] = NO_APP
+    this.evidence[id] = Evidence.None
+    this.tries[id] = 0
+  }
+
+  /** False while flow `id` has had no payload: its state is not set up (see onFirstPayload). */
+  private hasState(id: number): boolean {
+    return this.hub === undefined || this.hub.hasPayload(id)
   }
 
   /** The content signatures run from the hub (onPayload): no per-packet call from the flow cache. */
@@ -246,9 +257,10 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
     // On the flow's last record, open transactions (a DNS query without answer) still name it: the hub's
-    // beforeExport has emitted them already.
-    let entry = this.app[id]!
-    let ev: number = this.evidence[id]!
+    // beforeExport has emitted them already. A flow without payload has no state: nothing named it.
+    const fresh = !this.hasState(id)
+    let entry = fresh ? NO_APP : this.app[id]!
+    let ev: number = fresh ? Evidence.None : this.evidence[id]!
     if (
       ev < Evidence.DnsCache &&
       (entry === NO_APP || this.carriers[entry] === 1) &&
@@ -280,6 +292,7 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
   nameOf(id: number): string {
+    if (!this.hasState(id)) return ''
     const e = this.app[id]!
     return e === NO_APP ? '' : this.catalogue.entries[e]!.name
   }
@@ -350,6 +363,7 @@ export class AppFields implements FlowFeature, L7Consumer {
   private serverNamed(flow: FlowView, id: number): number {
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
+    if (!this.dnsCache.holdsText) return NO_APP // an IPv6 address would be text
     const v = this.addrView
     for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
     return this.dnsCache.get(ipv6Text(v, 0))
