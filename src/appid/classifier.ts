@@ -8,11 +8,14 @@
  */
 import { CATALOGUE, type AppEntry } from './catalogue.js'
 import {
+  Needle,
   SIGNATURE_FIRST_OCTETS,
+  SIGNATURE_GATES,
   SIGNATURE_TRANSPORTS,
   SIGNATURES,
   type Signature,
   type Transport,
+  type Way,
 } from './signatures.js'
 
 /** How an application was recognised, weakest first (a stronger one replaces a weaker one). */
@@ -29,6 +32,73 @@ export const Evidence = {
 } as const
 
 export const NO_APP = -1
+
+/**
+ * A signature with the entry it names and what a payload needs for it to match (SIGNATURE_GATES on one
+ * transport), in a form tested without calling it: see gateAdmits.
+ */
+export interface GatedSignature {
+  readonly entry: number
+  readonly test: Signature
+  readonly minLength: number
+  /** The length field: its offset (-1: none), size, 1 when little-endian, and what adds to it. */
+  readonly lengthAt: number
+  readonly lengthSize: number
+  readonly lengthLittle: number
+  readonly lengthAdd: number
+  /** The anchor: a prefix, or a needle within the first `needleLimit` octets (needle null: none). */
+  readonly prefix: Uint8Array
+  readonly needle: Needle | null
+  readonly needleLimit: number
+}
+
+/**
+ * False when signature `s` cannot match the `len`-octet payload at `b[o]` by its length field or anchor
+ * (minLength is tested before: the length field lies within it).
+ */
+export function gateAdmits(s: GatedSignature, b: Uint8Array, o: number, len: number): boolean {
+  const at = s.lengthAt
+  if (at >= 0) {
+    const i = o + at
+    let v: number
+    switch (s.lengthSize) {
+      case 2:
+        v = s.lengthLittle === 1 ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!
+        break
+      case 3:
+        v =
+          s.lengthLittle === 1
+            ? b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)
+            : (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!
+        break
+      default:
+        v =
+          s.lengthLittle === 1
+            ? (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0
+            : ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0
+    }
+    if (v + s.lengthAdd !== len) return false
+  }
+  const n = s.needle
+  if (n !== null) {
+    const pre = s.prefix
+    let j = 0
+    if (pre.length <= len) while (j < pre.length && b[o + j] === pre[j]) j++
+    if (j < pre.length || pre.length > len) return n.within(b, o, o + Math.min(len, s.needleLimit))
+  }
+  return true
+}
+
+/** The packet ways in the order of AppCatalogue.gated (index: 2 · (UDP ? 1 : 0) + (to the client ? 1 : 0)). */
+export const WAYS: readonly Way[] = ['tcp-toServer', 'tcp-toClient', 'udp-toServer', 'udp-toClient']
+
+/**
+ * Index in AppCatalogue.gated of the signatures to try on a payload: `way` (WAYS), whether a port of the packet
+ * is one some signature is gated on (AppCatalogue.gatePort), its first octet.
+ */
+export function gatedIndex(way: number, portGated: number, first: number): number {
+  return (((way << 1) | portGated) << 8) | first
+}
 
 /** Names memoised by byHost at most (then the memo starts again), and the longest name memoised. */
 const HOST_MEMO = 4096
@@ -53,8 +123,34 @@ export class AppCatalogue {
    * tcpSignatures and udpSignatures by the payload's first octet: those that can match with it
    * (SIGNATURE_FIRST_OCTETS), in the same order. The first that matches is the same as in the full list.
    */
-  readonly tcpSignaturesByOctet: readonly (readonly { readonly entry: number; readonly test: Signature }[])[]
-  readonly udpSignaturesByOctet: readonly (readonly { readonly entry: number; readonly test: Signature }[])[]
+  get tcpSignaturesByOctet(): readonly (readonly { readonly entry: number; readonly test: Signature }[])[] {
+    return (this.tcpByOctet ??= this.byOctet(this.tcpSignatures))
+  }
+  get udpSignaturesByOctet(): readonly (readonly { readonly entry: number; readonly test: Signature }[])[] {
+    return (this.udpByOctet ??= this.byOctet(this.udpSignatures))
+  }
+  private tcpByOctet: { entry: number; test: Signature }[][] | undefined
+  private udpByOctet: { entry: number; test: Signature }[][] | undefined
+  /**
+   * One bit per TCP port (0-65535) and UDP port (65536 + port): set when some entry lists the port (what
+   * byTransportPort answers without reading its 512 kB table).
+   */
+  readonly portKnown = new Uint8Array((2 * 65536) >> 3)
+  /**
+   * The signatures that can match a payload, by gatedIndex (way, port gate, first octet): those of the
+   * transport whose direction, first octet and ports (SIGNATURE_GATES) allow it, in catalogue order, so the
+   * first that matches is the same as in the full list. Lists for a packet on none of the gated ports leave
+   * out the port-gated signatures; a packet on one of them gets those too (each tests its own ports).
+   * Undefined until made (gatedList).
+   */
+  readonly gated: (readonly GatedSignature[] | undefined)[] = Array.from({ length: 4 << 9 }, () => undefined)
+  private readonly gateForms: readonly (readonly ({
+    g: GatedSignature
+    octets: Uint8Array
+    portGated: number
+  } | null)[])[]
+  /** Per port: 1 when some signature can match only on a list of ports that holds it. */
+  readonly gatePort = new Uint8Array(65536)
 
   constructor(entries: readonly AppEntry[] = CATALOGUE) {
     this.entries = entries
@@ -73,6 +169,7 @@ export class AppCatalogue {
         if (m === null || Number(m[2]) > 65535) throw new Error(`catalogue: ${e.name}: bad port "${p}"`)
         const key = (m[1] === 'tcp' ? 0 : 65536) + Number(m[2])
         if (this.byPort[key] === NO_APP) this.byPort[key] = i
+        this.portKnown[key >> 3]! |= 1 << (key & 7)
       }
       for (const n of e.ipProtocols) this.byProtocol.set(n, i)
       if (e.signature !== '') {
@@ -88,14 +185,84 @@ export class AppCatalogue {
       })
     this.tcpSignatures = on('tcp')
     this.udpSignatures = on('udp')
-    const byOctet = (
-      list: readonly { entry: number; test: Signature }[],
-    ): { entry: number; test: Signature }[][] =>
-      Array.from({ length: 256 }, (_, octet) =>
-        list.filter((x) => SIGNATURE_FIRST_OCTETS[entries[x.entry]!.signature]?.includes(octet) ?? true),
-      )
-    this.tcpSignaturesByOctet = byOctet(this.tcpSignatures)
-    this.udpSignaturesByOctet = byOctet(this.udpSignatures)
+    this.gateForms = this.gateFormsOf(entries, sigs)
+  }
+
+  /** `list` by first octet (SIGNATURE_FIRST_OCTETS); made when asked for (the probe uses `gated`). */
+  private byOctet(
+    list: readonly { entry: number; test: Signature }[],
+  ): { entry: number; test: Signature }[][] {
+    return Array.from({ length: 256 }, (_, octet) =>
+      list.filter((x) => SIGNATURE_FIRST_OCTETS[this.entries[x.entry]!.signature]?.includes(octet) ?? true),
+    )
+  }
+
+  /**
+   * The signatures to try on a payload, by gatedIndex (see `gated`). A list is made when first asked for
+   * (most combinations of way, port gate and first octet never occur in a capture).
+   */
+  gatedList(index: number): readonly GatedSignature[] {
+    const made = this.gated[index]
+    if (made !== undefined) return made
+    const w = index >> 9
+    const portGated = (index >> 8) & 1
+    const octet = index & 0xff
+    const list: GatedSignature[] = []
+    for (const f of this.gateForms) {
+      const x = f[w]
+      if (x !== null && x !== undefined && x.octets[octet] === 1 && x.portGated <= portGated) list.push(x.g)
+    }
+    this.gated[index] = list
+    return list
+  }
+
+  /** Per signature and way: its gated form (null when it cannot match on that way) and the first octets it allows there. */
+  private gateFormsOf(
+    entries: readonly AppEntry[],
+    sigs: readonly { entry: number; test: Signature }[],
+  ): ({ g: GatedSignature; octets: Uint8Array; portGated: number } | null)[][] {
+    const needles = new Map<string, Needle>()
+    const mask = (octets: readonly number[] | undefined): Uint8Array => {
+      const m = new Uint8Array(256).fill(octets === undefined ? 1 : 0)
+      for (const o of octets ?? []) m[o] = 1
+      return m
+    }
+    return sigs.map((x) => {
+      const name = entries[x.entry]!.signature
+      const gate = SIGNATURE_GATES[name]
+      for (const p of gate?.ports ?? []) this.gatePort[p] = 1
+      const a = gate?.anchor
+      let needle: Needle | null = null
+      if (a !== undefined) {
+        needle = needles.get(a.needle) ?? new Needle(a.needle)
+        needles.set(a.needle, needle)
+      }
+      const first = mask(SIGNATURE_FIRST_OCTETS[name])
+      const prefix = Uint8Array.from(a?.prefix ?? '', (c) => c.charCodeAt(0))
+      return WAYS.map((way) => {
+        const t: Transport = way.startsWith('tcp') ? 'tcp' : 'udp'
+        const dir = way.endsWith('toServer') ? 'toServer' : 'toClient'
+        if (!(SIGNATURE_TRANSPORTS[name] ?? ['tcp', 'udp']).includes(t)) return null
+        if (gate?.dir !== undefined && gate.dir !== dir) return null
+        const octets = mask(gate?.first?.[way])
+        for (let o = 0; o < 256; o++) octets[o]! &= first[o]!
+        const l = gate?.length
+        const lengthOn = l !== undefined && (l.on === undefined || l.on === t)
+        const g: GatedSignature = {
+          entry: x.entry,
+          test: x.test,
+          minLength: gate?.minLength ?? 0,
+          lengthAt: lengthOn ? l.at : -1,
+          lengthSize: lengthOn ? l.size : 0,
+          lengthLittle: lengthOn && l.little === true ? 1 : 0,
+          lengthAdd: lengthOn ? l.add : 0,
+          prefix,
+          needle,
+          needleLimit: a?.limit ?? 0,
+        }
+        return { g, octets, portGated: gate?.ports !== undefined ? 1 : 0 }
+      })
+    })
   }
 
   /**
@@ -177,21 +344,48 @@ function addressKey(address: string): number | string {
   return i === n ? v | 0 : address
 }
 
+/** Bits of DnsAnswerCache's IPv4 filter (2^16: 8 kB, cheap to keep in the cache beside the flow state). */
+const FILTER_BITS = 16
+
+/** The filter bit of IPv4 address `v` (a multiplicative hash: spreads addresses of one subnet). */
+function filterBit(v: number): number {
+  return Math.imul(v, 0x9e3779b1) >>> (32 - FILTER_BITS)
+}
+
 /**
  * Server addresses named by DNS answers (address text → catalogue entry), most recent kept, bounded: the
  * oldest entry leaves when `capacity` is reached. IPv4 addresses are kept as numbers, so a flow's address
  * is looked up without formatting it.
+ *
+ * Most flows' servers were never named by a DNS answer: a filter with one bit per hash of the IPv4 keys
+ * answers most lookups without the map (a clear bit: not there), and a count of the text keys (IPv6 and
+ * anything else) tells when formatting a flow's IPv6 address could find anything. Bits of keys that left
+ * stay set until the filter is rebuilt from the map, once as many keys have left as it holds.
  */
 export class DnsAnswerCache {
   private readonly map = new Map<number | string, number>()
+  private readonly filter = new Uint32Array((1 << FILTER_BITS) >>> 5)
+  /** IPv4 keys that left the map since the filter was last rebuilt. */
+  private stale = 0
+  /** Keys in the map that are text (not IPv4 numbers). */
+  private texts = 0
   constructor(private readonly capacity = 65536) {}
 
   set(address: string, entry: number): void {
     const key = addressKey(address)
     if (this.map.has(key)) this.map.delete(key)
-    else if (this.map.size >= this.capacity) {
-      const oldest = this.map.keys().next().value
-      if (oldest !== undefined) this.map.delete(oldest)
+    else {
+      if (this.map.size >= this.capacity) {
+        const oldest = this.map.keys().next().value
+        if (oldest !== undefined) {
+          this.map.delete(oldest)
+          this.left(oldest)
+        }
+      }
+      if (typeof key === 'number') {
+        const h = filterBit(key)
+        this.filter[h >>> 5]! |= 1 << (h & 31)
+      } else this.texts++
     }
     this.map.set(key, entry)
   }
@@ -202,10 +396,32 @@ export class DnsAnswerCache {
 
   /** Lookup by an IPv4 address as a 32-bit number. */
   getIpv4(address: number): number {
+    const h = filterBit(address)
+    if ((this.filter[h >>> 5]! & (1 << (h & 31))) === 0) return NO_APP
     return this.map.get(address | 0) ?? NO_APP
+  }
+
+  /** False when no key is text: no IPv6 address (nor other text) can be found. */
+  get holdsText(): boolean {
+    return this.texts !== 0
   }
 
   get size(): number {
     return this.map.size
+  }
+
+  private left(key: number | string): void {
+    if (typeof key !== 'number') {
+      this.texts--
+      return
+    }
+    if (++this.stale < Math.max(1024, this.map.size)) return
+    this.filter.fill(0)
+    for (const k of this.map.keys())
+      if (typeof k === 'number') {
+        const h = filterBit(k)
+        this.filter[h >>> 5]! |= 1 << (h & 31)
+      }
+    this.stale = 0
   }
 }

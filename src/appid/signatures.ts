@@ -30,13 +30,51 @@ function anyAscii(b: Uint8Array, words: readonly string[]): boolean {
   return false
 }
 
-/** Case-sensitive search of `s` in the first `limit` bytes. */
-function contains(b: Uint8Array, s: string, limit = 256): boolean {
-  const end = Math.min(b.byteLength, limit) - s.length
-  const first = s.charCodeAt(0)
-  // (A loop bounded by `limit`: a native indexOf would search the whole payload when the character is absent.)
-  for (let i = 0; i <= end; i++) if (b[i] === first && ascii(b, i, s)) return true
-  return false
+/**
+ * A fixed string searched for in the first octets of a payload (Boyer-Moore-Horspool: a window whose last
+ * octet does not occur in the string moves on by the string's whole length, so a search for a 14-octet
+ * string reads about one octet in ten of a payload without it). Built once per string, not per call.
+ */
+export class Needle {
+  private readonly octets: Uint8Array
+  /** Per octet value: how far the window moves when its last octet is that value. */
+  private readonly shift = new Uint8Array(256)
+
+  constructor(readonly text: string) {
+    const m = text.length
+    if (m === 0 || m > 255) throw new Error(`needle: length ${m} outside 1-255`)
+    this.octets = Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff)
+    this.shift.fill(m)
+    for (let i = 0; i < m - 1; i++) this.shift[this.octets[i]!] = m - 1 - i
+  }
+
+  /** True when the string occurs entirely within the first `limit` octets of `b`. */
+  in(b: Uint8Array, limit: number): boolean {
+    return this.within(b, 0, Math.min(b.byteLength, limit))
+  }
+
+  /** True when the string occurs entirely within octets `from` to `to` (exclusive) of `b`. */
+  within(b: Uint8Array, from: number, to: number): boolean {
+    const s = this.octets
+    const m = s.length
+    const last = m - 1
+    const tail = s[last]!
+    for (let i = from; i + m <= to;) {
+      const c = b[i + last]!
+      if (c === tail) {
+        let j = last - 1
+        while (j >= 0 && b[i + j] === s[j]) j--
+        if (j < 0) return true
+      }
+      i += this.shift[c]!
+    }
+    return false
+  }
+}
+
+/** Case-sensitive search of needle `n` in the first `limit` bytes. */
+function contains(b: Uint8Array, n: Needle, limit = 256): boolean {
+  return n.in(b, limit)
 }
 
 function u16(b: Uint8Array, o: number): number {
@@ -89,6 +127,20 @@ const MEMCACHED_WORDS = ['get ', 'gets ', 'set ', 'add ', 'stats', 'VALUE ', 'ST
 const RTSP_REQUESTS = ['OPTIONS rtsp://', 'DESCRIBE rtsp://', 'SETUP rtsp://', 'PLAY rtsp://']
 const IRC_COMMANDS = ['NICK ', 'USER ', 'CAP LS', 'PASS ']
 
+// Strings searched for (see Needle).
+const N_FTP = new Needle('FTP')
+const N_FTP_LOWER = new Needle('ftp')
+const N_SMTP = new Needle('SMTP')
+const N_OCTET_MODE = new Needle('octet')
+const N_NETASCII_MODE = new Needle('netascii')
+const N_OCTET_MODE_UPPER = new Needle('OCTET')
+const N_BITTORRENT = new Needle('BitTorrent')
+const N_MQTT = new Needle('MQTT')
+const N_MQISDP = new Needle('MQIsdp')
+const N_XMPP_STREAM = new Needle('<stream:stream')
+const N_JABBER = new Needle('jabber')
+const N_IRC_NOTICE = new Needle(' NOTICE ')
+
 export const SIGNATURES: Readonly<Record<string, Signature>> = {
   ssh: (b) => ascii(b, 0, 'SSH-1.') || ascii(b, 0, 'SSH-2.0'),
   // TPKT (RFC 1006) version 3 whose length is the payload's, carrying an X.224 Connection Request/Confirm.
@@ -102,9 +154,11 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
   vnc: (b, t) => t === 'tcp' && ascii(b, 0, 'RFB 0'),
   ftp: (b, t, toServer) =>
     t === 'tcp' &&
-    (toServer ? anyAscii(b, FTP_COMMANDS) : ascii(b, 0, '220') && (contains(b, 'FTP') || contains(b, 'ftp'))),
+    (toServer
+      ? anyAscii(b, FTP_COMMANDS)
+      : ascii(b, 0, '220') && (contains(b, N_FTP) || contains(b, N_FTP_LOWER))),
   smtp: (b, t, toServer) =>
-    t === 'tcp' && (toServer ? anyAscii(b, SMTP_GREETINGS) : ascii(b, 0, '220') && contains(b, 'SMTP')),
+    t === 'tcp' && (toServer ? anyAscii(b, SMTP_GREETINGS) : ascii(b, 0, '220') && contains(b, N_SMTP)),
   pop3: (b, t, toServer) => t === 'tcp' && !toServer && ascii(b, 0, '+OK'),
   imap: (b, t, toServer) => t === 'tcp' && !toServer && (ascii(b, 0, '* OK') || ascii(b, 0, '* PREAUTH')),
   // RFC 1350: RRQ/WRQ, a file name, NUL, a mode, NUL.
@@ -115,7 +169,7 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
     b.byteLength >= 4 &&
     b[0] === 0 &&
     (b[1] === 1 || b[1] === 2) &&
-    (contains(b, 'octet') || contains(b, 'netascii') || contains(b, 'OCTET')),
+    (contains(b, N_OCTET_MODE) || contains(b, N_NETASCII_MODE) || contains(b, N_OCTET_MODE_UPPER)),
   ntp: (b, t, _d, sport, dport) =>
     t === 'udp' &&
     onPort(123, sport, dport) &&
@@ -217,7 +271,7 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
       : ascii(b, 0, 'd1:ad2:id20:') ||
         ascii(b, 0, 'd1:rd2:id20:') ||
         ascii(b, 0, 'd1:q') ||
-        contains(b, 'BitTorrent', 64),
+        contains(b, N_BITTORRENT, 64),
   // Every method (and the status line) starts with a capital letter: one test rejects other payloads.
   sip: (b) => b[0]! >= 0x41 && b[0]! <= 0x5a && (anyAscii(b, SIP_METHODS) || anyAscii(b, SIP_MORE)),
   // RFC 3550: version 2, a payload type that is not RTCP (72-76 with the marker bit), a plausible length.
@@ -281,16 +335,15 @@ export const SIGNATURES: Readonly<Record<string, Signature>> = {
     for (let i = 0; i < 16; i++) if (b[i] !== 0xff) return false
     return b[18]! >= 1 && b[18]! <= 5
   },
-  mqtt: (b, t) => t === 'tcp' && b[0] === 0x10 && (contains(b, 'MQTT', 16) || contains(b, 'MQIsdp', 16)),
+  mqtt: (b, t) => t === 'tcp' && b[0] === 0x10 && (contains(b, N_MQTT, 16) || contains(b, N_MQISDP, 16)),
   amqp: (b, t) => t === 'tcp' && ascii(b, 0, 'AMQP'),
   xmpp: (b, t) =>
-    t === 'tcp' &&
-    (contains(b, '<stream:stream', 128) || (ascii(b, 0, '<?xml') && contains(b, 'jabber', 200))),
+    t === 'tcp' && (contains(b, N_XMPP_STREAM, 128) || (ascii(b, 0, '<?xml') && contains(b, N_JABBER, 200))),
   // The command or prefix first (cheap), the port or NOTICE search after.
   irc: (b, t, toServer, sport, dport) =>
     t === 'tcp' &&
-    (toServer ? anyAscii(b, IRC_COMMANDS) : b[0] === 0x3a && contains(b, ' NOTICE ')) &&
-    (onPort(6667, sport, dport) || onPort(6697, sport, dport) || contains(b, ' NOTICE ')),
+    (toServer ? anyAscii(b, IRC_COMMANDS) : b[0] === 0x3a && contains(b, N_IRC_NOTICE)) &&
+    (onPort(6667, sport, dport) || onPort(6697, sport, dport) || contains(b, N_IRC_NOTICE)),
   // SOCKS5 greeting (version 5, n methods, n octets) or SOCKS4 CONNECT/BIND.
   socks: (b, t, toServer) =>
     t === 'tcp' &&
@@ -431,4 +484,102 @@ export const SIGNATURE_FIRST_OCTETS: Readonly<Record<string, readonly number[]>>
   rsync: chars('@'),
   bitcoin: [0xf9, 0x0b],
   quic: range(0xc0, 0xff),
+}
+
+/** A packet's transport and direction, as the gates below key first octets. */
+export type Way = `${Transport}-${'toServer' | 'toClient'}`
+
+/**
+ * What a payload must have for a signature to match at all, beyond its transports and first octets above:
+ * computed once, so a packet is tried only against the signatures that can match it (src/appid/classifier.ts).
+ * Each bound follows from the signature's own tests; app.test.ts checks them against the signatures on random
+ * payloads.
+ */
+export interface SignatureGate {
+  /** Payload octets at least. */
+  readonly minLength: number
+  /** The one direction in which it can match (absent: both). */
+  readonly dir?: 'toServer' | 'toClient'
+  /** It can match only when the packet's source or destination port is one of these (absent: any port). */
+  readonly ports?: readonly number[]
+  /** First octets on a transport and direction, narrower than SIGNATURE_FIRST_OCTETS (absent: those). */
+  readonly first?: Partial<Record<Way, readonly number[]>>
+  /**
+   * A length field (unsigned, big-endian unless `little`, `size` octets at offset `at`, within minLength)
+   * whose value plus `add` is the payload's length; on transport `on` only, when given.
+   */
+  readonly length?: {
+    readonly at: number
+    readonly size: 2 | 3 | 4
+    readonly little?: boolean
+    readonly add: number
+    readonly on?: Transport
+  }
+  /** The payload starts with `prefix` or holds `needle` within its first `limit` octets. */
+  readonly anchor?: { readonly prefix: string; readonly needle: string; readonly limit: number }
+}
+
+export const SIGNATURE_GATES: Readonly<Record<string, SignatureGate>> = {
+  ssh: { minLength: 6 },
+  rdp: { minLength: 11, length: { at: 2, size: 2, add: 0 } },
+  vnc: { minLength: 5 },
+  // A command (5 octets at least), or '220' and 'FTP' after it.
+  ftp: { minLength: 5, first: { 'tcp-toServer': chars('UAF'), 'tcp-toClient': chars('2') } },
+  smtp: { minLength: 5, first: { 'tcp-toServer': chars('EHeh'), 'tcp-toClient': chars('2') } },
+  pop3: { minLength: 3, dir: 'toClient' },
+  imap: { minLength: 4, dir: 'toClient' },
+  tftp: { minLength: 4, dir: 'toServer', ports: [69] },
+  ntp: { minLength: 48, ports: [123] },
+  // SEQUENCE, length, INTEGER, length 1, the version.
+  snmp: { minLength: 5, ports: [161, 162] },
+  syslog: { minLength: 3, ports: [514, 601] },
+  kerberos: { minLength: 1, ports: [88] },
+  // SEQUENCE, length, INTEGER, its length (1 at least) and value, the operation's tag.
+  ldap: { minLength: 6, ports: [389, 3268] },
+  netbios: {
+    minLength: 4,
+    ports: [137, 138, 139],
+    first: { 'tcp-toServer': [0, 0x81, 0x82, 0x85], 'tcp-toClient': [0, 0x81, 0x82, 0x85] },
+  },
+  smb1: { minLength: 8 },
+  smb2: { minLength: 8 },
+  ssdp: { minLength: 17 },
+  mysql: { minLength: 10, dir: 'toClient', length: { at: 0, size: 3, little: true, add: 4 } },
+  postgres: { minLength: 8, dir: 'toServer', length: { at: 0, size: 4, add: 0 } },
+  tds: { minLength: 8, dir: 'toServer', length: { at: 2, size: 2, add: 0 } },
+  mongodb: { minLength: 16, length: { at: 0, size: 4, little: true, add: 0 } },
+  redis: { minLength: 2, ports: [6379] },
+  memcached: { minLength: 4, ports: [11211] },
+  tns: { minLength: 8, ports: [1521], length: { at: 0, size: 2, add: 0 } },
+  // Over TCP the handshake (19, 'BitTorrent protocol'); over UDP a bencoded DHT message ('d1:q' at least).
+  bittorrent: {
+    minLength: 4,
+    anchor: { prefix: 'd1:', needle: 'BitTorrent', limit: 64 },
+    first: { 'tcp-toServer': [19], 'tcp-toClient': [19] },
+  },
+  sip: { minLength: 7 },
+  rtp: { minLength: 12 },
+  rtcp: { minLength: 8 },
+  stun: { minLength: 20, length: { at: 2, size: 2, add: 20 } },
+  rtsp: { minLength: 9 },
+  openvpn: {
+    minLength: 14,
+    first: { 'udp-toServer': [0x38, 0x40, 0x50], 'udp-toClient': [0x38, 0x40, 0x50] },
+    length: { at: 0, size: 2, add: 2, on: 'tcp' },
+  },
+  wireguard: { minLength: 32 },
+  ike: { minLength: 28, ports: [500, 4500] },
+  bgp: { minLength: 19 },
+  // 0x10, then 'MQTT' within the first 16 octets.
+  mqtt: { minLength: 5 },
+  amqp: { minLength: 4 },
+  // '<stream:stream' (14), or '<?xml' and 'jabber' after it (11).
+  xmpp: { minLength: 11, anchor: { prefix: '<?xml', needle: '<stream:stream', limit: 128 } },
+  irc: { minLength: 5, first: { 'tcp-toServer': chars('NUCP'), 'tcp-toClient': chars(':') } },
+  socks: { minLength: 3, dir: 'toServer' },
+  dcerpc: { minLength: 16, length: { at: 8, size: 2, little: true, add: 0 } },
+  dtls: { minLength: 13 },
+  rsync: { minLength: 8 },
+  bitcoin: { minLength: 24 },
+  quic: { minLength: 7 },
 }

@@ -19,7 +19,15 @@
  * applicationDescription, applicationCategoryName) after the templates, and again whenever the exporter
  * re-sends its templates, so a collector can always name what it receives. Off by default.
  */
-import { AppCatalogue, DnsAnswerCache, Evidence, NO_APP } from '../../appid/classifier.js'
+import {
+  AppCatalogue,
+  DnsAnswerCache,
+  Evidence,
+  gateAdmits,
+  gatedIndex,
+  NO_APP,
+  type GatedSignature,
+} from '../../appid/classifier.js'
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
@@ -73,9 +81,12 @@ export class AppFields implements FlowFeature, L7Consumer {
    * Most flows' client ports have none; this 16 kB map answers that without loading the catalogue's 512 kB
    * port table, whose lines for random ports are seldom in the cache.
    */
-  private readonly portKnown = new Uint8Array((2 * 65536) >> 3)
+  private readonly portKnown: Uint8Array
   /** Per IP protocol number: catalogue.byIpProtocol (a Map lookup), for the flows no port names. */
   private readonly byProtocol = new Int32Array(256)
+  /** The catalogue's signature lists by gatedIndex, and its gated ports (AppCatalogue.gated, gatePort). */
+  private readonly gated: readonly (readonly GatedSignature[] | undefined)[]
+  private readonly gatePort: Uint8Array
   private exporter: IpfixExporter | undefined
   private template: Template | undefined
   /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
@@ -87,6 +98,9 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   constructor(catalogue = new AppCatalogue()) {
     this.catalogue = catalogue
+    this.gated = catalogue.gated
+    this.portKnown = catalogue.portKnown
+    this.gatePort = catalogue.gatePort
     this.carriers = new Uint8Array(catalogue.entries.length)
     for (const n of CARRIERS) {
       const i = catalogue.named(n)
@@ -106,9 +120,6 @@ export class AppFields implements FlowFeature, L7Consumer {
       dtls: catalogue.named('DTLS'),
       http: catalogue.named('HTTP'),
     }
-    for (let k = 0; k < 2 * 65536; k++)
-      if (catalogue.byTransportPort(k < 65536 ? 6 : 17, k & 0xffff) !== NO_APP)
-        this.portKnown[k >> 3]! |= 1 << (k & 7)
     for (let proto = 0; proto < 256; proto++) this.byProtocol[proto] = catalogue.byIpProtocol(proto)
   }
 
@@ -167,10 +178,9 @@ export class AppFields implements FlowFeature, L7Consumer {
   }
 
   onCreate(id: number): void {
-    // The hub (in front of this group) has emitted the open transactions of the flow that had this id.
-    this.app[id] = NO_APP
-    this.evidence[id] = Evidence.None
-    this.tries[id] = 0
+    // The hub (in front of this group) has emitted the open transactions of the flow that had this id. The
+    // flow's state is set up at its first payload (onFirstPayload): until then it has none (fresh).
+    if (this.hub === undefined) this.onFirstPayload(id)
     // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
     // round carries the catalogue queued by attach().
     const ex = this.exporter
@@ -178,6 +188,18 @@ export class AppFields implements FlowFeature, L7Consumer {
       if (this.seenTemplateSends > 0) this.sendCatalogue()
       this.seenTemplateSends = ex.stats.templateSends
     }
+  }
+
+  /** Flow `id` brings its first payload (the hub calls this before the parsers see it). */
+  onFirstPayload(id: number): void {
+    this.app[id] = NO_APP
+    this.evidence[id] = Evidence.None
+    this.tries[id] = 0
+  }
+
+  /** False while flow `id` has had no payload: its state is not set up (see onFirstPayload). */
+  private hasState(id: number): boolean {
+    return this.hub === undefined || this.hub.hasPayload(id)
   }
 
   /** The content signatures run from the hub (onPayload): no per-packet call from the flow cache. */
@@ -194,16 +216,30 @@ export class AppFields implements FlowFeature, L7Consumer {
     if (proto !== 6 && proto !== 17) return
     const o = p.payloadOffset
     const b = p.buf
-    const end = Math.min(o + n, b.byteLength)
-    if (end <= o) return // no signature matches an empty payload
-    // A plain view (cheaper to make than b.subarray, which builds a Buffer through its species constructor).
-    const bytes = new Uint8Array(b.buffer, b.byteOffset + o, end - o)
-    const t = proto === 6 ? 'tcp' : 'udp'
-    const toServer = dir === Dir.Forward
-    const c = this.catalogue
-    const sigs = (proto === 6 ? c.tcpSignaturesByOctet : c.udpSignaturesByOctet)[bytes[0]!]!
-    for (const s of sigs) {
-      if (s.test(bytes, t, toServer, p.srcPort, p.dstPort)) {
+    if (o >= b.byteLength) return // no signature matches an empty payload
+    // Only the signatures that can match a payload of this transport, direction, ports and first octet.
+    const gp = this.gatePort
+    const way = (proto === 6 ? 0 : 2) | (dir === Dir.Forward ? 0 : 1)
+    const k = gatedIndex(way, gp[p.srcPort]! | gp[p.dstPort]!, b[o]!)
+    const sigs = this.gated[k] ?? this.catalogue.gatedList(k)
+    if (sigs.length > 0) this.trySignatures(id, p, dir, sigs)
+  }
+
+  /**
+   * The first of `sigs` that matches the payload of `p` names flow `id`. Each is called only when the
+   * payload passes its gate (length, length field, anchor), tested here on the packet buffer.
+   */
+  private trySignatures(id: number, p: PacketInfo, dir: Dir, sigs: readonly GatedSignature[]): void {
+    const o = p.payloadOffset
+    const b = p.buf
+    const len = Math.min(o + p.payloadCaptured, b.byteLength) - o
+    let bytes: Uint8Array | undefined
+    for (let i = 0; i < sigs.length; i++) {
+      const s = sigs[i]!
+      if (len < s.minLength || !gateAdmits(s, b, o, len)) continue
+      // A plain view (cheaper to make than b.subarray, which builds a Buffer through its species constructor).
+      bytes ??= new Uint8Array(b.buffer, b.byteOffset + o, len)
+      if (s.test(bytes, p.protocol === 6 ? 'tcp' : 'udp', dir === Dir.Forward, p.srcPort, p.dstPort)) {
         this.set(id, s.entry, Evidence.Signature)
         return
       }
@@ -221,9 +257,10 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   write(id: number, flow: FlowView, w: RecordWriter): void {
     // On the flow's last record, open transactions (a DNS query without answer) still name it: the hub's
-    // beforeExport has emitted them already.
-    let entry = this.app[id]!
-    let ev: number = this.evidence[id]!
+    // beforeExport has emitted them already. A flow without payload has no state: nothing named it.
+    const fresh = !this.hasState(id)
+    let entry = fresh ? NO_APP : this.app[id]!
+    let ev: number = fresh ? Evidence.None : this.evidence[id]!
     if (
       ev < Evidence.DnsCache &&
       (entry === NO_APP || this.carriers[entry] === 1) &&
@@ -255,6 +292,7 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
   nameOf(id: number): string {
+    if (!this.hasState(id)) return ''
     const e = this.app[id]!
     return e === NO_APP ? '' : this.catalogue.entries[e]!.name
   }
@@ -325,6 +363,7 @@ export class AppFields implements FlowFeature, L7Consumer {
   private serverNamed(flow: FlowView, id: number): number {
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
+    if (!this.dnsCache.holdsText) return NO_APP // an IPv6 address would be text
     const v = this.addrView
     for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
     return this.dnsCache.get(ipv6Text(v, 0))

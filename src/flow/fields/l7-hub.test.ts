@@ -248,3 +248,68 @@ describe('flows the L7 work is done with', () => {
       expect(only(r, 'dnsQname').map((x) => x['dnsId'])).toEqual([5])
   })
 })
+
+describe('L7 state set up at the first payload (flows without payload)', () => {
+  const q = dnsMessage({ id: 3, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
+  const q4 = dnsMessage({ id: 4, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
+  const r4 = dnsMessage({
+    id: 4,
+    flags: 0x8180,
+    questions: [{ name: 'example.org', type: 1 }],
+    answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 9] }],
+  })
+  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
+    eth(
+      {},
+      ipv4(
+        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
+        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
+      ),
+    )
+
+  it('a flow without payload reusing the id of a flow with an open transaction: emitted once, counted for none, not named by it', async () => {
+    // A (40100 -> 53): a query without answer; its active-timeout record leaves at 1 s (X's packet) and it
+    // is removed at its idle timeout (2 s) without a record. B (40200 -> NTP's port 123), an empty datagram,
+    // takes A's id: the hub emits A's open query then. B never has payload: no L7 state is set up for it, its
+    // record counts no transaction and is named by its port, not by A's DNS. C, with payload, comes after.
+    const file = join(dir, 'lazy-reuse.pcap')
+    const frames: [number, Uint8Array][] = [
+      [0, frame(true, 40100, 53, q)],
+      [1, frame(true, 40300, 7, ascii('x'))],
+      [2.5, frame(true, 40200, 123, new Uint8Array(0))],
+      [2.6, frame(false, 40200, 123, new Uint8Array(0))],
+      [2.7, frame(true, 40400, 53, q4)],
+      [2.701, frame(false, 40400, 53, r4)],
+    ]
+    writeFileSync(
+      file,
+      pcapFile(
+        LINKTYPE.ETHERNET,
+        frames.map(([s, data]) => ({ data, tsUs: T0 + Math.round(s * 1e6) })),
+      ),
+    )
+    const created = vi.spyOn(L7Engine.prototype, 'onCreate')
+    const { records } = await probeRecords(
+      [file],
+      { fields: ['core', 'dns', 'app'], activeTimeout: 1, inactiveTimeout: 2 },
+      [],
+      true,
+    )
+    // L7 state for A, X and C only.
+    expect(created.mock.calls.length).toBe(3)
+    created.mockRestore()
+    const names = new Map<string, string>()
+    for (const r of records)
+      if (typeof r['applicationName'] === 'string')
+        names.set(String(r['applicationId']), r['applicationName'])
+    const flows = (cport: number): JsonRecord[] =>
+      records.filter((x) => 'flowEndReason' in x && x['sourceTransportPort'] === cport)
+    expect(only(records, 'dnsQname').map((x) => x['dnsId'])).toEqual([3, 4])
+    const b = flows(40200)
+    expect(b.map((x) => x['flowtelDnsTransactions'])).toEqual([undefined])
+    expect(b.map((x) => names.get(String(x['applicationId'])))).toEqual(['NTP'])
+    expect(flows(40100).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
+    expect(flows(40400).map((x) => x['flowtelDnsTransactions'])).toEqual([1])
+    expect(flows(40400).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
+  })
+})

@@ -21,6 +21,13 @@
  * A flow the engine is done with (no parser claimed it after its probe packets, or its parser needs no
  * more bytes) and whose payload hooks are done is marked settled: each further packet of it costs the hub
  * one typed-array load, not a call into the engine and one per payload hook.
+ *
+ * L7 state is set up lazily, at a flow's first packet with captured payload (most flows of a scan have
+ * none): until then the flow is fresh, and its create, packets and records cost the hub one byte of phase
+ * and its start time, and nothing in the engine or the groups (a group with onFirstPayload sets its state
+ * up there, and reads hasPayload before trusting it). Invariant: while a flow is fresh the engine holds no
+ * state for its id and no transaction was counted for it, so a new flow on an id whose previous flow stayed
+ * fresh has nothing to end or clear.
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
@@ -71,11 +78,21 @@ export interface L7Consumer {
    * true until the group's onCreate for that id).
    */
   payloadDone?(id: number): boolean
+  /**
+   * Flow `id` (created earlier) brings its first packet with captured payload, before the engine and any
+   * onPayload see it: a group that keeps per-flow state for payload work sets it up here.
+   */
+  onFirstPayload?(id: number): void
 }
 
 export function isL7Consumer(f: FlowFeature): f is FlowFeature & L7Consumer {
   return 'l7Parsers' in f && 'onL7Tx' in f
 }
+
+/** A flow's phase (L7Hub.phase): no payload yet, L7 state set up, no further L7 work. */
+const FRESH = 0
+const LIVE = 1
+const SETTLED = 2
 
 /** Parsers probed after the others (see the file comment). */
 const PROBED_LAST: ReadonlySet<string> = new Set(['dns'])
@@ -99,8 +116,12 @@ export class L7Hub implements FlowFeature {
   private counted = new Uint32Array(0)
   /** The groups with an onPayload hook (at most `app`). */
   private payloadConsumers: L7Consumer[] = []
-  /** Per flow: 1 when no further packet of it can do L7 work (see the file comment). */
-  private settled = new Uint8Array(0)
+  /** Per flow: FRESH, LIVE or SETTLED (see the file comment). */
+  private phase = new Uint8Array(0)
+  /** Per flow: its first packet's time (µs), for the engine when the flow turns live. */
+  private createdUs = new Float64Array(0)
+  /** The groups with an onFirstPayload hook. */
+  private firstPayloadConsumers: L7Consumer[] = []
   /** Every payload hook tells when it is done (payloadDone): flows may settle. */
   private settles = false
 
@@ -125,26 +146,35 @@ export class L7Hub implements FlowFeature {
   resize(capacity: number, used: number): void {
     this.engine.resize(capacity, used)
     this.counted = resized(this.counted, capacity, used)
-    this.settled = resized(this.settled, capacity, used)
+    this.phase = resized(this.phase, capacity, used)
+    this.createdUs = resized(this.createdUs, capacity, used)
   }
 
   onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
     // A flow id is reused only after its flow left; a flow removed without a record (after an active
     // timeout, idle) still has to emit its open transactions. The hub runs before its groups, so they reset
-    // their per-flow state after these transactions; the counting groups are told here.
-    const e = this.engine
-    e.end(id)
-    e.onCreate(id, tsUs)
-    this.settled[id] = 0
-    if (this.counted[id] !== 0) {
-      for (const c of this.counting) c.clearCount!(id)
-      this.counted[id] = 0
+    // their per-flow state after these transactions; the counting groups are told here. A previous flow
+    // that stayed fresh left nothing of either (see the file comment).
+    if (this.phase[id] !== FRESH) {
+      this.engine.end(id)
+      if (this.counted[id] !== 0) {
+        for (const c of this.counting) c.clearCount!(id)
+        this.counted[id] = 0
+      }
+      this.phase[id] = FRESH
     }
+    this.createdUs[id] = tsUs
+  }
+
+  /** True once flow `id` brought a packet with captured payload (its L7 state is set up). */
+  hasPayload(id: number): boolean {
+    return this.phase[id] !== FRESH
   }
 
   /** On the flow's last record, its open transactions go out first (so its record counts them). */
   beforeExport(id: number, flow: FlowView): void {
-    if (flow.endReason(id) !== (EndReason.ActiveTimeout as number)) this.engine.end(id)
+    if (this.phase[id] !== FRESH && flow.endReason(id) !== (EndReason.ActiveTimeout as number))
+      this.engine.end(id)
   }
 
   /** RecordKind.Transactions when a counting group got a transaction of the flow since its last record. */
@@ -153,8 +183,17 @@ export class L7Hub implements FlowFeature {
   }
 
   onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
-    if (this.settled[id] === 1) return
+    const phase = this.phase[id]
+    if (phase === SETTLED) return
     const e = this.built!
+    if (phase === FRESH) {
+      // Nothing for the engine (which reassembles only flows a parser claimed) nor a payload hook.
+      if (p.payloadCaptured === 0) return
+      e.onCreate(id, this.createdUs[id]!)
+      const fc = this.firstPayloadConsumers
+      for (let i = 0; i < fc.length; i++) fc[i]!.onFirstPayload!(id)
+      this.phase[id] = LIVE
+    }
     // A packet without payload of a flow not yet probed (a handshake, an ACK) has nothing for the engine
     // (which reassembles only flows a parser claimed) nor for a payload hook.
     if (p.payloadCaptured === 0 && e.isUnprobed(id)) return
@@ -171,7 +210,7 @@ export class L7Hub implements FlowFeature {
     if (p.payloadCaptured > 0) for (let i = 0; i < pc.length; i++) pc[i]!.onPayload!(id, p, dir)
     if (this.settles && e.isDone(id)) {
       for (let i = 0; i < pc.length; i++) if (!pc[i]!.payloadDone!(id)) return
-      this.settled[id] = 1
+      this.phase[id] = SETTLED
     }
   }
 
@@ -251,6 +290,7 @@ export class L7Hub implements FlowFeature {
     this.gated = this.always.includes(0)
     this.counting = this.consumers.filter((c) => c.clearCount !== undefined)
     this.payloadConsumers = this.consumers.filter((c) => c.onPayload !== undefined)
+    this.firstPayloadConsumers = this.consumers.filter((c) => c.onFirstPayload !== undefined)
     this.settles = this.payloadConsumers.every((c) => c.payloadDone !== undefined)
     return new L7Engine<unknown>(
       names.map((n) => L7_PARSERS[n]!),
