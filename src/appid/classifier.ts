@@ -120,18 +120,6 @@ export class AppCatalogue {
   readonly tcpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
   readonly udpSignatures: readonly { readonly entry: number; readonly test: Signature }[]
   /**
-   * tcpSignatures and udpSignatures by the payload's first octet: those that can match with it
-   * (SIGNATURE_FIRST_OCTETS), in the same order. The first that matches is the same as in the full list.
-   */
-  get tcpSignaturesByOctet(): readonly (readonly { readonly entry: number; readonly test: Signature }[])[] {
-    return (this.tcpByOctet ??= this.byOctet(this.tcpSignatures))
-  }
-  get udpSignaturesByOctet(): readonly (readonly { readonly entry: number; readonly test: Signature }[])[] {
-    return (this.udpByOctet ??= this.byOctet(this.udpSignatures))
-  }
-  private tcpByOctet: { entry: number; test: Signature }[][] | undefined
-  private udpByOctet: { entry: number; test: Signature }[][] | undefined
-  /**
    * One bit per TCP port (0-65535) and UDP port (65536 + port): set when some entry lists the port (what
    * byTransportPort answers without reading its 512 kB table).
    */
@@ -186,15 +174,6 @@ export class AppCatalogue {
     this.tcpSignatures = on('tcp')
     this.udpSignatures = on('udp')
     this.gateForms = this.gateFormsOf(entries, sigs)
-  }
-
-  /** `list` by first octet (SIGNATURE_FIRST_OCTETS); made when asked for (the probe uses `gated`). */
-  private byOctet(
-    list: readonly { entry: number; test: Signature }[],
-  ): { entry: number; test: Signature }[][] {
-    return Array.from({ length: 256 }, (_, octet) =>
-      list.filter((x) => SIGNATURE_FIRST_OCTETS[this.entries[x.entry]!.signature]?.includes(octet) ?? true),
-    )
   }
 
   /**

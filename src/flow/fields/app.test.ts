@@ -257,29 +257,6 @@ describe('signatures by first octet', () => {
     )
     expect(unmatched.map((b) => Buffer.from(b).toString('latin1'))).toEqual([])
   })
-
-  it('the per-octet lists give the same first match as the full lists', () => {
-    const c = new AppCatalogue()
-    fc.assert(
-      fc.property(payload, fc.boolean(), port, port, (b, toServer, sport, dport) => {
-        for (const [t, full, byOctet] of [
-          ['tcp', c.tcpSignatures, c.tcpSignaturesByOctet],
-          ['udp', c.udpSignatures, c.udpSignaturesByOctet],
-        ] as const) {
-          const first = (list: typeof full): number =>
-            list.find((s) => s.test(b, t, toServer, sport, dport))?.entry ?? NO_APP
-          expect(first(byOctet[b[0]!]!)).toBe(first(full))
-        }
-      }),
-      { numRuns: 3000 },
-    )
-    for (let octet = 0; octet < 256; octet++)
-      expect(c.tcpSignaturesByOctet[octet]).toEqual(
-        c.tcpSignatures.filter(
-          (x) => SIGNATURE_FIRST_OCTETS[c.entries[x.entry]!.signature]?.includes(octet) ?? true,
-        ),
-      )
-  })
 })
 
 describe('signatures by transport', () => {
