@@ -4,7 +4,7 @@
 // npm run bench:probe                full capture (30 replicas, ~3.7 M packets; built once into bench/out/)
 // npm run bench:probe -- --quick     one replica (~120 k packets), a smoke run of about a minute
 // Environment: BENCH_QUICK=1, BENCH_REPLICAS=N (or REPLICAS), BENCH_RUNS=N (median of N runs, default 1),
-// BENCH_TOOLS=flowtel,flowtel-held,flowtel-w1,flowtel-w2,fields-core,fields-core+dns+http+tls+dhcp+app+quic,fields-all,softflowd,softflowd-1m,nfpcapd,ndpi,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
+// BENCH_TOOLS=flowtel,flowtel-held,flowtel-w1,flowtel-w2,fields-core,fields-core+app,fields-core+dns+http+tls+dhcp+app+quic,fields-all,softflowd,softflowd-1m,nfpcapd,ndpi,tcpdump (subset), BENCH_TIMEOUT_S (per run, default 1800),
 // BENCH_PAIRED=1: run the tools in rounds (one run of each per round) instead of all runs of one tool in a row,
 // and also print flowtel's CPU-time ratio to each reference as the median of the per-round ratios, which
 // holds up far better than separate medians on a machine that other work shares.
@@ -94,6 +94,8 @@ const FIELD_SETS = [
   'core,tcpext',
   'core,arp',
   'core,dns,http,tls',
+  // Application IDs alone: they run the DNS/HTTP/TLS/QUIC/DHCP parsers for names, without transaction records.
+  'core,app',
   // Every L7 group (issue 4: at least 70% of `core` alone).
   'core,dns,http,tls,dhcp,app,quic',
   'all',
