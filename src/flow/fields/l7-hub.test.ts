@@ -80,6 +80,41 @@ async function run(file: string, fields: string[]): Promise<{ records: JsonRecor
 
 const only = (records: JsonRecord[], key: string): JsonRecord[] => records.filter((r) => key in r)
 
+/** A UDP datagram between C (port `cport`) and S (port `sport`): from C when `up`. */
+const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
+  eth(
+    {},
+    ipv4(
+      { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
+      udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
+    ),
+  )
+/** A DNS query for example.org, and its answer (192.0.2.9). */
+const q = (id: number): Uint8Array =>
+  dnsMessage({ id, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
+const r = (id: number): Uint8Array =>
+  dnsMessage({
+    id,
+    flags: 0x8180,
+    questions: [{ name: 'example.org', type: 1 }],
+    answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 9] }],
+  })
+/** A capture of `frames`, each at its time in seconds after T0. */
+function timed(name: string, frames: [seconds: number, frame: Uint8Array][]): string {
+  const file = join(dir, `${name}.pcap`)
+  writeFileSync(
+    file,
+    pcapFile(
+      LINKTYPE.ETHERNET,
+      frames.map(([s, data]) => ({ data, tsUs: T0 + Math.round(s * 1e6) })),
+    ),
+  )
+  return file
+}
+/** The flow records of the flow from client port `cport`. */
+const flowsOf = (records: JsonRecord[], cport: number): JsonRecord[] =>
+  records.filter((x) => 'flowEndReason' in x && x['sourceTransportPort'] === cport)
+
 describe('one L7 engine per feature set', () => {
   it('puts one hub in front of the first L7 group, with the parsers the groups need', () => {
     const features = createFieldGroups(['core', 'dns', 'http', 'tls', 'app'])
@@ -137,37 +172,6 @@ describe('one L7 engine per feature set', () => {
 })
 
 describe('transaction counts kept by the hub', () => {
-  const q = (id: number): Uint8Array =>
-    dnsMessage({ id, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
-  const r = (id: number): Uint8Array =>
-    dnsMessage({
-      id,
-      flags: 0x8180,
-      questions: [{ name: 'example.org', type: 1 }],
-      answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 9] }],
-    })
-  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
-    eth(
-      {},
-      ipv4(
-        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
-        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
-      ),
-    )
-  const timed = (name: string, frames: [seconds: number, frame: Uint8Array][]): string => {
-    const file = join(dir, `${name}.pcap`)
-    writeFileSync(
-      file,
-      pcapFile(
-        LINKTYPE.ETHERNET,
-        frames.map(([s, data]) => ({ data, tsUs: T0 + Math.round(s * 1e6) })),
-      ),
-    )
-    return file
-  }
-  const flowsOf = (records: JsonRecord[], cport: number): JsonRecord[] =>
-    records.filter((x) => 'flowEndReason' in x && x['sourceTransportPort'] === cport)
-
   it('counts the transactions of each record of a flow, an active timeout starting again from 0', async () => {
     const file = timed('count-per-record', [
       [0, frame(true, 40100, 53, q(1))],
@@ -203,17 +207,8 @@ describe('transaction counts kept by the hub', () => {
 })
 
 describe('flows the L7 work is done with', () => {
-  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
-    eth(
-      {},
-      ipv4(
-        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
-        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
-      ),
-    )
   const junk = (i: number): Uint8Array =>
     Uint8Array.from({ length: 40 }, (_, k) => (i * 31 + k * 7 + 1) & 0xff)
-  const query = dnsMessage({ id: 5, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
 
   /** 20 datagrams no parser and no signature knows (flow A, 0..1.9 s), then at 40 s a DNS query (flow B). */
   function settleFile(): string {
@@ -223,7 +218,7 @@ describe('flows the L7 work is done with', () => {
       file,
       pcapFile(LINKTYPE.ETHERNET, [
         ...frames.map((data, i) => ({ data, tsUs: T0 + i * 100_000 })),
-        { data: frame(true, 40600, 53, query), tsUs: T0 + 40_000_000 },
+        { data: frame(true, 40600, 53, q(5)), tsUs: T0 + 40_000_000 },
       ]),
     )
     return file
@@ -250,44 +245,19 @@ describe('flows the L7 work is done with', () => {
 })
 
 describe('L7 state set up at the first payload (flows without payload)', () => {
-  const q = dnsMessage({ id: 3, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
-  const q4 = dnsMessage({ id: 4, flags: 0x0100, questions: [{ name: 'example.org', type: 1 }] })
-  const r4 = dnsMessage({
-    id: 4,
-    flags: 0x8180,
-    questions: [{ name: 'example.org', type: 1 }],
-    answers: [{ name: [0xc0, 12], type: 1, data: [192, 0, 2, 9] }],
-  })
-  const frame = (up: boolean, cport: number, sport: number, payload: Uint8Array): Uint8Array =>
-    eth(
-      {},
-      ipv4(
-        { src: up ? C : S, dst: up ? S : C, proto: PROTO.UDP },
-        udp({ sport: up ? cport : sport, dport: up ? sport : cport, payload }),
-      ),
-    )
-
   it('a flow without payload reusing the id of a flow with an open transaction: emitted once, counted for none, not named by it', async () => {
     // A (40100 -> 53): a query without answer; its active-timeout record leaves at 1 s (X's packet) and it
     // is removed at its idle timeout (2 s) without a record. B (40200 -> NTP's port 123), an empty datagram,
     // takes A's id: the hub emits A's open query then. B never has payload: no L7 state is set up for it, its
     // record counts no transaction and is named by its port, not by A's DNS. C, with payload, comes after.
-    const file = join(dir, 'lazy-reuse.pcap')
-    const frames: [number, Uint8Array][] = [
-      [0, frame(true, 40100, 53, q)],
+    const file = timed('lazy-reuse', [
+      [0, frame(true, 40100, 53, q(3))],
       [1, frame(true, 40300, 7, ascii('x'))],
       [2.5, frame(true, 40200, 123, new Uint8Array(0))],
       [2.6, frame(false, 40200, 123, new Uint8Array(0))],
-      [2.7, frame(true, 40400, 53, q4)],
-      [2.701, frame(false, 40400, 53, r4)],
-    ]
-    writeFileSync(
-      file,
-      pcapFile(
-        LINKTYPE.ETHERNET,
-        frames.map(([s, data]) => ({ data, tsUs: T0 + Math.round(s * 1e6) })),
-      ),
-    )
+      [2.7, frame(true, 40400, 53, q(4))],
+      [2.701, frame(false, 40400, 53, r(4))],
+    ])
     const created = vi.spyOn(L7Engine.prototype, 'onCreate')
     const { records } = await probeRecords(
       [file],
@@ -302,14 +272,12 @@ describe('L7 state set up at the first payload (flows without payload)', () => {
     for (const r of records)
       if (typeof r['applicationName'] === 'string')
         names.set(String(r['applicationId']), r['applicationName'])
-    const flows = (cport: number): JsonRecord[] =>
-      records.filter((x) => 'flowEndReason' in x && x['sourceTransportPort'] === cport)
     expect(only(records, 'dnsQname').map((x) => x['dnsId'])).toEqual([3, 4])
-    const b = flows(40200)
+    const b = flowsOf(records, 40200)
     expect(b.map((x) => x['flowtelDnsTransactions'])).toEqual([undefined])
     expect(b.map((x) => names.get(String(x['applicationId'])))).toEqual(['NTP'])
-    expect(flows(40100).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
-    expect(flows(40400).map((x) => x['flowtelDnsTransactions'])).toEqual([1])
-    expect(flows(40400).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
+    expect(flowsOf(records, 40100).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
+    expect(flowsOf(records, 40400).map((x) => x['flowtelDnsTransactions'])).toEqual([1])
+    expect(flowsOf(records, 40400).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
   })
 })
