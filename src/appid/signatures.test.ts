@@ -13,115 +13,26 @@ import {
   SIGNATURES,
   type Transport,
 } from './signatures.js'
+import { extended, SIGNATURE_OPENINGS } from '../../test/helpers/signature-openings.js'
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
-const zeros = (n: number): number[] => new Array<number>(n).fill(0)
-
-/** Openings that match some signature (several on their port only), to cut, extend and vary at random. */
-const OPENINGS: readonly Uint8Array[] = [
-  ...[
-    'SSH-2.0-x\r\n',
-    'SSH-1.5-x\r\n',
-    'USER a\r\n',
-    'AUTH TLS\r\n',
-    'FEAT\r\n',
-    '220 x FTP\r\n',
-    '220 ftp\r\n',
-    'EHLO a\r\n',
-    'helo a\r\n',
-    '220 x SMTP\r\n',
-    '+OK\r\n',
-    '* OK\r\n',
-    '* PREAUTH\r\n',
-    'INVITE sip:a SIP/2.0\r\n',
-    'SIP/2.0 200 OK\r\n',
-    'ACK sip:a',
-    'M-SEARCH * HTTP/1.1\r\n',
-    'NOTIFY * HTTP/1.1\r\n',
-    'd1:ad2:id20:',
-    'd1:q',
-    'xxBitTorrent',
-    'AMQP',
-    '@RSYNCD:',
-    '<stream:stream',
-    ' <stream:stream',
-    '<?xml a jabber',
-    '<34>Oct 11 22:14:15 x',
-    '<1>',
-    'NICK a\r\n',
-    'CAP LS\r\n',
-    ':irc.x NOTICE * :hi\r\n',
-    'get a\r\n',
-    'VALUE a\r\n',
-    'stats\r\n',
-    '*1\r\n$4\r\nPING\r\n',
-    '+PONG',
-    '-ERR x',
-    'OPTIONS rtsp://a',
-    'RTSP/1.0 200 OK',
-    'RFB 003.008\n',
-  ].map(bytes),
-  ...[
-    [0x03, 0x00, 0x00, 0x0b, 0x06, 0xe0, 0, 0, 0, 0, 0],
-    [0x00, 0x01, 0x61, 0x00, ...bytes('octet'), 0x00],
-    [0x00, 0x02, 0x61, 0x00, ...bytes('netascii'), 0x00],
-    [0x23, ...zeros(47)],
-    [0x30, 0x05, 0x02, 0x01, 0x01, 0x04, 0x00],
-    [0x30, 0x05, 0x02, 0x01, 0x01, 0x60, 0x00],
-    [0x6a, 0x81, 0x00],
-    [0x00, 0x00, 0x00, 0x10, 0x6c, 0x00],
-    [0x12, 0x34, 0x01, 0x10, 0x00, 0x01, 0x00, 0x00, 0, 0, 0, 0],
-    [0x11, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0x81, 0x00, 0x00, 0x44],
-    [0x00, 0x00, 0x00, 0x2f, 0xff, ...bytes('SMB')],
-    [0x00, 0x00, 0x00, 0x2f, 0xfe, ...bytes('SMB')],
-    [0x0a, 0x00, 0x00, 0x00, 0x0a, 0x38, 0x2e, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
-    [0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f],
-    [0x00, 0x00, 0x00, 0x08, 0x00, 0x03, 0x00, 0x00],
-    [0x12, 0x01, 0x00, 0x08, 0, 0, 0, 0],
-    [0x10, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xdd, 0x07, 0, 0],
-    [0x00, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00],
-    [19, ...bytes('BitTorrent protocol')],
-    [0x80, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0x80, 0xc8, 0x00, 0x01, 0, 0, 0, 0],
-    [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, ...zeros(12)],
-    [0x38, ...zeros(13)],
-    [0x00, 0x0e, 0x50, ...zeros(13)],
-    [0x01, 0, 0, 0, ...zeros(144)],
-    [0x04, 0, 0, 0, ...zeros(28)],
-    [...zeros(17), 0x20, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 28],
-    [...new Array<number>(16).fill(0xff), 0x00, 0x13, 0x01],
-    [0x10, 0x0c, 0x00, 0x04, ...bytes('MQTT')],
-    [0x05, 0x01, 0x00],
-    [0x04, 0x01, 0x00, 0x50, 1, 2, 3, 4, 0],
-    [0x05, 0x00, 0x0b, 0x03, 0x10, 0, 0, 0, 0x10, 0x00, 0, 0, 0, 0, 0, 0],
-    [0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00],
-    [0xf9, 0xbe, 0xb4, 0xd9, ...zeros(20)],
-    [0xc3, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00],
-  ].map((a) => Uint8Array.from(a)),
-]
 
 /** Ports the gated signatures name, a few ordinary ones and high ports (RTP wants both above 1023). */
 const PORTS = [21, 53, 69, 88, 123, 137, 138, 139, 161, 162, 389, 443, 500, 514, 601, 1194, 1521, 3268]
 const port = fc.constantFrom(...PORTS, 4500, 6379, 6667, 11211, 40000, 50000)
 
-const join = ([a, b]: [Uint8Array, Uint8Array]): Uint8Array => {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
-}
-
 /** Openings as they are, cut short, extended, or with one octet changed; and random payloads. */
 const payload = fc.oneof(
-  fc.constantFrom(...OPENINGS),
-  fc.tuple(fc.constantFrom(...OPENINGS), fc.uint8Array({ maxLength: 40 })).map(join),
-  fc.tuple(fc.constantFrom(...OPENINGS), fc.nat(), fc.nat(255)).map(([b, i, v]) => {
+  fc.constantFrom(...SIGNATURE_OPENINGS),
+  fc.tuple(fc.constantFrom(...SIGNATURE_OPENINGS), fc.uint8Array({ maxLength: 40 })).map(extended),
+  fc.tuple(fc.constantFrom(...SIGNATURE_OPENINGS), fc.nat(), fc.nat(255)).map(([b, i, v]) => {
     const c = b.slice()
     if (c.length > 0) c[i % c.length] = v
     return c
   }),
-  fc.tuple(fc.constantFrom(...OPENINGS), fc.nat()).map(([b, n]) => b.subarray(0, n % (b.length + 1))),
+  fc
+    .tuple(fc.constantFrom(...SIGNATURE_OPENINGS), fc.nat())
+    .map(([b, n]) => b.subarray(0, n % (b.length + 1))),
   fc.uint8Array({ minLength: 1, maxLength: 200 }),
 )
 
@@ -216,7 +127,7 @@ describe('signature gates', () => {
   })
 
   it('every opening matches some signature (the gates are checked against real matches)', () => {
-    const unmatched = OPENINGS.filter(
+    const unmatched = SIGNATURE_OPENINGS.filter(
       (b) =>
         !Object.values(SIGNATURES).some((sig) =>
           TRANSPORTS.some((t) =>
