@@ -274,6 +274,25 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
     }
   }
 
+  /**
+   * One flow of `parser` carrying the requests and responses of `pairs` as `send` feeds the two streams
+   * (whole requests, whole responses) to the engine: its transactions, anomalies and reassembly counts.
+   */
+  function exchange(
+    parser: L7Parser<HttpState, HttpTx>,
+    pairs: [string, string][],
+    send: (e: L7Engine<HttpTx>, up: Uint8Array, down: Uint8Array) => void,
+  ): { txs: HttpTx[]; anomalies: [string, number][]; reassembly: unknown } {
+    const txs: HttpTx[] = []
+    const opts = { maxFlows: 4, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
+    const e = new L7Engine<HttpTx>([parser], (_k, tx) => txs.push(tx), opts)
+    e.resize(4, 0)
+    e.onCreate(1, 0)
+    send(e, ascii(pairs.map((p) => p[0]).join('')), ascii(pairs.map((p) => p[1]).join('')))
+    e.end(1)
+    return { txs, anomalies: [...e.counters.anomalies], reassembly: e.counters.reassembly }
+  }
+
   it('gives the same transactions and anomalies as parsing every byte, with any segmentation and losses', () => {
     fc.assert(
       fc.property(
@@ -282,20 +301,13 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
         fc.array(fc.integer({ min: 1, max: 6000 }), { maxLength: 12 }),
         fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
         (pairs, cutsUp, cutsDown, lostDown) => {
+          // The first request segment whole, so the flow is claimed.
           const run = (parser: L7Parser<HttpState, HttpTx>): unknown => {
-            const txs: HttpTx[] = []
-            const opts = { maxFlows: 4, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
-            const e = new L7Engine<HttpTx>([parser], (_k, tx) => txs.push(tx), opts)
-            e.resize(4, 0)
-            e.onCreate(1, 0)
-            // The first request segment whole, so the flow is claimed.
-            feed(e, L7Dir.ToServer, ascii(pairs.map((p) => p[0]).join('')), cutsUp, new Set())
-            feed(e, L7Dir.ToClient, ascii(pairs.map((p) => p[1]).join('')), cutsDown, new Set(lostDown))
-            e.end(1)
-            return {
-              txs,
-              anomalies: [...e.counters.anomalies],
-            }
+            const { txs, anomalies } = exchange(parser, pairs, (e, up, down) => {
+              feed(e, L7Dir.ToServer, up, cutsUp, new Set())
+              feed(e, L7Dir.ToClient, down, cutsDown, new Set(lostDown))
+            })
+            return { txs, anomalies }
           }
           expect(run(httpParser)).toEqual(run(noSkip))
         },
@@ -315,19 +327,11 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
         fc.nat(3),
         fc.array(fc.integer({ min: 1, max: 8 }), { maxLength: 2 }),
         (pairs, cutsUp, cutsDown, swapsUp, swapsDown, dups, lostDown) => {
-          const run = (parser: L7Parser<HttpState, HttpTx>): unknown => {
-            const txs: HttpTx[] = []
-            const opts = { maxFlows: 4, maxBytesPerFlow: 1 << 20, maxBytesTotal: 1 << 22, probePackets: 4 }
-            const e = new L7Engine<HttpTx>([parser], (_k, tx) => txs.push(tx), opts)
-            e.resize(4, 0)
-            e.onCreate(1, 0)
-            const up = ascii(pairs.map((p) => p[0]).join(''))
-            const down = ascii(pairs.map((p) => p[1]).join(''))
-            feed(e, L7Dir.ToServer, up, cutsUp, new Set(), swapsUp, dups)
-            feed(e, L7Dir.ToClient, down, cutsDown, new Set(lostDown), swapsDown, dups)
-            e.end(1)
-            return { txs, anomalies: [...e.counters.anomalies], reassembly: e.counters.reassembly }
-          }
+          const run = (parser: L7Parser<HttpState, HttpTx>): unknown =>
+            exchange(parser, pairs, (e, up, down) => {
+              feed(e, L7Dir.ToServer, up, cutsUp, new Set(), swapsUp, dups)
+              feed(e, L7Dir.ToClient, down, cutsDown, new Set(lostDown), swapsDown, dups)
+            })
           expect(run(httpParser)).toEqual(run(noSkip))
         },
       ),
