@@ -5,7 +5,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PacketInfo } from '../decode/packet.js'
-import { ascii } from '../../test/helpers/l7.js'
+import { ascii, withoutSkip } from '../../test/helpers/l7.js'
 import { L7Engine, type L7EngineOptions } from './engine.js'
 import { httpParser, type HttpState, type HttpTx } from './http.js'
 import { incomplete, L7Dir, OK, parseError, switchTo, type L7Parser } from './parser.js'
@@ -215,18 +215,7 @@ describe('L7 engine hand-off', () => {
 
 describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
   /** The HTTP parser without `skip`: every body byte goes through parse, as before skipping existed. */
-  const h = httpParser
-  const noSkip: L7Parser<HttpState, HttpTx> = {
-    name: h.name,
-    transports: h.transports,
-    ports: h.ports,
-    probe: (b, d, t) => h.probe(b, d, t),
-    newState: (t) => h.newState(t),
-    parse: (s, d, b, ctx) => h.parse(s, d, b, ctx),
-    gap: (s, d, n, ctx) => h.gap!(s, d, n, ctx),
-    wantsMore: (s) => h.wantsMore(s),
-    finish: (s, ctx) => h.finish(s, ctx),
-  }
+  const noSkip = withoutSkip(httpParser)
 
   const body = (n: number): string => 'x'.repeat(n)
   const chunked = (sizes: number[]): string =>

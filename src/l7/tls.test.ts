@@ -3,7 +3,7 @@
 // and fast-check fuzzing (malformed input only produces counted anomalies).
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Driver, ascii, feedSplit } from '../../test/helpers/l7.js'
+import { Driver, ascii, feedSplit, withoutSkip } from '../../test/helpers/l7.js'
 import { PacketInfo } from '../decode/packet.js'
 import { L7Engine } from './engine.js'
 import { L7Dir, type L7Parser } from './parser.js'
@@ -243,17 +243,7 @@ describe('tls parser: records passed over (encrypted, alerts, ChangeCipherSpec) 
   const CCS = opaque(20, 1, 1)
 
   /** The same parser without skip: every byte goes to parse, and gaps reach it as before passing over. */
-  const everyByte: L7Parser<TlsState, TlsTx> = {
-    name: 'tls',
-    transports: ['tcp'],
-    ports: [443],
-    probe: (b, d, t) => tlsParser.probe(b, d, t),
-    newState: (t) => tlsParser.newState(t),
-    parse: (st, d, b, ctx) => tlsParser.parse(st, d, b, ctx),
-    gap: (st, d, n, ctx) => tlsParser.gap!(st, d, n, ctx),
-    wantsMore: (st) => tlsParser.wantsMore(st),
-    finish: (st, ctx) => tlsParser.finish(st, ctx),
-  }
+  const everyByte = withoutSkip(tlsParser)
 
   /**
    * Runs the flow through an engine: the client's hello whole, the server's stream cut at `cuts` without

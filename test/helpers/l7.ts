@@ -2,7 +2,7 @@
 // checking the ParseResult contract on every call (consumed <= len < consumed + needed), and builds DNS
 // messages for the parser tests.
 import { expect } from 'vitest'
-import type { AnyL7Parser, L7Context, L7Dir } from '../../src/l7/parser.js'
+import type { AnyL7Parser, L7Context, L7Dir, L7Parser } from '../../src/l7/parser.js'
 
 export interface Collected<Tx> extends L7Context<Tx> {
   txs: Tx[]
@@ -148,3 +148,23 @@ export function tcpFrame(m: Uint8Array): Uint8Array {
 }
 
 export const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0))
+
+/**
+ * `parser` without `skip` (nor gapsInSkip): every byte goes through parse, as before skipping existed, to
+ * compare a parser's skipping with parsing every byte.
+ */
+export function withoutSkip<State, Tx>(parser: L7Parser<State, Tx>): L7Parser<State, Tx> {
+  return {
+    name: parser.name,
+    transports: parser.transports,
+    ports: parser.ports,
+    probe: (b, d, t) => parser.probe(b, d, t),
+    newState: (t) => parser.newState(t),
+    parse: (s, d, b, ctx) => parser.parse(s, d, b, ctx),
+    ...(parser.gap !== undefined
+      ? { gap: (s: State, d: L7Dir, n: number, ctx: L7Context<Tx>) => parser.gap!(s, d, n, ctx) }
+      : {}),
+    wantsMore: (s) => parser.wantsMore(s),
+    finish: (s, ctx) => parser.finish(s, ctx),
+  }
+}
