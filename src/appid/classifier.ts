@@ -361,10 +361,8 @@ export class DnsAnswerCache {
           this.left(oldest)
         }
       }
-      if (typeof key === 'number') {
-        const h = filterBit(key)
-        this.filter[h >>> 5]! |= 1 << (h & 31)
-      } else this.texts++
+      if (typeof key === 'number') this.mark(key)
+      else this.texts++
     }
     this.map.set(key, entry)
   }
@@ -396,11 +394,13 @@ export class DnsAnswerCache {
     }
     if (++this.stale < Math.max(1024, this.map.size)) return
     this.filter.fill(0)
-    for (const k of this.map.keys())
-      if (typeof k === 'number') {
-        const h = filterBit(k)
-        this.filter[h >>> 5]! |= 1 << (h & 31)
-      }
+    for (const k of this.map.keys()) if (typeof k === 'number') this.mark(k)
     this.stale = 0
+  }
+
+  /** Sets the filter bit of IPv4 key `v`. */
+  private mark(v: number): void {
+    const h = filterBit(v)
+    this.filter[h >>> 5]! |= 1 << (h & 31)
   }
 }

@@ -492,7 +492,7 @@ export type Way = `${Transport}-${'toServer' | 'toClient'}`
 /**
  * What a payload must have for a signature to match at all, beyond its transports and first octets above:
  * computed once, so a packet is tried only against the signatures that can match it (src/appid/classifier.ts).
- * Each bound follows from the signature's own tests; app.test.ts checks them against the signatures on random
+ * Each bound follows from the signature's own tests; signatures.test.ts checks them against the signatures on random
  * payloads.
  */
 export interface SignatureGate {
