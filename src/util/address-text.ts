@@ -36,15 +36,13 @@ export function ipv6Text(view: DataView, p: number): string {
     }
     i = j
   }
+  if (bestStart < 0) return groupsText(g, 0, 8)
+  return groupsText(g, 0, bestStart) + '::' + groupsText(g, bestStart + bestLen, 8)
+}
+
+/** Groups `from` to `to` (exclusive) of `g`, colon-separated. */
+function groupsText(g: Uint16Array, from: number, to: number): string {
   let s = ''
-  if (bestStart < 0) {
-    s = groupText(g[0]!)
-    for (let i = 1; i < 8; i++) s += ':' + groupText(g[i]!)
-    return s
-  }
-  for (let i = 0; i < bestStart; i++) s += (i === 0 ? '' : ':') + groupText(g[i]!)
-  s += '::'
-  const after = bestStart + bestLen
-  for (let i = after; i < 8; i++) s += (i === after ? '' : ':') + groupText(g[i]!)
+  for (let i = from; i < to; i++) s += (i === from ? '' : ':') + groupText(g[i]!)
   return s
 }
