@@ -4,7 +4,8 @@
  *
  * Each worker's MeteringPipeline writes into an ordinary IpfixExporter whose only transport is a
  * RelayTransport: it collects the worker's complete IPFIX messages (large ones, 65535 octets, no statistics
- * records, no RFC 5610 records) and hands them to the main thread in one transferred buffer per batch.
+ * records, no RFC 5610 records) and hands them to the main thread in one transferred buffer per batch. Its
+ * records are fitted to the main exporter's record length (maxRecordLength), which writes each again.
  *
  * On the main thread a RecordMerger takes those messages apart (RFC 7011 §3.3 Sets, §3.4 Template Records,
  * §7 variable-length encoding) and writes every record again into the main IpfixExporter, the one that owns
