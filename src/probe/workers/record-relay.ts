@@ -23,6 +23,7 @@
  * (one already announced with that layout, or a fresh one from REMAP_FIRST_ID up), and that worker's records
  * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
+import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
 import type { Transport, TransportStats } from '../../ipfix/transport.js'
@@ -116,7 +117,11 @@ export class RecordMerger {
   constructor(
     private readonly exporter: IpfixExporter,
     private readonly opts: { remap?: boolean } = {},
-  ) {}
+  ) {
+    // The workers registered the Flowmon and Flowtel elements of their templates in their own threads: this
+    // one needs them too, for the RFC 5610 records of the main exporter (and the names of JSON lines).
+    registerEnterpriseElements()
+  }
 
   /** Template IDs defined so far (for tests). */
   get templateIds(): number[] {
