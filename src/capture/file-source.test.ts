@@ -1,5 +1,6 @@
 // Tests for the chunked capture-file source: record boundaries across chunks, buffer growth, several
 // files as one stream, directory expansion, format detection by magic, progress and lifecycle.
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -162,6 +163,17 @@ describe('file source', () => {
   it('rejects an explicitly named file that is not a capture, with its path', async () => {
     const path = await put('notes.txt', 'hello, this is text\n')
     await expect(openCaptureFiles([path])).rejects.toThrow(new Error(`${path}: not a pcap or pcapng file`))
+  })
+
+  it('rejects a pipe or a device, with its path (not a bare ESPIPE)', async () => {
+    // Found by the probe fuzz campaign: `-r /dev/stdin` or `-r <(zcat x.pcap.gz)` failed with
+    // "ESPIPE: invalid seek, read" and no path.
+    const fifo = join(dir, 'capture.fifo')
+    execFileSync('mkfifo', [fifo])
+    for (const path of [fifo, '/dev/null'])
+      await expect(openCaptureFiles([path])).rejects.toThrow(
+        new Error(`${path}: not a regular file (a pipe or device cannot be read as a capture)`),
+      )
   })
 
   it('rejects an unreadable path', async () => {

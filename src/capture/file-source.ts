@@ -7,7 +7,8 @@
  * batch before it; its head is moved to the start of the buffer and the rest is read after it. A record
  * larger than the buffer grows it, up to `maxRecordSize`. Bad content never throws: it is counted in
  * `stats.formatErrors` and ends that file (or skips one block, where the framing is still sound).
- * Only an unreadable path, or a file named explicitly that is not a capture, is an error.
+ * Only an unreadable path, or a path named explicitly that is not a capture file (or is a pipe or device), is
+ * an error.
  */
 import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -58,8 +59,8 @@ interface FileEntry {
 /**
  * Opens capture files (and directories of them) as one CaptureSource, read in the order given.
  * A directory expands to every pcap/pcapng file inside it, recursively, sorted by name (code-unit
- * order) and detected by magic number; other files in it are skipped. Rejects for an unreadable path
- * or an explicitly named file that is neither pcap nor pcapng.
+ * order) and detected by magic number; other files in it are skipped. Rejects for an unreadable path,
+ * a pipe or device, or an explicitly named file that is neither pcap nor pcapng.
  */
 export async function openCaptureFiles(
   paths: readonly string[],
@@ -83,6 +84,9 @@ export async function openCaptureFiles(
       await expandDirectory(path, entries, new Set())
       continue
     }
+    // Files are read by offset (a sniff of the head, then chunks): a pipe would fail with a bare ESPIPE.
+    if (!st.isFile())
+      throw new Error(`${path}: not a regular file (a pipe or device cannot be read as a capture)`)
     const { format, size } = await sniff(path)
     if (format === null && size >= 4) throw new Error(`${path}: not a pcap or pcapng file`)
     entries.push({ path, size, format })

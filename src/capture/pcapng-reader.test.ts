@@ -298,6 +298,35 @@ describe('pcapng reader', () => {
       expect(formatErrorsOf(r.stats)).toEqual({ bad_option: 1 })
     })
 
+    it('timestamps before 1970 or past 2^53 µs are counted and take the previous packet time', async () => {
+      // Found by the probe fuzz campaign: an if_tsoffset of 2^62 s or of -2e9 s, or if_tsresol 0 (seconds)
+      // with a high word of 2^32-1, gave times no dateTimeMilliseconds can hold; the exporter wrapped them
+      // (flows dated 2021-06-09 or 1970-01-14) without a word.
+      const seconds = { linkType: 1, tsresol: 0 }
+      const bytes = concatBytes(
+        pcapngShb(),
+        pcapngIdb({ linkType: 1 }),
+        pcapngIdb({ linkType: 1, tsoffset: 2 ** 62 }),
+        pcapngIdb({ linkType: 1, tsoffset: -2_000_000_000 }),
+        pcapngIdb(seconds),
+        // 2^60 s: before any good timestamp, so it takes 0.
+        pcapngEpb({ ...pkt(0, 3), tsUs: 2 ** 60 * 1e6 }, { iface: seconds }),
+        pcapngEpb(pkt(1, 0)),
+        pcapngEpb(pkt(2, 1)), // + 2^62 s
+        pcapngEpb(pkt(3, 2)), // - 2e9 s: 1916
+        pcapngEpb(pkt(4, 0)),
+      )
+      const r = await readCaptureBytes(bytes)
+      expect(r.packets.map((p) => [p.ifIndex, p.tsUs])).toEqual([
+        [4, 0],
+        [1, pkt(1).tsUs],
+        [2, pkt(1).tsUs],
+        [3, pkt(1).tsUs],
+        [1, pkt(4).tsUs],
+      ])
+      expect(formatErrorsOf(r.stats)).toEqual({ invalid_timestamp: 3 })
+    })
+
     it('more than 65536 interfaces in a section are not kept', async () => {
       const idb = pcapngIdb({ linkType: 101 })
       const idbs = new Uint8Array(idb.length * 65537)

@@ -7,7 +7,8 @@
  * Block layout: type u32, total length u32, body, total length u32 again; lengths are multiples of 4.
  * Each packet gets `linkType` = its interface's link type and `ifIndex` = interface id + 1
  * (PCAPNG_IFINDEX_BASE), following the PacketBatch contract where 0 means "unknown interface".
- * Timestamps become whole microseconds since the epoch (floored), plus the interface's if_tsoffset.
+ * Timestamps become whole microseconds since the epoch (floored), plus the interface's if_tsoffset; one
+ * outside 0..2^53-1 µs (1970 to 2255) is counted (invalid_timestamp) and replaced by the previous packet's.
  * Simple Packet Blocks carry no timestamp: they get the previous packet's timestamp (0 before any).
  */
 import type { CaptureStats, PacketBatch } from './batch.js'
@@ -185,8 +186,14 @@ export class PcapngParser implements RecordParser {
             countFormatError(stats, 'caplen_exceeds_block')
             break
           }
-          const tsUs = timestampUs(iface, view.getUint32(pos + 12, le), view.getUint32(pos + 16, le))
-          this.lastTsUs = tsUs
+          let tsUs = timestampUs(iface, view.getUint32(pos + 12, le), view.getUint32(pos + 16, le))
+          // Outside 1970..2255 (whole µs exact in float64) no export field can carry it: the packet is
+          // kept with the previous packet's time, as a Simple Packet Block would be.
+          if (tsUs >= 0 && tsUs <= Number.MAX_SAFE_INTEGER) this.lastTsUs = tsUs
+          else {
+            countFormatError(stats, 'invalid_timestamp')
+            tsUs = this.lastTsUs
+          }
           const origlen = view.getUint32(pos + 24, le)
           batch.push(
             pos + 28,

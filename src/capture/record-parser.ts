@@ -61,7 +61,10 @@ export const FORMAT_ERROR_NAMES = [
   'record_too_large',
   /** Unsupported major version in a pcap header or pcapng section header; the file is not read further. */
   'unsupported_version',
-  /** A pcap timestamp fraction >= 1 s; the packet is kept with the whole second only. */
+  /**
+   * A pcap timestamp fraction >= 1 s (the packet is kept with the whole second only), or a pcapng timestamp
+   * before 1970 or past 2^53-1 µs (2255) (the packet is kept with the previous packet's timestamp).
+   */
   'invalid_timestamp',
   // pcap
   /** A pcap record whose caplen exceeds max(snaplen, 262144); the file stops. */

@@ -18,6 +18,11 @@ export interface ExporterOptions {
   observationDomainId: number
   /** Whole IPFIX message; for UDP 1472 on a 1500-octet IPv4 link, 1452 over IPv6. */
   maxMessageSize: number
+  /**
+   * Longest data record (default: what a message of maxMessageSize holds). A metering worker's exporter
+   * writes large messages but must fit its records to the main exporter's, which writes them again.
+   */
+  maxRecordLength?: number
   /** UDP: periodic template resend (RFC 6728 default 600 s). */
   templateRefreshSeconds: number
   /** UDP: also resend templates after this many data messages (0 = off). */
@@ -175,7 +180,7 @@ export class IpfixExporter {
     if (!Number.isInteger(size) || size < 64 || size > 65535)
       throw new Error(`maxMessageSize ${size} outside 64..65535 (RFC 7011 §3.1)`)
     this.opts = opts
-    this.budget = size - 16 - 4
+    this.budget = Math.min(size - 16 - 4, opts.maxRecordLength ?? Infinity)
     this.msg = new MessageBuilder(size)
     this.scratch = new BufferWriter(65535 + 3)
     this.dests = destinations.map((t) => this.destination(t))

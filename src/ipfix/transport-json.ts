@@ -8,6 +8,7 @@
 import { createWriteStream } from 'node:fs'
 import type { Writable } from 'node:stream'
 import { IpfixDecoder, recordToJson } from './decoder.js'
+import { registerEnterpriseElements } from './enterprise/flowtel.js'
 import { chunksLength, DrainWaiters, type Transport, type TransportStats } from './transport.js'
 
 export interface JsonTransportOptions {
@@ -39,6 +40,9 @@ export class JsonTransport implements Transport {
     private readonly opts: JsonTransportOptions = {},
   ) {
     this.name = path === '-' ? 'json:stdout' : `json:${path}`
+    // The probe's own Flowmon and Flowtel elements get their names here too, not only where templates are
+    // built: with --workers those are built in the worker threads, whose registry this thread does not see.
+    registerEnterpriseElements()
     this.maxBuffer = opts.maxBufferBytes ?? 16 * 1024 * 1024
   }
 

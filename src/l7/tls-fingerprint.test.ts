@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { probeRecords } from '../../test/helpers/probe-run.js'
 import fc from 'fast-check'
 import {
+  fingerprintCacheFootprint,
   handshakeFingerprints,
   isGrease,
   ja3,
@@ -121,5 +122,28 @@ describe('tls fingerprints', () => {
           expect(handshakeFingerprints(again, server)).toBe(first[j])
         })
     }
+  })
+
+  it('keep the fingerprint and digest caches small for hellos of thousands of values, same results', () => {
+    // Found by the probe fuzz campaign (a crafted capture of 1500 connections, each a 64 KiB ClientHello of
+    // 32000 distinct cipher suites): the caches kept each hello's key and JA3/JA4 strings, 350 000
+    // characters and 32 000 values a hello, and the probe grew to 930 MB (4096 such hellos: 1.3 GB).
+    const server: ServerHelloFacts = {
+      serverLegacyVersion: 0x0303,
+      cipherSuite: 0x1301,
+      serverExtensionTypes: [],
+    }
+    const before = fingerprintCacheFootprint()
+    for (let i = 0; i < 20; i++) {
+      const c = {
+        ...hello,
+        cipherSuites: Array.from({ length: 32000 }, (_, j) => ((i + j) * 7 + 1) & 0xfeff),
+      }
+      const fp = handshakeFingerprints(c, server)
+      expect([fp.ja3, fp.ja3s, fp.ja4]).toEqual([ja3(c).hash, ja3s(server).hash, ja4(c).text])
+    }
+    const after = fingerprintCacheFootprint()
+    expect(after.memoValues - before.memoValues).toBe(0)
+    expect(after.digestChars - before.digestChars).toBeLessThan(20 * 1000)
   })
 })

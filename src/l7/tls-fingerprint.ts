@@ -36,8 +36,14 @@ const noGrease = (l: readonly number[]): number[] => l.filter((v) => !isGrease(v
 
 /** Digests of recent fingerprint strings: a handful of client stacks send most hellos, so most repeat. */
 const DIGEST_CACHE = 4096
+/**
+ * Longest string whose digest is kept. Real stacks' JA3 strings run to a few hundred characters; a hello
+ * of 32000 cipher suites (64 KiB) makes one of 190000, and 4096 of those would hold 780 MB.
+ */
+const MAX_CACHED_STRING = 2048
 const digests = new Map<string, string>()
 function cachedDigest(alg: 'md5' | 'sha256', s: string): string {
+  if (s.length > MAX_CACHED_STRING) return createHash(alg).update(s).digest('hex')
   const key = alg + s
   let d = digests.get(key)
   if (d === undefined) {
@@ -153,6 +159,8 @@ interface MemoEntry {
 }
 const MEMO_SIZE = 4096
 const MAX_CHAIN = 8
+/** Longest key memoised (values): under 100 for real stacks; 32000 for a 64 KiB hello, 4096 of them 520 MB. */
+const MAX_MEMO_KEY = 512
 const memo = new Map<number, MemoEntry>()
 let scratch = new Uint32Array(512)
 
@@ -230,6 +238,32 @@ function sameKey(a: Uint32Array, b: Uint32Array, n: number): boolean {
 const EMPTY = new Uint8Array(0)
 const octets = (hex: string): Uint8Array => (hex === '' ? EMPTY : new Uint8Array(Buffer.from(hex, 'hex')))
 
+function fingerprintsOf(
+  c: ClientHelloFacts,
+  s: ServerHelloFacts,
+  transport: 't' | 'q' | 'd',
+): HandshakeFingerprints {
+  const ja3Hash = ja3(c).hash
+  const ja3sHash = ja3s(s).hash
+  return {
+    ja3: ja3Hash,
+    ja3s: ja3sHash,
+    ja4: ja4(c, transport).text,
+    ja3Octets: octets(ja3Hash),
+    ja3sOctets: octets(ja3sHash),
+  }
+}
+
+/** Exposed for tests: what the digest and fingerprint caches hold (string characters, key values). */
+export function fingerprintCacheFootprint(): { digestChars: number; memoValues: number } {
+  let digestChars = 0
+  for (const [k, v] of digests) digestChars += k.length + v.length
+  let memoValues = 0
+  for (const first of memo.values())
+    for (let e: MemoEntry | undefined = first; e !== undefined; e = e.next) memoValues += e.key.length
+  return { digestChars, memoValues }
+}
+
 /**
  * JA3, JA3S and JA4 of one handshake (`transport` as ja4's), the same as ja3(c).hash, ja3s(s).hash and
  * ja4(c, transport).text. The result may be shared with other calls: treat it as read-only.
@@ -241,21 +275,14 @@ export function handshakeFingerprints(
 ): HandshakeFingerprints {
   const k = scratchFor(keyBound(c, s))
   const n = writeKey(k, c, s, transport)
+  if (n > MAX_MEMO_KEY) return fingerprintsOf(c, s, transport)
   let h = 0x811c9dc5
   for (let i = 0; i < n; i++) h = Math.imul(h ^ k[i]!, 0x01000193)
   h &= 0x3fffffff // a small integer (no heap number as the Map's key)
   let first = memo.get(h)
   let chain = 0
   for (let e = first; e !== undefined; e = e.next, chain++) if (sameKey(e.key, k, n)) return e.value
-  const ja3Hash = ja3(c).hash
-  const ja3sHash = ja3s(s).hash
-  const value: HandshakeFingerprints = {
-    ja3: ja3Hash,
-    ja3s: ja3sHash,
-    ja4: ja4(c, transport).text,
-    ja3Octets: octets(ja3Hash),
-    ja3sOctets: octets(ja3sHash),
-  }
+  const value = fingerprintsOf(c, s, transport)
   if (first === undefined && memo.size >= MEMO_SIZE) memo.clear()
   if (chain >= MAX_CHAIN) first = undefined // keys made to collide cannot grow a chain without bound
   memo.set(h, { key: k.slice(0, n), value, next: first })

@@ -43,6 +43,7 @@ export class LiveWorkers {
     this.pool = new WorkerPool({
       workers: opts.workers,
       pipeline: opts.pipeline,
+      maxRecordLength: exporter.maxRecordLength,
       onRecords: (worker, bytes) => merger.accept(worker, bytes),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),

@@ -57,7 +57,10 @@ function run(init: WorkerInit): void {
   }
   let pipeline = new MeteringPipeline(
     opts,
-    (hooks) => new IpfixExporter({ ...WORKER_EXPORTER_OPTIONS, ...hooks }, [relay]),
+    (hooks) =>
+      new IpfixExporter({ ...WORKER_EXPORTER_OPTIONS, maxRecordLength: init.maxRecordLength, ...hooks }, [
+        relay,
+      ]),
   )
   const exporter = pipeline.exporter
   let drainDeadlineUs = 0

@@ -118,6 +118,18 @@ describe('probe with N metering workers', () => {
     expect(liveWorkerThreads()).toBe(0)
   })
 
+  it('fits records to the main exporter as one thread does: a long certificate is cut, not dropped', async () => {
+    // Found by the probe fuzz campaign: a worker fitted a TLS record to its own 65535-octet messages, and
+    // the main exporter, whose messages fit the MTU, then dropped the whole record (certificate, SNI, JA3).
+    const reads = [join(REPO_ROOT, 'test/fixtures/pcap/starttls')]
+    const one = await run(reads, 0, { fields: ['tls'], mtu: 900 })
+    expect(one.summary.export.droppedRecords).toBe(0)
+    const two = await run(reads, 2, { fields: ['tls'], mtu: 900 })
+    expect(two.summary.export.droppedRecords).toBe(0)
+    expect(two.lines).toEqual(one.lines)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
   it.skipIf(!HAVE_SHARED_PCAPS)(
     'agrees with one thread over the shared captures (sweep)',
     async () => {

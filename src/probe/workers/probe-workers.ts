@@ -89,6 +89,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
         maxFlows: Math.max(1, Math.ceil(opts.maxFlows / opts.workers)),
         ...(opts.fields !== undefined ? { fields: opts.fields } : {}),
       },
+      maxRecordLength: exporter.maxRecordLength,
       ...(opts.ring !== undefined ? { ring: opts.ring } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
       onRecords: (worker, bytes) => merger.accept(worker, bytes),

@@ -1,7 +1,8 @@
 // Workers' messages re-framed into one exporter: records intact (fixed and variable length), one sequence
 // space, and a template layout that differs between workers is refused.
 import { describe, expect, it } from 'vitest'
-import { IpfixDecoder } from '../../ipfix/decoder.js'
+import { IpfixDecoder, recordToJson } from '../../ipfix/decoder.js'
+import { FLOWTEL_ELEMENTS, FLOWTEL_PEN } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template } from '../../ipfix/template.js'
 import { MemoryTransport } from '../../ipfix/testing.js'
@@ -95,6 +96,27 @@ describe('record relay', () => {
       '300:applicationName=a1',
       `${REMAP_FIRST_ID}:interfaceName=a2`,
     ])
+  })
+
+  it("announces the Flowtel elements of the workers' templates (RFC 5610), unknown to this thread before", () => {
+    // Found by the probe fuzz campaign: with --workers, the main thread never registered them (the workers
+    // build the templates), so the probe sent no RFC 5610 records at all and JSON lines read "32473.1".
+    const [id, name] = FLOWTEL_ELEMENTS[0]!
+    const ft = new Template(301, [{ id, pen: FLOWTEL_PEN, length: 4 }])
+    const relay = new RelayTransport()
+    const e = new IpfixExporter({ ...WORKER_EXPORTER_OPTIONS, now }, [relay])
+    e.addTemplate(ft)
+    e.beginRecord(ft, 4).u32(1234)
+    e.endRecord()
+    e.flush()
+    const wire = new MemoryTransport()
+    const main = new IpfixExporter({ ...MAIN, rfc5610: true }, [wire])
+    new RecordMerger(main).accept(0, new Uint8Array(relay.take() ?? new ArrayBuffer(0)))
+    main.flush()
+    const d = new IpfixDecoder()
+    const records = wire.messages.flatMap((m) => d.decode(m).records.map(recordToJson))
+    expect(records).toContainEqual(expect.objectContaining({ informationElementName: name }))
+    expect(records).toContainEqual({ [name]: 1234 })
   })
 
   it('refuses a stream that is not IPFIX', () => {

@@ -4,7 +4,8 @@
  *
  * Each worker's MeteringPipeline writes into an ordinary IpfixExporter whose only transport is a
  * RelayTransport: it collects the worker's complete IPFIX messages (large ones, 65535 octets, no statistics
- * records, no RFC 5610 records) and hands them to the main thread in one transferred buffer per batch.
+ * records, no RFC 5610 records) and hands them to the main thread in one transferred buffer per batch. Its
+ * records are fitted to the main exporter's record length (maxRecordLength), which writes each again.
  *
  * On the main thread a RecordMerger takes those messages apart (RFC 7011 §3.3 Sets, §3.4 Template Records,
  * §7 variable-length encoding) and writes every record again into the main IpfixExporter, the one that owns
@@ -22,6 +23,7 @@
  * (one already announced with that layout, or a fresh one from REMAP_FIRST_ID up), and that worker's records
  * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
+import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
 import type { Transport, TransportStats } from '../../ipfix/transport.js'
@@ -115,7 +117,11 @@ export class RecordMerger {
   constructor(
     private readonly exporter: IpfixExporter,
     private readonly opts: { remap?: boolean } = {},
-  ) {}
+  ) {
+    // The workers registered the Flowmon and Flowtel elements of their templates in their own threads: this
+    // one needs them too, for the RFC 5610 records of the main exporter (and the names of JSON lines).
+    registerEnterpriseElements()
+  }
 
   /** Template IDs defined so far (for tests). */
   get templateIds(): number[] {

@@ -33,6 +33,8 @@ import type {
 export interface WorkerPoolOptions {
   workers: number
   pipeline: Omit<PipelineOptions, 'onWarning'>
+  /** The main exporter's maxRecordLength (see WorkerInit). */
+  maxRecordLength: number
   ring?: RingSize
   /** The IPFIX messages one worker relayed (runs on the pool's thread, between dispatches). */
   onRecords: (worker: number, bytes: Uint8Array) => void
@@ -101,6 +103,7 @@ export class WorkerPool {
         index,
         ring,
         pipeline: opts.pipeline,
+        maxRecordLength: opts.maxRecordLength,
         ...(opts.fault?.worker === index ? { faultAtSlot: opts.fault.slot } : {}),
       }
       const thread = new Worker(entry.code, { eval: entry.eval, workerData: init })

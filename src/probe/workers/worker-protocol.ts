@@ -8,6 +8,8 @@ export interface WorkerInit {
   index: number
   ring: RingMemory
   pipeline: Omit<PipelineOptions, 'onWarning'>
+  /** The main exporter's maxRecordLength: records are fitted (strings cut) to what it can write again. */
+  maxRecordLength: number
   /** Tests only: throw before metering the slot with this number (0-based), to test failure handling. */
   faultAtSlot?: number
 }
@@ -30,7 +32,7 @@ export interface WorkerCounters {
   ignoredOctets: number
   firstIgnoredUs: number
   lastIgnoredUs: number
-  /** Records the worker's exporter dropped (longer than a 65535-octet message). */
+  /** Records the worker's exporter dropped (longer than the main exporter's maxRecordLength). */
   droppedRecords: number
   /** Flows created, held now, and records exported per flowEndReason (index = reason). */
   flowsCreated: number
