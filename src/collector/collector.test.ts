@@ -366,6 +366,22 @@ describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
   })
 })
 
+describe('sequence trackers under a domain flood (RFC 7011 §11.4)', () => {
+  it('keeps one exporter that changes its observation domain in every message bounded, and counts it', () => {
+    const col = new FlowCollector({ sequence: { maxTrackers: 100 } })
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    for (let i = 0; i < 10_000; i++) {
+      col.decode(msg(i, 1_000_000 + i), UDP, NOW) // a header-only message from a new domain each time
+      col.decode(msg(i, 1, set(256, '0050')), UDP, NOW) // domain 1 goes on, in sequence
+    }
+    const sess = col.sessions.get([...col.sessions.keys()][0]!)!
+    expect(sess.sequences.size).toBeLessThanOrEqual(100)
+    expect(col.allCounters()['sequence_trackers_evicted']).toBe(10_000 + 1 - 100)
+    // The domain in use is the most recently used: its accounting was never dropped.
+    expect(sess.sequence('ipfix', 1).stats).toMatchObject({ messages: 10_001, lost: 0, reordered: 0 })
+  })
+})
+
 describe('lookups reused from the last message (one key object per exporter, as listeners pass)', () => {
   it('a key object whose session ended starts a new session without the old templates', () => {
     const col = new FlowCollector()

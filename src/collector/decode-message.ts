@@ -95,7 +95,7 @@ export class FlowCollector implements MessageDecoderHost {
           this.count('session_evicted')
         }
       }
-      s = new TransportSession(key, this.opts.sequence)
+      s = new TransportSession(key, this.opts.sequence, this.count)
       this.count('sessions')
     }
     s.lastSeen = now
