@@ -129,6 +129,9 @@ describe('filter parser and compiler', () => {
     expect(q.addressColumns).toEqual(['src_addr'])
     expect(() => compileQuery({ top: ['nope'] })).toThrow(/unknown --top field "nope"/)
     expect(() => compileQuery({ top: ['extra'] })).toThrow(/unknown --top field/)
+    expect(() => compileQuery({ top: ['srcip', 'dst_port', 'src_addr'] })).toThrow(
+      '--top field "src_addr" repeats the column src_addr',
+    )
     const l = compileQuery({ since: 5n, until: 9n })
     expect(l.sql).toContain(
       'WHERE time_start >= make_timestamp($1::BIGINT) AND time_start < make_timestamp($2::BIGINT)',
