@@ -132,6 +132,7 @@ describe('filter parser and compiler', () => {
     expect(() => compileQuery({ top: ['srcip', 'dst_port', 'src_addr'] })).toThrow(
       '--top field "src_addr" repeats the column src_addr',
     )
+    expect(() => compileQuery({ columns: [] })).toThrow(/--columns names no column/)
     const l = compileQuery({ since: 5n, until: 9n })
     expect(l.sql).toContain(
       'WHERE time_start >= make_timestamp($1::BIGINT) AND time_start < make_timestamp($2::BIGINT)',

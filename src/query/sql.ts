@@ -295,6 +295,8 @@ function listingOrder(q: FlowQuery): string {
 /** The listing's columns: `columns`, every flow column, or the summary (with the joined names). */
 function listingColumns(q: FlowQuery, joins: boolean): string[] {
   if (q.columns !== undefined) {
+    if (q.columns.length === 0)
+      throw new Error('--columns names no column: list flow columns, e.g. src_addr,bytes')
     for (const n of q.columns)
       if (!COLUMN_BY_NAME.has(n) && !JOINED_BY_NAME.has(n))
         throw new Error(
