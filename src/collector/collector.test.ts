@@ -366,6 +366,33 @@ describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
   })
 })
 
+describe('zero-length fields (standards §5.3 #19)', () => {
+  const template = (zeros: number): string =>
+    set(2, `0100 ${h16(1 + zeros)} 0004 0001` + ' 0001 0000'.repeat(zeros)) // protocolIdentifier + zeros × 0-length
+  const values = (o: { records: ReadonlyArray<{ fields: readonly unknown[] }> }): number =>
+    o.records.reduce((n, r) => n + r.fields.length, 0)
+
+  it('decodes every record of a template with a few zero-length fields, as devices send them', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, template(3)), UDP, NOW)
+    const o = col.decode(msg(1, 1, set(256, '06'.repeat(1000))), UDP, NOW)
+    expect(o.records).toHaveLength(1000)
+    expect(recordToJson(o.records[0]!)).toEqual({
+      protocolIdentifier: 6,
+      octetDeltaCount: [0n, 0n, 0n].map(Number),
+    })
+  })
+
+  it('bounds the values one octet can make: 1000 octets of a 1000-zero-field template are no million', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, template(1000)), UDP, NOW)
+    const o = col.decode(msg(1, 1, set(256, '06'.repeat(1000))), UDP, NOW)
+    expect(values(o)).toBeLessThanOrEqual(8 * 1000)
+    expect(o.records.length).toBeGreaterThan(0)
+    expect(col.allCounters()['field_value_limit']).toBe(1)
+  })
+})
+
 describe('sequence trackers under a domain flood (RFC 7011 §11.4)', () => {
   it('keeps one exporter that changes its observation domain in every message bounded, and counts it', () => {
     const col = new FlowCollector({ sequence: { maxTrackers: 100 } })

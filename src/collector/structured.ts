@@ -28,7 +28,12 @@ const SEMANTICS: Record<number, string> = {
 /** Elements decoded at most per list (a loop guard). */
 const MAX_ELEMENTS = 65535
 /** Counters of decodeRecords that mean a record could not be delimited (others are about one value). */
-const RECORD_FAULTS = new Set(['partial_record', 'varlen_overrun', 'zero_length_records'])
+const RECORD_FAULTS = new Set([
+  'partial_record',
+  'varlen_overrun',
+  'zero_length_records',
+  'field_value_limit',
+])
 /** Nesting levels of lists decoded at most (standards §5.3 #39). */
 export const MAX_DEPTH = 16
 
