@@ -116,6 +116,15 @@ describe('RFC 7011 §8 template state', () => {
     expect(col.allCounters()['template_evicted']).toBe(2)
   })
 
+  it("keeps a session's template count right when a full store evicts its own templates", () => {
+    const col = new FlowCollector({ templates: { maxTemplates: 4, maxPerSession: 8 } })
+    for (let id = 256; id < 276; id++) col.decode(msg(0, 1, T_PORT(id)), UDP, NOW)
+    expect(col.templates.size).toBe(4)
+    expect(col.allCounters()).toMatchObject({ template_evicted: 16 })
+    expect(col.allCounters()['template_limit_session']).toBeUndefined()
+    expect(col.decode(msg(1, 1, set(275, '0050')), UDP, NOW).records).toHaveLength(1)
+  })
+
   it('rejects bad template records but keeps the other sets (#12, #16)', () => {
     const col = new FlowCollector()
     const out = col.decode(

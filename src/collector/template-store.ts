@@ -135,7 +135,8 @@ export class TemplateStore {
       }
     }
     this.map.set(key, { session, protocol, domain, template: t, receivedAt: now })
-    this.perSession.set(session, inSession + 1)
+    // Counted again: the eviction above may have taken one of this session's own templates.
+    this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
     return 'added'
   }
 
