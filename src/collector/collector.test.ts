@@ -375,6 +375,28 @@ describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
   })
 })
 
+describe('template size (RFC 7011 §11.4)', () => {
+  /** Template `id` of `n` fields (octetDeltaCount, 4 octets each). */
+  const big = (id: number, n: number): string => set(2, `${h16(id)} ${h16(n)}` + ' 0001 0004'.repeat(n))
+
+  it('bounds the field specifiers held, not only the templates: large templates evict the oldest', () => {
+    const col = new FlowCollector({ templates: { maxFields: 20_000 } })
+    for (let i = 0; i < 20; i++) col.decode(msg(i, 1, big(256 + i, 8000)), { ...UDP, exporterPort: i }, NOW)
+    expect(col.templates.size).toBe(2)
+    expect(col.allCounters()['template_evicted']).toBe(18)
+    // The newest are the ones kept, and they decode.
+    const o = col.decode(msg(20, 1, set(275, '00000001'.repeat(8000))), { ...UDP, exporterPort: 19 }, NOW)
+    expect(o.records).toHaveLength(1)
+    // A redefinition that grows a template evicts too; one larger than the whole bound is refused.
+    col.decode(msg(21, 1, big(275, 15_000)), { ...UDP, exporterPort: 19 }, NOW)
+    expect(col.templates.size).toBe(1)
+    const tiny = new FlowCollector({ templates: { maxFields: 10 } })
+    tiny.decode(msg(0, 1, big(256, 11)), UDP, NOW)
+    expect(tiny.templates.size).toBe(0)
+    expect(tiny.allCounters()['template_too_large']).toBe(1)
+  })
+})
+
 describe('zero-length fields (standards §5.3 #19)', () => {
   const template = (zeros: number): string =>
     set(2, `0100 ${h16(1 + zeros)} 0004 0001` + ' 0001 0000'.repeat(zeros)) // protocolIdentifier + zeros × 0-length

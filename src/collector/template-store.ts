@@ -3,7 +3,8 @@
  * observation domain, template id); templates and options templates share one id space, the last definition
  * wins. Over UDP a different definition replaces the old one at once (§8.4) and templates expire after a
  * configurable lifetime (RFC 6728 templateLifeTime, default 1800 s); over TCP they can be withdrawn (§8.1) and
- * all die with the session. The store is bounded (total, per session): the least recently defined template
+ * all die with the session. The store is bounded (templates in total and per session, field specifiers in
+ * total): the least recently defined template
  * is evicted when full, and every limit hit is counted (§11.4). Templates can be saved to and loaded from a
  * JSON file, so a restarted collector decodes at once.
  */
@@ -28,6 +29,11 @@ export interface TemplateStoreOptions {
   maxTemplates?: number
   /** Templates per session. Default 8 192. */
   maxPerSession?: number
+  /**
+   * Field specifiers over all templates. Default 2 097 152 (32 a template when the store is full). A template
+   * can hold 16 000 fields, so the template count alone would let 64 KB messages fill gigabytes.
+   */
+  maxFields?: number
 }
 
 export type SetResult = 'added' | 'updated' | 'unchanged' | 'rejected'
@@ -63,11 +69,15 @@ export class TemplateStore {
   readonly lifetimeMs: number
   private readonly maxTemplates: number
   private readonly maxPerSession: number
+  private readonly maxFields: number
+  /** Field specifiers of the templates held. */
+  private fieldsHeld = 0
 
   constructor(opts: TemplateStoreOptions = {}) {
     this.lifetimeMs = opts.lifetimeMs ?? 1_800_000
     this.maxTemplates = opts.maxTemplates ?? 65_536
     this.maxPerSession = opts.maxPerSession ?? 8192
+    this.maxFields = opts.maxFields ?? 2_097_152
   }
 
   readonly count: Counter = (name, n = 1) => {
@@ -111,13 +121,19 @@ export class TemplateStore {
     now: number,
   ): SetResult {
     const key = templateKey(session, t.version, domain, t.id)
+    if (t.fields.length > this.maxFields) {
+      this.count('template_too_large')
+      return 'rejected'
+    }
     const old = this.map.get(key)
     if (old !== undefined) {
       this.map.delete(key) // re-inserted last: the map's order is least recently defined first
       const same = sameLayout(old.template, t)
+      this.fieldsHeld += t.fields.length - old.template.fields.length
       old.template = t
       old.receivedAt = now
       this.map.set(key, old)
+      this.evictFields(key)
       if (same) return 'unchanged'
       this.count(protocol === 'tcp' ? 'template_redefined_tcp' : 'template_redefined')
       return 'updated'
@@ -135,9 +151,20 @@ export class TemplateStore {
       }
     }
     this.map.set(key, { session, protocol, domain, template: t, receivedAt: now })
-    // Counted again: the eviction above may have taken one of this session's own templates.
     this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
+    this.fieldsHeld += t.fields.length
+    this.evictFields(key)
     return 'added'
+  }
+
+  /** Evicts the least recently defined templates (never `keep`) while the field bound is exceeded. */
+  private evictFields(keep: string): void {
+    while (this.fieldsHeld > this.maxFields) {
+      const oldest = this.map.keys().next()
+      if (oldest.done || oldest.value === keep) return
+      this.remove(oldest.value)
+      this.count('template_evicted')
+    }
   }
 
   private lastGet: { session: string; version: number; domain: number; id: number; key: string } | undefined
@@ -227,6 +254,7 @@ export class TemplateStore {
     const e = this.map.get(key)
     if (e === undefined) return
     this.map.delete(key)
+    this.fieldsHeld -= e.template.fields.length
     const n = (this.perSession.get(e.session) ?? 1) - 1
     if (n <= 0) this.perSession.delete(e.session)
     else this.perSession.set(e.session, n)
