@@ -4,12 +4,14 @@
  * wins. Over UDP a different definition replaces the old one at once (§8.4) and templates expire after a
  * configurable lifetime (RFC 6728 templateLifeTime, default 1800 s); over TCP they can be withdrawn (§8.1) and
  * all die with the session. The store is bounded (templates in total and per session, field specifiers in
- * total): the least recently defined template
- * is evicted when full, and every limit hit is counted (§11.4). Templates can be saved to and loaded from a
- * JSON file, so a restarted collector decodes at once.
+ * total): the least recently defined template is evicted when full, and every limit hit is counted (§11.4).
+ * Types an exporter announces (RFC 5610) apply to its templates when a template is next used to decode records,
+ * not at once: a type record costs the same whatever the store holds. Templates can be saved to and loaded
+ * from a JSON file, so a restarted collector decodes at once.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import {
+  MAX_FIELD_VALUES_PER_OCTET,
   lenientType,
   minRecordLength,
   sameLayout,
@@ -18,7 +20,7 @@ import {
   type Counter,
   type FieldSpecTuple,
 } from './data-set.js'
-import type { ElementDef } from '../ipfix/elements.js'
+import { lookupElement } from '../ipfix/elements.js'
 import type { TransportProtocol } from './session.js'
 import { LearnedTypes, type PersistedType } from './type-records.js'
 
@@ -44,6 +46,8 @@ interface Entry {
   readonly domain: number
   template: CollectorTemplate
   receivedAt: number
+  /** The session's learned-types generation the template's fields were resolved with. */
+  typesSeen: number
 }
 
 interface PersistedTemplate {
@@ -86,26 +90,32 @@ export class TemplateStore {
 
   /** RFC 5610 types learned per session (kept, dropped and persisted with the templates). */
   readonly types = new LearnedTypes(this.count)
+  /** Per session: bumped whenever it learns or changes a type (typesChanged). */
+  private readonly typesGeneration = new Map<string, number>()
 
   /**
-   * Applies a definition learned in `session` to its templates that already use the element (RFC 5610
-   * records may follow the templates): their fields get the learned name and type. Returns how many changed.
+   * `session` learned or changed a type (RFC 5610 records may follow the templates): its IPFIX templates
+   * that use the element take the learned name and type when they next decode records (`get`). Nothing is
+   * rewritten here, so an exporter that changes a type in every record costs no more than one that does not.
    */
-  retype(session: string, def: ElementDef): number {
-    let n = 0
-    for (const e of this.map.values()) {
-      const t = e.template
-      if (e.session !== session || t.version !== 10) continue
-      if (!t.fields.some((f) => f.pen === def.pen && f.id === def.id)) continue
-      const fields = t.fields.map((f) =>
-        f.pen === def.pen && f.id === def.id
-          ? { ...f, name: def.name, type: lenientType(def.type, f.length, this.count) }
-          : f,
-      )
-      e.template = { ...t, fields, minLength: minRecordLength(fields) }
-      n++
-    }
-    return n
+  typesChanged(session: string): void {
+    this.typesGeneration.set(session, (this.typesGeneration.get(session) ?? 0) + 1)
+  }
+
+  /** The template's fields with the session's learned types applied to the elements the dictionaries lack. */
+  private retyped(session: string, t: CollectorTemplate): CollectorTemplate {
+    const learned = this.types.forSession(session)
+    if (learned === undefined) return t
+    let changed = false
+    const fields = t.fields.map((f) => {
+      const def = lookupElement(f.pen, f.id) === undefined ? learned(f.pen, f.id) : undefined
+      if (def === undefined) return f
+      const type = lenientType(def.type, f.length, this.count)
+      if (def.name === f.name && type === f.type) return f
+      changed = true
+      return { ...f, name: def.name, type }
+    })
+    return changed ? { ...t, fields, minLength: minRecordLength(fields) } : t
   }
 
   get size(): number {
@@ -132,6 +142,7 @@ export class TemplateStore {
       this.fieldsHeld += t.fields.length - old.template.fields.length
       old.template = t
       old.receivedAt = now
+      old.typesSeen = this.typesGeneration.get(session) ?? 0
       this.map.set(key, old)
       this.evictFields(key)
       if (same) return 'unchanged'
@@ -150,7 +161,8 @@ export class TemplateStore {
         this.count('template_evicted')
       }
     }
-    this.map.set(key, { session, protocol, domain, template: t, receivedAt: now })
+    const typesSeen = this.typesGeneration.get(session) ?? 0
+    this.map.set(key, { session, protocol, domain, template: t, receivedAt: now, typesSeen })
     this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
     this.fieldsHeld += t.fields.length
     this.evictFields(key)
@@ -169,13 +181,19 @@ export class TemplateStore {
 
   private lastGet: { session: string; version: number; domain: number; id: number; key: string } | undefined
 
-  /** The live template, or undefined (an expired UDP template is removed and counted). */
+  /**
+   * The live template, or undefined (an expired UDP template is removed and counted). `octets`: the bytes
+   * its records are about to be decoded from; the session's learned types are applied first when they
+   * changed since, unless those bytes are too few for even one record (MAX_FIELD_VALUES_PER_OCTET), so the
+   * work is bounded by the data. Without `octets` they are applied whenever they changed.
+   */
   get(
     session: string,
     version: number,
     domain: number,
     id: number,
     now: number,
+    octets?: number,
   ): CollectorTemplate | undefined {
     // The last lookup's key string again when it is the same template (every data set of a stream asks
     // for the same few): no key built per data set.
@@ -191,6 +209,15 @@ export class TemplateStore {
       this.remove(key)
       this.count('template_expired')
       return undefined
+    }
+    if (e.template.version === 10) {
+      const generation = this.typesGeneration.get(session) ?? 0
+      const decodable =
+        octets === undefined || e.template.fields.length <= MAX_FIELD_VALUES_PER_OCTET * octets
+      if (e.typesSeen !== generation && decodable) {
+        e.template = this.retyped(session, e.template)
+        e.typesSeen = generation
+      }
     }
     return e.template
   }
@@ -228,6 +255,7 @@ export class TemplateStore {
   /** Every template of a session goes (the end of a TCP session, §8.1), and its learned types. */
   dropSession(session: string): number {
     this.types.dropSession(session)
+    this.typesGeneration.delete(session)
     let n = 0
     for (const [k, e] of this.map)
       if (e.session === session) {
