@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { recordToJson } from '../ipfix/decoder.js'
 import { hex } from '../ipfix/testing.js'
 import { FlowCollector } from './decode-message.js'
@@ -93,6 +93,35 @@ describe('RFC 7011 §8 template state', () => {
     // The end of the session withdraws everything else.
     col.endSession(col.sessions.keys().next().value!)
     expect(col.templates.size).toBe(0)
+  })
+
+  it('TCP: an All Templates Withdrawal takes its kind only, by an index, not by walking the store', () => {
+    const col = new FlowCollector()
+    // Domain 1: data templates 256, 257 and options template 258 (scope sourceIPv4Address); 259 turns from
+    // data into options by redefinition; domain 2: data template 256.
+    const OPT = (id: number): string => set(3, `${h16(id)} 0001 0001 0008 0004`)
+    col.decode(msg(0, 1, T_PORT(256), T_PORT(257), OPT(258), T_PORT(259)), TCP, NOW)
+    col.decode(msg(1, 1, OPT(259)), TCP, NOW)
+    col.decode(msg(0, 2, T_PORT(256)), TCP, NOW)
+    // The withdrawals find what they take without iterating the store's map (thousands of them in one
+    // message would walk it thousands of times).
+    const walks = vi.spyOn((col.templates as unknown as { map: Map<string, unknown> }).map, Symbol.iterator)
+    const all = Array.from({ length: 1000 }, () => '0002 0000').join(' ')
+    col.decode(msg(2, 1, set(2, all)), TCP, NOW) // All Templates Withdrawal × 1000: data templates only
+    expect(walks).not.toHaveBeenCalled()
+    walks.mockRestore()
+    expect(col.allCounters()['withdrawal_all']).toBe(1000)
+    const left = (id: number, domain: number): boolean =>
+      col.decode(msg(3, domain, set(id, '00000001')), TCP, NOW).records.length > 0
+    expect([left(256, 1), left(257, 1), left(258, 1), left(259, 1), left(256, 2)]).toEqual([
+      false,
+      false,
+      true,
+      true,
+      true,
+    ])
+    col.decode(msg(4, 1, set(3, '0003 0000')), TCP, NOW) // All Options Templates Withdrawal
+    expect([left(258, 1), left(259, 1), left(256, 2)]).toEqual([false, false, true])
   })
 
   it('templates and options templates share one id space: the last definition wins (#24)', () => {

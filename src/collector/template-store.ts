@@ -66,6 +66,9 @@ export function templateKey(session: string, version: number, domain: number, id
   return `${session}|${version}|${domain}|${id}`
 }
 
+const kindKey = (session: string, version: number, domain: number, options: boolean): string =>
+  `${session}|${version}|${domain}|${options ? 'options' : 'data'}`
+
 export class TemplateStore {
   readonly counters: Record<string, number> = {}
   private readonly map = new Map<string, Entry>()
@@ -76,6 +79,8 @@ export class TemplateStore {
   private readonly maxFields: number
   /** Field specifiers of the templates held. */
   private fieldsHeld = 0
+  /** Keys of the templates held by (session, version, domain, kind): what one All Templates Withdrawal takes. */
+  private readonly byKind = new Map<string, Set<string>>()
 
   constructor(opts: TemplateStoreOptions = {}) {
     this.lifetimeMs = opts.lifetimeMs ?? 1_800_000
@@ -140,6 +145,10 @@ export class TemplateStore {
       this.map.delete(key) // re-inserted last: the map's order is least recently defined first
       const same = sameLayout(old.template, t)
       this.fieldsHeld += t.fields.length - old.template.fields.length
+      if (old.template.options !== t.options) {
+        this.unindex(key, old)
+        this.index(key, session, t.version, domain, t.options)
+      }
       old.template = t
       old.receivedAt = now
       old.typesSeen = this.typesGeneration.get(session) ?? 0
@@ -165,6 +174,7 @@ export class TemplateStore {
     this.map.set(key, { session, protocol, domain, template: t, receivedAt: now, typesSeen })
     this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
     this.fieldsHeld += t.fields.length
+    this.index(key, session, t.version, domain, t.options)
     this.evictFields(key)
     return 'added'
   }
@@ -237,19 +247,25 @@ export class TemplateStore {
 
   /** All (Options) Templates Withdrawal for one domain of a session (RFC 7011 §8.1). */
   withdrawAll(session: string, version: number, domain: number, options: boolean): number {
-    let n = 0
-    for (const [k, e] of this.map)
-      if (
-        e.session === session &&
-        e.domain === domain &&
-        e.template.version === version &&
-        e.template.options === options
-      ) {
-        this.remove(k)
-        n++
-      }
+    // By the index: the work is the templates withdrawn, however many others the store holds.
+    const keys = [...(this.byKind.get(kindKey(session, version, domain, options)) ?? [])]
+    for (const k of keys) this.remove(k)
     this.count('withdrawal_all')
-    return n
+    return keys.length
+  }
+
+  private index(key: string, session: string, version: number, domain: number, options: boolean): void {
+    const k = kindKey(session, version, domain, options)
+    let keys = this.byKind.get(k)
+    if (keys === undefined) this.byKind.set(k, (keys = new Set()))
+    keys.add(key)
+  }
+
+  private unindex(key: string, e: Entry): void {
+    const k = kindKey(e.session, e.template.version, e.domain, e.template.options)
+    const keys = this.byKind.get(k)
+    keys?.delete(key)
+    if (keys?.size === 0) this.byKind.delete(k)
   }
 
   /** Every template of a session goes (the end of a TCP session, §8.1), and its learned types. */
@@ -282,6 +298,7 @@ export class TemplateStore {
     const e = this.map.get(key)
     if (e === undefined) return
     this.map.delete(key)
+    this.unindex(key, e)
     this.fieldsHeld -= e.template.fields.length
     const n = (this.perSession.get(e.session) ?? 1) - 1
     if (n <= 0) this.perSession.delete(e.session)
