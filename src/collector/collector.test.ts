@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { recordToJson } from '../ipfix/decoder.js'
 import { hex } from '../ipfix/testing.js'
 import { FlowCollector } from './decode-message.js'
@@ -95,6 +95,35 @@ describe('RFC 7011 §8 template state', () => {
     expect(col.templates.size).toBe(0)
   })
 
+  it('TCP: an All Templates Withdrawal takes its kind only, by an index, not by walking the store', () => {
+    const col = new FlowCollector()
+    // Domain 1: data templates 256, 257 and options template 258 (scope sourceIPv4Address); 259 turns from
+    // data into options by redefinition; domain 2: data template 256.
+    const OPT = (id: number): string => set(3, `${h16(id)} 0001 0001 0008 0004`)
+    col.decode(msg(0, 1, T_PORT(256), T_PORT(257), OPT(258), T_PORT(259)), TCP, NOW)
+    col.decode(msg(1, 1, OPT(259)), TCP, NOW)
+    col.decode(msg(0, 2, T_PORT(256)), TCP, NOW)
+    // The withdrawals find what they take without iterating the store's map (thousands of them in one
+    // message would walk it thousands of times).
+    const walks = vi.spyOn((col.templates as unknown as { map: Map<string, unknown> }).map, Symbol.iterator)
+    const all = Array.from({ length: 1000 }, () => '0002 0000').join(' ')
+    col.decode(msg(2, 1, set(2, all)), TCP, NOW) // All Templates Withdrawal × 1000: data templates only
+    expect(walks).not.toHaveBeenCalled()
+    walks.mockRestore()
+    expect(col.allCounters()['withdrawal_all']).toBe(1000)
+    const left = (id: number, domain: number): boolean =>
+      col.decode(msg(3, domain, set(id, '00000001')), TCP, NOW).records.length > 0
+    expect([left(256, 1), left(257, 1), left(258, 1), left(259, 1), left(256, 2)]).toEqual([
+      false,
+      false,
+      true,
+      true,
+      true,
+    ])
+    col.decode(msg(4, 1, set(3, '0003 0000')), TCP, NOW) // All Options Templates Withdrawal
+    expect([left(258, 1), left(259, 1), left(256, 2)]).toEqual([false, false, true])
+  })
+
   it('templates and options templates share one id space: the last definition wins (#24)', () => {
     const col = new FlowCollector()
     col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
@@ -114,6 +143,15 @@ describe('RFC 7011 §8 template state', () => {
       col.decode(msg(0, 1, T_PORT(256)), { ...UDP, exporterPort: port }, NOW)
     expect(col.templates.size).toBe(4)
     expect(col.allCounters()['template_evicted']).toBe(2)
+  })
+
+  it("keeps a session's template count right when a full store evicts its own templates", () => {
+    const col = new FlowCollector({ templates: { maxTemplates: 4, maxPerSession: 8 } })
+    for (let id = 256; id < 276; id++) col.decode(msg(0, 1, T_PORT(id)), UDP, NOW)
+    expect(col.templates.size).toBe(4)
+    expect(col.allCounters()).toMatchObject({ template_evicted: 16 })
+    expect(col.allCounters()['template_limit_session']).toBeUndefined()
+    expect(col.decode(msg(1, 1, set(275, '0050')), UDP, NOW).records).toHaveLength(1)
   })
 
   it('rejects bad template records but keeps the other sets (#12, #16)', () => {
@@ -363,6 +401,71 @@ describe('state exhaustion (RFC 7011 §11.4, standards §5.3 #20, #21)', () => {
     // A legitimate exporter still works afterwards.
     col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
     expect(col.decode(msg(1, 1, set(256, '0050')), UDP, NOW).records).toHaveLength(1)
+  })
+})
+
+describe('template size (RFC 7011 §11.4)', () => {
+  /** Template `id` of `n` fields (octetDeltaCount, 4 octets each). */
+  const big = (id: number, n: number): string => set(2, `${h16(id)} ${h16(n)}` + ' 0001 0004'.repeat(n))
+
+  it('bounds the field specifiers held, not only the templates: large templates evict the oldest', () => {
+    const col = new FlowCollector({ templates: { maxFields: 20_000 } })
+    for (let i = 0; i < 20; i++) col.decode(msg(i, 1, big(256 + i, 8000)), { ...UDP, exporterPort: i }, NOW)
+    expect(col.templates.size).toBe(2)
+    expect(col.allCounters()['template_evicted']).toBe(18)
+    // The newest are the ones kept, and they decode.
+    const o = col.decode(msg(20, 1, set(275, '00000001'.repeat(8000))), { ...UDP, exporterPort: 19 }, NOW)
+    expect(o.records).toHaveLength(1)
+    // A redefinition that grows a template evicts too; one larger than the whole bound is refused.
+    col.decode(msg(21, 1, big(275, 15_000)), { ...UDP, exporterPort: 19 }, NOW)
+    expect(col.templates.size).toBe(1)
+    const tiny = new FlowCollector({ templates: { maxFields: 10 } })
+    tiny.decode(msg(0, 1, big(256, 11)), UDP, NOW)
+    expect(tiny.templates.size).toBe(0)
+    expect(tiny.allCounters()['template_too_large']).toBe(1)
+  })
+})
+
+describe('zero-length fields (standards §5.3 #19)', () => {
+  const template = (zeros: number): string =>
+    set(2, `0100 ${h16(1 + zeros)} 0004 0001` + ' 0001 0000'.repeat(zeros)) // protocolIdentifier + zeros × 0-length
+  const values = (o: { records: ReadonlyArray<{ fields: readonly unknown[] }> }): number =>
+    o.records.reduce((n, r) => n + r.fields.length, 0)
+
+  it('decodes every record of a template with a few zero-length fields, as devices send them', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, template(3)), UDP, NOW)
+    const o = col.decode(msg(1, 1, set(256, '06'.repeat(1000))), UDP, NOW)
+    expect(o.records).toHaveLength(1000)
+    expect(recordToJson(o.records[0]!)).toEqual({
+      protocolIdentifier: 6,
+      octetDeltaCount: [0n, 0n, 0n].map(Number),
+    })
+  })
+
+  it('bounds the values one octet can make: 1000 octets of a 1000-zero-field template are no million', () => {
+    const col = new FlowCollector()
+    col.decode(msg(0, 1, template(1000)), UDP, NOW)
+    const o = col.decode(msg(1, 1, set(256, '06'.repeat(1000))), UDP, NOW)
+    expect(values(o)).toBeLessThanOrEqual(8 * 1000)
+    expect(o.records.length).toBeGreaterThan(0)
+    expect(col.allCounters()['field_value_limit']).toBe(1)
+  })
+})
+
+describe('sequence trackers under a domain flood (RFC 7011 §11.4)', () => {
+  it('keeps one exporter that changes its observation domain in every message bounded, and counts it', () => {
+    const col = new FlowCollector({ sequence: { maxTrackers: 100 } })
+    col.decode(msg(0, 1, T_PORT(256)), UDP, NOW)
+    for (let i = 0; i < 10_000; i++) {
+      col.decode(msg(i, 1_000_000 + i), UDP, NOW) // a header-only message from a new domain each time
+      col.decode(msg(i, 1, set(256, '0050')), UDP, NOW) // domain 1 goes on, in sequence
+    }
+    const sess = col.sessions.get([...col.sessions.keys()][0]!)!
+    expect(sess.sequences.size).toBeLessThanOrEqual(100)
+    expect(col.allCounters()['sequence_trackers_evicted']).toBe(10_000 + 1 - 100)
+    // The domain in use is the most recently used: its accounting was never dropped.
+    expect(sess.sequence('ipfix', 1).stats).toMatchObject({ messages: 10_001, lost: 0, reordered: 0 })
   })
 })
 

@@ -106,9 +106,18 @@ export function minRecordLength(fields: readonly FieldDef[]): number {
 }
 
 /**
+ * Field values decoded per octet of a Data Set at most. A field of length 0 costs nothing on the wire, so a
+ * template of one 1-octet field and thousands of zero-length ones would make every octet a record of
+ * thousands of values (a 40 KB exchange ran the collector out of memory). Real templates stay far below:
+ * every other field takes at least one octet, and devices send a few zero-length fields (standards §5.3 #19).
+ */
+export const MAX_FIELD_VALUES_PER_OCTET = 8
+
+/**
  * Decodes the records of one Data Set body bytes[p, end) by template `t`. Records complete before a fault
- * are returned; the fault (a record cut short by the set end, a variable length overrunning it) is counted
- * and ends the set. A remainder shorter than the smallest record is padding (RFC 7011 §3.3.1).
+ * are returned; the fault (a record cut short by the set end, a variable length overrunning it, more field
+ * values than MAX_FIELD_VALUES_PER_OCTET allows for the set) is counted and ends the set. A remainder
+ * shorter than the smallest record is padding (RFC 7011 §3.3.1).
  */
 export function decodeRecords(
   t: CollectorTemplate,
@@ -126,7 +135,13 @@ export function decodeRecords(
     return out
   }
   const countValue = (name: string): void => count(name)
+  let budget = MAX_FIELD_VALUES_PER_OCTET * (end - p)
   records: while (end - p >= t.minLength) {
+    if (t.fields.length > budget) {
+      count('field_value_limit')
+      break
+    }
+    budget -= t.fields.length
     const fields: DecodedField[] = []
     let q = p
     for (const f of t.fields) {

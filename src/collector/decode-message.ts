@@ -95,7 +95,7 @@ export class FlowCollector implements MessageDecoderHost {
           this.count('session_evicted')
         }
       }
-      s = new TransportSession(key, this.opts.sequence)
+      s = new TransportSession(key, this.opts.sequence, this.count)
       this.count('sessions')
     }
     s.lastSeen = now
@@ -229,7 +229,7 @@ export class FlowCollector implements MessageDecoderHost {
     now: number,
     out: DecodeOutput,
   ): number | undefined {
-    const t = this.templates.get(ctx.session, ctx.version, ctx.domain, setId, now)
+    const t = this.templates.get(ctx.session, ctx.version, ctx.domain, setId, now, end - p)
     if (t === undefined) {
       this.count('no_template')
       this.pending.add(
@@ -288,17 +288,17 @@ export class FlowCollector implements MessageDecoderHost {
     return recs.length
   }
 
-  /** An RFC 5610 type record: learned for the session, and applied to its templates that use the element. */
+  /** An RFC 5610 type record: learned for the session; its templates take it when they next decode. */
   private learnType(ctx: MessageContext, fields: DecodedField[]): void {
     const def = this.templates.types.learn(ctx.session, fields)
-    if (def !== undefined) this.templates.retype(ctx.session, def)
+    if (def !== undefined) this.templates.typesChanged(ctx.session)
   }
 
   /** The RFC 6313 lists of one record as JSON, by field index, with the session's templates. */
   private lists(ctx: MessageContext, fields: DecodedField[], now: number): Map<number, unknown> | undefined {
     let m: Map<number, unknown> | undefined
     const lctx: ListContext = {
-      template: (id) => this.templates.get(ctx.session, ctx.version, ctx.domain, id, now),
+      template: (id, octets) => this.templates.get(ctx.session, ctx.version, ctx.domain, id, now, octets),
       count: this.count,
     }
     fields.forEach((f, i) => {

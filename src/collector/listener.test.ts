@@ -93,6 +93,39 @@ describe('listeners', () => {
     )
   })
 
+  it.each([...udpKinds, 'tcp' as const])(
+    'counts a message the sink throws on, and the others still arrive (%s)',
+    async (kind) => {
+      const col = new FlowCollector()
+      const got: CollectedRecord[] = []
+      let calls = 0
+      const sink = (o: { records: CollectedRecord[] }): void => {
+        if (calls++ === 1) throw new Error('the store refused a value') // the first data message
+        got.push(...o.records)
+      }
+      const tcp = kind === 'tcp'
+      const l = await listen({ protocol: tcp ? 'tcp' : 'udp', host: '127.0.0.1', port: 0 }, col, sink, {
+        ...(tcp ? {} : { udpReceiver: kind, udpTuning: { flushMs: 50 } }), // native: one batch of all four
+      })
+      const msgs = [IPFIX_TPL, IPFIX_DATA, IPFIX_DATA, IPFIX_DATA]
+      try {
+        if (tcp) {
+          const c = connect(l.port, '127.0.0.1')
+          await new Promise<void>((r) => c.once('connect', () => r()))
+          c.end(Buffer.concat(msgs))
+        } else {
+          const s = createSocket('udp4')
+          for (const m of msgs) await new Promise((r) => s.send(m, l.port, '127.0.0.1', r))
+          s.close()
+        }
+        await waitFor(() => got.length === 2)
+        expect(l.counters['sink_errors']).toBe(1)
+      } finally {
+        await l.close()
+      }
+    },
+  )
+
   it('frames IPFIX over TCP and drops the session templates when it closes', async () => {
     const col = new FlowCollector()
     const got: CollectedRecord[] = []

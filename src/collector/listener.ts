@@ -9,6 +9,7 @@
  * else Node's dgram; the kernel's receive-buffer drops are counted either way (issue #6: no silent loss).
  * `tls://HOST:PORT` is the TCP listener behind TLS (RFC 7011 §11: TLS 1.2+, certificate and key from PEM files;
  * with a client CA, exporters must present a certificate it signed, §11.3). Failed handshakes are counted.
+ * A message whose output the sink throws on is counted (sink_errors), never lost with its batch or fatal.
  */
 import { readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net'
@@ -42,6 +43,20 @@ function plain(addr: string): string {
 }
 
 export type ListenerSink = (out: DecodeOutput) => void
+
+/**
+ * The sink behind a guard: a message whose output the sink cannot take is counted (`sink_errors`), so it
+ * cannot abort the other datagrams of a native batch or end the process from a socket event.
+ */
+function guarded(sink: ListenerSink, count: (name: string) => void): ListenerSink {
+  return (out) => {
+    try {
+      sink(out)
+    } catch {
+      count('sink_errors')
+    }
+  }
+}
 
 export interface Listener {
   readonly address: ListenAddress
@@ -105,7 +120,7 @@ const UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
 async function listenUdp(
   addr: ListenAddress,
   col: FlowCollector,
-  sink: ListenerSink,
+  unguarded: ListenerSink,
   opts: ListenOptions,
 ): Promise<Listener> {
   // Receive-buffer drops are shown even while there are none: counted, never silent (issue #6).
@@ -113,6 +128,7 @@ async function listenUdp(
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1
   }
+  const sink = guarded(unguarded, count)
   // The key of the last datagram's exporter, used again while the same exporter sends (the collector
   // finds its session by the key object without building the session id).
   let last: SessionKey | undefined
@@ -161,7 +177,7 @@ async function listenUdp(
 async function listenTcp(
   addr: ListenAddress,
   col: FlowCollector,
-  sink: ListenerSink,
+  unguarded: ListenerSink,
   opts: ListenOptions,
 ): Promise<Listener> {
   const maxConnections = opts.maxConnections ?? 1024
@@ -170,6 +186,7 @@ async function listenTcp(
   const count = (n: string): void => {
     counters[n] = (counters[n] ?? 0) + 1
   }
+  const sink = guarded(unguarded, count)
   const conns = new Set<TcpSocket>()
   const onConnection = (c: TcpSocket): void => {
     if (conns.size >= maxConnections) {

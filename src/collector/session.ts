@@ -7,7 +7,7 @@
  * records, and data is never dropped for it. A jump further than the configured windows does not move the
  * expectation at once (an attacker must not blind the check, §11.6): it is resynchronised only when several
  * messages in a row continue from the jump (an exporter restart, also one that restarts behind the
- * expectation), and counted as a reset.
+ * expectation), and counted as a reset. The trackers of a session are bounded (least recently used dropped).
  */
 
 export type TransportProtocol = 'udp' | 'tcp' | 'file'
@@ -41,6 +41,12 @@ export interface SequenceOptions {
   reorderWindow?: number
   /** Consecutive messages continuing each other off the expectation that mean a restart. Default 3. */
   resyncAfter?: number
+  /**
+   * Trackers (observation domains, sFlow sources) kept per session at most: the least recently used is
+   * dropped and counted (`sequence_trackers_evicted`), so a sender that changes its domain in every message
+   * cannot grow the session without bound (RFC 7011 §11.4). Default 4096.
+   */
+  maxTrackers?: number
 }
 
 export interface SequenceStats {
@@ -179,14 +185,18 @@ export class SequenceTracker {
 /** Per-session state held by the collector: sequence trackers per observation domain, last activity. */
 export class TransportSession {
   readonly id: string
+  /** Trackers by `kind/domain`, least recently used first. */
   readonly sequences = new Map<string, SequenceTracker>()
   lastSeen = 0
+  private readonly maxTrackers: number
 
   constructor(
     readonly key: SessionKey,
     private readonly seqOpts: SequenceOptions = {},
+    private readonly count: (name: string) => void = () => {},
   ) {
     this.id = sessionId(key)
+    this.maxTrackers = Math.max(1, seqOpts.maxTrackers ?? 4096)
   }
 
   /** The tracker for one domain: `kind` separates IPFIX, NetFlow v9 and v5 numbering (different units). */
@@ -195,14 +205,23 @@ export class TransportSession {
     if (l !== undefined && l.kind === kind && l.domain === domain) return l.tracker
     const k = `${kind}/${domain}`
     let t = this.sequences.get(k)
-    if (t === undefined) {
+    if (t !== undefined)
+      this.sequences.delete(k) // re-inserted last: the map stays in least-recently-used order
+    else {
+      if (this.sequences.size >= this.maxTrackers) {
+        const oldest = this.sequences.keys().next()
+        if (!oldest.done) {
+          this.sequences.delete(oldest.value)
+          this.count('sequence_trackers_evicted')
+        }
+      }
       t = new SequenceTracker(this.seqOpts)
-      this.sequences.set(k, t)
     }
+    this.sequences.set(k, t)
     this.last = { kind, domain, tracker: t }
     return t
   }
 
-  /** The tracker sequence() returned last (trackers are never removed from a session). */
+  /** The tracker sequence() returned last (the most recently used: never the one evicted next). */
   private last: { kind: string; domain: number; tracker: SequenceTracker } | undefined
 }

@@ -28,7 +28,12 @@ const SEMANTICS: Record<number, string> = {
 /** Elements decoded at most per list (a loop guard). */
 const MAX_ELEMENTS = 65535
 /** Counters of decodeRecords that mean a record could not be delimited (others are about one value). */
-const RECORD_FAULTS = new Set(['partial_record', 'varlen_overrun', 'zero_length_records'])
+const RECORD_FAULTS = new Set([
+  'partial_record',
+  'varlen_overrun',
+  'zero_length_records',
+  'field_value_limit',
+])
 /** Nesting levels of lists decoded at most (standards §5.3 #39). */
 export const MAX_DEPTH = 16
 
@@ -54,8 +59,11 @@ export interface SubTemplateMultiListJson {
 
 /** What decoding the lists of one record needs: the session's templates, the counters, the depth so far. */
 export interface ListContext {
-  /** The template `id` of the session and domain the record came from (undefined: unknown). */
-  readonly template?: (id: number) => CollectorTemplate | undefined
+  /**
+   * The template `id` of the session and domain the record came from (undefined: unknown), to decode records
+   * from `octets` bytes.
+   */
+  readonly template?: (id: number, octets: number) => CollectorTemplate | undefined
   readonly count: (name: string) => void
   readonly depth?: number
 }
@@ -202,7 +210,7 @@ export function subTemplateListToJson(b: Uint8Array, ctx: ListContext): SubTempl
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength)
   const semantic = v.getUint8(0)
   const templateId = v.getUint16(1)
-  const t = ctx.template?.(templateId)
+  const t = ctx.template?.(templateId, b.byteLength - 3)
   if (t === undefined) {
     ctx.count('stl_unknown_template')
     return undefined
@@ -235,7 +243,7 @@ export function subTemplateMultiListToJson(
       ctx.count('stml_bad_length') // standards §5.3 #40 (loop guard)
       return undefined
     }
-    const t = ctx.template?.(templateId)
+    const t = ctx.template?.(templateId, len - 4)
     if (t === undefined) {
       ctx.count('stml_unknown_template')
       lists.push({

@@ -3,12 +3,15 @@
  * observation domain, template id); templates and options templates share one id space, the last definition
  * wins. Over UDP a different definition replaces the old one at once (§8.4) and templates expire after a
  * configurable lifetime (RFC 6728 templateLifeTime, default 1800 s); over TCP they can be withdrawn (§8.1) and
- * all die with the session. The store is bounded (total, per session): the least recently defined template
- * is evicted when full, and every limit hit is counted (§11.4). Templates can be saved to and loaded from a
- * JSON file, so a restarted collector decodes at once.
+ * all die with the session. The store is bounded (templates in total and per session, field specifiers in
+ * total): the least recently defined template is evicted when full, and every limit hit is counted (§11.4).
+ * Types an exporter announces (RFC 5610) apply to its templates when a template is next used to decode records,
+ * not at once: a type record costs the same whatever the store holds. Templates can be saved to and loaded
+ * from a JSON file, so a restarted collector decodes at once.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import {
+  MAX_FIELD_VALUES_PER_OCTET,
   lenientType,
   minRecordLength,
   sameLayout,
@@ -17,7 +20,7 @@ import {
   type Counter,
   type FieldSpecTuple,
 } from './data-set.js'
-import type { ElementDef } from '../ipfix/elements.js'
+import { lookupElement } from '../ipfix/elements.js'
 import type { TransportProtocol } from './session.js'
 import { LearnedTypes, type PersistedType } from './type-records.js'
 
@@ -28,6 +31,11 @@ export interface TemplateStoreOptions {
   maxTemplates?: number
   /** Templates per session. Default 8 192. */
   maxPerSession?: number
+  /**
+   * Field specifiers over all templates. Default 2 097 152 (32 a template when the store is full). A template
+   * can hold 16 000 fields, so the template count alone would let 64 KB messages fill gigabytes.
+   */
+  maxFields?: number
 }
 
 export type SetResult = 'added' | 'updated' | 'unchanged' | 'rejected'
@@ -38,6 +46,8 @@ interface Entry {
   readonly domain: number
   template: CollectorTemplate
   receivedAt: number
+  /** The session's learned-types generation the template's fields were resolved with. */
+  typesSeen: number
 }
 
 interface PersistedTemplate {
@@ -56,6 +66,9 @@ export function templateKey(session: string, version: number, domain: number, id
   return `${session}|${version}|${domain}|${id}`
 }
 
+const kindKey = (session: string, version: number, domain: number, options: boolean): string =>
+  `${session}|${version}|${domain}|${options ? 'options' : 'data'}`
+
 export class TemplateStore {
   readonly counters: Record<string, number> = {}
   private readonly map = new Map<string, Entry>()
@@ -63,11 +76,17 @@ export class TemplateStore {
   readonly lifetimeMs: number
   private readonly maxTemplates: number
   private readonly maxPerSession: number
+  private readonly maxFields: number
+  /** Field specifiers of the templates held. */
+  private fieldsHeld = 0
+  /** Keys of the templates held by (session, version, domain, kind): what one All Templates Withdrawal takes. */
+  private readonly byKind = new Map<string, Set<string>>()
 
   constructor(opts: TemplateStoreOptions = {}) {
     this.lifetimeMs = opts.lifetimeMs ?? 1_800_000
     this.maxTemplates = opts.maxTemplates ?? 65_536
     this.maxPerSession = opts.maxPerSession ?? 8192
+    this.maxFields = opts.maxFields ?? 2_097_152
   }
 
   readonly count: Counter = (name, n = 1) => {
@@ -76,26 +95,32 @@ export class TemplateStore {
 
   /** RFC 5610 types learned per session (kept, dropped and persisted with the templates). */
   readonly types = new LearnedTypes(this.count)
+  /** Per session: bumped whenever it learns or changes a type (typesChanged). */
+  private readonly typesGeneration = new Map<string, number>()
 
   /**
-   * Applies a definition learned in `session` to its templates that already use the element (RFC 5610
-   * records may follow the templates): their fields get the learned name and type. Returns how many changed.
+   * `session` learned or changed a type (RFC 5610 records may follow the templates): its IPFIX templates
+   * that use the element take the learned name and type when they next decode records (`get`). Nothing is
+   * rewritten here, so an exporter that changes a type in every record costs no more than one that does not.
    */
-  retype(session: string, def: ElementDef): number {
-    let n = 0
-    for (const e of this.map.values()) {
-      const t = e.template
-      if (e.session !== session || t.version !== 10) continue
-      if (!t.fields.some((f) => f.pen === def.pen && f.id === def.id)) continue
-      const fields = t.fields.map((f) =>
-        f.pen === def.pen && f.id === def.id
-          ? { ...f, name: def.name, type: lenientType(def.type, f.length, this.count) }
-          : f,
-      )
-      e.template = { ...t, fields, minLength: minRecordLength(fields) }
-      n++
-    }
-    return n
+  typesChanged(session: string): void {
+    this.typesGeneration.set(session, (this.typesGeneration.get(session) ?? 0) + 1)
+  }
+
+  /** The template's fields with the session's learned types applied to the elements the dictionaries lack. */
+  private retyped(session: string, t: CollectorTemplate): CollectorTemplate {
+    const learned = this.types.forSession(session)
+    if (learned === undefined) return t
+    let changed = false
+    const fields = t.fields.map((f) => {
+      const def = lookupElement(f.pen, f.id) === undefined ? learned(f.pen, f.id) : undefined
+      if (def === undefined) return f
+      const type = lenientType(def.type, f.length, this.count)
+      if (def.name === f.name && type === f.type) return f
+      changed = true
+      return { ...f, name: def.name, type }
+    })
+    return changed ? { ...t, fields, minLength: minRecordLength(fields) } : t
   }
 
   get size(): number {
@@ -111,13 +136,24 @@ export class TemplateStore {
     now: number,
   ): SetResult {
     const key = templateKey(session, t.version, domain, t.id)
+    if (t.fields.length > this.maxFields) {
+      this.count('template_too_large')
+      return 'rejected'
+    }
     const old = this.map.get(key)
     if (old !== undefined) {
       this.map.delete(key) // re-inserted last: the map's order is least recently defined first
       const same = sameLayout(old.template, t)
+      this.fieldsHeld += t.fields.length - old.template.fields.length
+      if (old.template.options !== t.options) {
+        this.unindex(key, old)
+        this.index(key, session, t.version, domain, t.options)
+      }
       old.template = t
       old.receivedAt = now
+      old.typesSeen = this.typesGeneration.get(session) ?? 0
       this.map.set(key, old)
+      this.evictFields(key)
       if (same) return 'unchanged'
       this.count(protocol === 'tcp' ? 'template_redefined_tcp' : 'template_redefined')
       return 'updated'
@@ -134,20 +170,40 @@ export class TemplateStore {
         this.count('template_evicted')
       }
     }
-    this.map.set(key, { session, protocol, domain, template: t, receivedAt: now })
-    this.perSession.set(session, inSession + 1)
+    const typesSeen = this.typesGeneration.get(session) ?? 0
+    this.map.set(key, { session, protocol, domain, template: t, receivedAt: now, typesSeen })
+    this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
+    this.fieldsHeld += t.fields.length
+    this.index(key, session, t.version, domain, t.options)
+    this.evictFields(key)
     return 'added'
+  }
+
+  /** Evicts the least recently defined templates (never `keep`) while the field bound is exceeded. */
+  private evictFields(keep: string): void {
+    while (this.fieldsHeld > this.maxFields) {
+      const oldest = this.map.keys().next()
+      if (oldest.done || oldest.value === keep) return
+      this.remove(oldest.value)
+      this.count('template_evicted')
+    }
   }
 
   private lastGet: { session: string; version: number; domain: number; id: number; key: string } | undefined
 
-  /** The live template, or undefined (an expired UDP template is removed and counted). */
+  /**
+   * The live template, or undefined (an expired UDP template is removed and counted). `octets`: the bytes
+   * its records are about to be decoded from; the session's learned types are applied first when they
+   * changed since, unless those bytes are too few for even one record (MAX_FIELD_VALUES_PER_OCTET), so the
+   * work is bounded by the data. Without `octets` they are applied whenever they changed.
+   */
   get(
     session: string,
     version: number,
     domain: number,
     id: number,
     now: number,
+    octets?: number,
   ): CollectorTemplate | undefined {
     // The last lookup's key string again when it is the same template (every data set of a stream asks
     // for the same few): no key built per data set.
@@ -163,6 +219,15 @@ export class TemplateStore {
       this.remove(key)
       this.count('template_expired')
       return undefined
+    }
+    if (e.template.version === 10) {
+      const generation = this.typesGeneration.get(session) ?? 0
+      const decodable =
+        octets === undefined || e.template.fields.length <= MAX_FIELD_VALUES_PER_OCTET * octets
+      if (e.typesSeen !== generation && decodable) {
+        e.template = this.retyped(session, e.template)
+        e.typesSeen = generation
+      }
     }
     return e.template
   }
@@ -182,24 +247,31 @@ export class TemplateStore {
 
   /** All (Options) Templates Withdrawal for one domain of a session (RFC 7011 §8.1). */
   withdrawAll(session: string, version: number, domain: number, options: boolean): number {
-    let n = 0
-    for (const [k, e] of this.map)
-      if (
-        e.session === session &&
-        e.domain === domain &&
-        e.template.version === version &&
-        e.template.options === options
-      ) {
-        this.remove(k)
-        n++
-      }
+    // By the index: the work is the templates withdrawn, however many others the store holds.
+    const keys = [...(this.byKind.get(kindKey(session, version, domain, options)) ?? [])]
+    for (const k of keys) this.remove(k)
     this.count('withdrawal_all')
-    return n
+    return keys.length
+  }
+
+  private index(key: string, session: string, version: number, domain: number, options: boolean): void {
+    const k = kindKey(session, version, domain, options)
+    let keys = this.byKind.get(k)
+    if (keys === undefined) this.byKind.set(k, (keys = new Set()))
+    keys.add(key)
+  }
+
+  private unindex(key: string, e: Entry): void {
+    const k = kindKey(e.session, e.template.version, e.domain, e.template.options)
+    const keys = this.byKind.get(k)
+    keys?.delete(key)
+    if (keys?.size === 0) this.byKind.delete(k)
   }
 
   /** Every template of a session goes (the end of a TCP session, §8.1), and its learned types. */
   dropSession(session: string): number {
     this.types.dropSession(session)
+    this.typesGeneration.delete(session)
     let n = 0
     for (const [k, e] of this.map)
       if (e.session === session) {
@@ -226,6 +298,8 @@ export class TemplateStore {
     const e = this.map.get(key)
     if (e === undefined) return
     this.map.delete(key)
+    this.unindex(key, e)
+    this.fieldsHeld -= e.template.fields.length
     const n = (this.perSession.get(e.session) ?? 1) - 1
     if (n <= 0) this.perSession.delete(e.session)
     else this.perSession.set(e.session, n)

@@ -150,6 +150,27 @@ describe('RFC 5610 type records (learned per session)', () => {
     }
   })
 
+  it('retypes a template when it next decodes, not every template at each record (a type flip is cheap)', async () => {
+    const { col } = await freshCollector()
+    // 500 templates (1000..1499) that use PEN 4242425 id 9 with 4 octets, as DATA_TEMPLATE 301 does.
+    const many = Array.from({ length: 500 }, (_, i) => `${h16(1000 + i)} 0001  8009 0004 0040bbf9`).join(' ')
+    col.decode(msg(0, DATA_TEMPLATE, set(2, many)), KEY, NOW)
+    // One set of 1000 records that flip its type: unsigned16 (code 2; 4 octets is no legal length for it,
+    // so each retype of a template counts field_length_nonstandard), then unsigned32 (code 3), and so on.
+    const flips = Array.from({ length: 1000 }, (_, i) => typeRecord(4242425, 9, 2 + (i % 2), 'learnedCount'))
+    col.decode(msg(1, TYPE_TEMPLATE, set(400, flips.join(' '))), KEY, NOW)
+    const c = col.allCounters()
+    expect(c.type_record_redefined).toBe(999)
+    expect(c.field_length_nonstandard).toBeUndefined() // no template was rewritten for the records
+    // The template used next decodes with the last definition (unsigned32), retyped once.
+    const recs = col.decode(msg(2, DATA), KEY, NOW).records.map(recordToJson)
+    expect(recs).toEqual([{ octetDeltaCount: 16, learnedCount: 42, '4242425.10': '616263' }])
+    expect(col.allCounters().field_length_nonstandard).toBeUndefined()
+    col.decode(msg(3, TYPE_TEMPLATE, set(400, typeRecord(4242425, 9, 2, 'learnedCount'))), KEY, NOW)
+    col.decode(msg(4, DATA), KEY, NOW)
+    expect(col.allCounters().field_length_nonstandard).toBe(1) // one template, once
+  })
+
   it('counts and ignores bad or redundant records, and forgets a session with its templates', async () => {
     const { col } = await freshCollector()
     col.decode(

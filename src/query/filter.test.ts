@@ -11,7 +11,7 @@ import { COLUMNS } from '../schema/columns.js'
 import { DuckDbStore } from '../store/duckdb.js'
 import { normalize } from '../store/normalize.js'
 import { BatchWriter } from '../store/store.js'
-import { FilterError, parseFilter } from './filter.js'
+import { FilterError, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parseFilter } from './filter.js'
 import { compileFilter, compileQuery } from './sql.js'
 
 const sql = (f: string): string => compileFilter(parseFilter(f)).sql
@@ -103,6 +103,24 @@ describe('filter parser and compiler', () => {
     expect(c.params.map((p) => p.value)).toEqual(["x'; DROP TABLE flows; --", "1' OR '1'='1"])
   })
 
+  it('refuses filters nested or chained past its bounds with a FilterError, not a stack overflow', () => {
+    const deep = (n: number): string => '('.repeat(n) + 'proto tcp' + ')'.repeat(n)
+    const chain = (n: number): string => Array.from({ length: n }, () => 'proto tcp').join(' and ')
+    expect(sql(deep(MAX_FILTER_DEPTH))).toBe('proto = $1')
+    expect(compileFilter(parseFilter(chain(MAX_FILTER_TERMS))).params).toHaveLength(MAX_FILTER_TERMS)
+    expect(() => parseFilter(deep(MAX_FILTER_DEPTH + 1))).toThrow(
+      /nested deeper than 256 levels at position 257/,
+    )
+    for (const f of [
+      deep(100_000),
+      'not '.repeat(100_000) + 'proto tcp',
+      chain(20_000),
+      chain(20_000).replaceAll('and', 'or'),
+    ])
+      expect(() => parseFilter(f)).toThrow(FilterError)
+    expect(() => parseFilter(chain(MAX_FILTER_TERMS + 1))).toThrow(/more than 1024 terms/)
+  })
+
   it('compiles top-N and listing queries', () => {
     const q = compileQuery({ top: ['srcip', 'dst_port'], by: 'packets', limit: 5 })
     expect(q.sql).toMatch(
@@ -111,6 +129,10 @@ describe('filter parser and compiler', () => {
     expect(q.addressColumns).toEqual(['src_addr'])
     expect(() => compileQuery({ top: ['nope'] })).toThrow(/unknown --top field "nope"/)
     expect(() => compileQuery({ top: ['extra'] })).toThrow(/unknown --top field/)
+    expect(() => compileQuery({ top: ['srcip', 'dst_port', 'src_addr'] })).toThrow(
+      '--top field "src_addr" repeats the column src_addr',
+    )
+    expect(() => compileQuery({ columns: [] })).toThrow(/--columns names no column/)
     const l = compileQuery({ since: 5n, until: 9n })
     expect(l.sql).toContain(
       'WHERE time_start >= make_timestamp($1::BIGINT) AND time_start < make_timestamp($2::BIGINT)',

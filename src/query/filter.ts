@@ -131,8 +131,19 @@ const KEYWORDS = new Set([
   'if',
 ])
 
+/**
+ * Bounds on a filter's size: parentheses and `not` nested at most MAX_FILTER_DEPTH deep, at most
+ * MAX_FILTER_TERMS terms. The parser, the SQL compiler and the stores recurse over the tree (DuckDB and
+ * ClickHouse refuse expressions nested about 1000 deep), so a bigger filter is a FilterError, not a stack
+ * overflow or a database parser error.
+ */
+export const MAX_FILTER_DEPTH = 256
+export const MAX_FILTER_TERMS = 1024
+
 class Parser {
   private i = 0
+  private depth = 0
+  private terms = 0
   constructor(
     private readonly toks: Token[],
     private readonly input: string,
@@ -181,18 +192,24 @@ class Parser {
 
   private unary(): FilterExpr {
     const t = this.peek()
-    if (this.isWord('not') || (t.kind === 'op' && t.text === '!')) {
+    const not = this.isWord('not') || (t.kind === 'op' && t.text === '!')
+    if (not || (t.kind === 'paren' && t.text === '(')) {
+      if (++this.depth > MAX_FILTER_DEPTH)
+        throw new FilterError(`nested deeper than ${MAX_FILTER_DEPTH} levels`, t.pos, this.input)
       this.next()
-      return { type: 'not', expr: this.unary() }
-    }
-    if (t.kind === 'paren' && t.text === '(') {
-      this.next()
-      const e = this.or()
-      const close = this.peek()
-      if (close.kind !== 'paren' || close.text !== ')') this.fail('expected ")"')
-      this.next()
+      let e: FilterExpr
+      if (not) e = { type: 'not', expr: this.unary() }
+      else {
+        e = this.or()
+        const close = this.peek()
+        if (close.kind !== 'paren' || close.text !== ')') this.fail('expected ")"')
+        this.next()
+      }
+      this.depth--
       return e
     }
+    if (++this.terms > MAX_FILTER_TERMS)
+      throw new FilterError(`more than ${MAX_FILTER_TERMS} terms`, t.pos, this.input)
     return this.predicate()
   }
 

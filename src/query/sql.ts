@@ -295,6 +295,8 @@ function listingOrder(q: FlowQuery): string {
 /** The listing's columns: `columns`, every flow column, or the summary (with the joined names). */
 function listingColumns(q: FlowQuery, joins: boolean): string[] {
   if (q.columns !== undefined) {
+    if (q.columns.length === 0)
+      throw new Error('--columns names no column: list flow columns, e.g. src_addr,bytes')
     for (const n of q.columns)
       if (!COLUMN_BY_NAME.has(n) && !JOINED_BY_NAME.has(n))
         throw new Error(
@@ -430,6 +432,10 @@ export function compileQuery(q: FlowQuery, dialect: SqlDialect = new DuckDbDiale
   if (q.since !== undefined) times.push(`time_start >= ${dialect.time(q.since)}`)
   if (q.until !== undefined) times.push(`time_start < ${dialect.time(q.until)}`)
   const topCols = q.top !== undefined && q.top.length > 0 ? q.top.map(topColumn) : undefined
+  // A column grouped twice would come back as two result columns of one name, which the stores cannot read.
+  topCols?.forEach((n, i) => {
+    if (topCols.indexOf(n) !== i) throw new Error(`--top field "${q.top?.[i] ?? n}" repeats the column ${n}`)
+  })
   const shownNames = topCols === undefined ? listingColumns(q, dialect.joins !== undefined) : []
   const used = new Set([...c.joined, ...(topCols ?? shownNames).filter((n) => JOINED_BY_NAME.has(n))])
   let table = dialect.table

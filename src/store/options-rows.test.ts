@@ -79,6 +79,10 @@ describe('option rows', () => {
     expect(rate(nOfN)).toBe(1n) // systematic count-based reading (interval 1, no space)
     expect(rate([...nOfN, f('selectorAlgorithm', 'unsigned8', 3)])).toBe(1000n) // random n-out-of-N
     expect(rate([f('samplingInterval', 'unsigned32', 0)])).toBeUndefined()
+    // A rate that is no integer a column can hold is no rate (it threw, and stopped the collector's store).
+    expect(rate([f('samplingProbability', 'float64', 5e-324)])).toBeUndefined() // 1 / p is Infinity
+    expect(rate([f('samplingProbability', 'float64', 1e-300)])).toBeUndefined()
+    expect(rate([f('samplingInterval', 'unsigned64', 2n ** 64n - 1n)])).toBeUndefined()
     expect(
       pick(
         opt([

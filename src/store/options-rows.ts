@@ -88,8 +88,16 @@ function number(f: DecodedField | undefined): number | undefined {
   return undefined
 }
 
-/** The sampling rate 1:N a record states, if any (rounded; 0 and nonsense give undefined). */
+/**
+ * The sampling rate 1:N a record states, if any (rounded; 0 and nonsense give undefined, and so does a rate
+ * no 64-bit column holds exactly: a samplingProbability of 5e-324 is 1:Infinity).
+ */
 function samplingRate(by: (name: string) => DecodedField | undefined): number | undefined {
+  const rate = statedRate(by)
+  return rate !== undefined && Number.isSafeInteger(rate) && rate >= 1 ? rate : undefined
+}
+
+function statedRate(by: (name: string) => DecodedField | undefined): number | undefined {
   const size = number(by('samplingSize'))
   const population = number(by('samplingPopulation'))
   const nOutOfN = size !== undefined && population !== undefined && size >= 1 && population >= size

@@ -140,5 +140,9 @@ describe('flowtel query', () => {
     expect(parseTime('1700000000', 'x')).toBe(1_700_000_000_000_000n)
     expect(parseTime('2h', 'x', 10_000_000)).toBe(BigInt(10_000_000 - 7_200_000) * 1000n)
     expect(() => parseTime('yesterday', '--since')).toThrow(/--since: expected/)
+    // Before 1970 (a long duration, an old date, a duration past any number) is named, not a store error.
+    for (const t of ['9999999h', '1900-01-01', '9'.repeat(400) + 'd'])
+      expect(() => parseTime(t, '--since', 10_000_000)).toThrow(`--since: "${t}" is before 1970`)
+    expect(parseTime('1970-01-01', 'x')).toBe(0n)
   })
 })

@@ -34,9 +34,15 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 60480
 /** A time argument → µs since 1970; throws InvalidArgumentError naming the option. */
 export function parseTime(value: string, name: string, nowMs = Date.now()): bigint {
   const v = value.trim()
+  // The stores keep times as unsigned µs since 1970: an earlier time is refused here, by name.
+  const before1970 = (): InvalidArgumentError =>
+    new InvalidArgumentError(`${name}: "${value}" is before 1970, the earliest time a flow can have`)
   const ago = /^(\d+)([smhdw])$/.exec(v)
-  if (ago !== null)
-    return BigInt(Math.round(nowMs - Number(ago[1]) * (UNITS[ago[2] ?? 's'] ?? 1) * 1000)) * 1000n
+  if (ago !== null) {
+    const ms = Math.round(nowMs - Number(ago[1]) * (UNITS[ago[2] ?? 's'] ?? 1) * 1000)
+    if (!(ms >= 0)) throw before1970()
+    return BigInt(ms) * 1000n
+  }
   if (/^\d{9,11}$/.test(v)) return BigInt(v) * 1_000_000n
   // nfdump's 2024/01/31.10:00:00 and plain ISO dates; without a zone, UTC.
   const iso = v.replace(
@@ -50,6 +56,7 @@ export function parseTime(value: string, name: string, nowMs = Date.now()): bigi
     throw new InvalidArgumentError(
       `${name}: expected an ISO time, seconds since 1970 or a duration like 2h, got "${value}"`,
     )
+  if (ms < 0) throw before1970()
   return BigInt(ms) * 1000n
 }
 
