@@ -145,4 +145,17 @@ describe('flowtel query', () => {
       expect(() => parseTime(t, '--since', 10_000_000)).toThrow(`--since: "${t}" is before 1970`)
     expect(parseTime('1970-01-01', 'x')).toBe(0n)
   })
+
+  it('takes ISO 8601 shapes only, so a bare number or a loose date is refused instead of guessed', () => {
+    // Date.parse alone read "5" and "-5" as May 2001, and "May 5" as 2001-05-05 (local time).
+    for (const t of ['5', '-5', '12345', '05/01/2001', 'May 5', '2024-1-2', '2024-01-02T3:04'])
+      expect(() => parseTime(t, '--since')).toThrow(`--since: expected an ISO time`)
+    expect(parseTime('2024', 'x')).toBe(BigInt(Date.UTC(2024, 0, 1)) * 1000n)
+    expect(parseTime('2024-01-02T03:04', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4)) * 1000n)
+    // A space for the T, as people type it; still UTC without a zone.
+    expect(parseTime('2024-01-02 03:04:05', 'x')).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4, 5)) * 1000n)
+    expect(parseTime('2024-01-02T03:04:05.250+02:00', 'x')).toBe(
+      BigInt(Date.UTC(2024, 0, 2, 1, 4, 5, 250)) * 1000n,
+    )
+  })
 })

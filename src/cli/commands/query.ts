@@ -30,6 +30,8 @@ interface QueryFlags {
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }
+/** The ISO 8601 shapes parseTime takes: a year, month or day, then optionally a time and a zone. */
+const ISO_TIME = /^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$/
 
 /** A time argument → µs since 1970; throws InvalidArgumentError naming the option. */
 export function parseTime(value: string, name: string, nowMs = Date.now()): bigint {
@@ -44,14 +46,15 @@ export function parseTime(value: string, name: string, nowMs = Date.now()): bigi
     return BigInt(ms) * 1000n
   }
   if (/^\d{9,11}$/.test(v)) return BigInt(v) * 1_000_000n
-  // nfdump's 2024/01/31.10:00:00 and plain ISO dates; without a zone, UTC.
-  const iso = v.replace(
-    /^(\d{4})\/(\d{2})\/(\d{2})(?:\.(.*))?$/,
-    (_m, y: string, mo: string, d: string, t?: string) =>
+  // nfdump's 2024/01/31.10:00:00, and ISO 8601 dates and times (a space may stand for the T); without a
+  // zone, UTC. Only these shapes reach Date.parse, which would also take "5" as May 2001.
+  const iso = v
+    .replace(/^(\d{4})\/(\d{2})\/(\d{2})(?:\.(.*))?$/, (_m, y: string, mo: string, d: string, t?: string) =>
       t !== undefined ? `${y}-${mo}-${d}T${t}` : `${y}-${mo}-${d}`,
-  )
+    )
+    .replace(/^(\d{4}-\d{2}-\d{2}) (?=\d)/, '$1T')
   const zoned = /T.*(Z|[+-]\d{2}:?\d{2})$/.test(iso) || !iso.includes('T') ? iso : `${iso}Z`
-  const ms = Date.parse(zoned)
+  const ms = ISO_TIME.test(zoned) ? Date.parse(zoned) : NaN
   if (!Number.isFinite(ms))
     throw new InvalidArgumentError(
       `${name}: expected an ISO time, seconds since 1970 or a duration like 2h, got "${value}"`,
