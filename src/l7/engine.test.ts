@@ -328,3 +328,142 @@ describe('L7 engine: skipped bytes (L7Parser.skip)', () => {
     )
   })
 })
+
+describe('L7 engine: segments that arrive before the claiming one', () => {
+  const REQ = ascii('GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: t/1\r\n\r\n')
+  const RESP = ascii('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
+  const OOO: L7EngineOptions = { ...OPTS, maxBytesPerFlow: 1 << 16, maxBytesTotal: 1 << 20, probePackets: 4 }
+
+  /** The request cut at `cuts`, its pieces sent in `order`, then the response; the transactions' fields. */
+  function run(cuts: number[], order: number[], opts = OOO): { e: L7Engine<HttpTx>; got: string[][] } {
+    const { e, txs } = engine(opts)
+    e.onCreate(0, 0)
+    const bounds = [0, ...cuts, REQ.byteLength]
+    for (const i of order)
+      e.onPacket(0, pkt(REQ.subarray(bounds[i], bounds[i + 1]), 1000 + bounds[i]!), L7Dir.ToServer, 1)
+    const resp = pkt(RESP, 5000)
+    e.onPacket(0, resp, L7Dir.ToClient, 2)
+    e.end(0)
+    return { e, got: txs.map((t) => [t.method, t.host, t.target, String(t.status)]) }
+  }
+  const WHOLE = [['GET', 'www.example.com', '/index.html', '200']]
+
+  it('reads the request whole when its second segment came first', () => {
+    const { e, got } = run([30], [1, 0])
+    expect(got).toEqual(WHOLE)
+    expect(e.held.used).toBe(0)
+  })
+
+  it('reads the request whole for any order of its first four segments', () => {
+    fc.assert(
+      fc.property(
+        // The first piece holds the method and a space, so that the probe can recognise it.
+        fc.uniqueArray(fc.integer({ min: 4, max: REQ.byteLength - 1 }), { minLength: 1, maxLength: 3 }),
+        fc.nat(),
+        (cutList, seed) => {
+          const cuts = [...cutList].sort((a, b) => a - b)
+          const order = cuts.map((_, i) => i).concat(cuts.length)
+          // A seeded permutation of the pieces.
+          let r = seed
+          for (let i = order.length - 1; i > 0; i--) {
+            r = (r * 1103515245 + 12345) >>> 0
+            const j = r % (i + 1)
+            ;[order[i], order[j]] = [order[j]!, order[i]!]
+          }
+          const { e, got } = run(cuts, order)
+          expect(got).toEqual(WHOLE)
+          expect(e.held.used).toBe(0)
+          expect(e.total.used).toBe(0)
+        },
+      ),
+    )
+  })
+
+  it('drops held segments that lie before the claiming one, as if never held', () => {
+    const { e, txs } = engine(OOO)
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('\x00\x01junk'), 994), L7Dir.ToServer, 1)
+    e.onPacket(0, pkt(REQ, 1000), L7Dir.ToServer, 2)
+    e.end(0)
+    expect(txs.map((t) => t.target)).toEqual(['/index.html'])
+    expect(e.counters.reassembly.retransmissions).toBe(0)
+    expect(e.held.used).toBe(0)
+  })
+
+  it('holds at most probePackets - 1 segments of a flow, and releases them on rejection', () => {
+    const { e } = engine(OOO)
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('SSH-2.0-x\r\n'), 1), L7Dir.ToServer, 1)
+    e.onPacket(0, pkt(ascii('in order'), 12), L7Dir.ToServer, 2)
+    e.onPacket(0, pkt(ascii('ahead'), 100), L7Dir.ToServer, 3)
+    expect(e.held.used).toBe(24)
+    e.onPacket(0, pkt(ascii('more'), 20), L7Dir.ToServer, 4) // the fourth probe: rejected
+    expect(e.counters.flowsRejected).toBe(1)
+    expect(e.held.used).toBe(0)
+  })
+
+  it('holds only segments beyond the next expected one when the handshake was seen', () => {
+    const { e, txs } = engine(OOO)
+    e.onCreate(0, 0, 0b01, 999) // the initiator's SYN had sequence number 999
+    e.onPacket(0, pkt(ascii('SSH-2.0-x\r\n'), 1000), L7Dir.ToServer, 1) // in order: not held
+    e.onPacket(0, pkt(ascii('in order'), 1011), L7Dir.ToServer, 2) // in order: not held
+    expect(e.held.used).toBe(0)
+    e.onPacket(0, pkt(ascii('ahead'), 1100), L7Dir.ToServer, 3) // beyond a hole: held
+    expect(e.held.used).toBe(5)
+    e.end(0)
+    expect(e.held.used).toBe(0)
+    // The responder's SYN/ACK seen while unprobed (onHandshake): its in-order bytes are not held either.
+    e.onCreate(1, 0)
+    e.onHandshake(1, L7Dir.ToClient, 4999)
+    e.onPacket(1, pkt(ascii('220 banner\r\n'), 5000), L7Dir.ToClient, 1)
+    expect(e.held.used).toBe(0)
+    e.onPacket(1, pkt(REQ.subarray(20), 1020), L7Dir.ToServer, 2) // no SYN seen this way: held
+    expect(e.held.used).toBe(REQ.byteLength - 20)
+    e.onPacket(1, pkt(REQ.subarray(0, 20), 1000), L7Dir.ToServer, 3)
+    e.end(1)
+    expect(txs.map((t) => [t.method, t.target])).toEqual([['GET', '/index.html']])
+    expect(e.held.used).toBe(0)
+  })
+
+  it("drops the other direction's held bytes: they came before the claim (an exchange before the protocol)", () => {
+    const { e, txs } = engine(OOO)
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('\x03\x00\x00\x0bgreeting\r\n'), 5000), L7Dir.ToClient, 1)
+    e.onPacket(0, pkt(REQ, 1000), L7Dir.ToServer, 2)
+    e.onPacket(0, pkt(RESP, 5014), L7Dir.ToClient, 3)
+    e.end(0)
+    expect(txs.map((t) => [t.target, t.status])).toEqual([['/index.html', 200]])
+    expect([...e.counters.anomalies.keys()]).toEqual([])
+    expect(e.held.used).toBe(0)
+  })
+
+  it('bounds the bytes held in all, counting what it does not hold', () => {
+    const small = { ...OOO, maxBytesTotal: 16 * 40 } // 40 bytes may be held in all
+    const { e } = engine(small)
+    e.onCreate(0, 0)
+    e.onCreate(1, 0)
+    e.onPacket(0, pkt(new Uint8Array(30), 1), L7Dir.ToServer, 1)
+    e.onPacket(1, pkt(new Uint8Array(30), 1), L7Dir.ToServer, 1)
+    expect(e.held.used).toBe(30)
+    expect(e.counters.anomalies.get('l7_unclaimed_not_held')).toBe(1)
+    e.end(0)
+    e.end(1)
+    expect(e.held.used).toBe(0)
+  })
+
+  it('keeps held segments with their direction when the initiator turns out to be the other side', () => {
+    const { e, got } = (() => {
+      const { e, txs } = engine(OOO)
+      e.onCreate(0, 0)
+      // The request's second half, seen first and taken for the responder's bytes; then the flow is turned.
+      e.onPacket(0, pkt(REQ.subarray(30), 1030), L7Dir.ToClient, 1)
+      e.onSwap(0)
+      e.onPacket(0, pkt(REQ.subarray(0, 30), 1000), L7Dir.ToServer, 2)
+      e.onPacket(0, pkt(RESP, 5000), L7Dir.ToClient, 3)
+      e.end(0)
+      return { e, got: txs.map((t) => [t.method, t.host, t.target, String(t.status)]) }
+    })()
+    expect(got).toEqual(WHOLE)
+    expect(e.held.used).toBe(0)
+  })
+})

@@ -12,6 +12,13 @@
  * load per packet. Only claimed flows get a pooled slot (at most `maxFlows` at once), reassembly buffers
  * (charged to a per-flow and a total byte budget) and parser state. When the parser needs no more bytes
  * the flow's slot is released at once, so bulk transfers after the exchanges that matter cost nothing.
+ *
+ * Segments that arrive out of order before the claim (RFC 9293 allows any order): a TCP segment whose probe
+ * fails is copied and held while the flow is unprobed (at most `probePackets` - 1 of them), unless it is
+ * known to be in order: its direction's handshake was seen (onCreate, onHandshake) and it starts at the next
+ * sequence number expected. When a later packet claims the flow, the held segments of its direction that lie
+ * after it go to the new slot's reassembler, so a request whose second segment came first is still read
+ * whole. Holds are bounded per flow and in total, and end with the probing.
  */
 import type { PacketInfo } from '../decode/packet.js'
 import { resized } from '../util/typed-arrays.js'
@@ -110,6 +117,26 @@ function roomClass(size: number): number {
 
 /** Hand-offs per flow at most (a parser that hands back and forth is cut off). */
 const MAX_HANDOFFS = 4
+
+/** Bytes of failed-probe segments held per unprobed flow at most (see the file comment). */
+const MAX_HELD_PER_FLOW = 64 * 1024
+/** Share of `maxBytesTotal` that held failed-probe segments of all unprobed flows may take. */
+const HELD_SHARE_OF_TOTAL = 1 / 16
+
+/** A failed-probe TCP segment held for the parser that may claim its flow later. */
+interface HeldSegment {
+  dir: L7Dir
+  seq: number
+  /** Payload length on the wire (the capture may have cut `data`). */
+  wire: number
+  data: Uint8Array
+}
+
+/** The held segments of an unprobed TCP flow whose probes failed. */
+class Unclaimed {
+  bytes = 0
+  readonly segs: HeldSegment[] = []
+}
 
 function newParserCounters(): L7ParserCounters {
   return { flowsClaimed: 0, handoffs: 0, bufferOverflows: 0, parserErrors: 0, anomalies: new Map() }
@@ -402,6 +429,18 @@ export class L7Engine<Tx> {
   private slotOf = new Int32Array(0)
   private startUs = new Float64Array(0)
   private readonly slots: Slot<Tx>[] = []
+  /** Per flow id: 1 + index in `unclaimed` of its pre-claim state, 0 for none. */
+  private unclaimedOf = new Int32Array(0)
+  private readonly unclaimed: Unclaimed[] = []
+  private readonly unclaimedFree: number[] = []
+  /** Bytes held by all unprobed flows (see holdUnclaimed). */
+  readonly held: Budget
+  /**
+   * Per flow id and direction (2 id + dir): the next sequence number expected of an unprobed flow, valid where
+   * `expectKnown` has the direction's bit (its SYN was seen).
+   */
+  private expect = new Uint32Array(0)
+  private expectKnown = new Uint8Array(0)
   /** Pending-input buffers not in use, per size class (see roomClass). */
   private readonly pools: Uint8Array[][] = POOL_KEEP.map(() => [])
   private readonly free: number[] = []
@@ -426,6 +465,7 @@ export class L7Engine<Tx> {
     private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS,
   ) {
     this.total = new Budget(opts.maxBytesTotal)
+    this.held = new Budget(Math.floor(opts.maxBytesTotal * HELD_SHARE_OF_TOTAL))
     parsers.forEach((p, i) => {
       for (const port of p.ports) {
         const l = this.byPort.get(port) ?? []
@@ -548,13 +588,30 @@ export class L7Engine<Tx> {
     this.tries = resized(this.tries, capacity, used)
     this.slotOf = resized(this.slotOf, capacity, used)
     this.startUs = resized(this.startUs, capacity, used)
+    this.unclaimedOf = resized(this.unclaimedOf, capacity, used)
+    this.expect = resized(this.expect, 2 * capacity, 2 * used)
+    this.expectKnown = resized(this.expectKnown, capacity, used)
   }
 
-  onCreate(id: number, tsUs: number): void {
+  /**
+   * Flow `id` brings its first payload (its L7 state starts). `synSeen` has bit `dir` set for each direction
+   * whose SYN came before, and `isn0`/`isn1` are those SYNs' sequence numbers (initiator's, responder's).
+   */
+  onCreate(id: number, tsUs: number, synSeen = 0, isn0 = 0, isn1 = 0): void {
+    if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
     this.status[id] = ST_UNPROBED
     this.tries[id] = 0
     this.slotOf[id] = -1
     this.startUs[id] = tsUs
+    this.expectKnown[id] = synSeen
+    this.expect[2 * id] = isn0 + 1
+    this.expect[2 * id + 1] = isn1 + 1
+  }
+
+  /** A SYN of flow `id` without payload while the flow is unprobed: its direction's stream starts after `seq`. */
+  onHandshake(id: number, dir: L7Dir, seq: number): void {
+    this.expectKnown[id]! |= 1 << dir
+    this.expect[2 * id + dir] = seq + 1
   }
 
   onPacket(id: number, p: PacketInfo, dir: L7Dir, tsUs: number): void {
@@ -571,44 +628,9 @@ export class L7Engine<Tx> {
     if (st === ST_UNPROBED) {
       if (n === 0) return
       bytes = this.payloadOf(p)
-      const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
-      const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
-      if (pi < 0) {
-        if (++this.tries[id]! >= this.opts.probePackets) {
-          this.status[id] = ST_NONE
-          this.counters.flowsRejected++
-        }
-        return
-      }
-      const s = this.allocate()
-      if (s === undefined) {
-        this.status[id] = ST_NONE
-        this.counters.slotsExhausted++
-        return
-      }
-      slot = this.slots[s]!
-      this.slotOf[id] = s
-      this.status[id] = ST_ACTIVE
-      this.counters.flowsClaimed++
-      this.perParser[pi]!.flowsClaimed++
-      slot.transport = transport
-      slot.begin(pi)
-      const k = slot.key
-      k.claimedBy = this.parsers[pi]!.name
-      k.ipVersion = p.ipVersion
-      k.protocol = proto
-      k.startUs = this.startUs[id]!
-      k.flowId = id
-      const fwd = dir === L7Dir.ToServer
-      const src = fwd ? p.src : p.dst
-      const dst = fwd ? p.dst : p.src
-      // (Element by element: TypedArray.set costs more for four words.)
-      for (let i = 0; i < 4; i++) {
-        k.src[i] = src[i]!
-        k.dst[i] = dst[i]!
-      }
-      k.srcPort = fwd ? p.srcPort : p.dstPort
-      k.dstPort = fwd ? p.dstPort : p.srcPort
+      const claimed = this.claim(id, p, dir, bytes)
+      if (claimed === undefined) return
+      slot = claimed
     } else {
       slot = this.slots[this.slotOf[id]!]!
     }
@@ -635,6 +657,125 @@ export class L7Engine<Tx> {
   }
 
   /**
+   * Probes the payload `bytes` of unprobed flow `id`: the slot of the parser that claims the flow, set up
+   * (the held segments of a TCP flow wait in its reassembler for the claiming packet), or undefined.
+   */
+  private claim(id: number, p: PacketInfo, dir: L7Dir, bytes: Uint8Array): Slot<Tx> | undefined {
+    const proto = p.protocol
+    const transport: L7Transport = proto === TCP ? 'tcp' : 'udp'
+    const pi = this.match(bytes, dir, transport, p.srcPort, p.dstPort)
+    if (pi < 0) {
+      if (++this.tries[id]! >= this.opts.probePackets) {
+        this.status[id] = ST_NONE
+        this.counters.flowsRejected++
+        if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+      } else if (proto === TCP) this.holdUnclaimed(id, dir, p.tcpSeq >>> 0, p.payloadLength, bytes)
+      return undefined
+    }
+    const s = this.allocate()
+    if (s === undefined) {
+      this.status[id] = ST_NONE
+      this.counters.slotsExhausted++
+      if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+      return undefined
+    }
+    const slot = this.slots[s]!
+    this.slotOf[id] = s
+    this.status[id] = ST_ACTIVE
+    this.counters.flowsClaimed++
+    this.perParser[pi]!.flowsClaimed++
+    slot.transport = transport
+    slot.begin(pi)
+    const k = slot.key
+    k.claimedBy = this.parsers[pi]!.name
+    k.ipVersion = p.ipVersion
+    k.protocol = proto
+    k.startUs = this.startUs[id]!
+    k.flowId = id
+    const fwd = dir === L7Dir.ToServer
+    const src = fwd ? p.src : p.dst
+    const dst = fwd ? p.dst : p.src
+    // (Element by element: TypedArray.set costs more for four words.)
+    for (let i = 0; i < 4; i++) {
+      k.src[i] = src[i]!
+      k.dst[i] = dst[i]!
+    }
+    k.srcPort = fwd ? p.srcPort : p.dstPort
+    k.dstPort = fwd ? p.dstPort : p.srcPort
+    if (this.unclaimedOf[id] !== 0) {
+      // The stream starts at the claiming packet (after its SYN, if any), which onPacket pushes next.
+      const seq = (p.tcpFlags & SYN) !== 0 ? (p.tcpSeq + 1) >>> 0 : p.tcpSeq >>> 0
+      this.replayUnclaimed(id, slot, dir, seq)
+    }
+    return slot
+  }
+
+  /**
+   * A failed probe of TCP flow `id`: its segment is held, within the bounds, since the segment that claims
+   * the flow may come later and lie before it; not when its direction's handshake was seen and it is in
+   * order (or behind), since a claim can then only come from later bytes.
+   */
+  private holdUnclaimed(id: number, dir: L7Dir, seq: number, wire: number, bytes: Uint8Array): void {
+    if ((this.expectKnown[id]! & (1 << dir)) !== 0) {
+      const k = 2 * id + dir
+      const rel = (seq - this.expect[k]!) | 0
+      if (rel <= 0) {
+        if (rel === 0) this.expect[k] = seq + wire
+        return
+      }
+    }
+    let u = this.unclaimedOf[id]! - 1
+    if (u < 0) {
+      u = this.unclaimedFree.pop() ?? this.unclaimed.push(new Unclaimed()) - 1
+      this.unclaimedOf[id] = u + 1
+    }
+    const h = this.unclaimed[u]!
+    const n = bytes.byteLength
+    if (h.bytes + n > MAX_HELD_PER_FLOW || !this.held.reserve(n)) {
+      this.count('l7_unclaimed_not_held')
+      return
+    }
+    h.bytes += n
+    // From Node's shared slab for small sizes: no ArrayBuffer of its own per held segment.
+    const data = Buffer.allocUnsafe(n)
+    data.set(bytes)
+    h.segs.push({ dir, seq, wire, data })
+  }
+
+  /**
+   * Flow `id` was just claimed by a segment of direction `dir` at `seq`: its held segments of that direction
+   * that lie after it wait in the new slot's reassembler, which starts at `seq`. The others are dropped, as they
+   * were before holding: earlier bytes of the claiming direction, and the other direction's bytes, which came
+   * before the claim and may belong to what preceded the protocol (an RDP X.224 exchange before TLS).
+   */
+  private replayUnclaimed(id: number, slot: Slot<Tx>, dir: L7Dir, seq: number): void {
+    const segs = this.unclaimed[this.unclaimedOf[id]! - 1]!.segs
+    if (segs.length > 1) segs.sort((a, b) => ((a.seq - seq) | 0) - ((b.seq - seq) | 0))
+    const r = slot.streams[dir]
+    r.start(seq)
+    for (let i = 0; i < segs.length && !slot.dead; i++) {
+      const g = segs[i]!
+      if (g.dir !== dir || ((g.seq - seq) | 0) <= 0) continue
+      r.push(g.seq, g.data)
+      const n = g.data.byteLength
+      if (g.wire > n) r.lost((g.seq + n) >>> 0, g.wire - n)
+    }
+    this.dropUnclaimed(id)
+  }
+
+  /** Forget flow `id`'s pre-claim state and release what it held. */
+  private dropUnclaimed(id: number): void {
+    const u = this.unclaimedOf[id]! - 1
+    this.unclaimedOf[id] = 0
+    const h = this.unclaimed[u]
+    if (h === undefined) return
+    this.held.release(h.bytes)
+    h.bytes = 0
+    h.segs.length = 0
+    this.unclaimedFree.push(u)
+  }
+
+  /**
    * The captured payload of `p` as a plain Uint8Array view. Made directly from the ArrayBuffer it costs less
    * than `buf.subarray` (which builds a Buffer, the packet buffer's class, through its species constructor);
    * the ArrayBuffer is looked up once per packet buffer (a batch), since reading `.buffer` costs as much as
@@ -654,6 +795,15 @@ export class L7Engine<Tx> {
 
   /** The initiator turned out to be the other side: swap the per-direction state of flow `id`. */
   onSwap(id: number): void {
+    if (this.unclaimedOf[id] !== 0) {
+      const h = this.unclaimed[this.unclaimedOf[id]! - 1]!
+      for (const g of h.segs) g.dir = g.dir === L7Dir.ToServer ? L7Dir.ToClient : L7Dir.ToServer
+    }
+    const known = this.expectKnown[id]!
+    this.expectKnown[id] = ((known & 1) << 1) | ((known >> 1) & 1)
+    const e0 = this.expect[2 * id]!
+    this.expect[2 * id] = this.expect[2 * id + 1]!
+    this.expect[2 * id + 1] = e0
     if (this.status[id] !== ST_ACTIVE) return
     // A swap after L7 work started is rare (a SYN seen late); restarting is simpler than swapping streams.
     // The open transactions leave first, keyed the way the flow is now oriented.
@@ -675,6 +825,7 @@ export class L7Engine<Tx> {
   /** Flow `id` leaves for good: flush its reassembly, emit its open transactions, free its slot. */
   end(id: number): void {
     if (this.status[id] === ST_ACTIVE) this.release(id, true)
+    else if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
     this.status[id] = ST_NONE
   }
 

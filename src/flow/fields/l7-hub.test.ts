@@ -281,3 +281,22 @@ describe('L7 state set up at the first payload (flows without payload)', () => {
     expect(flowsOf(records, 40400).map((x) => names.get(String(x['applicationId'])))).toEqual(['DNS'])
   })
 })
+
+describe('payload that arrives out of order before a parser claims the flow', () => {
+  it("keeps a request's second segment that was captured before its first", async () => {
+    const req = REQ('www.example.com', '/swapped')
+    const frames = tcpConversation({ client: C, server: S, cport: 40500, sport: 80 }, [
+      { up: true, data: req.subarray(0, 20) },
+      { up: true, data: req.subarray(20) },
+      { up: false, data: RESP },
+    ])
+    // SYN, SYN/ACK, ACK, then the request's two segments swapped, then the response.
+    const file = write('swapped', [frames[0]!, frames[1]!, frames[2]!, frames[4]!, frames[3]!, frames[5]!])
+    const { records } = await run(file, ['http'])
+    const tx = only(records, 'httpRequestMethod')
+    expect(tx.map((x) => [x['httpRequestMethod'], x['httpRequestHost'], x['httpRequestTarget']])).toEqual([
+      ['GET', 'www.example.com', '/swapped'],
+    ])
+    expect(tx.map((x) => x['httpStatusCode'])).toEqual([200])
+  })
+})

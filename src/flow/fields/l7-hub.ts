@@ -94,6 +94,9 @@ const FRESH = 0
 const LIVE = 1
 const SETTLED = 2
 
+const TCP = 6
+const SYN = 0x02
+
 /** Parsers probed after the others (see the file comment). */
 const PROBED_LAST: ReadonlySet<string> = new Set(['dns'])
 
@@ -120,6 +123,12 @@ export class L7Hub implements FlowFeature {
   private phase = new Uint8Array(0)
   /** Per flow: its first packet's time (µs), for the engine when the flow turns live. */
   private createdUs = new Float64Array(0)
+  /**
+   * Per flow: bit `dir` set when that direction's SYN came while the flow was fresh, and its sequence number
+   * (at 2 id + dir), for the engine when the flow turns live (it tells in-order payload from early payload).
+   */
+  private synSeen = new Uint8Array(0)
+  private synSeq = new Uint32Array(0)
   /** The groups with an onFirstPayload hook. */
   private firstPayloadConsumers: L7Consumer[] = []
   /** Every payload hook tells when it is done (payloadDone): flows may settle. */
@@ -148,6 +157,8 @@ export class L7Hub implements FlowFeature {
     this.counted = resized(this.counted, capacity, used)
     this.phase = resized(this.phase, capacity, used)
     this.createdUs = resized(this.createdUs, capacity, used)
+    this.synSeen = resized(this.synSeen, capacity, used)
+    this.synSeq = resized(this.synSeq, 2 * capacity, 2 * used)
   }
 
   onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
@@ -164,6 +175,7 @@ export class L7Hub implements FlowFeature {
       this.phase[id] = FRESH
     }
     this.createdUs[id] = tsUs
+    this.synSeen[id] = 0
   }
 
   /** True once flow `id` brought a packet with captured payload (its L7 state is set up). */
@@ -187,16 +199,26 @@ export class L7Hub implements FlowFeature {
     if (phase === SETTLED) return
     const e = this.built!
     if (phase === FRESH) {
-      // Nothing for the engine (which reassembles only flows a parser claimed) nor a payload hook.
-      if (p.payloadCaptured === 0) return
-      e.onCreate(id, this.createdUs[id]!)
+      // Nothing for the engine (which reassembles only flows a parser claimed) nor a payload hook; a SYN's
+      // sequence number is kept for the engine.
+      if (p.payloadCaptured === 0) {
+        if ((p.tcpFlags & SYN) !== 0 && p.protocol === TCP) {
+          this.synSeen[id]! |= 1 << dir
+          this.synSeq[2 * id + dir] = p.tcpSeq
+        }
+        return
+      }
+      e.onCreate(id, this.createdUs[id]!, this.synSeen[id], this.synSeq[2 * id], this.synSeq[2 * id + 1])
       const fc = this.firstPayloadConsumers
       for (let i = 0; i < fc.length; i++) fc[i]!.onFirstPayload!(id)
       this.phase[id] = LIVE
     }
     // A packet without payload of a flow not yet probed (a handshake, an ACK) has nothing for the engine
     // (which reassembles only flows a parser claimed) nor for a payload hook.
-    if (p.payloadCaptured === 0 && e.isUnprobed(id)) return
+    if (p.payloadCaptured === 0 && e.isUnprobed(id)) {
+      if ((p.tcpFlags & SYN) !== 0 && p.protocol === TCP) e.onHandshake(id, dir as number, p.tcpSeq)
+      return
+    }
     let parse = true
     if (this.gated) {
       const pi = e.parserOf(id)
@@ -219,6 +241,11 @@ export class L7Hub implements FlowFeature {
   }
 
   onSwap(id: number): void {
+    const seen = this.synSeen[id]!
+    this.synSeen[id] = ((seen & 1) << 1) | ((seen >> 1) & 1)
+    const s0 = this.synSeq[2 * id]!
+    this.synSeq[2 * id] = this.synSeq[2 * id + 1]!
+    this.synSeq[2 * id + 1] = s0
     this.engine.onSwap(id)
   }
 
