@@ -142,9 +142,10 @@ function newParserCounters(): L7ParserCounters {
   return { flowsClaimed: 0, handoffs: 0, bufferOverflows: 0, parserErrors: 0, anomalies: new Map() }
 }
 
-const ST_UNPROBED = 0
+/** (0, the value of an id the engine never saw, is NONE: end() of a flow that had no payload reads one byte.) */
+const ST_NONE = 0
 const ST_ACTIVE = 1
-const ST_NONE = 2
+const ST_UNPROBED = 2
 
 const TCP = 6
 const UDP = 17
@@ -795,7 +796,7 @@ export class L7Engine<Tx> {
 
   /** The initiator turned out to be the other side: swap the per-direction state of flow `id`. */
   onSwap(id: number): void {
-    if (this.unclaimedOf[id] !== 0) {
+    if (this.status[id] === ST_UNPROBED && this.unclaimedOf[id] !== 0) {
       const h = this.unclaimed[this.unclaimedOf[id]! - 1]!
       for (const g of h.segs) g.dir = g.dir === L7Dir.ToServer ? L7Dir.ToClient : L7Dir.ToServer
     }
@@ -824,8 +825,9 @@ export class L7Engine<Tx> {
 
   /** Flow `id` leaves for good: flush its reassembly, emit its open transactions, free its slot. */
   end(id: number): void {
-    if (this.status[id] === ST_ACTIVE) this.release(id, true)
-    else if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+    const st = this.status[id]
+    if (st === ST_ACTIVE) this.release(id, true)
+    else if (st === ST_UNPROBED && this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
     this.status[id] = ST_NONE
   }
 
