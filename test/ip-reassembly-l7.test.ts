@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { dnsMessage } from './helpers/l7.js'
-import { LINKTYPE, PROTO, fragmentExt, ipv6, pcapFile, udp } from './helpers/packet-builder.js'
+import { ascii, dnsMessage } from './helpers/l7.js'
+import { LINKTYPE, PROTO, eth, fragmentExt, ipv4, ipv6, pcapFile, udp } from './helpers/packet-builder.js'
+import { tcpConversation } from './helpers/tcp-conversation.js'
 import { probeRecords, total, type JsonRecord } from './helpers/probe-run.js'
 import { REPO_ROOT } from './helpers/shared.js'
 
@@ -94,6 +95,54 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
     expect(tx!.flowtelDnsAnswerTtls).toBe('101,102,103,104,105,106')
     // Later fragments before their first have no ports: flow accounting as before (fragment_without_first).
     expect(summary.anomalies).toEqual({ fragment_without_first: frags.length - 1 })
+  })
+
+  it('gives the HTTP group a request whose TCP segment was fragmented (IPv4, 2 fragments)', async () => {
+    const req = ascii(
+      `GET /x HTTP/1.1\r\nHost: frag.example\r\nCookie: ${'c'.repeat(2500)}\r\nUser-Agent: after-the-cut/1\r\n\r\n`,
+    )
+    const resp = ascii('HTTP/1.1 204 No Content\r\nServer: s\r\n\r\n')
+    const frames = tcpConversation({ cport: 40200, sport: 80 }, [
+      { up: true, data: req },
+      { up: false, data: resp },
+    ])
+    // Frame 3 is the request: Ethernet(14) IPv4(20) TCP segment; cut the segment into 1480-byte fragments.
+    const seg = frames[3]!.subarray(34)
+    const frags: Uint8Array[] = []
+    for (let o = 0; o < seg.length; o += 1480)
+      frags.push(
+        eth(
+          {},
+          ipv4(
+            {
+              src: '10.0.0.1',
+              dst: '10.0.0.2',
+              proto: PROTO.TCP,
+              id: 4242,
+              mf: o + 1480 < seg.length,
+              fragOffset: o,
+            },
+            seg.subarray(o, o + 1480),
+          ),
+        ),
+      )
+    expect(frags.length).toBe(2)
+    const T0 = 1_700_000_000_000_000
+    const file = join(dir, 'http-frag.pcap')
+    const all = [...frames.slice(0, 3), ...frags, ...frames.slice(4)]
+    writeFileSync(
+      file,
+      pcapFile(
+        LINKTYPE.ETHERNET,
+        all.map((data, i) => ({ data, tsUs: T0 + i * 100 })),
+      ),
+    )
+    const { records, summary } = await probeRecords([file], { fields: ['core', 'http'] })
+    const http = records.filter((r) => 'httpRequestHost' in r)
+    expect(http.map((r) => [r.httpRequestHost, r.httpUserAgent, r.httpStatusCode])).toEqual([
+      ['frag.example', 'after-the-cut/1', 204],
+    ])
+    expect(summary.anomalies).toEqual({})
   })
 
   it('shows a dropped datagram (IPv6 overlap, RFC 5722) in the summary anomalies', async () => {
