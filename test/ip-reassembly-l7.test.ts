@@ -145,6 +145,44 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
     expect(summary.anomalies).toEqual({})
   })
 
+  it('keeps what a snap length left of a first fragment for the DNS group (the datagram cannot be rebuilt)', async () => {
+    const q = dnsMessage({ id: 0x0b0b, flags: 0x0100, questions: [{ name: 'cut.example', type: 16 }] })
+    const r = dnsMessage({
+      id: 0x0b0b,
+      flags: 0x8180,
+      questions: [{ name: 'cut.example', type: 16 }],
+      answers: Array.from({ length: 4 }, () => ({
+        name: [0xc0, 12],
+        type: 16,
+        data: new Array<number>(500).fill(0x31),
+      })),
+    })
+    const seg = udp({ sport: 53, dport: 40300, payload: r })
+    const C = '10.0.0.1'
+    const S = '10.0.0.53'
+    const frames = [
+      eth(
+        {},
+        ipv4({ src: C, dst: S, proto: PROTO.UDP, id: 1 }, udp({ sport: 40300, dport: 53, payload: q })),
+      ),
+      eth({}, ipv4({ src: S, dst: C, proto: PROTO.UDP, id: 99, mf: true }, seg.subarray(0, 1480))),
+      eth({}, ipv4({ src: S, dst: C, proto: PROTO.UDP, id: 99, fragOffset: 1480 }, seg.subarray(1480))),
+    ]
+    const T0 = 1_700_000_000_000_000
+    const file = join(dir, 'snap-frag.pcap')
+    // A 200-byte snap length: the answer's first fragment is cut, the question survives.
+    const packets = frames.map((f, i) => ({
+      data: f.subarray(0, 200),
+      origlen: f.length,
+      tsUs: T0 + i * 100,
+    }))
+    writeFileSync(file, pcapFile(LINKTYPE.ETHERNET, packets, 200))
+    const { records, summary } = await probeRecords([file], { fields: ['core', 'dns'] })
+    const tx = dnsRecords(records)
+    expect(tx.map((t) => [t.dnsId, t.dnsQname, t.dnsAnswrecCount])).toEqual([[0x0b0b, 'cut.example', 4]])
+    expect(summary.anomalies).toMatchObject({ ip_reassembly_truncated: 1 })
+  })
+
   it('shows a dropped datagram (IPv6 overlap, RFC 5722) in the summary anomalies', async () => {
     const seg = udp({ sport: 53, dport: 41000, payload: new Uint8Array(2000) })
     const frag = (offset: number, more: boolean, len: number): Uint8Array =>

@@ -218,15 +218,21 @@ describe('IP reassembly', () => {
     expect(h.r.heldBytes).toBe(0)
   })
 
-  it('drops a datagram whose fragment is cut by the snap length', () => {
+  it('drops a datagram whose fragment is cut by the snap length; its first fragment goes on alone', () => {
     const anomalies = new Anomalies()
     const dec = new PacketDecoder(anomalies)
     const r = new IpReassembly(anomalies)
     const frame = v4(cut(SEGMENT, 1480)[0]!)
     const p = new PacketInfo()
     dec.decode(frame, new DataView(frame.buffer), 0, 200, frame.length, ETH, 0, p)
+    // The first fragment goes on as it is (what was captured of it); the datagram is dropped, counted once.
+    expect(r.add(p, 0)).toBe(p)
+    expect(anomalies.get('ip_reassembly_truncated')).toBe(1)
+    const later = v4(cut(SEGMENT, 1480)[1]!)
+    dec.decode(later, new DataView(later.buffer), 0, 200, later.length, ETH, 0, p)
     expect(r.add(p, 0)).toBeUndefined()
     expect(anomalies.get('ip_reassembly_truncated')).toBe(1)
+    expect(r.heldBytes).toBe(0)
   })
 
   it('times out an incomplete datagram after 30 s of packet time, oldest first', () => {

@@ -28,7 +28,8 @@
  *   datagram is dropped `timeoutUs` of packet time after its first fragment (Linux ipfrag_time, 30 s).
  * - Buffers come from a pool in power-of-two sizes (2 KiB to 64 KiB) and grow as fragments extend the datagram.
  *
- * Every drop counts one named anomaly (anomalies.ts) and the datagram gives the L7 path nothing.
+ * Every drop counts one named anomaly (anomalies.ts) and the datagram gives the L7 path nothing, but for a
+ * first fragment cut short by the capture (snap length): it goes on alone, as any cut packet does.
  */
 import { A, type Anomalies } from './anomalies.js'
 import { PacketInfo } from './packet.js'
@@ -137,7 +138,8 @@ export class IpReassembly {
    * Take fragment `p` (isFragment true) seen at `tsUs`. Returns the whole datagram as a packet when `p`
    * completes it: `p`'s fields, with the payload in a reassembly buffer and the transport fields read from
    * the rebuilt transport header, not a fragment any more. The returned packet and its buffer are valid until
-   * the next call. Returns undefined otherwise.
+   * the next call. Returns undefined otherwise, except for a first fragment that the capture cut short: its
+   * datagram cannot be rebuilt, and `p` itself is returned (the L7 path reads what was captured, as before).
    */
   add(p: PacketInfo, tsUs: number): PacketInfo | undefined {
     if (this.lent !== undefined) {
@@ -149,17 +151,22 @@ export class IpReassembly {
     const key = reassemblyKey(p)
     let d = this.datagrams.get(key)
     if (d === undefined) d = this.create(key, tsUs)
-    if (d.dead) return undefined
-
     const start = p.fragOffset
-    const dataOff = p.fragDataOffset
     const capEnd = p.payloadOffset + p.payloadCaptured
     const annEnd =
       p.payloadOffset + (p.payloadLength > p.payloadCaptured ? p.payloadLength : p.payloadCaptured)
+    if (capEnd < annEnd) {
+      // Not wholly captured (snap length, a cut frame): the datagram cannot be rebuilt. A first fragment goes
+      // on as it is, as a packet cut the same way would: the L7 path gets what the capture has.
+      if (!d.dead) this.kill(d, A.ip_reassembly_truncated)
+      return start === 0 ? p : undefined
+    }
+    if (d.dead) return undefined
+
+    const dataOff = p.fragDataOffset
     const len = annEnd - dataOff
     const end = start + len
     const more = p.moreFragments
-    if (capEnd < annEnd) return this.kill(d, A.ip_reassembly_truncated)
     // RFC 1858: a TCP fragment at offset 8 can rewrite the TCP flags of the first one.
     if (!v6 && p.protocol === TCP && start === 8) return this.kill(d, A.ip_fragment_tiny)
     // RFC 791/8200: every fragment but the last carries a multiple of 8 bytes (and some bytes).
