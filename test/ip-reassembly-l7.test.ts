@@ -183,7 +183,7 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
     expect(summary.anomalies).toMatchObject({ ip_reassembly_truncated: 1 })
   })
 
-  it('shows a dropped datagram (IPv6 overlap, RFC 5722) in the summary anomalies', async () => {
+  it('shows dropped datagrams (IPv6 overlap, RFC 5722; incomplete at the end) in the summary anomalies', async () => {
     const seg = udp({ sport: 53, dport: 41000, payload: new Uint8Array(2000) })
     const frag = (offset: number, more: boolean, len: number): Uint8Array =>
       ipv6(
@@ -192,7 +192,9 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
       )
     const file = join(dir, 'overlap6.pcap')
     const T0 = 1_700_000_000_000_000
-    const frames = [frag(0, true, 1024), frag(1016, true, 512), frag(1024, false, 2008 - 1024)]
+    // Datagram 5 overlaps; datagram 6 never gets its second fragment (counted at the end of the input).
+    const lone = ipv6({ proto: PROTO.UDP, ext: [fragmentExt({ more: true, id: 6 })] }, seg.subarray(0, 1024))
+    const frames = [frag(0, true, 1024), frag(1016, true, 512), frag(1024, false, 2008 - 1024), lone]
     writeFileSync(
       file,
       pcapFile(
@@ -201,7 +203,7 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
       ),
     )
     const { summary } = await probeRecords([file], { fields: ['core', 'dns'] })
-    expect(summary.anomalies).toEqual({ ipv6_fragment_overlap: 1 })
+    expect(summary.anomalies).toEqual({ ipv6_fragment_overlap: 1, ip_reassembly_timeout: 1 })
     // Without an L7 group there is no reassembly, and nothing to count.
     const off = await probeRecords([file], { fields: ['core'] })
     expect(off.summary.anomalies).toEqual({})

@@ -53,7 +53,7 @@ export const ANOMALY_NAMES = [
   'ipv6_fragment_overlap',
   // A fragment not wholly captured (snap length): the datagram cannot be rebuilt
   'ip_reassembly_truncated',
-  // An incomplete datagram still missing fragments after the timeout (30 s of packet time)
+  // An incomplete datagram still missing fragments after the timeout (30 s of packet time) or at the end of input
   'ip_reassembly_timeout',
   // The oldest incomplete datagram evicted by the datagram-count or byte cap, or past the fragments-per-datagram cap
   'ip_reassembly_evicted',

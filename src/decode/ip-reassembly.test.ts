@@ -235,7 +235,7 @@ describe('IP reassembly', () => {
     expect(r.heldBytes).toBe(0)
   })
 
-  it('times out an incomplete datagram after 30 s of packet time, oldest first', () => {
+  it('times out an incomplete datagram after 30 s of packet time, oldest first, and at the end of input', () => {
     const h = harness()
     const frags = cut(SEGMENT, 1480)
     h.feed(v4(frags[0]!, 1), 0)
@@ -247,6 +247,10 @@ describe('IP reassembly', () => {
     expect(counted(h)).toEqual({ ip_reassembly_timeout: 1 })
     expect(h.feed(v4(frags[2]!, 1), 30_000_002)).toBeUndefined()
     expect(h.r.size).toBe(3)
+    // The end of the input: the three incomplete datagrams count too, once each.
+    h.r.finish()
+    expect(counted(h)).toEqual({ ip_reassembly_timeout: 4 })
+    expect([h.r.size, h.r.heldBytes]).toEqual([0, 0])
   })
 
   it('evicts the oldest datagram at the datagram-count cap and at the byte cap', () => {

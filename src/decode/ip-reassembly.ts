@@ -25,7 +25,8 @@
  * - Bounds: a datagram is at most 65 535 bytes (IPv4 total length, IPv6 header + payload length) and at most
  *   `maxFragments` fragments; at most `maxDatagrams` datagrams and `maxBytes` of buffers are held. The oldest
  *   datagram is evicted first (Map order is creation order, which is also timeout order). An incomplete
- *   datagram is dropped `timeoutUs` of packet time after its first fragment (Linux ipfrag_time, 30 s).
+ *   datagram is dropped `timeoutUs` of packet time after its first fragment (Linux ipfrag_time, 30 s), or at
+ *   the end of the input (finish()): either way it counts `ip_reassembly_timeout`.
  * - Buffers come from a pool in power-of-two sizes (2 KiB to 64 KiB) and grow as fragments extend the datagram.
  *
  * Every drop counts one named anomaly (anomalies.ts) and the datagram gives the L7 path nothing, but for a
@@ -202,9 +203,13 @@ export class IpReassembly {
     return this.complete(d, p)
   }
 
-  /** Drop everything (end of a run, tests). */
-  clear(): void {
-    for (const d of this.datagrams.values()) this.release(d)
+  /** End of the input: every datagram still incomplete counts `ip_reassembly_timeout` (it never completed). */
+  finish(): void {
+    for (const d of this.datagrams.values()) {
+      if (!d.dead) this.anomalies.inc(A.ip_reassembly_timeout)
+      this.release(d)
+      this.freeDatagrams.push(d)
+    }
     this.datagrams.clear()
   }
 

@@ -88,6 +88,8 @@ export class MeteringPipeline {
   predecessor: MeteringPipeline | undefined
   private nextTickUs = 0
   private readonly pkt = new PacketInfo()
+  /** IP reassembly for the L7 groups (none without them). */
+  private readonly reassembly: IpReassembly | undefined
   private readonly arp: ReturnType<ArpFields['attach']> | undefined
   private readonly warnedLinkTypes = new Set<number>()
   private readonly onWarning: ((message: string) => void) | undefined
@@ -101,9 +103,11 @@ export class MeteringPipeline {
     const features = groups.filter((f) => !(f instanceof ArpFields))
     const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
     // With L7 groups, fragmented datagrams reach them whole; the drops count in this pipeline's anomalies.
-    features
-      .find((f): f is L7Hub => f instanceof L7Hub)
-      ?.reassembleWith(new IpReassembly(this.anomalies, opts.ipReassembly))
+    const hub = features.find((f): f is L7Hub => f instanceof L7Hub)
+    if (hub !== undefined) {
+      this.reassembly = new IpReassembly(this.anomalies, opts.ipReassembly)
+      hub.reassembleWith(this.reassembly)
+    }
     const core = features.find((f): f is CoreFields => f instanceof CoreFields)
     if (!core) throw new Error('the core field group is missing')
     this.core = core
@@ -215,6 +219,8 @@ export class MeteringPipeline {
     if (this.predecessor !== undefined && !this.predecessor.flushSome(reason, max)) return false
     if (!this.cache.flushAll(reason, max)) return false
     for (const g of this.txGroups) g.finishAll()
+    // Datagrams still missing fragments will not complete: counted, so every one is counted once.
+    this.reassembly?.finish()
     return true
   }
 
