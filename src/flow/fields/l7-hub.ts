@@ -32,8 +32,8 @@
  * IP fragments: the engine and the payload hooks see a fragmented datagram once, whole, when its last
  * fragment comes (src/decode/ip-reassembly.ts), in the flow that fragment was counted in; the fragments
  * themselves do not reach them (but for a first fragment the capture cut short, which goes on as it is, as
- * before: its datagram cannot be rebuilt). The flow cache counts every fragment as before. Only fragments take this
- * path (one flag test per packet), and without an L7 group there is no hub.
+ * before: its datagram cannot be rebuilt). The flow cache counts every fragment as before. Only fragments
+ * take this path (one flag test per packet), and without an L7 group there is no hub.
  */
 import { Anomalies } from '../../decode/anomalies.js'
 import { IpReassembly } from '../../decode/ip-reassembly.js'
