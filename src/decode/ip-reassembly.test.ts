@@ -9,6 +9,7 @@ import { PacketDecoder } from './packet-decoder.js'
 import { PacketInfo } from './packet.js'
 import {
   PROTO,
+  ahExt,
   concat,
   eth,
   fragmentExt,
@@ -208,6 +209,20 @@ describe('IP reassembly', () => {
     h.feed(v4({ offset: 8, more: false, data: seg.subarray(8) }, 2, PROTO.TCP), 2)
     expect(h.feed(v4({ offset: 16, more: false, data: seg.subarray(16) }, 1, PROTO.TCP), 3)).toBeUndefined()
     expect(counted(h)).toMatchObject({ ip_fragment_tiny: 2 })
+  })
+
+  it('counts a first IPv6 fragment whose extension headers do not end in it (RFC 7112) as tiny', () => {
+    const h = harness()
+    // An Authentication Header that claims 96 bytes, in a first fragment of 24: the decoder stops inside it.
+    const ah = ahExt({ icvLength: 84 })
+    const first = ipv6(
+      { proto: PROTO.AH, ext: [fragmentExt({ more: true, id: 3 })] },
+      concat(new Uint8Array([PROTO.UDP]), ah.bytes.subarray(1, 24)),
+    )
+    expect(h.feed(first, 1, RAW6)).toBeUndefined()
+    expect(h.feed(v6({ offset: 24, more: false, data: new Uint8Array(80) }, 3), 2, RAW6)).toBeUndefined()
+    expect(counted(h)).toMatchObject({ ip_fragment_tiny: 1 })
+    expect(h.r.heldBytes).toBe(0)
   })
 
   it('counts bad lengths: a non-last fragment not a multiple of 8, a datagram beyond 65 535 bytes', () => {

@@ -69,11 +69,6 @@ const UDP = 17
 const UDP_LITE = 136
 const ICMP = 1
 const ICMPV6 = 58
-/** IPv6 extension headers that must all be in the first fragment (RFC 7112). */
-const HOP_BY_HOP = 0
-const ROUTING = 43
-const FRAGMENT = 44
-const DEST_OPTS = 60
 
 /** One datagram being reassembled. */
 class Datagram {
@@ -165,6 +160,10 @@ export class IpReassembly {
     if (d.dead) return undefined
 
     const dataOff = p.fragDataOffset
+    // A first fragment whose header chain the decoder could not follow to its end (RFC 7112: it must all be
+    // in the first fragment) left no transport header to start from.
+    if (start === 0 && (p.l4Offset < dataOff || p.payloadOffset < dataOff))
+      return this.kill(d, A.ip_fragment_tiny)
     const len = annEnd - dataOff
     const end = start + len
     const more = p.moreFragments
@@ -186,8 +185,6 @@ export class IpReassembly {
     }
     if (start === 0) {
       const proto = p.protocol
-      if (v6 && (proto === HOP_BY_HOP || proto === ROUTING || proto === FRAGMENT || proto === DEST_OPTS))
-        return this.kill(d, A.ip_fragment_tiny) // RFC 7112: the header chain does not end in this fragment
       // The decoder leaves the payload at the transport header when it could not read all of it.
       if ((proto === TCP || proto === UDP || proto === UDP_LITE) && p.payloadOffset === p.l4Offset)
         return this.kill(d, A.ip_fragment_tiny)
