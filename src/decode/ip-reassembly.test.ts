@@ -324,6 +324,36 @@ describe('IP reassembly', () => {
     expect(anomalies.toObject()).toMatchObject({ ip_reassembly_flow_mismatch: 1 })
   })
 
+  it('property: random fragments never throw, stay within the caps, and rebuild within their buffer', () => {
+    const frag = fc.record({
+      v6: fc.boolean(),
+      id: fc.integer({ min: 1, max: 3 }),
+      proto: fc.constantFrom(PROTO.TCP, PROTO.UDP, PROTO.ICMP, PROTO.AH),
+      offset: fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 8191 })).map((u) => u * 8),
+      more: fc.boolean(),
+      len: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 1500 })),
+      fill: fc.integer({ min: 0, max: 255 }),
+    })
+    fc.assert(
+      fc.property(fc.array(frag, { minLength: 1, maxLength: 40 }), (frags) => {
+        const h = harness({ maxBytes: 64 * 1024, maxDatagrams: 4, maxFragments: 16 })
+        frags.forEach((f, i) => {
+          const data = new Uint8Array(f.len).fill(f.fill)
+          const fr: Frag = { offset: f.offset, more: f.more, data }
+          const got = f.v6 ? h.feed(v6(fr, f.id, f.proto), i, RAW6) : h.feed(v4(fr, f.id, f.proto), i)
+          if (got !== undefined) {
+            const w = h.last()
+            expect(w.payloadOffset).toBeGreaterThanOrEqual(0)
+            expect(w.payloadOffset + w.payloadCaptured).toBeLessThanOrEqual(w.buf.length)
+          }
+          expect(h.r.heldBytes).toBeLessThanOrEqual(64 * 1024)
+          expect(h.r.size).toBeLessThanOrEqual(4)
+        })
+      }),
+      { numRuns: 300 },
+    )
+  })
+
   it('property: any order of any fragmentation of a datagram gives the same payload', () => {
     fc.assert(
       fc.property(
