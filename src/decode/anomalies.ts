@@ -42,6 +42,23 @@ export const ANOMALY_NAMES = [
   // Fragments
   'fragment_without_first',
   'fragment_cache_full',
+  // IP reassembly for the L7 path (ip-reassembly.ts); each one drops the datagram's L7 view, except the overlap
+  // RFC 1858: a TCP fragment at offset 8, or a first fragment without the whole transport header (RFC 7112)
+  'ip_fragment_tiny',
+  // A non-last fragment not a multiple of 8 bytes, a datagram beyond 65 535 bytes, or last fragments that disagree
+  'ip_fragment_bad_length',
+  // IPv4 fragments that overlap with different bytes (the first data is kept, as in TCP reassembly)
+  'ip_fragment_overlap',
+  // IPv6 fragments that overlap (RFC 5722): the datagram is dropped
+  'ipv6_fragment_overlap',
+  // A fragment not wholly captured (snap length): the datagram cannot be rebuilt
+  'ip_reassembly_truncated',
+  // An incomplete datagram still missing fragments after the timeout (30 s of packet time) or at the end of input
+  'ip_reassembly_timeout',
+  // The oldest incomplete datagram evicted by the datagram-count or byte cap, or past the fragments-per-datagram cap
+  'ip_reassembly_evicted',
+  // A rebuilt datagram whose ports differ from the flow its last fragment was counted in (fragment cache miss)
+  'ip_reassembly_flow_mismatch',
   // Transport
   'truncated_tcp_header',
   'bad_tcp_header_length',

@@ -814,6 +814,7 @@ export class PacketDecoder {
             out.isFragment = mf || fragOffset > 0
             nh = v.getUint8(q)
             q += Len.Ipv6Ext
+            out.fragDataOffset = q
             if (fragOffset > 0) {
               out.protocol = nh
               return this.transport(nh, q, ipEnd, announcedEnd)
@@ -868,6 +869,8 @@ export class PacketDecoder {
     const out = this.out
     out.l4Offset = p
     if (out.isFragment) {
+      // IPv4 fragment data starts after the header; the IPv6 Fragment header set it (see ipv6()).
+      if (out.ipVersion === 4) out.fragDataOffset = p
       out.payloadOffset = p
       out.payloadCaptured = ipEnd > p ? ipEnd - p : 0
       out.payloadLength = announcedEnd > p ? announcedEnd - p : 0

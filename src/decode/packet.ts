@@ -89,6 +89,11 @@ export class PacketInfo {
   isFragment = false
   fragOffset = 0
   moreFragments = false
+  /**
+   * Offset of a fragment's data (what fragOffset counts from: after the IPv4 header, after the IPv6 Fragment
+   * header) in the batch buffer. Set by the decoder only when isFragment is true, and valid only then.
+   */
+  fragDataOffset = 0
 
   // Transport
   srcPort = 0
@@ -169,6 +174,7 @@ export class PacketInfo {
     this.isFragment = o.isFragment
     this.fragOffset = o.fragOffset
     this.moreFragments = o.moreFragments
+    this.fragDataOffset = o.fragDataOffset
     this.srcPort = o.srcPort
     this.dstPort = o.dstPort
     this.tcpFlags = o.tcpFlags

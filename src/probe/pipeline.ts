@@ -16,12 +16,14 @@
  */
 import type { PacketBatch } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
+import { IpReassembly, type IpReassemblyOptions } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { EndReason, END_REASON_NAMES, type FlowView } from '../flow/feature.js'
 import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { CoreFields } from '../flow/fields/core.js'
 import { createFieldGroups } from '../flow/fields/index.js'
+import { L7Hub } from '../flow/fields/l7-hub.js'
 import { isTransactionGroup, type L7Summary, type TransactionGroup } from '../flow/fields/l7-transactions.js'
 import { FlowCache } from '../flow/flow-cache.js'
 import { FlowRecords } from '../flow/flow-records.js'
@@ -34,6 +36,8 @@ export interface PipelineOptions {
   maxFlows: number
   /** Field groups (`--fields`), undefined for the default set. */
   fields?: string[]
+  /** Bounds of IP reassembly for the L7 groups (default DEFAULT_IP_REASSEMBLY_OPTIONS). */
+  ipReassembly?: IpReassemblyOptions
   /** First flow template ID (default 256; see FlowRecords). */
   flowTemplateIdBase?: number
   /** Called once per unsupported link type. */
@@ -84,6 +88,8 @@ export class MeteringPipeline {
   predecessor: MeteringPipeline | undefined
   private nextTickUs = 0
   private readonly pkt = new PacketInfo()
+  /** IP reassembly for the L7 groups (none without them). */
+  private readonly reassembly: IpReassembly | undefined
   private readonly arp: ReturnType<ArpFields['attach']> | undefined
   private readonly warnedLinkTypes = new Set<number>()
   private readonly onWarning: ((message: string) => void) | undefined
@@ -96,6 +102,12 @@ export class MeteringPipeline {
     // Flow features go to the cache; the `arp` group records ARP packets on its own (see fields/arp.ts).
     const features = groups.filter((f) => !(f instanceof ArpFields))
     const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
+    // With L7 groups, fragmented datagrams reach them whole; the drops count in this pipeline's anomalies.
+    const hub = features.find((f): f is L7Hub => f instanceof L7Hub)
+    if (hub !== undefined) {
+      this.reassembly = new IpReassembly(this.anomalies, opts.ipReassembly)
+      hub.reassembleWith(this.reassembly)
+    }
     const core = features.find((f): f is CoreFields => f instanceof CoreFields)
     if (!core) throw new Error('the core field group is missing')
     this.core = core
@@ -207,6 +219,8 @@ export class MeteringPipeline {
     if (this.predecessor !== undefined && !this.predecessor.flushSome(reason, max)) return false
     if (!this.cache.flushAll(reason, max)) return false
     for (const g of this.txGroups) g.finishAll()
+    // Datagrams still missing fragments will not complete: counted, so every one is counted once.
+    this.reassembly?.finish()
     return true
   }
 

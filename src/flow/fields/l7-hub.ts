@@ -28,7 +28,15 @@
  * up there, and reads hasPayload before trusting it). Invariant: while a flow is fresh the engine holds no
  * state for its id and no transaction was counted for it, so a new flow on an id whose previous flow stayed
  * fresh has nothing to end or clear.
+ *
+ * IP fragments: the engine and the payload hooks see a fragmented datagram once, whole, when its last
+ * fragment comes (src/decode/ip-reassembly.ts), in the flow that fragment was counted in; the fragments
+ * themselves do not reach them (but for a first fragment the capture cut short, which goes on as it is, as
+ * before: its datagram cannot be rebuilt). The flow cache counts every fragment as before. Only fragments
+ * take this path (one flag test per packet), and without an L7 group there is no hub.
  */
+import { Anomalies } from '../../decode/anomalies.js'
+import { IpReassembly } from '../../decode/ip-reassembly.js'
 import type { PacketInfo } from '../../decode/packet.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { DEFAULT_L7_OPTIONS, L7Engine, type FlowKey, type L7EngineOptions } from '../../l7/engine.js'
@@ -133,6 +141,8 @@ export class L7Hub implements FlowFeature {
   private firstPayloadConsumers: L7Consumer[] = []
   /** Every payload hook tells when it is done (payloadDone): flows may settle. */
   private settles = false
+  /** Rebuilds fragmented datagrams (the pipeline gives one that counts into its anomalies). */
+  private reassembly = new IpReassembly(new Anomalies())
 
   constructor(private readonly opts: L7EngineOptions = DEFAULT_L7_OPTIONS) {}
 
@@ -141,6 +151,11 @@ export class L7Hub implements FlowFeature {
     if (this.built !== undefined) throw new Error(`L7 group '${c.name}' subscribed after the first flow`)
     this.consumers.push(c)
     c.useHub(this)
+  }
+
+  /** Use `r` to rebuild fragmented datagrams (before the first packet). */
+  reassembleWith(r: IpReassembly): void {
+    this.reassembly = r
   }
 
   /** The shared engine (built on first use from the subscribed groups). */
@@ -194,7 +209,15 @@ export class L7Hub implements FlowFeature {
     return this.counted[id] !== 0 ? RecordKind.Transactions : 0
   }
 
-  onPacket(id: number, p: PacketInfo, dir: Dir, tsUs: number): void {
+  onPacket(id: number, packet: PacketInfo, dir: Dir, tsUs: number): void {
+    let p = packet
+    // Fragments go to reassembly (even those of a settled flow, so no datagram waits there in vain); the
+    // whole datagram goes on in place of the fragment that completed it.
+    if (p.isFragment) {
+      const whole = this.reassembly.add(p, tsUs)
+      if (whole === undefined) return
+      p = whole
+    }
     const phase = this.phase[id]
     if (phase === SETTLED) return
     const e = this.built!
