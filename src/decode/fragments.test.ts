@@ -4,7 +4,17 @@ import { describe, expect, it } from 'vitest'
 import { Anomalies } from './anomalies.js'
 import { PacketDecoder } from './packet-decoder.js'
 import { decodeBytes } from './decode-harness.test-util.js'
-import { PROTO, eth, fragmentExt, icmp, ipv4, ipv6, udp } from '../../test/helpers/packet-builder.js'
+import {
+  PROTO,
+  concat,
+  eth,
+  fragmentExt,
+  icmp,
+  ipv4,
+  ipv6,
+  optionsExt,
+  udp,
+} from '../../test/helpers/packet-builder.js'
 
 const first4 = (id: number, src = '10.0.0.1'): Uint8Array =>
   eth(
@@ -61,6 +71,34 @@ describe('fragment cache', () => {
       l.info.srcPort,
       l.info.dstPort,
     ]).toEqual([true, 24, 0x80000001, 17, 1, 2])
+    expect(l.anomalies).toEqual({})
+  })
+
+  it('gives later IPv6 fragments the protocol and ports of the first when a Destination Options header follows the Fragment header', () => {
+    const dec = new PacketDecoder(new Anomalies())
+    // The fragmentable part starts with a Destination Options header (8 octets), then UDP.
+    const dest = optionsExt(PROTO.DSTOPTS, new Uint8Array(4))
+    const first = concat(
+      concat(new Uint8Array([PROTO.UDP]), dest.bytes.subarray(1)),
+      udp({ sport: 5353, dport: 9999, payload: new Uint8Array(16) }),
+    )
+    const f = decodeBytes(ipv6({ proto: PROTO.DSTOPTS, ext: [fragmentExt({ more: true, id: 7 })] }, first), {
+      linkType: 229,
+      decoder: dec,
+      tsUs: 1,
+    })
+    expect([f.info.protocol, f.info.srcPort, f.info.dstPort]).toEqual([PROTO.UDP, 5353, 9999])
+    // A later fragment's Fragment header names the Destination Options header (60), not UDP.
+    const l = decodeBytes(
+      ipv6({ proto: PROTO.DSTOPTS, ext: [fragmentExt({ offset: 32, id: 7 })] }, new Uint8Array(8)),
+      { linkType: 229, decoder: dec, tsUs: 2 },
+    )
+    expect([l.info.isFragment, l.info.protocol, l.info.srcPort, l.info.dstPort]).toEqual([
+      true,
+      PROTO.UDP,
+      5353,
+      9999,
+    ])
     expect(l.anomalies).toEqual({})
   })
 

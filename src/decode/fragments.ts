@@ -12,6 +12,8 @@ import type { PacketInfo } from './packet.js'
 
 interface FragmentEntry {
   tsUs: number
+  /** The upper-layer protocol the first fragment's header chain led to (IPv6: see fragmentKey). */
+  protocol: number
   srcPort: number
   dstPort: number
   icmpType: number
@@ -54,6 +56,7 @@ export class FragmentCache {
     }
     this.entries.set(key, {
       tsUs,
+      protocol: p.protocol,
       srcPort: p.srcPort,
       dstPort: p.dstPort,
       icmpType: p.icmpType,
@@ -62,8 +65,10 @@ export class FragmentCache {
   }
 
   /**
-   * Fill the ports (and ICMP type/code) of a later fragment from its first fragment. Returns false, and
-   * counts `fragment_without_first`, when the first fragment is unknown or expired.
+   * Fill the ports (and ICMP type/code) of a later fragment from its first fragment, and for IPv6 the
+   * protocol too (a later fragment's Fragment header names the first header of the fragmentable part, which
+   * is not the upper-layer protocol when extension headers follow it). Returns false, and counts
+   * `fragment_without_first`, when the first fragment is unknown or expired.
    */
   fillLater(p: PacketInfo, tsUs: number): boolean {
     const key = fragmentKey(p)
@@ -73,6 +78,7 @@ export class FragmentCache {
       this.anomalies.inc(A.fragment_without_first)
       return false
     }
+    p.protocol = e.protocol
     p.srcPort = e.srcPort
     p.dstPort = e.dstPort
     p.icmpType = e.icmpType
@@ -89,9 +95,13 @@ export class FragmentCache {
   }
 }
 
+/**
+ * IPv4: source, destination, protocol and identification (RFC 791). IPv6: source, destination and
+ * identification (RFC 8200 section 4.5): not the protocol, which a later fragment does not carry.
+ */
 function fragmentKey(p: PacketInfo): string {
   const s = p.src
   const d = p.dst
   if (p.ipVersion === 4) return `4 ${s[0]} ${d[0]} ${p.protocol} ${p.ipId}`
-  return `6 ${s[0]} ${s[1]} ${s[2]} ${s[3]} ${d[0]} ${d[1]} ${d[2]} ${d[3]} ${p.protocol} ${p.ipId}`
+  return `6 ${s[0]} ${s[1]} ${s[2]} ${s[3]} ${d[0]} ${d[1]} ${d[2]} ${d[3]} ${p.ipId}`
 }
