@@ -263,6 +263,14 @@ export class IpfixExporter {
     for (const d of this.dests) d.needTemplates = true
   }
 
+  /**
+   * Data records kept so far (sent, or in the message being filled; a dropped record is not counted, nor
+   * RFC 5610 ones): the index the record being written gets if kept.
+   */
+  get recordsKept(): number {
+    return this.stats.records + this.msg.records
+  }
+
   /** The longest data record one message holds (after the message and Set headers). */
   get maxRecordLength(): number {
     return this.budget

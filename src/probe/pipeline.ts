@@ -18,7 +18,7 @@ import type { PacketBatch } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
-import { EndReason, END_REASON_NAMES, type FlowView } from '../flow/feature.js'
+import { EndReason, END_REASON_NAMES, type FlowFeature, type FlowView } from '../flow/feature.js'
 import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { CoreFields } from '../flow/fields/core.js'
 import { createFieldGroups } from '../flow/fields/index.js'
@@ -69,6 +69,8 @@ export class MeteringPipeline {
   readonly core: CoreFields
   readonly exporter: IpfixExporter
   readonly txGroups: readonly TransactionGroup<unknown>[]
+  /** The flow field groups, in record order. */
+  readonly features: readonly FlowFeature[]
   readonly counters: PipelineCounters = {
     packets: 0,
     nonIp: 0,
@@ -95,6 +97,7 @@ export class MeteringPipeline {
     const groups = createFieldGroups(opts.fields)
     // Flow features go to the cache; the `arp` group records ARP packets on its own (see fields/arp.ts).
     const features = groups.filter((f) => !(f instanceof ArpFields))
+    this.features = features
     const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
     const core = features.find((f): f is CoreFields => f instanceof CoreFields)
     if (!core) throw new Error('the core field group is missing')

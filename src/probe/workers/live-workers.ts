@@ -39,12 +39,12 @@ export class LiveWorkers {
     private readonly exporter: IpfixExporter,
     opts: LiveWorkersOptions,
   ) {
-    const merger = new RecordMerger(exporter, { remap: true })
+    const merger = new RecordMerger(exporter, { remap: true, workers: opts.workers })
     this.pool = new WorkerPool({
       workers: opts.workers,
       pipeline: opts.pipeline,
       maxRecordLength: exporter.maxRecordLength,
-      onRecords: (worker, bytes) => merger.accept(worker, bytes),
+      onRecords: (worker, bytes, dns, progressUs) => merger.acceptShared(worker, bytes, dns, progressUs),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
     })

@@ -77,7 +77,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     },
     transports,
   )
-  const merger = new RecordMerger(exporter)
+  const merger = new RecordMerger(exporter, { workers: opts.workers })
   let finals: WorkerFinal[] = []
   try {
     pool = new WorkerPool({
@@ -92,7 +92,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
       maxRecordLength: exporter.maxRecordLength,
       ...(opts.ring !== undefined ? { ring: opts.ring } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
-      onRecords: (worker, bytes) => merger.accept(worker, bytes),
+      onRecords: (worker, bytes, dns, progressUs) => merger.acceptShared(worker, bytes, dns, progressUs),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
     })
     let nextTickUs = 0
@@ -116,6 +116,8 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
       await outputsDrained(transports)
     }
     finals = await pool.finish()
+    // Every worker reported the end (metered up to Infinity): no record waits for a DNS answer any more.
+    if (merger.waiting > 0) throw new Error(`${merger.waiting} worker outputs still wait for DNS answers`)
   } catch (err) {
     await pool?.terminate()
     await exporter.close().catch(() => undefined)

@@ -23,12 +23,17 @@
  * (one already announced with that layout, or a fresh one from REMAP_FIRST_ID up), and that worker's records
  * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
+import { DNS_LOOKUP_PENDING } from '../../flow/fields/app.js'
 import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
 import type { Transport, TransportStats } from '../../ipfix/transport.js'
+import { DnsShareResolver, type DnsShareReport, type PendingLookup } from './dns-answer-share.js'
 
 const VARLEN = 65535
+/** applicationId (RFC 6759), the field a DNS answer cache lookup resolves (see dns-answer-share.ts). */
+const APPLICATION_ID = 95
+const ENGINE_PANA_L7 = 13
 
 /** First template ID the merger hands out for a layout whose worker ID is taken (above every worker's IDs). */
 export const REMAP_FIRST_ID = 4096
@@ -106,6 +111,26 @@ function recordLength(t: Template, v: DataView, p: number, end: number): number 
   return q <= end ? q - p : -1
 }
 
+/** Offset from the record's start of field `index` of template t (the record is whole: recordLength). */
+function fieldOffset(t: Template, v: DataView, p: number, index: number): number {
+  let q = p
+  for (let i = 0; i < index; i++) {
+    const f = t.fields[i]!
+    if (f.length !== VARLEN) q += f.length
+    else {
+      const n = v.getUint8(q)
+      q += n === 255 ? 3 + v.getUint16(q + 1) : 1 + n
+    }
+  }
+  return q - p
+}
+
+/** One worker's relayed messages waiting for the answers of their DNS answer cache lookups. */
+interface HeldOutput {
+  bytes: Uint8Array | undefined
+  lookups: PendingLookup[]
+}
+
 /** The main-thread side: re-frames the workers' records into the one real exporter. */
 export class RecordMerger {
   /** The main exporter's templates by ID, and the worker that first announced each. */
@@ -113,14 +138,71 @@ export class RecordMerger {
   /** Remap mode: the main template for each worker's template ID (key worker · 65536 + id). */
   private readonly byWorker = new Map<number, Template>()
   private nextId = REMAP_FIRST_ID
+  /** The workers' one DNS answer cache (see dns-answer-share.ts), and what waits for its answers. */
+  private readonly dns: DnsShareResolver | undefined
+  private readonly held: HeldOutput[][]
+  /** Per worker: data records taken apart so far (matched with PendingLookup.recordIndex). */
+  private readonly recordsSeen: number[]
+  /** Per template ID: the index of its applicationId field (-1: none). */
+  private readonly appIdField = new Map<number, number>()
+  /** While a worker's messages are written: its lookups, and the next one to read. */
+  private lookups: PendingLookup[] = []
+  private nextLookup = 0
 
+  /**
+   * `workers`: how many workers relay (needed when their records may wait for a DNS answer cache lookup,
+   * see acceptShared).
+   */
   constructor(
     private readonly exporter: IpfixExporter,
-    private readonly opts: { remap?: boolean } = {},
+    private readonly opts: { remap?: boolean; workers?: number } = {},
   ) {
     // The workers registered the Flowmon and Flowtel elements of their templates in their own threads: this
     // one needs them too, for the RFC 5610 records of the main exporter (and the names of JSON lines).
     registerEnterpriseElements()
+    const n = opts.workers ?? 0
+    this.dns = n > 0 ? new DnsShareResolver(n) : undefined
+    this.held = Array.from({ length: n }, () => [])
+    this.recordsSeen = new Array<number>(Math.max(n, 64)).fill(0)
+  }
+
+  /** Records (relayed messages) held back until DNS answer cache lookups are answered. */
+  get waiting(): number {
+    return this.held.reduce((n, h) => n + h.length, 0)
+  }
+
+  /**
+   * Take in what one worker relayed after a slot: its messages (if any), what its DNS answer cache did and
+   * the time it has metered up to. Its records are written once every lookup they wait for is answered,
+   * which may take until the other workers have metered up to the same time (their next reports).
+   */
+  acceptShared(
+    worker: number,
+    bytes: Uint8Array | undefined,
+    report: DnsShareReport | undefined,
+    progressUs: number,
+  ): void {
+    const dns = this.dns
+    if (dns === undefined) {
+      if (bytes !== undefined) this.accept(worker, bytes)
+      return
+    }
+    const lookups = dns.accept(worker, report, progressUs)
+    if (bytes !== undefined || lookups.length > 0) this.held[worker]?.push({ bytes, lookups })
+    dns.settle()
+    for (let w = 0; w < this.held.length; w++) {
+      const queue = this.held[w]!
+      while (queue.length > 0 && queue[0]!.lookups.every((l) => l.entryId !== undefined)) {
+        const out = queue.shift()!
+        this.lookups = out.lookups
+        this.nextLookup = 0
+        try {
+          if (out.bytes !== undefined) this.accept(w, out.bytes)
+        } finally {
+          this.lookups = []
+        }
+      }
+    }
   }
 
   /** Template IDs defined so far (for tests). */
@@ -213,14 +295,42 @@ export class RecordMerger {
     const t = this.opts.remap === true ? this.byWorker.get(worker * 65536 + id) : this.templates.get(id)?.t
     if (t === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
     const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    let appField = this.appIdField.get(t.id)
+    if (appField === undefined) {
+      appField = t.fields.findIndex((f) => f.id === APPLICATION_ID && f.pen === 0 && f.length === 4)
+      this.appIdField.set(t.id, appField)
+    }
     // Set padding (RFC 7011 §3.3.1) is shorter than the smallest record.
     while (end - p >= Math.max(1, t.minRecordLength)) {
       const len = recordLength(t, v, p, end)
       if (len < 0) throw new Error(`worker ${worker} relayed a truncated record of template ${id}`)
+      const index = this.recordsSeen[worker]!
+      this.recordsSeen[worker] = index + 1
+      if (appField >= 0) this.resolveApplicationId(worker, index, v, p + fieldOffset(t, v, p, appField))
       const w = this.exporter.beginRecord(t, len)
       w.bytes(bytes.subarray(p, p + len))
       this.exporter.endRecord()
       p += len
     }
+  }
+
+  /**
+   * The applicationId at `at` of the worker's data record number `index`: one waiting for the DNS answer
+   * cache (DNS_LOOKUP_PENDING) gets the entry the cache named, else what the worker wrote under the flag.
+   */
+  private resolveApplicationId(worker: number, index: number, v: DataView, at: number): void {
+    const id = v.getUint32(at)
+    if ((id & DNS_LOOKUP_PENDING) === 0) return
+    // Lookups of records the worker's exporter dropped (too long) come before this one's.
+    let l = this.lookups[this.nextLookup]
+    while (l !== undefined && l.recordIndex < index) l = this.lookups[++this.nextLookup]
+    if (l === undefined || l.recordIndex !== index || l.entryId === undefined)
+      throw new Error(`worker ${worker} relayed record ${index} waiting for a DNS lookup it did not report`)
+    this.nextLookup++
+    const entry = l.entryId
+    v.setUint32(
+      at,
+      entry >= 0 ? ((ENGINE_PANA_L7 << 24) | (entry & 0xffffff)) >>> 0 : id & ~DNS_LOOKUP_PENDING,
+    )
   }
 }
