@@ -31,7 +31,6 @@ import {
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import { Template } from '../../ipfix/template.js'
 import type { DhcpTx } from '../../l7/dhcp.js'
 import type { DnsTx } from '../../l7/dns.js'
 import type { FlowKey } from '../../l7/engine.js'
@@ -41,9 +40,9 @@ import type { TlsTx } from '../../l7/tls.js'
 import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { AppCatalogueRecords, appCatalogueTemplate } from './app-catalogue-records.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
-export const APP_OPTIONS_TEMPLATE_ID = 290
 /**
  * Set in the engine octet of an applicationId a metering worker writes when the DNS answer cache may still
  * name the flow (see DnsAnswerSink): never on the wire, the record merger resolves it.
@@ -109,10 +108,8 @@ export class AppFields implements FlowFeature, L7Consumer {
   /** The catalogue's signature lists by gatedIndex, and its gated ports (AppCatalogue.gated, gatePort). */
   private readonly gated: readonly (readonly GatedSignature[] | undefined)[]
   private readonly gatePort: Uint8Array
-  private exporter: IpfixExporter | undefined
-  private template: Template | undefined
-  /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
-  private seenTemplateSends = 0
+  /** The catalogue as RFC 6759 options records on the exporter (see attach). */
+  private catalogueRecords: AppCatalogueRecords | undefined
   private readonly words = new Uint32Array(4)
   private readonly addrView = new DataView(new ArrayBuffer(16))
   /** Flows classified, by evidence (index: Evidence). */
@@ -186,14 +183,8 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   /** Adds the catalogue's options template and sends the catalogue. */
   attach(exporter: IpfixExporter): void {
-    this.exporter = exporter
-    this.template = Template.fromNames(
-      APP_OPTIONS_TEMPLATE_ID,
-      [['applicationId', 4], ['applicationName'], ['applicationDescription'], ['applicationCategoryName']],
-      1,
-    )
-    exporter.addTemplate(this.template)
-    this.sendCatalogue()
+    this.catalogueRecords = new AppCatalogueRecords(exporter, appCatalogueTemplate(), this.catalogue.entries)
+    this.catalogueRecords.start()
   }
 
   resize(capacity: number, used: number): void {
@@ -210,11 +201,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     if (this.hub === undefined) this.onFirstPayload(id)
     // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
     // round carries the catalogue queued by attach().
-    const ex = this.exporter
-    if (ex !== undefined && ex.stats.templateSends !== this.seenTemplateSends) {
-      if (this.seenTemplateSends > 0) this.sendCatalogue()
-      this.seenTemplateSends = ex.stats.templateSends
-    }
+    this.catalogueRecords?.followTemplates()
   }
 
   /** Flow `id` brings its first payload (the hub calls this before the parsers see it). */
@@ -411,25 +398,6 @@ export class AppFields implements FlowFeature, L7Consumer {
     const v = this.addrView
     for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
     return ipv6Text(v, 0)
-  }
-
-  private sendCatalogue(): void {
-    const ex = this.exporter
-    const t = this.template
-    if (ex === undefined || t === undefined) return
-    for (const e of this.catalogue.entries) {
-      const w = ex.beginRecord(
-        t,
-        4 + 3 * 3 + e.name.length + e.description.length * 3 + e.category.length + 16,
-      )
-      w.u8(ENGINE_PANA_L7)
-      w.u8(e.id >>> 16)
-      w.u16(e.id & 0xffff)
-      w.string(e.name)
-      w.string(e.description)
-      w.string(e.category)
-      ex.endRecord()
-    }
   }
 }
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { AppCatalogue } from '../../appid/classifier.js'
 import { FlowCollector } from '../../collector/decode-message.js'
 import { IpfixDecoder } from '../../ipfix/decoder.js'
 import { MemoryTransport } from '../../ipfix/testing.js'
@@ -206,6 +207,31 @@ describe('probe with N metering workers', () => {
       return [...ids].sort((x, y) => x - y)
     }
     expect(templateIds(wire.messages)).toEqual(templateIds(single.messages))
+  })
+
+  it('sends the application catalogue as one thread does, not once per worker, and again after template refreshes', async () => {
+    // The catalogue (RFC 6759 options records, template 290) went out once per worker, and was not sent
+    // again after the main exporter's template refreshes (the workers' exporters never refresh).
+    const entries = new AppCatalogue().entries.length
+    const catalogueRecords = async (workers: number): Promise<number> => {
+      const wire = new MemoryTransport('wire', true)
+      await run(FIXTURE_DIRS, workers, {
+        fields: ['app'],
+        templateRefreshSeconds: 60,
+        extraTransports: [wire],
+      })
+      const decoder = new IpfixDecoder({ transport: 'udp' })
+      let n = 0
+      for (const m of wire.messages) n += decoder.decode(m).records.filter((r) => r.templateId === 290).length
+      return n
+    }
+    const one = await catalogueRecords(0)
+    // The fixture stream's time crosses several refresh intervals: the catalogue follows some refreshes.
+    expect(one % entries).toBe(0)
+    expect(one / entries).toBeGreaterThan(2)
+    expect(await catalogueRecords(2)).toBe(one)
+    expect(await catalogueRecords(3)).toBe(one)
+    expect(liveWorkerThreads()).toBe(0)
   })
 
   it('exports NetFlow v9 like one thread: datagrams fit --mtu 576, sysUpTime from the first packet', async () => {

@@ -14,6 +14,7 @@
  * Summary figures are sums over the workers; peakActiveFlows is the sum of the workers' peaks (an upper
  * bound of the simultaneous total).
  */
+import { fieldGroupNames } from '../../flow/fields/index.js'
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { openExport, outputsDrained, transportReports } from '../export-setup.js'
@@ -78,6 +79,8 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     transports,
   )
   const merger = new RecordMerger(exporter, { workers: opts.workers })
+  // The application catalogue is the Exporting Process's: sent once here, not once per worker.
+  if (fieldGroupNames(opts.fields).includes('app')) merger.sendCatalogue()
   let finals: WorkerFinal[] = []
   try {
     pool = new WorkerPool({
@@ -103,6 +106,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
       // The exporter ticks (template refresh, statistics, message age) when time crosses a whole second.
       if (pool.nowUs >= nextTickUs) {
         exporter.tick()
+        merger.followTemplates()
         nextTickUs = (Math.floor(pool.nowUs / 1e6) + 1) * 1e6
       }
       if (opts.onProgress) {

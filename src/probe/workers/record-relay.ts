@@ -14,6 +14,11 @@
  * statistics exactly as the single-threaded probe does. A worker's header (its time, sequence, domain) is
  * discarded.
  *
+ * The application catalogue (RFC 6759 options records, src/flow/fields/app-catalogue-records.ts) is the
+ * Exporting Process's, not a worker's: the workers' copies are dropped, and once a worker announces its
+ * template the merger sends it on the main exporter, and again after every later round of templates the
+ * main exporter sends (refresh, new session), as one thread does.
+ *
  * Templates: every worker builds its templates from the same field groups, so a template ID means the same
  * layout in every worker. The merger checks it: the first worker to announce an ID defines it, and a
  * different layout for that ID from any worker is an error (the run stops with a message naming both).
@@ -24,6 +29,11 @@
  * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
 import { DNS_LOOKUP_PENDING } from '../../flow/fields/app.js'
+import {
+  APP_OPTIONS_TEMPLATE_ID,
+  AppCatalogueRecords,
+  appCatalogueTemplate,
+} from '../../flow/fields/app-catalogue-records.js'
 import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
@@ -125,6 +135,13 @@ function fieldOffset(t: Template, v: DataView, p: number, index: number): number
   return q - p
 }
 
+const CATALOGUE_TEMPLATE = appCatalogueTemplate()
+
+/** True when t is the application catalogue's options template (its ID and layout). */
+function isCatalogueTemplate(t: Template): boolean {
+  return t.id === APP_OPTIONS_TEMPLATE_ID && t.scopeCount === 1 && t.sameLayout(CATALOGUE_TEMPLATE)
+}
+
 /** One worker's relayed messages waiting for the answers of their DNS answer cache lookups. */
 interface HeldOutput {
   bytes: Uint8Array | undefined
@@ -145,6 +162,8 @@ export class RecordMerger {
   private readonly recordsSeen: number[]
   /** Per template ID: the index of its applicationId field (-1: none). */
   private readonly appIdField = new Map<number, number>()
+  /** The catalogue's options records on the main exporter, once a worker has announced their template. */
+  private catalogue: AppCatalogueRecords | undefined
   /** While a worker's messages are written: its lookups, and the next one to read. */
   private lookups: PendingLookup[] = []
   private nextLookup = 0
@@ -220,6 +239,8 @@ export class RecordMerger {
       this.message(worker, v, m + 16, m + len)
       m += len
     }
+    // The main exporter sent its templates again (refresh, new session): the catalogue follows them.
+    this.catalogue?.followTemplates()
   }
 
   private message(worker: number, v: DataView, p: number, end: number): void {
@@ -266,6 +287,7 @@ export class RecordMerger {
       if (main === undefined) {
         this.templates.set(t.id, { t, worker })
         this.exporter.addTemplate(t)
+        this.startCatalogue(t)
         main = t
       } else if (!main.sameLayout(t)) {
         main = [...this.templates.values()].find((k) => k.t.sameLayout(t))?.t
@@ -289,11 +311,42 @@ export class RecordMerger {
     }
     this.templates.set(t.id, { t, worker })
     this.exporter.addTemplate(t)
+    this.startCatalogue(t)
+  }
+
+  /** The catalogue's template `t` is announced: send the catalogue on the main exporter. */
+  private startCatalogue(t: Template): void {
+    if (this.catalogue !== undefined || !isCatalogueTemplate(t)) return
+    this.catalogue = new AppCatalogueRecords(this.exporter, t)
+    this.catalogue.start(false)
+  }
+
+  /**
+   * Call after anything that may have made the main exporter send its templates (accept does it, the
+   * probe's ticks too): the catalogue follows every round of templates, as in one thread.
+   */
+  followTemplates(): void {
+    this.catalogue?.followTemplates()
+  }
+
+  /**
+   * The workers' field groups include `app`: send the catalogue now, before any record, as the one-thread
+   * probe does when its group is set up (otherwise it starts when a worker first announces its template).
+   */
+  sendCatalogue(): void {
+    if (this.catalogue !== undefined) return
+    const t = appCatalogueTemplate()
+    this.templates.set(t.id, { t, worker: -1 })
+    this.exporter.addTemplate(t)
+    this.catalogue = new AppCatalogueRecords(this.exporter, t)
+    this.catalogue.start(false)
   }
 
   private dataSet(worker: number, id: number, v: DataView, p: number, end: number): void {
     const t = this.opts.remap === true ? this.byWorker.get(worker * 65536 + id) : this.templates.get(id)?.t
     if (t === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
+    // The catalogue is sent by this exporter itself (startCatalogue), not once per worker.
+    const skip = this.catalogue !== undefined && isCatalogueTemplate(t)
     const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
     let appField = this.appIdField.get(t.id)
     if (appField === undefined) {
@@ -306,6 +359,10 @@ export class RecordMerger {
       if (len < 0) throw new Error(`worker ${worker} relayed a truncated record of template ${id}`)
       const index = this.recordsSeen[worker]!
       this.recordsSeen[worker] = index + 1
+      if (skip) {
+        p += len
+        continue
+      }
       if (appField >= 0) this.resolveApplicationId(worker, index, v, p + fieldOffset(t, v, p, appField))
       const w = this.exporter.beginRecord(t, len)
       w.bytes(bytes.subarray(p, p + len))
