@@ -38,6 +38,11 @@ export interface PipelineOptions {
   flowTemplateIdBase?: number
   /** Called once per unsupported link type. */
   onWarning?: (message: string) => void
+  /**
+   * What the exporter's clock reads (µs) until packet time passes it (offline: the first packet's time, so
+   * nothing set up before the first packet is exported at time 0; see export-setup.ts). Default 0.
+   */
+  startUs?: number
 }
 
 /** What the exporter asks of the metering process for the Metering Process Statistics (RFC 7011 §4.2). */
@@ -103,8 +108,9 @@ export class MeteringPipeline {
     if (!core) throw new Error('the core field group is missing')
     this.core = core
     const c = this.counters
+    const startUs = opts.startUs ?? 0
     this.exporter = createExporter({
-      now: () => this.nowUs / 1e6,
+      now: () => (this.nowUs > startUs ? this.nowUs : startUs) / 1e6,
       meteringStats: () => ({
         ignoredPackets: c.malformed + c.unsupported,
         ignoredOctets: c.ignoredOctets,

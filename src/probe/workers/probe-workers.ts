@@ -53,13 +53,14 @@ function sumRecords(parts: readonly Record<string, number>[]): Record<string, nu
 export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
   // The same export set-up as the single-threaded probe: transports, MTU budget, NetFlow uptime base.
-  const { source, transports, exporterOptions, firstPacketAt } = await openExport(opts)
+  const { source, transports, exporterOptions, firstPacketAt, batches, startUs } = await openExport(opts)
 
   let pool: WorkerPool | undefined
   const exporter = new IpfixExporter(
     {
       ...exporterOptions,
-      now: () => (pool?.nowUs ?? 0) / 1e6,
+      // Packet time; before the first packet, the first packet's time (see export-setup.ts).
+      now: () => Math.max(pool?.nowUs ?? 0, startUs) / 1e6,
       // RFC 7011 §4.2 Metering Process Reliability Statistics, summed over the workers' latest reports.
       meteringStats: () => {
         let ignoredPackets = 0
@@ -100,7 +101,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     })
     let nextTickUs = 0
     let lastProgress = 0
-    for await (const batch of source.batches()) {
+    for await (const batch of batches) {
       if (batch.count > 0) firstPacketAt(batch.tsUs[0]!)
       await pool.dispatch(batch)
       // The exporter ticks (template refresh, statistics, message age) when time crosses a whole second.
