@@ -7,7 +7,15 @@ import { Driver, ascii, feedSplit, withoutSkip } from '../../test/helpers/l7.js'
 import { PacketInfo } from '../decode/packet.js'
 import { L7Engine } from './engine.js'
 import { L7Dir, type L7Parser } from './parser.js'
-import { newTlsTx, parseClientHello, retainedTxBytes, tlsParser, type TlsState, type TlsTx } from './tls.js'
+import {
+  MAX_HELLO_LIST,
+  newTlsTx,
+  parseClientHello,
+  retainedTxBytes,
+  tlsParser,
+  type TlsState,
+  type TlsTx,
+} from './tls.js'
 
 const u16 = (v: number): number[] => [v >> 8, v & 0xff]
 const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
@@ -404,32 +412,58 @@ describe('tls parser: parsed state charged to the L7 memory budget', () => {
     expect(e.total.used).toBe(0)
   })
 
-  it('stops a hostile hello over the per-flow budget (tls_state_over_budget): what it read leaves, its memory is freed', () => {
-    // 20000 suites: a 40 kB message in three records, parsed into a list the parser would keep (160 kB).
-    const { e, txs, send, anomalies } = engine(64 * 1024)
-    send(1, L7Dir.ToServer, bigHello(20000), 1000)
+  /** Records of the start of a Certificate message that claims 60000 octets: `n` of them, 16000 octets each. */
+  function partialCertificate(n: number): Uint8Array[] {
+    const head = [11, ...u24(60000)]
+    return Array.from({ length: n }, (_, i) =>
+      record(
+        [...(i === 0 ? head : []), ...new Array<number>(i === 0 ? 16000 - 4 : 16000).fill(0x30)],
+        0x0303,
+      ),
+    )
+  }
+
+  it('stops a flow whose kept state passes the per-flow budget (tls_state_over_budget): the hello leaves, memory is freed', () => {
+    // The hello (1000 suites: 8 kB of list) fits 24 kB; the server's certificate gathered after it does not.
+    const { e, txs, send, anomalies } = engine(24 * 1024)
+    send(1, L7Dir.ToServer, bigHello(1000), 1000)
+    expect(e.total.used).toBeGreaterThan(1000 * 8)
+    let seq = 50000
+    for (const r of [SERVER_HELLO, ...partialCertificate(2)]) {
+      send(1, L7Dir.ToClient, r, seq)
+      seq += r.byteLength
+    }
     expect(anomalies().get('tls_state_over_budget')).toBe(1)
-    expect(txs.map((t) => [t.sni, t.cipherSuites.length])).toEqual([['hostile.example', 20000]])
-    expect(e.total.used).toBe(0)
-    // Within the budget, a hello of 2000 suites stays open (charged) until the flow ends.
-    send(2, L7Dir.ToServer, bigHello(2000), 1000)
-    expect(e.total.used).toBeGreaterThan(2000 * 8)
-    e.end(2)
-    expect(anomalies().get('tls_state_over_budget')).toBe(1)
+    expect(txs.map((t) => [t.sni, t.cipherSuites.length, t.serverVersion])).toEqual([
+      ['hostile.example', 1000, 0x0304],
+    ])
     expect(e.total.used).toBe(0)
   })
 
   it('stops the flow whose state does not fit what the other flows left of the total budget', () => {
-    const { e, txs, send, anomalies } = engine(1 << 20, 200 * 1024)
-    send(1, L7Dir.ToServer, bigHello(15000), 1000)
+    const { e, txs, send, anomalies } = engine(1 << 20, 30 * 1024)
+    send(1, L7Dir.ToServer, bigHello(1000), 1000)
+    send(2, L7Dir.ToServer, bigHello(1000), 1000)
     expect(anomalies().get('tls_state_over_budget')).toBeUndefined()
     const held = e.total.used
-    expect(held).toBeGreaterThan(15000 * 8)
-    send(2, L7Dir.ToServer, bigHello(15000), 1000)
+    expect(held).toBeGreaterThan(2 * 1000 * 8)
+    send(1, L7Dir.ToClient, SERVER_HELLO, 50000)
+    send(1, L7Dir.ToClient, partialCertificate(1)[0]!, 50000 + SERVER_HELLO.byteLength)
     expect(anomalies().get('tls_state_over_budget')).toBe(1)
-    expect(txs).toHaveLength(1)
-    expect(e.total.used).toBe(held)
+    expect(txs.map((t) => t.sni)).toEqual(['hostile.example'])
+    e.end(2)
+    expect(e.total.used).toBe(0)
+  })
+
+  it('keeps at most MAX_HELLO_LIST entries of a hello list (tls_list_cut), so a hostile hello costs little', () => {
+    // 20000 suites: a 40 kB message in three records, whose list would cost the state 160 kB.
+    const { e, txs, send, anomalies } = engine(64 * 1024)
+    send(1, L7Dir.ToServer, bigHello(20000), 1000)
+    expect(anomalies().get('tls_list_cut')).toBe(1)
+    expect(anomalies().get('tls_state_over_budget')).toBeUndefined()
+    expect(e.total.used).toBeLessThan(MAX_HELLO_LIST * 8 + 2048)
     e.end(1)
+    expect(txs.map((t) => [t.sni, t.cipherSuites.length])).toEqual([['hostile.example', MAX_HELLO_LIST]])
     expect(e.total.used).toBe(0)
   })
 })

@@ -254,11 +254,34 @@ const ascii = (b: Uint8Array, a: number, e: number): string =>
     ? latin1Slice.call(b, a, e)
     : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', a, e)
 
-/** The 2-octet values in [p, end) (an odd last octet is left out). */
+/**
+ * Entries kept per hello list (cipher suites, extension types, groups, signature algorithms, ALPN names):
+ * real hellos have a few dozen, the most a record allows is 8000. Past this, a hostile hello's lists would
+ * cost the state 8 octets an entry (see retainedTxBytes) for fingerprints of input no client sends; the rest
+ * is counted (tls_list_cut) and left out.
+ */
+export const MAX_HELLO_LIST = 1024
+
+/** Entries left out of the lists of the hello being read (handshakes() counts one anomaly a hello). */
+let listsCut = 0
+
+/** The 2-octet values in [p, end) (an odd last octet is left out), at most MAX_HELLO_LIST of them. */
 function u16List(b: Uint8Array, p: number, end: number): number[] {
   const out: number[] = []
-  for (; p + 2 <= end; p += 2) out.push(u16at(b, p))
+  for (; p + 2 <= end; p += 2) {
+    if (out.length === MAX_HELLO_LIST) {
+      listsCut += (end - p) >> 1
+      break
+    }
+    out.push(u16at(b, p))
+  }
   return out
+}
+
+/** Adds `v` to `list` unless it holds MAX_HELLO_LIST entries already. */
+function pushCapped<T>(list: T[], v: T): void {
+  if (list.length < MAX_HELLO_LIST) list.push(v)
+  else listsCut++
 }
 
 /** ALPN protocol_name_list (RFC 7301 §3.1) at `p`; undefined when malformed. */
@@ -269,7 +292,7 @@ function alpnList(b: Uint8Array, p: number, end: number): string[] | undefined {
   for (p += 2; p < e;) {
     const n = b[p++]!
     if (p + n > e) return undefined
-    out.push(ascii(b, p, p + n))
+    pushCapped(out, ascii(b, p, p + n))
     p += n
   }
   return out
@@ -356,10 +379,10 @@ function extensions(b: Uint8Array, p: number, end: number, tx: TlsTx, server: bo
     p += 4
     need(p, n, e)
     if (server) {
-      tx.serverExtensionTypes.push(type)
+      pushCapped(tx.serverExtensionTypes, type)
       if (!serverExtension(type, b, p, p + n, tx)) bad++
     } else {
-      tx.extensionTypes.push(type)
+      pushCapped(tx.extensionTypes, type)
       if (!clientExtension(type, b, p, p + n, tx)) bad++
     }
     p += n
@@ -526,12 +549,15 @@ function handshakes(
     const tx = (s.tx ??= newTlsTx())
     s.txChanged = true
     try {
+      listsCut = 0
       if (type === CLIENT_HELLO && dir === L7Dir.ToServer) {
         tx.clientHelloUs = ctx.tsUs
         if (clientHello(hs, p + 4, end, tx, false) > 0) ctx.anomaly('tls_bad_extension')
+        if (listsCut > 0) ctx.anomaly('tls_list_cut')
       } else if (type === SERVER_HELLO && dir === L7Dir.ToClient && !s.afterHello) {
         tx.serverHelloUs = ctx.tsUs
         if (serverHello(hs, p + 4, end, tx) > 0) ctx.anomaly('tls_bad_extension')
+        if (listsCut > 0) ctx.anomaly('tls_list_cut')
         s.afterHello = true
       } else if (dir === L7Dir.ToClient && s.afterHello) {
         s.serverMessages++
