@@ -39,6 +39,12 @@ export interface FlowView {
   startUs(id: number): number
   endUs(id: number): number
   endReason(id: number): number
+  /**
+   * During an export: when the record fell due (µs), which is when the one-thread probe writes it (before
+   * the first packet at or after that time): its timeout's due time; the packet's time for an eviction
+   * (cache full) or a closed connection whose ports a new SYN reuses; Infinity when every flow is flushed.
+   */
+  exportDueUs(): number
   ipVersion(id: number): number
   protocol(id: number): number
   /** Writes the initiator's (dir 0) or responder's (dir 1) address words into `out`; returns ipVersion. */

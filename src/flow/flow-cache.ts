@@ -151,6 +151,8 @@ export class FlowCache implements FlowView {
    * as an argument to a call that is not inlined is boxed as a heap number (µs is not a small integer).
    */
   private packetUs = 0
+  /** When the record being exported fell due (see exportDueUs). */
+  private dueUs = 0
   private readonly onExpire: ExpireHandler
 
   private capacity = 0
@@ -230,6 +232,7 @@ export class FlowCache implements FlowView {
     if (id !== NIL && (this.u32[id * SLOT_WORDS + W_FLAGS]! & F_CLOSING) !== 0 && p.protocol === TCP) {
       // A fresh SYN on a closed connection is a new connection reusing the ports.
       if ((p.tcpFlags & (TH_SYN | TH_ACK)) === TH_SYN) {
+        this.dueUs = tsUs
         this.expire(id, EndReason.EndOfFlow)
         id = NIL
       }
@@ -301,6 +304,7 @@ export class FlowCache implements FlowView {
         this.nextDueUs = due
         return
       }
+      this.dueUs = due
       if (first === CLOSING) this.expire(c, EndReason.EndOfFlow)
       else if (first === IDLE) {
         if ((this.u32[i * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(i)
@@ -314,6 +318,7 @@ export class FlowCache implements FlowView {
    * sides or an RST ended by itself and keeps endOfFlow; the others get `reason`.
    */
   flushAll(reason: EndReason = EndReason.ForcedEnd, max = Infinity): boolean {
+    this.dueUs = Number.POSITIVE_INFINITY
     for (let n = 0; this.iHead !== NIL; n++) {
       if (n >= max) return false
       const id = this.iHead
@@ -344,6 +349,9 @@ export class FlowCache implements FlowView {
   }
   endReason(id: number): number {
     return this.u32[id * SLOT_WORDS + W_REASON]!
+  }
+  exportDueUs(): number {
+    return this.dueUs
   }
   ipVersion(id: number): number {
     return this.u32[id * SLOT_WORDS + 9]! >>> 8
@@ -411,6 +419,7 @@ export class FlowCache implements FlowView {
   private create(key: Uint32Array, h: number, aToB: boolean, p: PacketInfo, ifIndex: number): number {
     const tsUs = this.packetUs
     if (this.count >= this.opts.maxFlows && this.iHead !== NIL) {
+      this.dueUs = tsUs
       const victim = this.iHead
       if ((this.u32[victim * SLOT_WORDS + W_FLAGS]! & F_PENDING) !== 0) this.remove(victim)
       else this.expire(victim, EndReason.LackOfResources)

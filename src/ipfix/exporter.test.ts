@@ -272,6 +272,34 @@ describe('statistics options records (RFC 7011 §4)', () => {
     expect(STATS_TEMPLATE_IDS.meteringStatistics).toBe(65533)
   })
 
+  it('gives the statistics the interval they cover (start to now) while nothing was ignored nor dropped, not time 0', async () => {
+    const { clock, t, e, add } = setup({
+      statsIntervalSeconds: 60,
+      meteringStats: () => ({ ignoredPackets: 0, ignoredOctets: 0, firstIgnoredMs: 0, lastIgnoredMs: 0 }),
+    })
+    add(1)
+    clock.now += 61
+    e.tick()
+    await e.close()
+    const d = new IpfixDecoder()
+    const opts = t.messages.flatMap((m) => d.decode(m).records).filter((r) => r.isOptions)
+    const times = opts
+      .map(recordToJson)
+      .filter((r) => 'observationTimeMilliseconds' in r)
+      .map((r) => r['observationTimeMilliseconds'])
+    const start = new Date(1_700_000_000_000).toISOString()
+    const later = new Date(1_700_000_061_000).toISOString()
+    // At start, after 61 s, at close: exporting then metering reliability each time.
+    expect(times).toEqual([
+      [start, start],
+      [start, start],
+      [start, later],
+      [start, later],
+      [start, later],
+      [start, later],
+    ])
+  })
+
   it('rejects a caller template on a reserved statistics id', () => {
     const { e } = setup({ statsIntervalSeconds: 60 })
     expect(() => e.addTemplate(Template.fromNames(65533, [['octetDeltaCount']]))).toThrow(/reserved/)

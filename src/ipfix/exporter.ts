@@ -172,6 +172,8 @@ export class IpfixExporter {
   private started = false
   private closed = false
   private lastStats = 0
+  /** now() when the exporter started (its first record or tick): where its statistics begin. */
+  private startedAt = 0
   private flowRecords = 0
   private readonly notSent = { flows: 0, packets: 0, octets: 0, firstMs: 0, lastMs: 0 }
 
@@ -261,6 +263,14 @@ export class IpfixExporter {
     this.templates.set(t.id, t)
     this.templateBodies = undefined
     for (const d of this.dests) d.needTemplates = true
+  }
+
+  /**
+   * Data records kept so far (sent, or in the message being filled; a dropped record is not counted, nor
+   * RFC 5610 ones): the index the record being written gets if kept.
+   */
+  get recordsKept(): number {
+    return this.stats.records + this.msg.records
   }
 
   /** The longest data record one message holds (after the message and Set headers). */
@@ -495,7 +505,8 @@ export class IpfixExporter {
   private start(): void {
     if (this.started) return
     this.started = true
-    this.lastStats = this.opts.now()
+    this.startedAt = this.opts.now()
+    this.lastStats = this.startedAt
     this.writeStats()
   }
 
@@ -657,8 +668,15 @@ export class IpfixExporter {
     }
   }
 
+  /**
+   * The RFC 7011 §4.2/§4.3 statistics. Their pair of observation times is the first and last ignored
+   * packet or dropped record; while there is none, the interval the statistics cover (the exporter's start
+   * to now), not a time 0 that decoders show as 1970.
+   */
   private writeStats(): void {
     const o = this.opts
+    const fromMs = Math.floor(this.startedAt * 1000)
+    const nowMs = Math.floor(this.opts.now() * 1000)
     const [metering, exporting, ignored] = this.statsTemplates
     if (metering !== undefined) {
       const w = this.beginRecord(metering, metering.fixedLength)
@@ -675,8 +693,9 @@ export class IpfixExporter {
       w.u64(n.flows)
       w.u64(n.packets)
       w.u64(n.octets)
-      w.dateTimeMs(Math.max(0, Math.floor(n.firstMs)))
-      w.dateTimeMs(Math.max(0, Math.floor(n.lastMs)))
+      const none = n.flows === 0 && n.packets === 0 && n.octets === 0
+      w.dateTimeMs(none ? fromMs : Math.max(0, Math.floor(n.firstMs)))
+      w.dateTimeMs(none ? nowMs : Math.max(0, Math.floor(n.lastMs)))
       this.endRecord()
     }
     if (ignored !== undefined && o.meteringStats) {
@@ -685,8 +704,9 @@ export class IpfixExporter {
       w.u32(o.observationDomainId)
       w.u64(m.ignoredPackets)
       w.u64(m.ignoredOctets)
-      w.dateTimeMs(Math.max(0, Math.floor(m.firstIgnoredMs)))
-      w.dateTimeMs(Math.max(0, Math.floor(m.lastIgnoredMs)))
+      const none = m.ignoredPackets === 0 && m.ignoredOctets === 0
+      w.dateTimeMs(none ? fromMs : Math.max(0, Math.floor(m.firstIgnoredMs)))
+      w.dateTimeMs(none ? nowMs : Math.max(0, Math.floor(m.lastIgnoredMs)))
       this.endRecord()
     }
   }

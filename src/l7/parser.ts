@@ -50,12 +50,24 @@ export function switchTo(to: string, consumed: number): ParseResult {
   return { kind: 'switch', to, consumed }
 }
 
+/** A byte budget (src/l7/reassembly.ts Budget): a reservation charges the flow's and the total budget. */
+export interface L7Budget {
+  reserve(n: number): boolean
+  release(n: number): void
+}
+
 /** What a parser may do besides returning: emit transactions and count anomalies. */
 export interface L7Context<Tx> {
   /** Capture time of the packet being parsed (µs since the epoch). */
   readonly tsUs: number
   emit(tx: Tx): void
   anomaly(name: string): void
+  /**
+   * The flow's byte budget (the engine's, shared with its reassembly and parser buffers): a parser that
+   * keeps much parsed state between calls (TLS: handshake bytes, hello lists, certificate data) charges it
+   * here, and releases it by `finish` at the latest. Absent (tests, QUIC/DTLS callers): nothing is charged.
+   */
+  readonly budget?: L7Budget
 }
 
 export interface L7Parser<State, Tx> {

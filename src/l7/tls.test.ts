@@ -7,7 +7,15 @@ import { Driver, ascii, feedSplit, withoutSkip } from '../../test/helpers/l7.js'
 import { PacketInfo } from '../decode/packet.js'
 import { L7Engine } from './engine.js'
 import { L7Dir, type L7Parser } from './parser.js'
-import { newTlsTx, parseClientHello, tlsParser, type TlsState, type TlsTx } from './tls.js'
+import {
+  MAX_HELLO_LIST,
+  newTlsTx,
+  parseClientHello,
+  retainedTxBytes,
+  tlsParser,
+  type TlsState,
+  type TlsTx,
+} from './tls.js'
 
 const u16 = (v: number): number[] => [v >> 8, v & 0xff]
 const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
@@ -334,7 +342,8 @@ describe('tls parser: records passed over (encrypted, alerts, ChangeCipherSpec) 
     // Client hello at 1; server segments at 2..5; the client's encrypted record at 6 ends the handshake.
     expect(whole.txs.map(([tx, ts]) => [tx.sni, tx.setupUs, ts])).toEqual([['www.example.org', 5, 6]])
     // Gathered whole, the 16 KB record would have waited in the engine's buffers (12000 octets at most).
-    expect(peak.held).toBe(0)
+    // What the budget holds is the open transaction the parser charges (its hello lists and strings).
+    expect(peak.held).toBeLessThan(1000)
     // The segment 8000..12000 is lost and the client says nothing more: the flow's end finds the hole.
     const lossy = run(tlsParser, server, new Uint8Array(0), cuts, new Set([2])) as {
       txs: Array<[TlsTx, number]>
@@ -342,5 +351,119 @@ describe('tls parser: records passed over (encrypted, alerts, ChangeCipherSpec) 
     }
     expect(lossy.anomalies).toContainEqual(['tls_gap', 1])
     expect(lossy.txs.map(([tx]) => [tx.sni, tx.setupUs])).toEqual([['www.example.org', 0]])
+  })
+})
+
+describe('tls parser: parsed state charged to the L7 memory budget', () => {
+  /** An engine with the TLS parser and the given budgets; flows 1 and 2 exist. */
+  function engine(maxBytesPerFlow: number, maxBytesTotal = 1 << 24) {
+    const txs: TlsTx[] = []
+    const e = new L7Engine<TlsTx>([tlsParser], (_k, tx) => txs.push(tx), {
+      maxFlows: 4,
+      maxBytesPerFlow,
+      maxBytesTotal,
+      probePackets: 4,
+    })
+    e.resize(4, 0)
+    e.onCreate(1, 0)
+    e.onCreate(2, 0)
+    let ts = 1
+    const send = (id: number, dir: L7Dir, data: Uint8Array, seq: number): void => {
+      const p = new PacketInfo()
+      p.buf = data
+      p.payloadCaptured = p.payloadLength = data.byteLength
+      p.protocol = 6
+      p.ipVersion = 4
+      ;[p.srcPort, p.dstPort] = dir === L7Dir.ToServer ? [40000 + id, 443] : [443, 40000 + id]
+      p.tcpSeq = seq
+      p.tcpFlags = 0x18
+      e.onPacket(id, p, dir, ts++)
+    }
+    const anomalies = (): Map<string, number> => e.counters.anomalies
+    return { e, txs, send, anomalies }
+  }
+
+  /** A ClientHello with `suites` cipher suites (a hostile one: real hellos offer a few dozen), in records. */
+  function bigHello(suites: number): Uint8Array {
+    const body = [
+      ...u16(0x0303),
+      ...new Array<number>(32).fill(7),
+      ...vec8([]),
+      ...vec16(Array.from({ length: suites }, (_, i) => u16(0x1000 + i)).flat()),
+      ...vec8([0]),
+      ...vec16(ext(0, vec16([0, ...vec16(str('hostile.example'))]))),
+    ]
+    const hs = handshake(1, body)
+    const out: Uint8Array[] = []
+    for (let i = 0; i < hs.length; i += 16000) out.push(record(hs.slice(i, i + 16000), 0x0303))
+    return Uint8Array.from(out.flatMap((p) => [...p]))
+  }
+
+  it('charges the open transaction to the flow and total budget until it leaves, then releases it', () => {
+    const { e, txs, send } = engine(1 << 20)
+    send(1, L7Dir.ToServer, CLIENT_HELLO, 1000)
+    send(1, L7Dir.ToClient, SERVER_HELLO, 50000)
+    // Nothing waits in the engine's buffers: what the budget holds is the parser's open transaction.
+    const open = newTlsTx()
+    parseClientHello(Uint8Array.from(CH_BODY), open)
+    expect(e.total.used).toBeGreaterThan(retainedTxBytes(open))
+    e.end(1)
+    expect(txs.map((t) => t.sni)).toEqual(['www.example.org'])
+    expect(e.total.used).toBe(0)
+  })
+
+  /** Records of the start of a Certificate message that claims 60000 octets: `n` of them, 16000 octets each. */
+  function partialCertificate(n: number): Uint8Array[] {
+    const head = [11, ...u24(60000)]
+    return Array.from({ length: n }, (_, i) =>
+      record(
+        [...(i === 0 ? head : []), ...new Array<number>(i === 0 ? 16000 - 4 : 16000).fill(0x30)],
+        0x0303,
+      ),
+    )
+  }
+
+  it('stops a flow whose kept state passes the per-flow budget (tls_state_over_budget): the hello leaves, memory is freed', () => {
+    // The hello (1000 suites: 8 kB of list) fits 24 kB; the server's certificate gathered after it does not.
+    const { e, txs, send, anomalies } = engine(24 * 1024)
+    send(1, L7Dir.ToServer, bigHello(1000), 1000)
+    expect(e.total.used).toBeGreaterThan(1000 * 8)
+    let seq = 50000
+    for (const r of [SERVER_HELLO, ...partialCertificate(2)]) {
+      send(1, L7Dir.ToClient, r, seq)
+      seq += r.byteLength
+    }
+    expect(anomalies().get('tls_state_over_budget')).toBe(1)
+    expect(txs.map((t) => [t.sni, t.cipherSuites.length, t.serverVersion])).toEqual([
+      ['hostile.example', 1000, 0x0304],
+    ])
+    expect(e.total.used).toBe(0)
+  })
+
+  it('stops the flow whose state does not fit what the other flows left of the total budget', () => {
+    const { e, txs, send, anomalies } = engine(1 << 20, 30 * 1024)
+    send(1, L7Dir.ToServer, bigHello(1000), 1000)
+    send(2, L7Dir.ToServer, bigHello(1000), 1000)
+    expect(anomalies().get('tls_state_over_budget')).toBeUndefined()
+    const held = e.total.used
+    expect(held).toBeGreaterThan(2 * 1000 * 8)
+    send(1, L7Dir.ToClient, SERVER_HELLO, 50000)
+    send(1, L7Dir.ToClient, partialCertificate(1)[0]!, 50000 + SERVER_HELLO.byteLength)
+    expect(anomalies().get('tls_state_over_budget')).toBe(1)
+    expect(txs.map((t) => t.sni)).toEqual(['hostile.example'])
+    e.end(2)
+    expect(e.total.used).toBe(0)
+  })
+
+  it('keeps at most MAX_HELLO_LIST entries of a hello list (tls_list_cut), so a hostile hello costs little', () => {
+    // 20000 suites: a 40 kB message in three records, whose list would cost the state 160 kB.
+    const { e, txs, send, anomalies } = engine(64 * 1024)
+    send(1, L7Dir.ToServer, bigHello(20000), 1000)
+    expect(anomalies().get('tls_list_cut')).toBe(1)
+    expect(anomalies().get('tls_state_over_budget')).toBeUndefined()
+    expect(e.total.used).toBeLessThan(MAX_HELLO_LIST * 8 + 2048)
+    e.end(1)
+    expect(txs.map((t) => [t.sni, t.cipherSuites.length])).toEqual([['hostile.example', MAX_HELLO_LIST]])
+    expect(e.total.used).toBe(0)
   })
 })

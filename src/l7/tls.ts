@@ -12,6 +12,11 @@
  * the end of the flow, or MAX_RECORDS_AFTER_HELLO records); the parser then needs no more bytes.
  * Resumption: a TLS 1.3 pre_shared_key in the ServerHello, or (TLS <= 1.2) an abbreviated handshake, the
  * server's ChangeCipherSpec right after its ServerHello, by session ID or ticket (RFC 5077).
+ * Memory: what the state keeps between calls (gathered handshake bytes, the open transaction's lists,
+ * strings and certificate data; a hostile hello or chain makes it hundreds of kB) is charged to the flow's
+ * L7 byte budget (ctx.budget: per flow and in total, with the engine's reassembly buffers). When a charge
+ * does not fit, the anomaly tls_state_over_budget is counted and the parser stops: the transaction leaves
+ * with what was read, and the state is freed.
  * Fingerprints (JA3, JA3S, JA4) are in ./tls-fingerprint.ts. The hello and Certificate bodies are read by
  * exported functions (parseClientHello, parseServerHello, parseCertificate) that DTLS (./dtls.ts) and QUIC
  * (./quic.ts) share.
@@ -103,6 +108,80 @@ export interface TlsState {
    */
   passing: [number, number]
   passLeft: [number, number]
+  /** Bytes charged to ctx.budget for what the state keeps (see account), and the transaction's part. */
+  charged: number
+  txBytes: number
+  /** The transaction changed since txBytes was estimated. */
+  txChanged: boolean
+}
+
+/** Rough V8 heap sizes (64-bit): an array element, a string's header, a transaction without its lists. */
+const ELEMENT_BYTES = 8
+const STRING_BYTES = 24
+const TX_BYTES = 512
+
+/** Roughly the heap bytes transaction `tx` keeps: its lists, strings, session IDs and certificate. */
+export function retainedTxBytes(tx: TlsTx): number {
+  let n =
+    TX_BYTES +
+    ELEMENT_BYTES *
+      (tx.alpnOffered.length +
+        tx.cipherSuites.length +
+        tx.extensionTypes.length +
+        tx.supportedGroups.length +
+        tx.ecPointFormats.length +
+        tx.supportedVersions.length +
+        tx.signatureAlgorithms.length +
+        tx.serverExtensionTypes.length) +
+    tx.sni.length +
+    tx.alpn.length +
+    tx.clientSessionId.byteLength +
+    tx.serverSessionId.byteLength
+  for (const a of tx.alpnOffered) n += STRING_BYTES + a.length
+  const c = tx.certificate
+  if (c !== undefined) {
+    n +=
+      TX_BYTES +
+      c.subject.length +
+      c.issuer.length +
+      c.subjectCn.length +
+      c.subjectO.length +
+      c.issuerCn.length +
+      c.issuerO.length +
+      c.serial.length +
+      c.keyAlg.length +
+      c.sigAlg.length +
+      c.sha1.byteLength +
+      c.sha256.byteLength
+    for (const d of c.sanDns) n += ELEMENT_BYTES + STRING_BYTES + d.length
+  }
+  return n
+}
+
+/**
+ * Charges ctx.budget with what state `s` keeps now (the gathered handshake bytes and the open transaction),
+ * releasing what it kept before; false when the growth does not fit the budget (nothing is charged then).
+ */
+function account(s: TlsState, ctx: L7Context<TlsTx>): boolean {
+  const budget = ctx.budget
+  if (budget === undefined) return true
+  if (s.tx === undefined) s.txBytes = 0
+  else if (s.txChanged) s.txBytes = retainedTxBytes(s.tx)
+  s.txChanged = false
+  const now = s.hs[0].byteLength + s.hs[1].byteLength + s.txBytes
+  const more = now - s.charged
+  if (more > 0 && !budget.reserve(more)) return false
+  if (more < 0) budget.release(-more)
+  s.charged = now
+  return true
+}
+
+/** The state keeps nothing more: its charge goes back to the budget. */
+function releaseAll(s: TlsState, ctx: L7Context<TlsTx>): void {
+  s.hs = [EMPTY, EMPTY]
+  if (s.charged > 0) ctx.budget?.release(s.charged)
+  s.charged = 0
+  s.txBytes = 0
 }
 
 /** Records followed after the ServerHello before giving up on the setup time. */
@@ -175,11 +254,34 @@ const ascii = (b: Uint8Array, a: number, e: number): string =>
     ? latin1Slice.call(b, a, e)
     : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1', a, e)
 
-/** The 2-octet values in [p, end) (an odd last octet is left out). */
+/**
+ * Entries kept per hello list (cipher suites, extension types, groups, signature algorithms, ALPN names):
+ * real hellos have a few dozen, the most a record allows is 8000. Past this, a hostile hello's lists would
+ * cost the state 8 octets an entry (see retainedTxBytes) for fingerprints of input no client sends; the rest
+ * is counted (tls_list_cut) and left out.
+ */
+export const MAX_HELLO_LIST = 1024
+
+/** Entries left out of the lists of the hello being read (handshakes() counts one anomaly a hello). */
+let listsCut = 0
+
+/** The 2-octet values in [p, end) (an odd last octet is left out), at most MAX_HELLO_LIST of them. */
 function u16List(b: Uint8Array, p: number, end: number): number[] {
   const out: number[] = []
-  for (; p + 2 <= end; p += 2) out.push(u16at(b, p))
+  for (; p + 2 <= end; p += 2) {
+    if (out.length === MAX_HELLO_LIST) {
+      listsCut += (end - p) >> 1
+      break
+    }
+    out.push(u16at(b, p))
+  }
   return out
+}
+
+/** Adds `v` to `list` unless it holds MAX_HELLO_LIST entries already. */
+function pushCapped<T>(list: T[], v: T): void {
+  if (list.length < MAX_HELLO_LIST) list.push(v)
+  else listsCut++
 }
 
 /** ALPN protocol_name_list (RFC 7301 §3.1) at `p`; undefined when malformed. */
@@ -190,7 +292,7 @@ function alpnList(b: Uint8Array, p: number, end: number): string[] | undefined {
   for (p += 2; p < e;) {
     const n = b[p++]!
     if (p + n > e) return undefined
-    out.push(ascii(b, p, p + n))
+    pushCapped(out, ascii(b, p, p + n))
     p += n
   }
   return out
@@ -277,10 +379,10 @@ function extensions(b: Uint8Array, p: number, end: number, tx: TlsTx, server: bo
     p += 4
     need(p, n, e)
     if (server) {
-      tx.serverExtensionTypes.push(type)
+      pushCapped(tx.serverExtensionTypes, type)
       if (!serverExtension(type, b, p, p + n, tx)) bad++
     } else {
-      tx.extensionTypes.push(type)
+      pushCapped(tx.extensionTypes, type)
       if (!clientExtension(type, b, p, p + n, tx)) bad++
     }
     p += n
@@ -445,13 +547,17 @@ function handshakes(
     const end = p + 4 + u24at(hs, p + 1)
     if (end > to) break
     const tx = (s.tx ??= newTlsTx())
+    s.txChanged = true
     try {
+      listsCut = 0
       if (type === CLIENT_HELLO && dir === L7Dir.ToServer) {
         tx.clientHelloUs = ctx.tsUs
         if (clientHello(hs, p + 4, end, tx, false) > 0) ctx.anomaly('tls_bad_extension')
+        if (listsCut > 0) ctx.anomaly('tls_list_cut')
       } else if (type === SERVER_HELLO && dir === L7Dir.ToClient && !s.afterHello) {
         tx.serverHelloUs = ctx.tsUs
         if (serverHello(hs, p + 4, end, tx) > 0) ctx.anomaly('tls_bad_extension')
+        if (listsCut > 0) ctx.anomaly('tls_list_cut')
         s.afterHello = true
       } else if (dir === L7Dir.ToClient && s.afterHello) {
         s.serverMessages++
@@ -526,65 +632,20 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
       records: 0,
       passing: [-1, -1],
       passLeft: [0, 0],
+      charged: 0,
+      txBytes: 0,
+      txChanged: false,
     }
   },
 
   parse(s: TlsState, dir: L7Dir, b: Uint8Array, ctx: L7Context<TlsTx>): ParseResult {
-    let p = 0
-    const passing = s.passing[dir]
-    if (passing >= 0) {
-      // The body of a record passed over (see skip): its last octet ends it.
-      const left = s.passLeft[dir]
-      if (b.byteLength <= left) {
-        s.passLeft[dir] = left - b.byteLength
-        return OK
-      }
-      s.passing[dir] = -1
-      s.passLeft[dir] = 0
-      p = left + 1
-      if (s.done || !counted(s, ctx)) return OK
-      opaqueRecord(s, dir, passing, ctx)
-    }
-    while (p < b.byteLength && !s.done) {
-      if (b.byteLength - p < 5) return incomplete(p, 5)
-      const type = b[p]!
-      const len = (b[p + 3]! << 8) | b[p + 4]!
-      if (b[p + 1] !== 3 || len > 16384 + 2048) return parseError('tls_bad_record')
-      if (b.byteLength - p < 5 + len) {
-        if (!opaque(s, dir, type)) return incomplete(p, 5 + len)
-        s.passing[dir] = type
-        s.passLeft[dir] = 5 + len - (b.byteLength - p) - 1
-        return OK
-      }
-      if (!counted(s, ctx)) break
-      if (type === HANDSHAKE && !s.ccs[dir]) {
-        if (s.tx === undefined && dir === L7Dir.ToServer) {
-          s.tx = newTlsTx()
-          s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
-        }
-        const held = s.hs[dir]
-        if (held.byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
-        const end = p + 5 + len
-        if (held.byteLength === 0) {
-          // Parsed in place; only what a message cut across records leaves is kept, as a copy (`b` is the
-          // caller's buffer).
-          const stop = handshakes(s, dir, ctx, b, p + 5, end)
-          s.hs[dir] = stop === end ? EMPTY : copyOf(b, stop, end)
-        } else {
-          const hs = new Uint8Array(held.byteLength + len)
-          hs.set(held)
-          hs.set(b.subarray(p + 5, end), held.byteLength)
-          const stop = handshakes(s, dir, ctx, hs, 0, hs.byteLength)
-          s.hs[dir] = stop === hs.byteLength ? EMPTY : hs.subarray(stop)
-        }
-      } else if (opaque(s, dir, type)) {
-        opaqueRecord(s, dir, type, ctx)
-      } else {
-        return parseError('tls_bad_record')
-      }
-      p += 5 + len
-    }
-    return OK
+    const r = parseRecords(s, dir, b, ctx)
+    if (account(s, ctx)) return r
+    // Over the flow's (or the total) L7 budget: stop here; finish (called at once, as the parser wants no
+    // more) emits the transaction with what was read, and frees the state.
+    ctx.anomaly('tls_state_over_budget')
+    s.done = true
+    return r.kind === 'error' ? r : OK
   },
 
   skip(s: TlsState, dir: L7Dir): number {
@@ -603,6 +664,7 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
     if (s.tx !== undefined) ctx.emit(s.tx)
     s.tx = undefined
     s.done = true
+    releaseAll(s, ctx)
   },
 
   wantsMore(s: TlsState): boolean {
@@ -612,5 +674,67 @@ export const tlsParser: L7Parser<TlsState, TlsTx> = {
   finish(s: TlsState, ctx: L7Context<TlsTx>): void {
     if (s.tx !== undefined && s.tx.clientHelloUs > 0) ctx.emit(s.tx)
     s.tx = undefined
+    releaseAll(s, ctx)
   },
+}
+
+/** The records in `b` (see tlsParser.parse). */
+function parseRecords(s: TlsState, dir: L7Dir, b: Uint8Array, ctx: L7Context<TlsTx>): ParseResult {
+  let p = 0
+  const passing = s.passing[dir]
+  if (passing >= 0) {
+    // The body of a record passed over (see skip): its last octet ends it.
+    const left = s.passLeft[dir]
+    if (b.byteLength <= left) {
+      s.passLeft[dir] = left - b.byteLength
+      return OK
+    }
+    s.passing[dir] = -1
+    s.passLeft[dir] = 0
+    p = left + 1
+    if (s.done || !counted(s, ctx)) return OK
+    opaqueRecord(s, dir, passing, ctx)
+  }
+  while (p < b.byteLength && !s.done) {
+    if (b.byteLength - p < 5) return incomplete(p, 5)
+    const type = b[p]!
+    const len = (b[p + 3]! << 8) | b[p + 4]!
+    if (b[p + 1] !== 3 || len > 16384 + 2048) return parseError('tls_bad_record')
+    if (b.byteLength - p < 5 + len) {
+      if (!opaque(s, dir, type)) return incomplete(p, 5 + len)
+      s.passing[dir] = type
+      s.passLeft[dir] = 5 + len - (b.byteLength - p) - 1
+      return OK
+    }
+    if (!counted(s, ctx)) break
+    if (type === HANDSHAKE && !s.ccs[dir]) {
+      if (s.tx === undefined && dir === L7Dir.ToServer) {
+        s.tx = newTlsTx()
+        s.tx.recordVersion = (b[p + 1]! << 8) | b[p + 2]!
+        s.txChanged = true
+      }
+      const held = s.hs[dir]
+      if (held.byteLength + len > MAX_HANDSHAKE) return parseError('tls_handshake_too_long')
+      const end = p + 5 + len
+      if (held.byteLength === 0) {
+        // Parsed in place; only what a message cut across records leaves is kept, as a copy (`b` is the
+        // caller's buffer).
+        const stop = handshakes(s, dir, ctx, b, p + 5, end)
+        s.hs[dir] = stop === end ? EMPTY : copyOf(b, stop, end)
+      } else {
+        const hs = new Uint8Array(held.byteLength + len)
+        hs.set(held)
+        hs.set(b.subarray(p + 5, end), held.byteLength)
+        const stop = handshakes(s, dir, ctx, hs, 0, hs.byteLength)
+        // A copy of the rest: a view would keep the whole gathered message alive (and uncharged).
+        s.hs[dir] = stop === hs.byteLength ? EMPTY : stop === 0 ? hs : hs.slice(stop)
+      }
+    } else if (opaque(s, dir, type)) {
+      opaqueRecord(s, dir, type, ctx)
+    } else {
+      return parseError('tls_bad_record')
+    }
+    p += 5 + len
+  }
+  return OK
 }

@@ -5,9 +5,17 @@
  * with the NetFlow context (MTU budget, template refresh, uptime base = packet time of the first packet), the
  * UDP message budget (RFC 7011 §10.3.3: MTU less the IPv4 or IPv6 and UDP headers) and the IpfixExporter
  * options, and the per-transport reports of the probe summary.
+ *
+ * Export time: offline, the exporter's clock is packet time (template refresh, statistics interval, message
+ * age and the Export Time of RFC 7011 §3.1 all follow the capture), so a run is reproducible and its
+ * messages carry times consistent with their records, as if exported live when the capture was taken.
+ * Before the first packet is metered (the templates, the RFC 5610 and RFC 6759 options records set up at
+ * the start) the clock reads the first packet's time, read ahead here (`startUs`), not 0 (1970); a capture
+ * without packets is exported at the wall clock. (ipfixprobe and YAF stamp every message with the wall
+ * clock, even from a file; here the packet time keeps the header in step with the packet-time schedules.)
  */
 import { isIP } from 'node:net'
-import type { CaptureSource } from '../capture/batch.js'
+import type { CaptureSource, PacketBatch } from '../capture/batch.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
 import type { ExporterOptions } from '../ipfix/exporter.js'
 import type { Transport } from '../ipfix/transport.js'
@@ -39,6 +47,37 @@ export interface ProbeExport {
   exporterOptions: Omit<ExporterOptions, 'now' | 'meteringStats'>
   /** Tell the export the packet time (µs) of the first packet: NetFlow counts sysUpTime from it. */
   firstPacketAt: (tsUs: number) => void
+  /** The capture's batches (read these, not source.batches(): the first one was read ahead). */
+  batches: AsyncIterable<PacketBatch>
+  /**
+   * What the exporter's clock reads (µs) until packet time passes it: the first packet's time, or the wall
+   * clock when the capture has no packet (or the first one is stamped 0).
+   */
+  startUs: number
+}
+
+/** Reads up to the first batch with packets: its first packet's time, and every batch from that one on. */
+async function readAhead(
+  source: CaptureSource,
+): Promise<{ firstUs: number; batches: AsyncIterable<PacketBatch> }> {
+  const it = source.batches()[Symbol.asyncIterator]()
+  let head = await it.next()
+  while (head.done !== true && head.value.count === 0) head = await it.next()
+  const first = head
+  const batches = async function* (): AsyncGenerator<PacketBatch> {
+    try {
+      if (first.done === true) return
+      yield first.value
+      for (;;) {
+        const n = await it.next()
+        if (n.done === true) return
+        yield n.value
+      }
+    } finally {
+      await it.return?.()
+    }
+  }
+  return { firstUs: first.done === true ? 0 : (first.value.tsUs[0] ?? 0), batches: batches() }
 }
 
 /** Longest wait for one output to drain; past it the run goes on and that output counts what it drops. */
@@ -85,8 +124,10 @@ export async function openExport(opts: ProbeOptions): Promise<ProbeExport> {
     }),
     ...(opts.extraTransports ?? []),
   ]
+  let ahead: Awaited<ReturnType<typeof readAhead>>
   try {
     await Promise.all(transports.map((t) => t.open()))
+    ahead = await readAhead(source)
   } catch (err) {
     await Promise.all(transports.map((t) => t.close().catch(() => undefined)))
     await source.close()
@@ -113,6 +154,8 @@ export async function openExport(opts: ProbeOptions): Promise<ProbeExport> {
     firstPacketAt: (tsUs) => {
       if (firstUs === 0 && tsUs > 0) firstUs = tsUs
     },
+    batches: ahead.batches,
+    startUs: ahead.firstUs > 0 ? ahead.firstUs : Date.now() * 1000,
   }
 }
 

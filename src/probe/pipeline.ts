@@ -19,7 +19,7 @@ import { Anomalies } from '../decode/anomalies.js'
 import { IpReassembly, type IpReassemblyOptions } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
-import { EndReason, END_REASON_NAMES, type FlowView } from '../flow/feature.js'
+import { EndReason, END_REASON_NAMES, type FlowFeature, type FlowView } from '../flow/feature.js'
 import { ArpFields, ETHERTYPE_ARP } from '../flow/fields/arp.js'
 import { CoreFields } from '../flow/fields/core.js'
 import { createFieldGroups } from '../flow/fields/index.js'
@@ -42,6 +42,11 @@ export interface PipelineOptions {
   flowTemplateIdBase?: number
   /** Called once per unsupported link type. */
   onWarning?: (message: string) => void
+  /**
+   * What the exporter's clock reads (µs) until packet time passes it (offline: the first packet's time, so
+   * nothing set up before the first packet is exported at time 0; see export-setup.ts). Default 0.
+   */
+  startUs?: number
 }
 
 /** What the exporter asks of the metering process for the Metering Process Statistics (RFC 7011 §4.2). */
@@ -73,6 +78,8 @@ export class MeteringPipeline {
   readonly core: CoreFields
   readonly exporter: IpfixExporter
   readonly txGroups: readonly TransactionGroup<unknown>[]
+  /** The flow field groups, in record order. */
+  readonly features: readonly FlowFeature[]
   readonly counters: PipelineCounters = {
     packets: 0,
     nonIp: 0,
@@ -101,6 +108,7 @@ export class MeteringPipeline {
     const groups = createFieldGroups(opts.fields)
     // Flow features go to the cache; the `arp` group records ARP packets on its own (see fields/arp.ts).
     const features = groups.filter((f) => !(f instanceof ArpFields))
+    this.features = features
     const arpGroup = groups.find((f): f is ArpFields => f instanceof ArpFields)
     // With L7 groups, fragmented datagrams reach them whole; the drops count in this pipeline's anomalies.
     const hub = features.find((f): f is L7Hub => f instanceof L7Hub)
@@ -112,8 +120,9 @@ export class MeteringPipeline {
     if (!core) throw new Error('the core field group is missing')
     this.core = core
     const c = this.counters
+    const startUs = opts.startUs ?? 0
     this.exporter = createExporter({
-      now: () => this.nowUs / 1e6,
+      now: () => (this.nowUs > startUs ? this.nowUs : startUs) / 1e6,
       meteringStats: () => ({
         ignoredPackets: c.malformed + c.unsupported,
         ignoredOctets: c.ignoredOctets,

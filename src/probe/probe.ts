@@ -20,7 +20,7 @@ const FLUSH_STEP = 4096
 /** Run the probe over capture files to the end, flushing every flow. */
 export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
-  const { source, transports, exporterOptions, firstPacketAt } = await openExport(opts)
+  const { source, transports, exporterOptions, firstPacketAt, batches, startUs } = await openExport(opts)
   const pipeline = new MeteringPipeline(
     {
       activeTimeout: opts.activeTimeout,
@@ -29,6 +29,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
       maxFlows: opts.maxFlows,
       ...(opts.fields !== undefined ? { fields: opts.fields } : {}),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
+      startUs,
     },
     (hooks) => new IpfixExporter({ ...exporterOptions, ...hooks }, transports),
   )
@@ -36,7 +37,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
 
   let lastProgress = 0
   try {
-    for await (const batch of source.batches()) {
+    for await (const batch of batches) {
       if (batch.count > 0) firstPacketAt(batch.tsUs[0]!)
       pipeline.processBatch(batch)
       if (opts.onProgress) {

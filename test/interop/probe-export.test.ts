@@ -18,6 +18,7 @@ import {
   parseIpfixDumpText,
   removeDir,
   replayDatagrams,
+  runCommand,
   tsharkExpertLines,
   tsharkFields,
   tsharkJson,
@@ -213,6 +214,8 @@ function flowRecords(d: IpfixDumpDecode): FlowView[] {
 
 /** Everything the peers said about one export, gathered once per capture. */
 interface Decoded {
+  /** Where export.ipfix and export.pcap (the datagrams) were written. */
+  dir: string
   datagrams: readonly ReceivedDatagram[]
   port: number
   dump: { code: number | null; stdout: string; stderr: string }
@@ -237,7 +240,7 @@ async function decodeAll(
   const expert = await tsharkExpertLines(pcapFile, port)
   const tshark = (await tsharkRecords(pcapFile, port)).filter((r) => r.fields.has('SrcAddr'))
   const nf = await collectWithNfcapd((p) => replayDatagrams(datagrams, p))
-  return { datagrams, port, dump, stats, decode: parseIpfixDumpText(dump.stdout), expert, tshark, nf }
+  return { dir, datagrams, port, dump, stats, decode: parseIpfixDumpText(dump.stdout), expert, tshark, nf }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -446,6 +449,43 @@ describe.skipIf(missingPeers.length > 0)('probe IPFIX export interop', () => {
 
       it('tshark reports no expert info or malformed packets', () => {
         expect(probe().d.expert).toEqual([])
+      })
+
+      it('Export Times (ipfixDump, tshark) and statistics times lie within the capture, none at 1970', async () => {
+        // Offline the exporter's clock is packet time; the templates and options sent before the first
+        // packet was metered carried Export Time 0, and the statistics' observation times were 0.
+        const { d } = probe()
+        const r = await runCommand([
+          'tshark',
+          '-n',
+          '-r',
+          path.join(fixtureDir, c.file),
+          '-T',
+          'fields',
+          '-e',
+          'frame.time_epoch',
+        ])
+        const packetTimes = r.stdout
+          .split('\n')
+          .filter((l) => l !== '')
+          .map(Number)
+        const first = Math.floor(Math.min(...packetTimes))
+        const last = Math.ceil(Math.max(...packetTimes))
+        const utc = (text: string): number => Date.parse(`${text.replace(' ', 'T')}Z`) / 1000
+        const exportTimes = [...d.dump.stdout.matchAll(/export time: (\S+ \S+)/g)].map((m) => utc(m[1]!))
+        expect(exportTimes.length).toBe(d.datagrams.length)
+        const byTshark = (
+          await tsharkFields(path.join(d.dir, 'export.pcap'), d.port, ['cflow.exporttime'])
+        ).map((row) => Number(row[0]?.[0]))
+        expect(byTshark).toEqual(exportTimes)
+        const observed = [...d.dump.stdout.matchAll(/observationTimeMilliseconds : (\S+ \S+)/g)].map((m) =>
+          utc(m[1]!),
+        )
+        expect(observed.length).toBeGreaterThan(0)
+        for (const t of [...exportTimes, ...observed]) {
+          expect(t).toBeGreaterThanOrEqual(first)
+          expect(t).toBeLessThanOrEqual(last)
+        }
       })
 
       it('tshark per-record addresses, ports, protocol and counters (incl. reverse) equal the JSON records', () => {

@@ -31,7 +31,6 @@ import {
 import type { PacketInfo } from '../../decode/packet.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
-import { Template } from '../../ipfix/template.js'
 import type { DhcpTx } from '../../l7/dhcp.js'
 import type { DnsTx } from '../../l7/dns.js'
 import type { FlowKey } from '../../l7/engine.js'
@@ -41,9 +40,30 @@ import type { TlsTx } from '../../l7/tls.js'
 import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
+import { AppCatalogueRecords, appCatalogueTemplate } from './app-catalogue-records.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
-export const APP_OPTIONS_TEMPLATE_ID = 290
+/**
+ * Set in the engine octet of an applicationId a metering worker writes when the DNS answer cache may still
+ * name the flow (see DnsAnswerSink): never on the wire, the record merger resolves it.
+ */
+export const DNS_LOOKUP_PENDING = 0x80000000
+
+/**
+ * Where a metering worker (src/probe/workers) sends what its DNS answer cache would do, so that the main
+ * thread keeps the one cache of all workers (a flow's DNS answer is often metered by another worker: the
+ * flows are shared out by address pair). With a sink, the group keeps no cache of its own.
+ */
+export interface DnsAnswerSink {
+  /** A DNS answer at packet time `tUs` named `address` (text) as catalogue entry `entryId` (stable id). */
+  answer(tUs: number, address: string, entryId: number): void
+  /**
+   * The record being written may be named by the cache: the responder `address` (IPv4 as a 32-bit number,
+   * else text) as the cache held it at `dueUs` (FlowView.exportDueUs). Its applicationId carries
+   * DNS_LOOKUP_PENDING over what it gets when the cache does not know the address.
+   */
+  lookup(dueUs: number, address: number | string): void
+}
 const ENGINE_IANA_L3 = 1
 const ENGINE_IANA_L4 = 3
 const ENGINE_PANA_L7 = 13
@@ -61,6 +81,7 @@ export class AppFields implements FlowFeature, L7Consumer {
   readonly l7Handoffs = false
   readonly catalogue: AppCatalogue
   readonly dnsCache = new DnsAnswerCache()
+  private dnsSink: DnsAnswerSink | undefined
   private hub: L7Hub | undefined
   private app = new Int32Array(0)
   private evidence = new Uint8Array(0)
@@ -87,10 +108,8 @@ export class AppFields implements FlowFeature, L7Consumer {
   /** The catalogue's signature lists by gatedIndex, and its gated ports (AppCatalogue.gated, gatePort). */
   private readonly gated: readonly (readonly GatedSignature[] | undefined)[]
   private readonly gatePort: Uint8Array
-  private exporter: IpfixExporter | undefined
-  private template: Template | undefined
-  /** exporter.stats.templateSends when last looked at (0: no template round sent yet). */
-  private seenTemplateSends = 0
+  /** The catalogue as RFC 6759 options records on the exporter (see attach). */
+  private catalogueRecords: AppCatalogueRecords | undefined
   private readonly words = new Uint32Array(4)
   private readonly addrView = new DataView(new ArrayBuffer(16))
   /** Flows classified, by evidence (index: Evidence). */
@@ -131,6 +150,11 @@ export class AppFields implements FlowFeature, L7Consumer {
     return this.catalogue.byTransportPort(proto, port)
   }
 
+  /** Metering workers: the DNS answer cache is kept by the main thread (see DnsAnswerSink). */
+  shareDnsAnswers(sink: DnsAnswerSink): void {
+    this.dnsSink = sink
+  }
+
   useHub(hub: L7Hub): void {
     this.hub = hub
   }
@@ -159,14 +183,8 @@ export class AppFields implements FlowFeature, L7Consumer {
 
   /** Adds the catalogue's options template and sends the catalogue. */
   attach(exporter: IpfixExporter): void {
-    this.exporter = exporter
-    this.template = Template.fromNames(
-      APP_OPTIONS_TEMPLATE_ID,
-      [['applicationId', 4], ['applicationName'], ['applicationDescription'], ['applicationCategoryName']],
-      1,
-    )
-    exporter.addTemplate(this.template)
-    this.sendCatalogue()
+    this.catalogueRecords = new AppCatalogueRecords(exporter, appCatalogueTemplate(), this.catalogue.entries)
+    this.catalogueRecords.start()
   }
 
   resize(capacity: number, used: number): void {
@@ -183,11 +201,7 @@ export class AppFields implements FlowFeature, L7Consumer {
     if (this.hub === undefined) this.onFirstPayload(id)
     // The exporter sent its templates again (refresh, new session): the catalogue follows them. The first
     // round carries the catalogue queued by attach().
-    const ex = this.exporter
-    if (ex !== undefined && ex.stats.templateSends !== this.seenTemplateSends) {
-      if (this.seenTemplateSends > 0) this.sendCatalogue()
-      this.seenTemplateSends = ex.stats.templateSends
-    }
+    this.catalogueRecords?.followTemplates()
   }
 
   /** Flow `id` brings its first payload (the hub calls this before the parsers see it). */
@@ -261,7 +275,13 @@ export class AppFields implements FlowFeature, L7Consumer {
     const fresh = !this.hasState(id)
     let entry = fresh ? NO_APP : this.app[id]!
     let ev: number = fresh ? Evidence.None : this.evidence[id]!
-    if (
+    let pending = 0
+    if (ev < Evidence.DnsCache && this.dnsSink !== undefined) {
+      if (entry === NO_APP || this.carriers[entry] === 1) {
+        this.dnsSink.lookup(flow.exportDueUs(), this.responderKey(flow, id))
+        pending = DNS_LOOKUP_PENDING
+      }
+    } else if (
       ev < Evidence.DnsCache &&
       (entry === NO_APP || this.carriers[entry] === 1) &&
       this.dnsCache.size !== 0
@@ -284,10 +304,10 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
     this.classified[ev]! += 1
     // One 4-octet write: the engine ID in the top octet, the 3-octet selector below it (RFC 6759 §4.1).
-    if (entry !== NO_APP) w.u32((ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff))
+    if (entry !== NO_APP) w.u32(((ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff) | pending) >>> 0)
     else if (proto === 6 || proto === 17 || proto === 132)
-      w.u32((ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff))
-    else w.u32((ENGINE_IANA_L3 << 24) | (proto & 0xffff))
+      w.u32(((ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff) | pending) >>> 0)
+    else w.u32(((ENGINE_IANA_L3 << 24) | (proto & 0xffff) | pending) >>> 0)
   }
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
@@ -333,7 +353,9 @@ export class AppFields implements FlowFeature, L7Consumer {
         for (const a of d.answers) {
           if (a.type !== 1 && a.type !== 28) continue
           const e = byName !== NO_APP ? byName : c.byHost(a.name)
-          if (e !== NO_APP && a.data !== '') this.dnsCache.set(a.data, e)
+          if (e === NO_APP || a.data === '') continue
+          if (this.dnsSink !== undefined) this.dnsSink.answer(tsUs, a.data, this.entryIds[e]!)
+          else this.dnsCache.set(a.data, e)
         }
         // NetBIOS name service (RFC 1002) shares the DNS message layout; mDNS and LLMNR too.
         const port = key.dstPort
@@ -369,23 +391,13 @@ export class AppFields implements FlowFeature, L7Consumer {
     return this.dnsCache.get(ipv6Text(v, 0))
   }
 
-  private sendCatalogue(): void {
-    const ex = this.exporter
-    const t = this.template
-    if (ex === undefined || t === undefined) return
-    for (const e of this.catalogue.entries) {
-      const w = ex.beginRecord(
-        t,
-        4 + 3 * 3 + e.name.length + e.description.length * 3 + e.category.length + 16,
-      )
-      w.u8(ENGINE_PANA_L7)
-      w.u8(e.id >>> 16)
-      w.u16(e.id & 0xffff)
-      w.string(e.name)
-      w.string(e.description)
-      w.string(e.category)
-      ex.endRecord()
-    }
+  /** The flow's responder address as DnsAnswerCache keys it: IPv4 as a number, IPv6 as text. */
+  private responderKey(flow: FlowView, id: number): number | string {
+    const words = this.words
+    if (flow.address(id, Dir.Reverse, words) === 4) return words[0]! | 0
+    const v = this.addrView
+    for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
+    return ipv6Text(v, 0)
   }
 }
 

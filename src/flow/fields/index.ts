@@ -98,6 +98,16 @@ export const FIELD_GROUPS: Readonly<Record<string, GroupEntry>> = {
 export function createFieldGroups(spec: readonly string[] | undefined): FlowFeature[] {
   // Flowmon and Flowtel element names must resolve before any template is built.
   registerEnterpriseElements()
+  const names = new Set(fieldGroupNames(spec))
+  return withL7Hub(
+    Object.entries(FIELD_GROUPS)
+      .filter(([n]) => names.has(n))
+      .map(([, g]) => g.create()),
+  )
+}
+
+/** The group names a `--fields` list stands for (see createFieldGroups), `core` first. */
+export function fieldGroupNames(spec: readonly string[] | undefined): string[] {
   const names = new Set<string>(['core'])
   const requested = spec === undefined || spec.length === 0 ? ['default'] : spec
   for (const raw of requested) {
@@ -110,9 +120,5 @@ export function createFieldGroups(spec: readonly string[] | undefined): FlowFeat
     else
       throw new Error(`unknown field group '${name}' (known: ${Object.keys(FIELD_GROUPS).join(', ')}, all)`)
   }
-  return withL7Hub(
-    Object.entries(FIELD_GROUPS)
-      .filter(([n]) => names.has(n))
-      .map(([, g]) => g.create()),
-  )
+  return [...names]
 }

@@ -31,6 +31,7 @@ export type LiveWorkerTotals = WorkerCounters
 
 export class LiveWorkers {
   private readonly pool: WorkerPool
+  private readonly merger: RecordMerger
   private queue: Promise<unknown> = Promise.resolve()
   private nextTickUs = 0
   private finished: WorkerCounters[] | undefined
@@ -39,12 +40,13 @@ export class LiveWorkers {
     private readonly exporter: IpfixExporter,
     opts: LiveWorkersOptions,
   ) {
-    const merger = new RecordMerger(exporter, { remap: true })
+    const merger = new RecordMerger(exporter, { remap: true, workers: opts.workers })
+    this.merger = merger
     this.pool = new WorkerPool({
       workers: opts.workers,
       pipeline: opts.pipeline,
       maxRecordLength: exporter.maxRecordLength,
-      onRecords: (worker, bytes) => merger.accept(worker, bytes),
+      onRecords: (worker, bytes, dns, progressUs) => merger.acceptShared(worker, bytes, dns, progressUs),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
     })
@@ -145,6 +147,7 @@ export class LiveWorkers {
     const now = this.pool.nowUs
     if (now < this.nextTickUs) return
     this.exporter.tick()
+    this.merger.followTemplates()
     this.nextTickUs = (Math.floor(now / 1e6) + 1) * 1e6
   }
 

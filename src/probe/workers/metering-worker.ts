@@ -16,8 +16,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { PacketBatch } from '../../capture/batch.js'
 import { EndReason, END_REASON_NAMES } from '../../flow/feature.js'
+import { AppFields } from '../../flow/fields/app.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { MeteringPipeline, type PipelineOptions } from '../pipeline.js'
+import { DnsShareCollector } from './dns-answer-share.js'
 import { RingReader, SlotCommand, type RingMemory } from './packet-ring.js'
 import { RelayTransport, WORKER_EXPORTER_OPTIONS } from './record-relay.js'
 import type {
@@ -63,6 +65,15 @@ function run(init: WorkerInit): void {
       ]),
   )
   const exporter = pipeline.exporter
+  // Application identification's DNS answer cache is the main thread's, one for all workers.
+  const dnsShare = new DnsShareCollector(
+    () => pipeline.nowUs,
+    () => exporter.recordsKept,
+  )
+  const shareDns = (p: MeteringPipeline): void => {
+    for (const f of p.features) if (f instanceof AppFields) f.shareDnsAnswers(dnsShare)
+  }
+  shareDns(pipeline)
   let drainDeadlineUs = 0
   const retired: Retired = {
     packets: 0,
@@ -122,6 +133,7 @@ function run(init: WorkerInit): void {
       { ...opts, fields: change.fields, flowTemplateIdBase: change.flowTemplateIdBase },
       () => exporter,
     )
+    shareDns(next)
     next.predecessor = pipeline
     next.nowUs = pipeline.nowUs
     pipeline = next
@@ -163,11 +175,19 @@ function run(init: WorkerInit): void {
       generationsAlive: gens.length,
     }
   }
-  const sendOut = (): void => {
+  const sendOut = (progressUs = pipeline.nowUs): void => {
     exporter.flush()
     const bytes = relay.take()
+    const dns = dnsShare.take()
     post(
-      { type: 'out', worker: init.index, counters: counters(), ...(bytes ? { bytes } : {}) },
+      {
+        type: 'out',
+        worker: init.index,
+        counters: counters(),
+        ...(bytes ? { bytes } : {}),
+        ...(dns ? { dns } : {}),
+        progressUs,
+      },
       bytes ? [bytes] : [],
     )
   }
@@ -212,7 +232,7 @@ function run(init: WorkerInit): void {
       reader.release()
       pipeline.advanceTo(advanceUs)
       pipeline.flush(EndReason.ForcedEnd)
-      sendOut()
+      sendOut(Number.POSITIVE_INFINITY)
       const c = counters()
       const l7 = pipeline.l7Summary()
       const byReason: Record<string, number> = {}

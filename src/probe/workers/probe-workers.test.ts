@@ -2,15 +2,18 @@
 // IPFIX stream (one domain, one sequence space, one template set), clear failure, no thread left behind.
 import { spawn } from 'node:child_process'
 import { createSocket } from 'node:dgram'
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { AppCatalogue } from '../../appid/classifier.js'
 import { FlowCollector } from '../../collector/decode-message.js'
 import { IpfixDecoder } from '../../ipfix/decoder.js'
 import { MemoryTransport } from '../../ipfix/testing.js'
 import { JsonTransport } from '../../ipfix/transport-json.js'
+import { dnsMessage } from '../../../test/helpers/l7.js'
+import { eth, ipv4, LINKTYPE, pcapFile, PROTO, TCP, tcp, udp } from '../../../test/helpers/packet-builder.js'
 import { REPO_ROOT, HAVE_SHARED_PCAPS, SHARED_PCAPS } from '../../../test/helpers/shared.js'
 import { DEFAULT_PROBE_OPTIONS, runProbe, type ProbeOptions, type ProbeSummary } from '../probe.js'
 import { runProbeWorkers } from './probe-workers.js'
@@ -206,6 +209,31 @@ describe('probe with N metering workers', () => {
     expect(templateIds(wire.messages)).toEqual(templateIds(single.messages))
   })
 
+  it('sends the application catalogue as one thread does, not once per worker, and again after template refreshes', async () => {
+    // The catalogue (RFC 6759 options records, template 290) went out once per worker, and was not sent
+    // again after the main exporter's template refreshes (the workers' exporters never refresh).
+    const entries = new AppCatalogue().entries.length
+    const catalogueRecords = async (workers: number): Promise<number> => {
+      const wire = new MemoryTransport('wire', true)
+      await run(FIXTURE_DIRS, workers, {
+        fields: ['app'],
+        templateRefreshSeconds: 60,
+        extraTransports: [wire],
+      })
+      const decoder = new IpfixDecoder({ transport: 'udp' })
+      let n = 0
+      for (const m of wire.messages) n += decoder.decode(m).records.filter((r) => r.templateId === 290).length
+      return n
+    }
+    const one = await catalogueRecords(0)
+    // The fixture stream's time crosses several refresh intervals: the catalogue follows some refreshes.
+    expect(one % entries).toBe(0)
+    expect(one / entries).toBeGreaterThan(2)
+    expect(await catalogueRecords(2)).toBe(one)
+    expect(await catalogueRecords(3)).toBe(one)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
   it('exports NetFlow v9 like one thread: datagrams fit --mtu 576, sysUpTime from the first packet', async () => {
     const DNS = join(REPO_ROOT, 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap')
     /** NetFlow v9 datagrams on a loopback socket, and the flow records our collector decodes from them. */
@@ -254,6 +282,92 @@ describe('probe with N metering workers', () => {
     expect(two.records).toEqual(one.records)
     expect(two.s.netflow).toBeDefined()
     expect(Object.values(two.s.netflow!)[0]!.flows).toBe(Object.values(one.s.netflow!)[0]!.flows)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it('names flows by DNS answers another worker metered, as one thread does (one DNS answer cache)', async () => {
+    // The DNS flow (client ↔ resolver) and the flows to the servers it named are different address pairs,
+    // so they are shared out to different workers: each worker had its own cache and missed the answers
+    // the other one metered (ndpi-netflix.pcap: 4 records named differently with --workers 2).
+    const s = 1e6
+    const t0 = 1_700_000_000 * s
+    const client = '10.0.0.1'
+    const resolver = '10.0.0.53'
+    const servers = Array.from({ length: 12 }, (_, i) => `192.0.2.${10 + i}`)
+    const frames: { data: Uint8Array; tsUs: number }[] = []
+    const dnsAnswer = (at: number, id: number, addresses: string[]): void => {
+      const q = { name: 'www.netflix.com', type: 1 }
+      frames.push({
+        tsUs: at,
+        data: eth(
+          {},
+          ipv4(
+            { src: client, dst: resolver, proto: PROTO.UDP },
+            udp({ sport: 33000 + id, dport: 53, payload: dnsMessage({ id, flags: 0x0100, questions: [q] }) }),
+          ),
+        ),
+      })
+      const answers = addresses.map((a) => ({
+        name: [0xc0, 12],
+        type: 1,
+        ttl: 60,
+        data: a.split('.').map(Number),
+      }))
+      frames.push({
+        tsUs: at + 1000,
+        data: eth(
+          {},
+          ipv4(
+            { src: resolver, dst: client, proto: PROTO.UDP },
+            udp({
+              sport: 53,
+              dport: 33000 + id,
+              payload: dnsMessage({ id, flags: 0x8180, questions: [q], answers }),
+            }),
+          ),
+        ),
+      })
+    }
+    const syn = (at: number, dst: string, sport: number): void => {
+      frames.push({
+        tsUs: at,
+        data: eth({}, ipv4({ src: client, dst }, tcp({ sport, dport: 443, flags: TCP.SYN }))),
+      })
+    }
+    // Answers first, then a connection to each named server (a SYN: only the cache can name it).
+    dnsAnswer(t0, 1, servers.slice(0, 10))
+    servers.slice(0, 10).forEach((a, i) => syn(t0 + s + i, a, 40000 + i))
+    // Server 10: its flow (idle, due 30 s after its SYN) is named by an answer 20 s later, before it is due.
+    syn(t0 + 2 * s, servers[10]!, 41000)
+    dnsAnswer(t0 + 22 * s, 2, [servers[10]!])
+    // Server 11: the answer comes after its flow was due, and does not name it.
+    syn(t0 + 3 * s, servers[11]!, 41001)
+    dnsAnswer(t0 + 40 * s, 3, [servers[11]!])
+    const dir = await mkdtemp(join(tmpdir(), 'flowtel-workers-dns-'))
+    try {
+      const file = join(dir, 'dns-then-syn.pcap')
+      await writeFile(
+        file,
+        pcapFile(
+          LINKTYPE.ETHERNET,
+          frames.sort((a, b) => a.tsUs - b.tsUs),
+        ),
+      )
+      const netflixOf = (lines: string[]): string[] =>
+        lines
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((r) => r['destinationTransportPort'] === 443 && r['applicationId'] === '0d0000af')
+          .map((r) => String(r['destinationIPv4Address']))
+          .sort()
+      const one = await run([file], 0, { fields: ['app'] })
+      expect(netflixOf(one.lines)).toEqual(servers.slice(0, 11).sort())
+      for (const workers of [2, 3]) {
+        const many = await run([file], workers, { fields: ['app'] })
+        expect(many.lines).toEqual(one.lines)
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
     expect(liveWorkerThreads()).toBe(0)
   })
 

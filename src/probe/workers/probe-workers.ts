@@ -14,6 +14,7 @@
  * Summary figures are sums over the workers; peakActiveFlows is the sum of the workers' peaks (an upper
  * bound of the simultaneous total).
  */
+import { fieldGroupNames } from '../../flow/fields/index.js'
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { openExport, outputsDrained, transportReports } from '../export-setup.js'
@@ -52,13 +53,14 @@ function sumRecords(parts: readonly Record<string, number>[]): Record<string, nu
 export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSummary> {
   const started = process.hrtime.bigint()
   // The same export set-up as the single-threaded probe: transports, MTU budget, NetFlow uptime base.
-  const { source, transports, exporterOptions, firstPacketAt } = await openExport(opts)
+  const { source, transports, exporterOptions, firstPacketAt, batches, startUs } = await openExport(opts)
 
   let pool: WorkerPool | undefined
   const exporter = new IpfixExporter(
     {
       ...exporterOptions,
-      now: () => (pool?.nowUs ?? 0) / 1e6,
+      // Packet time; before the first packet, the first packet's time (see export-setup.ts).
+      now: () => Math.max(pool?.nowUs ?? 0, startUs) / 1e6,
       // RFC 7011 §4.2 Metering Process Reliability Statistics, summed over the workers' latest reports.
       meteringStats: () => {
         let ignoredPackets = 0
@@ -77,7 +79,9 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     },
     transports,
   )
-  const merger = new RecordMerger(exporter)
+  const merger = new RecordMerger(exporter, { workers: opts.workers })
+  // The application catalogue is the Exporting Process's: sent once here, not once per worker.
+  if (fieldGroupNames(opts.fields).includes('app')) merger.sendCatalogue()
   let finals: WorkerFinal[] = []
   try {
     pool = new WorkerPool({
@@ -92,17 +96,18 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
       maxRecordLength: exporter.maxRecordLength,
       ...(opts.ring !== undefined ? { ring: opts.ring } : {}),
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
-      onRecords: (worker, bytes) => merger.accept(worker, bytes),
+      onRecords: (worker, bytes, dns, progressUs) => merger.acceptShared(worker, bytes, dns, progressUs),
       ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
     })
     let nextTickUs = 0
     let lastProgress = 0
-    for await (const batch of source.batches()) {
+    for await (const batch of batches) {
       if (batch.count > 0) firstPacketAt(batch.tsUs[0]!)
       await pool.dispatch(batch)
       // The exporter ticks (template refresh, statistics, message age) when time crosses a whole second.
       if (pool.nowUs >= nextTickUs) {
         exporter.tick()
+        merger.followTemplates()
         nextTickUs = (Math.floor(pool.nowUs / 1e6) + 1) * 1e6
       }
       if (opts.onProgress) {
@@ -116,6 +121,8 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
       await outputsDrained(transports)
     }
     finals = await pool.finish()
+    // Every worker reported the end (metered up to Infinity): no record waits for a DNS answer any more.
+    if (merger.waiting > 0) throw new Error(`${merger.waiting} worker outputs still wait for DNS answers`)
   } catch (err) {
     await pool?.terminate()
     await exporter.close().catch(() => undefined)

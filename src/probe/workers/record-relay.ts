@@ -14,6 +14,11 @@
  * statistics exactly as the single-threaded probe does. A worker's header (its time, sequence, domain) is
  * discarded.
  *
+ * The application catalogue (RFC 6759 options records, src/flow/fields/app-catalogue-records.ts) is the
+ * Exporting Process's, not a worker's: the workers' copies are dropped, and once a worker announces its
+ * template the merger sends it on the main exporter, and again after every later round of templates the
+ * main exporter sends (refresh, new session), as one thread does.
+ *
  * Templates: every worker builds its templates from the same field groups, so a template ID means the same
  * layout in every worker. The merger checks it: the first worker to announce an ID defines it, and a
  * different layout for that ID from any worker is an error (the run stops with a message naming both).
@@ -23,12 +28,22 @@
  * (one already announced with that layout, or a fresh one from REMAP_FIRST_ID up), and that worker's records
  * of the ID are written under it from then on. Collectors see every layout under a distinct ID.
  */
+import { DNS_LOOKUP_PENDING } from '../../flow/fields/app.js'
+import {
+  APP_OPTIONS_TEMPLATE_ID,
+  AppCatalogueRecords,
+  appCatalogueTemplate,
+} from '../../flow/fields/app-catalogue-records.js'
 import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template, type FieldSpec } from '../../ipfix/template.js'
 import type { Transport, TransportStats } from '../../ipfix/transport.js'
+import { DnsShareResolver, type DnsShareReport, type PendingLookup } from './dns-answer-share.js'
 
 const VARLEN = 65535
+/** applicationId (RFC 6759), the field a DNS answer cache lookup resolves (see dns-answer-share.ts). */
+const APPLICATION_ID = 95
+const ENGINE_PANA_L7 = 13
 
 /** First template ID the merger hands out for a layout whose worker ID is taken (above every worker's IDs). */
 export const REMAP_FIRST_ID = 4096
@@ -106,6 +121,33 @@ function recordLength(t: Template, v: DataView, p: number, end: number): number 
   return q <= end ? q - p : -1
 }
 
+/** Offset from the record's start of field `index` of template t (the record is whole: recordLength). */
+function fieldOffset(t: Template, v: DataView, p: number, index: number): number {
+  let q = p
+  for (let i = 0; i < index; i++) {
+    const f = t.fields[i]!
+    if (f.length !== VARLEN) q += f.length
+    else {
+      const n = v.getUint8(q)
+      q += n === 255 ? 3 + v.getUint16(q + 1) : 1 + n
+    }
+  }
+  return q - p
+}
+
+const CATALOGUE_TEMPLATE = appCatalogueTemplate()
+
+/** True when t is the application catalogue's options template (its ID and layout). */
+function isCatalogueTemplate(t: Template): boolean {
+  return t.id === APP_OPTIONS_TEMPLATE_ID && t.scopeCount === 1 && t.sameLayout(CATALOGUE_TEMPLATE)
+}
+
+/** One worker's relayed messages waiting for the answers of their DNS answer cache lookups. */
+interface HeldOutput {
+  bytes: Uint8Array | undefined
+  lookups: PendingLookup[]
+}
+
 /** The main-thread side: re-frames the workers' records into the one real exporter. */
 export class RecordMerger {
   /** The main exporter's templates by ID, and the worker that first announced each. */
@@ -113,14 +155,73 @@ export class RecordMerger {
   /** Remap mode: the main template for each worker's template ID (key worker · 65536 + id). */
   private readonly byWorker = new Map<number, Template>()
   private nextId = REMAP_FIRST_ID
+  /** The workers' one DNS answer cache (see dns-answer-share.ts), and what waits for its answers. */
+  private readonly dns: DnsShareResolver | undefined
+  private readonly held: HeldOutput[][]
+  /** Per worker: data records taken apart so far (matched with PendingLookup.recordIndex). */
+  private readonly recordsSeen: number[]
+  /** Per template ID: the index of its applicationId field (-1: none). */
+  private readonly appIdField = new Map<number, number>()
+  /** The catalogue's options records on the main exporter, once a worker has announced their template. */
+  private catalogue: AppCatalogueRecords | undefined
+  /** While a worker's messages are written: its lookups, and the next one to read. */
+  private lookups: PendingLookup[] = []
+  private nextLookup = 0
 
+  /**
+   * `workers`: how many workers relay (needed when their records may wait for a DNS answer cache lookup,
+   * see acceptShared).
+   */
   constructor(
     private readonly exporter: IpfixExporter,
-    private readonly opts: { remap?: boolean } = {},
+    private readonly opts: { remap?: boolean; workers?: number } = {},
   ) {
     // The workers registered the Flowmon and Flowtel elements of their templates in their own threads: this
     // one needs them too, for the RFC 5610 records of the main exporter (and the names of JSON lines).
     registerEnterpriseElements()
+    const n = opts.workers ?? 0
+    this.dns = n > 0 ? new DnsShareResolver(n) : undefined
+    this.held = Array.from({ length: n }, () => [])
+    this.recordsSeen = new Array<number>(Math.max(n, 64)).fill(0)
+  }
+
+  /** Records (relayed messages) held back until DNS answer cache lookups are answered. */
+  get waiting(): number {
+    return this.held.reduce((n, h) => n + h.length, 0)
+  }
+
+  /**
+   * Take in what one worker relayed after a slot: its messages (if any), what its DNS answer cache did and
+   * the time it has metered up to. Its records are written once every lookup they wait for is answered,
+   * which may take until the other workers have metered up to the same time (their next reports).
+   */
+  acceptShared(
+    worker: number,
+    bytes: Uint8Array | undefined,
+    report: DnsShareReport | undefined,
+    progressUs: number,
+  ): void {
+    const dns = this.dns
+    if (dns === undefined) {
+      if (bytes !== undefined) this.accept(worker, bytes)
+      return
+    }
+    const lookups = dns.accept(worker, report, progressUs)
+    if (bytes !== undefined || lookups.length > 0) this.held[worker]?.push({ bytes, lookups })
+    dns.settle()
+    for (let w = 0; w < this.held.length; w++) {
+      const queue = this.held[w]!
+      while (queue.length > 0 && queue[0]!.lookups.every((l) => l.entryId !== undefined)) {
+        const out = queue.shift()!
+        this.lookups = out.lookups
+        this.nextLookup = 0
+        try {
+          if (out.bytes !== undefined) this.accept(w, out.bytes)
+        } finally {
+          this.lookups = []
+        }
+      }
+    }
   }
 
   /** Template IDs defined so far (for tests). */
@@ -138,6 +239,8 @@ export class RecordMerger {
       this.message(worker, v, m + 16, m + len)
       m += len
     }
+    // The main exporter sent its templates again (refresh, new session): the catalogue follows them.
+    this.catalogue?.followTemplates()
   }
 
   private message(worker: number, v: DataView, p: number, end: number): void {
@@ -184,6 +287,7 @@ export class RecordMerger {
       if (main === undefined) {
         this.templates.set(t.id, { t, worker })
         this.exporter.addTemplate(t)
+        this.startCatalogue(t)
         main = t
       } else if (!main.sameLayout(t)) {
         main = [...this.templates.values()].find((k) => k.t.sameLayout(t))?.t
@@ -207,20 +311,83 @@ export class RecordMerger {
     }
     this.templates.set(t.id, { t, worker })
     this.exporter.addTemplate(t)
+    this.startCatalogue(t)
+  }
+
+  /** The catalogue's template `t` is announced: send the catalogue on the main exporter. */
+  private startCatalogue(t: Template): void {
+    if (this.catalogue !== undefined || !isCatalogueTemplate(t)) return
+    this.catalogue = new AppCatalogueRecords(this.exporter, t)
+    this.catalogue.start(false)
+  }
+
+  /**
+   * Call after anything that may have made the main exporter send its templates (accept does it, the
+   * probe's ticks too): the catalogue follows every round of templates, as in one thread.
+   */
+  followTemplates(): void {
+    this.catalogue?.followTemplates()
+  }
+
+  /**
+   * The workers' field groups include `app`: send the catalogue now, before any record, as the one-thread
+   * probe does when its group is set up (otherwise it starts when a worker first announces its template).
+   */
+  sendCatalogue(): void {
+    if (this.catalogue !== undefined) return
+    const t = appCatalogueTemplate()
+    this.templates.set(t.id, { t, worker: -1 })
+    this.exporter.addTemplate(t)
+    this.catalogue = new AppCatalogueRecords(this.exporter, t)
+    this.catalogue.start(false)
   }
 
   private dataSet(worker: number, id: number, v: DataView, p: number, end: number): void {
     const t = this.opts.remap === true ? this.byWorker.get(worker * 65536 + id) : this.templates.get(id)?.t
     if (t === undefined) throw new Error(`worker ${worker} relayed data for unknown template ${id}`)
+    // The catalogue is sent by this exporter itself (startCatalogue), not once per worker.
+    const skip = this.catalogue !== undefined && isCatalogueTemplate(t)
     const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    let appField = this.appIdField.get(t.id)
+    if (appField === undefined) {
+      appField = t.fields.findIndex((f) => f.id === APPLICATION_ID && f.pen === 0 && f.length === 4)
+      this.appIdField.set(t.id, appField)
+    }
     // Set padding (RFC 7011 §3.3.1) is shorter than the smallest record.
     while (end - p >= Math.max(1, t.minRecordLength)) {
       const len = recordLength(t, v, p, end)
       if (len < 0) throw new Error(`worker ${worker} relayed a truncated record of template ${id}`)
+      const index = this.recordsSeen[worker]!
+      this.recordsSeen[worker] = index + 1
+      if (skip) {
+        p += len
+        continue
+      }
+      if (appField >= 0) this.resolveApplicationId(worker, index, v, p + fieldOffset(t, v, p, appField))
       const w = this.exporter.beginRecord(t, len)
       w.bytes(bytes.subarray(p, p + len))
       this.exporter.endRecord()
       p += len
     }
+  }
+
+  /**
+   * The applicationId at `at` of the worker's data record number `index`: one waiting for the DNS answer
+   * cache (DNS_LOOKUP_PENDING) gets the entry the cache named, else what the worker wrote under the flag.
+   */
+  private resolveApplicationId(worker: number, index: number, v: DataView, at: number): void {
+    const id = v.getUint32(at)
+    if ((id & DNS_LOOKUP_PENDING) === 0) return
+    // Lookups of records the worker's exporter dropped (too long) come before this one's.
+    let l = this.lookups[this.nextLookup]
+    while (l !== undefined && l.recordIndex < index) l = this.lookups[++this.nextLookup]
+    if (l === undefined || l.recordIndex !== index || l.entryId === undefined)
+      throw new Error(`worker ${worker} relayed record ${index} waiting for a DNS lookup it did not report`)
+    this.nextLookup++
+    const entry = l.entryId
+    v.setUint32(
+      at,
+      entry >= 0 ? ((ENGINE_PANA_L7 << 24) | (entry & 0xffffff)) >>> 0 : id & ~DNS_LOOKUP_PENDING,
+    )
   }
 }

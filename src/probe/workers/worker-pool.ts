@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { PacketBatch } from '../../capture/batch.js'
 import type { PipelineOptions } from '../pipeline.js'
+import type { DnsShareReport } from './dns-answer-share.js'
 import { allocateRing, RingWriter, SlotCommand, type RingSize, type Slot } from './packet-ring.js'
 import { workerForPacket } from './symmetric-hash.js'
 import type {
@@ -36,8 +37,16 @@ export interface WorkerPoolOptions {
   /** The main exporter's maxRecordLength (see WorkerInit). */
   maxRecordLength: number
   ring?: RingSize
-  /** The IPFIX messages one worker relayed (runs on the pool's thread, between dispatches). */
-  onRecords: (worker: number, bytes: Uint8Array) => void
+  /**
+   * What one worker relayed after a slot (runs on the pool's thread, between dispatches): its IPFIX messages
+   * if any, its DNS answer cache report and the time it has metered up to (see WorkerOut).
+   */
+  onRecords: (
+    worker: number,
+    bytes: Uint8Array | undefined,
+    dns: DnsShareReport | undefined,
+    progressUs: number,
+  ) => void
   /** Called once per distinct warning text, whichever worker raised it. */
   onWarning?: (message: string) => void
   /** Tests only: worker `worker` throws before metering its slot number `slot`. */
@@ -261,7 +270,12 @@ export class WorkerPool {
       switch (msg.type) {
         case 'out':
           m.counters = msg.counters
-          if (msg.bytes !== undefined) this.opts.onRecords(msg.worker, new Uint8Array(msg.bytes))
+          this.opts.onRecords(
+            msg.worker,
+            msg.bytes !== undefined ? new Uint8Array(msg.bytes) : undefined,
+            msg.dns,
+            msg.progressUs,
+          )
           break
         case 'warning':
           if (!this.warned.has(msg.message)) {

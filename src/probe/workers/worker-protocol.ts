@@ -1,6 +1,7 @@
 /** The messages between the worker pool (main thread) and its metering workers (metering-worker.ts). */
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import type { PipelineOptions } from '../pipeline.js'
+import type { DnsShareReport } from './dns-answer-share.js'
 import type { RingMemory } from './packet-ring.js'
 
 /** workerData of a metering worker. */
@@ -44,12 +45,17 @@ export interface WorkerCounters {
   generationsAlive: number
 }
 
-/** After every slot: the IPFIX messages the worker's exporter wrote (one buffer), and its counters. */
+/**
+ * After every slot: the IPFIX messages the worker's exporter wrote (one buffer), its counters, what its DNS
+ * answer cache did (dns-answer-share.ts) and the time it has metered up to (Infinity once it has finished).
+ */
 export interface WorkerOut {
   type: 'out'
   worker: number
   counters: WorkerCounters
   bytes?: ArrayBuffer
+  dns?: DnsShareReport
+  progressUs: number
 }
 
 export interface WorkerWarning {
