@@ -467,3 +467,30 @@ describe('L7 engine: segments that arrive before the claiming one', () => {
     expect(e.held.used).toBe(0)
   })
 })
+
+describe('L7 engine: what a parser charges to the flow budget', () => {
+  it('returns to the total what a parser charged and did not release, and counts it', () => {
+    const leaky: L7Parser<object, never> = {
+      name: 'leaky',
+      transports: ['tcp'],
+      ports: [],
+      probe: (b) => b[0] === 0x4c, // 'L'
+      newState: () => ({}),
+      parse(_s, _d, _b, ctx) {
+        ctx.budget?.reserve(100)
+        return OK
+      },
+      wantsMore: () => true,
+      finish: () => undefined,
+    }
+    const e = new L7Engine<never>([leaky], () => undefined, OPTS)
+    e.resize(16, 0)
+    e.onCreate(0, 0)
+    e.onPacket(0, pkt(ascii('Leak'), 1), L7Dir.ToServer, 1)
+    expect(e.total.used).toBe(100)
+    e.end(0)
+    expect(e.total.used).toBe(0)
+    expect(e.counters.anomalies.get('l7_budget_not_released')).toBe(1)
+    expect(e.counters.byParser.get('leaky')!.anomalies.get('l7_budget_not_released')).toBe(1)
+  })
+})

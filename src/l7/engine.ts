@@ -218,6 +218,13 @@ class Slot<Tx> implements L7Context<Tx> {
     this.streams[1].reset()
     this.dropPending(0)
     this.dropPending(1)
+    // What a parser charged (L7Context.budget) and did not release goes back to the total, counted, so one
+    // parser's slip cannot shrink the budget of every later flow.
+    const left = this.budget.used
+    if (left !== 0) {
+      this.anomaly('l7_budget_not_released')
+      this.budget.release(left)
+    }
     this.skip[0] = 0
     this.skip[1] = 0
     this.parser = undefined
