@@ -69,8 +69,8 @@ function varLength(t: TlsTx, p: TlsRecordParts): number {
   const lists = [t.cipherSuites, t.extensionTypes, t.supportedGroups, t.supportedVersions]
   return (
     [p.sni, p.alpn, p.offered, p.ja4, ...p.cert].reduce((n, s) => n + utf8(s), 0) +
-    lists.reduce((n, l) => n + varlenSize(2 * Math.min(l.length, 128)), 0) +
-    varlenSize(t.ecPointFormats.length) +
+    lists.reduce((n, l) => n + varlenSize(2 * Math.min(l.length, p.listCap)), 0) +
+    varlenSize(Math.min(t.ecPointFormats.length, p.listCap)) +
     varlenSize(p.ja3.length) +
     varlenSize(p.ja3s.length) +
     varlenSize(Math.min(t.clientSessionId.length, 32)) +
@@ -132,6 +132,36 @@ describe('tls record budget', () => {
         if (room >= 700) expect(varPart).toBeLessThanOrEqual(room)
       }
     }
+  })
+
+  it("cuts a hostile hello's lists, then its strings, so that its record still fits the message", () => {
+    const g = new Writer()
+    const many = (n: number): number[] => Array.from({ length: n }, (_, i) => 0x0a0a + i)
+    const hostile = (withCert: boolean): TlsTx => ({
+      ...tx(SAN),
+      cipherSuites: many(2000),
+      extensionTypes: many(1200),
+      supportedGroups: many(300),
+      ecPointFormats: many(300).map((v) => v & 0xff),
+      supportedVersions: many(300),
+      sni: 's'.repeat(2000),
+      alpnOffered: Array.from({ length: 300 }, (_, i) => `proto-${i}`),
+      ...(withCert ? {} : { certificate: undefined }),
+    })
+    for (const withCert of [true, false])
+      for (const room of [1432, 1000, 700]) {
+        const t = hostile(withCert)
+        const p = tlsRecordParts(t, room)
+        expect(varLength(t, p)).toBeLessThanOrEqual(room)
+        expect(p.listCap).toBeLessThan(128)
+        // The server name keeps a share of what is left (the lists go first).
+        expect(p.sni.length).toBeGreaterThan(0)
+        const { announced, varPart } = g.written(t, room)
+        expect(varPart).toBe(announced)
+        expect(varPart).toBeLessThanOrEqual(room)
+      }
+    // An ordinary hello keeps its whole lists.
+    expect(tlsRecordParts(tx(SAN), 1432).listCap).toBe(128)
   })
 
   it('keeps every string whole when the record fits, whatever the strings are made of', () => {

@@ -69,9 +69,9 @@ const EMPTY = new Uint8Array(0)
 /** At most this many list entries are exported per list (real hellos have far fewer). */
 const MAX_LIST = 128
 
-/** The first MAX_LIST entries of `list` as a variable-length value of 2-octet (`size` 2) or 1-octet values. */
-function writeList(w: RecordWriter, list: readonly number[], size: 1 | 2): void {
-  const n = Math.min(list.length, MAX_LIST)
+/** The first `cap` entries of `list` as a variable-length value of 2-octet (`size` 2) or 1-octet values. */
+function writeList(w: RecordWriter, list: readonly number[], size: 1 | 2, cap: number): void {
+  const n = Math.min(list.length, cap)
   const octets = n * size
   // Into the message buffer at once when it has the room (the prefix is one octet: at most 256 octets).
   if (w instanceof BufferWriter && octets < 255 && w.pos + 1 + octets <= w.limit) {
@@ -112,6 +112,11 @@ export interface TlsRecordParts {
   ja3: Uint8Array
   ja3s: Uint8Array
   ja4: string
+  /**
+   * Entries kept of each hello list (cipher suites, extension types, groups, point formats, versions):
+   * MAX_LIST, or fewer when a hostile hello's lists would not leave the record room.
+   */
+  listCap: number
   /** subjectCn, subjectO, issuerCn, issuerO, serial, SAN DNS names, sigAlg, keyAlg, subject, issuer. */
   cert: readonly string[]
   /**
@@ -228,8 +233,10 @@ const offeredText = (list: readonly string[]): string =>
  * Fits the record's strings into `room` octets of variable-length fields (one message's worth after the
  * fixed fields): the ClientHello strings share HELLO_STRING_BUDGET, and the certificate strings share all
  * that is left, so a long SAN list takes the room the rest does not need instead of a fixed share. A SAN
- * list that still does not fit is cut after its last whole name. The variable-length fields written with
- * the parts (writeTlsTx) then take at most `room` octets (when the fixed lists and digests alone fit it).
+ * list that still does not fit is cut after its last whole name. A hostile hello whose lists (up to
+ * MAX_LIST entries each) and strings alone pass the room has its lists cut to fewer entries, then its
+ * strings. The variable-length fields written with the parts (writeTlsTx) then take at most `room` octets
+ * (when the digests and the fixed fields alone fit it), so such a record is cut, not dropped.
  */
 export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   let sni = tx.sni
@@ -243,39 +250,68 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   const ja3s = fp.ja3sOctets
   const ja4 = fp.ja4
   const c = tx.certificate
-  if (c === undefined)
-    return { sni, alpn, offered, ja3, ja3s, ja4, cert: NO_CERT, certFields: NO_CERT_FIELDS }
-  // The variable-length fields other than the certificate strings; `hello` and ja4 measured below.
-  const lists =
-    varlenSize(Math.min(tx.cipherSuites.length, MAX_LIST) * 2) +
-    varlenSize(Math.min(tx.extensionTypes.length, MAX_LIST) * 2) +
-    varlenSize(Math.min(tx.supportedGroups.length, MAX_LIST) * 2) +
-    varlenSize(Math.min(tx.ecPointFormats.length, MAX_LIST)) +
-    varlenSize(Math.min(tx.supportedVersions.length, MAX_LIST) * 2) +
+  // The digests and session IDs, never cut.
+  const digests =
     varlenSize(ja3.length) +
     varlenSize(ja3s.length) +
     varlenSize(Math.min(tx.clientSessionId.length, 32)) +
     varlenSize(Math.min(tx.serverSessionId.length, 32)) +
-    varlenSize(c.sha1.length) +
-    varlenSize(c.sha256.length)
-  const known = certStrings(c)
-  // Each certificate string may need a 3-octet length prefix.
-  const certRoom = room - lists - 3 * known.full.length
-  // Common case: the whole certificate fits even with the strings' largest UTF-8 sizes (3 octets a unit).
+    varlenSize(c?.sha1.length ?? 0) +
+    varlenSize(c?.sha256.length ?? 0)
+  const known = c === undefined ? undefined : certStrings(c)
+  // The certificate strings' length prefixes (at most 3 octets each; an empty string's is 1).
+  const prefixes = known === undefined ? NO_CERT.length : 3 * known.full.length
+  const certRoom = room - listsSize(tx, MAX_LIST) - digests - prefixes
+  // Common case: everything fits even with the strings' largest UTF-8 sizes (3 octets a unit).
   const helloBound =
     varlenSize(sni.length * 3) +
     varlenSize(alpn.length * 3) +
     varlenSize(offered.length * 3) +
     varlenSize(ja4.length * 3)
-  if (known.octets <= certRoom - helloBound)
-    return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full, certFields: known.fields }
+  if (certRoom - helloBound >= (known?.octets ?? 0)) return parts(MAX_LIST, known?.full ?? NO_CERT, c, known)
   const str = (x: string): number => varlenSize(utf8Length(x))
-  const used = str(sni) + str(alpn) + str(offered) + str(ja4)
-  const budget = Math.max(0, certRoom - used)
-  if (known.octets <= budget)
-    return { sni, alpn, offered, ja3, ja3s, ja4, cert: known.full, certFields: known.fields }
-  const cut = cutCert(c, known, budget)
-  return { sni, alpn, offered, ja3, ja3s, ja4, cert: cut.cert, certFields: cut.fields }
+  let used = str(sni) + str(alpn) + str(offered) + str(ja4)
+  let cap = MAX_LIST
+  let budget = certRoom - used
+  if (budget < 0) {
+    // A hostile hello: its lists (and, past them, its strings) are cut until the record has room for the
+    // certificate strings' prefixes; the certificate strings then get what is left, if anything.
+    const forLists = room - digests - prefixes - used
+    cap = MAX_LIST
+    while (cap > 0 && listsSize(tx, cap) > forLists) cap--
+    const rest = room - listsSize(tx, cap) - digests - prefixes
+    if (rest < used) {
+      // Three prefixes of up to 3 octets for the three hello strings.
+      ;[sni = '', alpn = '', offered = ''] = clipAll([sni, alpn, offered], Math.max(0, rest - str(ja4) - 9))
+      used = str(sni) + str(alpn) + str(offered) + str(ja4)
+    }
+    budget = rest - used
+  }
+  if (c === undefined || known === undefined) return parts(cap, NO_CERT, c, known)
+  if (known.octets <= budget) return parts(cap, known.full, c, known)
+  const cut = cutCert(c, known, Math.max(0, budget))
+  return { sni, alpn, offered, ja3, ja3s, ja4, listCap: cap, cert: cut.cert, certFields: cut.fields }
+
+  function parts(
+    listCap: number,
+    cert: readonly string[],
+    ci: CertInfo | undefined,
+    cs: CertStrings | undefined,
+  ): TlsRecordParts {
+    const certFields = ci === undefined || cs === undefined ? NO_CERT_FIELDS : cs.fields
+    return { sni, alpn, offered, ja3, ja3s, ja4, listCap, cert, certFields }
+  }
+}
+
+/** Encoded size of the hello lists, each cut to its first `cap` entries. */
+function listsSize(tx: TlsTx, cap: number): number {
+  return (
+    varlenSize(Math.min(tx.cipherSuites.length, cap) * 2) +
+    varlenSize(Math.min(tx.extensionTypes.length, cap) * 2) +
+    varlenSize(Math.min(tx.supportedGroups.length, cap) * 2) +
+    varlenSize(Math.min(tx.ecPointFormats.length, cap)) +
+    varlenSize(Math.min(tx.supportedVersions.length, cap) * 2)
+  )
 }
 
 export class TlsFields extends TransactionGroup<TlsTx> {
@@ -322,13 +358,13 @@ export function writeTlsTx(tx: TlsTx, w: RecordWriter, p: TlsRecordParts): void 
   w.u16(tx.cipherSuite)
   w.string(p.sni)
   w.string(p.alpn)
-  writeList(w, tx.cipherSuites, 2)
-  writeList(w, tx.extensionTypes, 2)
-  writeList(w, tx.supportedGroups, 2)
-  writeList(w, tx.ecPointFormats, 1)
+  writeList(w, tx.cipherSuites, 2, p.listCap)
+  writeList(w, tx.extensionTypes, 2, p.listCap)
+  writeList(w, tx.supportedGroups, 2, p.listCap)
+  writeList(w, tx.ecPointFormats, 1, p.listCap)
   w.u16(tx.recordVersion)
   w.string(p.offered)
-  writeList(w, tx.supportedVersions, 2)
+  writeList(w, tx.supportedVersions, 2, p.listCap)
   w.varlen(p.ja3)
   w.varlen(p.ja3s)
   w.string(p.ja4)
