@@ -312,6 +312,42 @@ describe('TCP framing (RFC 7011 §10.4.3)', () => {
     expect(bad.push(hex('0005 0001 00000000'))).toEqual([])
     expect(bad.fault).toBe('tcp_not_ipfix')
   })
+
+  it('copies each octet a bounded number of times when a message arrives one octet per chunk', () => {
+    // A 16 KiB message (a data set of 16 320 octets) fed one octet at a time: the octets copied by
+    // TypedArray set/slice stay linear in the message (copying the whole buffer per chunk was quadratic:
+    // 134 million octets here, 2.1 billion for a 64 KiB message).
+    const m = msg(0, 1, set(256, '00'.repeat(16_364)))
+    expect(m.byteLength).toBe(16_384)
+    const typedArray = Object.getPrototypeOf(Uint8Array.prototype) as {
+      set: (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void
+      slice: (this: Uint8Array, start?: number, end?: number) => Uint8Array
+    }
+    let copied = 0
+    const set0 = typedArray.set
+    const slice0 = typedArray.slice
+    const setSpy = vi.spyOn(typedArray, 'set').mockImplementation(function (this: Uint8Array, src, offset) {
+      copied += src.length
+      set0.call(this, src, offset)
+    })
+    const sliceSpy = vi.spyOn(typedArray, 'slice').mockImplementation(function (this: Uint8Array, s, e) {
+      const r = slice0.call(this, s, e)
+      copied += r.byteLength
+      return r
+    })
+    const f = new TcpFramer()
+    const got: Uint8Array[] = []
+    try {
+      for (let i = 0; i < m.byteLength; i++) got.push(...f.push(m.subarray(i, i + 1)))
+    } finally {
+      setSpy.mockRestore()
+      sliceSpy.mockRestore()
+    }
+    expect(got).toHaveLength(1)
+    expect(Buffer.from(got[0]!).equals(Buffer.from(m))).toBe(true)
+    expect(f.buffered).toBe(0)
+    expect(copied).toBeLessThanOrEqual(2 * m.byteLength)
+  })
 })
 
 describe('malformed input (standards §5.3)', () => {
