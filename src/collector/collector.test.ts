@@ -559,4 +559,55 @@ describe('lookups reused from the last message (one key object per exporter, as 
     expect(col.decode(msg(2, 1, set(256, '0002')), UDP, NOW).records).toHaveLength(1)
     expect(col.decode(msg(1, 1, set(256, '0003')), other, NOW).records).toHaveLength(0)
   })
+
+  it('evicting a session steps through what it owns, not through every template and pending set', () => {
+    // 3000 sessions, each with two templates and one data set waiting for a third: the store holds 6000
+    // templates and 3000 pending sets. Evicting one session (a new one arriving) removes its two templates
+    // and its set by the session indexes; a scan of the stores stepped through all 9000 entries.
+    const n = 3000
+    const col = new FlowCollector({ maxSessions: n })
+    const key = (i: number): SessionKey => ({ ...UDP, exporterPort: 10_000 + i })
+    for (let i = 0; i < n; i++)
+      col.decode(msg(0, 1, T_PORT(256), T_ADDR_BYTES(257), set(258, '0001')), key(i), NOW)
+    expect(col.templates.size).toBe(2 * n)
+    expect(col.pending.size).toBe(n)
+    const steps = mapSteps(() => col.decode(msg(0, 1, T_PORT(256)), key(n), NOW))
+    expect(col.allCounters()['session_evicted']).toBe(1)
+    expect(col.allCounters()['pending_session_closed']).toBe(1)
+    expect(col.templates.size).toBe(2 * n - 1)
+    expect(col.pending.size).toBe(n - 1)
+    expect(steps).toBeLessThan(50)
+    // The next session's templates still decode; the evicted session's are gone.
+    expect(col.decode(msg(1, 1, set(256, '0001')), key(1), NOW).records).toHaveLength(1)
+    expect(col.decode(msg(1, 1, set(256, '0001')), key(0), NOW).records).toHaveLength(0)
+  })
 })
+
+/** Entries stepped through by Map iterators (for..of, entries, keys, values) while `f` runs. */
+function mapSteps(f: () => void): number {
+  let steps = 0
+  const proto = Map.prototype as unknown as Record<string | symbol, (this: unknown) => Iterator<unknown>>
+  const names: Array<string | symbol> = ['entries', 'keys', 'values', Symbol.iterator]
+  const saved = names.map((k) => proto[k]!)
+  names.forEach((k, i) => {
+    const orig = saved[i]!
+    proto[k] = function (this: unknown) {
+      const it = orig.call(this)
+      const counted: IterableIterator<unknown> = {
+        next: () => {
+          const r = it.next()
+          if (r.done !== true) steps++
+          return r
+        },
+        [Symbol.iterator]: () => counted,
+      }
+      return counted
+    }
+  })
+  try {
+    f()
+  } finally {
+    names.forEach((k, i) => (proto[k] = saved[i]!))
+  }
+  return steps
+}
