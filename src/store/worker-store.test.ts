@@ -70,6 +70,46 @@ describe('WorkerStore (the store in a thread)', () => {
     await again.close()
   })
 
+  it('bounds the queue in octets too: a batch past it is dropped whole and counted', async () => {
+    const url = `duckdb:${join(dir, 'c.duckdb')}`
+    // 1000 rows of one 8-octet column and one text column take about 42 000 octets each while queued: two
+    // fit in 100 000, the third does not (the row bound would take all three).
+    const s = await WorkerStore.open(url, { maxQueuedRows: 1_000_000, maxQueuedBytes: 100_000 })
+    await s.insertTyped(typed(1000, 0))
+    await s.insertTyped(typed(1000, 1000))
+    expect(s.stats.queuedBytes).toBeGreaterThan(60_000)
+    await s.insertTyped(typed(1000, 2000))
+    expect(s.stats).toMatchObject({ dropped: 1000, droppedBatches: 1, droppedForBytes: 1000 })
+    expect(s.stats.peakQueuedBytes).toBeLessThanOrEqual(100_000)
+    // Plain batches are counted by their values.
+    const plain = emptyBatch(names)
+    for (let i = 0; i < 1000; i++)
+      pushRow(plain, normalize(record([field('octetDeltaCount', 'unsigned64', BigInt(i))])), names)
+    await s.insert(plain)
+    expect(s.stats.droppedBatches).toBe(2)
+    await s.close()
+    expect(s.stats).toMatchObject({ queued: 0, queuedBytes: 0, stored: 2000, dropped: 2000 })
+    const again = await DuckDbStore.open(join(dir, 'c.duckdb'))
+    expect(await again.count()).toBe(2000)
+    await again.close()
+  })
+
+  it('abandons and counts the inserts not yet begun once the close deadline passed', async () => {
+    const url = `duckdb:${join(dir, 'd.duckdb')}`
+    const s = await WorkerStore.open(url)
+    await s.insertTyped(typed(500, 0))
+    expect(await s.count()).toBe(500)
+    // Deadline already passed: what is queued from now on is acknowledged as abandoned, not stored.
+    s.closeWithin(0)
+    await s.insertTyped(typed(1000, 500))
+    await s.insertTyped(typed(1000, 1500))
+    await s.close()
+    expect(s.stats).toMatchObject({ queued: 0, stored: 500, abandoned: 2000, dropped: 0, failed: 0 })
+    const again = await DuckDbStore.open(join(dir, 'd.duckdb'))
+    expect(await again.count()).toBe(500)
+    await again.close()
+  })
+
   it('reports a store that cannot be opened', async () => {
     await expect(WorkerStore.open('clickhouse:http://127.0.0.1:1/x')).rejects.toThrow(/ClickHouse/)
   })
