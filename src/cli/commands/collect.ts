@@ -20,6 +20,7 @@ import {
 } from '../../collector/decode-message.js'
 import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
+import { sequenceSummary } from '../../collector/sequence-summary.js'
 import { basicListToJson } from '../../collector/structured.js'
 import { openStoreWriter, storeRecords } from '../../store/ingest.js'
 import { OptionsWriter } from '../../store/options-writer.js'
@@ -345,6 +346,7 @@ export function collectCommand(): Command {
             `up, ${thread.abandoned} abandoned at the shutdown deadline)\n`,
         )
       if (flags.summary) {
+        const sequence = sequenceSummary(col.sessions.values())
         const summary = {
           '@event': 'summary',
           records,
@@ -377,11 +379,9 @@ export function collectCommand(): Command {
             : {}),
           counters: col.allCounters(),
           pending: { sets: col.pending.size, bytes: col.pending.bytes },
-          sequence: Object.fromEntries(
-            [...col.sessions.values()].flatMap((s) =>
-              [...s.sequences].map(([k, t]) => [`${s.id} ${k}`, t.stats]),
-            ),
-          ),
+          // The trackers with the most loss by name (at most 20); the rest summed in sequenceOmitted.
+          sequence: sequence.sequence,
+          ...(sequence.omitted !== undefined ? { sequenceOmitted: sequence.omitted } : {}),
         }
         process.stderr.write(JSON.stringify(summary) + '\n')
       }
