@@ -28,12 +28,11 @@ export interface WorkerStoreOptions {
   maxQueuedRows?: number
   /** Octets queued for the store thread at most (estimated); a batch past it is dropped. Default 128 MiB. */
   maxQueuedBytes?: number
+  /** After the closeWithin deadline, ms the thread may still take to close the store before it is ended. */
+  closeGraceMs?: number
   /** Called with each insert failure (the thread keeps the batch and tries it again). */
   onError?: (e: Error) => void
 }
-
-/** After a close deadline, how long the thread may still take to close the store before it is ended. */
-const CLOSE_GRACE_MS = 10_000
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void }
 
@@ -152,8 +151,11 @@ export class WorkerStore implements FlowStore {
   /** True when `rows` rows of `bytes` octets fit in the queue; else they are dropped and counted. */
   private admit(rows: number, bytes: number): boolean {
     const s = this.stats
-    if (!this.ended && s.queued + rows <= this.maxQueuedRows && s.queuedBytes + bytes <= this.maxQueuedBytes)
-      return true
+    if (this.ended) {
+      s.abandoned += rows // handed over after the thread was ended at the close deadline
+      return false
+    }
+    if (s.queued + rows <= this.maxQueuedRows && s.queuedBytes + bytes <= this.maxQueuedBytes) return true
     s.dropped += rows
     s.droppedBatches++
     if (s.queued + rows <= this.maxQueuedRows) s.droppedForBytes += rows
@@ -221,14 +223,15 @@ export class WorkerStore implements FlowStore {
 
   /**
    * Bounds the time the rest may take (call when shutting down, before the last flush and close): `ms` from
-   * now the inserts not yet begun are abandoned (counted); CLOSE_GRACE_MS after that, a thread still not
-   * done is ended and the rows it still held counted as abandoned. 0: abandon at once.
+   * now the inserts not yet begun are abandoned (counted); closeGraceMs (10 s) after that, a thread still
+   * not done is ended, and the rows it still held, or handed over later, are counted as abandoned. 0: abandon
+   * at once.
    */
   closeWithin(ms: number): void {
     if (this.deadline !== undefined || this.ended) return
     const soft = (): void => {
       this.abandonQueued()
-      this.deadline = setTimeout(() => void this.end(), CLOSE_GRACE_MS)
+      this.deadline = setTimeout(() => void this.end(), this.opts.closeGraceMs ?? 10_000)
       this.deadline.unref()
     }
     if (ms <= 0) soft()
