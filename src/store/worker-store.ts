@@ -2,7 +2,6 @@
  * A FlowStore whose store runs in a thread of its own (store-worker.ts), so the collector's receive loop
  * never waits for an append or a commit (DuckDB commits synchronously; a row group takes the better part of
  * a second). Inserts are queued: they resolve as soon as the batch is handed over, and the thread stores
- * them in order. The queue is bounded by rows (maxQueuedRows): a batch that would pass the bound is dropped
  * them in order. The queue is bounded by rows (maxQueuedRows) and by octets (maxQueuedBytes, an estimate of
  * what each batch holds while it waits: typed columns, strings, plain values): a batch that would pass either
  * bound is dropped whole and counted (`stats.dropped` rows, `droppedBatches`, `droppedForBytes`), as a full
