@@ -1,7 +1,7 @@
 // The store in a thread of its own (worker-store.ts): rows queued from the main thread are stored in
 // order, a query sees every row queued before it, a full queue drops whole batches and counts them, and
 // close stores what is queued. DuckDB files in a temporary directory.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -48,6 +48,8 @@ describe('WorkerStore (the store in a thread)', () => {
     expect(top.rows.map((r) => r.flows)).toEqual([3001n])
     expect(s.stats).toMatchObject({ queued: 0, stored: 3001, dropped: 0, failed: 0 })
     await s.close()
+    // Closed in time: checkpointed, the file alone holds the rows.
+    expect(existsSync(join(dir, 'a.duckdb.wal'))).toBe(false)
     // The file holds the same rows as a store opened in this thread sees.
     const again = await DuckDbStore.open(join(dir, 'a.duckdb'))
     const r = await again.sql('SELECT count(*) AS n, sum(bytes) AS b, min(src_addr) AS m FROM flows')
@@ -105,6 +107,9 @@ describe('WorkerStore (the store in a thread)', () => {
     await s.insertTyped(typed(1000, 1500))
     await s.close()
     expect(s.stats).toMatchObject({ queued: 0, stored: 500, abandoned: 2000, dropped: 0, failed: 0 })
+    // Past the deadline the store closed without a checkpoint: the committed rows wait in the WAL, which
+    // the next open replays (a checkpoint takes seconds per million rows).
+    expect(statSync(join(dir, 'd.duckdb.wal')).size).toBeGreaterThan(0)
     const again = await DuckDbStore.open(join(dir, 'd.duckdb'))
     expect(await again.count()).toBe(500)
     await again.close()
