@@ -576,12 +576,31 @@ export class DuckDbStore implements FlowStore {
     })
   }
 
+  private interrupted = false
+  private checkpointing = false
+
+  /** Interrupts the checkpoint of close when one runs; close skips its checkpoint from now on. */
+  interrupt(): void {
+    this.interrupted = true
+    if (this.checkpointing) this.conn.interrupt()
+  }
+
   close(opts: { checkpoint?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
       // (serial committed the appended rows.) A checkpoint writes the WAL into the file, so the file alone
       // holds everything; without it (a shutdown past its deadline) the next open replays the WAL.
-      if (opts.checkpoint === false) await this.conn.run('PRAGMA disable_checkpoint_on_shutdown')
-      else await this.conn.run('CHECKPOINT')
+      let checkpoint = opts.checkpoint !== false && !this.interrupted
+      if (checkpoint)
+        try {
+          this.checkpointing = true
+          await this.conn.run('CHECKPOINT')
+        } catch (e) {
+          if (!this.interrupted) throw e
+          checkpoint = false
+        } finally {
+          this.checkpointing = false
+        }
+      if (!checkpoint) await this.conn.run('PRAGMA disable_checkpoint_on_shutdown')
       this.conn.closeSync()
       this.instance.closeSync()
     })

@@ -115,17 +115,6 @@ describe('WorkerStore (the store in a thread)', () => {
     await again.close()
   })
 
-  it('ends the thread a grace after the close deadline; rows handed over later are counted as abandoned', async () => {
-    const url = `duckdb:${join(dir, 'e.duckdb')}`
-    const s = await WorkerStore.open(url, { closeGraceMs: 0 })
-    s.closeWithin(0)
-    await new Promise((r) => setTimeout(r, 50)) // the grace (0 ms) is over: the thread was ended
-    await s.insertTyped(typed(10, 0))
-    await expect(s.count()).rejects.toThrow(/store thread ended/)
-    await s.close() // resolves: the thread is already gone
-    expect(s.stats).toMatchObject({ queued: 0, stored: 0, abandoned: 10, dropped: 0 })
-  })
-
   it('reports a store that cannot be opened', async () => {
     await expect(WorkerStore.open('clickhouse:http://127.0.0.1:1/x')).rejects.toThrow(/ClickHouse/)
   })

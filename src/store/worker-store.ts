@@ -8,8 +8,8 @@
  * socket buffer drops the datagram that does not fit (tail drop), so memory stays bounded when the store is
  * slower than the input or failing. Queries, options, retention and count run in the thread after every
  * insert queued before them. `close` waits for the queue and closes the store; with a deadline, inserts
- * not yet begun when it passes are abandoned and counted (`stats.abandoned`), and the thread is ended
- * outright (the rows still queued counted as abandoned) when even closing takes longer than a grace after it.
+ * not yet begun when it passes are abandoned and counted (`stats.abandoned`), and the store's closing
+ * checkpoint is interrupted or skipped.
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,8 +27,6 @@ export interface WorkerStoreOptions {
   maxQueuedRows?: number
   /** Octets queued for the store thread at most (estimated); a batch past it is dropped. Default 128 MiB. */
   maxQueuedBytes?: number
-  /** After the closeWithin deadline, ms the thread may still take to close the store before it is ended. */
-  closeGraceMs?: number
   /** Called with each insert failure (the thread keeps the batch and tries it again). */
   onError?: (e: Error) => void
 }
@@ -151,7 +149,7 @@ export class WorkerStore implements FlowStore {
   private admit(rows: number, bytes: number): boolean {
     const s = this.stats
     if (this.ended) {
-      s.abandoned += rows // handed over after the thread was ended at the close deadline
+      s.abandoned += rows // handed over after the store was closed
       return false
     }
     if (s.queued + rows <= this.maxQueuedRows && s.queuedBytes + bytes <= this.maxQueuedBytes) return true
@@ -222,20 +220,15 @@ export class WorkerStore implements FlowStore {
 
   /**
    * Bounds the time the rest may take (call when shutting down, before the last flush and close): `ms` from
-   * now the inserts not yet begun are abandoned (counted); closeGraceMs (10 s) after that, a thread still
-   * not done is ended, and the rows it still held, or handed over later, are counted as abandoned. 0: abandon
-   * at once.
+   * now the inserts not yet begun are abandoned (counted), and a checkpoint of the store under way is
+   * interrupted or skipped (store-worker.ts). 0: at once. The thread is never ended under a store call: a
+   * DuckDB call finishing in a thread that was ended aborts the process.
    */
   closeWithin(ms: number): void {
     if (this.deadline !== undefined || this.ended) return
-    const soft = (): void => {
-      this.abandonQueued()
-      this.deadline = setTimeout(() => void this.end(), this.opts.closeGraceMs ?? 10_000)
-      this.deadline.unref()
-    }
-    if (ms <= 0) soft()
+    if (ms <= 0) this.abandonQueued()
     else {
-      this.deadline = setTimeout(soft, ms)
+      this.deadline = setTimeout(() => this.abandonQueued(), ms)
       this.deadline.unref()
     }
   }
@@ -244,25 +237,10 @@ export class WorkerStore implements FlowStore {
   async close(): Promise<void> {
     try {
       await this.call({ op: 'close' })
-    } catch (e) {
-      if (!this.ended) throw e // else end() gave up on the thread, and counted what it held
     } finally {
       clearTimeout(this.deadline)
+      this.ended = true
     }
-    this.ended = true
-    await this.worker.terminate()
-  }
-
-  /** Ends the thread now: the rows still queued are counted as abandoned, pending calls rejected. */
-  private async end(): Promise<void> {
-    this.ended = true
-    for (const { rows, bytes } of this.inserts.values()) {
-      this.stats.queued -= rows
-      this.stats.queuedBytes -= bytes
-      this.stats.abandoned += rows
-    }
-    this.inserts.clear()
-    this.fail(new Error('store thread ended: the close deadline passed'))
     await this.worker.terminate()
   }
 }
