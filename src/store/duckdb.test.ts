@@ -82,13 +82,12 @@ describe('DuckDB store', () => {
     await d.close()
   })
 
-  it('closes without its checkpoint once interrupted (a shutdown past its deadline); the next open replays the log', async () => {
+  it('closes without its checkpoint when asked (a shutdown past its deadline); the next open replays the log', async () => {
     const s = await openStore('interrupted.duckdb')
     const w = new BatchWriter(s, names)
     for (let i = 0; i < 100; i++) w.add(flow(i, 1_700_000_000_000))
     await w.flush()
-    s.interrupt()
-    await s.close()
+    await s.close({ checkpoint: false })
     expect(statSync(join(dir, 'interrupted.duckdb.wal')).size).toBeGreaterThan(0)
     const again = await openStore('interrupted.duckdb')
     expect(await again.count()).toBe(100)

@@ -134,20 +134,9 @@ async function handle(m: Request): Promise<void> {
         for (const [ids] of failed)
           for (const id of ids) port!.postMessage({ id, ok: false, error: 'store failing at close' })
         failed.length = 0
-        {
-          // Past the deadline, the checkpoint (seconds and hundreds of MB per million rows) is left to the
-          // next open, so the shutdown stays bounded: skipped, or interrupted when the deadline passes in it.
-          const watch = setInterval(() => {
-            if (!abandoning()) return
-            clearInterval(watch)
-            store.interrupt?.()
-          }, 100)
-          try {
-            value = await store.close({ checkpoint: !abandoning() })
-          } finally {
-            clearInterval(watch)
-          }
-        }
+        // Past the deadline, the checkpoint (seconds and hundreds of MB per million rows) is left to the
+        // next open, so the shutdown stays bounded.
+        value = await store.close({ checkpoint: !abandoning() })
         break
     }
     port!.postMessage({ id: m.id, ok: true, value } satisfies Reply)

@@ -55,8 +55,6 @@ export interface FlowStore {
    * million rows; nothing committed is lost either way.
    */
   close(opts?: { checkpoint?: boolean }): Promise<void>
-  /** Interrupts what the store runs now (DuckDB: a checkpoint), where it can; close then skips the checkpoint. */
-  interrupt?(): void
 }
 
 /** An empty batch, with a column array for each name (so every batch has the same shape). */

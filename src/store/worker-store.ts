@@ -9,7 +9,7 @@
  * slower than the input or failing. Queries, options, retention and count run in the thread after every
  * insert queued before them. `close` waits for the queue and closes the store; with a deadline, inserts
  * not yet begun when it passes are abandoned and counted (`stats.abandoned`), and the store's closing
- * checkpoint is interrupted or skipped.
+ * checkpoint is skipped if it has not begun.
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -220,9 +220,9 @@ export class WorkerStore implements FlowStore {
 
   /**
    * Bounds the time the rest may take (call when shutting down, before the last flush and close): `ms` from
-   * now the inserts not yet begun are abandoned (counted), and a checkpoint of the store under way is
-   * interrupted or skipped (store-worker.ts). 0: at once. The thread is never ended under a store call: a
-   * DuckDB call finishing in a thread that was ended aborts the process.
+   * now the inserts not yet begun are abandoned (counted), and the store closes without its checkpoint
+   * if it has not begun it (store-worker.ts). 0: at once. The thread is never ended under a store call: a
+   * DuckDB call finishing in a thread that was ended aborted the process (Napi::Error, SIGABRT).
    */
   closeWithin(ms: number): void {
     if (this.deadline !== undefined || this.ended) return
