@@ -312,6 +312,42 @@ describe('TCP framing (RFC 7011 §10.4.3)', () => {
     expect(bad.push(hex('0005 0001 00000000'))).toEqual([])
     expect(bad.fault).toBe('tcp_not_ipfix')
   })
+
+  it('copies each octet a bounded number of times when a message arrives one octet per chunk', () => {
+    // A 16 KiB message (a data set of 16 320 octets) fed one octet at a time: the octets copied by
+    // TypedArray set/slice stay linear in the message (copying the whole buffer per chunk was quadratic:
+    // 134 million octets here, 2.1 billion for a 64 KiB message).
+    const m = msg(0, 1, set(256, '00'.repeat(16_364)))
+    expect(m.byteLength).toBe(16_384)
+    const typedArray = Object.getPrototypeOf(Uint8Array.prototype) as {
+      set: (this: Uint8Array, src: ArrayLike<number>, offset?: number) => void
+      slice: (this: Uint8Array, start?: number, end?: number) => Uint8Array
+    }
+    let copied = 0
+    const set0 = typedArray.set
+    const slice0 = typedArray.slice
+    const setSpy = vi.spyOn(typedArray, 'set').mockImplementation(function (this: Uint8Array, src, offset) {
+      copied += src.length
+      set0.call(this, src, offset)
+    })
+    const sliceSpy = vi.spyOn(typedArray, 'slice').mockImplementation(function (this: Uint8Array, s, e) {
+      const r = slice0.call(this, s, e)
+      copied += r.byteLength
+      return r
+    })
+    const f = new TcpFramer()
+    const got: Uint8Array[] = []
+    try {
+      for (let i = 0; i < m.byteLength; i++) got.push(...f.push(m.subarray(i, i + 1)))
+    } finally {
+      setSpy.mockRestore()
+      sliceSpy.mockRestore()
+    }
+    expect(got).toHaveLength(1)
+    expect(Buffer.from(got[0]!).equals(Buffer.from(m))).toBe(true)
+    expect(f.buffered).toBe(0)
+    expect(copied).toBeLessThanOrEqual(2 * m.byteLength)
+  })
 })
 
 describe('malformed input (standards §5.3)', () => {
@@ -523,4 +559,55 @@ describe('lookups reused from the last message (one key object per exporter, as 
     expect(col.decode(msg(2, 1, set(256, '0002')), UDP, NOW).records).toHaveLength(1)
     expect(col.decode(msg(1, 1, set(256, '0003')), other, NOW).records).toHaveLength(0)
   })
+
+  it('evicting a session steps through what it owns, not through every template and pending set', () => {
+    // 3000 sessions, each with two templates and one data set waiting for a third: the store holds 6000
+    // templates and 3000 pending sets. Evicting one session (a new one arriving) removes its two templates
+    // and its set by the session indexes; a scan of the stores stepped through all 9000 entries.
+    const n = 3000
+    const col = new FlowCollector({ maxSessions: n })
+    const key = (i: number): SessionKey => ({ ...UDP, exporterPort: 10_000 + i })
+    for (let i = 0; i < n; i++)
+      col.decode(msg(0, 1, T_PORT(256), T_ADDR_BYTES(257), set(258, '0001')), key(i), NOW)
+    expect(col.templates.size).toBe(2 * n)
+    expect(col.pending.size).toBe(n)
+    const steps = mapSteps(() => col.decode(msg(0, 1, T_PORT(256)), key(n), NOW))
+    expect(col.allCounters()['session_evicted']).toBe(1)
+    expect(col.allCounters()['pending_session_closed']).toBe(1)
+    expect(col.templates.size).toBe(2 * n - 1)
+    expect(col.pending.size).toBe(n - 1)
+    expect(steps).toBeLessThan(50)
+    // The next session's templates still decode; the evicted session's are gone.
+    expect(col.decode(msg(1, 1, set(256, '0001')), key(1), NOW).records).toHaveLength(1)
+    expect(col.decode(msg(1, 1, set(256, '0001')), key(0), NOW).records).toHaveLength(0)
+  })
 })
+
+/** Entries stepped through by Map iterators (for..of, entries, keys, values) while `f` runs. */
+function mapSteps(f: () => void): number {
+  let steps = 0
+  const proto = Map.prototype as unknown as Record<string | symbol, (this: unknown) => Iterator<unknown>>
+  const names: Array<string | symbol> = ['entries', 'keys', 'values', Symbol.iterator]
+  const saved = names.map((k) => proto[k]!)
+  names.forEach((k, i) => {
+    const orig = saved[i]!
+    proto[k] = function (this: unknown) {
+      const it = orig.call(this)
+      const counted: IterableIterator<unknown> = {
+        next: () => {
+          const r = it.next()
+          if (r.done !== true) steps++
+          return r
+        },
+        [Symbol.iterator]: () => counted,
+      }
+      return counted
+    }
+  })
+  try {
+    f()
+  } finally {
+    names.forEach((k, i) => (proto[k] = saved[i]!))
+  }
+  return steps
+}

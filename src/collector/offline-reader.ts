@@ -4,7 +4,9 @@
  * Length, RFC 7011 §10.4.3), and raw export files: IPFIX messages back to back (RFC 5655 layout, split by the
  * Length field), NetFlow v5 datagrams back to back (24 + 48·count), or one NetFlow v9 / sFlow datagram. Several
  * files are one stream, in order. Time is the capture time (monotonic), so template lifetimes and pending ages
- * follow the capture, not the wall clock.
+ * follow the capture, not the wall clock. A TCP stream's state goes at its FIN or RST (either direction's
+ * RST ends both), and at most MAX_TCP_STREAMS are kept (the least recently seen goes first, counted as
+ * `tcp_stream_evicted`), so a capture of many connections holds state for the open ones only.
  */
 import { open, readFile } from 'node:fs/promises'
 import { detectCaptureFormat, openCaptureFiles } from '../capture/file-source.js'
@@ -20,6 +22,10 @@ const PROTO_TCP = 6
 const PROTO_UDP = 17
 /** Raw export files larger than this are refused (they are read whole). */
 const MAX_RAW_FILE = 256 * 1024 * 1024
+/** TCP streams kept at most (each holds at most one incomplete message, up to 64 KiB). */
+export const MAX_TCP_STREAMS = 4096
+const TCP_FIN = 0x01
+const TCP_RST = 0x04
 
 export interface OfflineStats {
   files: number
@@ -45,6 +51,7 @@ export interface OfflineOptions {
 export class OfflineReader {
   readonly stats: OfflineStats = { files: 0, packets: 0, datagrams: 0, tcpMessages: 0, skipped: {} }
   private now = 0
+  /** Open TCP streams by direction id, least recently seen first. */
   private readonly tcp = new Map<string, TcpStream>()
   private readonly anomalies = new Anomalies()
   private readonly pkt = new PacketDecoder(this.anomalies)
@@ -121,6 +128,7 @@ export class OfflineReader {
     }
     if (p.payloadCaptured === 0) {
       if (p.protocol === PROTO_UDP) this.skip('empty_payload')
+      else this.tcpEnd(p.ipVersion, p.tcpFlags)
       return
     }
     const payload = buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
@@ -137,15 +145,36 @@ export class OfflineReader {
       return
     }
     this.tcpSegment(key, p.tcpSeq, payload)
+    this.tcpEnd(p.ipVersion, p.tcpFlags)
+  }
+
+  /** Open TCP streams (for tests and the summary). */
+  get tcpStreams(): number {
+    return this.tcp.size
+  }
+
+  /** The stream of the packet in `info` ends at a FIN (its direction) or an RST (both directions). */
+  private tcpEnd(ipVersion: number, flags: number): void {
+    if ((flags & (TCP_FIN | TCP_RST)) === 0) return
+    const p = this.info
+    const src = `${addrText(ipVersion, p.src)}:${p.srcPort}`
+    const dst = `${addrText(ipVersion, p.dst)}:${p.dstPort}`
+    this.tcp.delete(`${src}>${dst}`)
+    if ((flags & TCP_RST) !== 0) this.tcp.delete(`${dst}>${src}`)
   }
 
   private tcpSegment(key: SessionKey, seq: number, payload: Uint8Array): void {
     const id = `${key.exporterAddress}:${key.exporterPort}>${key.collectorAddress}:${key.collectorPort}`
     let s = this.tcp.get(id)
     if (s === undefined) {
+      if (this.tcp.size >= MAX_TCP_STREAMS) {
+        const oldest = this.tcp.keys().next()
+        if (!oldest.done) this.tcp.delete(oldest.value)
+        this.skip('tcp_stream_evicted')
+      }
       s = { framer: new TcpFramer(), nextSeq: undefined }
-      this.tcp.set(id, s)
-    }
+    } else this.tcp.delete(id) // re-inserted below: the map stays in least-recently-seen order
+    this.tcp.set(id, s)
     if (s.framer.fault !== undefined) return
     if (s.nextSeq !== undefined) {
       const d = (seq - s.nextSeq + 2 ** 32) % 2 ** 32

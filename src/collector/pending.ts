@@ -2,7 +2,8 @@
  * Data Sets that arrive before their template (RFC 7011 §8 MAY buffer, §9.3; RFC 5153 §3.1/§4.1 discard after a
  * configurable wait), kept as copies and handed back when the template arrives. Bounded by set count, bytes
  * and age (RFC 7011 §11.4: a state-exhaustion vector): when full the oldest set is evicted; every set that
- * leaves without being decoded is counted (`pending_evicted`, `pending_expired`).
+ * leaves without being decoded is counted (`pending_evicted`, `pending_expired`). Sets are indexed by key and
+ * by session, so taking a key's sets or dropping a session's costs what they hold, not what the store holds.
  */
 
 /** What a deferred set needs to be decoded later as if it had been decoded on arrival. */
@@ -40,6 +41,8 @@ export class PendingStore {
   /** Insertion (arrival) order, for eviction and expiry. */
   private readonly sets = new Map<number, PendingSet>()
   private readonly byKey = new Map<string, number[]>()
+  /** Set ids of each session, so dropSession costs what the session holds. */
+  private readonly bySession = new Map<string, Set<number>>()
   private nextId = 0
   private bytesHeld = 0
   private readonly maxSets: number
@@ -82,6 +85,9 @@ export class PendingStore {
     let list = this.byKey.get(key)
     if (list === undefined) this.byKey.set(key, (list = []))
     list.push(id)
+    let ids = this.bySession.get(ctx.session)
+    if (ids === undefined) this.bySession.set(ctx.session, (ids = new Set()))
+    ids.add(id)
     this.bytesHeld += body.byteLength
     this.count('pending_added')
     return true
@@ -97,6 +103,7 @@ export class PendingStore {
       const s = this.sets.get(id)
       if (s === undefined) continue
       this.sets.delete(id)
+      this.unindexSession(s.ctx.session, id)
       this.bytesHeld -= s.body.byteLength
       out.push(s)
     }
@@ -117,20 +124,23 @@ export class PendingStore {
 
   /** Drops everything waiting for templates of `session` (its templates are gone for good). */
   dropSession(session: string): number {
-    let n = 0
-    for (const [id, s] of this.sets)
-      if (s.ctx.session === session) {
-        this.drop(id)
-        n++
-      }
-    if (n > 0) this.count('pending_session_closed', n)
-    return n
+    const ids = [...(this.bySession.get(session) ?? [])]
+    for (const id of ids) this.drop(id)
+    if (ids.length > 0) this.count('pending_session_closed', ids.length)
+    return ids.length
+  }
+
+  private unindexSession(session: string, id: number): void {
+    const ids = this.bySession.get(session)
+    ids?.delete(id)
+    if (ids?.size === 0) this.bySession.delete(session)
   }
 
   private drop(id: number): void {
     const s = this.sets.get(id)
     if (s === undefined) return
     this.sets.delete(id)
+    this.unindexSession(s.ctx.session, id)
     this.bytesHeld -= s.body.byteLength
     const ids = this.byKey.get(s.key)
     if (ids !== undefined) {

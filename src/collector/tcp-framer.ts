@@ -2,45 +2,96 @@
  * IPFIX over TCP framing (RFC 7011 §10.4.3): messages are delimited by the header's Length field. Bytes are
  * appended as they arrive; complete messages are handed out. A stream that does not start with version 10,
  * or a Length below 16, cannot be resynchronised: the framer stops and reports the fault (the caller closes
- * the session, §9.1). Buffered bytes are capped by the largest message (65535) plus one read.
+ * the session, §9.1). Buffered bytes are capped by the largest message (65535).
+ *
+ * Each octet is copied at most twice whatever the chunk sizes: a message that lies whole in one chunk is
+ * sliced out of it; one split over chunks is assembled in a buffer of its own Length (allocated once its
+ * 4-octet header prefix is in), which is then handed out as it is. So 1-octet chunks cost linear time.
  */
 
 export const IPFIX_VERSION = 10
 
+/** Octets of the header that carry Version and Length. */
+const PREFIX = 4
+
 export class TcpFramer {
-  private buf = new Uint8Array(0)
+  /** The incomplete message: its first 4 octets until its Length is known, then a buffer of that Length. */
+  private part: Uint8Array = new Uint8Array(PREFIX)
+  /** Octets of `part` filled. */
+  private filled = 0
   /** Set when the stream cannot be framed (counter name); nothing more is handed out. */
   fault: string | undefined
 
-  /** Appends bytes and returns the complete messages now available (copies). */
+  /** Appends bytes and returns the complete messages now available (copies, not views of `chunk`). */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (this.fault !== undefined) return []
-    const joined = new Uint8Array(this.buf.byteLength + chunk.byteLength)
-    joined.set(this.buf, 0)
-    joined.set(chunk, this.buf.byteLength)
     const out: Uint8Array[] = []
     let p = 0
-    while (joined.byteLength - p >= 4) {
-      const version = (joined[p]! << 8) | joined[p + 1]!
-      const length = (joined[p + 2]! << 8) | joined[p + 3]!
-      if (version !== IPFIX_VERSION) {
-        this.fault = 'tcp_not_ipfix'
-        break
+    while (this.fault === undefined && p < chunk.byteLength) {
+      if (this.filled === 0) {
+        // At a message boundary: take whole messages straight out of the chunk.
+        const rest = chunk.byteLength - p
+        if (rest >= PREFIX) {
+          const length = this.check(chunk[p]!, chunk[p + 1]!, chunk[p + 2]!, chunk[p + 3]!)
+          if (length === undefined) break
+          if (rest >= length) {
+            out.push(chunk.slice(p, p + length))
+            p += length
+            continue
+          }
+          this.part = new Uint8Array(length)
+        } else this.part = new Uint8Array(PREFIX)
       }
-      if (length < 16) {
-        this.fault = 'tcp_bad_message_length'
-        break
+      // Assembling: fill the prefix, then (its Length known) the message buffer.
+      if (this.part.byteLength === PREFIX || this.filled < PREFIX) {
+        const n = Math.min(PREFIX - this.filled, chunk.byteLength - p)
+        this.copyIn(chunk, p, n)
+        p += n
+        if (this.filled < PREFIX) break
+        if (this.part.byteLength === PREFIX) {
+          const h = this.part
+          const length = this.check(h[0]!, h[1]!, h[2]!, h[3]!)
+          if (length === undefined) break
+          this.part = new Uint8Array(length)
+          this.part.set(h)
+        }
       }
-      if (joined.byteLength - p < length) break
-      out.push(joined.slice(p, p + length))
-      p += length
+      const n = Math.min(this.part.byteLength - this.filled, chunk.byteLength - p)
+      this.copyIn(chunk, p, n)
+      p += n
+      if (this.filled === this.part.byteLength) {
+        out.push(this.part)
+        this.part = new Uint8Array(PREFIX)
+        this.filled = 0
+      }
     }
-    this.buf = this.fault === undefined ? joined.slice(p) : new Uint8Array(0)
+    if (this.fault !== undefined) {
+      this.part = new Uint8Array(PREFIX)
+      this.filled = 0
+    }
     return out
   }
 
-  /** Bytes of an incomplete message still waiting. */
+  /** Octets of an incomplete message still waiting. */
   get buffered(): number {
-    return this.buf.byteLength
+    return this.filled
+  }
+
+  /** The message Length of a header prefix, or undefined (fault set) when the stream cannot be framed. */
+  private check(v0: number, v1: number, l0: number, l1: number): number | undefined {
+    if (((v0 << 8) | v1) !== IPFIX_VERSION) {
+      this.fault = 'tcp_not_ipfix'
+      return undefined
+    }
+    const length = (l0 << 8) | l1
+    if (length < 16) {
+      this.fault = 'tcp_bad_message_length'
+      return undefined
+    }
+    return length
+  }
+
+  private copyIn(chunk: Uint8Array, p: number, n: number): void {
+    this.part.set(chunk.subarray(p, p + n), this.filled)
+    this.filled += n
   }
 }

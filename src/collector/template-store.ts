@@ -72,7 +72,8 @@ const kindKey = (session: string, version: number, domain: number, options: bool
 export class TemplateStore {
   readonly counters: Record<string, number> = {}
   private readonly map = new Map<string, Entry>()
-  private readonly perSession = new Map<string, number>()
+  /** Template keys of each session: its count for the per-session bound, and what dropSession removes. */
+  private readonly bySession = new Map<string, Set<string>>()
   readonly lifetimeMs: number
   private readonly maxTemplates: number
   private readonly maxPerSession: number
@@ -158,7 +159,7 @@ export class TemplateStore {
       this.count(protocol === 'tcp' ? 'template_redefined_tcp' : 'template_redefined')
       return 'updated'
     }
-    const inSession = this.perSession.get(session) ?? 0
+    const inSession = this.bySession.get(session)?.size ?? 0
     if (inSession >= this.maxPerSession) {
       this.count('template_limit_session')
       return 'rejected'
@@ -172,7 +173,9 @@ export class TemplateStore {
     }
     const typesSeen = this.typesGeneration.get(session) ?? 0
     this.map.set(key, { session, protocol, domain, template: t, receivedAt: now, typesSeen })
-    this.perSession.set(session, (this.perSession.get(session) ?? 0) + 1)
+    let keys = this.bySession.get(session)
+    if (keys === undefined) this.bySession.set(session, (keys = new Set()))
+    keys.add(key)
     this.fieldsHeld += t.fields.length
     this.index(key, session, t.version, domain, t.options)
     this.evictFields(key)
@@ -268,17 +271,16 @@ export class TemplateStore {
     if (keys?.size === 0) this.byKind.delete(k)
   }
 
-  /** Every template of a session goes (the end of a TCP session, §8.1), and its learned types. */
+  /**
+   * Every template of a session goes (the end of a TCP session, §8.1), and its learned types. By the
+   * session's index: the work is the templates it held, however many others the store holds.
+   */
   dropSession(session: string): number {
     this.types.dropSession(session)
     this.typesGeneration.delete(session)
-    let n = 0
-    for (const [k, e] of this.map)
-      if (e.session === session) {
-        this.remove(k)
-        n++
-      }
-    return n
+    const keys = [...(this.bySession.get(session) ?? [])]
+    for (const k of keys) this.remove(k)
+    return keys.length
   }
 
   /** Removes UDP templates older than the lifetime; returns how many. */
@@ -300,9 +302,9 @@ export class TemplateStore {
     this.map.delete(key)
     this.unindex(key, e)
     this.fieldsHeld -= e.template.fields.length
-    const n = (this.perSession.get(e.session) ?? 1) - 1
-    if (n <= 0) this.perSession.delete(e.session)
-    else this.perSession.set(e.session, n)
+    const keys = this.bySession.get(e.session)
+    keys?.delete(key)
+    if (keys?.size === 0) this.bySession.delete(e.session)
   }
 
   /** The templates as plain JSON (definitions by [pen, id, length]; names are resolved again on load). */

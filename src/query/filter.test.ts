@@ -121,6 +121,30 @@ describe('filter parser and compiler', () => {
     expect(() => parseFilter(chain(MAX_FILTER_TERMS + 1))).toThrow(/more than 1024 terms/)
   })
 
+  it('keeps the message of an error in a long filter short: the filter around the fault, a cut token', () => {
+    const long = 'proto tcp and '.repeat(500) + 'bogus 1 and ' + 'port 80 and '.repeat(5000) + 'proto tcp'
+    const err = (() => {
+      try {
+        parseFilter(long)
+      } catch (e) {
+        return e as FilterError
+      }
+      throw new Error('no error')
+    })()
+    expect(err.position).toBe(7000)
+    expect(err.input).toBe(long)
+    expect(err.message.length).toBeLessThan(400)
+    const [first, shown, caret] = err.message.split('\n')
+    expect(first).toBe('unknown filter term, found "bogus" at position 7001')
+    expect(shown!.startsWith('  …') && shown!.endsWith('…')).toBe(true)
+    // The caret stands under the fault.
+    expect(shown!.slice(caret!.indexOf('^'))).toMatch(/^bogus 1 and port 80/)
+    const word = 'x'.repeat(100_000)
+    expect(() => parseFilter(`app = a ${word}`)).toThrow(
+      /found "x{40}…" \(100000 characters\) at position 9$/m,
+    )
+  })
+
   it('compiles top-N and listing queries', () => {
     const q = compileQuery({ top: ['srcip', 'dst_port'], by: 'packets', limit: 5 })
     expect(q.sql).toMatch(

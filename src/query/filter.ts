@@ -40,16 +40,36 @@ export type FilterExpr =
   | { readonly type: 'glob'; readonly field: string; readonly pattern: string }
   | { readonly type: 'flags'; readonly mask: number }
 
+/** Characters of the filter the error message shows either side of the fault's position at most. */
+export const ERROR_CONTEXT = 60
+
+/**
+ * A filter that cannot be parsed: the reason, the position, and (in the message) the filter with a caret
+ * under the position; a long filter is shown as the ERROR_CONTEXT characters either side, cut with "…",
+ * so the message stays a few lines whatever the input (`input` keeps the whole filter).
+ */
 export class FilterError extends Error {
   constructor(
     readonly reason: string,
     readonly position: number,
     readonly input: string,
   ) {
-    super(`${reason} at position ${position + 1}\n  ${input}\n  ${' '.repeat(position)}^`)
+    const from = Math.max(0, position - ERROR_CONTEXT)
+    const to = Math.min(input.length, position + ERROR_CONTEXT)
+    const head = from > 0 ? '…' : ''
+    const shown = head + input.slice(from, to) + (to < input.length ? '…' : '')
+    super(
+      `${reason} at position ${position + 1}\n  ${shown}\n  ${' '.repeat(head.length + position - from)}^`,
+    )
     this.name = 'FilterError'
   }
 }
+
+/** A token's text as an error message quotes it: JSON, cut to 40 characters. */
+const quoted = (text: string): string =>
+  text.length > 40
+    ? `${JSON.stringify(text.slice(0, 40)).slice(0, -1)}…" (${text.length} characters)`
+    : JSON.stringify(text)
 
 interface Token {
   readonly kind: 'word' | 'string' | 'op' | 'paren' | 'end'
@@ -158,7 +178,7 @@ class Parser {
     return t
   }
   private fail(reason: string, t: Token = this.peek()): never {
-    const what = t.kind === 'end' ? 'end of filter' : JSON.stringify(t.text)
+    const what = t.kind === 'end' ? 'end of filter' : quoted(t.text)
     throw new FilterError(`${reason}, found ${what}`, t.pos, this.input)
   }
   private isWord(...words: string[]): boolean {

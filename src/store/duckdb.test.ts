@@ -1,7 +1,7 @@
 // DuckDB-only store behaviour: store URLs, the migrations table, and upgrading a file made by an older column
 // table. What every backend must do (round trips, filters, retention, flush on close) is in
 // test/store/store-suite.ts, run for DuckDB by test/store/duckdb.test.ts.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -80,6 +80,19 @@ describe('DuckDB store', () => {
     expect(d.threads.ingest).toBe(1)
     expect(BigInt(d.threads.query)).toBe(await threads(d))
     await d.close()
+  })
+
+  it('closes without its checkpoint when asked (a shutdown past its deadline); the next open replays the log', async () => {
+    const s = await openStore('interrupted.duckdb')
+    const w = new BatchWriter(s, names)
+    for (let i = 0; i < 100; i++) w.add(flow(i, 1_700_000_000_000))
+    await w.flush()
+    await s.close({ checkpoint: false })
+    expect(statSync(join(dir, 'interrupted.duckdb.wal')).size).toBeGreaterThan(0)
+    const again = await openStore('interrupted.duckdb')
+    expect(await again.count()).toBe(100)
+    await again.close()
+    expect(existsSync(join(dir, 'interrupted.duckdb.wal'))).toBe(false)
   })
 
   it('migrates idempotently, also reopening the file', async () => {

@@ -14,12 +14,15 @@ export interface StoreWriterOptions extends BatchWriterOptions {
   thread?: boolean
   /** With `thread`: rows queued for the thread at most (more are dropped and counted). */
   maxQueuedRows?: number
+  /** With `thread`: octets (estimated) queued for the thread at most (more are dropped and counted). */
+  maxQueuedBytes?: number
 }
 
 export async function openStoreWriter(url: string, opts: StoreWriterOptions = {}): Promise<BatchWriter> {
   const store = opts.thread
     ? await WorkerStore.open(url, {
         ...(opts.maxQueuedRows !== undefined ? { maxQueuedRows: opts.maxQueuedRows } : {}),
+        ...(opts.maxQueuedBytes !== undefined ? { maxQueuedBytes: opts.maxQueuedBytes } : {}),
         ...(opts.onError !== undefined ? { onError: opts.onError } : {}),
       })
     : await openStoreForWrite(url)

@@ -4,7 +4,10 @@
  * sees every row queued before it. Typed inserts that queued up behind a slow one go in as one insert where
  * the store has insertTypedMany (ClickHouse). Inserts are acknowledged once stored; a failed insert is kept and tried
  * again before the next request (and every RETRY_MS while nothing else comes), its rows still counted as
- * queued by the main thread, so the queue bound holds while a store is down.
+ * queued by the main thread, so the queue bound holds while a store is down. Once the main thread sets the
+ * shared abandon flag (its close deadline passed), inserts not yet begun are acknowledged as abandoned
+ * instead of stored, and the store closes without a checkpoint (DuckDB replays its log at the next open), so
+ * the close that follows comes in bounded time.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { openStoreForWrite } from './open.js'
@@ -18,9 +21,14 @@ const MERGE_ROWS = 131_072
 const port = parentPort
 if (port === null) throw new Error('store-worker: not started as a worker thread')
 
+const data = workerData as { url: string; control: SharedArrayBuffer }
+/** [0] set to 1 by the main thread: abandon the inserts not yet begun. */
+const control = new Int32Array(data.control)
+const abandoning = (): boolean => Atomics.load(control, 0) === 1
+
 let store: FlowStore
 try {
-  store = await openStoreForWrite(String((workerData as { url: string }).url))
+  store = await openStoreForWrite(String(data.url))
 } catch (e) {
   port.postMessage({ id: 0, ok: false, error: e instanceof Error ? e.message : String(e) } satisfies Reply)
   process.exit(0)
@@ -33,8 +41,23 @@ let retryTimer: NodeJS.Timeout | undefined
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
+/** Acknowledges the requests `ids` as abandoned (not stored: the close deadline passed). */
+function abandon(ids: readonly number[]): void {
+  for (const id of ids)
+    port!.postMessage({
+      id,
+      ok: false,
+      error: 'abandoned at the close deadline',
+      abandoned: true,
+    } satisfies Reply)
+}
+
 /** Tries the failed inserts again, in order; stops at the first that fails again. */
 async function retry(): Promise<void> {
+  if (abandoning()) {
+    for (const [ids] of failed.splice(0)) abandon(ids)
+    return
+  }
   while (failed.length > 0) {
     const [ids, run] = failed[0]!
     try {
@@ -58,7 +81,8 @@ function scheduleRetry(): void {
 
 /** Runs an insert of the requests `ids` (acknowledged once stored), or keeps it for retry() when it fails. */
 async function insert(ids: number[], run: () => Promise<void>): Promise<void> {
-  if (failed.length > 0) failed.push([ids, run])
+  if (abandoning()) abandon(ids)
+  else if (failed.length > 0) failed.push([ids, run])
   else
     try {
       await run()
@@ -110,7 +134,9 @@ async function handle(m: Request): Promise<void> {
         for (const [ids] of failed)
           for (const id of ids) port!.postMessage({ id, ok: false, error: 'store failing at close' })
         failed.length = 0
-        value = await store.close()
+        // Past the deadline, the checkpoint (seconds and hundreds of MB per million rows) is left to the
+        // next open, so the shutdown stays bounded.
+        value = await store.close({ checkpoint: !abandoning() })
         break
     }
     port!.postMessage({ id: m.id, ok: true, value } satisfies Reply)

@@ -49,7 +49,12 @@ export interface FlowStore {
   /** Applies a retention policy now; resolves to the number of rows deleted. */
   retain(policy: RetentionPolicy): Promise<number>
   count(): Promise<number>
-  close(): Promise<void>
+  /**
+   * Stores what is pending and closes. `checkpoint: false` (a shutdown past its deadline): leave folding the
+   * write-ahead log into the file to the next open (DuckDB), instead of a checkpoint that takes seconds per
+   * million rows; nothing committed is lost either way.
+   */
+  close(opts?: { checkpoint?: boolean }): Promise<void>
 }
 
 /** An empty batch, with a column array for each name (so every batch has the same shape). */

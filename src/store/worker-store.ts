@@ -2,10 +2,14 @@
  * A FlowStore whose store runs in a thread of its own (store-worker.ts), so the collector's receive loop
  * never waits for an append or a commit (DuckDB commits synchronously; a row group takes the better part of
  * a second). Inserts are queued: they resolve as soon as the batch is handed over, and the thread stores
- * them in order. The queue is bounded by rows (maxQueuedRows): a batch that would pass the bound is dropped
- * and counted (`stats.dropped`), as a full socket buffer would drop datagrams, so memory stays bounded when
- * the store is slower than the input or failing. Queries, options, retention and count run in the thread
- * after every insert queued before them. `close` waits for the queue and closes the store.
+ * them in order. The queue is bounded by rows (maxQueuedRows) and by octets (maxQueuedBytes, an estimate of
+ * what each batch holds while it waits: typed columns, strings, plain values): a batch that would pass either
+ * bound is dropped whole and counted (`stats.dropped` rows, `droppedBatches`, `droppedForBytes`), as a full
+ * socket buffer drops the datagram that does not fit (tail drop), so memory stays bounded when the store is
+ * slower than the input or failing. Queries, options, retention and count run in the thread after every
+ * insert queued before them. `close` waits for the queue and closes the store; with a deadline, inserts
+ * not yet begun when it passes are abandoned and counted (`stats.abandoned`), and the store's closing
+ * checkpoint is skipped if it has not begun.
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,11 +20,13 @@ import type { OptionRow } from './options-rows.js'
 import type { OptionsQuery } from './options-store.js'
 import type { FlowStore, QueryResult, RetentionPolicy } from './store.js'
 import type { TypedBatch } from './typed-batch.js'
-import { toWire, type Reply, type Request } from './worker-wire.js'
+import { columnBatchBytes, toWire, wireBytes, type Reply, type Request } from './worker-wire.js'
 
 export interface WorkerStoreOptions {
   /** Rows queued for the store thread at most; a batch past it is dropped. Default 262 144 (two row groups). */
   maxQueuedRows?: number
+  /** Octets queued for the store thread at most (estimated); a batch past it is dropped. Default 128 MiB. */
+  maxQueuedBytes?: number
   /** Called with each insert failure (the thread keeps the batch and tries it again). */
   onError?: (e: Error) => void
 }
@@ -31,19 +37,44 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void }
 type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never
 
 export class WorkerStore implements FlowStore {
-  /** queued: rows handed over and not yet stored; stored, dropped (queue full), failed (given up at close). */
-  readonly stats = { queued: 0, stored: 0, dropped: 0, failed: 0, errors: 0 }
+  /**
+   * queued / queuedBytes: rows (and their estimated octets) handed over and not yet stored, and the most of
+   * each at any time (peakQueued, peakQueuedBytes); stored; dropped: rows of the batches that found the queue
+   * full (droppedBatches of them, droppedForBytes rows of those by the octet bound); failed: given up at
+   * close as the store kept failing; abandoned: not stored because the close deadline passed; errors:
+   * failed inserts (kept and retried).
+   */
+  readonly stats = {
+    queued: 0,
+    queuedBytes: 0,
+    peakQueued: 0,
+    peakQueuedBytes: 0,
+    stored: 0,
+    dropped: 0,
+    droppedBatches: 0,
+    droppedForBytes: 0,
+    failed: 0,
+    abandoned: 0,
+    errors: 0,
+  }
   private nextId = 1
   private readonly calls = new Map<number, Pending>()
-  /** Rows of each queued insert, by request id. */
-  private readonly inserts = new Map<number, number>()
-  private readonly maxQueuedRows: number
+  /** Rows and estimated octets of each queued insert, by request id. */
+  private readonly inserts = new Map<number, { rows: number; bytes: number }>()
+  readonly maxQueuedRows: number
+  readonly maxQueuedBytes: number
+  /** Shared with the thread: [0] set to 1 = abandon the inserts not yet begun. */
+  private readonly control: Int32Array
+  private ended = false
 
   private constructor(
     private readonly worker: Worker,
     private readonly opts: WorkerStoreOptions,
+    control: SharedArrayBuffer,
   ) {
     this.maxQueuedRows = opts.maxQueuedRows ?? 262_144
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 128 * 1024 * 1024
+    this.control = new Int32Array(control)
     worker.on('message', (r: Reply) => this.reply(r))
     worker.on('error', (e) => this.fail(e))
     worker.on('exit', () => this.fail(new Error('store thread exited')))
@@ -55,13 +86,15 @@ export class WorkerStore implements FlowStore {
     // through tsx's API (a worker does not take the loader hooks of the thread that starts it).
     const ext = extname(fileURLToPath(import.meta.url))
     const entry = new URL(`./store-worker${ext}`, import.meta.url)
+    const control = new SharedArrayBuffer(4)
+    const workerData = { url, control }
     const worker =
       ext === '.ts'
         ? new Worker(
             `import('tsx/esm/api').then((m) => m.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(import.meta.url)}))`,
-            { eval: true, workerData: { url } },
+            { eval: true, workerData },
           )
-        : new Worker(entry, { workerData: { url } })
+        : new Worker(entry, { workerData })
     await new Promise<void>((resolve, reject) => {
       const onExit = (): void => reject(new Error('store thread exited at start'))
       worker.once('error', reject)
@@ -73,7 +106,7 @@ export class WorkerStore implements FlowStore {
         else reject(new Error(r.error))
       })
     })
-    return new WorkerStore(worker, opts)
+    return new WorkerStore(worker, opts, control)
   }
 
   private reply(r: Reply): void {
@@ -82,12 +115,14 @@ export class WorkerStore implements FlowStore {
       if (!r.ok) this.opts.onError?.(new Error(r.error))
       return
     }
-    const rows = this.inserts.get(r.id)
-    if (rows !== undefined) {
+    const insert = this.inserts.get(r.id)
+    if (insert !== undefined) {
       this.inserts.delete(r.id)
-      this.stats.queued -= rows
-      if (r.ok) this.stats.stored += rows
-      else this.stats.failed += rows
+      this.stats.queued -= insert.rows
+      this.stats.queuedBytes -= insert.bytes
+      if (r.ok) this.stats.stored += insert.rows
+      else if (r.abandoned === true) this.stats.abandoned += insert.rows
+      else this.stats.failed += insert.rows
     }
     const p = this.calls.get(r.id)
     if (p === undefined) return
@@ -102,6 +137,7 @@ export class WorkerStore implements FlowStore {
   }
 
   private call<T>(req: RequestBody, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (this.ended) return Promise.reject(new Error('store thread ended'))
     const id = this.nextId++
     return new Promise<T>((resolve, reject) => {
       this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject })
@@ -109,34 +145,50 @@ export class WorkerStore implements FlowStore {
     })
   }
 
-  /** Queues an insert of `rows` rows; false (dropped, counted) when the queue has no room for it. */
-  private queue(rows: number, req: RequestBody, transfer: ArrayBuffer[] = []): boolean {
-    if (this.stats.queued + rows > this.maxQueuedRows) {
-      this.stats.dropped += rows
+  /** True when `rows` rows of `bytes` octets fit in the queue; else they are dropped and counted. */
+  private admit(rows: number, bytes: number): boolean {
+    const s = this.stats
+    if (this.ended) {
+      s.abandoned += rows // handed over after the store was closed
       return false
     }
+    if (s.queued + rows <= this.maxQueuedRows && s.queuedBytes + bytes <= this.maxQueuedBytes) return true
+    s.dropped += rows
+    s.droppedBatches++
+    if (s.queued + rows <= this.maxQueuedRows) s.droppedForBytes += rows
+    return false
+  }
+
+  /** Queues an insert admitted by admit(). */
+  private queue(rows: number, bytes: number, req: RequestBody, transfer: ArrayBuffer[] = []): void {
     const id = this.nextId++
-    this.inserts.set(id, rows)
-    this.stats.queued += rows
+    this.inserts.set(id, { rows, bytes })
+    const s = this.stats
+    s.queued += rows
+    s.queuedBytes += bytes
+    if (s.queued > s.peakQueued) s.peakQueued = s.queued
+    if (s.queuedBytes > s.peakQueuedBytes) s.peakQueuedBytes = s.queuedBytes
     this.worker.postMessage({ ...req, id }, transfer)
-    return true
   }
 
   /** Queues the batch (resolves at once; dropped and counted when the queue is full). */
   insert(batch: ColumnBatch): Promise<void> {
-    if (batch.length > 0) this.queue(batch.length, { op: 'insert', batch })
+    if (batch.length === 0) return Promise.resolve()
+    const bytes = columnBatchBytes(batch)
+    if (this.admit(batch.length, bytes)) this.queue(batch.length, bytes, { op: 'insert', batch })
     return Promise.resolve()
   }
 
   /** Queues the typed batch, its buffers moved to the thread (the batch is unusable afterwards). */
   insertTyped(batch: TypedBatch): Promise<void> {
-    if (batch.length === 0) return Promise.resolve()
-    if (this.stats.queued + batch.length > this.maxQueuedRows) {
-      this.stats.dropped += batch.length
+    if (batch.length === 0 || batch.length > this.maxQueuedRows - this.stats.queued) {
+      if (batch.length > 0) this.admit(batch.length, 0)
       return Promise.resolve()
     }
     const { wire, transfer } = toWire(batch)
-    this.queue(batch.length, { op: 'insertTyped', batch: wire }, transfer)
+    const bytes = wireBytes(wire)
+    if (this.admit(batch.length, bytes))
+      this.queue(batch.length, bytes, { op: 'insertTyped', batch: wire }, transfer)
     return Promise.resolve()
   }
 
@@ -159,9 +211,36 @@ export class WorkerStore implements FlowStore {
     return this.call({ op: 'count' })
   }
 
-  /** Stores everything queued, closes the store and ends the thread. */
+  /** From now on the thread skips the inserts it has not begun (counted as abandoned). */
+  abandonQueued(): void {
+    Atomics.store(this.control, 0, 1)
+  }
+
+  private deadline: NodeJS.Timeout | undefined
+
+  /**
+   * Bounds the time the rest may take (call when shutting down, before the last flush and close): `ms` from
+   * now the inserts not yet begun are abandoned (counted), and the store closes without its checkpoint
+   * if it has not begun it (store-worker.ts). 0: at once. The thread is never ended under a store call: a
+   * DuckDB call finishing in a thread that was ended aborted the process (Napi::Error, SIGABRT).
+   */
+  closeWithin(ms: number): void {
+    if (this.deadline !== undefined || this.ended) return
+    if (ms <= 0) this.abandonQueued()
+    else {
+      this.deadline = setTimeout(() => this.abandonQueued(), ms)
+      this.deadline.unref()
+    }
+  }
+
+  /** Stores everything queued (what the closeWithin deadline allows), closes the store and ends the thread. */
   async close(): Promise<void> {
-    await this.call({ op: 'close' })
+    try {
+      await this.call({ op: 'close' })
+    } finally {
+      clearTimeout(this.deadline)
+      this.ended = true
+    }
     await this.worker.terminate()
   }
 }

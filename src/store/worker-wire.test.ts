@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { COLUMN_BY_NAME } from '../schema/columns.js'
 import { TypedBatch } from './typed-batch.js'
-import { fromWire, toWire } from './worker-wire.js'
+import { fromWire, toWire, wireBytes } from './worker-wire.js'
 
 const column = (name: string) => COLUMN_BY_NAME.get(name)!
 
@@ -59,6 +59,26 @@ describe('worker wire (typed batches between threads)', () => {
     const expected = b.toColumnBatch()
     const { wire, transfer } = toWire(b)
     for (const c of wire.columns) expect(c.constant).toBeUndefined()
+    expect(fromWire(structuredClone(wire, { transfer })).toColumnBatch()).toEqual(expected)
+  })
+
+  it('cuts the columns of a batch that filled a small part of its room to its rows', () => {
+    // 10 rows in room for 131 072 (a flush by time of a batch sized for a whole flush): the 8-octet column
+    // crosses as 64 rows' worth, not 1 MiB, and the rows come back the same.
+    const b = new TypedBatch(131_072)
+    const bytes = b.column(column('bytes'))
+    const view = new DataView(bytes.bytes.buffer)
+    for (let i = 0; i < 10; i++) {
+      view.setBigUint64(i * 8, BigInt(i + 1), true)
+      bytes.valid[i >> 3]! |= 1 << (i & 7)
+    }
+    b.length = 10
+    const expected = b.toColumnBatch()
+    const { wire, transfer } = toWire(b)
+    const c = wire.columns.find((w) => w.name === 'bytes')!
+    expect(c.bytes.byteLength).toBe(64 * 8)
+    expect(c.valid.byteLength).toBe(8)
+    expect(wireBytes(wire)).toBeLessThan(2048)
     expect(fromWire(structuredClone(wire, { transfer })).toColumnBatch()).toEqual(expected)
   })
 })

@@ -3,7 +3,10 @@
  * batch (typed-batch.ts) as it crosses: its column octets and validity bitmaps are transferred (moved, not
  * copied), its text columns cloned, except that a text column holding one string in every row (exporter,
  * flow_version) crosses as that string once (a clone costs about 90 ns a string, sent and received);
- * columns travel by name and are looked up in the column table again.
+ * columns travel by name and are looked up in the column table again. A batch that filled less than half
+ * of its room (a flush by time) crosses with its columns cut to its rows, so a queue of small batches does
+ * not hold the room of full ones. wireBytes and columnBatchBytes estimate the octets a batch holds while it
+ * waits in the queue (the bound of worker-store.ts).
  */
 import { COLUMN_BY_NAME } from '../schema/columns.js'
 import type { FlowQuery } from '../query/sql.js'
@@ -39,27 +42,67 @@ export type Request = { readonly id: number } & (
   | { op: 'close' }
 )
 
-/** id 0: the store opened (or not); id -1: an insert failed (kept and retried); else the reply to request id. */
+/**
+ * id 0: the store opened (or not); id -1: an insert failed (kept and retried); else the reply to request id
+ * (`abandoned`: an insert skipped because the close deadline passed).
+ */
 export type Reply =
   | { readonly id: number; readonly ok: true; readonly value?: unknown }
-  | { readonly id: number; readonly ok: false; readonly error: string }
+  | { readonly id: number; readonly ok: false; readonly error: string; readonly abandoned?: boolean }
 
 /** The batch as a message, and the buffers to transfer with it (the batch must not be used afterwards). */
 export function toWire(b: TypedBatch): { wire: WireTypedBatch; transfer: ArrayBuffer[] } {
   const columns: WireColumn[] = []
   const transfer: ArrayBuffer[] = []
+  // Rows kept: whole 64-row bitmap words, as TypedBatch rounds its room (fromWire's batch claims as much).
+  const room = Math.max(64, Math.ceil(b.length / 64) * 64)
   for (const [name, t] of b.columns) {
     const constant = t.width === 0 ? constantText(t.strings, b.length) : undefined
+    const cut = t.valid.byteLength > room >> 2 // more than twice the room the rows need
+    const bytes = cut ? t.bytes.slice(0, room * t.width) : t.bytes
+    const valid = cut ? t.valid.slice(0, room >> 3) : t.valid
     columns.push(
       constant !== undefined
-        ? { name, bytes: t.bytes, valid: t.valid, strings: [], constant }
-        : { name, bytes: t.bytes, valid: t.valid, strings: t.strings },
+        ? { name, bytes, valid, strings: [], constant }
+        : { name, bytes, valid, strings: t.strings },
     )
-    for (const a of [t.bytes, t.valid])
+    for (const a of [bytes, valid])
       if (a.byteLength > 0 && !transfer.includes(a.buffer as ArrayBuffer))
         transfer.push(a.buffer as ArrayBuffer)
   }
   return { wire: { length: b.length, columns }, transfer }
+}
+
+/** Octets a string takes in a V8 heap, about (header and one octet a character: most are Latin-1). */
+const stringBytes = (s: string): number => 16 + s.length
+/** Octets of an array slot. */
+const SLOT = 8
+
+/** Octets the wire batch holds while queued, about: its column buffers and strings. */
+export function wireBytes(w: WireTypedBatch): number {
+  let n = 64
+  for (const c of w.columns) {
+    n += 64 + c.bytes.byteLength + c.valid.byteLength
+    if (c.constant !== undefined) n += stringBytes(c.constant)
+    for (const s of c.strings) n += SLOT + (typeof s === 'string' ? stringBytes(s) : 0)
+  }
+  return n
+}
+
+/** Octets a plain column batch holds while queued, about: an array slot a cell, and what its value takes. */
+export function columnBatchBytes(b: ColumnBatch): number {
+  let n = 64
+  for (const name in b.columns) {
+    const vs = b.columns[name]!
+    n += 64 + vs.length * SLOT
+    for (const v of vs) {
+      if (v === null || typeof v === 'boolean') continue
+      if (typeof v === 'string') n += stringBytes(v)
+      else if (typeof v === 'bigint') n += 24
+      else if (!Number.isInteger(v) || v > 0x3fffffff || v < -0x40000000) n += 16 // a heap number
+    }
+  }
+  return n
 }
 
 /** The string rows [0, n) all hold (null rows included), or undefined. */

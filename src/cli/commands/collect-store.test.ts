@@ -105,8 +105,27 @@ describe('flowtel collect --store', () => {
     expect(summary.stored).toBe(expected)
     expect(summary.accepted).toBe(expected)
     // Listening, the store ran in its own thread: everything queued was stored, nothing dropped.
-    expect(summary.store?.thread).toEqual({ queued: 0, stored: expected, dropped: 0, failed: 0, errors: 0 })
+    expect(summary.store?.thread).toMatchObject({
+      queued: 0,
+      queuedBytes: 0,
+      stored: expected,
+      dropped: 0,
+      failed: 0,
+      abandoned: 0,
+      errors: 0,
+    })
     expect(rows).toBe(expected)
+  })
+
+  it('abandons what is still queued at the --shutdown-timeout, and counts and says so', async () => {
+    // A timeout of 0: the batch held at SIGTERM is handed to the store thread after the deadline passed.
+    const { expected, summary, stderr, rows } = await collectAndStop(['--shutdown-timeout', '0'])
+    expect(summary.accepted).toBe(expected)
+    expect(summary.store?.thread).toMatchObject({ queued: 0, stored: 0, abandoned: expected, dropped: 0 })
+    expect(summary.stored).toBe(0)
+    expect(rows).toBe(0)
+    expect(stderr).toContain(`${expected} of ${expected} flow records were not stored`)
+    expect(stderr).toContain(`${expected} abandoned at the shutdown deadline`)
   })
 
   it('says how many rows a full store queue dropped, and stored counts only what the store holds', async () => {

@@ -38,4 +38,31 @@ describe('flowtel collect --read', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('keeps the summary short with many sessions: 20 sequence trackers listed, the rest summed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      // 50 raw files, each its own session (--session-per-file): one header-only message each.
+      const files: string[] = []
+      for (let i = 0; i < 50; i++) {
+        const f = join(dir, `${i}.ipfix`)
+        writeFileSync(f, hex('000a 0010 6553f100 00000000 00000001'))
+        files.push('--read', f)
+      }
+      await collectCommand().parseAsync([...files, '--session-per-file', '--json', join(dir, 'out.jsonl')], {
+        from: 'user',
+      })
+      const text = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const summary = JSON.parse(text.trim().split('\n').at(-1)!) as {
+        sequence: Record<string, unknown>
+        sequenceOmitted?: { trackers: number; messages: number }
+      }
+      expect(Object.keys(summary.sequence)).toHaveLength(20)
+      expect(summary.sequenceOmitted).toMatchObject({ trackers: 30, messages: 30 })
+    } finally {
+      stderr.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

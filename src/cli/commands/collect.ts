@@ -20,6 +20,7 @@ import {
 } from '../../collector/decode-message.js'
 import { listen, parseListen, type Listener } from '../../collector/listener.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
+import { sequenceSummary } from '../../collector/sequence-summary.js'
 import { basicListToJson } from '../../collector/structured.js'
 import { openStoreWriter, storeRecords } from '../../store/ingest.js'
 import { OptionsWriter } from '../../store/options-writer.js'
@@ -44,6 +45,8 @@ interface CollectFlags {
   summary: boolean
   storeThread: boolean
   storeQueueRows: number
+  storeQueueMb: number
+  shutdownTimeout: number
   tlsCert?: string
   tlsKey?: string
   tlsClientCa?: string
@@ -147,6 +150,19 @@ export function collectCommand(): Command {
       intOption('--store-queue-rows', 1, 2 ** 30),
       262_144,
     )
+    .option(
+      '--store-queue-mb <n>',
+      'listening: MiB (estimated) waiting for the store thread at most; more are dropped, counted and warned of',
+      intOption('--store-queue-mb', 1, 1 << 20),
+      128,
+    )
+    .option(
+      '--shutdown-timeout <s>',
+      'listening: on SIGINT/SIGTERM, rows still queued for the store thread after this many seconds are ' +
+        'abandoned and counted (a second signal abandons them at once)',
+      intOption('--shutdown-timeout', 0, 86400),
+      30,
+    )
     .action(async (flags: CollectFlags) => {
       const reads = flags.read ?? []
       const listens = (flags.listen ?? []).map(parseListen)
@@ -190,6 +206,7 @@ export function collectCommand(): Command {
           // files, nothing may be dropped and nothing waits on a socket.
           thread: listens.length > 0 && flags.storeThread,
           maxQueuedRows: flags.storeQueueRows,
+          maxQueuedBytes: flags.storeQueueMb * 1024 * 1024,
           maxRows: flags.batchRows,
           maxDelayMs: flags.batchDelay,
           onError: (e) =>
@@ -282,7 +299,8 @@ export function collectCommand(): Command {
           if (thread !== undefined && thread.dropped > droppedSeen) {
             process.stderr.write(
               `flowtel collect: the store is behind: ${thread.dropped - droppedSeen} rows dropped in the last ` +
-                `10 s (${thread.dropped} in all; queue of ${flags.storeQueueRows} rows full; see --store-queue-rows)\n`,
+                `10 s (${thread.dropped} in all; queue of ${flags.storeQueueRows} rows or ` +
+                `${flags.storeQueueMb} MiB full; see --store-queue-rows, --store-queue-mb)\n`,
             )
             droppedSeen = thread.dropped
           }
@@ -302,6 +320,14 @@ export function collectCommand(): Command {
           process.once('SIGINT', stop)
           process.once('SIGTERM', stop)
         })
+        // What is still queued for the store thread gets --shutdown-timeout; a second signal ends the wait.
+        if (writer?.store instanceof WorkerStore) {
+          const store = writer.store
+          store.closeWithin(flags.shutdownTimeout * 1000)
+          const now = (): void => store.closeWithin(0)
+          process.once('SIGINT', now)
+          process.once('SIGTERM', now)
+        }
         clearInterval(timer)
         for (const l of listeners) await l.close()
         await flush()
@@ -313,17 +339,19 @@ export function collectCommand(): Command {
       if (out !== undefined && out !== process.stdout) await new Promise<void>((r) => out.end(r))
       // With a store thread, what it stored: rows handed to it can still be dropped (queue full) or given up.
       const thread = writer?.store instanceof WorkerStore ? writer.store.stats : undefined
-      if (thread !== undefined && thread.dropped + thread.failed > 0)
+      if (thread !== undefined && thread.dropped + thread.failed + thread.abandoned > 0)
         process.stderr.write(
-          `flowtel collect: ${thread.dropped + thread.failed} of ${stored} flow records were not stored ` +
-            `(${thread.dropped} dropped with the store thread's queue full, ${thread.failed} given up)\n`,
+          `flowtel collect: ${thread.dropped + thread.failed + thread.abandoned} of ${stored} flow records were ` +
+            `not stored (${thread.dropped} dropped with the store thread's queue full, ${thread.failed} given ` +
+            `up, ${thread.abandoned} abandoned at the shutdown deadline)\n`,
         )
       if (flags.summary) {
+        const sequence = sequenceSummary(col.sessions.values())
         const summary = {
           '@event': 'summary',
           records,
-          // stored: rows in the store; accepted: rows handed to it. With a store thread: rows queued, stored,
-          // dropped (queue full) and given up.
+          // stored: rows in the store; accepted: rows handed to it. With a store thread: rows queued (and the
+          // peaks of the queue), stored, dropped (queue full), given up and abandoned at the deadline.
           ...(writer !== undefined
             ? {
                 stored: thread !== undefined ? thread.stored : stored,
@@ -351,11 +379,9 @@ export function collectCommand(): Command {
             : {}),
           counters: col.allCounters(),
           pending: { sets: col.pending.size, bytes: col.pending.bytes },
-          sequence: Object.fromEntries(
-            [...col.sessions.values()].flatMap((s) =>
-              [...s.sequences].map(([k, t]) => [`${s.id} ${k}`, t.stats]),
-            ),
-          ),
+          // The trackers with the most loss by name (at most 20); the rest summed in sequenceOmitted.
+          sequence: sequence.sequence,
+          ...(sequence.omitted !== undefined ? { sequenceOmitted: sequence.omitted } : {}),
         }
         process.stderr.write(JSON.stringify(summary) + '\n')
       }

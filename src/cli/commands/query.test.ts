@@ -95,6 +95,13 @@ describe('flowtel query', () => {
     )
   })
 
+  it('refuses a --top that names no field instead of listing flows', async () => {
+    for (const top of [',,,', '', ' , '])
+      await expect(run(['--store', `duckdb:${db}`, '--top', top])).rejects.toThrow(
+        `--top ${JSON.stringify(top)} names no field`,
+      )
+  })
+
   it('refuses a store that does not exist', async () => {
     await expect(run(['--store', `duckdb:${join(dir, 'none.duckdb')}`])).rejects.toThrow(/no flow store at/)
   })

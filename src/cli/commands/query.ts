@@ -163,11 +163,17 @@ export function queryCommand(): Command {
       const q: FlowQuery = { by: flags.by }
       // Parse before opening the store, so a bad filter fails fast with its position.
       if (flags.filter !== undefined) q.filter = parseFilter(flags.filter)
-      if (flags.top !== undefined)
+      if (flags.top !== undefined) {
         q.top = flags.top
           .split(',')
           .map((s) => s.trim())
           .filter((s) => s !== '')
+        // An empty list would list flows instead of ranking them: refused, like an unknown field.
+        if (q.top.length === 0)
+          throw new Error(
+            `--top ${JSON.stringify(flags.top)} names no field: give FIELD[,FIELD], e.g. --top srcip,dstport`,
+          )
+      }
       if (flags.since !== undefined) q.since = flags.since
       if (flags.until !== undefined) q.until = flags.until
       if (flags.limit !== undefined) q.limit = flags.limit
