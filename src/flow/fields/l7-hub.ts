@@ -24,7 +24,8 @@
  *
  * L7 state is set up lazily, at a flow's first packet with captured payload (most flows of a scan have
  * none): until then the flow is fresh, and its create, packets and records cost the hub one byte of phase
- * and its start time, and nothing in the engine or the groups (a group with onFirstPayload sets its state
+ * and its start time (and, for a SYN, its sequence number, which the engine gets when the flow turns live
+ * to tell in-order payload from early payload), and nothing in the engine or the groups (a group with onFirstPayload sets its state
  * up there, and reads hasPayload before trusting it). Invariant: while a flow is fresh the engine holds no
  * state for its id and no transaction was counted for it, so a new flow on an id whose previous flow stayed
  * fresh has nothing to end or clear.
