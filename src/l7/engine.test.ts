@@ -334,17 +334,20 @@ describe('L7 engine: segments that arrive before the claiming one', () => {
   const RESP = ascii('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
   const OOO: L7EngineOptions = { ...OPTS, maxBytesPerFlow: 1 << 16, maxBytesTotal: 1 << 20, probePackets: 4 }
 
+  /** The fields of transactions `txs` that tell whether a request was read whole. */
+  const fieldsOf = (txs: HttpTx[]): string[][] =>
+    txs.map((t) => [t.method, t.host, t.target, String(t.status)])
+
   /** The request cut at `cuts`, its pieces sent in `order`, then the response; the transactions' fields. */
-  function run(cuts: number[], order: number[], opts = OOO): { e: L7Engine<HttpTx>; got: string[][] } {
-    const { e, txs } = engine(opts)
+  function run(cuts: number[], order: number[]): { e: L7Engine<HttpTx>; got: string[][] } {
+    const { e, txs } = engine(OOO)
     e.onCreate(0, 0)
     const bounds = [0, ...cuts, REQ.byteLength]
     for (const i of order)
       e.onPacket(0, pkt(REQ.subarray(bounds[i], bounds[i + 1]), 1000 + bounds[i]!), L7Dir.ToServer, 1)
-    const resp = pkt(RESP, 5000)
-    e.onPacket(0, resp, L7Dir.ToClient, 2)
+    e.onPacket(0, pkt(RESP, 5000), L7Dir.ToClient, 2)
     e.end(0)
-    return { e, got: txs.map((t) => [t.method, t.host, t.target, String(t.status)]) }
+    return { e, got: fieldsOf(txs) }
   }
   const WHOLE = [['GET', 'www.example.com', '/index.html', '200']]
 
@@ -404,7 +407,8 @@ describe('L7 engine: segments that arrive before the claiming one', () => {
 
   it('holds only segments beyond the next expected one when the handshake was seen', () => {
     const { e, txs } = engine(OOO)
-    e.onCreate(0, 0, 0b01, 999) // the initiator's SYN had sequence number 999
+    e.onHandshake(0, L7Dir.ToServer, 999) // the initiator's SYN (while the flow had no payload)
+    e.onCreate(0, 0)
     e.onPacket(0, pkt(ascii('SSH-2.0-x\r\n'), 1000), L7Dir.ToServer, 1) // in order: not held
     e.onPacket(0, pkt(ascii('in order'), 1011), L7Dir.ToServer, 2) // in order: not held
     expect(e.held.used).toBe(0)
@@ -412,7 +416,10 @@ describe('L7 engine: segments that arrive before the claiming one', () => {
     expect(e.held.used).toBe(5)
     e.end(0)
     expect(e.held.used).toBe(0)
-    // The responder's SYN/ACK seen while unprobed (onHandshake): its in-order bytes are not held either.
+    // The responder's SYN/ACK seen after the first payload, while unprobed: its in-order bytes are not held
+    // either. A new flow on the id knows no handshake (forgetHandshake).
+    e.onHandshake(1, L7Dir.ToServer, 999)
+    e.forgetHandshake(1)
     e.onCreate(1, 0)
     e.onHandshake(1, L7Dir.ToClient, 4999)
     e.onPacket(1, pkt(ascii('220 banner\r\n'), 5000), L7Dir.ToClient, 1)
@@ -452,18 +459,15 @@ describe('L7 engine: segments that arrive before the claiming one', () => {
   })
 
   it('keeps held segments with their direction when the initiator turns out to be the other side', () => {
-    const { e, got } = (() => {
-      const { e, txs } = engine(OOO)
-      e.onCreate(0, 0)
-      // The request's second half, seen first and taken for the responder's bytes; then the flow is turned.
-      e.onPacket(0, pkt(REQ.subarray(30), 1030), L7Dir.ToClient, 1)
-      e.onSwap(0)
-      e.onPacket(0, pkt(REQ.subarray(0, 30), 1000), L7Dir.ToServer, 2)
-      e.onPacket(0, pkt(RESP, 5000), L7Dir.ToClient, 3)
-      e.end(0)
-      return { e, got: txs.map((t) => [t.method, t.host, t.target, String(t.status)]) }
-    })()
-    expect(got).toEqual(WHOLE)
+    const { e, txs } = engine(OOO)
+    e.onCreate(0, 0)
+    // The request's second half, seen first and taken for the responder's bytes; then the flow is turned.
+    e.onPacket(0, pkt(REQ.subarray(30), 1030), L7Dir.ToClient, 1)
+    e.onSwap(0)
+    e.onPacket(0, pkt(REQ.subarray(0, 30), 1000), L7Dir.ToServer, 2)
+    e.onPacket(0, pkt(RESP, 5000), L7Dir.ToClient, 3)
+    e.end(0)
+    expect(fieldsOf(txs)).toEqual(WHOLE)
     expect(e.held.used).toBe(0)
   })
 })

@@ -15,13 +15,13 @@
  *
  * Segments that arrive out of order before the claim (RFC 9293 allows any order): a TCP segment whose probe
  * fails is copied and held while the flow is unprobed (at most `probePackets` - 1 of them), unless it is
- * known to be in order: its direction's handshake was seen (onCreate, onHandshake) and it starts at the next
- * sequence number expected. When a later packet claims the flow, the held segments of its direction that lie
+ * known to be in order: its direction's handshake was seen (onHandshake) and it starts at the next sequence
+ * number expected. When a later packet claims the flow, the held segments of its direction that lie
  * after it go to the new slot's reassembler, so a request whose second segment came first is still read
  * whole. Holds are bounded per flow and in total, and end with the probing.
  */
 import type { PacketInfo } from '../decode/packet.js'
-import { resized } from '../util/typed-arrays.js'
+import { resized, swapDirectionBits, swapEntries } from '../util/typed-arrays.js'
 import { L7Dir, type AnyL7Parser, type L7Context, type L7Transport } from './parser.js'
 import { Budget, newReassemblyStats, StreamReassembler, type ReassemblyStats } from './reassembly.js'
 
@@ -127,8 +127,6 @@ const HELD_SHARE_OF_TOTAL = 1 / 16
 interface HeldSegment {
   dir: L7Dir
   seq: number
-  /** Payload length on the wire (the capture may have cut `data`). */
-  wire: number
   data: Uint8Array
 }
 
@@ -445,7 +443,8 @@ export class L7Engine<Tx> {
   readonly held: Budget
   /**
    * Per flow id and direction (2 id + dir): the next sequence number expected of an unprobed flow, valid where
-   * `expectKnown` has the direction's bit (its SYN was seen).
+   * `expectKnown` has the direction's bit (its SYN was seen: onHandshake, before or after onCreate; cleared
+   * by forgetHandshake when a new flow takes the id).
    */
   private expect = new Uint32Array(0)
   private expectKnown = new Uint8Array(0)
@@ -601,22 +600,24 @@ export class L7Engine<Tx> {
     this.expectKnown = resized(this.expectKnown, capacity, used)
   }
 
-  /**
-   * Flow `id` brings its first payload (its L7 state starts). `synSeen` has bit `dir` set for each direction
-   * whose SYN came before, and `isn0`/`isn1` are those SYNs' sequence numbers (initiator's, responder's).
-   */
-  onCreate(id: number, tsUs: number, synSeen = 0, isn0 = 0, isn1 = 0): void {
-    if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+  /** Flow `id` brings its first payload (its L7 state starts; its handshake may have come before). */
+  onCreate(id: number, tsUs: number): void {
+    this.dropUnclaimed(id)
     this.status[id] = ST_UNPROBED
     this.tries[id] = 0
     this.slotOf[id] = -1
     this.startUs[id] = tsUs
-    this.expectKnown[id] = synSeen
-    this.expect[2 * id] = isn0 + 1
-    this.expect[2 * id + 1] = isn1 + 1
   }
 
-  /** A SYN of flow `id` without payload while the flow is unprobed: its direction's stream starts after `seq`. */
+  /** A new flow takes id `id`: no SYN of it was seen yet. */
+  forgetHandshake(id: number): void {
+    this.expectKnown[id] = 0
+  }
+
+  /**
+   * A SYN of flow `id` without payload, before or after onCreate, while the flow is unprobed: its
+   * direction's stream starts after `seq`.
+   */
   onHandshake(id: number, dir: L7Dir, seq: number): void {
     this.expectKnown[id]! |= 1 << dir
     this.expect[2 * id + dir] = seq + 1
@@ -676,7 +677,7 @@ export class L7Engine<Tx> {
       if (++this.tries[id]! >= this.opts.probePackets) {
         this.status[id] = ST_NONE
         this.counters.flowsRejected++
-        if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+        this.dropUnclaimed(id)
       } else if (proto === TCP) this.holdUnclaimed(id, dir, p.tcpSeq >>> 0, p.payloadLength, bytes)
       return undefined
     }
@@ -684,7 +685,7 @@ export class L7Engine<Tx> {
     if (s === undefined) {
       this.status[id] = ST_NONE
       this.counters.slotsExhausted++
-      if (this.unclaimedOf[id] !== 0) this.dropUnclaimed(id)
+      this.dropUnclaimed(id)
       return undefined
     }
     const slot = this.slots[s]!
@@ -747,7 +748,7 @@ export class L7Engine<Tx> {
     // From Node's shared slab for small sizes: no ArrayBuffer of its own per held segment.
     const data = Buffer.allocUnsafe(n)
     data.set(bytes)
-    h.segs.push({ dir, seq, wire, data })
+    h.segs.push({ dir, seq, data })
   }
 
   /**
@@ -761,22 +762,18 @@ export class L7Engine<Tx> {
     if (segs.length > 1) segs.sort((a, b) => ((a.seq - seq) | 0) - ((b.seq - seq) | 0))
     const r = slot.streams[dir]
     r.start(seq)
-    for (let i = 0; i < segs.length && !slot.dead; i++) {
-      const g = segs[i]!
-      if (g.dir !== dir || ((g.seq - seq) | 0) <= 0) continue
-      r.push(g.seq, g.data)
-      const n = g.data.byteLength
-      if (g.wire > n) r.lost((g.seq + n) >>> 0, g.wire - n)
-    }
+    // They lie after the claiming segment, so they only wait: nothing is delivered yet. (A segment the
+    // capture cut short leaves a hole that the reassembler declares as a gap when it is reached.)
+    for (const g of segs) if (g.dir === dir && ((g.seq - seq) | 0) > 0) r.push(g.seq, g.data)
     this.dropUnclaimed(id)
   }
 
-  /** Forget flow `id`'s pre-claim state and release what it held. */
+  /** Forget flow `id`'s pre-claim state, if any, and release what it held. */
   private dropUnclaimed(id: number): void {
     const u = this.unclaimedOf[id]! - 1
+    if (u < 0) return
     this.unclaimedOf[id] = 0
-    const h = this.unclaimed[u]
-    if (h === undefined) return
+    const h = this.unclaimed[u]!
     this.held.release(h.bytes)
     h.bytes = 0
     h.segs.length = 0
@@ -807,11 +804,8 @@ export class L7Engine<Tx> {
       const h = this.unclaimed[this.unclaimedOf[id]! - 1]!
       for (const g of h.segs) g.dir = g.dir === L7Dir.ToServer ? L7Dir.ToClient : L7Dir.ToServer
     }
-    const known = this.expectKnown[id]!
-    this.expectKnown[id] = ((known & 1) << 1) | ((known >> 1) & 1)
-    const e0 = this.expect[2 * id]!
-    this.expect[2 * id] = this.expect[2 * id + 1]!
-    this.expect[2 * id + 1] = e0
+    swapDirectionBits(this.expectKnown, id)
+    swapEntries(this.expect, 2 * id, 2 * id + 1)
     if (this.status[id] !== ST_ACTIVE) return
     // A swap after L7 work started is rare (a SYN seen late); restarting is simpler than swapping streams.
     // The open transactions leave first, keyed the way the flow is now oriented.

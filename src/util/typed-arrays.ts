@@ -9,6 +9,15 @@ export function resized<T extends NumericArray>(a: T, size: number, used: number
   return b
 }
 
+/**
+ * Entry i holds one flag per direction in its two low bits (bit `dir`): swap them (the other bits are
+ * cleared), as when a flow's initiator turns out to be the other side.
+ */
+export function swapDirectionBits(a: NumericArray, i: number): void {
+  const v = a[i]!
+  a[i] = ((v & 1) << 1) | ((v >> 1) & 1)
+}
+
 /** Swap entries i and j. */
 export function swapEntries(a: NumericArray, i: number, j: number): void {
   const t = a[i]!

@@ -10,7 +10,7 @@
  */
 import type { PacketInfo } from '../../decode/packet.js'
 import { BufferWriter, putU64s, type RecordWriter } from '../../ipfix/record-writer.js'
-import { swapEntries } from '../../util/typed-arrays.js'
+import { swapDirectionBits, swapEntries } from '../../util/typed-arrays.js'
 import { Dir, RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 
 const V4_FIELDS: FieldList = [
@@ -208,8 +208,7 @@ export class CoreFields implements FlowFeature {
     swapEntries(this.u8, b + B_TOS, b + B_TOS + 1)
     swapEntries(this.u8, b + B_TTL, b + B_TTL + 2)
     swapEntries(this.u8, b + B_TTL + 1, b + B_TTL + 3)
-    const s = this.u8[b + B_SEEN]!
-    this.u8[b + B_SEEN] = ((s & 1) << 1) | ((s >> 1) & 1)
+    swapDirectionBits(this.u8, b + B_SEEN)
   }
 
   write(id: number, flow: FlowView, w: RecordWriter, kind: number): void {

@@ -24,11 +24,11 @@
  *
  * L7 state is set up lazily, at a flow's first packet with captured payload (most flows of a scan have
  * none): until then the flow is fresh, and its create, packets and records cost the hub one byte of phase
- * and its start time (and, for a SYN, its sequence number, which the engine gets when the flow turns live
- * to tell in-order payload from early payload), and nothing in the engine or the groups (a group with onFirstPayload sets its state
- * up there, and reads hasPayload before trusting it). Invariant: while a flow is fresh the engine holds no
- * state for its id and no transaction was counted for it, so a new flow on an id whose previous flow stayed
- * fresh has nothing to end or clear.
+ * and its start time, and nothing in the groups (a group with onFirstPayload sets its state up there, and
+ * reads hasPayload before trusting it); the engine only keeps a SYN's sequence number (onHandshake), which
+ * tells in-order payload from early payload once the flow turns live. Invariant: while a flow is fresh the
+ * engine holds no other state for its id and no transaction was counted for it, so a new flow on an id whose
+ * previous flow stayed fresh has nothing to end or clear (onCreate only clears the handshake).
  *
  * IP fragments: the engine and the payload hooks see a fragmented datagram once, whole, when its last
  * fragment comes (src/decode/ip-reassembly.ts), in the flow that fragment was counted in; the fragments
@@ -132,12 +132,6 @@ export class L7Hub implements FlowFeature {
   private phase = new Uint8Array(0)
   /** Per flow: its first packet's time (µs), for the engine when the flow turns live. */
   private createdUs = new Float64Array(0)
-  /**
-   * Per flow: bit `dir` set when that direction's SYN came while the flow was fresh, and its sequence number
-   * (at 2 id + dir), for the engine when the flow turns live (it tells in-order payload from early payload).
-   */
-  private synSeen = new Uint8Array(0)
-  private synSeq = new Uint32Array(0)
   /** The groups with an onFirstPayload hook. */
   private firstPayloadConsumers: L7Consumer[] = []
   /** Every payload hook tells when it is done (payloadDone): flows may settle. */
@@ -173,8 +167,6 @@ export class L7Hub implements FlowFeature {
     this.counted = resized(this.counted, capacity, used)
     this.phase = resized(this.phase, capacity, used)
     this.createdUs = resized(this.createdUs, capacity, used)
-    this.synSeen = resized(this.synSeen, capacity, used)
-    this.synSeq = resized(this.synSeq, 2 * capacity, 2 * used)
   }
 
   onCreate(id: number, _p: PacketInfo, _dir: Dir, tsUs: number): void {
@@ -191,7 +183,7 @@ export class L7Hub implements FlowFeature {
       this.phase[id] = FRESH
     }
     this.createdUs[id] = tsUs
-    this.synSeen[id] = 0
+    this.engine.forgetHandshake(id)
   }
 
   /** True once flow `id` brought a packet with captured payload (its L7 state is set up). */
@@ -223,16 +215,13 @@ export class L7Hub implements FlowFeature {
     if (phase === SETTLED) return
     const e = this.built!
     if (phase === FRESH) {
-      // Nothing for the engine (which reassembles only flows a parser claimed) nor a payload hook; a SYN's
-      // sequence number is kept for the engine.
+      // Nothing for the engine (which reassembles only flows a parser claimed) but a SYN's sequence number,
+      // nor for a payload hook.
       if (p.payloadCaptured === 0) {
-        if ((p.tcpFlags & SYN) !== 0 && p.protocol === TCP) {
-          this.synSeen[id]! |= 1 << dir
-          this.synSeq[2 * id + dir] = p.tcpSeq
-        }
+        if ((p.tcpFlags & SYN) !== 0 && p.protocol === TCP) e.onHandshake(id, dir as number, p.tcpSeq)
         return
       }
-      e.onCreate(id, this.createdUs[id]!, this.synSeen[id], this.synSeq[2 * id], this.synSeq[2 * id + 1])
+      e.onCreate(id, this.createdUs[id]!)
       const fc = this.firstPayloadConsumers
       for (let i = 0; i < fc.length; i++) fc[i]!.onFirstPayload!(id)
       this.phase[id] = LIVE
@@ -265,11 +254,6 @@ export class L7Hub implements FlowFeature {
   }
 
   onSwap(id: number): void {
-    const seen = this.synSeen[id]!
-    this.synSeen[id] = ((seen & 1) << 1) | ((seen >> 1) & 1)
-    const s0 = this.synSeq[2 * id]!
-    this.synSeq[2 * id] = this.synSeq[2 * id + 1]!
-    this.synSeq[2 * id + 1] = s0
     this.engine.onSwap(id)
   }
 
