@@ -268,7 +268,7 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     varlenSize(alpn.length * 3) +
     varlenSize(offered.length * 3) +
     varlenSize(ja4.length * 3)
-  if (certRoom - helloBound >= (known?.octets ?? 0)) return parts(MAX_LIST, known?.full ?? NO_CERT, c, known)
+  if (certRoom - helloBound >= (known?.octets ?? 0)) return parts(MAX_LIST)
   const str = (x: string): number => varlenSize(utf8Length(x))
   let used = str(sni) + str(alpn) + str(offered) + str(ja4)
   let cap = MAX_LIST
@@ -277,7 +277,6 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     // A hostile hello: its lists (and, past them, its strings) are cut until the record has room for the
     // certificate strings' prefixes; the certificate strings then get what is left, if anything.
     const forLists = room - digests - prefixes - used
-    cap = MAX_LIST
     while (cap > 0 && listsSize(tx, cap) > forLists) cap--
     const rest = room - listsSize(tx, cap) - digests - prefixes
     if (rest < used) {
@@ -287,18 +286,16 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
     }
     budget = rest - used
   }
-  if (c === undefined || known === undefined) return parts(cap, NO_CERT, c, known)
-  if (known.octets <= budget) return parts(cap, known.full, c, known)
+  if (c === undefined || known === undefined || known.octets <= budget) return parts(cap)
   const cut = cutCert(c, known, Math.max(0, budget))
-  return { sni, alpn, offered, ja3, ja3s, ja4, listCap: cap, cert: cut.cert, certFields: cut.fields }
+  return parts(cap, cut.cert, cut.fields)
 
+  /** The parts with the strings as fitted so far (the whole certificate unless told otherwise). */
   function parts(
     listCap: number,
-    cert: readonly string[],
-    ci: CertInfo | undefined,
-    cs: CertStrings | undefined,
+    cert: readonly string[] = known?.full ?? NO_CERT,
+    certFields: CertFields = known?.fields ?? NO_CERT_FIELDS,
   ): TlsRecordParts {
-    const certFields = ci === undefined || cs === undefined ? NO_CERT_FIELDS : cs.fields
     return { sni, alpn, offered, ja3, ja3s, ja4, listCap, cert, certFields }
   }
 }
