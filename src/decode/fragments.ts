@@ -96,10 +96,11 @@ export class FragmentCache {
 }
 
 /**
- * IPv4: source, destination, protocol and identification (RFC 791). IPv6: source, destination and
- * identification (RFC 8200 section 4.5): not the protocol, which a later fragment does not carry.
+ * The datagram a fragment belongs to. IPv4: source, destination, protocol and identification (RFC 791).
+ * IPv6: source, destination and identification (RFC 8200 section 4.5): not the protocol, which a later
+ * fragment does not carry (its Fragment header names the first header of the fragmentable part).
  */
-function fragmentKey(p: PacketInfo): string {
+export function fragmentKey(p: PacketInfo): string {
   const s = p.src
   const d = p.dst
   if (p.ipVersion === 4) return `4 ${s[0]} ${d[0]} ${p.protocol} ${p.ipId}`

@@ -12,7 +12,7 @@
  *
  * Identification: IPv4 source, destination, protocol and 16-bit id (RFC 791); IPv6 source, destination and
  * 32-bit id (RFC 8200: the protocol after the Fragment header may differ between fragments when extension
- * headers follow it). Only fragments reach this class, so its key string and per-fragment work cost nothing to
+ * headers follow it; fragmentKey, shared with fragments.ts). Only fragments reach this class, so its key string and per-fragment work cost nothing to
  * other packets; the caller (the L7 hub) calls it only when an L7 field group is on.
  *
  * Policies:
@@ -34,7 +34,7 @@
  */
 import { A, type Anomalies } from './anomalies.js'
 import { PacketInfo } from './packet.js'
-import { DEFAULT_FRAGMENT_TIMEOUT_US } from './fragments.js'
+import { DEFAULT_FRAGMENT_TIMEOUT_US, fragmentKey } from './fragments.js'
 
 export interface IpReassemblyOptions {
   /** Datagrams being reassembled (or dropped, until their timeout) at once. */
@@ -144,7 +144,7 @@ export class IpReassembly {
     }
     this.expire(tsUs)
     const v6 = p.ipVersion === 6
-    const key = reassemblyKey(p)
+    const key = fragmentKey(p)
     let d = this.datagrams.get(key)
     if (d === undefined) d = this.create(key, tsUs)
     const start = p.fragOffset
@@ -204,10 +204,8 @@ export class IpReassembly {
   finish(): void {
     for (const d of this.datagrams.values()) {
       if (!d.dead) this.anomalies.inc(A.ip_reassembly_timeout)
-      this.release(d)
-      this.freeDatagrams.push(d)
+      this.retire(d)
     }
-    this.datagrams.clear()
   }
 
   /**
@@ -370,9 +368,7 @@ export class IpReassembly {
       if (oldest.done !== true) {
         const o = oldest.value
         if (!o.dead) this.anomalies.inc(A.ip_reassembly_evicted)
-        this.release(o)
-        this.datagrams.delete(o.key)
-        this.freeDatagrams.push(o)
+        this.retire(o)
       }
     }
     const d = this.freeDatagrams.pop() ?? new Datagram()
@@ -404,10 +400,15 @@ export class IpReassembly {
     for (const d of this.datagrams.values()) {
       if (nowUs - d.createdUs <= timeout) break
       if (!d.dead) this.anomalies.inc(A.ip_reassembly_timeout)
-      this.release(d)
-      this.datagrams.delete(d.key)
-      this.freeDatagrams.push(d)
+      this.retire(d)
     }
+  }
+
+  /** The datagram leaves (its buffer back to the pool) and its entry is kept for reuse. */
+  private retire(d: Datagram): void {
+    this.release(d)
+    this.datagrams.delete(d.key)
+    this.freeDatagrams.push(d)
   }
 
   private take(size: number): Uint8Array {
@@ -422,12 +423,4 @@ export class IpReassembly {
 
 function sizeClass(size: number): number {
   return 31 - Math.clz32(size / MIN_BUFFER)
-}
-
-/** RFC 791 (IPv4: addresses, protocol, 16-bit id) and RFC 8200 §4.5 (IPv6: addresses, 32-bit id). */
-function reassemblyKey(p: PacketInfo): string {
-  const s = p.src
-  const d = p.dst
-  if (p.ipVersion === 4) return `4 ${s[0]} ${d[0]} ${p.protocol} ${p.ipId}`
-  return `6 ${s[0]} ${s[1]} ${s[2]} ${s[3]} ${d[0]} ${d[1]} ${d[2]} ${d[3]} ${p.ipId}`
 }
