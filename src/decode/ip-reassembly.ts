@@ -10,10 +10,11 @@
  * and RFC 7112 (tiny fragments: a TCP fragment at offset 8, a first fragment without the whole transport
  * header, are dropped).
  *
- * Identification: IPv4 source, destination, protocol and 16-bit id (RFC 791); IPv6 source, destination and
- * 32-bit id (RFC 8200: the protocol after the Fragment header may differ between fragments when extension
- * headers follow it; fragmentKey, shared with fragments.ts). Only fragments reach this class, so its key string and per-fragment work cost nothing to
- * other packets; the caller (the L7 hub) calls it only when an L7 field group is on.
+ * Identification (fragments.ts's fragmentKey): IPv4 source, destination, protocol and 16-bit id (RFC 791);
+ * IPv6 source, destination and 32-bit id (RFC 8200: the protocol after the Fragment header may differ between
+ * fragments when extension headers follow it). Only fragments reach this class, so its key string and
+ * per-fragment work cost nothing to other packets; the caller (the L7 hub) calls it only when an L7 field
+ * group is on.
  *
  * Policies:
  * - IPv4 overlaps: the first data seen for a byte wins (as in src/l7/reassembly.ts); an overlap whose bytes
