@@ -13,7 +13,8 @@ import type { IpfixExporter } from '../../ipfix/exporter.js'
 import { Template } from '../../ipfix/template.js'
 
 export const APP_OPTIONS_TEMPLATE_ID = 290
-const ENGINE_PANA_L7 = 13
+/** RFC 6759 Classification Engine ID 13 (PANA-L7): the applicationIds of catalogue entries. */
+export const ENGINE_PANA_L7 = 13
 
 /** The catalogue's options template. */
 export function appCatalogueTemplate(): Template {

@@ -40,7 +40,7 @@ import type { TlsTx } from '../../l7/tls.js'
 import { ipv6Text } from '../../util/address-text.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
-import { AppCatalogueRecords, appCatalogueTemplate } from './app-catalogue-records.js'
+import { AppCatalogueRecords, appCatalogueTemplate, ENGINE_PANA_L7 } from './app-catalogue-records.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
 
 /**
@@ -66,7 +66,6 @@ export interface DnsAnswerSink {
 }
 const ENGINE_IANA_L3 = 1
 const ENGINE_IANA_L4 = 3
-const ENGINE_PANA_L7 = 13
 /** Payload packets (both directions) tried against the content signatures. */
 const SIGNATURE_TRIES = 8
 /** Parsers the group runs for names: server names and protocol identity. */
@@ -276,20 +275,16 @@ export class AppFields implements FlowFeature, L7Consumer {
     let entry = fresh ? NO_APP : this.app[id]!
     let ev: number = fresh ? Evidence.None : this.evidence[id]!
     let pending = 0
-    if (ev < Evidence.DnsCache && this.dnsSink !== undefined) {
-      if (entry === NO_APP || this.carriers[entry] === 1) {
+    if (ev < Evidence.DnsCache && (entry === NO_APP || this.carriers[entry] === 1)) {
+      if (this.dnsSink !== undefined) {
         this.dnsSink.lookup(flow.exportDueUs(), this.responderKey(flow, id))
         pending = DNS_LOOKUP_PENDING
-      }
-    } else if (
-      ev < Evidence.DnsCache &&
-      (entry === NO_APP || this.carriers[entry] === 1) &&
-      this.dnsCache.size !== 0
-    ) {
-      const named = this.serverNamed(flow, id)
-      if (named !== NO_APP) {
-        entry = named
-        ev = Evidence.DnsCache
+      } else if (this.dnsCache.size !== 0) {
+        const named = this.serverNamed(flow, id)
+        if (named !== NO_APP) {
+          entry = named
+          ev = Evidence.DnsCache
+        }
       }
     }
     const proto = flow.protocol(id)
@@ -304,10 +299,13 @@ export class AppFields implements FlowFeature, L7Consumer {
     }
     this.classified[ev]! += 1
     // One 4-octet write: the engine ID in the top octet, the 3-octet selector below it (RFC 6759 §4.1).
-    if (entry !== NO_APP) w.u32(((ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff) | pending) >>> 0)
-    else if (proto === 6 || proto === 17 || proto === 132)
-      w.u32(((ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff) | pending) >>> 0)
-    else w.u32(((ENGINE_IANA_L3 << 24) | (proto & 0xffff) | pending) >>> 0)
+    const appId =
+      entry !== NO_APP
+        ? (ENGINE_PANA_L7 << 24) | (this.entryIds[entry]! & 0xffffff)
+        : proto === 6 || proto === 17 || proto === 132
+          ? (ENGINE_IANA_L4 << 24) | (flow.port(id, Dir.Reverse) & 0xffff)
+          : (ENGINE_IANA_L3 << 24) | (proto & 0xffff)
+    w.u32((appId | pending) >>> 0)
   }
 
   /** The catalogue entry name flow `id` has now ('' when none yet); for tests and the scorer. */
@@ -386,17 +384,20 @@ export class AppFields implements FlowFeature, L7Consumer {
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return this.dnsCache.getIpv4(words[0]!)
     if (!this.dnsCache.holdsText) return NO_APP // an IPv6 address would be text
-    const v = this.addrView
-    for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
-    return this.dnsCache.get(ipv6Text(v, 0))
+    return this.dnsCache.get(this.wordsText())
   }
 
   /** The flow's responder address as DnsAnswerCache keys it: IPv4 as a number, IPv6 as text. */
   private responderKey(flow: FlowView, id: number): number | string {
     const words = this.words
     if (flow.address(id, Dir.Reverse, words) === 4) return words[0]! | 0
+    return this.wordsText()
+  }
+
+  /** The IPv6 address flow.address left in `words`, as text (how DnsAnswerCache keys it). */
+  private wordsText(): string {
     const v = this.addrView
-    for (let i = 0; i < 4; i++) v.setUint32(i * 4, words[i]!)
+    for (let i = 0; i < 4; i++) v.setUint32(i * 4, this.words[i]!)
     return ipv6Text(v, 0)
   }
 }

@@ -33,6 +33,7 @@ import {
   APP_OPTIONS_TEMPLATE_ID,
   AppCatalogueRecords,
   appCatalogueTemplate,
+  ENGINE_PANA_L7,
 } from '../../flow/fields/app-catalogue-records.js'
 import { registerEnterpriseElements } from '../../ipfix/enterprise/flowtel.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
@@ -43,7 +44,6 @@ import { DnsShareResolver, type DnsShareReport, type PendingLookup } from './dns
 const VARLEN = 65535
 /** applicationId (RFC 6759), the field a DNS answer cache lookup resolves (see dns-answer-share.ts). */
 const APPLICATION_ID = 95
-const ENGINE_PANA_L7 = 13
 
 /** First template ID the merger hands out for a layout whose worker ID is taken (above every worker's IDs). */
 export const REMAP_FIRST_ID = 4096
