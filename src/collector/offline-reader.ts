@@ -27,6 +27,9 @@ export const MAX_TCP_STREAMS = 4096
 const TCP_FIN = 0x01
 const TCP_RST = 0x04
 
+/** The TCP stream map's key of the direction from `a`:`ap` to `b`:`bp`. */
+const streamId = (a: string, ap: number, b: string, bp: number): string => `${a}:${ap}>${b}:${bp}`
+
 export interface OfflineStats {
   files: number
   packets: number
@@ -128,24 +131,30 @@ export class OfflineReader {
     }
     if (p.payloadCaptured === 0) {
       if (p.protocol === PROTO_UDP) this.skip('empty_payload')
-      else this.tcpEnd(p.ipVersion, p.tcpFlags)
+      else this.tcpEnd(p.tcpFlags)
       return
     }
     const payload = buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
-    const key: SessionKey = {
-      exporterAddress: addrText(p.ipVersion, p.src),
-      exporterPort: p.srcPort,
-      collectorAddress: addrText(p.ipVersion, p.dst),
-      collectorPort: p.dstPort,
-      protocol: p.protocol === PROTO_UDP ? 'udp' : 'tcp',
-    }
+    const key = this.sessionKey()
     if (p.protocol === PROTO_UDP) {
       this.stats.datagrams++
       this.sink(this.collector.decode(payload, key, this.now))
       return
     }
     this.tcpSegment(key, p.tcpSeq, payload)
-    this.tcpEnd(p.ipVersion, p.tcpFlags)
+    this.tcpEnd(p.tcpFlags, key)
+  }
+
+  /** The session of the packet in `info` (its sender is the exporter). */
+  private sessionKey(): SessionKey {
+    const p = this.info
+    return {
+      exporterAddress: addrText(p.ipVersion, p.src),
+      exporterPort: p.srcPort,
+      collectorAddress: addrText(p.ipVersion, p.dst),
+      collectorPort: p.dstPort,
+      protocol: p.protocol === PROTO_UDP ? 'udp' : 'tcp',
+    }
   }
 
   /** Open TCP streams (for tests and the summary). */
@@ -153,18 +162,20 @@ export class OfflineReader {
     return this.tcp.size
   }
 
-  /** The stream of the packet in `info` ends at a FIN (its direction) or an RST (both directions). */
-  private tcpEnd(ipVersion: number, flags: number): void {
+  /**
+   * The stream of the packet in `info` (session `key`, made here when the caller had none) ends at a FIN (its
+   * direction) or an RST (both directions).
+   */
+  private tcpEnd(flags: number, key?: SessionKey): void {
     if ((flags & (TCP_FIN | TCP_RST)) === 0) return
-    const p = this.info
-    const src = `${addrText(ipVersion, p.src)}:${p.srcPort}`
-    const dst = `${addrText(ipVersion, p.dst)}:${p.dstPort}`
-    this.tcp.delete(`${src}>${dst}`)
-    if ((flags & TCP_RST) !== 0) this.tcp.delete(`${dst}>${src}`)
+    const k = key ?? this.sessionKey()
+    this.tcp.delete(streamId(k.exporterAddress, k.exporterPort, k.collectorAddress, k.collectorPort))
+    if ((flags & TCP_RST) !== 0)
+      this.tcp.delete(streamId(k.collectorAddress, k.collectorPort, k.exporterAddress, k.exporterPort))
   }
 
   private tcpSegment(key: SessionKey, seq: number, payload: Uint8Array): void {
-    const id = `${key.exporterAddress}:${key.exporterPort}>${key.collectorAddress}:${key.collectorPort}`
+    const id = streamId(key.exporterAddress, key.exporterPort, key.collectorAddress, key.collectorPort)
     let s = this.tcp.get(id)
     if (s === undefined) {
       if (this.tcp.size >= MAX_TCP_STREAMS) {
