@@ -5,6 +5,7 @@
  * leaves without being decoded is counted (`pending_evicted`, `pending_expired`). Sets are indexed by key and
  * by session, so taking a key's sets or dropping a session's costs what they hold, not what the store holds.
  */
+import { SetIndex } from '../util/set-index.js'
 
 /** What a deferred set needs to be decoded later as if it had been decoded on arrival. */
 export interface MessageContext {
@@ -42,7 +43,7 @@ export class PendingStore {
   private readonly sets = new Map<number, PendingSet>()
   private readonly byKey = new Map<string, number[]>()
   /** Set ids of each session, so dropSession costs what the session holds. */
-  private readonly bySession = new Map<string, Set<number>>()
+  private readonly bySession = new SetIndex<string, number>()
   private nextId = 0
   private bytesHeld = 0
   private readonly maxSets: number
@@ -85,9 +86,7 @@ export class PendingStore {
     let list = this.byKey.get(key)
     if (list === undefined) this.byKey.set(key, (list = []))
     list.push(id)
-    let ids = this.bySession.get(ctx.session)
-    if (ids === undefined) this.bySession.set(ctx.session, (ids = new Set()))
-    ids.add(id)
+    this.bySession.add(ctx.session, id)
     this.bytesHeld += body.byteLength
     this.count('pending_added')
     return true
@@ -103,7 +102,7 @@ export class PendingStore {
       const s = this.sets.get(id)
       if (s === undefined) continue
       this.sets.delete(id)
-      this.unindexSession(s.ctx.session, id)
+      this.bySession.delete(s.ctx.session, id)
       this.bytesHeld -= s.body.byteLength
       out.push(s)
     }
@@ -124,23 +123,17 @@ export class PendingStore {
 
   /** Drops everything waiting for templates of `session` (its templates are gone for good). */
   dropSession(session: string): number {
-    const ids = [...(this.bySession.get(session) ?? [])]
+    const ids = this.bySession.members(session)
     for (const id of ids) this.drop(id)
     if (ids.length > 0) this.count('pending_session_closed', ids.length)
     return ids.length
-  }
-
-  private unindexSession(session: string, id: number): void {
-    const ids = this.bySession.get(session)
-    ids?.delete(id)
-    if (ids?.size === 0) this.bySession.delete(session)
   }
 
   private drop(id: number): void {
     const s = this.sets.get(id)
     if (s === undefined) return
     this.sets.delete(id)
-    this.unindexSession(s.ctx.session, id)
+    this.bySession.delete(s.ctx.session, id)
     this.bytesHeld -= s.body.byteLength
     const ids = this.byKey.get(s.key)
     if (ids !== undefined) {

@@ -23,6 +23,7 @@ import {
 import { lookupElement } from '../ipfix/elements.js'
 import type { TransportProtocol } from './session.js'
 import { LearnedTypes, type PersistedType } from './type-records.js'
+import { SetIndex } from '../util/set-index.js'
 
 export interface TemplateStoreOptions {
   /** UDP template lifetime in ms (0 = never expire). Default 1 800 000 (RFC 6728). */
@@ -73,7 +74,7 @@ export class TemplateStore {
   readonly counters: Record<string, number> = {}
   private readonly map = new Map<string, Entry>()
   /** Template keys of each session: its count for the per-session bound, and what dropSession removes. */
-  private readonly bySession = new Map<string, Set<string>>()
+  private readonly bySession = new SetIndex<string, string>()
   readonly lifetimeMs: number
   private readonly maxTemplates: number
   private readonly maxPerSession: number
@@ -81,7 +82,7 @@ export class TemplateStore {
   /** Field specifiers of the templates held. */
   private fieldsHeld = 0
   /** Keys of the templates held by (session, version, domain, kind): what one All Templates Withdrawal takes. */
-  private readonly byKind = new Map<string, Set<string>>()
+  private readonly byKind = new SetIndex<string, string>()
 
   constructor(opts: TemplateStoreOptions = {}) {
     this.lifetimeMs = opts.lifetimeMs ?? 1_800_000
@@ -159,7 +160,7 @@ export class TemplateStore {
       this.count(protocol === 'tcp' ? 'template_redefined_tcp' : 'template_redefined')
       return 'updated'
     }
-    const inSession = this.bySession.get(session)?.size ?? 0
+    const inSession = this.bySession.size(session)
     if (inSession >= this.maxPerSession) {
       this.count('template_limit_session')
       return 'rejected'
@@ -173,9 +174,7 @@ export class TemplateStore {
     }
     const typesSeen = this.typesGeneration.get(session) ?? 0
     this.map.set(key, { session, protocol, domain, template: t, receivedAt: now, typesSeen })
-    let keys = this.bySession.get(session)
-    if (keys === undefined) this.bySession.set(session, (keys = new Set()))
-    keys.add(key)
+    this.bySession.add(session, key)
     this.fieldsHeld += t.fields.length
     this.index(key, session, t.version, domain, t.options)
     this.evictFields(key)
@@ -251,24 +250,18 @@ export class TemplateStore {
   /** All (Options) Templates Withdrawal for one domain of a session (RFC 7011 §8.1). */
   withdrawAll(session: string, version: number, domain: number, options: boolean): number {
     // By the index: the work is the templates withdrawn, however many others the store holds.
-    const keys = [...(this.byKind.get(kindKey(session, version, domain, options)) ?? [])]
+    const keys = this.byKind.members(kindKey(session, version, domain, options))
     for (const k of keys) this.remove(k)
     this.count('withdrawal_all')
     return keys.length
   }
 
   private index(key: string, session: string, version: number, domain: number, options: boolean): void {
-    const k = kindKey(session, version, domain, options)
-    let keys = this.byKind.get(k)
-    if (keys === undefined) this.byKind.set(k, (keys = new Set()))
-    keys.add(key)
+    this.byKind.add(kindKey(session, version, domain, options), key)
   }
 
   private unindex(key: string, e: Entry): void {
-    const k = kindKey(e.session, e.template.version, e.domain, e.template.options)
-    const keys = this.byKind.get(k)
-    keys?.delete(key)
-    if (keys?.size === 0) this.byKind.delete(k)
+    this.byKind.delete(kindKey(e.session, e.template.version, e.domain, e.template.options), key)
   }
 
   /**
@@ -278,7 +271,7 @@ export class TemplateStore {
   dropSession(session: string): number {
     this.types.dropSession(session)
     this.typesGeneration.delete(session)
-    const keys = [...(this.bySession.get(session) ?? [])]
+    const keys = this.bySession.members(session)
     for (const k of keys) this.remove(k)
     return keys.length
   }
@@ -302,9 +295,7 @@ export class TemplateStore {
     this.map.delete(key)
     this.unindex(key, e)
     this.fieldsHeld -= e.template.fields.length
-    const keys = this.bySession.get(e.session)
-    keys?.delete(key)
-    if (keys?.size === 0) this.bySession.delete(e.session)
+    this.bySession.delete(e.session, key)
   }
 
   /** The templates as plain JSON (definitions by [pen, id, length]; names are resolved again on load). */
