@@ -15,6 +15,7 @@ import {
   type ValidationResult,
 } from './schema.js'
 import { DEFAULT_SETTINGS } from './settings.js'
+import { commaList } from '../util/comma-list.js'
 
 /** The flags as commander hands them over (all optional: absent = keep the base value). */
 export interface SettingsFlags {
@@ -248,16 +249,10 @@ export function overlayFlags(
         value = raw
         break
       case 'list':
-        value = (Array.isArray(raw) ? raw : [raw])
-          .flatMap((v: unknown) => text(v).split(','))
-          .map((v) => v.trim())
-          .filter((v) => v !== '')
+        value = (Array.isArray(raw) ? raw : [raw]).flatMap((v: unknown) => commaList(text(v)))
         break
       case 'fields': {
-        const names = text(raw)
-          .split(',')
-          .map((v) => v.trim())
-          .filter((v) => v !== '')
+        const names = commaList(text(raw))
         value = names.length === 1 && names[0] === 'none' ? [] : names
         break
       }

@@ -15,6 +15,7 @@ import { openStoreForQuery, parseStore } from '../../store/open.js'
 import type { RowValue } from '../../store/normalize.js'
 import type { QueryResult } from '../../store/store.js'
 import { intOption } from '../options.js'
+import { commaList } from '../../util/comma-list.js'
 
 interface QueryFlags {
   store: string
@@ -164,10 +165,7 @@ export function queryCommand(): Command {
       // Parse before opening the store, so a bad filter fails fast with its position.
       if (flags.filter !== undefined) q.filter = parseFilter(flags.filter)
       if (flags.top !== undefined) {
-        q.top = flags.top
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '')
+        q.top = commaList(flags.top)
         // An empty list would list flows instead of ranking them: refused, like an unknown field.
         if (q.top.length === 0)
           throw new Error(
@@ -177,11 +175,7 @@ export function queryCommand(): Command {
       if (flags.since !== undefined) q.since = flags.since
       if (flags.until !== undefined) q.until = flags.until
       if (flags.limit !== undefined) q.limit = flags.limit
-      if (flags.columns !== undefined)
-        q.columns = flags.columns
-          .split(',')
-          .map((s) => s.trim())
-          .filter((s) => s !== '')
+      if (flags.columns !== undefined) q.columns = commaList(flags.columns)
       const store = await openStoreForQuery(flags.store)
       try {
         if (flags.options !== undefined) {

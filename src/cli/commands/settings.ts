@@ -14,6 +14,7 @@ import { SETTINGS_JSON_SCHEMA, suggest, validateSettings } from '../../config/sc
 import type { ProbeSettings } from '../../config/settings.js'
 import type { ValidateResult } from '../../probe/control.js'
 import { InvalidAddressError, parseValidateAddress, validateCollector } from '../../probe/validate.js'
+import { commaList } from '../../util/comma-list.js'
 
 /** The local probe's API when neither --config nor --api is given (the default api.listen). */
 export const DEFAULT_API_URL = 'http://127.0.0.1:8765'
@@ -255,10 +256,7 @@ export function parseAssignment(text: string): Assignment {
     case 'array':
       return {
         key,
-        value: value
-          .split(',')
-          .map((v) => v.trim())
-          .filter((v) => v !== ''),
+        value: commaList(value),
       }
     case 'object':
       if (value !== '')
