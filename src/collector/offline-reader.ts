@@ -157,6 +157,11 @@ export class OfflineReader {
     }
   }
 
+  /** The input's clock: the latest capture time read so far, ms (0 before any, and for raw export files). */
+  get time(): number {
+    return this.now
+  }
+
   /** Open TCP streams (for tests and the summary). */
   get tcpStreams(): number {
     return this.tcp.size
