@@ -4,13 +4,17 @@
  * Length, RFC 7011 §10.4.3), and raw export files: IPFIX messages back to back (RFC 5655 layout, split by the
  * Length field), NetFlow v5 datagrams back to back (24 + 48·count), or one NetFlow v9 / sFlow datagram. Several
  * files are one stream, in order. Time is the capture time (monotonic), so template lifetimes and pending ages
- * follow the capture, not the wall clock. A TCP stream's state goes at its FIN or RST (either direction's
+ * follow the capture, not the wall clock. IP fragments of export datagrams (large IPFIX/NetFlow v9 messages
+ * over UDP often are) are reassembled by the probe's bounded reassembler (decode/ip-reassembly.ts: RFC 791,
+ * RFC 8200 §4.5) and the whole datagram is decoded; a datagram that cannot be rebuilt (a fragment missing by
+ * the end of its capture file or its 30 s timeout, overlaps, bounds) counts its reason in `skipped`. A TCP stream's state goes at its FIN or RST (either direction's
  * RST ends both), and at most MAX_TCP_STREAMS are kept (the least recently seen goes first, counted as
  * `tcp_stream_evicted`), so a capture of many connections holds state for the open ones only.
  */
 import { open, readFile } from 'node:fs/promises'
 import { detectCaptureFormat, openCaptureFiles } from '../capture/file-source.js'
 import { Anomalies } from '../decode/anomalies.js'
+import { IpReassembly } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
@@ -35,7 +39,10 @@ export interface OfflineStats {
   packets: number
   datagrams: number
   tcpMessages: number
-  /** Packets that carried no UDP/TCP payload, fragments, and other skipped input, by reason. */
+  /** IP fragments read, and the datagrams rebuilt from them. */
+  fragments: number
+  reassembled: number
+  /** Packets that carried no UDP/TCP payload, datagrams not rebuilt, and other skipped input, by reason. */
   skipped: Record<string, number>
 }
 
@@ -52,13 +59,24 @@ export interface OfflineOptions {
 }
 
 export class OfflineReader {
-  readonly stats: OfflineStats = { files: 0, packets: 0, datagrams: 0, tcpMessages: 0, skipped: {} }
+  readonly stats: OfflineStats = {
+    files: 0,
+    packets: 0,
+    datagrams: 0,
+    tcpMessages: 0,
+    fragments: 0,
+    reassembled: 0,
+    skipped: {},
+  }
   private now = 0
   /** Open TCP streams by direction id, least recently seen first. */
   private readonly tcp = new Map<string, TcpStream>()
   private readonly anomalies = new Anomalies()
   private readonly pkt = new PacketDecoder(this.anomalies)
   private readonly info = new PacketInfo()
+  /** Fragmented export datagrams being rebuilt; its drops are counted apart, into `skipped`. */
+  private readonly fragmentAnomalies = new Anomalies()
+  private readonly reassembly = new IpReassembly(this.fragmentAnomalies)
 
   constructor(
     private readonly collector: FlowCollector,
@@ -93,8 +111,8 @@ export class OfflineReader {
       for await (const b of src.batches()) {
         for (let i = 0; i < b.count; i++) {
           this.stats.packets++
-          const ts = (b.tsUs[i] ?? 0) / 1000
-          if (ts > this.now) this.now = ts
+          const tsUs = b.tsUs[i] ?? 0
+          if (tsUs / 1000 > this.now) this.now = tsUs / 1000
           const r = this.pkt.decode(
             b.buf,
             b.view,
@@ -102,52 +120,67 @@ export class OfflineReader {
             b.caplen[i] ?? 0,
             b.origlen[i] ?? 0,
             b.linkType[i] ?? 0,
-            b.tsUs[i] ?? 0,
+            tsUs,
             this.info,
           )
           if (r !== DecodeResult.Ip) {
             this.skip('not_ip')
             continue
           }
-          this.packet(b.buf)
+          this.packet(this.info, tsUs)
         }
       }
     } finally {
       await src.close()
+      this.endFragments()
     }
     for (const [name, n] of src.stats.formatErrors)
       this.stats.skipped[`capture_${name}`] = (this.stats.skipped[`capture_${name}`] ?? 0) + n
   }
 
-  private packet(buf: Uint8Array): void {
-    const p = this.info
+  private packet(packet: PacketInfo, tsUs: number): void {
+    let p = packet
     if (p.protocol !== PROTO_UDP && p.protocol !== PROTO_TCP) {
       this.skip('not_udp_tcp')
       return
     }
     if (p.isFragment) {
-      this.skip('ip_fragment') // flow export datagrams are not reassembled (yet)
-      return
+      // The datagram goes on whole when this fragment completes it (its buffer valid until the next fragment).
+      this.stats.fragments++
+      const whole = this.reassembly.add(p, tsUs)
+      if (whole === undefined) return
+      if (!whole.isFragment) this.stats.reassembled++
+      p = whole
     }
     if (p.payloadCaptured === 0) {
       if (p.protocol === PROTO_UDP) this.skip('empty_payload')
-      else this.tcpEnd(p.tcpFlags)
+      else this.tcpEnd(p, p.tcpFlags)
       return
     }
-    const payload = buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
-    const key = this.sessionKey()
+    const payload = p.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
+    const key = this.sessionKey(p)
     if (p.protocol === PROTO_UDP) {
       this.stats.datagrams++
       this.sink(this.collector.decode(payload, key, this.now))
       return
     }
     this.tcpSegment(key, p.tcpSeq, payload)
-    this.tcpEnd(p.tcpFlags, key)
+    this.tcpEnd(p, p.tcpFlags, key)
   }
 
-  /** The session of the packet in `info` (its sender is the exporter). */
-  private sessionKey(): SessionKey {
-    const p = this.info
+  /**
+   * The end of a capture file: datagrams still missing fragments are dropped (`ip_reassembly_timeout`), and
+   * the reassembler's drops are added to `skipped` by reason.
+   */
+  private endFragments(): void {
+    this.reassembly.finish()
+    for (const [name, n] of Object.entries(this.fragmentAnomalies.toObject()))
+      this.stats.skipped[name] = (this.stats.skipped[name] ?? 0) + n
+    this.fragmentAnomalies.counts.fill(0)
+  }
+
+  /** The session of packet `p` (its sender is the exporter). */
+  private sessionKey(p: PacketInfo): SessionKey {
     return {
       exporterAddress: addrText(p.ipVersion, p.src),
       exporterPort: p.srcPort,
@@ -168,12 +201,12 @@ export class OfflineReader {
   }
 
   /**
-   * The stream of the packet in `info` (session `key`, made here when the caller had none) ends at a FIN (its
+   * The stream of packet `p` (session `key`, made here when the caller had none) ends at a FIN (its
    * direction) or an RST (both directions).
    */
-  private tcpEnd(flags: number, key?: SessionKey): void {
+  private tcpEnd(p: PacketInfo, flags: number, key?: SessionKey): void {
     if ((flags & (TCP_FIN | TCP_RST)) === 0) return
-    const k = key ?? this.sessionKey()
+    const k = key ?? this.sessionKey(p)
     this.tcp.delete(streamId(k.exporterAddress, k.exporterPort, k.collectorAddress, k.collectorPort))
     if ((flags & TCP_RST) !== 0)
       this.tcp.delete(streamId(k.collectorAddress, k.collectorPort, k.exporterAddress, k.exporterPort))
