@@ -46,7 +46,9 @@ function segment(
   )
 }
 
-async function readCapture(frames: Uint8Array[]): Promise<{ reader: OfflineReader; outs: DecodeOutput[] }> {
+async function readCapture(
+  frames: Uint8Array[],
+): Promise<{ reader: OfflineReader; outs: DecodeOutput[]; collector: FlowCollector }> {
   const path = join(dir, `c${Math.random().toString(36).slice(2)}.pcap`)
   writeFileSync(
     path,
@@ -56,9 +58,10 @@ async function readCapture(frames: Uint8Array[]): Promise<{ reader: OfflineReade
     ),
   )
   const outs: DecodeOutput[] = []
-  const reader = new OfflineReader(new FlowCollector(), (o) => outs.push(o))
+  const collector = new FlowCollector()
+  const reader = new OfflineReader(collector, (o) => outs.push(o))
   await reader.read([path])
-  return { reader, outs }
+  return { reader, outs, collector }
 }
 
 describe('OfflineReader TCP streams', () => {
@@ -93,6 +96,39 @@ describe('OfflineReader TCP streams', () => {
     expect(reader.tcpStreams).toBe(MAX_TCP_STREAMS)
     expect(reader.stats.skipped['tcp_stream_evicted']).toBe(501)
     expect(reader.stats.tcpMessages).toBe(0)
+  })
+
+  it('ends the transport session with its templates at a FIN, an RST or a new SYN of the 4-tuple', async () => {
+    // Template 256 (destinationTransportPort), then one data record; a second connection on the same 4-tuple
+    // sends the data record again: it has no template there (RFC 7011 §8), so it waits (no_template).
+    const template = hex('000a 001c 6553f100 00000000 00000001  0002 000c 0100 0001 000b 0002')
+    const data = hex('000a 0016 6553f100 00000000 00000001  0100 0006 0050')
+    const first = new Uint8Array([...template, ...data])
+    const rst = eth(
+      {},
+      ipv4({ src: '192.0.2.2', dst: '192.0.2.1' }, tcp({ sport: 4739, dport: 5000, flags: TCP.RST })),
+    )
+    const ends: Record<string, Uint8Array[]> = {
+      fin: [segment(5000, first.length, TCP.FIN | TCP.ACK)],
+      rst: [rst],
+      // No FIN or RST captured: the SYN of the next connection ends the first one.
+      syn: [segment(5000, -1, TCP.SYN)],
+    }
+    for (const [end, frames] of Object.entries(ends)) {
+      const { reader, outs, collector } = await readCapture([
+        segment(5000, 0, TCP.PSH | TCP.ACK, first),
+        segment(5000, first.length, TCP.PSH | TCP.ACK, template.subarray(0, 10)), // left half-read
+        ...frames,
+        segment(5000, 0, TCP.PSH | TCP.ACK, data),
+      ])
+      expect(
+        outs.map((o) => o.records.length),
+        end,
+      ).toEqual([0, 1, 0])
+      expect(collector.counters['no_template'], end).toBe(1)
+      expect(collector.templates.size, end).toBe(0)
+      expect(reader.stats.skipped, end).toEqual({ tcp_partial_message_at_close: 1 })
+    }
   })
 })
 

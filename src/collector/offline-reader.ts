@@ -7,9 +7,12 @@
  * follow the capture, not the wall clock. IP fragments of export datagrams (large IPFIX/NetFlow v9 messages
  * over UDP often are) are reassembled by the probe's bounded reassembler (decode/ip-reassembly.ts: RFC 791,
  * RFC 8200 §4.5) and the whole datagram is decoded; a datagram that cannot be rebuilt (a fragment missing by
- * the end of its capture file or its 30 s timeout, overlaps, bounds) counts its reason in `skipped`. A TCP stream's state goes at its FIN or RST (either direction's
- * RST ends both), and at most MAX_TCP_STREAMS are kept (the least recently seen goes first, counted as
- * `tcp_stream_evicted`), so a capture of many connections holds state for the open ones only.
+ * the end of its capture file or its 30 s timeout, overlaps, bounds) counts its reason in `skipped`.
+ * A TCP connection's direction ends at its FIN (an RST from either side ends both, and a SYN ends what the
+ * 4-tuple carried before): its stream state goes, and so does its transport session with its templates (RFC
+ * 7011 §8), so a new connection on the same 4-tuple starts without them. At most MAX_TCP_STREAMS streams are
+ * kept (the least recently seen goes first, counted as `tcp_stream_evicted`), so a capture of many
+ * connections holds stream state for the open ones only.
  */
 import { open, readFile } from 'node:fs/promises'
 import { detectCaptureFormat, openCaptureFiles } from '../capture/file-source.js'
@@ -19,7 +22,7 @@ import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
-import { FILE_SESSION, type SessionKey } from './session.js'
+import { FILE_SESSION, sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
 
 const PROTO_TCP = 6
@@ -29,6 +32,7 @@ const MAX_RAW_FILE = 256 * 1024 * 1024
 /** TCP streams kept at most (each holds at most one incomplete message, up to 64 KiB). */
 export const MAX_TCP_STREAMS = 4096
 const TCP_FIN = 0x01
+const TCP_SYN = 0x02
 const TCP_RST = 0x04
 
 /** The TCP stream map's key of the direction from `a`:`ap` to `b`:`bp`. */
@@ -152,20 +156,23 @@ export class OfflineReader {
       if (!whole.isFragment) this.stats.reassembled++
       p = whole
     }
-    if (p.payloadCaptured === 0) {
-      if (p.protocol === PROTO_UDP) this.skip('empty_payload')
-      else this.tcpEnd(p, p.tcpFlags)
-      return
-    }
     const payload = p.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
-    const key = this.sessionKey(p)
     if (p.protocol === PROTO_UDP) {
+      if (p.payloadCaptured === 0) {
+        this.skip('empty_payload')
+        return
+      }
       this.stats.datagrams++
-      this.sink(this.collector.decode(payload, key, this.now))
+      this.sink(this.collector.decode(payload, this.sessionKey(p), this.now))
       return
     }
-    this.tcpSegment(key, p.tcpSeq, payload)
-    this.tcpEnd(p, p.tcpFlags, key)
+    const flags = p.tcpFlags
+    if (p.payloadCaptured === 0 && (flags & (TCP_SYN | TCP_FIN | TCP_RST)) === 0) return
+    const key = this.sessionKey(p)
+    // A SYN opens a connection: whatever its 4-tuple carried before (its FIN or RST not captured) ends.
+    if ((flags & TCP_SYN) !== 0) this.tcpEnd(key, false)
+    if (p.payloadCaptured > 0) this.tcpSegment(key, p.tcpSeq, payload)
+    if ((flags & (TCP_FIN | TCP_RST)) !== 0) this.tcpEnd(key, (flags & TCP_RST) !== 0)
   }
 
   /**
@@ -201,15 +208,33 @@ export class OfflineReader {
   }
 
   /**
-   * The stream of packet `p` (session `key`, made here when the caller had none) ends at a FIN (its
-   * direction) or an RST (both directions).
+   * The direction `key` of a TCP connection ended (a FIN from its sender; `both`: an RST, which ends both
+   * directions): its stream goes, and so does the transport session whose sender it is, with its templates
+   * and the data waiting for them (RFC 7011 §8: templates are scoped to the transport session; §8.1: its end
+   * withdraws them), as the TCP listener does when a connection closes. A message left half-read is counted.
    */
-  private tcpEnd(p: PacketInfo, flags: number, key?: SessionKey): void {
-    if ((flags & (TCP_FIN | TCP_RST)) === 0) return
-    const k = key ?? this.sessionKey(p)
-    this.tcp.delete(streamId(k.exporterAddress, k.exporterPort, k.collectorAddress, k.collectorPort))
-    if ((flags & TCP_RST) !== 0)
-      this.tcp.delete(streamId(k.collectorAddress, k.collectorPort, k.exporterAddress, k.exporterPort))
+  private tcpEnd(key: SessionKey, both: boolean): void {
+    this.endDirection(key.exporterAddress, key.exporterPort, key.collectorAddress, key.collectorPort)
+    if (both)
+      this.endDirection(key.collectorAddress, key.collectorPort, key.exporterAddress, key.exporterPort)
+  }
+
+  private endDirection(from: string, fromPort: number, to: string, toPort: number): void {
+    const id = streamId(from, fromPort, to, toPort)
+    const s = this.tcp.get(id)
+    if (s !== undefined) {
+      if (s.framer.buffered > 0 && s.framer.fault === undefined) this.skip('tcp_partial_message_at_close')
+      this.tcp.delete(id)
+    }
+    this.collector.endSession(
+      sessionId({
+        exporterAddress: from,
+        exporterPort: fromPort,
+        collectorAddress: to,
+        collectorPort: toPort,
+        protocol: 'tcp',
+      }),
+    )
   }
 
   private tcpSegment(key: SessionKey, seq: number, payload: Uint8Array): void {
