@@ -176,6 +176,8 @@ export class FlowCollector implements MessageDecoderHost {
     out: DecodeOutput,
   ): void {
     const status = this.templates.set(ctx.session, protocol, ctx.domain, t, now)
+    // Every template event counted by kind and status: the log of them is rate-limited (event-log-limit.ts).
+    this.count(`${t.options ? 'options_templates' : 'templates'}_${status}`)
     out.events.push({
       event: t.options ? 'options-template' : 'template',
       version: t.version,

@@ -4,18 +4,25 @@
  * Length, RFC 7011 §10.4.3), and raw export files: IPFIX messages back to back (RFC 5655 layout, split by the
  * Length field), NetFlow v5 datagrams back to back (24 + 48·count), or one NetFlow v9 / sFlow datagram. Several
  * files are one stream, in order. Time is the capture time (monotonic), so template lifetimes and pending ages
- * follow the capture, not the wall clock. A TCP stream's state goes at its FIN or RST (either direction's
- * RST ends both), and at most MAX_TCP_STREAMS are kept (the least recently seen goes first, counted as
- * `tcp_stream_evicted`), so a capture of many connections holds state for the open ones only.
+ * follow the capture, not the wall clock. IP fragments of export datagrams (large IPFIX/NetFlow v9 messages
+ * over UDP often are) are reassembled by the probe's bounded reassembler (decode/ip-reassembly.ts: RFC 791,
+ * RFC 8200 §4.5) and the whole datagram is decoded; a datagram that cannot be rebuilt (a fragment missing by
+ * the end of its capture file or its 30 s timeout, overlaps, bounds) counts its reason in `skipped`.
+ * A TCP connection's direction ends at its FIN (an RST from either side ends both, and a SYN ends what the
+ * 4-tuple carried before): its stream state goes, and so does its transport session with its templates (RFC
+ * 7011 §8), so a new connection on the same 4-tuple starts without them. At most MAX_TCP_STREAMS streams are
+ * kept (the least recently seen goes first, counted as `tcp_stream_evicted`), so a capture of many
+ * connections holds stream state for the open ones only.
  */
 import { open, readFile } from 'node:fs/promises'
 import { detectCaptureFormat, openCaptureFiles } from '../capture/file-source.js'
 import { Anomalies } from '../decode/anomalies.js'
+import { IpReassembly } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
-import { FILE_SESSION, type SessionKey } from './session.js'
+import { FILE_SESSION, sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
 
 const PROTO_TCP = 6
@@ -25,6 +32,7 @@ const MAX_RAW_FILE = 256 * 1024 * 1024
 /** TCP streams kept at most (each holds at most one incomplete message, up to 64 KiB). */
 export const MAX_TCP_STREAMS = 4096
 const TCP_FIN = 0x01
+const TCP_SYN = 0x02
 const TCP_RST = 0x04
 
 /** The TCP stream map's key of the direction from `a`:`ap` to `b`:`bp`. */
@@ -35,7 +43,10 @@ export interface OfflineStats {
   packets: number
   datagrams: number
   tcpMessages: number
-  /** Packets that carried no UDP/TCP payload, fragments, and other skipped input, by reason. */
+  /** IP fragments read, and the datagrams rebuilt from them. */
+  fragments: number
+  reassembled: number
+  /** Packets that carried no UDP/TCP payload, datagrams not rebuilt, and other skipped input, by reason. */
   skipped: Record<string, number>
 }
 
@@ -52,13 +63,24 @@ export interface OfflineOptions {
 }
 
 export class OfflineReader {
-  readonly stats: OfflineStats = { files: 0, packets: 0, datagrams: 0, tcpMessages: 0, skipped: {} }
+  readonly stats: OfflineStats = {
+    files: 0,
+    packets: 0,
+    datagrams: 0,
+    tcpMessages: 0,
+    fragments: 0,
+    reassembled: 0,
+    skipped: {},
+  }
   private now = 0
   /** Open TCP streams by direction id, least recently seen first. */
   private readonly tcp = new Map<string, TcpStream>()
   private readonly anomalies = new Anomalies()
   private readonly pkt = new PacketDecoder(this.anomalies)
   private readonly info = new PacketInfo()
+  /** Fragmented export datagrams being rebuilt; its drops are counted apart, into `skipped`. */
+  private readonly fragmentAnomalies = new Anomalies()
+  private readonly reassembly = new IpReassembly(this.fragmentAnomalies)
 
   constructor(
     private readonly collector: FlowCollector,
@@ -93,8 +115,8 @@ export class OfflineReader {
       for await (const b of src.batches()) {
         for (let i = 0; i < b.count; i++) {
           this.stats.packets++
-          const ts = (b.tsUs[i] ?? 0) / 1000
-          if (ts > this.now) this.now = ts
+          const tsUs = b.tsUs[i] ?? 0
+          if (tsUs / 1000 > this.now) this.now = tsUs / 1000
           const r = this.pkt.decode(
             b.buf,
             b.view,
@@ -102,52 +124,70 @@ export class OfflineReader {
             b.caplen[i] ?? 0,
             b.origlen[i] ?? 0,
             b.linkType[i] ?? 0,
-            b.tsUs[i] ?? 0,
+            tsUs,
             this.info,
           )
           if (r !== DecodeResult.Ip) {
             this.skip('not_ip')
             continue
           }
-          this.packet(b.buf)
+          this.packet(this.info, tsUs)
         }
       }
     } finally {
       await src.close()
+      this.endFragments()
     }
     for (const [name, n] of src.stats.formatErrors)
       this.stats.skipped[`capture_${name}`] = (this.stats.skipped[`capture_${name}`] ?? 0) + n
   }
 
-  private packet(buf: Uint8Array): void {
-    const p = this.info
+  private packet(packet: PacketInfo, tsUs: number): void {
+    let p = packet
     if (p.protocol !== PROTO_UDP && p.protocol !== PROTO_TCP) {
       this.skip('not_udp_tcp')
       return
     }
     if (p.isFragment) {
-      this.skip('ip_fragment') // flow export datagrams are not reassembled (yet)
-      return
+      // The datagram goes on whole when this fragment completes it (its buffer valid until the next fragment).
+      this.stats.fragments++
+      const whole = this.reassembly.add(p, tsUs)
+      if (whole === undefined) return
+      if (!whole.isFragment) this.stats.reassembled++
+      p = whole
     }
-    if (p.payloadCaptured === 0) {
-      if (p.protocol === PROTO_UDP) this.skip('empty_payload')
-      else this.tcpEnd(p.tcpFlags)
-      return
-    }
-    const payload = buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
-    const key = this.sessionKey()
+    const payload = p.buf.subarray(p.payloadOffset, p.payloadOffset + p.payloadCaptured)
     if (p.protocol === PROTO_UDP) {
+      if (p.payloadCaptured === 0) {
+        this.skip('empty_payload')
+        return
+      }
       this.stats.datagrams++
-      this.sink(this.collector.decode(payload, key, this.now))
+      this.sink(this.collector.decode(payload, this.sessionKey(p), this.now))
       return
     }
-    this.tcpSegment(key, p.tcpSeq, payload)
-    this.tcpEnd(p.tcpFlags, key)
+    const flags = p.tcpFlags
+    if (p.payloadCaptured === 0 && (flags & (TCP_SYN | TCP_FIN | TCP_RST)) === 0) return
+    const key = this.sessionKey(p)
+    // A SYN opens a connection: whatever its 4-tuple carried before (its FIN or RST not captured) ends.
+    if ((flags & TCP_SYN) !== 0) this.tcpEnd(key, false)
+    if (p.payloadCaptured > 0) this.tcpSegment(key, p.tcpSeq, payload)
+    if ((flags & (TCP_FIN | TCP_RST)) !== 0) this.tcpEnd(key, (flags & TCP_RST) !== 0)
   }
 
-  /** The session of the packet in `info` (its sender is the exporter). */
-  private sessionKey(): SessionKey {
-    const p = this.info
+  /**
+   * The end of a capture file: datagrams still missing fragments are dropped (`ip_reassembly_timeout`), and
+   * the reassembler's drops are added to `skipped` by reason.
+   */
+  private endFragments(): void {
+    this.reassembly.finish()
+    for (const [name, n] of Object.entries(this.fragmentAnomalies.toObject()))
+      this.stats.skipped[name] = (this.stats.skipped[name] ?? 0) + n
+    this.fragmentAnomalies.counts.fill(0)
+  }
+
+  /** The session of packet `p` (its sender is the exporter). */
+  private sessionKey(p: PacketInfo): SessionKey {
     return {
       exporterAddress: addrText(p.ipVersion, p.src),
       exporterPort: p.srcPort,
@@ -157,21 +197,44 @@ export class OfflineReader {
     }
   }
 
+  /** The input's clock: the latest capture time read so far, ms (0 before any, and for raw export files). */
+  get time(): number {
+    return this.now
+  }
+
   /** Open TCP streams (for tests and the summary). */
   get tcpStreams(): number {
     return this.tcp.size
   }
 
   /**
-   * The stream of the packet in `info` (session `key`, made here when the caller had none) ends at a FIN (its
-   * direction) or an RST (both directions).
+   * The direction `key` of a TCP connection ended (a FIN from its sender; `both`: an RST, which ends both
+   * directions): its stream goes, and so does the transport session whose sender it is, with its templates
+   * and the data waiting for them (RFC 7011 §8: templates are scoped to the transport session; §8.1: its end
+   * withdraws them), as the TCP listener does when a connection closes. A message left half-read is counted.
    */
-  private tcpEnd(flags: number, key?: SessionKey): void {
-    if ((flags & (TCP_FIN | TCP_RST)) === 0) return
-    const k = key ?? this.sessionKey()
-    this.tcp.delete(streamId(k.exporterAddress, k.exporterPort, k.collectorAddress, k.collectorPort))
-    if ((flags & TCP_RST) !== 0)
-      this.tcp.delete(streamId(k.collectorAddress, k.collectorPort, k.exporterAddress, k.exporterPort))
+  private tcpEnd(key: SessionKey, both: boolean): void {
+    this.endDirection(key.exporterAddress, key.exporterPort, key.collectorAddress, key.collectorPort)
+    if (both)
+      this.endDirection(key.collectorAddress, key.collectorPort, key.exporterAddress, key.exporterPort)
+  }
+
+  private endDirection(from: string, fromPort: number, to: string, toPort: number): void {
+    const id = streamId(from, fromPort, to, toPort)
+    const s = this.tcp.get(id)
+    if (s !== undefined) {
+      if (s.framer.buffered > 0 && s.framer.fault === undefined) this.skip('tcp_partial_message_at_close')
+      this.tcp.delete(id)
+    }
+    this.collector.endSession(
+      sessionId({
+        exporterAddress: from,
+        exporterPort: fromPort,
+        collectorAddress: to,
+        collectorPort: toPort,
+        protocol: 'tcp',
+      }),
+    )
   }
 
   private tcpSegment(key: SessionKey, seq: number, payload: Uint8Array): void {

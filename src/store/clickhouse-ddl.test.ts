@@ -6,11 +6,13 @@ import { COLUMNS, COMPUTED_COLUMNS } from '../schema/columns.js'
 import {
   DEFAULT_SHARDING_KEY,
   addMissingColumns,
+  addMissingIndexes,
   clusterDdl,
   columnType,
   createFlowsTable,
+  indexNames,
 } from './clickhouse-ddl.js'
-import { generationFor, parseVersion, tableGeneration } from './clickhouse-version.js'
+import { generationFor, parseVersion, supportsSkipIndexes, tableGeneration } from './clickhouse-version.js'
 
 describe('ClickHouse version', () => {
   it('reads versions and picks the generation', () => {
@@ -22,6 +24,14 @@ describe('ClickHouse version', () => {
     expect(() => parseVersion('banana')).toThrow(/cannot read the ClickHouse version/)
     expect(tableGeneration('UInt64')).toBe('legacy')
     expect(tableGeneration("DateTime64(6, 'UTC')")).toBe('modern')
+  })
+
+  it('takes data-skipping indexes from 20.1 on (18.16 has none, 19.x only as an experiment)', () => {
+    expect(supportsSkipIndexes(parseVersion('18.16.1'))).toBe(false)
+    expect(supportsSkipIndexes(parseVersion('19.17.6.36'))).toBe(false)
+    expect(supportsSkipIndexes(parseVersion('20.1.2.4'))).toBe(true)
+    expect(supportsSkipIndexes(parseVersion('21.8.15.7'))).toBe(true) // a legacy-generation server
+    expect(supportsSkipIndexes(parseVersion('24.8.4.13'))).toBe(true)
   })
 })
 
@@ -96,5 +106,44 @@ describe('ClickHouse DDL', () => {
     expect(() =>
       clusterDdl({ cluster: 'c', database: 'x', generation: 'legacy', shardingKey: "rand()'; DROP" }),
     ).toThrow(/sharding key/)
+  })
+
+  it('time pruning: minmax indexes on time_start and time_end where the server takes them', () => {
+    const index = 'INDEX time_start_minmax time_start TYPE minmax GRANULARITY 1'
+    const endIndex = 'INDEX time_end_minmax time_end TYPE minmax GRANULARITY 1'
+    // Modern tables (22.8 and later) have them; a legacy table has them only when the server takes them.
+    const modern = createFlowsTable({ generation: 'modern', database: 'db' })
+    expect(modern).toContain(`  extra Nullable(String) CODEC(ZSTD(1)),\n  ${index},\n  ${endIndex}\n)`)
+    expect(createFlowsTable({ generation: 'legacy', database: 'db' })).not.toContain('INDEX')
+    const legacyOnNewer = createFlowsTable({ generation: 'legacy', database: 'db', skipIndexes: true })
+    expect(legacyOnNewer).toContain(`  ${index},\n  ${endIndex}\n)`)
+    expect(legacyOnNewer).toContain('  time_start Nullable(UInt64),')
+    expect(createFlowsTable({ generation: 'modern', database: 'db', skipIndexes: false })).not.toContain(
+      'INDEX',
+    )
+    // Existing tables: the indexes their CREATE statement lacks are added.
+    expect(indexNames(modern)).toEqual(new Set(['time_start_minmax', 'time_end_minmax']))
+    expect(addMissingIndexes(indexNames(modern), { generation: 'modern', database: 'db' })).toEqual([])
+    const older = 'CREATE TABLE db.flows (`time_start` Nullable(UInt64), `index_x` String) ENGINE = MergeTree'
+    expect(indexNames(older)).toEqual(new Set())
+    expect(addMissingIndexes(indexNames(older), { generation: 'legacy', database: 'db' })).toEqual([
+      'ALTER TABLE db.flows ADD INDEX time_start_minmax time_start TYPE minmax GRANULARITY 1',
+      'ALTER TABLE db.flows ADD INDEX time_end_minmax time_end TYPE minmax GRANULARITY 1',
+    ])
+    const half =
+      'CREATE TABLE db.flows (x UInt8, INDEX time_start_minmax time_start TYPE minmax GRANULARITY 1)'
+    expect(
+      addMissingIndexes(indexNames(half), { generation: 'modern', database: 'db', cluster: 'c' }),
+    ).toEqual([
+      'ALTER TABLE db.flows ON CLUSTER c ADD INDEX time_end_minmax time_end TYPE minmax GRANULARITY 1',
+    ])
+    // The cluster layout: on the local tables, never on the Distributed one.
+    const ddl = clusterDdl({ cluster: 'prod', database: 'flowtel', generation: 'modern' })
+    expect(ddl[1]).toContain(index)
+    expect(ddl[2]).not.toContain('INDEX')
+    expect(clusterDdl({ cluster: 'c', database: 'x', generation: 'legacy' })[1]).not.toContain('INDEX')
+    expect(clusterDdl({ cluster: 'c', database: 'x', generation: 'legacy', skipIndexes: true })[1]).toContain(
+      index,
+    )
   })
 })

@@ -11,6 +11,10 @@
  *   that top-N by address groups by.
  * - modern: `LowCardinality(Nullable(String))`, `Nullable(DateTime64(6)) CODEC(DoubleDelta, LZ4)`, IPv6,
  *   Bool, codecs, and `TTL time_received + INTERVAL n SECOND` when an age limit is given.
+ * - Data-skipping indexes (servers from 20.1, clickhouse-version.ts; not 18.16): minmax on time_start and
+ *   time_end. The sort key starts with time_received, so `flowtel query --since/--until` (time_start) could
+ *   prune nothing and read the whole table; with the index the server skips the granules whose flow times lie
+ *   outside the range. New tables get them in CREATE TABLE, existing ones by ALTER TABLE … ADD INDEX.
  * - cluster: a ReplicatedMergeTree local table on every node (ON CLUSTER), and a Distributed table over it
  *   that collectors insert into and queries read; the sharding key spreads each batch over the shards and
  *   is deterministic, so a retried batch splits the same way and replica deduplication drops the repeat.
@@ -60,6 +64,47 @@ export interface ClickHouseTableOptions {
   cluster?: string
   /** Modern servers: rows older than this (by time_received) are dropped by the table TTL. */
   ttlSeconds?: number
+  /**
+   * The data-skipping indexes (SKIP_INDEXES): for servers that take them (clickhouse-version.ts
+   * supportsSkipIndexes). Default: with the modern generation (22.8 and later), not with legacy.
+   */
+  skipIndexes?: boolean
+}
+
+export interface SkipIndex {
+  readonly name: string
+  readonly column: string
+}
+
+/**
+ * minmax indexes on the flow times: the flows of a granule (GRANULARITY 1: the index_granularity rows, 8192 by
+ * default) span a short time, so a range condition on time_start skips nearly every granule outside it.
+ * time_end too, for filters on the end of flows. Each costs two values per granule.
+ */
+export const SKIP_INDEXES: readonly SkipIndex[] = [
+  { name: 'time_start_minmax', column: 'time_start' },
+  { name: 'time_end_minmax', column: 'time_end' },
+]
+
+/** `name expr TYPE minmax GRANULARITY 1`: an index as CREATE TABLE (after INDEX) and ADD INDEX take it. */
+export function skipIndexDefinition(i: SkipIndex): string {
+  return `${chIdent(i.name)} ${chIdent(i.column)} TYPE minmax GRANULARITY 1`
+}
+
+/** The names of the data-skipping indexes in a table's CREATE statement (system.tables create_table_query). */
+export function indexNames(createTableQuery: string): Set<string> {
+  const names = new Set<string>()
+  for (const m of createTableQuery.matchAll(/\bINDEX\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s/g))
+    if (m[1] !== undefined) names.add(m[1])
+  return names
+}
+
+/** ADD INDEX for each of SKIP_INDEXES the table lacks (`existing`: indexNames of it). */
+export function addMissingIndexes(existing: ReadonlySet<string>, opts: ClickHouseTableOptions): string[] {
+  const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
+  return SKIP_INDEXES.filter((i) => !existing.has(i.name)).map(
+    (i) => `ALTER TABLE ${name}${onCluster(opts.cluster)} ADD INDEX ${skipIndexDefinition(i)}`,
+  )
 }
 
 const onCluster = (cluster: string | undefined): string =>
@@ -93,9 +138,15 @@ export function computedColumns(generation: ClickHouseGeneration): string[] {
 /** CREATE TABLE for the flows table (MergeTree by default). */
 export function createFlowsTable(opts: ClickHouseTableOptions, columns: readonly Column[] = COLUMNS): string {
   const name = `${chIdent(opts.database)}.${chIdent(opts.table ?? FLOWS_TABLE)}`
+  const names = new Set(columns.map((c) => c.name))
+  const indexes =
+    (opts.skipIndexes ?? opts.generation === 'modern')
+      ? SKIP_INDEXES.filter((i) => names.has(i.column)).map((i) => `INDEX ${skipIndexDefinition(i)}`)
+      : []
   const cols = [
     ...columns.map((c) => `${chIdent(c.name)} ${columnType(c, opts.generation)}`),
     ...computedColumns(opts.generation),
+    ...indexes,
   ]
     .map((c) => `  ${c}`)
     .join(',\n')
@@ -149,6 +200,8 @@ export interface ClusterDdlOptions {
   shardingKey?: string
   /** ZooKeeper path of the replicated local table; {shard} and {replica} are the server's macros. */
   zooPath?: string
+  /** The local tables' data-skipping indexes (ClickHouseTableOptions.skipIndexes). */
+  skipIndexes?: boolean
 }
 
 export const DEFAULT_SHARDING_KEY = 'cityHash64(exporter, observation_domain, time_received)'
@@ -172,6 +225,7 @@ export function clusterDdl(o: ClusterDdlOptions): string[] {
       table: local,
       engine: `ReplicatedMergeTree(${chString(zoo)}, '{replica}')`,
       ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),
+      ...(o.skipIndexes !== undefined ? { skipIndexes: o.skipIndexes } : {}),
     }),
     distributedTable(o.database, o.cluster, key, o.generation),
     createMigrationsTable(o.database, o.cluster),

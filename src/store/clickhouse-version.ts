@@ -8,6 +8,10 @@
  *
  * A table keeps the generation it was created with (a server upgraded under it does not change its types),
  * so the store reads the generation of an existing table from its column types (tableGeneration).
+ *
+ * Data-skipping indexes (clickhouse-ddl.ts SKIP_INDEXES) follow the server, not the table's generation: 18.16
+ * has none, 19.x only behind an experimental setting, and from 20.1 on they are a standard feature
+ * (ClickHouse pull request #7974), so a legacy table on a newer server gets them too.
  */
 
 export type ClickHouseGeneration = 'legacy' | 'modern'
@@ -28,10 +32,19 @@ export function parseVersion(text: string): ClickHouseVersion {
   return { text: text.trim(), major: Number(m[1]), minor: Number(m[2]) }
 }
 
+/** The first release where data-skipping indexes are not experimental. */
+export const SKIP_INDEXES_SINCE = { major: 20, minor: 1 } as const
+
+const atLeast = (v: ClickHouseVersion, since: { major: number; minor: number }): boolean =>
+  v.major > since.major || (v.major === since.major && v.minor >= since.minor)
+
+/** Whether the server takes data-skipping indexes (INDEX … TYPE minmax, ALTER TABLE … ADD INDEX). */
+export function supportsSkipIndexes(v: ClickHouseVersion): boolean {
+  return atLeast(v, SKIP_INDEXES_SINCE)
+}
+
 export function generationFor(v: ClickHouseVersion): ClickHouseGeneration {
-  const newer =
-    v.major > MODERN_SINCE.major || (v.major === MODERN_SINCE.major && v.minor >= MODERN_SINCE.minor)
-  return newer ? 'modern' : 'legacy'
+  return atLeast(v, MODERN_SINCE) ? 'modern' : 'legacy'
 }
 
 /** The generation of an existing flows table, from the type of its time_received column. */

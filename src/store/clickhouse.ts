@@ -6,7 +6,9 @@
  *   an existing table keeps its own, read from its column types, and every statement follows the table.
  * - No query parameters (18.16 has none): values are written into SQL only by clickhouse-sql.ts.
  * - Migrations: named steps recorded in `flowtel_migrations`; after them every column the table lacks is
- *   added (18.16 has no ADD COLUMN IF NOT EXISTS, so the store compares with system.columns).
+ *   added (18.16 has no ADD COLUMN IF NOT EXISTS, so the store compares with system.columns), and on servers
+ *   that take them (20.1 and later) every data-skipping index it lacks (clickhouse-ddl.ts SKIP_INDEXES: minmax
+ *   on the flow times, so --since/--until prune; read from system.tables' create_table_query).
  * - Inserts: one HTTP request per batch in RowBinary (clickhouse-rowbinary.ts), naming the columns, so a
  *   table with more (newer) columns stays writable. The BatchWriter (store.ts) batches by size and time.
  * - Retention by age: modern servers also get a table TTL (`MODIFY TTL`, not re-materialised); on every
@@ -36,6 +38,8 @@ import {
 import {
   MIGRATIONS_TABLE,
   addMissingColumns,
+  addMissingIndexes,
+  indexNames,
   createDatabase,
   createFlowsTable,
   createMigrationsTable,
@@ -56,6 +60,7 @@ import {
 import {
   generationFor,
   parseVersion,
+  supportsSkipIndexes,
   tableGeneration,
   type ClickHouseGeneration,
   type ClickHouseVersion,
@@ -278,10 +283,11 @@ export class ClickHouseStore implements FlowStore {
         String(r.name),
       ),
     )
+    const skipIndexes = supportsSkipIndexes(this.version)
     for (const m of MIGRATIONS) {
       if (done.has(m)) continue
       if (m === '0001_flows')
-        await this.command(createFlowsTable({ generation: this.serverGeneration, database: db }))
+        await this.command(createFlowsTable({ generation: this.serverGeneration, database: db, skipIndexes }))
       if (m === '0002_options') await this.command(clickhouseOptionsTable(db))
       await this.command(
         `INSERT INTO ${chIdent(db)}.${MIGRATIONS_TABLE} (name, applied) VALUES (${chString(m)}, toUInt32(now()))`,
@@ -295,6 +301,20 @@ export class ClickHouseStore implements FlowStore {
     const add = addMissingColumns(new Set(info.types.keys()), { generation: info.generation, database: db })
     for (const s of add) await this.command(s)
     if (add.length > 0) await this.readTable()
+    // A table created before the indexes, or on an older server, gets them (its older parts when they merge).
+    if (skipIndexes && info.engine.endsWith('MergeTree'))
+      for (const s of addMissingIndexes(await this.indexes(), { generation: info.generation, database: db }))
+        await this.command(s)
+  }
+
+  /** The data-skipping indexes of the flows table, by name (empty where it has none, as on 18.16). */
+  async indexes(): Promise<Set<string>> {
+    const r = await this.rows(
+      `SELECT create_table_query AS q FROM system.tables WHERE database = ${chString(this.target.database)} ` +
+        `AND name = ${chString(FLOWS_TABLE)}`,
+    )
+    const q = r[0]?.q
+    return indexNames(typeof q === 'string' ? q : '')
   }
 
   private requireTable(): TableInfo {

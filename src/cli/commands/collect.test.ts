@@ -65,4 +65,48 @@ describe('flowtel collect --read', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('bounds the template event lines on stderr per exporter and kind; a summary line carries the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      // One raw IPFIX stream: template 256 defined and withdrawn 1000 times, then refreshed 2000 times.
+      const define = hex('000a 001c 6553f100 00000000 00000001  0002 000c 0100 0001 000b 0002')
+      const withdraw = hex('000a 0018 6553f100 00000000 00000001  0002 0008 0100 0000')
+      const parts: Uint8Array[] = []
+      for (let i = 0; i < 1000; i++) parts.push(define, withdraw)
+      for (let i = 0; i < 2000; i++) parts.push(define)
+      const f = join(dir, 'flood.ipfix')
+      writeFileSync(f, Buffer.concat(parts))
+      await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
+      const lines = stderr.mock.calls
+        .map((c) => String(c[0]))
+        .join('')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      const of = (event: string): Record<string, unknown>[] => lines.filter((l) => l['@event'] === event)
+      // 4000 events: 20 lines of each kind (added, unchanged, withdrawal), then one summary per kind.
+      expect(of('template')).toHaveLength(40)
+      expect(of('withdrawal')).toHaveLength(20)
+      const suppressed = of('template-events-suppressed')
+      expect(suppressed.map((l) => [l['kind'], l['suppressed'], l['logged']])).toEqual([
+        ['template/added', 1001 - 20, 20],
+        ['withdrawal', 1000 - 20, 20],
+        ['template/unchanged', 1999 - 20, 20],
+      ])
+      expect(suppressed[0]).toMatchObject({ exporter: '0.0.0.0' })
+      expect(lines).toHaveLength(40 + 20 + 3 + 1)
+      // The counters keep the exact numbers.
+      const summary = lines.at(-1) as { counters: Record<string, number> }
+      expect(summary.counters).toMatchObject({
+        templates_added: 1001,
+        templates_unchanged: 1999,
+        withdrawal: 1000,
+      })
+    } finally {
+      stderr.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -3,6 +3,8 @@
  * decodes capture files (UDP/TCP payloads on any port) and raw export files (RFC 5655 IPFIX files) as one
  * stream, in order, and prints one JSON line per data record with the probe's element names (recordToJson).
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
+ * On stderr the template events are rate-limited per exporter and kind (--event-log-limit per minute, then one
+ * `template-events-suppressed` line per window; event-log-limit.ts); the counters keep the exact counts.
  * With --store duckdb:PATH or clickhouse:URL the flow records are stored too (batched; flushed at the end, on
  * SIGINT/SIGTERM and by the batch triggers), and retention by age and row count runs at start and every
  * minute while listening. Options data records go to the store's options table (store/options-rows.ts),
@@ -19,6 +21,7 @@ import {
   type TemplateEvent,
 } from '../../collector/decode-message.js'
 import { listen, parseListen, type Listener } from '../../collector/listener.js'
+import { EventLogLimit, type SuppressedEvents } from '../../collector/event-log-limit.js'
 import { OfflineReader } from '../../collector/offline-reader.js'
 import { sequenceSummary } from '../../collector/sequence-summary.js'
 import { basicListToJson } from '../../collector/structured.js'
@@ -38,6 +41,7 @@ interface CollectFlags {
   retentionAge?: number
   retentionRows?: number
   events: boolean
+  eventLogLimit: number
   meta: boolean
   templates?: string
   templateLifetime: number
@@ -81,6 +85,23 @@ const hostText = (h: string): string => (h.includes(':') ? `[${h}]` : h)
 
 function eventLine(e: TemplateEvent): Record<string, unknown> {
   return { '@event': e.event, ...e }
+}
+
+/** The kind a template event is rate-limited by on stderr: the event, with its status when it has one. */
+const eventKind = (e: TemplateEvent): string => (e.status !== undefined ? `${e.event}/${e.status}` : e.event)
+
+/** The stderr line of a window in which template events were left out of the log. */
+function suppressedLine(s: SuppressedEvents): string {
+  return (
+    JSON.stringify({
+      '@event': 'template-events-suppressed',
+      exporter: s.exporter,
+      kind: s.kind,
+      suppressed: s.suppressed,
+      logged: s.logged,
+      seconds: Math.round(s.ms / 1000),
+    }) + '\n'
+  )
 }
 
 export function collectCommand(): Command {
@@ -130,6 +151,13 @@ export function collectCommand(): Command {
       intOption('--retention-rows', 1, 2 ** 53),
     )
     .option('--events', 'also write template events and options data records into the JSON stream', false)
+    .option(
+      '--event-log-limit <n>',
+      'template events written to stderr per exporter and kind per minute; the rest are summed in one ' +
+        'line per minute (0: all; the counters count every event)',
+      intOption('--event-log-limit', 0, 2 ** 30),
+      20,
+    )
     .option('--meta', 'add @version, @exporter, @domain, @template and @exportTime to each line', false)
     .option('--templates <file>', 'load templates from this JSON file first, and save them there at the end')
     .option(
@@ -223,6 +251,15 @@ export function collectCommand(): Command {
       let text = ''
       let side = ''
       let records = 0
+      // Template events on stderr are rate-limited by the input's clock: capture time while reading files
+      // (the reader's), the wall clock while listening.
+      const eventLog = new EventLogLimit({ perWindow: flags.eventLogLimit })
+      let clock = (): number => Date.now()
+      const logEvent = (e: TemplateEvent): void => {
+        const now = clock()
+        if (eventLog.admit(e.exporter, eventKind(e), now)) side += JSON.stringify(eventLine(e)) + '\n'
+        for (const s of eventLog.due(now)) side += suppressedLine(s)
+      }
       const flush = async (): Promise<void> => {
         if (text !== '' && out === undefined) text = ''
         if (text !== '' && out !== undefined) {
@@ -241,16 +278,15 @@ export function collectCommand(): Command {
         if (out === undefined) {
           records += o.columnar ?? 0
           for (const r of o.records) if (!r.isOptions) records++
-          for (const e of o.events) side += JSON.stringify(eventLine(e)) + '\n'
+          for (const e of o.events) logEvent(e)
           for (const r of o.records)
             if (r.isOptions)
               side += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
           return
         }
         for (const e of o.events) {
-          const line = JSON.stringify(eventLine(e)) + '\n'
-          if (flags.events) text += line
-          else side += line
+          if (flags.events) text += JSON.stringify(eventLine(e)) + '\n'
+          else logEvent(e)
         }
         for (const r of o.records) {
           if (r.isOptions) {
@@ -264,6 +300,7 @@ export function collectCommand(): Command {
         }
       }
       const reader = new OfflineReader(col, sink, { sessionPerFile: flags.sessionPerFile })
+      clock = () => reader.time
       // Flush between files so output does not pile up in memory.
       for (const f of reads) {
         await reader.read([f])
@@ -272,6 +309,7 @@ export function collectCommand(): Command {
       await flush()
       const openListeners: Listener[] = []
       if (listens.length > 0) {
+        clock = () => Date.now()
         const listeners = openListeners
         for (const a of listens)
           listeners.push(
@@ -294,6 +332,8 @@ export function collectCommand(): Command {
         let droppedSeen = 0
         const timer = setInterval(() => {
           col.expire()
+          for (const s of eventLog.due(Date.now())) side += suppressedLine(s)
+          void flush()
           // Rows the store thread could not take: said at once (every 10 s at most), not only in the summary.
           const thread = writer?.store instanceof WorkerStore ? writer.store.stats : undefined
           if (thread !== undefined && thread.dropped > droppedSeen) {
@@ -330,8 +370,9 @@ export function collectCommand(): Command {
         }
         clearInterval(timer)
         for (const l of listeners) await l.close()
-        await flush()
       }
+      for (const s of eventLog.drain()) side += suppressedLine(s)
+      await flush()
       if (flags.templates !== undefined) col.templates.saveFile(flags.templates)
       // Everything accepted is stored before the process ends (SIGTERM included: the listeners stopped above).
       if (options !== undefined) await options.flush()

@@ -4,7 +4,8 @@
  * - `--store duckdb:PATH`: what a new DuckDB file gets (lazy layout): the stored table with the core columns
  *   and the `flows` view over it (the other columns are added to the table on their first value).
  * - `--store clickhouse:URL`: the single-server ClickHouse table, for the server's generation (read with
- *   `SELECT version()`; `--generation legacy|modern` prints it without asking a server).
+ *   `SELECT version()`; `--generation legacy|modern` prints it without asking a server), with the
+ *   data-skipping indexes when the server takes them (with `--generation`: modern only).
  * - `--cluster NAME` (ClickHouse): the cluster layout of docs/store.md: database, ReplicatedMergeTree local
  *   table and Distributed table, each ON CLUSTER NAME, for an operator to run once.
  */
@@ -19,7 +20,7 @@ import {
   createFlowsTable,
   createMigrationsTable,
 } from '../../store/clickhouse-ddl.js'
-import type { ClickHouseGeneration } from '../../store/clickhouse-version.js'
+import { supportsSkipIndexes, type ClickHouseGeneration } from '../../store/clickhouse-version.js'
 import { parseStore } from '../../store/open.js'
 import { intOption } from '../options.js'
 
@@ -63,9 +64,12 @@ export function storeCommand(): Command {
         return
       }
       let generation = flags.generation
+      // Data-skipping indexes where the server takes them; with --generation alone, with modern only.
+      let skipIndexes = generation === 'modern'
       if (generation === undefined) {
         const s = await ClickHouseStore.open(spec.target)
         generation = s.serverGeneration
+        skipIndexes = supportsSkipIndexes(s.version)
         await s.close()
       }
       const database = spec.target.database
@@ -76,12 +80,13 @@ export function storeCommand(): Command {
               cluster: flags.cluster,
               database,
               generation,
+              skipIndexes,
               ...ttl,
               ...(flags.shardingKey !== undefined ? { shardingKey: flags.shardingKey } : {}),
             })
           : [
               createDatabase(database),
-              createFlowsTable({ generation, database, ...ttl }),
+              createFlowsTable({ generation, database, skipIndexes, ...ttl }),
               createMigrationsTable(database),
             ]
       process.stdout.write(statements.map((s) => s + ';\n').join('\n'))
