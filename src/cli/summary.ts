@@ -31,6 +31,13 @@ export function formatSummary(s: ProbeSummary): string {
     `export             ${fmt(s.export.messages)} messages, ${fmt(s.export.records)} records, ${fmt(
       s.export.octets,
     )} octets, ${fmt(s.export.templateSends)} template sends, ${fmt(s.export.droppedRecords)} dropped`,
+    ...(s.ipReassembly !== undefined
+      ? [
+          `ip reassembly      ${fmt(s.ipReassembly.reassembled)} datagrams rebuilt for L7, ${fmt(
+            s.ipReassembly.timedOut,
+          )} timed out, ${fmt(s.ipReassembly.evicted)} evicted (limits), ${fmt(s.ipReassembly.dropped)} dropped (bad fragments)`,
+        ]
+      : []),
     `time               ${s.seconds.toFixed(2)} s (${fmt(Math.round(rate))} packets/s)`,
     ...section('end reasons', s.endReasons),
     ...section('anomalies', s.anomalies),

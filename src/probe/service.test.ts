@@ -16,6 +16,8 @@ import { liveWorkerThreads } from './workers/worker-pool.js'
 
 const DNS = 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap'
 const HTTP = 'test/fixtures/pcap/interop/arkime-http-simple-get.pcap'
+/** Four DNS answers in two IPv4 fragments each (see test/fixtures/pcap/ipv4/SOURCES.md). */
+const EDNS_FRAGMENTS = 'test/fixtures/pcap/ipv4/zeek-dns-edns-ecs.pcap'
 
 interface Receiver {
   listener: Listener
@@ -317,8 +319,8 @@ describe('ProbeService with worker threads (workers: 2)', () => {
   }
 
   it('exports the same flow records and L7 transactions as one thread, through one exporter (one domain)', async () => {
-    const files = [[DNS], [HTTP]]
-    const want = (await ipPackets([DNS])) + (await ipPackets([HTTP]))
+    const files = [[DNS], [HTTP], [EDNS_FRAGMENTS]]
+    const want = (await ipPackets([DNS])) + (await ipPackets([HTTP])) + (await ipPackets([EDNS_FRAGMENTS]))
     // The same packet times in both runs.
     const startUs = Date.now() * 1000
     const one = await meter(1, files, startUs)
@@ -339,6 +341,10 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     expect(st.flows.created).toBe(one.svc.status().flows.created)
     expect(st.flows.active).toBe(0)
     expect(st.flows.exportedByEndReason).toEqual(one.svc.status().flows.exportedByEndReason)
+    // The status counts the datagrams rebuilt for the L7 groups, summed over the workers.
+    const rebuilt = { reassembled: 4, timedOut: 0, evicted: 0, dropped: 0 }
+    expect(one.svc.status().ipReassembly).toEqual(rebuilt)
+    expect(st.ipReassembly).toEqual(rebuilt)
     expect(liveWorkerThreads()).toBe(0)
   })
 

@@ -10,6 +10,7 @@
  * exporter ticks (template refresh, statistics) when that time crosses a whole second.
  */
 import type { PacketBatch } from '../../capture/batch.js'
+import { addIpReassemblyStats, emptyIpReassemblyStats } from '../../decode/ip-reassembly.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { PipelineOptions } from '../pipeline.js'
 import { RecordMerger } from './record-relay.js'
@@ -138,6 +139,8 @@ export class LiveWorkers {
       t.activeFlows += c.activeFlows
       c.exportedByReason.forEach((n, i) => (t.exportedByReason[i] = (t.exportedByReason[i] ?? 0) + n))
       for (const [k, v] of Object.entries(c.anomalies)) t.anomalies[k] = (t.anomalies[k] ?? 0) + v
+      if (c.ipReassembly !== undefined)
+        t.ipReassembly = addIpReassemblyStats(t.ipReassembly ?? emptyIpReassemblyStats(), c.ipReassembly)
       t.generationsAlive = Math.max(t.generationsAlive, c.generationsAlive)
     }
     return t
