@@ -20,6 +20,14 @@ function section(title: string, entries: Record<string, number>): string[] {
   return [`${title}:`, ...keys.map((k) => `  ${k.padEnd(width)}  ${fmt(entries[k]!)}`)]
 }
 
+/** The L7 groups' anomalies as `group.name` (the summary's `l7.<group>.anomalies`). */
+function l7Anomalies(l7: NonNullable<ProbeSummary['l7']>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [group, g] of Object.entries(l7))
+    for (const [name, n] of Object.entries(g.anomalies)) out[`${group}.${name}`] = n
+  return out
+}
+
 export function formatSummary(s: ProbeSummary): string {
   const rate = s.seconds > 0 ? s.packets / s.seconds : 0
   const lines = [
@@ -41,6 +49,7 @@ export function formatSummary(s: ProbeSummary): string {
     `time               ${s.seconds.toFixed(2)} s (${fmt(Math.round(rate))} packets/s)`,
     ...section('end reasons', s.endReasons),
     ...section('anomalies', s.anomalies),
+    ...(s.l7 !== undefined ? section('l7 anomalies', l7Anomalies(s.l7)) : []),
     ...section('capture format errors', s.formatErrors),
     ...Object.entries(s.transportProblems ?? {}).map(
       ([name, p]) =>
