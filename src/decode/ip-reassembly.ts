@@ -35,6 +35,13 @@
  */
 import { A, type Anomalies } from './anomalies.js'
 import { PacketInfo } from './packet.js'
+import {
+  IPPROTO_ICMP as ICMP,
+  IPPROTO_ICMPV6 as ICMPV6,
+  IPPROTO_TCP as TCP,
+  IPPROTO_UDP as UDP,
+  IPPROTO_UDPLITE as UDP_LITE,
+} from './protocol-numbers.js'
 import { DEFAULT_FRAGMENT_TIMEOUT_US, fragmentKey } from './fragments.js'
 
 export interface IpReassemblyOptions {
@@ -92,12 +99,6 @@ const IPV6_FRAGMENT_HEADER = 8
 const MIN_BUFFER = 2048
 /** Free buffers kept per size class. */
 const POOL_PER_CLASS = 4
-
-const TCP = 6
-const UDP = 17
-const UDP_LITE = 136
-const ICMP = 1
-const ICMPV6 = 58
 
 /** One datagram being reassembled. */
 class Datagram {
