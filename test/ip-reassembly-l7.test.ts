@@ -1,10 +1,12 @@
 // End to end: the probe's JSON output shows the DNS answers of fragmented UDP datagrams (IPv4 in a real
 // capture, IPv6 in a crafted one), rebuilt for the L7 groups only (src/decode/ip-reassembly.ts), while the
-// flow records count every fragment exactly as without L7 groups; reassembly drops show in the summary.
+// flow records count every fragment exactly as without L7 groups; the summary counts the datagrams rebuilt
+// and dropped.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { formatSummary } from '../src/cli/summary.js'
 import { ascii, dnsMessage } from './helpers/l7.js'
 import { LINKTYPE, PROTO, eth, fragmentExt, ipv4, ipv6, pcapFile, udp } from './helpers/packet-builder.js'
 import { tcpConversation } from './helpers/tcp-conversation.js'
@@ -34,6 +36,8 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
       expect(r.flowtelDnsAnswerTtls).toBe('60,60,60,60')
     }
     expect(summary.anomalies).toEqual({})
+    // The summary says how many datagrams were rebuilt: the four fragmented answers.
+    expect(summary.ipReassembly).toEqual({ reassembled: 4, timedOut: 0, evicted: 0, dropped: 0 })
   })
 
   it('counts every fragment in the flow records exactly as without L7 groups', async () => {
@@ -204,8 +208,14 @@ describe('IP reassembly for the L7 groups (probe JSON output)', () => {
     )
     const { summary } = await probeRecords([file], { fields: ['core', 'dns'] })
     expect(summary.anomalies).toEqual({ ipv6_fragment_overlap: 1, ip_reassembly_timeout: 1 })
+    expect(summary.ipReassembly).toEqual({ reassembled: 0, timedOut: 1, evicted: 0, dropped: 1 })
+    expect(formatSummary(summary)).toContain(
+      'ip reassembly      0 datagrams rebuilt for L7, 1 timed out, 0 evicted (limits), 1 dropped (bad fragments)',
+    )
     // Without an L7 group there is no reassembly, and nothing to count.
     const off = await probeRecords([file], { fields: ['core'] })
     expect(off.summary.anomalies).toEqual({})
+    expect(off.summary.ipReassembly).toBeUndefined()
+    expect(formatSummary(off.summary)).not.toContain('ip reassembly')
   })
 })

@@ -20,6 +20,14 @@ function section(title: string, entries: Record<string, number>): string[] {
   return [`${title}:`, ...keys.map((k) => `  ${k.padEnd(width)}  ${fmt(entries[k]!)}`)]
 }
 
+/** The L7 groups' anomalies as `group.name` (the summary's `l7.<group>.anomalies`). */
+function l7Anomalies(l7: NonNullable<ProbeSummary['l7']>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [group, g] of Object.entries(l7))
+    for (const [name, n] of Object.entries(g.anomalies)) out[`${group}.${name}`] = n
+  return out
+}
+
 export function formatSummary(s: ProbeSummary): string {
   const rate = s.seconds > 0 ? s.packets / s.seconds : 0
   const lines = [
@@ -31,9 +39,17 @@ export function formatSummary(s: ProbeSummary): string {
     `export             ${fmt(s.export.messages)} messages, ${fmt(s.export.records)} records, ${fmt(
       s.export.octets,
     )} octets, ${fmt(s.export.templateSends)} template sends, ${fmt(s.export.droppedRecords)} dropped`,
+    ...(s.ipReassembly !== undefined
+      ? [
+          `ip reassembly      ${fmt(s.ipReassembly.reassembled)} datagrams rebuilt for L7, ${fmt(
+            s.ipReassembly.timedOut,
+          )} timed out, ${fmt(s.ipReassembly.evicted)} evicted (limits), ${fmt(s.ipReassembly.dropped)} dropped (bad fragments)`,
+        ]
+      : []),
     `time               ${s.seconds.toFixed(2)} s (${fmt(Math.round(rate))} packets/s)`,
     ...section('end reasons', s.endReasons),
     ...section('anomalies', s.anomalies),
+    ...(s.l7 !== undefined ? section('l7 anomalies', l7Anomalies(s.l7)) : []),
     ...section('capture format errors', s.formatErrors),
     ...Object.entries(s.transportProblems ?? {}).map(
       ([name, p]) =>

@@ -20,20 +20,22 @@ import { Anomalies } from '../decode/anomalies.js'
 import { IpReassembly } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
+import {
+  IPPROTO_TCP as PROTO_TCP,
+  IPPROTO_UDP as PROTO_UDP,
+  TH_FIN as TCP_FIN,
+  TH_RST as TCP_RST,
+  TH_SYN as TCP_SYN,
+} from '../decode/protocol-numbers.js'
 import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
 import { FILE_SESSION, sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
 
-const PROTO_TCP = 6
-const PROTO_UDP = 17
 /** Raw export files larger than this are refused (they are read whole). */
 const MAX_RAW_FILE = 256 * 1024 * 1024
 /** TCP streams kept at most (each holds at most one incomplete message, up to 64 KiB). */
 export const MAX_TCP_STREAMS = 4096
-const TCP_FIN = 0x01
-const TCP_SYN = 0x02
-const TCP_RST = 0x04
 
 /** The TCP stream map's key of the direction from `a`:`ap` to `b`:`bp`. */
 const streamId = (a: string, ap: number, b: string, bp: number): string => `${a}:${ap}>${b}:${bp}`

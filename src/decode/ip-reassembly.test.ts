@@ -266,6 +266,8 @@ describe('IP reassembly', () => {
     h.r.finish()
     expect(counted(h)).toEqual({ ip_reassembly_timeout: 4 })
     expect([h.r.size, h.r.heldBytes]).toEqual([0, 0])
+    // The summary's counts (stats) agree with the anomalies.
+    expect(h.r.stats()).toEqual({ reassembled: 0, timedOut: 4, evicted: 0, dropped: 0 })
   })
 
   it('evicts the oldest datagram at the datagram-count cap and at the byte cap', () => {
@@ -288,6 +290,8 @@ describe('IP reassembly', () => {
     expect(b.r.heldBytes).toBe(4096)
     expect(b.feed(v4(frags[2]!, 2), 4)).toEqual(PAYLOAD)
     expect(b.r.heldBytes).toBe(0)
+    expect(h.r.stats()).toEqual({ reassembled: 1, timedOut: 0, evicted: 1, dropped: 0 })
+    expect(b.r.stats()).toEqual({ reassembled: 1, timedOut: 0, evicted: 1, dropped: 0 })
   })
 
   it('drops a datagram of more fragments than the cap', () => {
@@ -296,6 +300,7 @@ describe('IP reassembly', () => {
     expect(frags.length).toBe(6)
     for (const f of frags) expect(h.feed(v4(f), 1)).toBeUndefined()
     expect(counted(h)).toEqual({ ip_reassembly_evicted: 1 })
+    expect(h.r.stats()).toEqual({ reassembled: 0, timedOut: 0, evicted: 1, dropped: 0 })
   })
 
   it('treats an IPv6 atomic fragment (RFC 6946) as a whole packet: nothing to reassemble', () => {

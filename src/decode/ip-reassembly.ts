@@ -35,6 +35,13 @@
  */
 import { A, type Anomalies } from './anomalies.js'
 import { PacketInfo } from './packet.js'
+import {
+  IPPROTO_ICMP as ICMP,
+  IPPROTO_ICMPV6 as ICMPV6,
+  IPPROTO_TCP as TCP,
+  IPPROTO_UDP as UDP,
+  IPPROTO_UDPLITE as UDP_LITE,
+} from './protocol-numbers.js'
 import { DEFAULT_FRAGMENT_TIMEOUT_US, fragmentKey } from './fragments.js'
 
 export interface IpReassemblyOptions {
@@ -46,6 +53,34 @@ export interface IpReassemblyOptions {
   maxFragments: number
   /** How long an incomplete datagram waits for its missing fragments, packet-time µs. */
   timeoutUs: number
+}
+
+/**
+ * What reassembly did with the datagrams it took, for the probe's summary and status (the drops also count
+ * their named anomalies; `reassembled` has none).
+ */
+export interface IpReassemblyStats {
+  /** Datagrams rebuilt and handed to the L7 path. */
+  reassembled: number
+  /** Datagrams still incomplete at the timeout or at the end of the input (`ip_reassembly_timeout`). */
+  timedOut: number
+  /** Datagrams dropped for the limits: datagram count, buffer bytes, fragments per datagram. */
+  evicted: number
+  /** Datagrams dropped for their fragments: tiny, bad length, IPv6 overlap, cut by the capture, flow mismatch. */
+  dropped: number
+}
+
+export function emptyIpReassemblyStats(): IpReassemblyStats {
+  return { reassembled: 0, timedOut: 0, evicted: 0, dropped: 0 }
+}
+
+/** Adds `b`'s counts into `a` (several pipelines, generations or workers). */
+export function addIpReassemblyStats(a: IpReassemblyStats, b: IpReassemblyStats): IpReassemblyStats {
+  a.reassembled += b.reassembled
+  a.timedOut += b.timedOut
+  a.evicted += b.evicted
+  a.dropped += b.dropped
+  return a
 }
 
 export const DEFAULT_IP_REASSEMBLY_OPTIONS: IpReassemblyOptions = {
@@ -64,12 +99,6 @@ const IPV6_FRAGMENT_HEADER = 8
 const MIN_BUFFER = 2048
 /** Free buffers kept per size class. */
 const POOL_PER_CLASS = 4
-
-const TCP = 6
-const UDP = 17
-const UDP_LITE = 136
-const ICMP = 1
-const ICMPV6 = 58
 
 /** One datagram being reassembled. */
 class Datagram {
@@ -115,6 +144,10 @@ export class IpReassembly {
   private readonly whole = new PacketInfo()
   /** Datagrams rebuilt so far. */
   reassembled = 0
+  /** Datagrams given up so far: timed out, evicted for the limits, dropped for their fragments. */
+  timedOut = 0
+  evicted = 0
+  dropped = 0
 
   constructor(
     private readonly anomalies: Anomalies,
@@ -129,6 +162,12 @@ export class IpReassembly {
   /** Buffer bytes held by incomplete datagrams. */
   get heldBytes(): number {
     return this.held
+  }
+
+  /** The counts so far (a new object). */
+  stats(): IpReassemblyStats {
+    const { reassembled, timedOut, evicted, dropped } = this
+    return { reassembled, timedOut, evicted, dropped }
   }
 
   /**
@@ -204,9 +243,14 @@ export class IpReassembly {
   /** End of the input: every datagram still incomplete counts `ip_reassembly_timeout` (it never completed). */
   finish(): void {
     for (const d of this.datagrams.values()) {
-      if (!d.dead) this.anomalies.inc(A.ip_reassembly_timeout)
+      if (!d.dead) this.timeout()
       this.retire(d)
     }
+  }
+
+  private timeout(): void {
+    this.anomalies.inc(A.ip_reassembly_timeout)
+    this.timedOut++
   }
 
   /**
@@ -356,6 +400,7 @@ export class IpReassembly {
     // The fragment was counted in the flow of its own ports: hand the datagram to that flow only.
     if (w.srcPort !== p.srcPort || w.dstPort !== p.dstPort) {
       this.anomalies.inc(A.ip_reassembly_flow_mismatch)
+      this.dropped++
       return undefined
     }
     this.reassembled++
@@ -368,7 +413,10 @@ export class IpReassembly {
       const oldest = this.datagrams.values().next()
       if (oldest.done !== true) {
         const o = oldest.value
-        if (!o.dead) this.anomalies.inc(A.ip_reassembly_evicted)
+        if (!o.dead) {
+          this.anomalies.inc(A.ip_reassembly_evicted)
+          this.evicted++
+        }
         this.retire(o)
       }
     }
@@ -381,6 +429,8 @@ export class IpReassembly {
   /** Drop a datagram: count `anomaly`, free its buffer, keep it as a tombstone until its timeout. */
   private kill(d: Datagram, anomaly: number): undefined {
     this.anomalies.inc(anomaly)
+    if (anomaly === A.ip_reassembly_evicted) this.evicted++
+    else this.dropped++
     this.release(d)
     d.dead = true
     return undefined
@@ -400,7 +450,7 @@ export class IpReassembly {
     const timeout = this.opts.timeoutUs
     for (const d of this.datagrams.values()) {
       if (nowUs - d.createdUs <= timeout) break
-      if (!d.dead) this.anomalies.inc(A.ip_reassembly_timeout)
+      if (!d.dead) this.timeout()
       this.retire(d)
     }
   }

@@ -37,6 +37,7 @@ function status(scale: number): ProbeStatus {
       exportedByEndReason: { 'idle-timeout': 30 * scale, 'end-of-flow': 4 },
     },
     anomalies: { ip_bad_checksum: 2 * scale, tcp_short_header: 1 },
+    ipReassembly: { reassembled: 5 * scale, timedOut: scale, evicted: 0, dropped: 2 },
     collectors: [
       {
         collector: '10.0.0.9:4739',
@@ -82,6 +83,9 @@ describe('Prometheus metrics', () => {
     expect(sampleValue(e, 'flowtel_flows_created_total')).toBe(90)
     expect(sampleValue(e, 'flowtel_flows_exported_total', { end_reason: 'idle-timeout' })).toBe(30)
     expect(sampleValue(e, 'flowtel_anomalies_total', { name: 'ip_bad_checksum' })).toBe(2)
+    const reassembly = (outcome: string): number | undefined =>
+      sampleValue(e, 'flowtel_ip_reassembly_datagrams_total', { outcome })
+    expect(['reassembled', 'timed_out', 'evicted', 'dropped'].map(reassembly)).toEqual([5, 1, 0, 2])
     expect(sampleValue(e, 'flowtel_export_messages_total', { collector: '10.0.0.9:4739' })).toBe(11)
     expect(sampleValue(e, 'flowtel_export_bytes_total', { collector: '[2001:db8::1]:4739' })).toBe(400)
     expect(sampleValue(e, 'flowtel_export_errors_total', { collector: '[2001:db8::1]:4739' })).toBe(1)

@@ -36,6 +36,7 @@ export const METRIC_NAMES = [
   'flowtel_flows_created_total',
   'flowtel_flows_exported_total',
   'flowtel_anomalies_total',
+  'flowtel_ip_reassembly_datagrams_total',
   'flowtel_export_messages_total',
   'flowtel_export_bytes_total',
   'flowtel_export_errors_total',
@@ -135,6 +136,17 @@ export function createProbeMetrics(status: () => ProbeStatus, opts: ProbeMetrics
   )
   labelled('flowtel_anomalies_total', 'Decoder and flow meter anomalies, by name.', 'name', (s) =>
     Object.entries(s.anomalies),
+  )
+  labelled(
+    'flowtel_ip_reassembly_datagrams_total',
+    'IP datagrams of fragments, rebuilt for the L7 groups or given up, by outcome.',
+    'outcome',
+    (s) => [
+      ['reassembled', s.ipReassembly.reassembled],
+      ['timed_out', s.ipReassembly.timedOut],
+      ['evicted', s.ipReassembly.evicted],
+      ['dropped', s.ipReassembly.dropped],
+    ],
   )
   labelled(
     'flowtel_export_messages_total',

@@ -5,6 +5,7 @@
  * value at scrape time, so the two never disagree. Counters are totals since the probe service started and
  * only grow, except where a collector or interface is removed (its entry disappears).
  */
+import { emptyIpReassemblyStats, type IpReassemblyStats } from '../decode/ip-reassembly.js'
 import type { TransportStats } from '../ipfix/transport.js'
 
 /** One monitored interface (live capture). */
@@ -66,6 +67,8 @@ export interface ProbeStatus {
   flows: FlowStatus
   /** Anomalies counted by the decoder and flow meter, by name (see decode/anomalies.ts). */
   anomalies: Record<string, number>
+  /** IP datagrams rebuilt for the L7 groups and those given up (all 0 while no L7 group is on). */
+  ipReassembly: IpReassemblyStats
   collectors: CollectorStatus[]
   /** Data records exported (flow records and options records), counted once whatever the collectors. */
   recordsExported: number
@@ -85,6 +88,7 @@ export function emptyProbeStatus(): ProbeStatus {
     interfaces: [],
     flows: { active: 0, created: 0, exportedByEndReason: {} },
     anomalies: {},
+    ipReassembly: emptyIpReassemblyStats(),
     collectors: [],
     recordsExported: 0,
     volume: { monitoredBytes: 0, telemetryBytes: 0, ratio: null },

@@ -16,7 +16,7 @@
  */
 import type { PacketBatch } from '../capture/batch.js'
 import { Anomalies } from '../decode/anomalies.js'
-import { IpReassembly, type IpReassemblyOptions } from '../decode/ip-reassembly.js'
+import { IpReassembly, type IpReassemblyOptions, type IpReassemblyStats } from '../decode/ip-reassembly.js'
 import { PacketDecoder } from '../decode/packet-decoder.js'
 import { DecodeResult, PacketInfo } from '../decode/packet.js'
 import { EndReason, END_REASON_NAMES, type FlowFeature, type FlowView } from '../flow/feature.js'
@@ -246,6 +246,11 @@ export class MeteringPipeline {
       if (n > 0) out[END_REASON_NAMES[reason] ?? String(reason)] = n
     })
     return out
+  }
+
+  /** What IP reassembly for the L7 groups did; undefined when no L7 group is on (there is none). */
+  ipReassembly(): IpReassemblyStats | undefined {
+    return this.reassembly?.stats()
   }
 
   /** Per L7 group: flows claimed, transactions and anomalies; undefined when no L7 group is on. */

@@ -3,6 +3,7 @@
  * the end-of-run summary. A file of its own so that the export set-up (./export-setup.ts) and the CLI can
  * name them without importing the run loop.
  */
+import type { IpReassemblyStats } from '../decode/ip-reassembly.js'
 import { DEFAULT_CACHE_OPTIONS } from '../flow/flow-cache.js'
 import type { L7Summary } from '../flow/fields/l7-transactions.js'
 import type { Transport } from '../ipfix/transport.js'
@@ -62,6 +63,8 @@ export interface ProbeSummary {
   anomalies: Record<string, number>
   formatErrors: Record<string, number>
   export: { messages: number; records: number; octets: number; templateSends: number; droppedRecords: number }
+  /** IP datagrams rebuilt for the L7 groups, and those given up, when an L7 group is on. */
+  ipReassembly?: IpReassemblyStats
   /** Per L7 field group (`dns`, `http`, `tls`) when selected: flows claimed, transactions and anomalies. */
   l7?: Record<string, L7Summary>
   /** Per NetFlow v9/v5 destination: what the format could not carry (see transport-netflow.ts). */

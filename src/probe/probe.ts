@@ -59,6 +59,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
   const formatErrors: Record<string, number> = {}
   for (const [k, v] of source.stats.formatErrors) formatErrors[k] = v
   const l7 = pipeline.l7Summary()
+  const ipReassembly = pipeline.ipReassembly()
   return {
     packets: counters.packets,
     capturedBytes: source.stats.bytes,
@@ -73,6 +74,7 @@ export async function runProbe(opts: ProbeOptions): Promise<ProbeSummary> {
     anomalies: pipeline.anomalies.toObject(),
     formatErrors,
     export: { ...exporter.stats },
+    ...(ipReassembly !== undefined ? { ipReassembly } : {}),
     ...(l7 !== undefined ? { l7 } : {}),
     ...transportReports(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,

@@ -2,6 +2,7 @@
 // real UDP export to our collector on loopback. Live apply of timeouts, field groups and collectors, and bad
 // settings rejected whole with the keys named.
 import { afterEach, describe, expect, it } from 'vitest'
+import { CATALOGUE } from '../appid/catalogue.js'
 import { checkMonitorable, type NetInterface } from '../capture/interfaces.js'
 import { FlowCollector, type CollectedRecord, type TemplateEvent } from '../collector/decode-message.js'
 import { listen, type Listener } from '../collector/listener.js'
@@ -16,6 +17,8 @@ import { liveWorkerThreads } from './workers/worker-pool.js'
 
 const DNS = 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap'
 const HTTP = 'test/fixtures/pcap/interop/arkime-http-simple-get.pcap'
+/** Four DNS answers in two IPv4 fragments each (see test/fixtures/pcap/ipv4/SOURCES.md). */
+const EDNS_FRAGMENTS = 'test/fixtures/pcap/ipv4/zeek-dns-edns-ecs.pcap'
 
 interface Receiver {
   listener: Listener
@@ -317,8 +320,8 @@ describe('ProbeService with worker threads (workers: 2)', () => {
   }
 
   it('exports the same flow records and L7 transactions as one thread, through one exporter (one domain)', async () => {
-    const files = [[DNS], [HTTP]]
-    const want = (await ipPackets([DNS])) + (await ipPackets([HTTP]))
+    const files = [[DNS], [HTTP], [EDNS_FRAGMENTS]]
+    const want = (await ipPackets([DNS])) + (await ipPackets([HTTP])) + (await ipPackets([EDNS_FRAGMENTS]))
     // The same packet times in both runs.
     const startUs = Date.now() * 1000
     const one = await meter(1, files, startUs)
@@ -339,6 +342,10 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     expect(st.flows.created).toBe(one.svc.status().flows.created)
     expect(st.flows.active).toBe(0)
     expect(st.flows.exportedByEndReason).toEqual(one.svc.status().flows.exportedByEndReason)
+    // The status counts the datagrams rebuilt for the L7 groups, summed over the workers.
+    const rebuilt = { reassembled: 4, timedOut: 0, evicted: 0, dropped: 0 }
+    expect(one.svc.status().ipReassembly).toEqual(rebuilt)
+    expect(st.ipReassembly).toEqual(rebuilt)
     expect(liveWorkerThreads()).toBe(0)
   })
 
@@ -385,6 +392,35 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     expect(b.records.every((x) => !x.deferred)).toBe(true)
     expect(b.collector.pending.counters['pending_added'] ?? 0).toBe(0)
     expect(svc.getSettings()).toMatchObject({ activeTimeout: 120, inactiveTimeout: 10, workers: 2 })
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it('sends the application catalogue again at a field-group change that keeps `app`, as one thread does', async () => {
+    // One thread sets the new generation's `app` group up, which sends the catalogue; with workers the
+    // workers' copies are dropped and the record merger sent it once only (its next round of templates
+    // could come as late as the final flush, with no catalogue after it).
+    const catalogueRecords = async (workers: number): Promise<number> => {
+      const rx = await receiver()
+      cleanup.push(() => rx.listener.close())
+      const { svc, h } = await started(settings({ collectors: [rx.address], fields: ['l2', 'app'], workers }))
+      const http = await readPackets([HTTP])
+      const cap = h.captures.get('fake0')!
+      const base = Date.now() * 1000
+      cap.feed(http, base)
+      await cap.drained()
+      expect((await svc.applySettings({ ...svc.getSettings(), fields: ['l2', 'app', 'tcpext'] })).ok).toBe(
+        true,
+      )
+      cap.feed(http, base + 10_000_000)
+      await cap.drained()
+      await svc.stop()
+      const want = 2 * (await ipPackets([HTTP]))
+      await waitFor(() => packetsIn(rx.records) === want)
+      return rx.records.filter((r) => r.isOptions && has(r, 'applicationName')).length
+    }
+    const one = await catalogueRecords(1)
+    expect(one).toBe(2 * CATALOGUE.length)
+    expect(await catalogueRecords(2)).toBe(one)
     expect(liveWorkerThreads()).toBe(0)
   })
 

@@ -41,6 +41,11 @@
  */
 import type { PacketBatch } from '../capture/batch.js'
 import type { CaptureSettings, ProbeSettings } from '../config/settings.js'
+import {
+  addIpReassemblyStats,
+  emptyIpReassemblyStats,
+  type IpReassemblyStats,
+} from '../decode/ip-reassembly.js'
 import { EndReason, END_REASON_NAMES } from '../flow/feature.js'
 import { DEFAULT_CACHE_OPTIONS } from '../flow/flow-cache.js'
 import { describeElement } from '../ipfix/enterprise/flowtel.js'
@@ -144,6 +149,7 @@ interface RetiredTotals {
   flowsCreated: number
   byReason: number[]
   anomalies: Map<string, number>
+  ipReassembly: IpReassemblyStats
   monitoredBytes: number
   telemetryBytes: number
   ignoredPackets: number
@@ -189,6 +195,7 @@ export class ProbeService implements TelemetryControl {
     flowsCreated: 0,
     byReason: [0, 0, 0, 0, 0, 0],
     anomalies: new Map(),
+    ipReassembly: emptyIpReassemblyStats(),
     monitoredBytes: 0,
     telemetryBytes: 0,
     ignoredPackets: 0,
@@ -318,7 +325,10 @@ export class ProbeService implements TelemetryControl {
     let active = 0
     let packets = r.packets
     const anomalies = new Map(r.anomalies)
+    const ipReassembly = { ...r.ipReassembly }
     for (const g of gens) {
+      const ra = g.ipReassembly()
+      if (ra !== undefined) addIpReassemblyStats(ipReassembly, ra)
       created += g.cache.counters.flowsCreated
       active += g.cache.size
       packets += g.counters.packets
@@ -334,6 +344,7 @@ export class ProbeService implements TelemetryControl {
       packets += w.packets
       w.exportedByReason.forEach((n, i) => (byReason[i] = (byReason[i] ?? 0) + n))
       for (const [k, v] of Object.entries(w.anomalies)) anomalies.set(k, (anomalies.get(k) ?? 0) + v)
+      if (w.ipReassembly !== undefined) addIpReassemblyStats(ipReassembly, w.ipReassembly)
       generationsAlive = w.generationsAlive
     }
     const exportedByEndReason: Record<string, number> = {}
@@ -363,6 +374,7 @@ export class ProbeService implements TelemetryControl {
       interfaces,
       flows: { active, created, exportedByEndReason },
       anomalies: Object.fromEntries(anomalies),
+      ipReassembly,
       collectors,
       recordsExported: this.exporter?.stats.records ?? 0,
       volume: {
@@ -555,6 +567,8 @@ export class ProbeService implements TelemetryControl {
     prev.cache.counters.exportedByReason.forEach((n, i) => (r.byReason[i] = (r.byReason[i] ?? 0) + n))
     for (const [k, v] of Object.entries(prev.anomalies.toObject()))
       r.anomalies.set(k, (r.anomalies.get(k) ?? 0) + v)
+    const ra = prev.ipReassembly()
+    if (ra !== undefined) addIpReassemblyStats(r.ipReassembly, ra)
     r.ignoredPackets += prev.counters.malformed + prev.counters.unsupported
     r.ignoredOctets += prev.counters.ignoredOctets
     this.log(`settings: the previous field groups' flows are all exported`)

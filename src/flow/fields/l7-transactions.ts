@@ -105,7 +105,7 @@ export function clipAll(strings: string[], budget = STRING_BUDGET): string[] {
 
 /**
  * What an L7 group did in a run (probe summary). flowsClaimed, handoffs, bufferOverflows, parserErrors and
- * anomalies are those of the group's parser; flowsRejected (flows no parser claimed), slotsExhausted and
+ * anomalies are those of the group's parser (anomalies also the group's own, of its records); flowsRejected (flows no parser claimed), slotsExhausted and
  * reassembly are the shared engine's.
  */
 export interface L7Summary {
@@ -201,6 +201,8 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
    */
   private readonly path: TxPath<Tx>
   private hub: L7Hub | undefined
+  /** Anomalies of the group's own record writing (a record that could not carry all of a transaction). */
+  private readonly recordAnomalies = new Map<string, number>()
 
   /** Set by tests and the scorer: receives every transaction (also when an exporter is attached). */
   get listener(): ((e: TransactionEvent<Tx>) => void) | undefined {
@@ -233,6 +235,10 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
   protected fitTx(_tx: Tx, _room: number): void {}
   /** Called after the record of `tx` is written (drops what fitTx kept). */
   protected doneTx(): void {}
+  /** Counts anomaly `name` in the group's summary (with its parser's). */
+  protected countAnomaly(name: string): void {
+    this.recordAnomalies.set(name, (this.recordAnomalies.get(name) ?? 0) + 1)
+  }
   /** Capture time the record is stamped with (the request's, or the response's without a request). */
   protected abstract txTimeUs(tx: Tx, tsUs: number): number
 
@@ -324,6 +330,7 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
       parserErrors += pc.parserErrors
       for (const [k, v] of pc.anomalies) anomalies[k] = (anomalies[k] ?? 0) + v
     }
+    for (const [k, v] of this.recordAnomalies) anomalies[k] = (anomalies[k] ?? 0) + v
     return {
       flowsClaimed,
       handoffs,

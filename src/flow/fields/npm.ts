@@ -15,6 +15,14 @@
  * Times are µs; exported values are rounded and clamped to unsigned32.
  */
 import type { PacketInfo } from '../../decode/packet.js'
+import {
+  IPPROTO_TCP as TCP,
+  IPPROTO_UDP as UDP,
+  TH_ACK as ACK,
+  TH_FIN as FIN,
+  TH_RST as RST,
+  TH_SYN as SYN,
+} from '../../decode/protocol-numbers.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { resized } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
@@ -65,14 +73,6 @@ const FIELDS: FieldList = [
   ['flowtelReverseDelayMax'],
 ]
 
-// TCP flags (RFC 9293).
-const FIN = 0x01
-const SYN = 0x02
-const RST = 0x04
-const ACK = 0x10
-
-const UDP = 17
-const TCP = 6
 const DNS_PORT = 53
 
 /** Wireshark: out-of-order threshold when the initial RTT is unknown (3 ms), fast retransmission window (20 ms). */

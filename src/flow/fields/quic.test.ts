@@ -6,6 +6,10 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { probeRecords, type JsonRecord } from '../../../test/helpers/probe-run.js'
+import type { QuicTx } from '../../l7/quic.js'
+import { newTlsTx } from '../../l7/tls.js'
+import { withL7Hub } from './l7-hub.js'
+import { QuicFields } from './quic.js'
 
 const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/pcap')
 const ZEEK_QUIC = join(FIXTURES, 'quic/zeek-quic-curl-8.1.2-dev-http3-www-google-de.pcap')
@@ -74,5 +78,28 @@ describe('DTLS in the tls field group', () => {
       flowtelTlsCertSha256: '968126882d68eb80b03392edb9cce7260eec15a04b206ddfb5231449b5aaaa2f',
     })
     expect(String(tls[0]!.flowtelTlsJa4)).toMatch(/^dd1i/)
+  })
+
+  it('counts tls_record_list_cut when a hello list is longer than the record keeps', () => {
+    class Fitter extends QuicFields {
+      fit(tx: QuicTx, room: number): void {
+        this.fitTx(tx, room)
+        this.doneTx()
+      }
+    }
+    const g = new Fitter()
+    withL7Hub([g])
+    const tx = (suites: number): QuicTx => ({
+      ...newTlsTx('q'),
+      quicVersion: 1,
+      dcid: new Uint8Array(8),
+      scid: new Uint8Array(8),
+      serverScid: new Uint8Array(0),
+      cipherSuites: Array.from({ length: suites }, (_, i) => 0x1000 + i),
+    })
+    g.fit(tx(128), 1400)
+    expect(g.summary().anomalies).toEqual({})
+    g.fit(tx(129), 1400)
+    expect(g.summary().anomalies).toEqual({ tls_record_list_cut: 1 })
   })
 })

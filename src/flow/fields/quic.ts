@@ -17,7 +17,7 @@ import type { RecordWriter } from '../../ipfix/record-writer.js'
 import type { QuicTx } from '../../l7/quic.js'
 import type { FieldList } from '../feature.js'
 import { TransactionGroup } from './l7-transactions.js'
-import { TLS_TX_FIELDS, tlsRecordParts, writeTlsTx, type TlsRecordParts } from './tls.js'
+import { helloListsCut, TLS_TX_FIELDS, tlsRecordParts, writeTlsTx, type TlsRecordParts } from './tls.js'
 
 const TX_FIELDS: FieldList = [
   ['flowtelQuicVersion'],
@@ -49,7 +49,9 @@ export class QuicFields extends TransactionGroup<QuicTx> {
   }
 
   protected override fitTx(tx: QuicTx, room: number): void {
-    this.parts = { tx, parts: tlsRecordParts(tx, room - QuicFields.cidLength(tx)) }
+    const parts = tlsRecordParts(tx, room - QuicFields.cidLength(tx))
+    this.parts = { tx, parts }
+    if (helloListsCut(tx, parts.listCap)) this.countAnomaly('tls_record_list_cut')
   }
 
   protected override doneTx(): void {

@@ -9,6 +9,7 @@
  * Option parsing is bounded by the TCP header the decoder validated: [l4Offset + 20, payloadOffset).
  */
 import type { PacketInfo } from '../../decode/packet.js'
+import { IPPROTO_TCP as TCP, TH_ACK as ACK, TH_SYN as SYN } from '../../decode/protocol-numbers.js'
 import type { RecordWriter } from '../../ipfix/record-writer.js'
 import { resized, swapEntries } from '../../util/typed-arrays.js'
 import { Dir, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
@@ -29,9 +30,6 @@ const FIELDS: FieldList = [
   ['reverseTcpOptions'],
 ]
 
-const TCP = 6
-const SYN = 0x02
-const ACK = 0x10
 const NO_SCALE = 255
 
 // Per-direction u8 bits.

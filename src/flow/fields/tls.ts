@@ -66,7 +66,10 @@ export const TLS_TX_FIELDS: FieldList = [
 
 const EMPTY = new Uint8Array(0)
 
-/** At most this many list entries are exported per list (real hellos have far fewer). */
+/**
+ * At most this many list entries are exported per list (real hellos have far fewer); a record with a list
+ * cut, here or for lack of room (TlsRecordParts.listCap), counts `tls_record_list_cut` in the group's summary.
+ */
 const MAX_LIST = 128
 
 /** The first `cap` entries of `list` as a variable-length value of 2-octet (`size` 2) or 1-octet values. */
@@ -300,6 +303,20 @@ export function tlsRecordParts(tx: TlsTx, room: number): TlsRecordParts {
   }
 }
 
+/**
+ * True when a hello list of `tx` has more entries than its record keeps (`listCap`, TlsRecordParts): the
+ * record's list is incomplete, and the group counts `tls_record_list_cut`.
+ */
+export function helloListsCut(tx: TlsTx, listCap: number): boolean {
+  return (
+    tx.cipherSuites.length > listCap ||
+    tx.extensionTypes.length > listCap ||
+    tx.supportedGroups.length > listCap ||
+    tx.ecPointFormats.length > listCap ||
+    tx.supportedVersions.length > listCap
+  )
+}
+
 /** Encoded size of the hello lists, each cut to its first `cap` entries. */
 function listsSize(tx: TlsTx, cap: number): number {
   return (
@@ -330,8 +347,10 @@ export class TlsFields extends TransactionGroup<TlsTx> {
   private parts: TlsRecordParts | undefined
 
   protected override fitTx(tx: TlsTx, room: number): void {
+    const parts = tlsRecordParts(tx, room)
     this.partsTx = tx
-    this.parts = tlsRecordParts(tx, room)
+    this.parts = parts
+    if (helloListsCut(tx, parts.listCap)) this.countAnomaly('tls_record_list_cut')
   }
 
   protected override doneTx(): void {

@@ -19,6 +19,7 @@
  */
 import { DnsAnswerCache } from '../../appid/classifier.js'
 import type { DnsAnswerSink } from '../../flow/fields/app.js'
+import { MinHeap } from '../../util/min-heap.js'
 
 /** What a worker's DNS answer cache did since its last `out` message (in WorkerOut). */
 export interface DnsShareReport {
@@ -90,14 +91,30 @@ interface PendingAnswer {
   entryId: number
 }
 
-/** The main side: one cache of every worker's answers, lookups answered in time order. */
+/** A lookup in the resolver's queue: `seq` keeps arrival order among lookups due at the same time. */
+type QueuedLookup = PendingLookup & { readonly seq: number }
+
+/**
+ * The main side: one cache of every worker's answers, lookups answered in time order. Lookups and answers
+ * wait in heaps keyed by their time, so a settle takes only what is due: its work is proportional to the
+ * lookups and answers it takes (times log n), not to all that wait.
+ */
 export class DnsShareResolver {
   private readonly cache: DnsAnswerCache
   /** Per worker: the time it has metered up to (every answer and lookup before it is reported). */
   private readonly progress: number[]
-  private answers: PendingAnswer[] = []
-  private lookups: PendingLookup[] = []
+  /** By time; same time: the order of capture is not known across workers, worker then report order. */
+  private readonly answers = new MinHeap<PendingAnswer>(
+    (a, b) =>
+      a.tUs < b.tUs || (a.tUs === b.tUs && (a.worker < b.worker || (a.worker === b.worker && a.seq < b.seq))),
+  )
+  /** By due time, then arrival. */
+  private readonly lookups = new MinHeap<QueuedLookup>(
+    (a, b) => a.dueUs < b.dueUs || (a.dueUs === b.dueUs && a.seq < b.seq),
+  )
   private seq = 0
+  /** Tests only: lookups and answers settle() took from its queues, plus one look per queue and call. */
+  settleSteps = 0
 
   constructor(workers: number, capacity?: number) {
     this.cache = new DnsAnswerCache(capacity)
@@ -106,7 +123,7 @@ export class DnsShareResolver {
 
   /** Lookups not answered yet. */
   get waiting(): number {
-    return this.lookups.length
+    return this.lookups.size
   }
 
   /**
@@ -119,7 +136,7 @@ export class DnsShareResolver {
       for (const [tUs, address, entryId] of report.answers)
         this.answers.push({ tUs, worker, seq: this.seq++, address, entryId })
       for (const [dueUs, address, recordIndex] of report.lookups) {
-        const l: PendingLookup = { dueUs, address, recordIndex, entryId: undefined }
+        const l: QueuedLookup = { dueUs, address, recordIndex, entryId: undefined, seq: this.seq++ }
         mine.push(l)
         this.lookups.push(l)
       }
@@ -133,25 +150,31 @@ export class DnsShareResolver {
    * each, in time order), and put the other answers before that time in the cache.
    */
   settle(): void {
-    const upTo = Math.min(...this.progress)
+    let upTo = Number.POSITIVE_INFINITY
+    for (const p of this.progress) if (p < upTo) upTo = p
     if (upTo === Number.NEGATIVE_INFINITY) return
-    const ready = this.lookups.filter((l) => l.dueUs <= upTo).sort((a, b) => a.dueUs - b.dueUs)
-    if (ready.length > 0) this.lookups = this.lookups.filter((l) => l.dueUs > upTo)
-    const answers = this.answers.filter((a) => a.tUs < upTo)
-    if (answers.length === 0 && ready.length === 0) return
-    this.answers = this.answers.filter((a) => a.tUs >= upTo)
-    // Same time: the order of capture is not known across workers; worker, then report order, stands in.
-    answers.sort((a, b) => a.tUs - b.tUs || a.worker - b.worker || a.seq - b.seq)
-    let i = 0
-    for (const l of ready) {
-      while (i < answers.length && answers[i]!.tUs < l.dueUs) this.put(answers[i++]!)
+    const lookups = this.lookups
+    for (;;) {
+      this.settleSteps++
+      const l = lookups.peek()
+      if (l === undefined || !(l.dueUs <= upTo)) break
+      lookups.pop()
+      this.putBefore(l.dueUs)
       l.entryId = this.get(l.address)
     }
-    while (i < answers.length) this.put(answers[i++]!)
+    this.putBefore(upTo)
   }
 
-  private put(a: PendingAnswer): void {
-    this.cache.set(a.address, a.entryId)
+  /** Puts the answers before `tUs` in the cache, in order. */
+  private putBefore(tUs: number): void {
+    const answers = this.answers
+    for (;;) {
+      this.settleSteps++
+      const a = answers.peek()
+      if (a === undefined || a.tUs >= tUs) return
+      answers.pop()
+      this.cache.set(a.address, a.entryId)
+    }
   }
 
   private get(address: number | string): number {

@@ -10,6 +10,8 @@
  * exporter ticks (template refresh, statistics) when that time crosses a whole second.
  */
 import type { PacketBatch } from '../../capture/batch.js'
+import { addIpReassemblyStats, emptyIpReassemblyStats } from '../../decode/ip-reassembly.js'
+import { fieldGroupNames } from '../../flow/fields/index.js'
 import type { IpfixExporter } from '../../ipfix/exporter.js'
 import type { PipelineOptions } from '../pipeline.js'
 import { RecordMerger } from './record-relay.js'
@@ -51,6 +53,8 @@ export class LiveWorkers {
       ...(opts.fault !== undefined ? { fault: opts.fault } : {}),
     })
     this.pool.nowUs = opts.startUs
+    // The application catalogue is the Exporting Process's: sent here, not once per worker.
+    if (fieldGroupNames(opts.pipeline.fields).includes('app')) merger.sendCatalogue()
   }
 
   /** Latest packet (or quiet-link) time given to the workers, µs. */
@@ -82,8 +86,16 @@ export class LiveWorkers {
     return this.enqueue(() => this.pool.setTimeouts(t))
   }
 
+  /**
+   * A live field-group change in every worker. With `app` among the new groups the catalogue is sent again
+   * once the workers switched, before the new generation's records, as one thread sends it when it sets up
+   * the new generation's group.
+   */
   setFields(change: FieldChange): Promise<void> {
-    return this.enqueue(() => this.pool.setFields(change))
+    return this.enqueue(async () => {
+      await this.pool.setFields(change)
+      if (fieldGroupNames(change.fields).includes('app')) this.merger.sendCatalogue()
+    })
   }
 
   /** Every worker exports what it holds (forcedEnd), relays its last records and ends. */
@@ -138,6 +150,8 @@ export class LiveWorkers {
       t.activeFlows += c.activeFlows
       c.exportedByReason.forEach((n, i) => (t.exportedByReason[i] = (t.exportedByReason[i] ?? 0) + n))
       for (const [k, v] of Object.entries(c.anomalies)) t.anomalies[k] = (t.anomalies[k] ?? 0) + v
+      if (c.ipReassembly !== undefined)
+        t.ipReassembly = addIpReassemblyStats(t.ipReassembly ?? emptyIpReassemblyStats(), c.ipReassembly)
       t.generationsAlive = Math.max(t.generationsAlive, c.generationsAlive)
     }
     return t

@@ -15,6 +15,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { PacketBatch } from '../../capture/batch.js'
+import {
+  addIpReassemblyStats,
+  emptyIpReassemblyStats,
+  type IpReassemblyStats,
+} from '../../decode/ip-reassembly.js'
 import { EndReason, END_REASON_NAMES } from '../../flow/feature.js'
 import { AppFields } from '../../flow/fields/app.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
@@ -47,6 +52,8 @@ interface Retired {
   peakActiveFlows: number
   exportedByReason: number[]
   anomalies: Map<string, number>
+  /** Undefined while no retired generation had an L7 group. */
+  ipReassembly: IpReassemblyStats | undefined
 }
 
 function run(init: WorkerInit): void {
@@ -87,6 +94,7 @@ function run(init: WorkerInit): void {
     peakActiveFlows: 0,
     exportedByReason: [],
     anomalies: new Map(),
+    ipReassembly: undefined,
   }
   // A private copy of each slot: the slot goes back to the dispatcher before the metering starts.
   const batch = new PacketBatch(ring.packetCapacity)
@@ -115,6 +123,9 @@ function run(init: WorkerInit): void {
     )
     for (const [k, v] of Object.entries(p.anomalies.toObject()))
       retired.anomalies.set(k, (retired.anomalies.get(k) ?? 0) + v)
+    const r = p.ipReassembly()
+    if (r !== undefined)
+      retired.ipReassembly = addIpReassemblyStats(retired.ipReassembly ?? emptyIpReassemblyStats(), r)
   }
   const retireDrained = (): void => {
     const prev = pipeline.predecessor
@@ -146,6 +157,14 @@ function run(init: WorkerInit): void {
       for (const [k, v] of Object.entries(g.anomalies.toObject())) out.set(k, (out.get(k) ?? 0) + v)
     return Object.fromEntries(out)
   }
+  const ipReassembly = (): IpReassemblyStats | undefined => {
+    let out = retired.ipReassembly && { ...retired.ipReassembly }
+    for (const g of alive()) {
+      const r = g.ipReassembly()
+      if (r !== undefined) out = addIpReassemblyStats(out ?? emptyIpReassemblyStats(), r)
+    }
+    return out
+  }
   const counters = (): WorkerCounters => {
     const gens = alive()
     const sum = (f: (p: MeteringPipeline) => number): number => gens.reduce((n, g) => n + f(g), 0)
@@ -159,6 +178,7 @@ function run(init: WorkerInit): void {
       if (c.firstIgnoredUs > 0 && (first === 0 || c.firstIgnoredUs < first)) first = c.firstIgnoredUs
       last = Math.max(last, c.lastIgnoredUs)
     }
+    const reassembly = ipReassembly()
     return {
       packets: retired.packets + sum((g) => g.counters.packets),
       nonIp: retired.nonIp + sum((g) => g.counters.nonIp),
@@ -172,6 +192,7 @@ function run(init: WorkerInit): void {
       activeFlows: sum((g) => g.cache.size),
       exportedByReason: byReason,
       anomalies: anomalies(),
+      ...(reassembly !== undefined ? { ipReassembly: reassembly } : {}),
       generationsAlive: gens.length,
     }
   }
@@ -252,6 +273,7 @@ function run(init: WorkerInit): void {
         ),
         endReasons: byReason,
         anomalies: c.anomalies,
+        ...(c.ipReassembly !== undefined ? { ipReassembly: c.ipReassembly } : {}),
         ...(l7 !== undefined ? { l7 } : {}),
       }
       post(final)

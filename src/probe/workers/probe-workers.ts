@@ -14,6 +14,7 @@
  * Summary figures are sums over the workers; peakActiveFlows is the sum of the workers' peaks (an upper
  * bound of the simultaneous total).
  */
+import { addIpReassemblyStats, emptyIpReassemblyStats } from '../../decode/ip-reassembly.js'
 import { fieldGroupNames } from '../../flow/fields/index.js'
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import { IpfixExporter } from '../../ipfix/exporter.js'
@@ -149,6 +150,11 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     for (const p of l7Parts) addInto(acc, p)
     l7 = acc as unknown as Record<string, L7Summary>
   }
+  const reassemblyParts = finals.flatMap((f) => (f.ipReassembly !== undefined ? [f.ipReassembly] : []))
+  const ipReassembly =
+    reassemblyParts.length > 0
+      ? reassemblyParts.reduce(addIpReassemblyStats, emptyIpReassemblyStats())
+      : undefined
   return {
     packets: sum((w) => w.counters.packets),
     capturedBytes: source.stats.bytes,
@@ -163,6 +169,7 @@ export async function runProbeWorkers(opts: WorkerProbeOptions): Promise<ProbeSu
     anomalies: sumRecords(finals.map((f) => f.anomalies)),
     formatErrors,
     export: { ...exporter.stats },
+    ...(ipReassembly !== undefined ? { ipReassembly } : {}),
     ...(l7 !== undefined ? { l7 } : {}),
     ...transportReports(transports),
     seconds: Number(process.hrtime.bigint() - started) / 1e9,

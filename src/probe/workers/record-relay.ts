@@ -15,9 +15,11 @@
  * discarded.
  *
  * The application catalogue (RFC 6759 options records, src/flow/fields/app-catalogue-records.ts) is the
- * Exporting Process's, not a worker's: the workers' copies are dropped, and once a worker announces its
- * template the merger sends it on the main exporter, and again after every later round of templates the
- * main exporter sends (refresh, new session), as one thread does.
+ * Exporting Process's, not a worker's: the workers' copies are dropped, and the merger sends it on the main
+ * exporter when told the workers' groups include `app` (sendCatalogue: at the start and at every live
+ * field-group change, as one thread sends it each time its group is set up) or else once a worker announces
+ * its template, and again after every later round of templates the main exporter sends (refresh, new
+ * session), as one thread does.
  *
  * Templates: every worker builds its templates from the same field groups, so a template ID means the same
  * layout in every worker. The merger checks it: the first worker to announce an ID defines it, and a
@@ -164,6 +166,8 @@ export class RecordMerger {
   private readonly appIdField = new Map<number, number>()
   /** The catalogue's options records on the main exporter, once a worker has announced their template. */
   private catalogue: AppCatalogueRecords | undefined
+  /** The catalogue's template on the main exporter (defined with `catalogue`). */
+  private catalogueTemplate: Template | undefined
   /** While a worker's messages are written: its lookups, and the next one to read. */
   private lookups: PendingLookup[] = []
   private nextLookup = 0
@@ -317,6 +321,7 @@ export class RecordMerger {
   /** The catalogue's template `t` is announced: send the catalogue on the main exporter. */
   private startCatalogue(t: Template): void {
     if (this.catalogue !== undefined || !isCatalogueTemplate(t)) return
+    this.catalogueTemplate = t
     this.catalogue = new AppCatalogueRecords(this.exporter, t)
     this.catalogue.start(false)
   }
@@ -330,14 +335,19 @@ export class RecordMerger {
   }
 
   /**
-   * The workers' field groups include `app`: send the catalogue now, before any record, as the one-thread
-   * probe does when its group is set up (otherwise it starts when a worker first announces its template).
+   * The workers' field groups include `app` (at the start, or after a live field-group change): send the
+   * catalogue now, before their records, as the one-thread probe does each time its group is set up
+   * (otherwise it starts when a worker first announces its template, and the workers' copies are dropped).
+   * A new sender each time, as a new group makes: it follows the rounds of templates after this one.
    */
   sendCatalogue(): void {
-    if (this.catalogue !== undefined) return
-    const t = appCatalogueTemplate()
-    this.templates.set(t.id, { t, worker: -1 })
-    this.exporter.addTemplate(t)
+    let t = this.catalogueTemplate
+    if (t === undefined) {
+      t = appCatalogueTemplate()
+      this.templates.set(t.id, { t, worker: -1 })
+      this.exporter.addTemplate(t)
+      this.catalogueTemplate = t
+    }
     this.catalogue = new AppCatalogueRecords(this.exporter, t)
     this.catalogue.start(false)
   }

@@ -1,4 +1,5 @@
 /** The messages between the worker pool (main thread) and its metering workers (metering-worker.ts). */
+import type { IpReassemblyStats } from '../../decode/ip-reassembly.js'
 import type { L7Summary } from '../../flow/fields/l7-transactions.js'
 import type { PipelineOptions } from '../pipeline.js'
 import type { DnsShareReport } from './dns-answer-share.js'
@@ -41,6 +42,8 @@ export interface WorkerCounters {
   exportedByReason: number[]
   /** Decoder anomalies by name. */
   anomalies: Record<string, number>
+  /** IP reassembly for the L7 groups, over every generation; undefined while no generation had an L7 group. */
+  ipReassembly?: IpReassemblyStats
   /** Settings generations alive in the worker (2 while the previous one drains). */
   generationsAlive: number
 }
@@ -75,6 +78,8 @@ export interface WorkerFinal {
   peakActiveFlows: number
   endReasons: Record<string, number>
   anomalies: Record<string, number>
+  /** When the worker metered with an L7 group (see WorkerCounters). */
+  ipReassembly?: IpReassemblyStats
   l7?: Record<string, L7Summary>
 }
 
