@@ -154,8 +154,8 @@ export const MEMORY_LIMIT = '1GB'
  * million rows took the collector from about 440 MB resident to 1.1-1.3 GB, for 4-8 s. A checkpoint per
  * row group does the same work in steps; the memory a step frees is not all given back to the system, so
  * the process keeps about what its largest step took (after the same flood, four row groups a step: 650-770
- * MB resident; one: 560-630 MB, and 0.5-1.7 s at close), for about 12 % more CPU per record to exit
- * (paired runs; docs/store.md "DuckDB memory").
+ * MB resident; one: 560-630 MB, and 0.5-1.7 s at close), for 5-7 % more CPU per record to exit (paired
+ * runs; docs/store.md "DuckDB memory").
  */
 export const CHECKPOINT_ROWS = 122_880
 
