@@ -156,7 +156,7 @@ try {
         `stored ${n(r.stored)} of ${n(r.sent)} (${((100 * r.stored) / r.sent).toFixed(1)} %), sent at ${n(r.sentRate)}/s, ` +
           `${(r.cpuMs / 1000).toFixed(2)} CPU s = ${n(r.stored / (r.cpuMs / 1000))} records/CPU s ` +
           `(to exit: ${(r.cpuToExitMs / 1000).toFixed(2)} CPU s = ${n(r.stored / (r.cpuToExitMs / 1000))}), ` +
-          `peak RSS ${n(r.peakRssKiB / 1024)} MiB, load average ${loadavg()[0]?.toFixed(1) ?? '?'}`,
+          `peak RSS ${n(r.peakRssKiB / 1024)} MiB (to exit: ${n(r.peakRssToExitKiB / 1024)}), load average ${loadavg()[0]?.toFixed(1) ?? '?'}`,
       )
       rmSync(d, { recursive: true, force: true })
     }

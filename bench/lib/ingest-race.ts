@@ -211,8 +211,10 @@ export interface RaceResult {
   readonly cpuMs: number
   /** CPU ms until the receiver exited after SIGTERM (its final flush, commit and checkpoint included). */
   readonly cpuToExitMs: number
-  /** The receiver's peak resident memory (VmHWM), KiB. */
+  /** The receiver's peak resident memory (VmHWM), KiB, until the stream was stored. */
   readonly peakRssKiB: number
+  /** The same until it exited (its last commit and the checkpoint at close included). */
+  readonly peakRssToExitKiB: number
 }
 
 /** Peak resident set (VmHWM) of a process in KiB, from /proc/PID/status; NaN when unreadable. */
@@ -277,11 +279,15 @@ export async function race(
   await idle(r.pid)
   const c1 = cpuMs(r.pid)
   const peak = peakRssKiB(r.pid)
-  // CPU until the process exits (its last commit and checkpoint included): sampled while it stops.
+  // CPU and peak memory until the process exits (its last commit and checkpoint included): sampled while
+  // it stops.
   let last = c1
+  let lastPeak = peak
   const poll = setInterval(() => {
     const now = cpuMs(r.pid)
     if (Number.isFinite(now)) last = now
+    const p = peakRssKiB(r.pid)
+    if (Number.isFinite(p)) lastPeak = p
   }, 10)
   const stored = await r.stopAndCount()
   clearInterval(poll)
@@ -294,5 +300,6 @@ export async function race(
     cpuMs: c1 - c0,
     cpuToExitMs: last - c0,
     peakRssKiB: peak,
+    peakRssToExitKiB: lastPeak,
   }
 }

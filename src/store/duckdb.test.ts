@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { field, record } from '../../test/helpers/flow-records.js'
 import { COLUMNS, COLUMN_BY_NAME } from '../schema/columns.js'
-import { DuckDbStore, parseStoreUrl } from './duckdb.js'
+import { DuckDbStore, MEMORY_LIMIT, parseStoreUrl } from './duckdb.js'
 import { TOTAL_MAX, normalize, type FlowRow } from './normalize.js'
 import { BatchWriter, emptyBatch } from './store.js'
 import { TypedBatch } from './typed-batch.js'
@@ -60,6 +60,63 @@ describe('DuckDB store', () => {
     expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?threads=2')).toThrow(/unknown setting threads/)
     expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?ingest_threads=0')).toThrow(/1 to 9999/)
     expect(() => parseStoreUrl('duckdb:/tmp/x.duckdb?ingest_threads=x')).toThrow(/1 to 9999/)
+  })
+
+  it('parses and checks the memory limit and checkpoint rows of a store URL', () => {
+    expect(parseStoreUrl('duckdb:/tmp/x.duckdb?memory_limit=512MB&checkpoint_rows=0').options).toEqual({
+      memoryLimit: '512MB',
+      checkpointRows: 0,
+    })
+    expect(parseStoreUrl('duckdb:?memory_limit=2GiB&checkpoint_rows=1000000').options).toEqual({
+      memoryLimit: '2GiB',
+      checkpointRows: 1_000_000,
+    })
+    for (const bad of ['512', '0MB', 'lots', "1GB'; DROP TABLE flows; --", '1.5GB', ''])
+      expect(() => parseStoreUrl(`duckdb:/tmp/x.duckdb?memory_limit=${bad}`)).toThrow(/memory limit/)
+    for (const bad of ['-1', 'x', '1e6', ''])
+      expect(() => parseStoreUrl(`duckdb:/tmp/x.duckdb?checkpoint_rows=${bad}`)).toThrow(/checkpoint_rows/)
+  })
+
+  it('sets DuckDB memory_limit from the option, and MEMORY_LIMIT unless given', async () => {
+    const limit = async (s: DuckDbStore): Promise<unknown> =>
+      (await s.sql("SELECT current_setting('memory_limit') AS m")).rows[0]?.m
+    const set = await DuckDbStore.open(':memory:', { memoryLimit: '300MB' })
+    expect(await limit(set)).toBe('286.1 MiB') // DuckDB prints sizes in MiB
+    await set.close()
+    const dflt = await DuckDbStore.open(':memory:')
+    expect(await limit(dflt)).toBe('953.6 MiB') // MEMORY_LIMIT, 1GB
+    await dflt.close()
+    expect(MEMORY_LIMIT).toBe('1GB')
+  })
+
+  it('checkpoints every checkpointRows committed rows, so the write-ahead log is emptied while ingesting', async () => {
+    const wal = join(dir, 'steps.duckdb.wal')
+    const walSize = (): number => (existsSync(wal) ? statSync(wal).size : 0)
+    const insert = async (s: DuckDbStore, n: number): Promise<void> => {
+      const w = new BatchWriter(s, names)
+      for (let i = 0; i < n; i++) w.add(flow(i, 1_700_000_000_000))
+      await w.flush()
+      await s.count() // commits the appended rows
+    }
+    // Commits of 100 rows go through the log (smaller than a row group).
+    const s = await DuckDbStore.open(join(dir, 'steps.duckdb'), { commitRows: 100, checkpointRows: 300 })
+    await s.migrate()
+    await s.sql('CHECKPOINT')
+    await insert(s, 100)
+    await insert(s, 100)
+    expect(walSize()).toBeGreaterThan(0)
+    await insert(s, 100) // 300 rows committed: checkpointed at this commit
+    await insert(s, 1) // the checkpoint ran after that commit, before this insert
+    const afterCheckpoint = walSize()
+    await s.close({ checkpoint: false })
+    // Without steps (0): the log only grows until close.
+    const never = await DuckDbStore.open(join(dir, 'steps.duckdb'), { commitRows: 100, checkpointRows: 0 })
+    await never.migrate()
+    await never.sql('CHECKPOINT')
+    for (let k = 0; k < 4; k++) await insert(never, 100)
+    const withoutSteps = walSize()
+    await never.close()
+    expect(afterCheckpoint).toBeLessThan(withoutSteps / 2)
   })
 
   it('appends with the ingest threads and queries with the query threads', async () => {

@@ -1,7 +1,11 @@
 // Store URLs: duckdb:PATH and clickhouse:http[s]://[user:password@]host:port[/database], and clear errors for
 // anything else (checked before any connection is made).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { openStoreForQuery, parseStore } from './open.js'
+import { DuckDbStore } from './duckdb.js'
+import { openStoreForQuery, openStoreForWrite, parseStore } from './open.js'
 
 describe('store URLs', () => {
   it('reads DuckDB and ClickHouse URLs', () => {
@@ -26,6 +30,21 @@ describe('store URLs', () => {
     ['clickhouse:http://h:8123/db?x=1', /bad ClickHouse store URL/],
   ])('refuses %s', (url, err) => {
     expect(() => parseStore(url)).toThrow(err)
+  })
+})
+
+describe('opening a DuckDB store', () => {
+  it('gives DuckDB the settings of the URL (what the collector and its store thread open)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-open-'))
+    try {
+      const s = await openStoreForWrite(`duckdb:${join(dir, 'x.duckdb')}?memory_limit=300MB&query_threads=1`)
+      if (!(s instanceof DuckDbStore)) throw new Error('not a DuckDB store')
+      const r = await s.sql("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t")
+      await s.close()
+      expect(r.rows).toEqual([{ m: '286.1 MiB', t: 1n }])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -134,8 +134,8 @@ async function handle(m: Request): Promise<void> {
         for (const [ids] of failed)
           for (const id of ids) port!.postMessage({ id, ok: false, error: 'store failing at close' })
         failed.length = 0
-        // Past the deadline, the checkpoint (seconds and hundreds of MB per million rows) is left to the
-        // next open, so the shutdown stays bounded.
+        // Past the deadline, the checkpoint (seconds and hundreds of MB per million rows not yet
+        // checkpointed: duckdb.ts CHECKPOINT_ROWS) is left to the next open, so the shutdown stays bounded.
         value = await store.close({ checkpoint: !abandoning() })
         break
     }
