@@ -1,9 +1,11 @@
 // `flowtel collect --read`: several files are one stream (a template in the first decodes data in the
 // second), one JSON line per data record with the probe's element names, template events kept apart.
+// The summary carries the capture's IP fragments and the export datagrams rebuilt from them.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { LINKTYPE, PROTO, eth, ipv4, pcapFile, udp } from '../../../test/helpers/packet-builder.js'
 import { hex } from '../../ipfix/testing.js'
 import { collectCommand } from './collect.js'
 
@@ -104,6 +106,51 @@ describe('flowtel collect --read', () => {
         templates_unchanged: 1999,
         withdrawal: 1000,
       })
+    } finally {
+      stderr.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('says in the summary how many IP fragments the capture had and how many datagrams they rebuilt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      // A real MikroTik IPFIX template message (test/fixtures/exports/SOURCES.md) in one UDP datagram, cut
+      // into two IPv4 fragments of 80 and 76 octets.
+      const fixture = new URL('../../../test/fixtures/exports/logstash-mikrotik-tpl.dat', import.meta.url)
+      const dgram = udp({ sport: 2055, dport: 4739, payload: new Uint8Array(readFileSync(fixture)) })
+      const frames = [0, 80].map((at) =>
+        eth(
+          {},
+          ipv4(
+            { src: '192.0.2.1', dst: '192.0.2.2', proto: PROTO.UDP, id: 1, mf: at === 0, fragOffset: at },
+            dgram.subarray(at, at + 80),
+          ),
+        ),
+      )
+      const f = join(dir, 'fragments.pcap')
+      writeFileSync(
+        f,
+        pcapFile(
+          LINKTYPE.ETHERNET,
+          frames.map((data) => ({ data })),
+        ),
+      )
+      await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
+      const text = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const summary = JSON.parse(text.trim().split('\n').at(-1)!) as {
+        input: Record<string, unknown>
+        counters: Record<string, number>
+      }
+      expect(summary.input).toMatchObject({
+        packets: 2,
+        fragments: 2,
+        reassembled: 1,
+        datagrams: 1,
+        skipped: {},
+      })
+      expect(summary.counters).toMatchObject({ templates_added: 2 })
     } finally {
       stderr.mockRestore()
       rmSync(dir, { recursive: true, force: true })
