@@ -361,6 +361,27 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     expect(liveWorkerThreads()).toBe(0)
   })
 
+  it("keeps the L7 groups' anomalies of a retired generation in the status, in one thread and in workers", async () => {
+    for (const workers of [1, 2]) {
+      const rx = await receiver()
+      cleanup.push(() => rx.listener.close())
+      const { svc, h } = await started(settings({ collectors: [rx.address], workers, fields: ['http'] }))
+      const cap = h.captures.get('fake0')!
+      const at = cap.feed(await readPackets([HTTP_BAD_STATUS]), Date.now() * 1000)
+      await cap.drained()
+      const counted = (): boolean => svc.status().l7Anomalies['http.http_bad_status_line'] === 3
+      await waitFor(counted)
+      expect((await svc.applySettings({ ...svc.getSettings(), fields: ['l2'] })).ok).toBe(true)
+      // An hour later (past any drain deadline) the previous generation is retired with its figures.
+      cap.feed(await readPackets([DNS]), at + 3600e6)
+      await cap.drained()
+      await waitFor(() => svc.status().generationsAlive === 1)
+      expect(svc.status().l7Anomalies, `workers: ${workers}`).toEqual({ 'http.http_bad_status_line': 3 })
+      await svc.stop()
+    }
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
   it('applies timeouts, field groups and a collector change live in every worker', async () => {
     const a = await receiver()
     const b = await receiver()
