@@ -1,8 +1,8 @@
 /**
- * Bounds the template events `flowtel collect` logs to stderr: per exporter and kind (the event with its
- * status: `template/added`, `template/unchanged`, `withdrawal`, ...), the first `perWindow` events of each
- * window of `windowMs` are logged and the rest only counted; when the window ends, one summary says how many
- * of that kind from that exporter were left out. A flood of template messages (many exporters, refreshes,
+ * Bounds the template events and options data records `flowtel collect` logs to stderr: per exporter and kind
+ * (the event with its status: `template/added`, `template/unchanged`, `withdrawal`, ..., or `options-data`),
+ * the first `perWindow` events of each window of `windowMs` are logged and the rest only counted; when the
+ * window ends, one summary says how many of that kind from that exporter were left out. A flood of template messages (many exporters, refreshes,
  * withdrawals, re-definitions, hostile input) so costs a few lines per exporter and kind per window, not one
  * per event. The exact counts stay in the collector's counters (decode-message.ts): this class limits the log
  * only. At most `maxKeys` (exporter, kind) pairs of named exporters are tracked; events of further exporters

@@ -38,6 +38,7 @@ function status(scale: number): ProbeStatus {
     },
     anomalies: { ip_bad_checksum: 2 * scale, tcp_short_header: 1 },
     ipReassembly: { reassembled: 5 * scale, timedOut: scale, evicted: 0, dropped: 2 },
+    l7Anomalies: { 'tls.tls_record_list_cut': 3 * scale, 'http.http_bad_status_line': 1 },
     collectors: [
       {
         collector: '10.0.0.9:4739',
@@ -86,6 +87,12 @@ describe('Prometheus metrics', () => {
     const reassembly = (outcome: string): number | undefined =>
       sampleValue(e, 'flowtel_ip_reassembly_datagrams_total', { outcome })
     expect(['reassembled', 'timed_out', 'evicted', 'dropped'].map(reassembly)).toEqual([5, 1, 0, 2])
+    expect(sampleValue(e, 'flowtel_l7_anomalies_total', { group: 'tls', name: 'tls_record_list_cut' })).toBe(
+      3,
+    )
+    expect(
+      sampleValue(e, 'flowtel_l7_anomalies_total', { group: 'http', name: 'http_bad_status_line' }),
+    ).toBe(1)
     expect(sampleValue(e, 'flowtel_export_messages_total', { collector: '10.0.0.9:4739' })).toBe(11)
     expect(sampleValue(e, 'flowtel_export_bytes_total', { collector: '[2001:db8::1]:4739' })).toBe(400)
     expect(sampleValue(e, 'flowtel_export_errors_total', { collector: '[2001:db8::1]:4739' })).toBe(1)
@@ -174,6 +181,7 @@ describe('Prometheus metrics', () => {
           }))
           s.flows.exportedByEndReason = reasons
           s.anomalies = anomalies
+          s.l7Anomalies = anomalies
           s.flows.active = n
           s.volume = { monitoredBytes: n, telemetryBytes: n, ratio: volumeRatio(n, n) }
           const text = await createProbeMetrics(() => s, { processMetrics: false }).scrape()

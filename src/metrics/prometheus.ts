@@ -37,6 +37,7 @@ export const METRIC_NAMES = [
   'flowtel_flows_exported_total',
   'flowtel_anomalies_total',
   'flowtel_ip_reassembly_datagrams_total',
+  'flowtel_l7_anomalies_total',
   'flowtel_export_messages_total',
   'flowtel_export_bytes_total',
   'flowtel_export_errors_total',
@@ -148,6 +149,20 @@ export function createProbeMetrics(status: () => ProbeStatus, opts: ProbeMetrics
       ['dropped', s.ipReassembly.dropped],
     ],
   )
+  // Two labels: the status's `<group>.<name>` split at the first dot (group names have none).
+  new Counter<'group' | 'name'>({
+    name: 'flowtel_l7_anomalies_total',
+    help: 'Anomalies of the L7 groups (their parsers and their records), by group and name.',
+    labelNames: ['group', 'name'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [key, n] of Object.entries(current().l7Anomalies)) {
+        const dot = key.indexOf('.')
+        this.inc({ group: key.slice(0, Math.max(0, dot)), name: key.slice(dot + 1) }, nonNegative(n))
+      }
+    },
+  })
   labelled(
     'flowtel_export_messages_total',
     'Export messages sent, per collector.',

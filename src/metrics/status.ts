@@ -69,6 +69,8 @@ export interface ProbeStatus {
   anomalies: Record<string, number>
   /** IP datagrams rebuilt for the L7 groups and those given up (all 0 while no L7 group is on). */
   ipReassembly: IpReassemblyStats
+  /** Anomalies of the L7 groups (their parsers' and their records'), by `<group>.<name>` (tls.tls_record_list_cut). */
+  l7Anomalies: Record<string, number>
   collectors: CollectorStatus[]
   /** Data records exported (flow records and options records), counted once whatever the collectors. */
   recordsExported: number
@@ -89,6 +91,7 @@ export function emptyProbeStatus(): ProbeStatus {
     flows: { active: 0, created: 0, exportedByEndReason: {} },
     anomalies: {},
     ipReassembly: emptyIpReassemblyStats(),
+    l7Anomalies: {},
     collectors: [],
     recordsExported: 0,
     volume: { monitoredBytes: 0, telemetryBytes: 0, ratio: null },

@@ -259,6 +259,11 @@ export class MeteringPipeline {
     return Object.fromEntries(this.txGroups.map((g) => [g.name, g.summary()]))
   }
 
+  /** Adds the L7 groups' anomalies into `out` as `<group>.<name>` (see TransactionGroup.addAnomaliesTo). */
+  addL7AnomaliesTo(out: Record<string, number>): void {
+    for (const g of this.txGroups) g.addAnomaliesTo(out)
+  }
+
   /** Tick the exporter at `nowUs` (a field: see FlowCache.packetUs). */
   private tick(): void {
     this.exporter.tick()

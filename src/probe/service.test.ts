@@ -19,6 +19,8 @@ const DNS = 'test/fixtures/pcap/interop/ipfixprobe-dns.pcap'
 const HTTP = 'test/fixtures/pcap/interop/arkime-http-simple-get.pcap'
 /** Four DNS answers in two IPv4 fragments each (see test/fixtures/pcap/ipv4/SOURCES.md). */
 const EDNS_FRAGMENTS = 'test/fixtures/pcap/ipv4/zeek-dns-edns-ecs.pcap'
+/** HTTP over IPv6 whose 3 responses have a status line the HTTP parser counts as bad (http_bad_status_line). */
+const HTTP_BAD_STATUS = 'test/fixtures/pcap/ipv6/zeek-ipv6-http-atomic-frag.pcap'
 
 interface Receiver {
   listener: Listener
@@ -346,6 +348,37 @@ describe('ProbeService with worker threads (workers: 2)', () => {
     const rebuilt = { reassembled: 4, timedOut: 0, evicted: 0, dropped: 0 }
     expect(one.svc.status().ipReassembly).toEqual(rebuilt)
     expect(st.ipReassembly).toEqual(rebuilt)
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it("counts the L7 groups' anomalies in the status, summed over the workers as in one thread", async () => {
+    const startUs = Date.now() * 1000
+    const one = await meter(1, [[HTTP_BAD_STATUS]], startUs)
+    const two = await meter(2, [[HTTP_BAD_STATUS]], startUs)
+    // What `flowtel probe --read` prints in its summary's l7 anomalies for this capture.
+    expect(one.svc.status().l7Anomalies).toEqual({ 'http.http_bad_status_line': 3 })
+    expect(two.svc.status().l7Anomalies).toEqual({ 'http.http_bad_status_line': 3 })
+    expect(liveWorkerThreads()).toBe(0)
+  })
+
+  it("keeps the L7 groups' anomalies of a retired generation in the status, in one thread and in workers", async () => {
+    for (const workers of [1, 2]) {
+      const rx = await receiver()
+      cleanup.push(() => rx.listener.close())
+      const { svc, h } = await started(settings({ collectors: [rx.address], workers, fields: ['http'] }))
+      const cap = h.captures.get('fake0')!
+      const at = cap.feed(await readPackets([HTTP_BAD_STATUS]), Date.now() * 1000)
+      await cap.drained()
+      const counted = (): boolean => svc.status().l7Anomalies['http.http_bad_status_line'] === 3
+      await waitFor(counted)
+      expect((await svc.applySettings({ ...svc.getSettings(), fields: ['l2'] })).ok).toBe(true)
+      // An hour later (past any drain deadline) the previous generation is retired with its figures.
+      cap.feed(await readPackets([DNS]), at + 3600e6)
+      await cap.drained()
+      await waitFor(() => svc.status().generationsAlive === 1)
+      expect(svc.status().l7Anomalies, `workers: ${workers}`).toEqual({ 'http.http_bad_status_line': 3 })
+      await svc.stop()
+    }
     expect(liveWorkerThreads()).toBe(0)
   })
 

@@ -150,6 +150,7 @@ interface RetiredTotals {
   byReason: number[]
   anomalies: Map<string, number>
   ipReassembly: IpReassemblyStats
+  l7Anomalies: Record<string, number>
   monitoredBytes: number
   telemetryBytes: number
   ignoredPackets: number
@@ -196,6 +197,7 @@ export class ProbeService implements TelemetryControl {
     byReason: [0, 0, 0, 0, 0, 0],
     anomalies: new Map(),
     ipReassembly: emptyIpReassemblyStats(),
+    l7Anomalies: {},
     monitoredBytes: 0,
     telemetryBytes: 0,
     ignoredPackets: 0,
@@ -326,9 +328,11 @@ export class ProbeService implements TelemetryControl {
     let packets = r.packets
     const anomalies = new Map(r.anomalies)
     const ipReassembly = { ...r.ipReassembly }
+    const l7Anomalies = { ...r.l7Anomalies }
     for (const g of gens) {
       const ra = g.ipReassembly()
       if (ra !== undefined) addIpReassemblyStats(ipReassembly, ra)
+      g.addL7AnomaliesTo(l7Anomalies)
       created += g.cache.counters.flowsCreated
       active += g.cache.size
       packets += g.counters.packets
@@ -345,6 +349,7 @@ export class ProbeService implements TelemetryControl {
       w.exportedByReason.forEach((n, i) => (byReason[i] = (byReason[i] ?? 0) + n))
       for (const [k, v] of Object.entries(w.anomalies)) anomalies.set(k, (anomalies.get(k) ?? 0) + v)
       if (w.ipReassembly !== undefined) addIpReassemblyStats(ipReassembly, w.ipReassembly)
+      for (const [k, v] of Object.entries(w.l7Anomalies)) l7Anomalies[k] = (l7Anomalies[k] ?? 0) + v
       generationsAlive = w.generationsAlive
     }
     const exportedByEndReason: Record<string, number> = {}
@@ -375,6 +380,7 @@ export class ProbeService implements TelemetryControl {
       flows: { active, created, exportedByEndReason },
       anomalies: Object.fromEntries(anomalies),
       ipReassembly,
+      l7Anomalies,
       collectors,
       recordsExported: this.exporter?.stats.records ?? 0,
       volume: {
@@ -569,6 +575,7 @@ export class ProbeService implements TelemetryControl {
       r.anomalies.set(k, (r.anomalies.get(k) ?? 0) + v)
     const ra = prev.ipReassembly()
     if (ra !== undefined) addIpReassemblyStats(r.ipReassembly, ra)
+    prev.addL7AnomaliesTo(r.l7Anomalies)
     r.ignoredPackets += prev.counters.malformed + prev.counters.unsupported
     r.ignoredOctets += prev.counters.ignoredOctets
     this.log(`settings: the previous field groups' flows are all exported`)

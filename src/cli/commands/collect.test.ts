@@ -1,9 +1,11 @@
 // `flowtel collect --read`: several files are one stream (a template in the first decodes data in the
 // second), one JSON line per data record with the probe's element names, template events kept apart.
+// The summary carries the capture's IP fragments and the export datagrams rebuilt from them.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { LINKTYPE, PROTO, eth, ipv4, pcapFile, udp } from '../../../test/helpers/packet-builder.js'
 import { hex } from '../../ipfix/testing.js'
 import { collectCommand } from './collect.js'
 
@@ -104,6 +106,107 @@ describe('flowtel collect --read', () => {
         templates_unchanged: 1999,
         withdrawal: 1000,
       })
+    } finally {
+      stderr.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('says in the summary how many IP fragments the capture had and how many datagrams they rebuilt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      // A real MikroTik IPFIX template message (test/fixtures/exports/SOURCES.md) in one UDP datagram, cut
+      // into two IPv4 fragments of 80 and 76 octets.
+      const fixture = new URL('../../../test/fixtures/exports/logstash-mikrotik-tpl.dat', import.meta.url)
+      const dgram = udp({ sport: 2055, dport: 4739, payload: new Uint8Array(readFileSync(fixture)) })
+      const frames = [0, 80].map((at) =>
+        eth(
+          {},
+          ipv4(
+            { src: '192.0.2.1', dst: '192.0.2.2', proto: PROTO.UDP, id: 1, mf: at === 0, fragOffset: at },
+            dgram.subarray(at, at + 80),
+          ),
+        ),
+      )
+      const f = join(dir, 'fragments.pcap')
+      writeFileSync(
+        f,
+        pcapFile(
+          LINKTYPE.ETHERNET,
+          frames.map((data) => ({ data })),
+        ),
+      )
+      await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
+      const text = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const summary = JSON.parse(text.trim().split('\n').at(-1)!) as {
+        input: Record<string, unknown>
+        counters: Record<string, number>
+      }
+      expect(summary.input).toMatchObject({
+        packets: 2,
+        fragments: 2,
+        reassembled: 1,
+        datagrams: 1,
+        skipped: {},
+      })
+      expect(summary.counters).toMatchObject({ templates_added: 2 })
+    } finally {
+      stderr.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('bounds the options data lines on stderr per exporter too; a summary line carries the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      // Options template 257 (RFC 7011 §3.4.2.2): scope ingressInterface, then interfaceName (8 octets).
+      const template = hex(
+        '000a 0022 6553f100 00000000 00000001  0003 0012 0101 0002 0001 000a 0004 0052 0008',
+      )
+      // A catalogue of 300 interfaces in one data set, sent 5 times (1500 options data records).
+      const set = Buffer.alloc(4 + 300 * 12)
+      set.writeUInt16BE(257, 0)
+      set.writeUInt16BE(set.length, 2)
+      for (let i = 0; i < 300; i++) {
+        set.writeUInt32BE(i + 1, 4 + i * 12)
+        set.write(`if${i}`, 8 + i * 12, 'latin1')
+      }
+      const parts: Uint8Array[] = [template]
+      for (let n = 0; n < 5; n++) {
+        const header = Buffer.from(hex('000a 0000 6553f100 00000000 00000001'))
+        header.writeUInt16BE(16 + set.length, 2)
+        header.writeUInt32BE(1 + n * 300, 8)
+        parts.push(header, set)
+      }
+      const f = join(dir, 'catalogue.ipfix')
+      writeFileSync(f, Buffer.concat(parts))
+      await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
+      const lines = stderr.mock.calls
+        .map((c) => String(c[0]))
+        .join('')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      const of = (event: string): Record<string, unknown>[] => lines.filter((l) => l['@event'] === event)
+      expect(of('options-template')).toHaveLength(1)
+      const logged = of('options-data')
+      expect(logged).toHaveLength(20)
+      expect(logged[0]).toMatchObject({ ingressInterface: 1, interfaceName: 'if0' })
+      expect(of('options-data-suppressed')).toEqual([
+        {
+          '@event': 'options-data-suppressed',
+          exporter: '0.0.0.0',
+          kind: 'options-data',
+          suppressed: 1500 - 20,
+          logged: 20,
+          seconds: 0,
+        },
+      ])
+      expect(lines).toHaveLength(1 + 20 + 1 + 1)
+      // The counters keep the exact number of records.
+      expect(lines.at(-1)).toMatchObject({ records: 0, counters: { records: 1500 } })
     } finally {
       stderr.mockRestore()
       rmSync(dir, { recursive: true, force: true })

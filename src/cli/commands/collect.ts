@@ -3,8 +3,9 @@
  * decodes capture files (UDP/TCP payloads on any port) and raw export files (RFC 5655 IPFIX files) as one
  * stream, in order, and prints one JSON line per data record with the probe's element names (recordToJson).
  * Template events and options data records go to stderr as JSON lines, or into the JSON stream with --events.
- * On stderr the template events are rate-limited per exporter and kind (--event-log-limit per minute, then one
- * `template-events-suppressed` line per window; event-log-limit.ts); the counters keep the exact counts.
+ * On stderr the template events and the options data records are rate-limited per exporter and kind
+ * (--event-log-limit per minute, then one `template-events-suppressed` or `options-data-suppressed` line per
+ * window; event-log-limit.ts); the counters keep the exact counts.
  * With --store duckdb:PATH or clickhouse:URL the flow records are stored too (batched; flushed at the end, on
  * SIGINT/SIGTERM and by the batch triggers), and retention by age and row count runs at start and every
  * minute while listening. Options data records go to the store's options table (store/options-rows.ts),
@@ -90,11 +91,14 @@ function eventLine(e: TemplateEvent): Record<string, unknown> {
 /** The kind a template event is rate-limited by on stderr: the event, with its status when it has one. */
 const eventKind = (e: TemplateEvent): string => (e.status !== undefined ? `${e.event}/${e.status}` : e.event)
 
-/** The stderr line of a window in which template events were left out of the log. */
+/** The kind options data records are rate-limited by on stderr (one for all of an exporter's records). */
+const OPTIONS_DATA = 'options-data'
+
+/** The stderr line of a window in which template events or options data records were left out of the log. */
 function suppressedLine(s: SuppressedEvents): string {
   return (
     JSON.stringify({
-      '@event': 'template-events-suppressed',
+      '@event': s.kind === OPTIONS_DATA ? 'options-data-suppressed' : 'template-events-suppressed',
       exporter: s.exporter,
       kind: s.kind,
       suppressed: s.suppressed,
@@ -153,8 +157,8 @@ export function collectCommand(): Command {
     .option('--events', 'also write template events and options data records into the JSON stream', false)
     .option(
       '--event-log-limit <n>',
-      'template events written to stderr per exporter and kind per minute; the rest are summed in one ' +
-        'line per minute (0: all; the counters count every event)',
+      'template events and options data records written to stderr per exporter and kind per minute; the ' +
+        'rest are summed in one line per minute (0: all; the counters count every event)',
       intOption('--event-log-limit', 0, 2 ** 30),
       20,
     )
@@ -251,13 +255,19 @@ export function collectCommand(): Command {
       let text = ''
       let side = ''
       let records = 0
-      // Template events on stderr are rate-limited by the input's clock: capture time while reading files
-      // (the reader's), the wall clock while listening.
+      // Template events and options data records on stderr are rate-limited by the input's clock: capture
+      // time while reading files (the reader's), the wall clock while listening.
       const eventLog = new EventLogLimit({ perWindow: flags.eventLogLimit })
       let clock = (): number => Date.now()
       const logEvent = (e: TemplateEvent): void => {
         const now = clock()
         if (eventLog.admit(e.exporter, eventKind(e), now)) side += JSON.stringify(eventLine(e)) + '\n'
+        for (const s of eventLog.due(now)) side += suppressedLine(s)
+      }
+      const logOptions = (r: CollectedRecord): void => {
+        const now = clock()
+        if (eventLog.admit(r.exporter, OPTIONS_DATA, now))
+          side += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
         for (const s of eventLog.due(now)) side += suppressedLine(s)
       }
       const flush = async (): Promise<void> => {
@@ -279,9 +289,7 @@ export function collectCommand(): Command {
           records += o.columnar ?? 0
           for (const r of o.records) if (!r.isOptions) records++
           for (const e of o.events) logEvent(e)
-          for (const r of o.records)
-            if (r.isOptions)
-              side += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
+          for (const r of o.records) if (r.isOptions) logOptions(r)
           return
         }
         for (const e of o.events) {
@@ -290,9 +298,9 @@ export function collectCommand(): Command {
         }
         for (const r of o.records) {
           if (r.isOptions) {
-            const line = JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
-            if (flags.events) text += line
-            else side += line
+            if (flags.events)
+              text += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
+            else logOptions(r)
             continue
           }
           text += JSON.stringify(recordLine(r, flags.meta)) + '\n'

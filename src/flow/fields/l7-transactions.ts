@@ -344,6 +344,20 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     }
   }
 
+  /**
+   * Adds the group's anomalies (its parsers' and its own, as in summary()) into `out` as `<group>.<name>`,
+   * the live status's `l7Anomalies` (cheaper than summary(): no other figure is gathered).
+   */
+  addAnomaliesTo(out: Record<string, number>): void {
+    const c = this.l7.engine.counters
+    for (const name of this.l7Parsers) {
+      const pc = c.byParser.get(name)
+      if (pc === undefined) continue
+      for (const [k, v] of pc.anomalies) out[`${this.name}.${k}`] = (out[`${this.name}.${k}`] ?? 0) + v
+    }
+    for (const [k, v] of this.recordAnomalies) out[`${this.name}.${k}`] = (out[`${this.name}.${k}`] ?? 0) + v
+  }
+
   /** End of the run: flows removed without a last record still emit their open transactions. */
   finishAll(): void {
     this.l7.endAll()

@@ -133,6 +133,7 @@ export class LiveWorkers {
       activeFlows: 0,
       exportedByReason: [],
       anomalies: {},
+      l7Anomalies: {},
       generationsAlive: 1,
     }
     for (const c of this.finished ?? this.pool.counters()) {
@@ -152,6 +153,7 @@ export class LiveWorkers {
       for (const [k, v] of Object.entries(c.anomalies)) t.anomalies[k] = (t.anomalies[k] ?? 0) + v
       if (c.ipReassembly !== undefined)
         t.ipReassembly = addIpReassemblyStats(t.ipReassembly ?? emptyIpReassemblyStats(), c.ipReassembly)
+      for (const [k, v] of Object.entries(c.l7Anomalies)) t.l7Anomalies[k] = (t.l7Anomalies[k] ?? 0) + v
       t.generationsAlive = Math.max(t.generationsAlive, c.generationsAlive)
     }
     return t

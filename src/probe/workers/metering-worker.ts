@@ -54,6 +54,8 @@ interface Retired {
   anomalies: Map<string, number>
   /** Undefined while no retired generation had an L7 group. */
   ipReassembly: IpReassemblyStats | undefined
+  /** The L7 groups' anomalies by `<group>.<name>`. */
+  l7Anomalies: Record<string, number>
 }
 
 function run(init: WorkerInit): void {
@@ -95,6 +97,7 @@ function run(init: WorkerInit): void {
     exportedByReason: [],
     anomalies: new Map(),
     ipReassembly: undefined,
+    l7Anomalies: {},
   }
   // A private copy of each slot: the slot goes back to the dispatcher before the metering starts.
   const batch = new PacketBatch(ring.packetCapacity)
@@ -126,6 +129,7 @@ function run(init: WorkerInit): void {
     const r = p.ipReassembly()
     if (r !== undefined)
       retired.ipReassembly = addIpReassemblyStats(retired.ipReassembly ?? emptyIpReassemblyStats(), r)
+    p.addL7AnomaliesTo(retired.l7Anomalies)
   }
   const retireDrained = (): void => {
     const prev = pipeline.predecessor
@@ -165,6 +169,11 @@ function run(init: WorkerInit): void {
     }
     return out
   }
+  const l7Anomalies = (): Record<string, number> => {
+    const out = { ...retired.l7Anomalies }
+    for (const g of alive()) g.addL7AnomaliesTo(out)
+    return out
+  }
   const counters = (): WorkerCounters => {
     const gens = alive()
     const sum = (f: (p: MeteringPipeline) => number): number => gens.reduce((n, g) => n + f(g), 0)
@@ -193,6 +202,7 @@ function run(init: WorkerInit): void {
       exportedByReason: byReason,
       anomalies: anomalies(),
       ...(reassembly !== undefined ? { ipReassembly: reassembly } : {}),
+      l7Anomalies: l7Anomalies(),
       generationsAlive: gens.length,
     }
   }

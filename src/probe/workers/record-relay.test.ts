@@ -124,3 +124,23 @@ describe('record relay', () => {
     expect(() => merger.accept(1, new Uint8Array(20))).toThrow(/worker 1 relayed a malformed IPFIX message/)
   })
 })
+
+describe('record relay: outputs held for DNS answer cache lookups', () => {
+  it('checks a held output from the lookup where the last check stopped, not from its first', () => {
+    const merger = new RecordMerger(new IpfixExporter(MAIN, [new MemoryTransport()]), { workers: 2 })
+    // Worker 0 holds one output of 2000 lookups due at 1..2000 µs and has metered past them; worker 1 then
+    // advances 1 µs a report, so each report answers one more lookup.
+    const n = 2000
+    const lookups: [number, number, number][] = Array.from({ length: n }, (_, i) => [i + 1, 0x0a000001, i])
+    merger.acceptShared(0, undefined, { answers: [], lookups }, n + 1)
+    expect(merger.waiting).toBe(1)
+    merger.heldSteps = 0
+    for (let t = 1; t <= n; t++) {
+      merger.acceptShared(1, undefined, undefined, t)
+      expect(merger.waiting).toBe(t < n ? 1 : 0)
+    }
+    // Each lookup looked at once when answered, plus one look a report (a rescan from the first lookup
+    // looked at 2000 · 2001 / 2 of them).
+    expect(merger.heldSteps).toBeLessThanOrEqual(n + n + 1)
+  })
+})

@@ -160,6 +160,13 @@ export class RecordMerger {
   /** The workers' one DNS answer cache (see dns-answer-share.ts), and what waits for its answers. */
   private readonly dns: DnsShareResolver | undefined
   private readonly held: HeldOutput[][]
+  /**
+   * Per worker: how many of the lookups of its first held output are known answered (an answer is never
+   * taken back), so each check resumes where the last one stopped instead of looking at them all again.
+   */
+  private readonly heldAnswered: number[]
+  /** Tests only: lookups of held outputs looked at, plus one look per output checked. */
+  heldSteps = 0
   /** Per worker: data records taken apart so far (matched with PendingLookup.recordIndex). */
   private readonly recordsSeen: number[]
   /** Per template ID: the index of its applicationId field (-1: none). */
@@ -186,6 +193,7 @@ export class RecordMerger {
     const n = opts.workers ?? 0
     this.dns = n > 0 ? new DnsShareResolver(n) : undefined
     this.held = Array.from({ length: n }, () => [])
+    this.heldAnswered = new Array<number>(n).fill(0)
     this.recordsSeen = new Array<number>(Math.max(n, 64)).fill(0)
   }
 
@@ -215,7 +223,7 @@ export class RecordMerger {
     dns.settle()
     for (let w = 0; w < this.held.length; w++) {
       const queue = this.held[w]!
-      while (queue.length > 0 && queue[0]!.lookups.every((l) => l.entryId !== undefined)) {
+      while (queue.length > 0 && this.answered(w, queue[0]!)) {
         const out = queue.shift()!
         this.lookups = out.lookups
         this.nextLookup = 0
@@ -226,6 +234,20 @@ export class RecordMerger {
         }
       }
     }
+  }
+
+  /** Whether every lookup of `out`, the first output worker `w` holds, is answered. */
+  private answered(w: number, out: HeldOutput): boolean {
+    const lookups = out.lookups
+    let i = this.heldAnswered[w]!
+    this.heldSteps++
+    while (i < lookups.length && lookups[i]!.entryId !== undefined) {
+      this.heldSteps++
+      i++
+    }
+    // The next output starts from its first lookup.
+    this.heldAnswered[w] = i < lookups.length ? i : 0
+    return i === lookups.length
   }
 
   /** Template IDs defined so far (for tests). */

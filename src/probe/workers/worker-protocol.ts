@@ -44,6 +44,8 @@ export interface WorkerCounters {
   anomalies: Record<string, number>
   /** IP reassembly for the L7 groups, over every generation; undefined while no generation had an L7 group. */
   ipReassembly?: IpReassemblyStats
+  /** The L7 groups' anomalies by `<group>.<name>`, over every generation (empty while none had an L7 group). */
+  l7Anomalies: Record<string, number>
   /** Settings generations alive in the worker (2 while the previous one drains). */
   generationsAlive: number
 }
