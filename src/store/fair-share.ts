@@ -74,6 +74,8 @@ export class FairShare {
 
   /** Forgets an exporter holding nothing (its drops move to "other"); false when all hold rows. */
   private forgetOne(): boolean {
+    // Every exporter counted holds rows: nothing to forget (and no scan per data set of "other").
+    if (this.active - (this.other.held > 0 ? 1 : 0) >= this.tracked) return false
     for (const [exporter, domains] of this.byExporter)
       for (const [domain, s] of domains)
         if (s.held === 0) {
