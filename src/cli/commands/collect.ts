@@ -178,7 +178,8 @@ export function collectCommand(): Command {
     )
     .option(
       '--store-queue-rows <n>',
-      'listening: rows waiting for the store thread at most; more are dropped, counted and warned of',
+      'listening: rows waiting for the store thread at most; more are dropped, counted and warned of, the ' +
+        'exporters over their fair share first (an eighth more is kept for the others; docs/store.md)',
       intOption('--store-queue-rows', 1, 2 ** 30),
       262_144,
     )
