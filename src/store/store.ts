@@ -1,7 +1,9 @@
 /**
  * The flow store interface every backend implements (DuckDB embedded now, ClickHouse later), and the batch
  * writer in front of it: rows are built by column, appended in batches flushed on a size or a time trigger,
- * and on close, so nothing the collector accepted is lost at shutdown.
+ * and on close, so nothing the collector accepted is lost at shutdown. Where the store shares a bounded queue
+ * between exporters (`fairShare`, worker-store.ts), the writer asks it before buffering an exporter's rows,
+ * and hands each batch over with its rows by exporter.
  */
 import type { FlowRow, RowValue } from './normalize.js'
 import type { FlowQuery } from '../query/sql.js'
@@ -14,6 +16,7 @@ import { TypedBatch } from './typed-batch.js'
 import type { OptionRow } from './options-rows.js'
 import type { OptionsQuery } from './options-store.js'
 import type { ColumnBatch } from './column-batch.js'
+import type { FairShare, ShareOwners } from './fair-share.js'
 
 export type { ColumnBatch } from './column-batch.js'
 
@@ -32,10 +35,17 @@ export interface QueryResult {
 export interface FlowStore {
   /** Creates or upgrades the schema; safe to run any number of times. */
   migrate(): Promise<void>
-  /** Appends a batch; resolves once the rows are stored. */
-  insert(batch: ColumnBatch): Promise<void>
+  /** Appends a batch; resolves once the rows are stored. `owners`: its rows by exporter (with `fairShare`). */
+  insert(batch: ColumnBatch, owners?: ShareOwners): Promise<void>
   /** Appends a typed batch (typed-batch.ts), where the store has a path for it (else insert(toColumnBatch())). */
-  insertTyped?(batch: TypedBatch): Promise<void>
+  insertTyped?(batch: TypedBatch, owners?: ShareOwners): Promise<void>
+  /**
+   * Where the store queues rows behind a bound shared by exporters (worker-store.ts): asked before rows are
+   * buffered; refused rows are reported through `refused`.
+   */
+  readonly fairShare?: FairShare
+  /** Counts rows the fair share refused (dropped before they were buffered). */
+  refused?(rows: number): void
   /**
    * Appends several typed batches as one insert, where that is cheaper than one each (ClickHouse: one request
    * and one part); the store thread merges the typed batches waiting for it through this.
@@ -92,6 +102,9 @@ export class BatchWriter implements ColumnSink {
   private readonly maxRows: number
   private readonly maxDelayMs: number
   private readonly planner = new RecordPlanner()
+  /** With a fair share: rows of `batch` and of `typed` by exporter (handed over with them). */
+  private owners: ShareOwners | undefined
+  private typedOwners: ShareOwners | undefined
   readonly stats = { rows: 0, flushes: 0, errors: 0 }
 
   constructor(
@@ -131,8 +144,23 @@ export class BatchWriter implements ColumnSink {
   ): number | undefined {
     const plan = this.fast.plan(t)
     if (plan === undefined) return undefined
+    const base = this.typed.length
     const n = this.fast.decode(plan, ctx, t.id, bytes, p, end, Date.now() * 1000, this.typed)
-    if (n !== undefined && n > 0) this.added()
+    if (n !== undefined && n > 0) {
+      const fair = this.store.fairShare
+      if (fair !== undefined) {
+        // Decoded, then taken back if the exporter is over its share (the record count needs the decode).
+        const share = fair.share(ctx.exporter, ctx.domain)
+        if (!fair.admit(share, n)) {
+          this.typed.truncate(base, base + n)
+          this.store.refused?.(n)
+          return n
+        }
+        this.typedOwners ??= new Map()
+        this.typedOwners.set(share, (this.typedOwners.get(share) ?? 0) + n)
+      }
+      this.added()
+    }
     return n
   }
 
@@ -142,8 +170,23 @@ export class BatchWriter implements ColumnSink {
   }
 
   add(row: FlowRow): void {
+    if (!this.hold('', 0)) return
     pushRow(this.batch, row, this.names)
     this.added()
+  }
+
+  /** With a fair share: true when a row of the exporter may be buffered (then held for `batch`). */
+  private hold(exporter: string, domain: number): boolean {
+    const fair = this.store.fairShare
+    if (fair === undefined) return true
+    const share = fair.share(exporter, domain)
+    if (!fair.admit(share, 1)) {
+      this.store.refused?.(1)
+      return false
+    }
+    this.owners ??= new Map()
+    this.owners.set(share, (this.owners.get(share) ?? 0) + 1)
+    return true
   }
 
   /**
@@ -151,6 +194,7 @@ export class BatchWriter implements ColumnSink {
    * `add(normalize(r, receivedUs))`, without the row object.
    */
   addRecord(r: CollectedRecord, receivedUs: bigint): void {
+    if (!this.hold(r.exporter, r.odid)) return
     this.planner.append(this.batch, r, receivedUs, this.names)
     this.added()
   }
@@ -180,17 +224,21 @@ export class BatchWriter implements ColumnSink {
     const batch = this.batch
     const typed = this.typed
     if (batch.length + typed.length > 0) {
+      const owners = this.owners
+      const typedOwners = this.typedOwners
       this.batch = emptyBatch(this.names)
       this.typed = this.newTyped()
+      this.owners = undefined
+      this.typedOwners = undefined
       let typedDone = false
       this.chain = this.chain.then(async () => {
         try {
           if (typed.length > 0) {
-            if (this.store.insertTyped !== undefined) await this.store.insertTyped(typed)
-            else await this.store.insert(typed.toColumnBatch())
+            if (this.store.insertTyped !== undefined) await this.store.insertTyped(typed, typedOwners)
+            else await this.store.insert(typed.toColumnBatch(), typedOwners)
           }
           typedDone = true
-          if (batch.length > 0) await this.store.insert(batch)
+          if (batch.length > 0) await this.store.insert(batch, owners)
           this.stats.rows += batch.length + typed.length
           this.stats.flushes++
         } catch (e) {

@@ -6,7 +6,11 @@
  * what each batch holds while it waits: typed columns, strings, plain values): a batch that would pass either
  * bound is dropped whole and counted (`stats.dropped` rows, `droppedBatches`, `droppedForBytes`), as a full
  * socket buffer drops the datagram that does not fit (tail drop), so memory stays bounded when the store is
- * slower than the input or failing. Queries, options, retention and count run in the thread after every
+ * slower than the input or failing. Rows are also held per exporter (fair-share.ts): the batch writer asks
+ * `fairShare` before it buffers an exporter's rows, so under overload the exporters holding more than their
+ * share of the bound lose first, and while two or more exporters hold rows the row bound is raised by the
+ * fair share's reserve (what it took for exporters within their share); batches dropped here are counted
+ * per exporter too. Queries, options, retention and count run in the thread after every
  * insert queued before them. `close` waits for the queue and closes the store; with a deadline, inserts
  * not yet begun when it passes are abandoned and counted (`stats.abandoned`), and the store's closing
  * checkpoint is skipped if it has not begun.
@@ -14,6 +18,7 @@
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { FairShare, type ShareOwners } from './fair-share.js'
 import type { FlowQuery } from '../query/sql.js'
 import type { ColumnBatch } from './column-batch.js'
 import type { OptionRow } from './options-rows.js'
@@ -27,8 +32,19 @@ export interface WorkerStoreOptions {
   maxQueuedRows?: number
   /** Octets queued for the store thread at most (estimated); a batch past it is dropped. Default 128 MiB. */
   maxQueuedBytes?: number
+  /** Rows above maxQueuedRows still taken for exporters within their fair share. Default maxQueuedRows / 8. */
+  reserveRows?: number
   /** Called with each insert failure (the thread keeps the batch and tries it again). */
   onError?: (e: Error) => void
+}
+
+/** What WorkerStore needs of its thread (a worker_threads Worker; a fake one in tests). */
+export interface StoreThread {
+  postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void
+  on(event: 'message', listener: (r: Reply) => void): unknown
+  on(event: 'error', listener: (e: Error) => void): unknown
+  on(event: 'exit', listener: () => void): unknown
+  terminate(): Promise<number>
 }
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void }
@@ -42,7 +58,8 @@ export class WorkerStore implements FlowStore {
    * each at any time (peakQueued, peakQueuedBytes); stored; dropped: rows of the batches that found the queue
    * full (droppedBatches of them, droppedForBytes rows of those by the octet bound); failed: given up at
    * close as the store kept failing; abandoned: not stored because the close deadline passed; errors:
-   * failed inserts (kept and retried).
+   * failed inserts (kept and retried). droppedFairShare: rows refused by the fair share before they were
+   * buffered (also in dropped, which counts every row lost to overload; not in droppedBatches).
    */
   readonly stats = {
     queued: 0,
@@ -53,6 +70,7 @@ export class WorkerStore implements FlowStore {
     dropped: 0,
     droppedBatches: 0,
     droppedForBytes: 0,
+    droppedFairShare: 0,
     failed: 0,
     abandoned: 0,
     errors: 0,
@@ -60,7 +78,9 @@ export class WorkerStore implements FlowStore {
   private nextId = 1
   private readonly calls = new Map<number, Pending>()
   /** Rows and estimated octets of each queued insert, by request id. */
-  private readonly inserts = new Map<number, { rows: number; bytes: number }>()
+  private readonly inserts = new Map<number, { rows: number; bytes: number; owners?: ShareOwners }>()
+  /** Rows held per exporter, asked by the batch writer before it buffers them (fair-share.ts). */
+  readonly fairShare: FairShare
   readonly maxQueuedRows: number
   readonly maxQueuedBytes: number
   /** Shared with the thread: [0] set to 1 = abandon the inserts not yet begun. */
@@ -68,12 +88,16 @@ export class WorkerStore implements FlowStore {
   private ended = false
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly worker: StoreThread,
     private readonly opts: WorkerStoreOptions,
     control: SharedArrayBuffer,
   ) {
     this.maxQueuedRows = opts.maxQueuedRows ?? 262_144
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 128 * 1024 * 1024
+    this.fairShare = new FairShare({
+      boundRows: this.maxQueuedRows,
+      ...(opts.reserveRows !== undefined ? { reserveRows: opts.reserveRows } : {}),
+    })
     this.control = new Int32Array(control)
     worker.on('message', (r: Reply) => this.reply(r))
     worker.on('error', (e) => this.fail(e))
@@ -109,6 +133,11 @@ export class WorkerStore implements FlowStore {
     return new WorkerStore(worker, opts, control)
   }
 
+  /** A WorkerStore over a thread already started and its store open (tests: a fake, slow thread). */
+  static attach(thread: StoreThread, opts: WorkerStoreOptions = {}): WorkerStore {
+    return new WorkerStore(thread, opts, new SharedArrayBuffer(4))
+  }
+
   private reply(r: Reply): void {
     if (r.id === -1) {
       this.stats.errors++
@@ -120,6 +149,7 @@ export class WorkerStore implements FlowStore {
       this.inserts.delete(r.id)
       this.stats.queued -= insert.rows
       this.stats.queuedBytes -= insert.bytes
+      if (insert.owners !== undefined) this.fairShare.release(insert.owners)
       if (r.ok) this.stats.stored += insert.rows
       else if (r.abandoned === true) this.stats.abandoned += insert.rows
       else this.stats.failed += insert.rows
@@ -145,24 +175,42 @@ export class WorkerStore implements FlowStore {
     })
   }
 
-  /** True when `rows` rows of `bytes` octets fit in the queue; else they are dropped and counted. */
-  private admit(rows: number, bytes: number): boolean {
+  /** Rows refused by the fair share before they were buffered (fair-share.ts): counted as dropped. */
+  refused(rows: number): void {
+    this.stats.dropped += rows
+    this.stats.droppedFairShare += rows
+  }
+
+  /**
+   * True when `rows` rows of `bytes` octets fit in the queue (rows up to the fair share's ceiling); else they
+   * are dropped and counted, per exporter by `owners` too.
+   */
+  private admit(rows: number, bytes: number, owners: ShareOwners | undefined): boolean {
     const s = this.stats
     if (this.ended) {
       s.abandoned += rows // handed over after the store was closed
+      if (owners !== undefined) this.fairShare.release(owners)
       return false
     }
-    if (s.queued + rows <= this.maxQueuedRows && s.queuedBytes + bytes <= this.maxQueuedBytes) return true
+    const maxRows = this.fairShare.ceilingRows
+    if (s.queued + rows <= maxRows && s.queuedBytes + bytes <= this.maxQueuedBytes) return true
     s.dropped += rows
     s.droppedBatches++
-    if (s.queued + rows <= this.maxQueuedRows) s.droppedForBytes += rows
+    if (s.queued + rows <= maxRows) s.droppedForBytes += rows
+    if (owners !== undefined) this.fairShare.dropped(owners)
     return false
   }
 
   /** Queues an insert admitted by admit(). */
-  private queue(rows: number, bytes: number, req: RequestBody, transfer: ArrayBuffer[] = []): void {
+  private queue(
+    rows: number,
+    bytes: number,
+    owners: ShareOwners | undefined,
+    req: RequestBody,
+    transfer: ArrayBuffer[] = [],
+  ): void {
     const id = this.nextId++
-    this.inserts.set(id, { rows, bytes })
+    this.inserts.set(id, owners !== undefined ? { rows, bytes, owners } : { rows, bytes })
     const s = this.stats
     s.queued += rows
     s.queuedBytes += bytes
@@ -171,24 +219,28 @@ export class WorkerStore implements FlowStore {
     this.worker.postMessage({ ...req, id }, transfer)
   }
 
-  /** Queues the batch (resolves at once; dropped and counted when the queue is full). */
-  insert(batch: ColumnBatch): Promise<void> {
+  /**
+   * Queues the batch (resolves at once; dropped and counted when the queue is full). `owners`: its rows by
+   * exporter, as held in `fairShare` (released when they leave the queue).
+   */
+  insert(batch: ColumnBatch, owners?: ShareOwners): Promise<void> {
     if (batch.length === 0) return Promise.resolve()
     const bytes = columnBatchBytes(batch)
-    if (this.admit(batch.length, bytes)) this.queue(batch.length, bytes, { op: 'insert', batch })
+    if (this.admit(batch.length, bytes, owners))
+      this.queue(batch.length, bytes, owners, { op: 'insert', batch })
     return Promise.resolve()
   }
 
   /** Queues the typed batch, its buffers moved to the thread (the batch is unusable afterwards). */
-  insertTyped(batch: TypedBatch): Promise<void> {
-    if (batch.length === 0 || batch.length > this.maxQueuedRows - this.stats.queued) {
-      if (batch.length > 0) this.admit(batch.length, 0)
+  insertTyped(batch: TypedBatch, owners?: ShareOwners): Promise<void> {
+    if (batch.length === 0 || batch.length > this.fairShare.ceilingRows - this.stats.queued) {
+      if (batch.length > 0) this.admit(batch.length, 0, owners)
       return Promise.resolve()
     }
     const { wire, transfer } = toWire(batch)
     const bytes = wireBytes(wire)
-    if (this.admit(batch.length, bytes))
-      this.queue(batch.length, bytes, { op: 'insertTyped', batch: wire }, transfer)
+    if (this.admit(batch.length, bytes, owners))
+      this.queue(batch.length, bytes, owners, { op: 'insertTyped', batch: wire }, transfer)
     return Promise.resolve()
   }
 

@@ -178,7 +178,8 @@ export function collectCommand(): Command {
     )
     .option(
       '--store-queue-rows <n>',
-      'listening: rows waiting for the store thread at most; more are dropped, counted and warned of',
+      'listening: rows waiting for the store thread at most; more are dropped, counted and warned of, the ' +
+        'exporters over their fair share first (an eighth more is kept for the others; docs/store.md)',
       intOption('--store-queue-rows', 1, 2 ** 30),
       262_144,
     )
@@ -343,11 +344,14 @@ export function collectCommand(): Command {
           for (const s of eventLog.due(Date.now())) side += suppressedLine(s)
           void flush()
           // Rows the store thread could not take: said at once (every 10 s at most), not only in the summary.
-          const thread = writer?.store instanceof WorkerStore ? writer.store.stats : undefined
-          if (thread !== undefined && thread.dropped > droppedSeen) {
+          const store = writer?.store instanceof WorkerStore ? writer.store : undefined
+          const thread = store?.stats
+          if (store !== undefined && thread !== undefined && thread.dropped > droppedSeen) {
+            const most = store.fairShare.topDropped(1)[0]
             process.stderr.write(
               `flowtel collect: the store is behind: ${thread.dropped - droppedSeen} rows dropped in the last ` +
-                `10 s (${thread.dropped} in all; queue of ${flags.storeQueueRows} rows or ` +
+                `10 s (${thread.dropped} in all, most from exporter ${most?.exporter ?? '?'} domain ` +
+                `${most?.domain ?? '?'}: ${most?.dropped ?? 0}; queue of ${flags.storeQueueRows} rows or ` +
                 `${flags.storeQueueMb} MiB full; see --store-queue-rows, --store-queue-mb)\n`,
             )
             droppedSeen = thread.dropped
@@ -407,7 +411,15 @@ export function collectCommand(): Command {
                 accepted: stored,
                 store: {
                   ...writer.stats,
-                  ...(writer.store instanceof WorkerStore ? { thread: writer.store.stats } : {}),
+                  ...(writer.store instanceof WorkerStore
+                    ? {
+                        thread: {
+                          ...writer.store.stats,
+                          // The exporters that lost the most rows (fair share and tail drops), then "other".
+                          droppedByExporter: writer.store.fairShare.topDropped(),
+                        },
+                      }
+                    : {}),
                 },
               }
             : {}),
