@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 
-/** What ./x509.ts's CertInfo holds but the signature algorithm and the fingerprints, which it adds. */
+/** A certificate's fields as OpenSSL gives them; ./x509.ts splits the names and adds the signature algorithm. */
 export interface PlainCertFields {
   subject: string
   issuer: string

@@ -14,7 +14,7 @@
  * certificate costs a hash of 64 bytes and one memcmp instead of an OpenSSL parse and two digests.
  */
 import { X509Certificate } from 'node:crypto'
-import { plainCertFields } from './x509-der.js'
+import { plainCertFields, type PlainCertFields } from './x509-der.js'
 
 export interface CertInfo {
   subject: string
@@ -152,54 +152,52 @@ export function describeCertificate(der: Uint8Array): CertInfo | undefined {
 /** The description of `der`, read directly when it is plain (./x509-der.ts), else by OpenSSL. */
 export function describeUncached(der: Uint8Array): CertInfo | undefined {
   const plain = plainCertFields(der)
-  if (plain !== undefined) {
-    const subject = name(plain.subject)
-    const issuer = name(plain.issuer)
-    const oid = signatureOid(der)
-    return {
-      subject: subject.dn,
-      issuer: issuer.dn,
-      subjectCn: subject.cn,
-      subjectO: subject.o,
-      issuerCn: issuer.cn,
-      issuerO: issuer.o,
-      serial: plain.serial,
-      notBefore: plain.notBefore,
-      notAfter: plain.notAfter,
-      keyAlg: KEY_ALGS[plain.keyType] ?? plain.keyType,
-      keyLength: plain.keyLength,
-      sigAlg: SIG_ALGS[oid] ?? oid,
-      sanDns: plain.sanDns,
-      sha1: plain.sha1,
-      sha256: plain.sha256,
-    }
-  }
-  return describeWithOpenSsl(der)
+  return plain !== undefined ? certInfo(plain, der) : describeWithOpenSsl(der)
 }
 
 /** The description of `der` through Node's X509Certificate (OpenSSL); undefined when it does not parse. */
 export function describeWithOpenSsl(der: Uint8Array): CertInfo | undefined {
   try {
-    return describe(new X509Certificate(der), der)
+    return certInfo(opensslFields(new X509Certificate(der)), der)
   } catch {
     return undefined
   }
 }
 
-function describe(x: X509Certificate, der: Uint8Array): CertInfo {
-  const subject = name(x.subject)
-  const issuer = name(x.issuer)
+/** The fields OpenSSL reads of `x`, as ./x509-der.ts reads them of a plain certificate. */
+function opensslFields(x: X509Certificate): PlainCertFields {
   // OpenSSL refuses some keys (unknown algorithms, broken encodings): the rest of the certificate still counts.
-  let type = ''
+  let keyType = ''
   let keyLength = 0
   try {
     const key = x.publicKey
-    type = key.asymmetricKeyType ?? ''
+    keyType = key.asymmetricKeyType ?? ''
     const d = key.asymmetricKeyDetails
     keyLength = d?.modulusLength ?? (d?.namedCurve !== undefined ? (CURVE_BITS[d.namedCurve] ?? 0) : 0)
   } catch {
-    type = ''
+    keyType = ''
   }
+  return {
+    subject: x.subject,
+    issuer: x.issuer,
+    serial: x.serialNumber.toUpperCase(),
+    notBefore: Math.floor(Date.parse(x.validFrom) / 1000),
+    notAfter: Math.floor(Date.parse(x.validTo) / 1000),
+    keyType,
+    keyLength,
+    sanDns: (x.subjectAltName ?? '')
+      .split(', ')
+      .filter((s) => s.startsWith('DNS:'))
+      .map((s) => s.slice(4)),
+    sha1: hexBytes(x.fingerprint),
+    sha256: hexBytes(x.fingerprint256),
+  }
+}
+
+/** The description of certificate `der` from its fields (the signature algorithm is read from the DER). */
+function certInfo(f: PlainCertFields, der: Uint8Array): CertInfo {
+  const subject = name(f.subject)
+  const issuer = name(f.issuer)
   const oid = signatureOid(der)
   return {
     subject: subject.dn,
@@ -208,17 +206,14 @@ function describe(x: X509Certificate, der: Uint8Array): CertInfo {
     subjectO: subject.o,
     issuerCn: issuer.cn,
     issuerO: issuer.o,
-    serial: x.serialNumber.toUpperCase(),
-    notBefore: Math.floor(Date.parse(x.validFrom) / 1000),
-    notAfter: Math.floor(Date.parse(x.validTo) / 1000),
-    keyAlg: KEY_ALGS[type] ?? type,
-    keyLength,
+    serial: f.serial,
+    notBefore: f.notBefore,
+    notAfter: f.notAfter,
+    keyAlg: KEY_ALGS[f.keyType] ?? f.keyType,
+    keyLength: f.keyLength,
     sigAlg: SIG_ALGS[oid] ?? oid,
-    sanDns: (x.subjectAltName ?? '')
-      .split(', ')
-      .filter((s) => s.startsWith('DNS:'))
-      .map((s) => s.slice(4)),
-    sha1: hexBytes(x.fingerprint),
-    sha256: hexBytes(x.fingerprint256),
+    sanDns: f.sanDns,
+    sha1: f.sha1,
+    sha256: f.sha256,
   }
 }
