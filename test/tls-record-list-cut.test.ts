@@ -7,32 +7,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { formatSummary } from '../src/cli/summary.js'
-import { ascii } from './helpers/l7.js'
 import { LINKTYPE, pcapFile } from './helpers/packet-builder.js'
 import { probeRecords } from './helpers/probe-run.js'
 import { tcpConversation } from './helpers/tcp-conversation.js'
+import { handshake, manySuitesHello, record } from './helpers/tls-bytes.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'flowtel-tls-cut-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const u16 = (v: number): number[] => [v >> 8, v & 0xff]
-const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
-const vec16 = (b: number[]): number[] => [...u16(b.length), ...b]
-const vec8 = (b: number[]): number[] => [b.length, ...b]
-const ext = (type: number, body: number[]): number[] => [...u16(type), ...vec16(body)]
-
 /** A TLS 1.2 ClientHello record (SNI cut.example) offering `suites` cipher suites. */
 function clientHello(suites: number): Uint8Array {
-  const body = [
-    ...u16(0x0303),
-    ...new Array<number>(32).fill(7),
-    ...vec8([]),
-    ...vec16(Array.from({ length: suites }, (_, i) => u16(0x1000 + i)).flat()),
-    ...vec8([0]),
-    ...vec16(ext(0, vec16([0, ...vec16([...ascii('cut.example')])]))),
-  ]
-  const hs = [1, ...u24(body.length), ...body]
-  return Uint8Array.from([22, ...u16(0x0301), ...u16(hs.length), ...hs])
+  return record(handshake(1, manySuitesHello(suites, 'cut.example')))
 }
 
 async function run(suites: number, name: string): Promise<Awaited<ReturnType<typeof probeRecords>>> {

@@ -7,18 +7,13 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii } from '../../test/helpers/l7.js'
 import { udpDatagrams } from '../../test/helpers/pcap-udp.js'
+import { ext, u16, u24, vec16, vec8 } from '../../test/helpers/tls-bytes.js'
 import { dtlsParser, isStun, type DtlsState } from './dtls.js'
 import { L7Dir } from './parser.js'
 import type { TlsTx } from './tls.js'
 import { ja3, ja4 } from './tls-fingerprint.js'
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/pcap/dtls')
-
-const u16 = (v: number): number[] => [v >> 8, v & 0xff]
-const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
-const vec8 = (b: number[]): number[] => [b.length, ...b]
-const vec16 = (b: number[]): number[] => [...u16(b.length), ...b]
-const ext = (type: number, body: number[]): number[] => [...u16(type), ...vec16(body)]
 
 /** A DTLS record (RFC 6347 §4.1): type, version, epoch, 48-bit sequence number, length. */
 function record(

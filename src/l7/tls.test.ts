@@ -4,6 +4,17 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Driver, ascii, feedSplit, withoutSkip } from '../../test/helpers/l7.js'
+import {
+  ext,
+  handshake,
+  manySuitesHello,
+  record,
+  str,
+  u16,
+  u24,
+  vec16,
+  vec8,
+} from '../../test/helpers/tls-bytes.js'
 import { PacketInfo } from '../decode/packet.js'
 import { L7Engine } from './engine.js'
 import { L7Dir, type L7Parser } from './parser.js'
@@ -16,20 +27,6 @@ import {
   type TlsState,
   type TlsTx,
 } from './tls.js'
-
-const u16 = (v: number): number[] => [v >> 8, v & 0xff]
-const u24 = (v: number): number[] => [v >> 16, (v >> 8) & 0xff, v & 0xff]
-const vec16 = (b: number[]): number[] => [...u16(b.length), ...b]
-const vec8 = (b: number[]): number[] => [b.length, ...b]
-const ext = (type: number, body: number[]): number[] => [...u16(type), ...vec16(body)]
-const str = (s: string): number[] => [...ascii(s)]
-
-function handshake(type: number, body: number[]): number[] {
-  return [type, ...u24(body.length), ...body]
-}
-function record(body: number[], version = 0x0301): Uint8Array {
-  return Uint8Array.from([22, ...u16(version), ...u16(body.length), ...body])
-}
 
 const CH_BODY = [
   ...u16(0x0303),
@@ -385,15 +382,7 @@ describe('tls parser: parsed state charged to the L7 memory budget', () => {
 
   /** A ClientHello with `suites` cipher suites (a hostile one: real hellos offer a few dozen), in records. */
   function bigHello(suites: number): Uint8Array {
-    const body = [
-      ...u16(0x0303),
-      ...new Array<number>(32).fill(7),
-      ...vec8([]),
-      ...vec16(Array.from({ length: suites }, (_, i) => u16(0x1000 + i)).flat()),
-      ...vec8([0]),
-      ...vec16(ext(0, vec16([0, ...vec16(str('hostile.example'))]))),
-    ]
-    const hs = handshake(1, body)
+    const hs = handshake(1, manySuitesHello(suites, 'hostile.example'))
     const out: Uint8Array[] = []
     for (let i = 0; i < hs.length; i += 16000) out.push(record(hs.slice(i, i + 16000), 0x0303))
     return Uint8Array.from(out.flatMap((p) => [...p]))
