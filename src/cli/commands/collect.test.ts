@@ -9,11 +9,35 @@ import { LINKTYPE, PROTO, eth, ipv4, pcapFile, udp } from '../../../test/helpers
 import { hex } from '../../ipfix/testing.js'
 import { collectCommand } from './collect.js'
 
+/** What a test wrote to stderr: as text, and as the JSON lines `collect` writes. */
+interface CapturedStderr {
+  text(): string
+  lines(): Record<string, unknown>[]
+}
+
+/** Runs `body` with a fresh temporary folder and stderr captured, and removes both after it. */
+async function withStderr(body: (dir: string, stderr: CapturedStderr) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+  const text = (): string => spy.mock.calls.map((c) => String(c[0])).join('')
+  try {
+    await body(dir, {
+      text,
+      lines: () =>
+        text()
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+    })
+  } finally {
+    spy.mockRestore()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 describe('flowtel collect --read', () => {
-  it('reads raw IPFIX files as one stream and writes JSON lines', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
-    try {
+  it('reads raw IPFIX files as one stream and writes JSON lines', () =>
+    withStderr(async (dir, stderr) => {
       const tpl = join(dir, 'a.ipfix')
       const data = join(dir, 'b.ipfix')
       const out = join(dir, 'out.jsonl')
@@ -33,18 +57,12 @@ describe('flowtel collect --read', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as unknown)
       expect(lines).toEqual([{ destinationTransportPort: 80 }, { destinationTransportPort: 443 }])
-      const events = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const events = stderr.text()
       expect(events).toContain('"@event":"template"')
-    } finally {
-      stderr.mockRestore()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
-  it('keeps the summary short with many sessions: 20 sequence trackers listed, the rest summed', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
-    try {
+  it('keeps the summary short with many sessions: 20 sequence trackers listed, the rest summed', () =>
+    withStderr(async (dir, stderr) => {
       // 50 raw files, each its own session (--session-per-file): one header-only message each.
       const files: string[] = []
       for (let i = 0; i < 50; i++) {
@@ -55,23 +73,17 @@ describe('flowtel collect --read', () => {
       await collectCommand().parseAsync([...files, '--session-per-file', '--json', join(dir, 'out.jsonl')], {
         from: 'user',
       })
-      const text = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const text = stderr.text()
       const summary = JSON.parse(text.trim().split('\n').at(-1)!) as {
         sequence: Record<string, unknown>
         sequenceOmitted?: { trackers: number; messages: number }
       }
       expect(Object.keys(summary.sequence)).toHaveLength(20)
       expect(summary.sequenceOmitted).toMatchObject({ trackers: 30, messages: 30 })
-    } finally {
-      stderr.mockRestore()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
-  it('bounds the template event lines on stderr per exporter and kind; a summary line carries the rest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
-    try {
+  it('bounds the template event lines on stderr per exporter and kind; a summary line carries the rest', () =>
+    withStderr(async (dir, stderr) => {
       // One raw IPFIX stream: template 256 defined and withdrawn 1000 times, then refreshed 2000 times.
       const define = hex('000a 001c 6553f100 00000000 00000001  0002 000c 0100 0001 000b 0002')
       const withdraw = hex('000a 0018 6553f100 00000000 00000001  0002 0008 0100 0000')
@@ -81,12 +93,7 @@ describe('flowtel collect --read', () => {
       const f = join(dir, 'flood.ipfix')
       writeFileSync(f, Buffer.concat(parts))
       await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
-      const lines = stderr.mock.calls
-        .map((c) => String(c[0]))
-        .join('')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      const lines = stderr.lines()
       const of = (event: string): Record<string, unknown>[] => lines.filter((l) => l['@event'] === event)
       // 4000 events: 20 lines of each kind (added, unchanged, withdrawal), then one summary per kind.
       expect(of('template')).toHaveLength(40)
@@ -106,16 +113,10 @@ describe('flowtel collect --read', () => {
         templates_unchanged: 1999,
         withdrawal: 1000,
       })
-    } finally {
-      stderr.mockRestore()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
-  it('says in the summary how many IP fragments the capture had and how many datagrams they rebuilt', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
-    try {
+  it('says in the summary how many IP fragments the capture had and how many datagrams they rebuilt', () =>
+    withStderr(async (dir, stderr) => {
       // A real MikroTik IPFIX template message (test/fixtures/exports/SOURCES.md) in one UDP datagram, cut
       // into two IPv4 fragments of 80 and 76 octets.
       const fixture = new URL('../../../test/fixtures/exports/logstash-mikrotik-tpl.dat', import.meta.url)
@@ -138,7 +139,7 @@ describe('flowtel collect --read', () => {
         ),
       )
       await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
-      const text = stderr.mock.calls.map((c) => String(c[0])).join('')
+      const text = stderr.text()
       const summary = JSON.parse(text.trim().split('\n').at(-1)!) as {
         input: Record<string, unknown>
         counters: Record<string, number>
@@ -151,16 +152,10 @@ describe('flowtel collect --read', () => {
         skipped: {},
       })
       expect(summary.counters).toMatchObject({ templates_added: 2 })
-    } finally {
-      stderr.mockRestore()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
-  it('bounds the options data lines on stderr per exporter too; a summary line carries the rest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flowtel-collect-'))
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
-    try {
+  it('bounds the options data lines on stderr per exporter too; a summary line carries the rest', () =>
+    withStderr(async (dir, stderr) => {
       // Options template 257 (RFC 7011 §3.4.2.2): scope ingressInterface, then interfaceName (8 octets).
       const template = hex(
         '000a 0022 6553f100 00000000 00000001  0003 0012 0101 0002 0001 000a 0004 0052 0008',
@@ -183,12 +178,7 @@ describe('flowtel collect --read', () => {
       const f = join(dir, 'catalogue.ipfix')
       writeFileSync(f, Buffer.concat(parts))
       await collectCommand().parseAsync(['--read', f, '--json', join(dir, 'out.jsonl')], { from: 'user' })
-      const lines = stderr.mock.calls
-        .map((c) => String(c[0]))
-        .join('')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
+      const lines = stderr.lines()
       const of = (event: string): Record<string, unknown>[] => lines.filter((l) => l['@event'] === event)
       expect(of('options-template')).toHaveLength(1)
       const logged = of('options-data')
@@ -207,9 +197,5 @@ describe('flowtel collect --read', () => {
       expect(lines).toHaveLength(1 + 20 + 1 + 1)
       // The counters keep the exact number of records.
       expect(lines.at(-1)).toMatchObject({ records: 0, counters: { records: 1500 } })
-    } finally {
-      stderr.mockRestore()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 })
