@@ -185,7 +185,7 @@ export class OfflineReader {
     this.reassembly.finish()
     for (const [name, n] of Object.entries(this.fragmentAnomalies.toObject()))
       this.stats.skipped[name] = (this.stats.skipped[name] ?? 0) + n
-    this.fragmentAnomalies.counts.fill(0)
+    this.fragmentAnomalies.clear()
   }
 
   /** The session of packet `p` (its sender is the exporter). */

@@ -108,6 +108,11 @@ export class Anomalies {
     return out
   }
 
+  /** Sets every counter back to 0 (a reader that moves the counts elsewhere, as it takes them). */
+  clear(): void {
+    this.counts.fill(0)
+  }
+
   /** Total of the malformed-packet counters (everything except snaplen and non-IP). */
   malformedTotal(): number {
     let t = 0
