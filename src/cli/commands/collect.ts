@@ -84,8 +84,14 @@ export function recordLine(r: CollectedRecord, meta: boolean): Record<string, un
 
 const hostText = (h: string): string => (h.includes(':') ? `[${h}]` : h)
 
-function eventLine(e: TemplateEvent): Record<string, unknown> {
-  return { '@event': e.event, ...e }
+/** The JSON line of a template event (with --events in the JSON stream, else on stderr). */
+function eventLine(e: TemplateEvent): string {
+  return JSON.stringify({ '@event': e.event, ...e }) + '\n'
+}
+
+/** The JSON line of an options data record (with --events in the JSON stream, else on stderr). */
+function optionsLine(r: CollectedRecord): string {
+  return JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
 }
 
 /** The kind a template event is rate-limited by on stderr: the event, with its status when it has one. */
@@ -260,17 +266,14 @@ export function collectCommand(): Command {
       // time while reading files (the reader's), the wall clock while listening.
       const eventLog = new EventLogLimit({ perWindow: flags.eventLogLimit })
       let clock = (): number => Date.now()
-      const logEvent = (e: TemplateEvent): void => {
+      // The line is built only when it is logged.
+      const log = (exporter: string, kind: string, line: () => string): void => {
         const now = clock()
-        if (eventLog.admit(e.exporter, eventKind(e), now)) side += JSON.stringify(eventLine(e)) + '\n'
+        if (eventLog.admit(exporter, kind, now)) side += line()
         for (const s of eventLog.due(now)) side += suppressedLine(s)
       }
-      const logOptions = (r: CollectedRecord): void => {
-        const now = clock()
-        if (eventLog.admit(r.exporter, OPTIONS_DATA, now))
-          side += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
-        for (const s of eventLog.due(now)) side += suppressedLine(s)
-      }
+      const logEvent = (e: TemplateEvent): void => log(e.exporter, eventKind(e), () => eventLine(e))
+      const logOptions = (r: CollectedRecord): void => log(r.exporter, OPTIONS_DATA, () => optionsLine(r))
       const flush = async (): Promise<void> => {
         if (text !== '' && out === undefined) text = ''
         if (text !== '' && out !== undefined) {
@@ -294,13 +297,12 @@ export function collectCommand(): Command {
           return
         }
         for (const e of o.events) {
-          if (flags.events) text += JSON.stringify(eventLine(e)) + '\n'
+          if (flags.events) text += eventLine(e)
           else logEvent(e)
         }
         for (const r of o.records) {
           if (r.isOptions) {
-            if (flags.events)
-              text += JSON.stringify({ '@event': 'options-data', ...recordLine(r, true) }) + '\n'
+            if (flags.events) text += optionsLine(r)
             else logOptions(r)
             continue
           }
