@@ -31,6 +31,7 @@ import { ipv4Text, ipv6Text } from '../ipfix/decoder.js'
 import type { DecodeOutput, FlowCollector } from './decode-message.js'
 import { FILE_SESSION, sessionId, type SessionKey } from './session.js'
 import { TcpFramer } from './tcp-framer.js'
+import { addCounts } from '../util/counts.js'
 
 /** Raw export files larger than this are refused (they are read whole). */
 const MAX_RAW_FILE = 256 * 1024 * 1024
@@ -183,8 +184,7 @@ export class OfflineReader {
    */
   private endFragments(): void {
     this.reassembly.finish()
-    for (const [name, n] of Object.entries(this.fragmentAnomalies.toObject()))
-      this.stats.skipped[name] = (this.stats.skipped[name] ?? 0) + n
+    addCounts(this.stats.skipped, this.fragmentAnomalies.toObject())
     this.fragmentAnomalies.clear()
   }
 

@@ -56,6 +56,7 @@ import type { ApplyResult, DebugCaptureState, TelemetryControl, ValidateResult }
 import { LiveClock } from './live-clock.js'
 import { MeteringPipeline, type PipelineOptions } from './pipeline.js'
 import { LiveWorkers } from './workers/live-workers.js'
+import { addCounts } from '../util/counts.js'
 
 /** Per-interface capture figures (the shape of wt/capture's interfaceStats()). */
 export interface CaptureInterfaceStats {
@@ -349,7 +350,7 @@ export class ProbeService implements TelemetryControl {
       w.exportedByReason.forEach((n, i) => (byReason[i] = (byReason[i] ?? 0) + n))
       for (const [k, v] of Object.entries(w.anomalies)) anomalies.set(k, (anomalies.get(k) ?? 0) + v)
       if (w.ipReassembly !== undefined) addIpReassemblyStats(ipReassembly, w.ipReassembly)
-      for (const [k, v] of Object.entries(w.l7Anomalies)) l7Anomalies[k] = (l7Anomalies[k] ?? 0) + v
+      addCounts(l7Anomalies, w.l7Anomalies)
       generationsAlive = w.generationsAlive
     }
     const exportedByEndReason: Record<string, number> = {}

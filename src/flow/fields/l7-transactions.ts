@@ -34,6 +34,7 @@ import { resized } from '../../util/typed-arrays.js'
 import { utf8Length } from '../../util/utf8.js'
 import { RecordKind, type FieldList, type FlowFeature, type FlowView } from '../feature.js'
 import type { L7Consumer, L7Hub } from './l7-hub.js'
+import { addCounts } from '../../util/counts.js'
 
 /** String octets per transaction record, shared among its string fields (see clipAll). */
 const STRING_BUDGET = 1000
@@ -328,9 +329,9 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
       handoffs += pc.handoffs
       bufferOverflows += pc.bufferOverflows
       parserErrors += pc.parserErrors
-      for (const [k, v] of pc.anomalies) anomalies[k] = (anomalies[k] ?? 0) + v
+      addCounts(anomalies, pc.anomalies)
     }
-    for (const [k, v] of this.recordAnomalies) anomalies[k] = (anomalies[k] ?? 0) + v
+    addCounts(anomalies, this.recordAnomalies)
     return {
       flowsClaimed,
       handoffs,

@@ -17,6 +17,7 @@ import type { PipelineOptions } from '../pipeline.js'
 import { RecordMerger } from './record-relay.js'
 import { WorkerPool } from './worker-pool.js'
 import type { FieldChange, WorkerCounters } from './worker-protocol.js'
+import { addCounts } from '../../util/counts.js'
 
 export interface LiveWorkersOptions {
   workers: number
@@ -150,10 +151,10 @@ export class LiveWorkers {
       t.flowsCreated += c.flowsCreated
       t.activeFlows += c.activeFlows
       c.exportedByReason.forEach((n, i) => (t.exportedByReason[i] = (t.exportedByReason[i] ?? 0) + n))
-      for (const [k, v] of Object.entries(c.anomalies)) t.anomalies[k] = (t.anomalies[k] ?? 0) + v
+      addCounts(t.anomalies, c.anomalies)
       if (c.ipReassembly !== undefined)
         t.ipReassembly = addIpReassemblyStats(t.ipReassembly ?? emptyIpReassemblyStats(), c.ipReassembly)
-      for (const [k, v] of Object.entries(c.l7Anomalies)) t.l7Anomalies[k] = (t.l7Anomalies[k] ?? 0) + v
+      addCounts(t.l7Anomalies, c.l7Anomalies)
       t.generationsAlive = Math.max(t.generationsAlive, c.generationsAlive)
     }
     return t
