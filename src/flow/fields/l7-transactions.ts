@@ -321,7 +321,6 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
     let handoffs = 0
     let bufferOverflows = 0
     let parserErrors = 0
-    const anomalies: Record<string, number> = {}
     for (const name of this.l7Parsers) {
       const pc = c.byParser.get(name)
       if (pc === undefined) continue
@@ -329,9 +328,7 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
       handoffs += pc.handoffs
       bufferOverflows += pc.bufferOverflows
       parserErrors += pc.parserErrors
-      addCounts(anomalies, pc.anomalies)
     }
-    addCounts(anomalies, this.recordAnomalies)
     return {
       flowsClaimed,
       handoffs,
@@ -340,23 +337,29 @@ export abstract class TransactionGroup<Tx> implements FlowFeature, L7Consumer {
       bufferOverflows,
       parserErrors,
       transactions: this.transactions,
-      anomalies,
+      anomalies: this.anomalies(),
       reassembly: { ...c.reassembly },
     }
   }
 
   /**
    * Adds the group's anomalies (its parsers' and its own, as in summary()) into `out` as `<group>.<name>`,
-   * the live status's `l7Anomalies` (cheaper than summary(): no other figure is gathered).
+   * the live status's `l7Anomalies`.
    */
   addAnomaliesTo(out: Record<string, number>): void {
+    for (const [k, v] of Object.entries(this.anomalies()))
+      out[`${this.name}.${k}`] = (out[`${this.name}.${k}`] ?? 0) + v
+  }
+
+  /** The anomalies of the group's parsers and of its records, by name. */
+  private anomalies(): Record<string, number> {
     const c = this.l7.engine.counters
+    const out: Record<string, number> = {}
     for (const name of this.l7Parsers) {
       const pc = c.byParser.get(name)
-      if (pc === undefined) continue
-      for (const [k, v] of pc.anomalies) out[`${this.name}.${k}`] = (out[`${this.name}.${k}`] ?? 0) + v
+      if (pc !== undefined) addCounts(out, pc.anomalies)
     }
-    for (const [k, v] of this.recordAnomalies) out[`${this.name}.${k}`] = (out[`${this.name}.${k}`] ?? 0) + v
+    return addCounts(out, this.recordAnomalies)
   }
 
   /** End of the run: flows removed without a last record still emit their open transactions. */
